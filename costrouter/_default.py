@@ -1,0 +1,37 @@
+"""The module-level ``route_completion``: a default router built lazily from settings."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from costrouter.settings import Settings
+
+if TYPE_CHECKING:
+    from costrouter.router import CostRouter
+
+_lock = threading.Lock()
+_router: list[CostRouter] = []
+
+
+def default_router() -> CostRouter:
+    """The router built from ``COSTROUTER_CONFIG`` (else ``./configs/router.yaml``) and
+    ``COSTROUTER_BUDGETS``, on first use."""
+    with _lock:
+        if not _router:
+            from costrouter.router import CostRouter
+
+            settings = Settings()
+            _router.append(CostRouter.from_files(settings.config, settings.budgets, settings=settings))
+        return _router[0]
+
+
+def route_completion(group: str, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Any:
+    """:meth:`CostRouter.route_completion` on the default router."""
+    return default_router().route_completion(group, messages, **kwargs)
+
+
+async def aroute_completion(group: str, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_completion` on the default router."""
+    return await default_router().aroute_completion(group, messages, **kwargs)

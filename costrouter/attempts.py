@@ -1,0 +1,178 @@
+"""The per-call attempt record, filled by a LiteLLM CustomLogger.
+
+LiteLLM runs success callbacks outside the caller's context (a logging thread, a
+detached task), so nothing here looks at "the current span": every callback finds
+its routed call by the ``costrouter_call_id`` that the router puts in the request's
+``metadata``. Pre-call and failure callbacks run in the caller's flow, before the
+next attempt starts, so the record is complete when the Router call returns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import litellm
+from litellm.integrations.custom_logger import CustomLogger
+
+CALL_ID_KEY = "costrouter_call_id"
+
+AttemptKind = Literal["first", "retry", "fallback"]
+
+
+@dataclass
+class Attempt:
+    """One provider request of a routed call."""
+
+    index: int
+    kind: AttemptKind
+    model_group: str
+    deployment_id: str
+    model: str
+    litellm_call_id: str
+    start_ns: int
+    wait_ns: int = 0
+    end_ns: int | None = None
+    outcome: Literal["pending", "success", "failure"] = "pending"
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class CallRecord:
+    """Every attempt of one routed call, in order."""
+
+    call_id: str
+    attempts: list[Attempt] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def retries(self) -> int:
+        """Attempts that retried the same model group."""
+        return sum(1 for attempt in self.attempts if attempt.kind == "retry")
+
+    @property
+    def fallbacks(self) -> int:
+        """Attempts that moved to another model group."""
+        return sum(1 for attempt in self.attempts if attempt.kind == "fallback")
+
+    def start(self, model_group: str, deployment_id: str, model: str, litellm_call_id: str) -> None:
+        """Open an attempt (idempotent per LiteLLM call id)."""
+        now = time.time_ns()
+        with self.lock:
+            if any(a.litellm_call_id == litellm_call_id for a in self.attempts):
+                return
+            previous = self.attempts[-1] if self.attempts else None
+            kind: AttemptKind = "first"
+            wait_ns = 0
+            if previous is not None:
+                kind = "retry" if previous.model_group == model_group else "fallback"
+                wait_ns = max(0, now - (previous.end_ns or now))
+            self.attempts.append(
+                Attempt(len(self.attempts), kind, model_group, deployment_id, model, litellm_call_id, now, wait_ns)
+            )
+
+    def finish(
+        self,
+        litellm_call_id: str | None,
+        outcome: Literal["success", "failure"],
+        error: BaseException | None = None,
+    ) -> None:
+        """Close the attempt with this LiteLLM call id (else the last open one)."""
+        now = time.time_ns()
+        with self.lock:
+            attempt = self._find(litellm_call_id)
+            if attempt is None or attempt.outcome != "pending":
+                return
+            attempt.end_ns = now
+            attempt.outcome = outcome
+            if error is not None:
+                attempt.error_type = type(error).__name__
+                attempt.error_message = str(error)[:500]
+
+    def close_pending(self, outcome: Literal["success", "failure"], error: BaseException | None) -> None:
+        """Close every attempt still open (the call ended without their callback)."""
+        for attempt in list(self.attempts):
+            if attempt.outcome == "pending":
+                self.finish(attempt.litellm_call_id, outcome, error)
+
+    def _find(self, litellm_call_id: str | None) -> Attempt | None:
+        for attempt in reversed(self.attempts):
+            if litellm_call_id is None or attempt.litellm_call_id == litellm_call_id:
+                return attempt
+        return None
+
+
+def _metadata(kwargs: dict[str, Any]) -> dict[str, Any]:
+    params = kwargs.get("litellm_params") or {}
+    metadata = params.get("metadata") or kwargs.get("metadata") or {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+class AttemptTracker(CustomLogger):  # type: ignore[misc]
+    """Records attempts into the :class:`CallRecord` named by the request's metadata."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._records: dict[str, CallRecord] = {}
+        self._lock = threading.Lock()
+
+    def open(self, call_id: str) -> CallRecord:
+        """Start recording the routed call ``call_id``."""
+        record = CallRecord(call_id)
+        with self._lock:
+            self._records[call_id] = record
+        return record
+
+    def close(self, call_id: str) -> None:
+        """Stop recording ``call_id``; late callbacks for it are ignored."""
+        with self._lock:
+            self._records.pop(call_id, None)
+
+    def _record_for(self, kwargs: dict[str, Any]) -> tuple[CallRecord | None, dict[str, Any]]:
+        metadata = _metadata(kwargs)
+        call_id = metadata.get(CALL_ID_KEY)
+        if not isinstance(call_id, str):
+            return None, metadata
+        with self._lock:
+            return self._records.get(call_id), metadata
+
+    # ---- LiteLLM hooks ---------------------------------------------------------------
+    def log_pre_api_call(self, model: str, messages: Any, kwargs: dict[str, Any]) -> None:
+        record, metadata = self._record_for(kwargs)
+        if record is None:
+            return
+        model_info = metadata.get("model_info") or {}
+        record.start(
+            model_group=str(metadata.get("model_group") or ""),
+            deployment_id=str(model_info.get("id") or ""),
+            model=str(model),
+            litellm_call_id=str(kwargs.get("litellm_call_id") or ""),
+        )
+
+    def log_failure_event(self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any) -> None:
+        record, _ = self._record_for(kwargs)
+        if record is not None:
+            error = kwargs.get("exception")
+            record.finish(
+                kwargs.get("litellm_call_id"), "failure", error if isinstance(error, BaseException) else None
+            )
+
+    async def async_log_failure_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        self.log_failure_event(kwargs, response_obj, start_time, end_time)
+
+
+_TRACKER = AttemptTracker()
+_REGISTRATION_LOCK = threading.Lock()
+
+
+def attempt_tracker() -> AttemptTracker:
+    """The process-wide tracker, registered once in ``litellm.callbacks``."""
+    with _REGISTRATION_LOCK:
+        if _TRACKER not in litellm.callbacks:
+            litellm.callbacks.append(_TRACKER)
+    return _TRACKER

@@ -1,0 +1,396 @@
+"""One routed call, from context to settled cost, as a flow of I/O ops (see :mod:`ops`).
+
+Everything here is plain computation; the only I/O (budget store, LiteLLM Router)
+is yielded as ops, so the sync and async entry points share all of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
+from costrouter import semconv as sc
+from costrouter.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
+from costrouter.budget import BudgetPolicy, BudgetRef, ReserveOutcome
+from costrouter.budgeting import Refusal, Reservation, reserve_flow, settle_attributes, settle_flow
+from costrouter.config import RouterConfig
+from costrouter.context import Caller
+from costrouter.errors import BudgetExceededError, BudgetStoreError
+from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
+from costrouter.ops import Flow, RouteOp
+from costrouter.pricing import (
+    Price,
+    PriceBook,
+    count_prompt_tokens,
+    estimate_usd,
+    output_cap,
+    response_cost_usd,
+)
+from costrouter.telemetry import Outcome, Telemetry
+
+logger = logging.getLogger("costrouter")
+
+_MAX_DOWNGRADES = 3
+
+
+@dataclass
+class RoutedCall:
+    """The state of one routed call while it runs."""
+
+    call_id: str
+    requested_group: str
+    group: str
+    messages: Sequence[Mapping[str, Any]]
+    request: dict[str, Any]
+    caller: Caller
+    stream: bool
+    span: Span
+    record: CallRecord
+    started: float
+    prompt_tokens: int | None = None
+    reservation: Reservation | None = None
+    finished: bool = False
+    extra_attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeploymentFacts:
+    """What the router knows of a deployment beyond LiteLLM's view."""
+
+    group: str
+    model: str
+    provider: str
+    price: Price | None
+
+
+def _provider_of(model: str) -> str:
+    if "/" in model:
+        return model.split("/", 1)[0]
+    try:
+        import litellm
+
+        return str(litellm.get_llm_provider(model)[1])
+    except Exception:  # an unknown bare model name has no provider LiteLLM can tell
+        return "unknown"
+
+
+class CallPlanner:
+    """The decisions of routed calls: estimates, budgets, attributes. No I/O."""
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        telemetry: Telemetry,
+        tracker: AttemptTracker,
+        policy: BudgetPolicy | None,
+    ) -> None:
+        self.config = config
+        self.telemetry = telemetry
+        self.tracker = tracker
+        self.policy = policy
+        self.prices = PriceBook.from_config(config)
+        self.deployments = {
+            deployment_id: DeploymentFacts(
+                group, deployment.model, _provider_of(deployment.model), self.prices.prices[deployment_id]
+            )
+            for group, deployment_id, deployment in config.deployments()
+        }
+        unpriced = self.prices.unpriced()
+        if unpriced:
+            logger.warning(
+                "costrouter: deployments %s have no price in the file nor in LiteLLM's price map; "
+                "estimates use the budget policy's default price",
+                ", ".join(unpriced),
+            )
+
+    # ---- the whole call ----------------------------------------------------------------
+    def completion_flow(
+        self,
+        group: str,
+        messages: Sequence[Mapping[str, Any]],
+        caller: Caller,
+        request: dict[str, Any],
+    ) -> Flow[Any]:
+        """Route one call: span, budgets, the Router call, settle, record.
+
+        Returns LiteLLM's response; for a stream, ``(call, stream)`` so the caller
+        can wrap the stream and finish the call when it ends.
+        """
+        call = self._begin(group, messages, caller, request)
+        token = otel_context.attach(trace.set_span_in_context(call.span))
+        try:
+            try:
+                yield from self._reserve(call)
+                response = yield RouteOp(self._route_kwargs(call))
+            except BaseException as exc:
+                yield from self.fail_flow(call, exc)
+                raise
+            if call.stream:
+                return call, response
+            yield from self.finish_flow(call, self._outcome_from_response(call, response))
+            return response
+        finally:
+            otel_context.detach(token)
+
+    def _begin(
+        self, group: str, messages: Sequence[Mapping[str, Any]], caller: Caller, request: dict[str, Any]
+    ) -> RoutedCall:
+        if group not in self.config.groups:
+            known = ", ".join(sorted(self.config.groups))
+            raise ValueError(f"unknown model group {group!r}; the router has: {known}")
+        call_id = uuid.uuid4().hex
+        stream = bool(request.get("stream"))
+        span = self.telemetry.start_call_span(group, messages, caller, request, call_id, stream=stream)
+        record = self.tracker.open(call_id)
+        return RoutedCall(
+            call_id=call_id,
+            requested_group=group,
+            group=group,
+            messages=messages,
+            request=dict(request),
+            caller=caller,
+            stream=stream,
+            span=span,
+            record=record,
+            started=time.perf_counter(),
+        )
+
+    def _route_kwargs(self, call: RoutedCall) -> dict[str, Any]:
+        kwargs = dict(call.request)
+        kwargs["model"] = call.group
+        kwargs["messages"] = list(call.messages)
+        kwargs["metadata"] = {**(kwargs.get("metadata") or {}), CALL_ID_KEY: call.call_id}
+        if call.stream:
+            stream_options = dict(kwargs.get("stream_options") or {})
+            stream_options.setdefault("include_usage", True)
+            kwargs["stream_options"] = stream_options
+        return kwargs
+
+    # ---- budgets -----------------------------------------------------------------------
+    def _estimate_micros(self, call: RoutedCall, group: str) -> int:
+        assert self.policy is not None
+        defaults = self.policy.defaults
+        default_price = Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
+        worst = self.prices.worst_case(self.config.reachable_groups(group), default_price)
+        if call.prompt_tokens is None:
+            call.prompt_tokens = count_prompt_tokens(self.prices.group_models[group], call.messages)
+        requested = call.request.get("max_tokens")
+        cap = output_cap(requested if isinstance(requested, int) else None, worst, defaults.max_output_tokens)
+        if requested is None:
+            # Pass the cap on, so the hold is a true upper bound of what the call can cost.
+            call.request["max_tokens"] = cap
+        return usd_to_micros_ceil(estimate_usd(call.prompt_tokens, cap, worst))
+
+    def _budgets_for(self, caller: Caller) -> list[BudgetRef]:
+        assert self.policy is not None
+        return list(
+            self.policy.budgets_for(
+                session_id=caller.session_id, user_id=caller.user_id, team_id=caller.team_id, tags=caller.tags
+            )
+        )
+
+    def _reserve(self, call: RoutedCall) -> Flow[None]:
+        if self.policy is None:
+            call.span.set_attribute(sc.BUDGET_OUTCOME, "unbudgeted")
+            return
+        budgets = self._budgets_for(call.caller)
+        tried = {call.group}
+        reservation_id = call.call_id
+        downgraded_to: str | None = None
+        while True:
+            amount = self._estimate_micros(call, call.group)
+            reservation = Reservation(reservation_id, budgets, amount, downgraded_to=downgraded_to)
+            call.reservation = reservation
+            try:
+                result = yield from reserve_flow(budgets, reservation_id, amount)
+            except BudgetStoreError as exc:
+                self._on_store_error(call, reservation, exc)
+                return
+            if not isinstance(result, Refusal):
+                self._on_reserved(call, reservation, result)
+                return
+            target = result.budget.downgrade_to if result.budget.on_exceeded == "downgrade" else None
+            if target is None or target in tried or len(tried) > _MAX_DOWNGRADES:
+                reservation.outcome = "rejected"
+                reservation.outcomes = [result.outcome]
+                reservation.budgets = [result.budget]
+                raise result.error()
+            tried.add(target)
+            call.group = downgraded_to = target
+            reservation_id = f"{call.call_id}~{target}"
+            call.span.add_event(
+                sc.EVENT_BUDGET_WARNING,
+                {"budget": result.budget.name, "scope": result.budget.scope, "action": "downgrade", "to": target},
+            )
+
+    def _on_reserved(self, call: RoutedCall, reservation: Reservation, outcomes: list[ReserveOutcome]) -> None:
+        reservation.outcomes = outcomes
+        over = [budget for budget, outcome in zip(reservation.budgets, outcomes, strict=True) if not outcome.granted]
+        if reservation.downgraded_to is not None:
+            reservation.outcome = "downgraded"
+        elif over:
+            reservation.outcome = "warned"
+            for budget in over:
+                logger.warning(
+                    "costrouter: budget %s for %s %r is over its limit (on_exceeded: warn)",
+                    budget.name,
+                    budget.scope,
+                    budget.scope_id,
+                )
+                call.span.add_event(
+                    sc.EVENT_BUDGET_WARNING, {"budget": budget.name, "scope": budget.scope, "scope_id": budget.scope_id}
+                )
+        call.span.set_attributes(reservation.attributes())
+
+    def _on_store_error(self, call: RoutedCall, reservation: Reservation, error: BudgetStoreError) -> None:
+        assert self.policy is not None
+        reservation.outcome = "store_error"
+        reservation.store_error = error
+        mode = self.policy.store.on_store_error
+        call.span.add_event(sc.EVENT_STORE_ERROR, {"error": str(error), "on_store_error": mode})
+        call.span.set_attributes(reservation.attributes())
+        logger.warning("costrouter: budget store failed (%s): %s", mode, error)
+        if mode == "fail_closed":
+            raise error
+
+    # ---- the end of a call ---------------------------------------------------------------
+    def _outcome_from_response(self, call: RoutedCall, response: Any) -> Outcome:
+        hidden = getattr(response, "_hidden_params", None) or {}
+        call.record.finish(hidden.get("litellm_call_id"), "success")
+        usage = getattr(response, "usage", None)
+        prompt_tokens = getattr(usage, "prompt_tokens", None)
+        completion_tokens = getattr(usage, "completion_tokens", None)
+        choices = getattr(response, "choices", None) or []
+        finish_reasons = tuple(str(c.finish_reason) for c in choices if getattr(c, "finish_reason", None))
+        output_text = None
+        if choices and getattr(choices[0], "message", None) is not None:
+            output_text = choices[0].message.content
+        return self.outcome_for(
+            call,
+            deployment_id=hidden.get("model_id"),
+            response_model=getattr(response, "model", None),
+            response_id=getattr(response, "id", None),
+            finish_reasons=finish_reasons,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            litellm_cost=response_cost_usd(response),
+            usage_source="provider" if usage is not None else None,
+            output_text=output_text,
+        )
+
+    def outcome_for(
+        self,
+        call: RoutedCall,
+        *,
+        deployment_id: str | None,
+        response_model: str | None,
+        response_id: str | None,
+        finish_reasons: tuple[str, ...],
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        litellm_cost: float | None,
+        usage_source: str | None,
+        output_text: str | None,
+        error: BaseException | None = None,
+    ) -> Outcome:
+        """Price what the deployment did: LiteLLM's cost when it has one, else tokens × price."""
+        facts = self.deployments.get(deployment_id or "")
+        prompt_cost = completion_cost = None
+        if facts is not None and facts.price is not None and prompt_tokens is not None:
+            prompt_cost, completion_cost = facts.price.cost(prompt_tokens, completion_tokens or 0)
+        cost = litellm_cost
+        if cost is None or (cost == 0 and prompt_cost):
+            cost = (prompt_cost or 0.0) + (completion_cost or 0.0)
+        return Outcome(
+            served_group=facts.group if facts else call.group,
+            deployment_id=deployment_id,
+            provider=facts.provider if facts else None,
+            response_model=response_model,
+            response_id=response_id,
+            finish_reasons=finish_reasons,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=cost,
+            prompt_cost_usd=prompt_cost,
+            completion_cost_usd=completion_cost,
+            usage_source=usage_source,
+            output_text=output_text,
+            error=error,
+            extra=call.extra_attributes,
+        )
+
+    def finish_flow(self, call: RoutedCall, outcome: Outcome, result: str | None = None) -> Flow[None]:
+        """Settle the budgets with the actual cost, then write the span and the metrics."""
+        if call.finished:
+            return
+        call.finished = True
+        call.record.close_pending("failure" if outcome.error else "success", outcome.error)
+        amount = usd_to_micros(outcome.cost_usd)
+        reservation = call.reservation
+        if reservation is not None and reservation.outcome != "rejected":
+            settled = yield from settle_flow(reservation, amount)
+            call.span.set_attributes(settle_attributes(reservation, settled, amount))
+            for budget, settle in zip(reservation.budgets, settled, strict=False):
+                for threshold in settle.alerts:
+                    self._alert(call, budget, threshold, settle.spent_micros)
+        latency = time.perf_counter() - call.started
+        call_result = result or ("success" if outcome.error is None else "error")
+        self.telemetry.end_call_span(call.span, outcome, call.record, latency)
+        self.telemetry.record_metrics(call.requested_group, outcome, call.record, latency, call_result)
+        self._record_budget_metric(call)
+        self.tracker.close(call.call_id)
+
+    def fail_flow(self, call: RoutedCall, error: BaseException) -> Flow[None]:
+        """The call failed before any output: release the holds, record the error."""
+        rejected = isinstance(error, BudgetExceededError)
+        if rejected and call.reservation is not None:
+            call.span.set_attributes(call.reservation.attributes())
+        outcome = self.outcome_for(
+            call,
+            deployment_id=None,
+            response_model=None,
+            response_id=None,
+            finish_reasons=(),
+            prompt_tokens=None,
+            completion_tokens=None,
+            litellm_cost=0.0,
+            usage_source=None,
+            output_text=None,
+            error=error,
+        )
+        yield from self.finish_flow(call, outcome, "rejected" if rejected else "error")
+
+    def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int) -> None:
+        attributes = {
+            "budget": budget.name,
+            "scope": budget.scope,
+            "scope_id": budget.scope_id,
+            "threshold": threshold,
+            "spent_usd": micros_to_usd(spent_micros),
+            "limit_usd": micros_to_usd(budget.limit_micros),
+        }
+        call.span.add_event(sc.EVENT_BUDGET_ALERT, attributes)
+        logger.warning(
+            "costrouter: budget %s for %s %r reached %.0f%% of its limit ($%.6f of $%.6f)",
+            budget.name,
+            budget.scope,
+            budget.scope_id,
+            threshold * 100,
+            micros_to_usd(spent_micros),
+            micros_to_usd(budget.limit_micros),
+        )
+
+    def _record_budget_metric(self, call: RoutedCall) -> None:
+        reservation = call.reservation
+        if reservation is None:
+            return
+        for scope in sorted({budget.scope for budget in reservation.budgets}) or ["none"]:
+            self.telemetry.budget_decisions.add(1, {sc.BUDGET_SCOPE: scope, sc.BUDGET_OUTCOME: reservation.outcome})

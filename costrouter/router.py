@@ -1,0 +1,155 @@
+"""CostRouter: a LiteLLM Router whose every call is traced, priced and held to a budget."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import litellm
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from costrouter.attempts import attempt_tracker
+from costrouter._yaml import validate
+from costrouter.budget import BudgetPolicy, BudgetStore, load_policy, store_from_config
+from costrouter.building import build_litellm_router
+from costrouter.calls import CallPlanner
+from costrouter.config import RouterConfig, load_router_config, parse_router_config
+from costrouter.context import resolve_caller
+from costrouter.ops import Op, RouteOp, adrive, drive
+from costrouter.settings import Settings
+from costrouter.streaming import AsyncRoutedStream, RoutedStream
+from costrouter.telemetry import Telemetry
+
+Messages = Sequence[Mapping[str, Any]]
+
+
+class CostRouter:
+    """Routes chat completions through a LiteLLM Router, with a span, a price and budgets.
+
+    ``config`` is a :class:`RouterConfig` or a plain mapping in either YAML format;
+    ``budgets`` a :class:`BudgetPolicy` or mapping (none: nothing is enforced, spend
+    is still traced). ``tracer_provider``/``meter_provider`` default to the global
+    ones, so an application's own OpenTelemetry setup is respected.
+    """
+
+    def __init__(
+        self,
+        config: RouterConfig | Mapping[str, Any],
+        *,
+        budgets: BudgetPolicy | Mapping[str, Any] | None = None,
+        store: BudgetStore | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        settings: Settings | None = None,
+        source: str = "<config>",
+    ) -> None:
+        self.settings = settings or Settings()
+        self.config = parse_router_config(config, source)
+        self.policy = None if budgets is None else validate(BudgetPolicy, budgets, "<budgets>")
+        self.store = store
+        if self.store is None and self.policy is not None:
+            self.store = store_from_config(self.policy.store, redis_url=self.settings.redis_url)
+        self.litellm_router = build_litellm_router(self.config, source)
+        self.telemetry = Telemetry(
+            tracer_provider,
+            meter_provider,
+            capture_content=self.settings.capture_content,
+            content_max_chars=self.settings.content_max_chars,
+        )
+        self._planner = CallPlanner(self.config, self.telemetry, attempt_tracker(), self.policy)
+
+    @classmethod
+    def from_files(
+        cls,
+        router: str | Path,
+        budgets: str | Path | None = None,
+        **options: Any,
+    ) -> CostRouter:
+        """Build from a model-group YAML (either format) and an optional budget policy YAML."""
+        config = load_router_config(router)
+        policy = load_policy(budgets) if budgets is not None else None
+        return cls(config, budgets=policy, source=str(router), **options)
+
+    @property
+    def budgets(self) -> BudgetStore | None:
+        """The budget store (for ``status``/``top``/``reset``), or ``None`` without a policy."""
+        return self.store
+
+    # ---- routed calls ------------------------------------------------------------------
+    def route_completion(
+        self,
+        group: str,
+        messages: Messages,
+        *,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        team_id: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """Route one chat completion through ``group``; returns LiteLLM's response unchanged.
+
+        With ``stream=True`` returns a stream to iterate; its call ends with the stream.
+        Raises :class:`BudgetExceededError` before any provider is called when a budget
+        refuses, and LiteLLM's own exceptions unchanged.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        flow = self._planner.completion_flow(group, messages, caller, litellm_kwargs)
+        result = drive(flow, self._execute)
+        if not litellm_kwargs.get("stream"):
+            return result
+        call, stream = result
+        return RoutedStream(self._planner, call, stream, self._drive)
+
+    async def aroute_completion(
+        self,
+        group: str,
+        messages: Messages,
+        *,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        team_id: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """The async twin of :meth:`route_completion`."""
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        flow = self._planner.completion_flow(group, messages, caller, litellm_kwargs)
+        result = await adrive(flow, self._aexecute)
+        if not litellm_kwargs.get("stream"):
+            return result
+        call, stream = result
+        return AsyncRoutedStream(self._planner, call, stream, self._adrive, self._drive)
+
+    # ---- I/O -----------------------------------------------------------------------------
+    def _execute(self, op: Op) -> Any:
+        if isinstance(op, RouteOp):
+            return self.litellm_router.completion(**op.kwargs)
+        assert self.store is not None
+        return getattr(self.store, op.method)(*op.args, **op.kwargs)
+
+    async def _aexecute(self, op: Op) -> Any:
+        if isinstance(op, RouteOp):
+            return await self.litellm_router.acompletion(**op.kwargs)
+        assert self.store is not None
+        return await getattr(self.store, f"a{op.method}")(*op.args, **op.kwargs)
+
+    def _drive(self, flow: Any) -> None:
+        drive(flow, self._execute)
+
+    async def _adrive(self, flow: Any) -> None:
+        await adrive(flow, self._aexecute)
+
+    def shutdown(self) -> None:
+        """Flush spans and metrics (SDK providers) and close the budget store."""
+        for provider in (self.telemetry.tracer_provider, self.telemetry.meter_provider):
+            flush = getattr(provider, "force_flush", None)
+            if callable(flush):
+                flush()
+        if self.store is not None:
+            self.store.close()
+

@@ -1,0 +1,159 @@
+"""Every span attribute, event and metric name costrouter writes, in one place.
+
+No OpenTelemetry convention exists for cost yet, so one span carries the names each
+backend reads: the OpenTelemetry GenAI conventions (SigNoz, Datadog, Langfuse,
+Honeycomb), OpenInference (Phoenix, Arize), LiteLLM's own cost names (Fiddler) and
+costrouter's ``router.*`` / ``budget.*`` names. The README's attribute table lists them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ---- costrouter: the routed call -------------------------------------------------------
+SPAN_NAME_PREFIX: Final = "router.completion"
+"""Parent span name: ``router.completion/{model_group}``."""
+ATTEMPT_SPAN_NAME_PREFIX: Final = "router.attempt"
+"""Child span per attempt: ``router.attempt/{deployment_id}``."""
+
+ROUTER_MODEL_GROUP: Final = "router.model_group"
+"""The model group the caller asked for."""
+ROUTER_SERVED_GROUP: Final = "router.served_model_group"
+"""The model group that answered (differs after a fallback or a budget downgrade)."""
+ROUTER_MESSAGE_COUNT: Final = "router.message_count"
+ROUTER_ATTEMPTS: Final = "router.attempts"
+"""Provider requests made for this routed call (first try + retries + fallbacks)."""
+ROUTER_RETRIES: Final = "router.retries"
+ROUTER_FALLBACKS: Final = "router.fallbacks"
+ROUTER_DEPLOYMENT_ID: Final = "router.deployment_id"
+"""The deployment that answered (its ``id`` in the router YAML)."""
+ROUTER_STREAM: Final = "router.stream"
+ROUTER_STREAM_OUTCOME: Final = "router.stream.outcome"
+"""``completed`` | ``closed_early`` | ``failed``."""
+ROUTER_CALL_ID: Final = "router.call_id"
+ROUTER_TAGS: Final = "router.tags"
+ROUTER_METADATA_PREFIX: Final = "router.metadata."
+ROUTER_USAGE_SOURCE: Final = "router.usage.source"
+"""``provider`` when the provider reported usage, ``counted`` when costrouter counted tokens."""
+
+ATTEMPT_INDEX: Final = "router.attempt.index"
+ATTEMPT_KIND: Final = "router.attempt.kind"
+"""``first`` | ``retry`` | ``fallback``."""
+ATTEMPT_OUTCOME: Final = "router.attempt.outcome"
+"""``success`` | ``failure``."""
+ATTEMPT_WAIT_MS: Final = "router.attempt.wait_ms"
+"""Milliseconds between the end of the previous attempt and the start of this one."""
+
+# ---- cost ------------------------------------------------------------------------------
+LLM_USAGE_COST_USD: Final = "llm.usage.cost_usd"
+"""costrouter's cost name: the routed call's actual cost in USD (deployment prices)."""
+LLM_COST_TOTAL: Final = "llm.cost.total"
+LLM_COST_PROMPT: Final = "llm.cost.prompt"
+LLM_COST_COMPLETION: Final = "llm.cost.completion"
+GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
+"""Langfuse maps it to the generation's cost."""
+GEN_AI_COST_TOTAL: Final = "gen_ai.cost.total_cost"
+GEN_AI_COST_PROMPT: Final = "gen_ai.cost.prompt_cost"
+GEN_AI_COST_COMPLETION: Final = "gen_ai.cost.completion_cost"
+
+# ---- tokens ----------------------------------------------------------------------------
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+LLM_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
+LLM_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
+LLM_TOKEN_COUNT_TOTAL: Final = "llm.token_count.total"
+
+# ---- model, provider, request ----------------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_SYSTEM: Final = "gen_ai.system"
+"""The older name of ``gen_ai.provider.name``, still read by Datadog and SigNoz."""
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+LLM_MODEL_NAME: Final = "llm.model_name"
+LLM_PROVIDER: Final = "llm.provider"
+LLM_SYSTEM: Final = "llm.system"
+LLM_FINISH_REASON: Final = "llm.finish_reason"
+LLM_LATENCY_MS: Final = "llm.latency_ms"
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+
+# ---- who -------------------------------------------------------------------------------
+SESSION_ID: Final = "session.id"
+USER_ID: Final = "user.id"
+TEAM_ID: Final = "router.team_id"
+TAG_TAGS: Final = "tag.tags"
+"""OpenInference's list of tags."""
+METADATA: Final = "metadata"
+"""OpenInference's metadata, a JSON string."""
+
+# ---- errors ----------------------------------------------------------------------------
+ERROR_TYPE: Final = "error.type"
+
+# ---- budgets ---------------------------------------------------------------------------
+BUDGET_OUTCOME: Final = "budget.outcome"
+"""``allowed`` | ``rejected`` | ``downgraded`` | ``warned`` | ``store_error`` | ``unbudgeted``."""
+BUDGET_SCOPE: Final = "budget.scope"
+"""The scope of a budget decision, as a metric attribute."""
+BUDGET_SCOPES: Final = "budget.scopes"
+BUDGET_NAMES: Final = "budget.names"
+BUDGET_LIMIT_USD: Final = "budget.limit_usd"
+"""The tightest applicable budget's limit."""
+BUDGET_SPENT_BEFORE_USD: Final = "budget.spent_before_usd"
+BUDGET_ESTIMATE_USD: Final = "budget.estimate_usd"
+BUDGET_SETTLED_USD: Final = "budget.settled_usd"
+BUDGET_REMAINING_USD: Final = "budget.remaining_usd"
+BUDGET_DOWNGRADED_TO: Final = "budget.downgraded_to"
+BUDGET_STORE_ERROR: Final = "budget.store_error"
+
+EVENT_BUDGET_ALERT: Final = "budget.alert"
+EVENT_BUDGET_WARNING: Final = "budget.exceeded_warning"
+EVENT_STORE_ERROR: Final = "budget.store_error"
+
+# ---- metrics ---------------------------------------------------------------------------
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+METRIC_COST: Final = "costrouter.cost"
+"""Counter of USD spent, by model group, deployment and model."""
+METRIC_CALLS: Final = "costrouter.calls"
+"""Counter of routed calls, by model group and outcome."""
+METRIC_ATTEMPTS: Final = "costrouter.attempts"
+"""Counter of provider attempts, by model group, deployment, kind and outcome."""
+METRIC_BUDGET_DECISIONS: Final = "costrouter.budget.decisions"
+"""Counter of budget decisions, by scope and outcome (never by id)."""
+CALL_OUTCOME: Final = "router.call.outcome"
+"""``success`` | ``error`` | ``rejected``."""
+
+# ---- metric units and buckets (added with the exporters, issue #4) ----------------------
+# The Prometheus names the stack's dashboard queries are derived from name + unit + kind
+# (see docs/telemetry.md), so each instrument must be created with exactly this unit.
+METRIC_TOKEN_USAGE_UNIT: Final = "{token}"
+"""Histogram; Prometheus: ``gen_ai_client_token_usage_{bucket,sum,count}``."""
+METRIC_OPERATION_DURATION_UNIT: Final = "s"
+"""Histogram; Prometheus: ``gen_ai_client_operation_duration_seconds_{bucket,sum,count}``."""
+METRIC_COST_UNIT: Final = "USD"
+"""Counter; Prometheus: ``costrouter_cost_USD_total``."""
+METRIC_CALLS_UNIT: Final = "{call}"
+"""Counter; Prometheus: ``costrouter_calls_total``."""
+METRIC_ATTEMPTS_UNIT: Final = "{attempt}"
+"""Counter; Prometheus: ``costrouter_attempts_total``."""
+METRIC_BUDGET_DECISIONS_UNIT: Final = "{decision}"
+"""Counter; Prometheus: ``costrouter_budget_decisions_total``."""
+
+TOKEN_USAGE_BUCKETS: Final = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)
+"""Bucket boundaries the GenAI conventions advise for ``gen_ai.client.token.usage``."""
+OPERATION_DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)
+"""Bucket boundaries (seconds) the GenAI conventions advise for ``gen_ai.client.operation.duration``."""

@@ -1,0 +1,227 @@
+"""Streams that finish their routed call when they end, are closed early, or fail.
+
+The wrappers only iterate; what a stream delivered is tallied by plain code shared
+by the sync and async wrappers, and the call is finished by the router's flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from costrouter import semconv as sc
+from costrouter.money import micros_to_usd
+from costrouter.ops import Flow
+from costrouter.pricing import count_prompt_tokens, count_text_tokens
+from costrouter.telemetry import Outcome
+
+if TYPE_CHECKING:
+    from costrouter.calls import CallPlanner, RoutedCall
+
+StreamEnd = Literal["completed", "closed_early", "failed"]
+
+
+class StreamTally:
+    """What a stream delivered so far: text, usage, finish reasons, ids."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.usage: Any = None
+        self.finish_reasons: list[str] = []
+        self.response_id: str | None = None
+        self.model: str | None = None
+
+    def observe(self, chunk: Any) -> None:
+        """Take one chunk into account."""
+        self.response_id = self.response_id or getattr(chunk, "id", None)
+        self.model = self.model or getattr(chunk, "model", None)
+        usage = getattr(chunk, "usage", None)
+        if usage is not None and getattr(usage, "completion_tokens", None) is not None:
+            self.usage = usage
+        for choice in getattr(chunk, "choices", None) or []:
+            delta = getattr(choice, "delta", None)
+            content = getattr(delta, "content", None) if delta is not None else None
+            if content:
+                self.parts.append(content)
+            if getattr(choice, "finish_reason", None):
+                self.finish_reasons.append(str(choice.finish_reason))
+
+
+def stream_finish_flow(
+    planner: CallPlanner, call: RoutedCall, stream: Any, tally: StreamTally, end: StreamEnd, error: BaseException | None
+) -> Flow[None]:
+    """Price what the stream delivered and finish the call.
+
+    Usage comes from the provider's final chunk when it sent one; otherwise the
+    prompt and the received text are counted. A stream whose deployment is unknown
+    is charged its whole hold.
+    """
+    hidden = getattr(stream, "_hidden_params", None) or {}
+    deployment_id = hidden.get("model_id")
+    text = "".join(tally.parts)
+    call.extra_attributes[sc.ROUTER_STREAM_OUTCOME] = end
+    if tally.usage is not None:
+        prompt_tokens, completion_tokens = tally.usage.prompt_tokens, tally.usage.completion_tokens
+        litellm_cost = getattr(tally.usage, "cost", None)
+        source = "provider"
+    else:
+        facts = planner.deployments.get(deployment_id or "")
+        model = facts.model if facts else planner.prices.group_models[call.group]
+        prompt_tokens = call.prompt_tokens or count_prompt_tokens(model, call.messages)
+        completion_tokens = count_text_tokens(model, text)
+        litellm_cost = None
+        source = "counted"
+    outcome = planner.outcome_for(
+        call,
+        deployment_id=deployment_id,
+        response_model=tally.model,
+        response_id=tally.response_id,
+        finish_reasons=tuple(tally.finish_reasons),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        litellm_cost=float(litellm_cost) if isinstance(litellm_cost, (int, float)) else None,
+        usage_source=source,
+        output_text=text,
+        error=error,
+    )
+    if deployment_id not in planner.deployments and call.reservation is not None and error is not None:
+        outcome = _with_cost(outcome, micros_to_usd(call.reservation.amount_micros))
+    yield from planner.finish_flow(call, outcome)
+
+
+def _with_cost(outcome: Outcome, cost: float) -> Outcome:
+    return replace(outcome, cost_usd=cost, prompt_cost_usd=None, completion_cost_usd=None)
+
+
+class RoutedStream:
+    """A sync LiteLLM stream whose routed call ends with the stream.
+
+    Iterate it as LiteLLM's own stream (other attributes pass through); ``close()``
+    or leaving a ``with`` block ends the call early and charges what was consumed.
+    """
+
+    def __init__(
+        self,
+        planner: CallPlanner,
+        call: RoutedCall,
+        stream: Any,
+        finish: Callable[[Flow[None]], None],
+    ) -> None:
+        self._planner = planner
+        self._call = call
+        self._stream = stream
+        self._finish = finish
+        self._iterator: Iterator[Any] = iter(stream)
+        self._tally = StreamTally()
+        self._done = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __iter__(self) -> RoutedStream:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            chunk = next(self._iterator)
+        except StopIteration:
+            self._end("completed", None)
+            raise
+        except BaseException as exc:
+            self._end("failed", exc)
+            raise
+        self._tally.observe(chunk)
+        return chunk
+
+    def _end(self, end: StreamEnd, error: BaseException | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._finish(stream_finish_flow(self._planner, self._call, self._stream, self._tally, end, error))
+
+    def close(self) -> None:
+        """Stop reading; the call is charged for what was consumed."""
+        if self._done:
+            return
+        closer = getattr(self._iterator, "close", None)
+        if callable(closer):
+            closer()
+        self._end("closed_early", None)
+
+    def __enter__(self) -> RoutedStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_done", True):
+            self.close()
+
+
+class AsyncRoutedStream:
+    """An async LiteLLM stream whose routed call ends with the stream (see :class:`RoutedStream`)."""
+
+    def __init__(
+        self,
+        planner: CallPlanner,
+        call: RoutedCall,
+        stream: Any,
+        finish: Callable[[Flow[None]], Awaitable[None]],
+        finish_blocking: Callable[[Flow[None]], None],
+    ) -> None:
+        self._planner = planner
+        self._call = call
+        self._stream = stream
+        self._finish = finish
+        self._finish_blocking = finish_blocking
+        self._iterator: AsyncIterator[Any] = stream.__aiter__()
+        self._tally = StreamTally()
+        self._done = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __aiter__(self) -> AsyncRoutedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self._iterator.__anext__()
+        except StopAsyncIteration:
+            await self._end("completed", None)
+            raise
+        except BaseException as exc:
+            await self._end("failed", exc)
+            raise
+        self._tally.observe(chunk)
+        return chunk
+
+    def _flow(self, end: StreamEnd, error: BaseException | None) -> Flow[None]:
+        self._done = True
+        return stream_finish_flow(self._planner, self._call, self._stream, self._tally, end, error)
+
+    async def _end(self, end: StreamEnd, error: BaseException | None) -> None:
+        if not self._done:
+            await self._finish(self._flow(end, error))
+
+    async def aclose(self) -> None:
+        """Stop reading; the call is charged for what was consumed."""
+        if self._done:
+            return
+        closer = getattr(self._iterator, "aclose", None)
+        if callable(closer):
+            await closer()
+        await self._end("closed_early", None)
+
+    async def __aenter__(self) -> AsyncRoutedStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        # Garbage-collected unfinished: no loop to await on, so settle synchronously.
+        if not getattr(self, "_done", True):
+            self._finish_blocking(self._flow("closed_early", None))

@@ -1,0 +1,285 @@
+"""Spans, attributes and metrics of routed calls, written from one place.
+
+The library depends on the OpenTelemetry API only: providers come from the caller
+or the globals. Every name lives in :mod:`costrouter.semconv`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.util.types import AttributeValue
+
+from costrouter import semconv as sc
+from costrouter.attempts import CallRecord
+from costrouter.context import Caller
+
+INSTRUMENTATION_NAME = "costrouter"
+_MAX_METADATA_VALUE = 256
+
+# Bucket boundaries the GenAI conventions recommend for these two histograms.
+_TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
+_DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What is known about a routed call when it ends (success or not)."""
+
+    served_group: str | None = None
+    deployment_id: str | None = None
+    provider: str | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float = 0.0
+    prompt_cost_usd: float | None = None
+    completion_cost_usd: float | None = None
+    usage_source: str | None = None
+    output_text: str | None = None
+    error: BaseException | None = None
+    extra: Mapping[str, AttributeValue] = field(default_factory=dict)
+
+
+class Telemetry:
+    """The tracer and the metric instruments of one CostRouter."""
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        *,
+        capture_content: bool = False,
+        content_max_chars: int = 4096,
+    ) -> None:
+        from costrouter import __version__
+
+        self.tracer_provider = tracer_provider or trace.get_tracer_provider()
+        self.meter_provider = meter_provider or metrics.get_meter_provider()
+        self.tracer = self.tracer_provider.get_tracer(INSTRUMENTATION_NAME, __version__)
+        meter = self.meter_provider.get_meter(INSTRUMENTATION_NAME, __version__)
+        self.capture_content = capture_content
+        self.content_max_chars = content_max_chars
+        self.token_usage = meter.create_histogram(
+            sc.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Tokens used per routed call, by token type.",
+            explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
+        )
+        self.duration = meter.create_histogram(
+            sc.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="Duration of routed calls, retries and fallbacks included.",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self.cost = meter.create_counter(sc.METRIC_COST, unit="USD", description="USD spent on routed calls.")
+        self.calls = meter.create_counter(sc.METRIC_CALLS, unit="{call}", description="Routed calls by outcome.")
+        self.attempts = meter.create_counter(
+            sc.METRIC_ATTEMPTS, unit="{attempt}", description="Provider attempts by kind and outcome."
+        )
+        self.budget_decisions = meter.create_counter(
+            sc.METRIC_BUDGET_DECISIONS, unit="{decision}", description="Budget decisions by scope and outcome."
+        )
+
+    # ---- the parent span -------------------------------------------------------------
+    def start_call_span(
+        self,
+        group: str,
+        messages: Sequence[Mapping[str, Any]],
+        caller: Caller,
+        request: Mapping[str, Any],
+        call_id: str,
+        *,
+        stream: bool,
+    ) -> Span:
+        """Start ``router.completion/{group}`` with everything known before the call."""
+        attributes = request_attributes(group, messages, caller, request, call_id, stream=stream)
+        if self.capture_content:
+            attributes[sc.GEN_AI_INPUT_MESSAGES] = json.dumps(
+                [self._truncated_message(message) for message in messages], default=str
+            )
+        return self.tracer.start_span(f"{sc.SPAN_NAME_PREFIX}/{group}", kind=SpanKind.CLIENT, attributes=attributes)
+
+    def _truncated_message(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        content = message.get("content")
+        if isinstance(content, str):
+            return {**message, "content": content[: self.content_max_chars]}
+        return dict(message)
+
+    def end_call_span(self, span: Span, outcome: Outcome, record: CallRecord, latency_s: float) -> None:
+        """Write the outcome and the attempts onto ``span`` and end it."""
+        span.set_attributes(outcome_attributes(outcome, record, latency_s))
+        if self.capture_content and outcome.output_text is not None:
+            text = outcome.output_text[: self.content_max_chars]
+            output = [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]
+            span.set_attribute(sc.GEN_AI_OUTPUT_MESSAGES, json.dumps(output))
+        self._attempt_spans(span, record)
+        if outcome.error is not None:
+            span.record_exception(outcome.error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(outcome.error).__name__}: {outcome.error}"[:1024]))
+        span.end()
+
+    def _attempt_spans(self, parent: Span, record: CallRecord) -> None:
+        context = trace.set_span_in_context(parent)
+        for attempt in record.attempts:
+            attributes: dict[str, AttributeValue] = {
+                sc.ATTEMPT_INDEX: attempt.index,
+                sc.ATTEMPT_KIND: attempt.kind,
+                sc.ATTEMPT_OUTCOME: attempt.outcome if attempt.outcome != "pending" else "failure",
+                sc.ATTEMPT_WAIT_MS: attempt.wait_ns / 1e6,
+                sc.ROUTER_MODEL_GROUP: attempt.model_group,
+                sc.ROUTER_DEPLOYMENT_ID: attempt.deployment_id,
+                sc.GEN_AI_REQUEST_MODEL: attempt.model,
+            }
+            if attempt.error_type is not None:
+                attributes[sc.ERROR_TYPE] = attempt.error_type
+            child = self.tracer.start_span(
+                f"{sc.ATTEMPT_SPAN_NAME_PREFIX}/{attempt.deployment_id}",
+                context=context,
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+                start_time=attempt.start_ns,
+            )
+            if attempt.outcome != "success":
+                child.set_status(Status(StatusCode.ERROR, attempt.error_message or attempt.error_type or "failed"))
+            child.end(end_time=attempt.end_ns or attempt.start_ns)
+
+    # ---- metrics ---------------------------------------------------------------------
+    def record_metrics(self, group: str, outcome: Outcome, record: CallRecord, latency_s: float, result: str) -> None:
+        """Metrics of one routed call; never a session or user id as an attribute."""
+        base: dict[str, AttributeValue] = {
+            sc.GEN_AI_OPERATION_NAME: "chat",
+            sc.ROUTER_MODEL_GROUP: group,
+        }
+        if outcome.provider:
+            base[sc.GEN_AI_PROVIDER_NAME] = outcome.provider
+        if outcome.response_model:
+            base[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
+        duration_attributes = dict(base)
+        if outcome.error is not None:
+            duration_attributes[sc.ERROR_TYPE] = type(outcome.error).__name__
+        self.duration.record(latency_s, duration_attributes)
+        self.calls.add(1, {sc.ROUTER_MODEL_GROUP: group, sc.CALL_OUTCOME: result})
+        if outcome.prompt_tokens is not None:
+            self.token_usage.record(outcome.prompt_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: "input"})
+        if outcome.completion_tokens is not None:
+            self.token_usage.record(outcome.completion_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: "output"})
+        if outcome.cost_usd:
+            self.cost.add(
+                outcome.cost_usd,
+                {
+                    sc.ROUTER_MODEL_GROUP: outcome.served_group or group,
+                    sc.ROUTER_DEPLOYMENT_ID: outcome.deployment_id or "",
+                    sc.GEN_AI_RESPONSE_MODEL: outcome.response_model or "",
+                },
+            )
+        for attempt in record.attempts:
+            self.attempts.add(
+                1,
+                {
+                    sc.ROUTER_MODEL_GROUP: attempt.model_group,
+                    sc.ROUTER_DEPLOYMENT_ID: attempt.deployment_id,
+                    sc.ATTEMPT_KIND: attempt.kind,
+                    sc.ATTEMPT_OUTCOME: "success" if attempt.outcome == "success" else "failure",
+                },
+            )
+
+
+def request_attributes(
+    group: str,
+    messages: Sequence[Mapping[str, Any]],
+    caller: Caller,
+    request: Mapping[str, Any],
+    call_id: str,
+    *,
+    stream: bool,
+) -> dict[str, AttributeValue]:
+    """Attributes known before the call: group, request parameters, who pays."""
+    attributes: dict[str, AttributeValue] = {
+        sc.ROUTER_MODEL_GROUP: group,
+        sc.ROUTER_MESSAGE_COUNT: len(messages),
+        sc.ROUTER_CALL_ID: call_id,
+        sc.ROUTER_STREAM: stream,
+        sc.GEN_AI_OPERATION_NAME: "chat",
+        sc.GEN_AI_REQUEST_MODEL: group,
+        sc.OPENINFERENCE_SPAN_KIND: "LLM",
+    }
+    if isinstance(request.get("max_tokens"), int):
+        attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = request["max_tokens"]
+    if isinstance(request.get("temperature"), (int, float)):
+        attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = float(request["temperature"])
+    if caller.session_id is not None:
+        attributes[sc.SESSION_ID] = caller.session_id
+        attributes[sc.GEN_AI_CONVERSATION_ID] = caller.session_id
+    if caller.user_id is not None:
+        attributes[sc.USER_ID] = caller.user_id
+    if caller.team_id is not None:
+        attributes[sc.TEAM_ID] = caller.team_id
+    if caller.tags:
+        attributes[sc.ROUTER_TAGS] = list(caller.tags)
+        attributes[sc.TAG_TAGS] = list(caller.tags)
+    if caller.metadata:
+        attributes[sc.METADATA] = json.dumps(dict(caller.metadata), default=str, sort_keys=True)
+        for key, value in caller.metadata.items():
+            attributes[f"{sc.ROUTER_METADATA_PREFIX}{key}"] = _attribute_value(value)
+    return attributes
+
+
+def _attribute_value(value: Any) -> AttributeValue:
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, default=str)[:_MAX_METADATA_VALUE]
+
+
+def outcome_attributes(outcome: Outcome, record: CallRecord, latency_s: float) -> dict[str, AttributeValue]:
+    """Attributes known when the call ends: attempts, model, tokens, cost, latency."""
+    attributes: dict[str, AttributeValue] = {
+        sc.ROUTER_ATTEMPTS: len(record.attempts),
+        sc.ROUTER_RETRIES: record.retries,
+        sc.ROUTER_FALLBACKS: record.fallbacks,
+        sc.LLM_LATENCY_MS: latency_s * 1000.0,
+        sc.LLM_USAGE_COST_USD: outcome.cost_usd,
+        sc.LLM_COST_TOTAL: outcome.cost_usd,
+        sc.GEN_AI_USAGE_COST: outcome.cost_usd,
+        sc.GEN_AI_COST_TOTAL: outcome.cost_usd,
+        **outcome.extra,
+    }
+    optional: dict[str, AttributeValue | None] = {
+        sc.ROUTER_SERVED_GROUP: outcome.served_group,
+        sc.ROUTER_DEPLOYMENT_ID: outcome.deployment_id,
+        sc.GEN_AI_PROVIDER_NAME: outcome.provider,
+        sc.GEN_AI_SYSTEM: outcome.provider,
+        sc.LLM_PROVIDER: outcome.provider,
+        sc.LLM_SYSTEM: outcome.provider,
+        sc.GEN_AI_RESPONSE_MODEL: outcome.response_model,
+        sc.LLM_MODEL_NAME: outcome.response_model,
+        sc.GEN_AI_RESPONSE_ID: outcome.response_id,
+        sc.ROUTER_USAGE_SOURCE: outcome.usage_source,
+        sc.LLM_COST_PROMPT: outcome.prompt_cost_usd,
+        sc.GEN_AI_COST_PROMPT: outcome.prompt_cost_usd,
+        sc.LLM_COST_COMPLETION: outcome.completion_cost_usd,
+        sc.GEN_AI_COST_COMPLETION: outcome.completion_cost_usd,
+    }
+    attributes.update({key: value for key, value in optional.items() if value is not None})
+    if outcome.finish_reasons:
+        attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(outcome.finish_reasons)
+        attributes[sc.LLM_FINISH_REASON] = outcome.finish_reasons[0]
+    if outcome.prompt_tokens is not None:
+        attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = outcome.prompt_tokens
+        attributes[sc.LLM_TOKEN_COUNT_PROMPT] = outcome.prompt_tokens
+    if outcome.completion_tokens is not None:
+        attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = outcome.completion_tokens
+        attributes[sc.LLM_TOKEN_COUNT_COMPLETION] = outcome.completion_tokens
+    if outcome.prompt_tokens is not None and outcome.completion_tokens is not None:
+        attributes[sc.LLM_TOKEN_COUNT_TOTAL] = outcome.prompt_tokens + outcome.completion_tokens
+    if outcome.error is not None:
+        attributes[sc.ERROR_TYPE] = type(outcome.error).__name__
+    return attributes
