@@ -282,7 +282,7 @@ class CallPlanner:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             litellm_cost=response_cost_usd(response),
-            usage_source="provider" if usage is not None else None,
+            usage_source="reported" if usage is not None else None,
             output_text=output_text,
         )
 

@@ -34,7 +34,9 @@ ROUTER_CALL_ID: Final = "router.call_id"
 ROUTER_TAGS: Final = "router.tags"
 ROUTER_METADATA_PREFIX: Final = "router.metadata."
 ROUTER_USAGE_SOURCE: Final = "router.usage.source"
-"""``provider`` when the provider reported usage, ``counted`` when costrouter counted tokens."""
+"""``reported``: usage from the response or the stream's final usage chunk (the provider's,
+or LiteLLM's own count when the provider sent none); ``counted``: a stream that ended before
+its usage chunk (closed early, cut), whose tokens costrouter counted itself."""
 
 ATTEMPT_INDEX: Final = "router.attempt.index"
 ATTEMPT_KIND: Final = "router.attempt.kind"

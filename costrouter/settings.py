@@ -66,9 +66,7 @@ class Settings(BaseSettings):
     max_queue_size: int = Field(
         default=2048, gt=0, description="Ended spans buffered for export; past it, spans are dropped and counted."
     )
-    metric_export_interval_seconds: float = Field(
-        default=15.0, gt=0, description="How often metrics are exported."
-    )
+    metric_export_interval_seconds: float = Field(default=15.0, gt=0, description="How often metrics are exported.")
     shutdown_timeout_seconds: float = Field(
         default=5.0,
         gt=0,

@@ -64,7 +64,7 @@ def stream_finish_flow(
     if tally.usage is not None:
         prompt_tokens, completion_tokens = tally.usage.prompt_tokens, tally.usage.completion_tokens
         litellm_cost = getattr(tally.usage, "cost", None)
-        source = "provider"
+        source = "reported"
     else:
         facts = planner.deployments.get(deployment_id or "")
         model = facts.model if facts else planner.prices.group_models[call.group]

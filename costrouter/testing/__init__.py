@@ -1,0 +1,32 @@
+"""Helpers for testing code that uses costrouter: a provider double, span capture and an OTLP receiver."""
+
+from __future__ import annotations
+
+from costrouter.testing.capture import TelemetryCapture
+from costrouter.testing.otlp import (
+    Accept,
+    Block,
+    OtlpReceiver,
+    ReceivedDataPoint,
+    ReceivedEvent,
+    ReceivedExport,
+    ReceivedSpan,
+    Refuse,
+)
+from costrouter.testing.provider import Fail, ProviderDouble, ReceivedRequest, Reply
+
+__all__ = [
+    "Accept",
+    "Block",
+    "Fail",
+    "OtlpReceiver",
+    "ProviderDouble",
+    "ReceivedDataPoint",
+    "ReceivedEvent",
+    "ReceivedExport",
+    "ReceivedRequest",
+    "ReceivedSpan",
+    "Refuse",
+    "Reply",
+    "TelemetryCapture",
+]
