@@ -13,9 +13,8 @@ import os
 # sleeps; costrouter prices from the file first, so the bundled map is the right default.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-__version__ = "0.1.0"
-
 from costrouter._default import aroute_completion, default_router, route_completion
+from costrouter._version import __version__
 from costrouter.context import Caller, context, current_caller
 from costrouter.errors import (
     BudgetExceededError,

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from costrouter.router import CostRouter
 from costrouter.settings import Settings
-
-if TYPE_CHECKING:
-    from costrouter.router import CostRouter
 
 _lock = threading.Lock()
 _router: list[CostRouter] = []
 
 
 def default_router() -> CostRouter:
-    """The router built from ``COSTROUTER_CONFIG`` (else ``./configs/router.yaml``) and
-    ``COSTROUTER_BUDGETS``, on first use."""
+    """The router of the module-level functions, built on first use.
+
+    It reads ``COSTROUTER_CONFIG`` (else ``./configs/router.yaml``) and
+    ``COSTROUTER_BUDGETS`` (else no budgets).
+    """
     with _lock:
         if not _router:
-            from costrouter.router import CostRouter
-
             settings = Settings()
             _router.append(CostRouter.from_files(settings.config, settings.budgets, settings=settings))
         return _router[0]

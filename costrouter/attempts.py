@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import litellm
 from litellm.integrations.custom_logger import CustomLogger
+from typing_extensions import override
 
 CALL_ID_KEY = "costrouter_call_id"
 
@@ -111,7 +112,7 @@ def _metadata(kwargs: dict[str, Any]) -> dict[str, Any]:
     return metadata if isinstance(metadata, dict) else {}
 
 
-class AttemptTracker(CustomLogger):  # type: ignore[misc]
+class AttemptTracker(CustomLogger):
     """Records attempts into the :class:`CallRecord` named by the request's metadata."""
 
     def __init__(self) -> None:
@@ -140,7 +141,9 @@ class AttemptTracker(CustomLogger):  # type: ignore[misc]
             return self._records.get(call_id), metadata
 
     # ---- LiteLLM hooks ---------------------------------------------------------------
+    @override
     def log_pre_api_call(self, model: str, messages: Any, kwargs: dict[str, Any]) -> None:
+        """Open an attempt: LiteLLM is about to send a request to a deployment."""
         record, metadata = self._record_for(kwargs)
         if record is None:
             return
@@ -152,17 +155,19 @@ class AttemptTracker(CustomLogger):  # type: ignore[misc]
             litellm_call_id=str(kwargs.get("litellm_call_id") or ""),
         )
 
+    @override
     def log_failure_event(self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any) -> None:
+        """Close the attempt as failed (sync calls)."""
         record, _ = self._record_for(kwargs)
         if record is not None:
             error = kwargs.get("exception")
-            record.finish(
-                kwargs.get("litellm_call_id"), "failure", error if isinstance(error, BaseException) else None
-            )
+            record.finish(kwargs.get("litellm_call_id"), "failure", error if isinstance(error, BaseException) else None)
 
+    @override
     async def async_log_failure_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
+        """Close the attempt as failed (async calls; awaited before the next attempt)."""
         self.log_failure_event(kwargs, response_obj, start_time, end_time)
 
 

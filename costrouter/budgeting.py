@@ -125,9 +125,7 @@ def settle_flow(reservation: Reservation, amount_micros: int) -> Flow[list[Settl
     return results
 
 
-def settle_attributes(
-    reservation: Reservation, settled: Sequence[SettleOutcome], amount_micros: int
-) -> dict[str, Any]:
+def settle_attributes(reservation: Reservation, settled: Sequence[SettleOutcome], amount_micros: int) -> dict[str, Any]:
     """Settled cost and the remaining amount of the tightest budget."""
     attributes: dict[str, Any] = {sc.BUDGET_SETTLED_USD: micros_to_usd(amount_micros)}
     remaining = [

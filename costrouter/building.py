@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import litellm
+from litellm.router import Router
 
 from costrouter.config import RouterConfig, deployment_id_of, resolve_secrets
 from costrouter.errors import ConfigError, ConfigProblem
@@ -46,7 +46,7 @@ def build_model_list(config: RouterConfig, source: str = "<config>") -> list[dic
     return model_list
 
 
-def build_litellm_router(config: RouterConfig, source: str = "<config>") -> litellm.Router:
+def build_litellm_router(config: RouterConfig, source: str = "<config>") -> Router:
     """A LiteLLM Router with the file's deployments, fallbacks and router settings."""
     settings = config.router
     fallbacks = [{name: list(group.fallbacks)} for name, group in config.groups.items() if group.fallbacks]
@@ -63,4 +63,4 @@ def build_litellm_router(config: RouterConfig, source: str = "<config>") -> lite
         "timeout": settings.timeout,
     }
     arguments.update({key: value for key, value in optional.items() if value is not None})
-    return litellm.Router(**arguments)
+    return Router(**arguments)

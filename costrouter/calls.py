@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import litellm
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
 
 from costrouter import semconv as sc
 from costrouter.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
@@ -62,6 +64,21 @@ class RoutedCall:
 
 
 @dataclass(frozen=True)
+class Observed:
+    """What a response or a stream showed of the call."""
+
+    deployment_id: str | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    litellm_cost: float | None = None
+    usage_source: str | None = None
+    output_text: str | None = None
+
+
+@dataclass(frozen=True)
 class DeploymentFacts:
     """What the router knows of a deployment beyond LiteLLM's view."""
 
@@ -75,8 +92,6 @@ def _provider_of(model: str) -> str:
     if "/" in model:
         return model.split("/", 1)[0]
     try:
-        import litellm
-
         return str(litellm.get_llm_provider(model)[1])
     except Exception:  # an unknown bare model name has no provider LiteLLM can tell
         return "unknown"
@@ -175,9 +190,8 @@ class CallPlanner:
         return kwargs
 
     # ---- budgets -----------------------------------------------------------------------
-    def _estimate_micros(self, call: RoutedCall, group: str) -> int:
-        assert self.policy is not None
-        defaults = self.policy.defaults
+    def _estimate_micros(self, policy: BudgetPolicy, call: RoutedCall, group: str) -> int:
+        defaults = policy.defaults
         default_price = Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
         worst = self.prices.worst_case(self.config.reachable_groups(group), default_price)
         if call.prompt_tokens is None:
@@ -189,30 +203,26 @@ class CallPlanner:
             call.request["max_tokens"] = cap
         return usd_to_micros_ceil(estimate_usd(call.prompt_tokens, cap, worst))
 
-    def _budgets_for(self, caller: Caller) -> list[BudgetRef]:
-        assert self.policy is not None
-        return list(
-            self.policy.budgets_for(
-                session_id=caller.session_id, user_id=caller.user_id, team_id=caller.team_id, tags=caller.tags
-            )
-        )
-
     def _reserve(self, call: RoutedCall) -> Flow[None]:
-        if self.policy is None:
+        policy = self.policy
+        if policy is None:
             call.span.set_attribute(sc.BUDGET_OUTCOME, "unbudgeted")
             return
-        budgets = self._budgets_for(call.caller)
+        caller = call.caller
+        budgets = policy.budgets_for(
+            session_id=caller.session_id, user_id=caller.user_id, team_id=caller.team_id, tags=caller.tags
+        )
         tried = {call.group}
         reservation_id = call.call_id
         downgraded_to: str | None = None
         while True:
-            amount = self._estimate_micros(call, call.group)
+            amount = self._estimate_micros(policy, call, call.group)
             reservation = Reservation(reservation_id, budgets, amount, downgraded_to=downgraded_to)
             call.reservation = reservation
             try:
                 result = yield from reserve_flow(budgets, reservation_id, amount)
             except BudgetStoreError as exc:
-                self._on_store_error(call, reservation, exc)
+                self._on_store_error(call, reservation, exc, policy.store.on_store_error)
                 return
             if not isinstance(result, Refusal):
                 self._on_reserved(call, reservation, result)
@@ -250,11 +260,9 @@ class CallPlanner:
                 )
         call.span.set_attributes(reservation.attributes())
 
-    def _on_store_error(self, call: RoutedCall, reservation: Reservation, error: BudgetStoreError) -> None:
-        assert self.policy is not None
+    def _on_store_error(self, call: RoutedCall, reservation: Reservation, error: BudgetStoreError, mode: str) -> None:
         reservation.outcome = "store_error"
         reservation.store_error = error
-        mode = self.policy.store.on_store_error
         call.span.add_event(sc.EVENT_STORE_ERROR, {"error": str(error), "on_store_error": mode})
         call.span.set_attributes(reservation.attributes())
         logger.warning("costrouter: budget store failed (%s): %s", mode, error)
@@ -273,8 +281,7 @@ class CallPlanner:
         output_text = None
         if choices and getattr(choices[0], "message", None) is not None:
             output_text = choices[0].message.content
-        return self.outcome_for(
-            call,
+        observed = Observed(
             deployment_id=hidden.get("model_id"),
             response_model=getattr(response, "model", None),
             response_id=getattr(response, "id", None),
@@ -285,44 +292,32 @@ class CallPlanner:
             usage_source="reported" if usage is not None else None,
             output_text=output_text,
         )
+        return self.outcome_for(call, observed)
 
-    def outcome_for(
-        self,
-        call: RoutedCall,
-        *,
-        deployment_id: str | None,
-        response_model: str | None,
-        response_id: str | None,
-        finish_reasons: tuple[str, ...],
-        prompt_tokens: int | None,
-        completion_tokens: int | None,
-        litellm_cost: float | None,
-        usage_source: str | None,
-        output_text: str | None,
-        error: BaseException | None = None,
-    ) -> Outcome:
+    def outcome_for(self, call: RoutedCall, observed: Observed, error: BaseException | None = None) -> Outcome:
         """Price what the deployment did: LiteLLM's cost when it has one, else tokens × price."""
-        facts = self.deployments.get(deployment_id or "")
+        facts = self.deployments.get(observed.deployment_id or "")
+        prompt_tokens, completion_tokens = observed.prompt_tokens, observed.completion_tokens
         prompt_cost = completion_cost = None
         if facts is not None and facts.price is not None and prompt_tokens is not None:
             prompt_cost, completion_cost = facts.price.cost(prompt_tokens, completion_tokens or 0)
-        cost = litellm_cost
+        cost = observed.litellm_cost
         if cost is None or (cost == 0 and prompt_cost):
             cost = (prompt_cost or 0.0) + (completion_cost or 0.0)
         return Outcome(
             served_group=facts.group if facts else call.group,
-            deployment_id=deployment_id,
+            deployment_id=observed.deployment_id,
             provider=facts.provider if facts else None,
-            response_model=response_model,
-            response_id=response_id,
-            finish_reasons=finish_reasons,
+            response_model=observed.response_model,
+            response_id=observed.response_id,
+            finish_reasons=observed.finish_reasons,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cost_usd=cost,
             prompt_cost_usd=prompt_cost,
             completion_cost_usd=completion_cost,
-            usage_source=usage_source,
-            output_text=output_text,
+            usage_source=observed.usage_source,
+            output_text=observed.output_text,
             error=error,
             extra=call.extra_attributes,
         )
@@ -349,27 +344,15 @@ class CallPlanner:
         self.tracker.close(call.call_id)
 
     def fail_flow(self, call: RoutedCall, error: BaseException) -> Flow[None]:
-        """The call failed before any output: release the holds, record the error."""
+        """End a call that failed before any output: release its holds, record the error."""
         rejected = isinstance(error, BudgetExceededError)
         if rejected and call.reservation is not None:
             call.span.set_attributes(call.reservation.attributes())
-        outcome = self.outcome_for(
-            call,
-            deployment_id=None,
-            response_model=None,
-            response_id=None,
-            finish_reasons=(),
-            prompt_tokens=None,
-            completion_tokens=None,
-            litellm_cost=0.0,
-            usage_source=None,
-            output_text=None,
-            error=error,
-        )
+        outcome = self.outcome_for(call, Observed(litellm_cost=0.0), error)
         yield from self.finish_flow(call, outcome, "rejected" if rejected else "error")
 
     def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int) -> None:
-        attributes = {
+        attributes: dict[str, AttributeValue] = {
             "budget": budget.name,
             "scope": budget.scope,
             "scope_id": budget.scope_id,

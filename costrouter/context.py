@@ -20,7 +20,8 @@ class Caller:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-_current: ContextVar[Caller] = ContextVar("costrouter_caller", default=Caller())
+_NOBODY = Caller()
+_current: ContextVar[Caller | None] = ContextVar("costrouter_caller", default=None)
 
 
 def _merged(
@@ -59,7 +60,7 @@ def context(
     >>> with context(session_id="sess-1", user_id="user-42"):
     ...     router.route_completion("capable", messages)
     """
-    caller = _merged(_current.get(), session_id, user_id, team_id, tags, metadata)
+    caller = _merged(current_caller(), session_id, user_id, team_id, tags, metadata)
     token = _current.set(caller)
     try:
         yield caller
@@ -69,7 +70,7 @@ def context(
 
 def current_caller() -> Caller:
     """The caller of the active ``context(...)`` block (empty outside any block)."""
-    return _current.get()
+    return _current.get() or _NOBODY
 
 
 def resolve_caller(
@@ -80,4 +81,4 @@ def resolve_caller(
     metadata: Mapping[str, Any] | None,
 ) -> Caller:
     """Explicit arguments over the active context."""
-    return _merged(_current.get(), session_id, user_id, team_id, tags, metadata)
+    return _merged(current_caller(), session_id, user_id, team_id, tags, metadata)

@@ -6,12 +6,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import litellm
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from costrouter.attempts import attempt_tracker
 from costrouter._yaml import validate
+from costrouter.attempts import attempt_tracker
 from costrouter.budget import BudgetPolicy, BudgetStore, load_policy, store_from_config
 from costrouter.building import build_litellm_router
 from costrouter.calls import CallPlanner
@@ -129,14 +128,17 @@ class CostRouter:
     def _execute(self, op: Op) -> Any:
         if isinstance(op, RouteOp):
             return self.litellm_router.completion(**op.kwargs)
-        assert self.store is not None
-        return getattr(self.store, op.method)(*op.args, **op.kwargs)
+        return getattr(self._store(), op.method)(*op.args, **op.kwargs)
 
     async def _aexecute(self, op: Op) -> Any:
         if isinstance(op, RouteOp):
             return await self.litellm_router.acompletion(**op.kwargs)
-        assert self.store is not None
-        return await getattr(self.store, f"a{op.method}")(*op.args, **op.kwargs)
+        return await getattr(self._store(), f"a{op.method}")(*op.args, **op.kwargs)
+
+    def _store(self) -> BudgetStore:
+        if self.store is None:
+            raise RuntimeError("a budget operation without a budget store")  # a flow bug, not a user error
+        return self.store
 
     def _drive(self, flow: Any) -> None:
         drive(flow, self._execute)
@@ -152,4 +154,3 @@ class CostRouter:
                 flush()
         if self.store is not None:
             self.store.close()
-

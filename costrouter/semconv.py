@@ -152,10 +152,36 @@ METRIC_BUDGET_DECISIONS_UNIT: Final = "{decision}"
 """Counter; Prometheus: ``costrouter_budget_decisions_total``."""
 
 TOKEN_USAGE_BUCKETS: Final = (
-    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
 )
 """Bucket boundaries the GenAI conventions advise for ``gen_ai.client.token.usage``."""
 OPERATION_DURATION_BUCKETS: Final = (
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
 )
 """Bucket boundaries (seconds) the GenAI conventions advise for ``gen_ai.client.operation.duration``."""

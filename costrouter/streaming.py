@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from costrouter import semconv as sc
+from costrouter.calls import CallPlanner, Observed, RoutedCall
 from costrouter.money import micros_to_usd
 from costrouter.ops import Flow
 from costrouter.pricing import count_prompt_tokens, count_text_tokens
 from costrouter.telemetry import Outcome
-
-if TYPE_CHECKING:
-    from costrouter.calls import CallPlanner, RoutedCall
 
 StreamEnd = Literal["completed", "closed_early", "failed"]
 
@@ -72,8 +70,7 @@ def stream_finish_flow(
         completion_tokens = count_text_tokens(model, text)
         litellm_cost = None
         source = "counted"
-    outcome = planner.outcome_for(
-        call,
+    observed = Observed(
         deployment_id=deployment_id,
         response_model=tally.model,
         response_id=tally.response_id,
@@ -83,8 +80,8 @@ def stream_finish_flow(
         litellm_cost=float(litellm_cost) if isinstance(litellm_cost, (int, float)) else None,
         usage_source=source,
         output_text=text,
-        error=error,
     )
+    outcome = planner.outcome_for(call, observed, error)
     if deployment_id not in planner.deployments and call.reservation is not None and error is not None:
         outcome = _with_cost(outcome, micros_to_usd(call.reservation.amount_micros))
     yield from planner.finish_flow(call, outcome)

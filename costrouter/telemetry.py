@@ -17,6 +17,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 from opentelemetry.util.types import AttributeValue
 
 from costrouter import semconv as sc
+from costrouter._version import __version__
 from costrouter.attempts import CallRecord
 from costrouter.context import Caller
 
@@ -60,8 +61,6 @@ class Telemetry:
         capture_content: bool = False,
         content_max_chars: int = 4096,
     ) -> None:
-        from costrouter import __version__
-
         self.tracer_provider = tracer_provider or trace.get_tracer_provider()
         self.meter_provider = meter_provider or metrics.get_meter_provider()
         self.tracer = self.tracer_provider.get_tracer(INSTRUMENTATION_NAME, __version__)

@@ -14,6 +14,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from costrouter import semconv as sc
 
 
+def _attempt_index(span: ReadableSpan) -> int:
+    index = (span.attributes or {}).get(sc.ATTEMPT_INDEX, 0)
+    return index if isinstance(index, int) else 0
+
+
 class TelemetryCapture:
     """An SDK tracer provider and meter provider that keep everything in memory.
 
@@ -48,7 +53,7 @@ class TelemetryCapture:
             and span.parent is not None
             and span.parent.span_id == parent_id
         ]
-        return sorted(children, key=lambda span: int((span.attributes or {}).get(sc.ATTEMPT_INDEX, 0)))  # type: ignore[call-overload]
+        return sorted(children, key=lambda span: _attempt_index(span))
 
     def clear(self) -> None:
         """Forget the spans captured so far."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Fail", "ProviderDouble", "Reply", "Behaviour", "ReceivedRequest"]
+__all__ = ["Behaviour", "Fail", "ProviderDouble", "ReceivedRequest", "Reply"]
 
 
 @dataclass(frozen=True)
@@ -182,9 +182,9 @@ class ProviderDouble:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, backlog=1024)
         await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
+        sockets = getattr(site._server, "sockets", None) or []
+        if not sockets:
+            raise RuntimeError(f"provider double could not bind {self._host}:{self._port}")
         self._port = sockets[0].getsockname()[1]
 
     async def _shutdown(self) -> None:
@@ -255,9 +255,7 @@ def _completion_payload(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     }
 
 
-async def _stream_response(
-    http_request: web.Request, body: dict[str, Any], reply: Reply
-) -> web.StreamResponse:
+async def _stream_response(http_request: web.Request, body: dict[str, Any], reply: Reply) -> web.StreamResponse:
     response = web.StreamResponse(headers={"content-type": "text/event-stream"})
     await response.prepare(http_request)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"

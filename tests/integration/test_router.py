@@ -13,6 +13,7 @@ from opentelemetry.trace import StatusCode
 
 from costrouter import CostRouter, context
 from costrouter import semconv as sc
+from costrouter.settings import Settings
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import count_prompt_tokens
 from tests.routing import expected_cost, router_config
@@ -246,8 +247,6 @@ def test_application_spans_and_the_call_nest(router: CostRouter, capture: Teleme
 
 
 def test_content_capture_when_enabled(provider: ProviderDouble, capture: TelemetryCapture) -> None:
-    from costrouter.settings import Settings
-
     router = CostRouter(
         router_config(provider.base_url),
         tracer_provider=capture.tracer_provider,
