@@ -1,0 +1,53 @@
+"""A worker process: N concurrent async routed calls on one session, results as JSON on stdout.
+
+Usage: python -m tests.workers.concurrent_calls BASE_URL REDIS_URL KEY_PREFIX LIMIT_USD CALLS
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from costrouter import BudgetExceededError, CostRouter
+from costrouter import semconv as sc
+from costrouter.money import usd_to_micros
+from costrouter.testing import TelemetryCapture
+from tests.routing import router_config
+
+MESSAGES = [{"role": "user", "content": "one concurrent call of many"}]
+
+
+async def main(base_url: str, redis_url: str, prefix: str, limit_usd: float, calls: int) -> dict[str, Any]:
+    capture = TelemetryCapture()
+    policy = {
+        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
+        "budgets": [{"scope": "session", "limit_usd": limit_usd, "window": "total"}],
+    }
+    router = CostRouter(router_config(base_url), budgets=policy, tracer_provider=capture.tracer_provider)
+
+    async def one() -> str:
+        try:
+            await router.aroute_completion("fast", MESSAGES, max_tokens=20, session_id="shared-session")
+        except BudgetExceededError:
+            return "rejected"
+        return "completed"
+
+    outcomes = await asyncio.gather(*(one() for _ in range(calls)))
+    settled = [
+        usd_to_micros(float(span.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
+        for span in capture.call_spans()
+        if span.attributes and span.attributes.get(sc.BUDGET_OUTCOME) == "allowed"
+    ]
+    router.shutdown()
+    return {
+        "completed": outcomes.count("completed"),
+        "rejected": outcomes.count("rejected"),
+        "settled_micros": settled,
+    }
+
+
+if __name__ == "__main__":
+    base, redis_url, prefix, limit, count = sys.argv[1:6]
+    print(json.dumps(asyncio.run(main(base, redis_url, prefix, float(limit), int(count)))))
