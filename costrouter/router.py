@@ -12,16 +12,29 @@ from opentelemetry.trace import TracerProvider
 from costrouter._yaml import validate
 from costrouter.attempts import attempt_tracker
 from costrouter.budget import BudgetPolicy, BudgetStore, load_policy, store_from_config
+from costrouter.budget_view import BudgetsView
 from costrouter.building import build_litellm_router
 from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
 from costrouter.context import resolve_caller
+from costrouter.errors import ConfigError, ConfigProblem
 from costrouter.ops import Op, RouteOp, adrive, drive
 from costrouter.settings import Settings
 from costrouter.streaming import AsyncRoutedStream, RoutedStream
 from costrouter.telemetry import Telemetry
 
 Messages = Sequence[Mapping[str, Any]]
+
+
+def check_downgrade_targets(policy: BudgetPolicy, config: RouterConfig, source: str) -> None:
+    """Every ``downgrade_to`` must name a model group of the router."""
+    problems = [
+        ConfigProblem(f"budgets[{index}].downgrade_to", f"unknown model group {budget.downgrade_to!r}")
+        for index, budget in enumerate(policy.budgets)
+        if budget.downgrade_to is not None and budget.downgrade_to not in config.groups
+    ]
+    if problems:
+        raise ConfigError(source, problems)
 
 
 class CostRouter:
@@ -43,10 +56,13 @@ class CostRouter:
         meter_provider: MeterProvider | None = None,
         settings: Settings | None = None,
         source: str = "<config>",
+        budgets_source: str = "<budgets>",
     ) -> None:
         self.settings = settings or Settings()
         self.config = parse_router_config(config, source)
-        self.policy = None if budgets is None else validate(BudgetPolicy, budgets, "<budgets>")
+        self.policy = None if budgets is None else validate(BudgetPolicy, budgets, budgets_source)
+        if self.policy is not None:
+            check_downgrade_targets(self.policy, self.config, budgets_source)
         self.store = store
         if self.store is None and self.policy is not None:
             self.store = store_from_config(self.policy.store, redis_url=self.settings.redis_url)
@@ -69,12 +85,17 @@ class CostRouter:
         """Build from a model-group YAML (either format) and an optional budget policy YAML."""
         config = load_router_config(router)
         policy = load_policy(budgets) if budgets is not None else None
-        return cls(config, budgets=policy, source=str(router), **options)
+        return cls(config, budgets=policy, source=str(router), budgets_source=str(budgets), **options)
 
     @property
-    def budgets(self) -> BudgetStore | None:
-        """The budget store (for ``status``/``top``/``reset``), or ``None`` without a policy."""
-        return self.store
+    def budgets(self) -> BudgetsView | None:
+        """Spend, holds and remaining per scope and id (``None`` without a budget policy).
+
+        >>> router.budgets.status("session", "sess-1")[0].remaining_micros
+        """
+        if self.policy is None or self.store is None:
+            return None
+        return BudgetsView(self.policy, self.store)
 
     # ---- routed calls ------------------------------------------------------------------
     def route_completion(

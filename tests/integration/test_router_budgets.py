@@ -11,7 +11,7 @@ import litellm
 import pytest
 from opentelemetry.trace import StatusCode
 
-from costrouter import BudgetExceededError, BudgetStoreError, CostRouter
+from costrouter import BudgetExceededError, BudgetStoreError, ConfigError, CostRouter
 from costrouter import semconv as sc
 from costrouter.budget import BudgetPolicy
 from costrouter.money import usd_to_micros
@@ -341,3 +341,38 @@ def test_store_down_fail_open_proceeds_records_and_counts_right_once_back(
     status = router.store.status(session_ref(router, "s-open"))
     assert (status.spent_micros, status.held_micros) == (settled, 0)
     router.shutdown()
+
+
+def test_budgets_view_reads_status_top_and_resets_by_scope_and_id(harness: Harness) -> None:
+    router = harness.router(
+        {"scope": "session", "limit_usd": 1.0, "window": "total"},
+        {"scope": "user", "limit_usd": 2.0, "window": "daily"},
+        {"scope": "global", "limit_usd": 10.0, "window": "30d"},
+    )
+    for session, user in (("s-a", "u-1"), ("s-b", "u-1"), ("s-c", "u-2")):
+        router.route_completion("fast", MESSAGES, max_tokens=10, session_id=session, user_id=user)
+    view = router.budgets
+    assert view is not None
+    (session_status,) = view.status("session", "s-a")
+    cost = usd_to_micros(expected_cost("fast-primary", PROMPT_TOKENS, 8))
+    assert (session_status.budget, session_status.spent_micros, session_status.held_micros) == (
+        "session-total",
+        cost,
+        0,
+    )
+    assert session_status.remaining_micros == 1_000_000 - cost
+    (user_status,) = view.status("user", "u-1")
+    assert user_status.spent_micros == 2 * cost
+    (global_status,) = view.status("global")
+    assert global_status.spent_micros == 3 * cost
+    assert view.top("user", 5)["user-daily"] == [("u-1", 2 * cost), ("u-2", cost)]
+    assert view.reset("user", "u-1") == ["user-daily"]
+    assert view.status("user", "u-1")[0].spent_micros == 0
+    with pytest.raises(ValueError, match="unknown scope 'planet'"):
+        view.status("planet", "x")
+
+
+def test_a_downgrade_target_must_be_a_group(provider: ProviderDouble) -> None:
+    policy = {"budgets": [{"scope": "user", "limit_usd": 1, "on_exceeded": "downgrade", "downgrade_to": "cheap"}]}
+    with pytest.raises(ConfigError, match=r"budgets\[0\].downgrade_to: unknown model group 'cheap'"):
+        CostRouter(router_config(provider.base_url), budgets=policy)
