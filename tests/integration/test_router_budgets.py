@@ -15,7 +15,7 @@ from costrouter import BudgetExceededError, BudgetStoreError, ConfigError, CostR
 from costrouter import semconv as sc
 from costrouter.budget import BudgetPolicy
 from costrouter.money import usd_to_micros
-from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
+from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import count_prompt_tokens
 from tests.redis_server import RedisServer
 from tests.routing import expected_cost, router_config
@@ -151,7 +151,8 @@ def test_every_applicable_budget_is_checked_and_a_refusal_releases_the_others(ha
     with pytest.raises(BudgetExceededError) as raised:
         router.route_completion("fast", MESSAGES, max_tokens=200, session_id="s-multi", user_id="u-multi")
     assert raised.value.scope == "user"
-    assert router.store is not None and router.policy is not None
+    assert router.store is not None
+    assert router.policy is not None
     for ref in router.policy.budgets_for(session_id="s-multi", user_id="u-multi"):
         status = router.store.status(ref)
         assert (status.spent_micros, status.held_micros) == (0, 0), ref.name
