@@ -18,6 +18,7 @@ from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
 from costrouter.context import resolve_caller
 from costrouter.errors import ConfigError, ConfigProblem
+from costrouter.exporters import TelemetrySetup, configure_telemetry
 from costrouter.ops import Op, RouteOp, adrive, drive
 from costrouter.settings import Settings
 from costrouter.streaming import AsyncRoutedStream, RoutedStream
@@ -43,7 +44,9 @@ class CostRouter:
     ``config`` is a :class:`RouterConfig` or a plain mapping in either YAML format;
     ``budgets`` a :class:`BudgetPolicy` or mapping (none: nothing is enforced, spend
     is still traced). ``tracer_provider``/``meter_provider`` default to the global
-    ones, so an application's own OpenTelemetry setup is respected.
+    ones, so an application's own OpenTelemetry setup is respected; when neither is
+    given and ``settings.exporter`` (``COSTROUTER_EXPORTER``) is not ``none``,
+    costrouter sets up its own export (console, OTLP or a JSON-lines file).
     """
 
     def __init__(
@@ -67,6 +70,11 @@ class CostRouter:
         if self.store is None and self.policy is not None:
             self.store = store_from_config(self.policy.store, redis_url=self.settings.redis_url)
         self.litellm_router = build_litellm_router(self.config, source)
+        self.telemetry_setup: TelemetrySetup | None = None
+        if tracer_provider is None and meter_provider is None and self.settings.exporter != "none":
+            self.telemetry_setup = configure_telemetry(self.settings)
+            tracer_provider = self.telemetry_setup.tracer_provider
+            meter_provider = self.telemetry_setup.meter_provider
         self.telemetry = Telemetry(
             tracer_provider,
             meter_provider,
@@ -168,10 +176,17 @@ class CostRouter:
         await adrive(flow, self._aexecute)
 
     def shutdown(self) -> None:
-        """Flush spans and metrics (SDK providers) and close the budget store."""
-        for provider in (self.telemetry.tracer_provider, self.telemetry.meter_provider):
-            flush = getattr(provider, "force_flush", None)
-            if callable(flush):
-                flush()
+        """Flush spans and metrics and close the budget store.
+
+        Providers costrouter set up from settings are shut down; an application's own
+        providers are only flushed (they are the application's to shut down).
+        """
+        if self.telemetry_setup is not None:
+            self.telemetry_setup.shutdown()
+        else:
+            for provider in (self.telemetry.tracer_provider, self.telemetry.meter_provider):
+                flush = getattr(provider, "force_flush", None)
+                if callable(flush):
+                    flush()
         if self.store is not None:
             self.store.close()

@@ -185,3 +185,13 @@ OPERATION_DURATION_BUCKETS: Final = (
     81.92,
 )
 """Bucket boundaries (seconds) the GenAI conventions advise for ``gen_ai.client.operation.duration``."""
+
+METRIC_INSTRUMENTS: Final = {
+    METRIC_TOKEN_USAGE: ("histogram", METRIC_TOKEN_USAGE_UNIT),
+    METRIC_OPERATION_DURATION: ("histogram", METRIC_OPERATION_DURATION_UNIT),
+    METRIC_COST: ("counter", METRIC_COST_UNIT),
+    METRIC_CALLS: ("counter", METRIC_CALLS_UNIT),
+    METRIC_ATTEMPTS: ("counter", METRIC_ATTEMPTS_UNIT),
+    METRIC_BUDGET_DECISIONS: ("counter", METRIC_BUDGET_DECISIONS_UNIT),
+}
+"""Every metric costrouter emits: name -> (instrument kind, unit). Prometheus names follow from these."""

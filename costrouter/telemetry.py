@@ -24,10 +24,6 @@ from costrouter.context import Caller
 INSTRUMENTATION_NAME = "costrouter"
 _MAX_METADATA_VALUE = 256
 
-# Bucket boundaries the GenAI conventions recommend for these two histograms.
-_TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
-_DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -69,23 +65,29 @@ class Telemetry:
         self.content_max_chars = content_max_chars
         self.token_usage = meter.create_histogram(
             sc.METRIC_TOKEN_USAGE,
-            unit="{token}",
+            unit=sc.METRIC_TOKEN_USAGE_UNIT,
             description="Tokens used per routed call, by token type.",
-            explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
+            explicit_bucket_boundaries_advisory=list(sc.TOKEN_USAGE_BUCKETS),
         )
         self.duration = meter.create_histogram(
             sc.METRIC_OPERATION_DURATION,
-            unit="s",
+            unit=sc.METRIC_OPERATION_DURATION_UNIT,
             description="Duration of routed calls, retries and fallbacks included.",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+            explicit_bucket_boundaries_advisory=list(sc.OPERATION_DURATION_BUCKETS),
         )
-        self.cost = meter.create_counter(sc.METRIC_COST, unit="USD", description="USD spent on routed calls.")
-        self.calls = meter.create_counter(sc.METRIC_CALLS, unit="{call}", description="Routed calls by outcome.")
+        self.cost = meter.create_counter(
+            sc.METRIC_COST, unit=sc.METRIC_COST_UNIT, description="USD spent on routed calls."
+        )
+        self.calls = meter.create_counter(
+            sc.METRIC_CALLS, unit=sc.METRIC_CALLS_UNIT, description="Routed calls by outcome."
+        )
         self.attempts = meter.create_counter(
-            sc.METRIC_ATTEMPTS, unit="{attempt}", description="Provider attempts by kind and outcome."
+            sc.METRIC_ATTEMPTS, unit=sc.METRIC_ATTEMPTS_UNIT, description="Provider attempts by kind and outcome."
         )
         self.budget_decisions = meter.create_counter(
-            sc.METRIC_BUDGET_DECISIONS, unit="{decision}", description="Budget decisions by scope and outcome."
+            sc.METRIC_BUDGET_DECISIONS,
+            unit=sc.METRIC_BUDGET_DECISIONS_UNIT,
+            description="Budget decisions by scope and outcome.",
         )
 
     # ---- the parent span -------------------------------------------------------------

@@ -53,7 +53,7 @@ class TelemetryCapture:
             and span.parent is not None
             and span.parent.span_id == parent_id
         ]
-        return sorted(children, key=lambda span: _attempt_index(span))
+        return sorted(children, key=_attempt_index)
 
     def clear(self) -> None:
         """Forget the spans captured so far."""

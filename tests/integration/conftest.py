@@ -1,0 +1,31 @@
+"""Fixtures for integration tests: a real OTLP/HTTP receiver and a clean OTEL environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from costrouter.testing import OtlpReceiver
+
+# Variables that would send test telemetry somewhere else, or shape it, if the developer's
+# shell had them set.
+_OTEL_VARIABLES = [name for name in os.environ if name.startswith(("OTEL_", "COSTROUTER_"))]
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """A started OTLP/HTTP receiver on 127.0.0.1 (accepts everything until scripted)."""
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def otlp_env(otlp_receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> OtlpReceiver:
+    """Point the standard OTLP variables at ``otlp_receiver``; clear every other OTEL_/COSTROUTER_ one."""
+    for name in _OTEL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.endpoint)
+    monkeypatch.setenv("COSTROUTER_EXPORTER", "otlp")
+    return otlp_receiver
