@@ -6,6 +6,8 @@ The memory store gets a fake clock that tests move; Redis uses its own clock, so
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.context
 import time
 import uuid
 from collections.abc import Iterator
@@ -67,6 +69,16 @@ class Backend:
             made.close()
 
 
+def worker_context() -> multiprocessing.context.ForkServerContext:
+    """A multiprocessing context whose workers start with costrouter already imported.
+
+    Importing costrouter (and so LiteLLM) takes seconds; the fork server does it once.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
 def make_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """The body of a ``backend`` fixture parametrized with :data:`BACKENDS`."""
     url = request.getfixturevalue("redis_url") if request.param == "redis" else None
@@ -94,5 +106,3 @@ def ref(
         limit_micros=limit,
         alert_at=alert_at,
     )
-
-

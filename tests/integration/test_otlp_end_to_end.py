@@ -130,7 +130,8 @@ def test_settings_alone_set_up_export_and_exit_flushes(tmp_path: Path) -> None:
         config.write_text(json.dumps(router_config(provider.base_url)))
         script = (
             "import costrouter;"
-            "costrouter.route_completion('fast', [{'role': 'user', 'content': 'hi'}], max_tokens=5, session_id='s-exit')"
+            "costrouter.route_completion("
+            "'fast', [{'role': 'user', 'content': 'hi'}], max_tokens=5, session_id='s-exit')"
         )
         environment = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "COSTROUTER_"))},
