@@ -1,0 +1,681 @@
+"""The ``costrouter`` command: validate configs, run the demo, inspect budgets, report costs.
+
+Exit codes: 0 ok; 1 invalid configuration or input (also a declined confirmation);
+2 usage error; 3 budget store unavailable; 4 the budget store is the in-process memory
+store, which another process cannot inspect. When stdout is not a terminal the output has
+no colours, no progress bar, and ASCII tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import IntEnum, StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from costrouter.budget import GLOBAL_SCOPE_ID, Budget, BudgetPolicy, BudgetStore, load_policy, store_from_config
+from costrouter.config import SECRET_PREFIX, Deployment, RouterConfig, load_router_config, resolve_secrets
+from costrouter.demo import (
+    DemoOptions,
+    DemoResult,
+    budget_alerts,
+    budget_outcomes,
+    conversations,
+    default_config_paths,
+    run_demo,
+)
+from costrouter.errors import BudgetStoreError, ConfigError, ConfigProblem
+from costrouter.money import micros_to_usd
+from costrouter.pricing import deployment_price
+from costrouter.report import (
+    DEFAULT_BREAKDOWNS,
+    Report,
+    breakdown_title,
+    build_report,
+    format_usd,
+    load_span_records,
+    parse_breakdowns,
+    report_csv,
+    report_json,
+    report_table,
+)
+from costrouter.settings import Settings
+
+
+class ExitCode(IntEnum):
+    """The command's exit codes."""
+
+    OK = 0
+    INVALID = 1
+    USAGE = 2
+    STORE_UNAVAILABLE = 3
+    MEMORY_STORE = 4
+
+
+EXIT_CODES = (
+    "Exit codes: 0 ok · 1 invalid configuration or input · 2 usage error · "
+    "3 budget store unavailable · 4 budget store is in-process memory"
+)
+
+app = typer.Typer(
+    name="costrouter",
+    help="Trace, price and budget every LLM call routed through a LiteLLM Router.",
+    epilog=(
+        "Start here:  costrouter demo  ·  costrouter validate configs/router.yaml configs/budgets.yaml  ·  "
+        f"costrouter report costrouter-demo-spans.jsonl\n\n{EXIT_CODES}"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+budget_app = typer.Typer(
+    help="Look at and reset budget counters in the policy's store (Redis).",
+    epilog=f"Examples:  costrouter budget status session sess-42 --budgets configs/budgets.yaml\n\n{EXIT_CODES}",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(budget_app, name="budget")
+
+
+class Scope(StrEnum):
+    """A budget scope."""
+
+    session = "session"
+    user = "user"
+    team = "team"
+    tag = "tag"
+    global_ = "global"
+
+
+class ReportFormat(StrEnum):
+    """Output formats of ``report``."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class DemoExporterChoice(StrEnum):
+    """Where the demo's spans go."""
+
+    file = "file"
+    console = "console"
+    otlp = "otlp"
+
+
+# ---- output ---------------------------------------------------------------------------------
+def _console(*, stderr: bool = False) -> Console:
+    """A console for stdout (or stderr): plain and wide when it is not a terminal."""
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=stderr, highlight=False, soft_wrap=False, width=200, no_color=True)
+    return console
+
+
+def _table(console: Console) -> Table:
+    return Table(box=box.ROUNDED if console.is_terminal else box.ASCII)
+
+
+def _heading(console: Console, text: str) -> None:
+    console.print()
+    console.print(f"[bold]{text}[/bold]" if console.is_terminal else text, markup=console.is_terminal)
+
+
+def _fail(message: str, code: ExitCode = ExitCode.INVALID) -> NoReturn:
+    _console(stderr=True).print(f"error: {message}", markup=False)
+    raise typer.Exit(int(code))
+
+
+def _problem_line(source: str, problem: ConfigProblem) -> str:
+    where = f"{source}:{problem.line}" if problem.line is not None else source
+    return f"{where}: {problem.location}: {problem.reason}" if problem.location else f"{where}: {problem.reason}"
+
+
+def _config_failure(error: ConfigError) -> NoReturn:
+    console = _console(stderr=True)
+    console.print(f"error: invalid configuration in {error.source}", markup=False)
+    for problem in error.problems:
+        console.print(f"  {_problem_line(error.source, problem)}", markup=False)
+    raise typer.Exit(int(ExitCode.INVALID))
+
+
+@contextmanager
+def _config_errors() -> Iterator[None]:
+    """Turn a ConfigError into its printed problems and exit code 1."""
+    try:
+        yield
+    except ConfigError as error:
+        _config_failure(error)
+
+
+# ---- validate -------------------------------------------------------------------------------
+def _masked_url(value: str) -> str:
+    """A URL without the password of its user part; ``os.environ/NAME`` stays a reference."""
+    if value.startswith(SECRET_PREFIX):
+        return value
+    parts = urlsplit(value)
+    if parts.password is None and parts.username is None:
+        return value
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _secret(value: str | None) -> str:
+    if value is None:
+        return "-"
+    if value.startswith(SECRET_PREFIX):
+        name = value.removeprefix(SECRET_PREFIX)
+        return value if name in os.environ else f"{value} (not set)"
+    return "***"
+
+
+def _per_million(value: float) -> str:
+    text = f"{value * 1_000_000:,.4f}".rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"${whole}.{decimals.ljust(2, '0')}"
+
+
+def _price_cells(deployment: Deployment) -> tuple[str, str, str]:
+    price = deployment_price(deployment)
+    if price is None:
+        return "-", "-", "unpriced: policy default"
+    source = "file" if price.source == "config" else "LiteLLM price map"
+    return _per_million(price.input_per_token), _per_million(price.output_per_token), source
+
+
+def _missing_env(config: RouterConfig) -> list[ConfigProblem]:
+    """Every ``os.environ/NAME`` reference whose variable is not set (values are never kept)."""
+    problems: list[ConfigProblem] = []
+    for group, group_config in config.groups.items():
+        for index, deployment in enumerate(group_config.deployments):
+            params = {**deployment.litellm_params, "api_base": deployment.api_base, "api_key": deployment.api_key}
+            resolve_secrets(params, f"groups.{group}.deployments[{index}]", "", problems)
+    return problems
+
+
+def _print_groups(console: Console, config: RouterConfig) -> None:
+    groups = _table(console)
+    for name in (
+        "group",
+        "priority",
+        "deployment",
+        "model",
+        "in $/1M tok",
+        "out $/1M tok",
+        "price from",
+        "falls back to",
+    ):
+        groups.add_column(name, justify="right" if "$" in name or name == "priority" else "left")
+    endpoints = _table(console)
+    for name in ("deployment", "api_base", "api_key", "other LiteLLM params"):
+        endpoints.add_column(name)
+    for group, group_config in config.groups.items():
+        ranked = sorted(enumerate(group_config.deployments), key=lambda item: item[1].priority)
+        chain = " → ".join(config.reachable_groups(group)[1:]) or "-"
+        for position, (index, deployment) in enumerate(ranked):
+            deployment_id = deployment.id or f"{group}-{index}"
+            groups.add_row(
+                group if position == 0 else "",
+                str(deployment.priority),
+                deployment_id,
+                deployment.model,
+                *_price_cells(deployment),
+                chain if position == 0 else "",
+            )
+            endpoints.add_row(
+                deployment_id,
+                _masked_url(deployment.api_base) if deployment.api_base else "-",
+                _secret(deployment.api_key),
+                ", ".join(sorted(deployment.litellm_params)) or "-",
+            )
+    _heading(console, "Model groups (deployments in priority order: lower serves first)")
+    console.print(groups)
+    _heading(console, "Endpoints and secrets (values of secrets are never shown)")
+    console.print(endpoints)
+
+
+def _store_line(policy: BudgetPolicy) -> str:
+    store = policy.store
+    if store.backend == "memory":
+        return "store: memory (counters live in the routing process)"
+    return f"store: redis at {_masked_url(store.redis_url)}, key prefix {store.key_prefix!r}, {store.on_store_error}"
+
+
+def _usd(value: float) -> str:
+    whole, _, decimals = f"{value:,.6f}".rstrip("0").partition(".")
+    return f"${whole}.{decimals.ljust(2, '0')}"
+
+
+def _budgets_table(console: Console, policy: BudgetPolicy) -> Table:
+    table = _table(console)
+    for name in ("budget", "scope", "id", "limit", "window", "on exceeded", "alerts at"):
+        table.add_column(name, justify="right" if name == "limit" else "left")
+    for budget in policy.budgets:
+        action = f"downgrade to {budget.downgrade_to}" if budget.on_exceeded == "downgrade" else budget.on_exceeded
+        table.add_row(
+            budget.budget_name,
+            budget.scope,
+            budget.id or ("-" if budget.scope == "global" else "(each)"),
+            _usd(budget.limit_usd),
+            budget.window,
+            action,
+            ", ".join(f"{threshold:.0%}" for threshold in budget.alert_at) or "-",
+        )
+    return table
+
+
+def _cross_check(config: RouterConfig, policy: BudgetPolicy, source: str) -> None:
+    problems = [
+        ConfigProblem(f"budgets[{index}].downgrade_to", f"unknown model group {budget.downgrade_to!r}")
+        for index, budget in enumerate(policy.budgets)
+        if budget.downgrade_to is not None and budget.downgrade_to not in config.groups
+    ]
+    if problems:
+        raise ConfigError(source, problems)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  costrouter validate\n\n"
+        "  costrouter validate configs/router.yaml configs/budgets.yaml\n\n"
+        "  costrouter validate my-litellm-proxy-config.yaml --strict\n\n"
+        f"{EXIT_CODES}"
+    )
+)
+def validate(
+    router_file: Annotated[
+        Path | None, typer.Argument(help="Model-group YAML (default: COSTROUTER_CONFIG or configs/router.yaml).")
+    ] = None,
+    budgets_file: Annotated[
+        Path | None, typer.Argument(help="Budget policy YAML (default: COSTROUTER_BUDGETS; optional).")
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail when an os.environ/NAME secret is not set.")] = False,
+) -> None:
+    """Check the model groups and the budget policy; print what they configure, never a secret.
+
+    A malformed file prints the file, the line where known, the field path and the reason,
+    and exits 1. Secrets show as their ``os.environ/NAME`` reference, literals as ``***``.
+    """
+    settings = Settings()
+    router_path = router_file or settings.config
+    budgets_path = budgets_file or settings.budgets
+    with _config_errors():
+        config = load_router_config(router_path)
+        policy = load_policy(budgets_path) if budgets_path is not None else None
+        if policy is not None:
+            _cross_check(config, policy, str(budgets_path))
+    console = _console()
+    deployments = len(config.deployments())
+    console.print(f"{router_path}: {len(config.groups)} model groups, {deployments} deployments: valid", markup=False)
+    router = config.router
+    console.print(
+        f"router: num_retries {router.num_retries}, retry_after {router.retry_after:g} s, "
+        f"allowed_fails {router.allowed_fails}, cooldown {router.cooldown_time} s, {router.routing_strategy}, "
+        f"timeout {router.timeout} s",
+        markup=False,
+    )
+    _print_groups(console, config)
+    if policy is not None:
+        _heading(console, f"{budgets_path}: {len(policy.budgets)} budgets: valid; {_store_line(policy)}")
+        console.print(_budgets_table(console, policy))
+    else:
+        console.print("no budget policy given: spend is traced, nothing is enforced", markup=False)
+    missing = _missing_env(config)
+    errors = _console(stderr=True)
+    for problem in missing:
+        errors.print(f"{'error' if strict else 'warning'}: {router_path}: {problem}", markup=False)
+    if missing and strict:
+        raise typer.Exit(int(ExitCode.INVALID))
+
+
+# ---- demo -----------------------------------------------------------------------------------
+def _print_demo(console: Console, result: DemoResult) -> None:
+    report = result.report
+    calls = report.calls
+    sessions = {call.session for call in calls}
+    users = {call.user for call in calls}
+    total = report.total
+    console.print(
+        f"costrouter demo: {total.calls} routed calls in {len(sessions)} sessions of {len(users)} users, "
+        f"{result.seconds:.1f} s, {result.store} budget store",
+        markup=False,
+    )
+    console.print(
+        f"  answered {total.ok} · failed {total.failed} · rejected by a budget {total.rejected} "
+        f"(BudgetExceededError caught by the app: {result.caught_budget_errors})",
+        markup=False,
+    )
+    console.print(
+        f"  provider attempts {total.attempts}: {total.failed_attempts} failed, "
+        f"retries {total.retries}, fallbacks {total.fallbacks}",
+        markup=False,
+    )
+    outcomes = ", ".join(f"{name} {count}" for name, count in budget_outcomes(result.records).items())
+    console.print(f"  budget decisions: {outcomes}", markup=False)
+    alerts = budget_alerts(result.records)
+    console.print(f"  budget alerts: {'; '.join(alerts) if alerts else 'none'}", markup=False)
+    ascii_only = not console.is_terminal
+    for breakdown in report.breakdowns:
+        _heading(console, breakdown_title(breakdown))
+        console.print(report_table(breakdown, total, ascii_only=ascii_only))
+    console.print()
+    _print_span_destination(console, result)
+
+
+def _print_span_destination(console: Console, result: DemoResult) -> None:
+    calls = len(result.report.calls)
+    attempts = result.report.total.attempts
+    counted = f"{len(result.records)} spans ({calls} routed calls, {attempts} attempts)"
+    if result.spans_file is not None:
+        path = result.spans_file.resolve()
+        console.print(f"spans: {counted} written to {path}", markup=False)
+        console.print(f"  costrouter report {path} --by group,session", markup=False)
+    elif result.exporter == "otlp":
+        endpoint = result.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318")
+        console.print(f"spans: {counted} exported over OTLP/HTTP to {endpoint}", markup=False)
+    else:
+        console.print(f"spans: {counted} printed above by the console exporter", markup=False)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  costrouter demo\n\n"
+        "  costrouter demo --exporter console\n\n"
+        "  costrouter demo --otlp http://localhost:4318 --redis redis://localhost:6379/0\n\n"
+        f"{EXIT_CODES}"
+    )
+)
+def demo(
+    exporter: Annotated[DemoExporterChoice, typer.Option(help="Where spans go.")] = DemoExporterChoice.file,
+    spans_file: Annotated[
+        Path, typer.Option(help="The JSON-lines span file of --exporter file (replaced each run).")
+    ] = Path("costrouter-demo-spans.jsonl"),
+    otlp: Annotated[
+        str | None, typer.Option(help="Export spans and metrics over OTLP/HTTP to this endpoint (implies otlp).")
+    ] = None,
+    redis: Annotated[str | None, typer.Option(help="Use a Redis budget store at this URL.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Model groups (default: configs/router.yaml).")] = None,
+    budgets: Annotated[Path | None, typer.Option(help="Budget policy (default: configs/demo-budgets.yaml).")] = None,
+) -> None:
+    """Route a realistic workload through the example configs against a local provider double.
+
+    No API key, no network, no Redis needed: sessions of several users, a flaky deployment
+    (retries), a group outage (fallback), a session that runs into its budget. Prints cost,
+    tokens, latency and attempts per model group and per session, computed from the spans
+    it recorded, and where those spans went.
+    """
+    default_router, default_budgets = default_config_paths()
+    options = DemoOptions(
+        router_path=config or default_router,
+        budgets_path=budgets or default_budgets,
+        exporter="otlp" if otlp is not None else exporter.value,
+        spans_file=spans_file,
+        otlp_endpoint=otlp,
+        redis_url=redis,
+    )
+    console = _console()
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    )
+    with _config_errors(), progress:
+        task = progress.add_task("routing", total=sum(len(c.turns) for c in conversations()))
+
+        def on_turn(description: str) -> None:
+            progress.update(task, advance=1, description=description)
+
+        try:
+            result = run_demo(options, on_turn)
+        except BudgetStoreError as error:
+            _fail(f"budget store unavailable: {error}", ExitCode.STORE_UNAVAILABLE)
+        except ValueError as error:
+            _fail(str(error))
+    _print_demo(console, result)
+
+
+# ---- budget -----------------------------------------------------------------------------------
+BudgetsOption = Annotated[
+    Path | None,
+    typer.Option(help="Budget policy YAML (default: COSTROUTER_BUDGETS, else configs/budgets.yaml)."),
+]
+RedisOption = Annotated[str | None, typer.Option(help="Use the Redis store at this URL, whatever the policy says.")]
+NameOption = Annotated[str | None, typer.Option("--name", help="Only the budget with this name.")]
+ScopeArgument = Annotated[Scope, typer.Argument(help="session, user, team, tag or global.")]
+IdArgument = Annotated[str | None, typer.Argument(help="The session/user/team/tag id (none for global).")]
+
+_MEMORY_STORE_NOTE = (
+    "the policy's store is the in-process memory store: its counters live inside the process "
+    "that routes calls and end with it, so another process (this command) cannot see or reset them. "
+    "Use store.backend: redis in the policy, or --redis URL, to share budgets between processes."
+)
+
+
+def _load_budget_policy(budgets: Path | None, redis: str | None) -> tuple[BudgetPolicy, str]:
+    """The policy (with ``--redis`` applied) and its file name; exits 1 or 4 when unusable."""
+    path = budgets or Settings().budgets
+    if path is None:
+        path = Path("configs/budgets.yaml")
+        if not path.is_file():
+            _fail("no budget policy: pass --budgets FILE or set COSTROUTER_BUDGETS")
+    with _config_errors():
+        policy = load_policy(path)
+    if redis is not None:
+        store = policy.store.model_copy(update={"backend": "redis", "redis_url": redis})
+        policy = policy.model_copy(update={"store": store})
+    if policy.store.backend == "memory":
+        _fail(_MEMORY_STORE_NOTE, ExitCode.MEMORY_STORE)
+    return policy, str(path)
+
+
+def _matching(policy: BudgetPolicy, scope: Scope, scope_id: str | None, name: str | None) -> list[Budget]:
+    """The budgets of ``scope`` that apply to ``scope_id`` (any id when it is ``None``)."""
+    budgets = [
+        budget
+        for budget in policy.budgets
+        if budget.scope == scope.value
+        and (scope_id is None or budget.id is None or budget.id == scope_id)
+        and (name is None or budget.budget_name == name)
+    ]
+    if not budgets:
+        target = f" for {scope_id!r}" if scope_id is not None else ""
+        named = f" named {name!r}" if name is not None else ""
+        _fail(f"no {scope.value} budget{named}{target} in the policy")
+    return budgets
+
+
+def _scope_id(scope: Scope, scope_id: str | None) -> str:
+    if scope is Scope.global_:
+        return GLOBAL_SCOPE_ID
+    if scope_id is None:
+        raise typer.BadParameter(f"a {scope.value} budget needs an ID", param_hint="ID")
+    return scope_id
+
+
+def _open_store(policy: BudgetPolicy, redis: str | None) -> BudgetStore:
+    try:
+        return store_from_config(policy.store, redis_url=redis or Settings().redis_url)
+    except ValueError as error:
+        _fail(f"invalid Redis URL: {error}")
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    try:
+        yield
+    except BudgetStoreError as error:
+        _fail(f"budget store unavailable: {error}", ExitCode.STORE_UNAVAILABLE)
+
+
+_STORE_EPILOG = (
+    f"The memory store cannot be inspected from another process: these commands exit 4 for it. \n\n{EXIT_CODES}"
+)
+
+
+@budget_app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  costrouter budget status session sess-42 --budgets configs/budgets.yaml\n\n"
+        "  costrouter budget status global --redis redis://localhost:6379/0\n\n"
+        f"{_STORE_EPILOG}"
+    )
+)
+def status(
+    scope: ScopeArgument,
+    scope_id: IdArgument = None,
+    budgets: BudgetsOption = None,
+    redis: RedisOption = None,
+    name: NameOption = None,
+) -> None:
+    """Spend, holds and what remains of each budget of SCOPE for ID, in its current window."""
+    target = _scope_id(scope, scope_id)
+    policy, _ = _load_budget_policy(budgets, redis)
+    console = _console()
+    _heading(console, f"{scope.value} {target}")
+    table = _table(console)
+    for column in ("budget", "window", "limit", "spent", "held", "holds", "remaining", "used"):
+        table.add_column(column, justify="left" if column in ("budget", "window") else "right")
+    with _open_store(policy, redis) as store, _store_errors():
+        for budget in _matching(policy, scope, target, name):
+            state = store.status(budget.ref(target))
+            used = (state.spent_micros + state.held_micros) / state.limit_micros if state.limit_micros else 0.0
+            table.add_row(
+                state.budget,
+                state.window_id,
+                format_usd(micros_to_usd(state.limit_micros)),
+                format_usd(micros_to_usd(state.spent_micros)),
+                format_usd(micros_to_usd(state.held_micros)),
+                str(state.active_holds),
+                format_usd(micros_to_usd(state.remaining_micros)),
+                f"{used:.1%}",
+            )
+    console.print(table)
+
+
+@budget_app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  costrouter budget reset session sess-42\n\n"
+        "  costrouter budget reset user alice --name user-daily --yes\n\n"
+        f"{_STORE_EPILOG}"
+    )
+)
+def reset(
+    scope: ScopeArgument,
+    scope_id: IdArgument = None,
+    budgets: BudgetsOption = None,
+    redis: RedisOption = None,
+    name: NameOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Clear the spend, holds and alert flags of SCOPE ID's budgets in their current window."""
+    target = _scope_id(scope, scope_id)
+    policy, _ = _load_budget_policy(budgets, redis)
+    matched = _matching(policy, scope, target, name)
+    names = ", ".join(budget.budget_name for budget in matched)
+    if not yes and not typer.confirm(f"Reset {names} for {scope.value} {target}?", default=False):
+        _fail("not reset: confirmation declined")
+    with _open_store(policy, redis) as store, _store_errors():
+        for budget in matched:
+            store.reset(budget.ref(target))
+    _console().print(f"reset {names} for {scope.value} {target} (current window)", markup=False)
+
+
+@budget_app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  costrouter budget top user\n\n"
+        "  costrouter budget top session -n 20 --redis redis://localhost:6379/0\n\n"
+        f"{_STORE_EPILOG}"
+    )
+)
+def top(
+    scope: ScopeArgument,
+    count: Annotated[int, typer.Option("-n", "--count", min=1, help="How many ids to list.")] = 10,
+    budgets: BudgetsOption = None,
+    redis: RedisOption = None,
+    name: NameOption = None,
+) -> None:
+    """The largest spenders of SCOPE in the current window of each of its budgets."""
+    if scope is Scope.global_:
+        _fail("top ranks the ids of a scope; the global scope has a single one (use budget status global)")
+    policy, _ = _load_budget_policy(budgets, redis)
+    console = _console()
+    with _open_store(policy, redis) as store, _store_errors():
+        for budget in _matching(policy, scope, None, name):
+            _heading(console, f"{budget.budget_name}: top {count} ({budget.window})")
+            table = _table(console)
+            for column in ("rank", scope.value, "spent", "of limit"):
+                table.add_column(column, justify="right" if column != scope.value else "left")
+            for rank, (scope_id, spent) in enumerate(store.top(budget.ref(GLOBAL_SCOPE_ID), count), start=1):
+                share = micros_to_usd(spent) / budget.limit_usd
+                table.add_row(str(rank), scope_id, format_usd(micros_to_usd(spent)), f"{share:.1%}")
+            console.print(table)
+
+
+# ---- report -----------------------------------------------------------------------------------
+def _print_report(report: Report, output: ReportFormat) -> None:
+    console = _console()
+    if output is ReportFormat.json:
+        console.out(report_json(report), highlight=False)
+        return
+    if output is ReportFormat.csv:
+        console.out(report_csv(report), highlight=False, end="")
+        return
+    console.print(f"{report.source}: {report.spans} spans, {len(report.calls)} routed calls", markup=False)
+    for breakdown in report.breakdowns:
+        _heading(console, breakdown_title(breakdown))
+        console.print(report_table(breakdown, report.total, ascii_only=not console.is_terminal))
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  costrouter report costrouter-spans.jsonl\n\n"
+        "  costrouter report spans.jsonl --by group,session+user\n\n"
+        "  costrouter report spans.jsonl --format csv --by deployment > cost.csv\n\n"
+        "Dimensions: group (that served the call), requested, deployment, session, user, team.\n\n"
+        f"{EXIT_CODES}"
+    )
+)
+def report(
+    span_file: Annotated[Path, typer.Argument(help="A JSON-lines span file (COSTROUTER_EXPORTER=file).")],
+    output: Annotated[ReportFormat, typer.Option("--format", "-f", help="table, csv or json.")] = ReportFormat.table,
+    by: Annotated[
+        str, typer.Option(help="Comma-separated breakdowns; join dimensions with '+' (group+session).")
+    ] = DEFAULT_BREAKDOWNS,
+) -> None:
+    """Cost, tokens, latency and attempts of the routed calls in a span file, by group, deployment, session, user."""
+    try:
+        breakdowns = parse_breakdowns(by)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--by") from error
+    try:
+        records = load_span_records(str(span_file))
+    except OSError as error:
+        _fail(f"cannot read {span_file}: {error.strerror or error}")
+    except ValueError as error:
+        _fail(str(error))
+    _print_report(build_report(str(span_file), records, breakdowns), output)
+
+
+def main() -> None:
+    """The ``costrouter`` entry point."""
+    app()
