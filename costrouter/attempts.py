@@ -46,6 +46,8 @@ class CallRecord:
     """Every attempt of one routed call, in order."""
 
     call_id: str
+    group: str = ""
+    """The model group the Router was asked for; an attempt elsewhere is a fallback."""
     attempts: list[Attempt] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -66,7 +68,9 @@ class CallRecord:
             if any(a.litellm_call_id == litellm_call_id for a in self.attempts):
                 return
             previous = self.attempts[-1] if self.attempts else None
-            kind: AttemptKind = "first"
+            # A group whose deployments are all cooling down is skipped without an attempt:
+            # the first attempt then already lands in a fallback group.
+            kind: AttemptKind = "fallback" if self.group and model_group != self.group else "first"
             wait_ns = 0
             if previous is not None:
                 kind = "retry" if previous.model_group == model_group else "fallback"

@@ -144,6 +144,7 @@ class CallPlanner:
         try:
             try:
                 yield from self._reserve(call)
+                call.record.group = call.group
                 response = yield RouteOp(self._route_kwargs(call))
             except BaseException as exc:
                 yield from self.fail_flow(call, exc)
@@ -195,7 +196,7 @@ class CallPlanner:
         default_price = Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
         worst = self.prices.worst_case(self.config.reachable_groups(group), default_price)
         if call.prompt_tokens is None:
-            call.prompt_tokens = count_prompt_tokens(self.prices.group_models[group], call.messages)
+            call.prompt_tokens = count_prompt_tokens(call.messages)
         requested = call.request.get("max_tokens")
         cap = output_cap(requested if isinstance(requested, int) else None, worst, defaults.max_output_tokens)
         if requested is None:

@@ -60,19 +60,16 @@ class PriceBook:
 
     prices: Mapping[str, Price | None]
     group_deployments: Mapping[str, Sequence[str]]
-    group_models: Mapping[str, str]
 
     @classmethod
     def from_config(cls, config: RouterConfig) -> PriceBook:
         """Look every deployment's price up once, when the router is built."""
         prices: dict[str, Price | None] = {}
         groups: dict[str, list[str]] = {}
-        models: dict[str, str] = {}
         for group, deployment_id, deployment in config.deployments():
             prices[deployment_id] = deployment_price(deployment)
             groups.setdefault(group, []).append(deployment_id)
-            models.setdefault(group, deployment.model)
-        return cls(prices, groups, models)
+        return cls(prices, groups)
 
     def unpriced(self) -> list[str]:
         """Deployments with no price in the file nor in the price map."""
@@ -98,16 +95,20 @@ class PriceBook:
         return Price(input_price, output_price, max_output, "config")
 
 
-def count_prompt_tokens(model: str, messages: Sequence[Mapping[str, Any]]) -> int:
-    """Prompt tokens as LiteLLM counts them for ``model``."""
-    return int(litellm.token_counter(model=model, messages=list(messages)))
+def count_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
+    """Prompt tokens as LiteLLM's default (tiktoken) counter sees them.
+
+    One tokenizer for every model: LiteLLM's model-specific counters would download a
+    Hugging Face tokenizer for some models (llama, …), stalling a call without network.
+    """
+    return int(litellm.token_counter(messages=list(messages)))
 
 
-def count_text_tokens(model: str, text: str) -> int:
-    """Tokens of a completion text, for streams whose provider sent no usage."""
+def count_text_tokens(text: str) -> int:
+    """Tokens of a completion text, for a stream that ended before its usage chunk."""
     if not text:
         return 0
-    return int(litellm.token_counter(model=model, text=text))
+    return int(litellm.token_counter(text=text))
 
 
 def output_cap(requested: int | None, worst: Price, policy_default: int) -> int:

@@ -64,10 +64,8 @@ def stream_finish_flow(
         litellm_cost = getattr(tally.usage, "cost", None)
         source = "reported"
     else:
-        facts = planner.deployments.get(deployment_id or "")
-        model = facts.model if facts else planner.prices.group_models[call.group]
-        prompt_tokens = call.prompt_tokens or count_prompt_tokens(model, call.messages)
-        completion_tokens = count_text_tokens(model, text)
+        prompt_tokens = call.prompt_tokens or count_prompt_tokens(call.messages)
+        completion_tokens = count_text_tokens(text)
         litellm_cost = None
         source = "counted"
     observed = Observed(

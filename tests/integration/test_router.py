@@ -313,3 +313,18 @@ def test_concurrent_threads_never_mix_attributes(router: CostRouter, capture: Te
         attributes = dict(span.attributes or {})
         index = int(str(attributes[sc.SESSION_ID]).removeprefix("t-"))
         assert attributes[sc.LLM_TOKEN_COUNT_PROMPT] == index + 1 + 3
+
+
+def test_a_group_skipped_while_cooling_down_counts_as_a_fallback(
+    router: CostRouter, provider: ProviderDouble, capture: TelemetryCapture
+) -> None:
+    provider.set_default("capable-model", Fail(404, message="model not found"))
+    router.route_completion("capable", MESSAGES, max_tokens=5)
+    router.route_completion("capable", MESSAGES, max_tokens=5)
+
+    for span in capture.call_spans():
+        attributes = dict(span.attributes or {})
+        assert attributes[sc.ROUTER_SERVED_GROUP] == "fast"
+        assert attributes[sc.ROUTER_FALLBACKS] == 1
+        kinds = [a.attributes[sc.ATTEMPT_KIND] for a in capture.attempt_spans(span)]  # type: ignore[index]
+        assert kinds[-1] == "fallback"
