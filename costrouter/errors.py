@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class CostRouterError(Exception):
@@ -46,6 +47,9 @@ class ConfigError(CostRouterError):
         self.problems = list(problems)
         lines = "\n".join(f"  {problem}" for problem in self.problems)
         super().__init__(f"invalid configuration in {source}:\n{lines}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.source, self.problems))
 
     @classmethod
     def single(cls, source: str, location: str, reason: str, line: int | None = None) -> ConfigError:
@@ -82,10 +86,23 @@ class BudgetExceededError(CostRouterError):
             f"spent ${spent_usd:.6f}, held ${held_usd:.6f}, this call needs up to ${estimate_usd:.6f}"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        fields = ("scope", "scope_id", "budget", "limit_usd", "spent_usd", "held_usd", "estimate_usd")
+        return (_rebuild, (type(self), {name: getattr(self, name) for name in fields}))
+
 
 class BudgetStoreError(CostRouterError):
     """The budget store failed (unreachable, slow, refusing); the original error is ``__cause__``."""
 
     def __init__(self, operation: str, cause: BaseException) -> None:
         self.operation = operation
+        self.cause = cause
         super().__init__(f"budget store failed during {operation}: {type(cause).__name__}: {cause}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.operation, self.cause))
+
+
+def _rebuild(cls: type[BudgetExceededError], fields: dict[str, Any]) -> BudgetExceededError:
+    """Unpickle an error whose constructor takes keyword arguments only."""
+    return cls(**fields)

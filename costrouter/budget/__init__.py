@@ -1,0 +1,39 @@
+"""Budgets: the policy file, windows, and the stores that hold and settle spend."""
+
+from __future__ import annotations
+
+from costrouter.budget.factory import store_from_config
+from costrouter.budget.memory import MemoryBudgetStore
+from costrouter.budget.policy import Budget, BudgetPolicy, Defaults, StoreConfig, load_policy
+from costrouter.budget.redis import RedisBudgetStore
+from costrouter.budget.store import (
+    GLOBAL_SCOPE_ID,
+    BudgetRef,
+    BudgetStatus,
+    BudgetStore,
+    ReserveOutcome,
+    SettleOutcome,
+)
+from costrouter.budget.windows import Window, WindowSpec, parse_window, window_at, window_id
+
+__all__ = [
+    "GLOBAL_SCOPE_ID",
+    "Budget",
+    "BudgetPolicy",
+    "BudgetRef",
+    "BudgetStatus",
+    "BudgetStore",
+    "Defaults",
+    "MemoryBudgetStore",
+    "RedisBudgetStore",
+    "ReserveOutcome",
+    "SettleOutcome",
+    "StoreConfig",
+    "Window",
+    "WindowSpec",
+    "load_policy",
+    "parse_window",
+    "store_from_config",
+    "window_at",
+    "window_id",
+]

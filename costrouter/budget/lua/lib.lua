@@ -1,0 +1,139 @@
+-- Helpers shared by every budget script; costrouter/budget/redis.py puts this file in
+-- front of each script before registering it.
+--
+-- Keys of one budget instance, all under the hash tag {prefix:name:scope:id} (= base):
+--   base .. ':calls'        hash  call id -> record (see encode/decode below)
+--   base .. ':expiry'       zset  call id scored by when its hold (or its record) expires
+--   base .. ':w:' .. window hash  spent, held, holds (count), alert:<threshold> flags
+-- Amounts are integers of micro-dollars.
+
+local function server_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+local function int(x)
+  return string.format('%d', x)
+end
+
+local function fdiv(a, b)
+  return math.floor(a / b)
+end
+
+-- Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms).
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = fdiv(y, 400)
+  local yoe = y - era * 400
+  local mp = m > 2 and m - 3 or m + 9
+  local doy = fdiv(153 * mp + 2, 5) + d - 1
+  local doe = yoe * 365 + fdiv(yoe, 4) - fdiv(yoe, 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+local function civil_from_days(z)
+  z = z + 719468
+  local era = fdiv(z, 146097)
+  local doe = z - era * 146097
+  local yoe = fdiv(doe - fdiv(doe, 1460) + fdiv(doe, 36524) - fdiv(doe, 146096), 365)
+  local doy = doe - (365 * yoe + fdiv(yoe, 4) - fdiv(yoe, 100))
+  local mp = fdiv(5 * doy + 2, 153)
+  local d = doy - fdiv(153 * mp + 2, 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m, d
+end
+
+-- The window containing `now`: its id and the epoch second it ends (0: never).
+local function window_of(kind, seconds, now)
+  local t = math.floor(now)
+  if kind == 'total' then
+    return 'total', 0
+  end
+  if kind == 'fixed' then
+    local start = t - t % seconds
+    return int(start), start + seconds
+  end
+  local day = fdiv(t, 86400)
+  local y, m, d = civil_from_days(day)
+  if kind == 'daily' then
+    return string.format('%04d-%02d-%02d', y, m, d), (day + 1) * 86400
+  end
+  local ny, nm = y, m + 1
+  if nm == 13 then ny, nm = y + 1, 1 end
+  return string.format('%04d-%02d', y, m), days_from_civil(ny, nm, 1) * 86400
+end
+
+-- A call record: state|hold|window|window_expiry|granted|spent0|held0|charged|spent1|held1|alerts
+-- state: held, refused, expired (hold dropped unsettled), settled, released;
+-- window_expiry: when the window's counters expire (0: never); spent0/held0: the window
+-- before the reserve; charged/spent1/held1/alerts: the outcome of the settle or release.
+local function decode(raw)
+  local r = {}
+  for part in string.gmatch(raw .. '|', '([^|]*)|') do
+    r[#r + 1] = part
+  end
+  return r
+end
+
+local function encode(r)
+  return table.concat(r, '|')
+end
+
+local function num(value)
+  return tonumber(value) or 0
+end
+
+local function counters(wkey)
+  local v = redis.call('HMGET', wkey, 'spent', 'held', 'holds')
+  return num(v[1]), num(v[2]), num(v[3])
+end
+
+local function drop_hold(base, r)
+  local wkey = base .. ':w:' .. r[3]
+  if redis.call('EXISTS', wkey) == 1 then
+    if r[2] ~= '0' and redis.call('HINCRBY', wkey, 'held', '-' .. r[2]) < 0 then
+      redis.call('HSET', wkey, 'held', 0)
+    end
+    if redis.call('HINCRBY', wkey, 'holds', -1) < 0 then
+      redis.call('HSET', wkey, 'holds', 0)
+    end
+  end
+end
+
+-- Drop up to 16 expired holds out of `held`; forget records past their retention.
+local function sweep(calls, index, base, now, record_ttl)
+  local due = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, 16)
+  for _, id in ipairs(due) do
+    local raw = redis.call('HGET', calls, id)
+    local r = raw and decode(raw)
+    if r and r[1] == 'held' then
+      drop_hold(base, r)
+      r[1] = 'expired'
+      redis.call('HSET', calls, id, encode(r))
+      redis.call('ZADD', index, now + record_ttl, id)
+    else
+      redis.call('HDEL', calls, id)
+      redis.call('ZREM', index, id)
+    end
+  end
+end
+
+-- With no call index left, no hold is live: a counter still showing some is stale.
+local function heal(index, wkey)
+  if redis.call('EXISTS', index) == 0 and redis.call('HEXISTS', wkey, 'held') == 1 then
+    redis.call('HSET', wkey, 'held', 0, 'holds', 0)
+  end
+end
+
+local function touch(calls, index, record_ttl)
+  redis.call('EXPIRE', calls, record_ttl + 1)
+  redis.call('EXPIRE', index, record_ttl + 1)
+end
+
+local function expire_window(wkey, expiry)
+  if expiry > 0 then
+    redis.call('EXPIREAT', wkey, expiry)
+  end
+end

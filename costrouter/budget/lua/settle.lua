@@ -1,0 +1,60 @@
+-- Charge the actual amount of a call in place of its hold, or release the hold.
+-- KEYS: calls, expiry index. ARGV: base, call id, amount, release (1/0), window kind,
+-- window seconds, hold ttl, record ttl, then pairs of alert threshold label and micros.
+-- Returns {state, charged, spent after, held after, window id, alerts (comma list),
+-- replayed, window expiry}.
+local calls, index, base = KEYS[1], KEYS[2], ARGV[1]
+local call_id, amount, release = ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
+local kind, seconds = ARGV[5], tonumber(ARGV[6])
+local hold_ttl, record_ttl = tonumber(ARGV[7]), tonumber(ARGV[8])
+
+local now = server_now()
+sweep(calls, index, base, now, record_ttl)
+
+local raw = redis.call('HGET', calls, call_id)
+local r = raw and decode(raw)
+if r and (r[1] == 'settled' or r[1] == 'released') then
+  return {r[1], tonumber(r[8]), tonumber(r[9]), tonumber(r[10]), r[3], r[11], 1, tonumber(r[4])}
+end
+
+-- A settle lands in the hold's window while that window's counters live, else in the current one.
+local window, expiry
+if r and (r[4] == '0' or tonumber(r[4]) > now) then
+  window, expiry = r[3], tonumber(r[4])
+else
+  local window_end
+  window, window_end = window_of(kind, seconds, now)
+  expiry = 0
+  if window_end > 0 then expiry = window_end + hold_ttl end
+end
+local wkey = base .. ':w:' .. window
+heal(index, wkey)
+if r and r[1] == 'held' then
+  drop_hold(base, r)
+end
+
+local state, charged = 'released', 0
+local fired = {}
+if not release then
+  state, charged = 'settled', amount
+  redis.call('HINCRBY', wkey, 'spent', ARGV[3])
+  expire_window(wkey, expiry)
+end
+local spent, held = counters(wkey)
+if not release then
+  for i = 9, #ARGV, 2 do
+    if spent >= tonumber(ARGV[i + 1]) and redis.call('HSETNX', wkey, 'alert:' .. ARGV[i], 1) == 1 then
+      fired[#fired + 1] = ARGV[i]
+    end
+  end
+end
+local alerts = table.concat(fired, ',')
+
+local granted, spent0, held0 = '0', '0', '0'
+if r then granted, spent0, held0 = r[5], r[6], r[7] end
+local record = {state, r and r[2] or '0', window, int(expiry), granted, spent0, held0,
+  int(charged), int(spent), int(held), alerts}
+redis.call('HSET', calls, call_id, encode(record))
+redis.call('ZADD', index, now + record_ttl, call_id)
+touch(calls, index, record_ttl)
+return {state, charged, spent, held, window, alerts, 0, expiry}

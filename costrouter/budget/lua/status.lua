@@ -1,0 +1,13 @@
+-- The current window of a budget instance, after sweeping expired holds.
+-- KEYS: calls, expiry index. ARGV: base, window kind, window seconds, record ttl.
+-- Returns {window id, spent, held, holds}.
+local calls, index, base = KEYS[1], KEYS[2], ARGV[1]
+local kind, seconds, record_ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+
+local now = server_now()
+sweep(calls, index, base, now, record_ttl)
+local window = window_of(kind, seconds, now)
+local wkey = base .. ':w:' .. window
+heal(index, wkey)
+local spent, held, holds = counters(wkey)
+return {window, spent, held, holds}

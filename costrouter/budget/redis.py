@@ -1,0 +1,352 @@
+"""Budget counters in Redis, shared by every process and machine that uses the same server.
+
+Each operation is one Lua script (``lua/*.lua``, one a file, with ``lua/lib.lua`` put in
+front), run with EVALSHA and reloaded on NOSCRIPT by redis-py's registered scripts;
+the sync and async clients run the same scripts. Window ids and expiries come from the
+server's clock (``TIME``), never the caller's.
+
+Key layout of one budget instance (all under one Redis Cluster hash tag)::
+
+    {prefix:name:scope:id}:calls         hash  call id -> record (state, hold, window, outcome)
+    {prefix:name:scope:id}:expiry        zset  call id by when its hold / its record expires
+    {prefix:name:scope:id}:w:<window>    hash  spent, held, holds, alert:<threshold>
+
+``calls`` and ``expiry`` expire ``max(hold_ttl, settle_record_ttl)`` after their last
+write; a window's hash expires ``hold_ttl`` after the window ends (a ``total`` window's
+never does). The largest-spender index, ``{prefix:top:name}:<window>`` (a zset of scope
+id by spend), lives under another hash tag, so the client updates it after a settle; it
+is a report, not a counter: a settle whose index update fails is logged, not failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import cache
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any, Final
+
+import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from costrouter.budget.policy import StoreConfig
+from costrouter.budget.store import (
+    BudgetRef,
+    BudgetStatus,
+    BudgetStore,
+    ReserveOutcome,
+    SettleOutcome,
+    alert_label,
+    alert_threshold_micros,
+    budget_key,
+    check_amount,
+    make_status,
+    top_key,
+)
+from costrouter.errors import BudgetStoreError
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript, Script
+
+logger = logging.getLogger(__name__)
+
+SCRIPT_NAMES: Final = ("reserve", "settle", "status", "reset", "top", "window")
+"""The scripts under ``lua/``, each registered with every client."""
+
+
+@cache
+def script_source(name: str) -> str:
+    """The text of script ``name``: ``lua/lib.lua`` followed by ``lua/<name>.lua``."""
+    folder = files("costrouter.budget").joinpath("lua")
+    lib = folder.joinpath("lib.lua").read_text(encoding="utf-8")
+    return lib + "\n" + folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+@contextmanager
+def wrap_errors(operation: str) -> Iterator[None]:
+    """Turn any Redis or socket failure into a :class:`BudgetStoreError`."""
+    try:
+        yield
+    except (redis.RedisError, OSError) as exc:
+        raise BudgetStoreError(operation, exc) from exc
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _window_args(budget: BudgetRef) -> list[str]:
+    return [budget.window.kind, str(budget.window.seconds)]
+
+
+class _Call:
+    """The keys and arguments of one script call: plain data, shared by sync and async."""
+
+    def __init__(self, config: StoreConfig, budget: BudgetRef) -> None:
+        self.base = budget_key(config.key_prefix, budget)
+        self.keys = [f"{self.base}:calls", f"{self.base}:expiry"]
+        self.config = config
+        self.budget = budget
+
+    def reserve(self, call_id: str, amount: int, *, enforce: bool) -> list[str]:
+        return [
+            self.base,
+            call_id,
+            str(check_amount(amount)),
+            str(self.budget.limit_micros),
+            "1" if enforce else "0",
+            *_window_args(self.budget),
+            str(self.config.hold_ttl_seconds),
+            str(self.config.record_ttl_seconds),
+        ]
+
+    def settle(self, call_id: str, amount: int, *, release: bool) -> list[str]:
+        args = [
+            self.base,
+            call_id,
+            str(check_amount(amount)),
+            "1" if release else "0",
+            *_window_args(self.budget),
+            str(self.config.hold_ttl_seconds),
+            str(self.config.record_ttl_seconds),
+        ]
+        for threshold in self.budget.alert_at:
+            args += [alert_label(threshold), str(alert_threshold_micros(self.budget.limit_micros, threshold))]
+        return args
+
+    def window(self) -> list[str]:
+        return [self.base, *_window_args(self.budget), str(self.config.record_ttl_seconds)]
+
+
+def parse_reserve(reply: Sequence[Any]) -> ReserveOutcome:
+    """A reserve script's reply as a :class:`ReserveOutcome`."""
+    granted, spent, held, window, replayed = reply
+    return ReserveOutcome(
+        granted=bool(granted),
+        spent_micros=int(spent),
+        held_micros=int(held),
+        window_id=_text(window),
+        replayed=bool(replayed),
+    )
+
+
+def parse_settle(budget: BudgetRef, reply: Sequence[Any]) -> tuple[SettleOutcome, int]:
+    """A settle script's reply as a :class:`SettleOutcome` and its window's expiry (0: never)."""
+    state, charged, spent, held, window, alerts, replayed, expiry = reply
+    labels = set(_text(alerts).split(",")) - {""}
+    outcome = SettleOutcome(
+        state="settled" if _text(state) == "settled" else "released",
+        charged_micros=int(charged),
+        spent_micros=int(spent),
+        held_micros=int(held),
+        window_id=_text(window),
+        alerts=tuple(t for t in budget.alert_at if alert_label(t) in labels),
+        replayed=bool(replayed),
+    )
+    return outcome, int(expiry)
+
+
+def parse_status(budget: BudgetRef, reply: Sequence[Any]) -> BudgetStatus:
+    """A status script's reply as a :class:`BudgetStatus`."""
+    window, spent, held, holds = reply
+    return make_status(budget, _text(window), int(spent), int(held), int(holds))
+
+
+def parse_top(reply: Sequence[Any]) -> list[tuple[str, int]]:
+    """A top script's reply as ``(scope_id, spent)`` pairs."""
+    flat = list(reply[1])
+    return [(_text(flat[i]), round(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+
+def index_entry(config: StoreConfig, budget: BudgetRef, outcome: SettleOutcome) -> str | None:
+    """The top-index key that a settle's charge must be added to, if any."""
+    if not config.top_index or outcome.replayed or outcome.state != "settled" or outcome.charged_micros <= 0:
+        return None
+    return f"{top_key(config.key_prefix, budget)}:{outcome.window_id}"
+
+
+def _client_options(config: StoreConfig) -> dict[str, Any]:
+    return {
+        "socket_timeout": config.timeout_seconds,
+        "socket_connect_timeout": config.timeout_seconds,
+        "decode_responses": True,
+    }
+
+
+class RedisBudgetStore(BudgetStore):
+    """Budget counters in Redis.
+
+    ``url`` wins over ``config.redis_url``. Pass ready ``client`` / ``async_client``
+    objects to reuse connection pools (they are then not closed by the store); else
+    clients are built from the URL, the async one on first use (use it from one event
+    loop, and close it with :meth:`aclose`). A broken connection is retried once, so
+    the store works again as soon as Redis does.
+    """
+
+    def __init__(
+        self,
+        config: StoreConfig | None = None,
+        *,
+        url: str | None = None,
+        client: redis.Redis | None = None,
+        async_client: redis.asyncio.Redis | None = None,
+    ) -> None:
+        """Connect lazily to ``url`` (or ``config.redis_url``); nothing is sent yet."""
+        self.config = config or StoreConfig(backend="redis")
+        self.url = url or self.config.redis_url
+        self._owns_client = client is None
+        self._owns_async_client = async_client is None
+        self._client = client or redis.Redis.from_url(
+            self.url, retry=Retry(NoBackoff(), 1, (redis.ConnectionError,)), **_client_options(self.config)
+        )
+        self._scripts: dict[str, Script] = {
+            name: self._client.register_script(script_source(name)) for name in SCRIPT_NAMES
+        }
+        self._async_client = async_client
+        self._async_scripts: dict[str, AsyncScript] = {}
+
+    def _run(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
+        with wrap_errors(operation):
+            return self._scripts[name](keys=keys, args=args)
+
+    def _aclient(self) -> redis.asyncio.Redis:
+        if self._async_client is None:
+            self._async_client = redis.asyncio.Redis.from_url(
+                self.url,
+                retry=AsyncRetry(NoBackoff(), 1, (redis.ConnectionError,)),
+                **_client_options(self.config),
+            )
+        return self._async_client
+
+    async def _arun(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
+        if not self._async_scripts:
+            client = self._aclient()
+            self._async_scripts = {name: client.register_script(script_source(name)) for name in SCRIPT_NAMES}
+        with wrap_errors(operation):
+            return await self._async_scripts[name](keys=keys, args=args)
+
+    def _index(self, budget: BudgetRef) -> str:
+        return top_key(self.config.key_prefix, budget)
+
+    def _require_index(self) -> None:
+        if not self.config.top_index:
+            message = "top() needs the largest-spender index: set store.top_index to true"
+            raise ValueError(message)
+
+    def reserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
+        """See :meth:`BudgetStore.reserve`."""
+        call = _Call(self.config, budget)
+        args = call.reserve(call_id, amount_micros, enforce=enforce)
+        return parse_reserve(self._run("reserve", "reserve", call.keys, args))
+
+    def _settle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
+        call = _Call(self.config, budget)
+        operation = "release" if release else "settle"
+        reply = self._run(operation, "settle", call.keys, call.settle(call_id, amount, release=release))
+        outcome, expiry = parse_settle(budget, reply)
+        key = index_entry(self.config, budget, outcome)
+        if key is not None:
+            try:
+                with self._client.pipeline(transaction=False) as pipe:
+                    pipe.zincrby(key, outcome.charged_micros, budget.scope_id)
+                    if expiry:
+                        pipe.expireat(key, expiry)
+                    pipe.execute()
+            except (redis.RedisError, OSError):
+                logger.warning("could not update the top index of budget %s", budget.name, exc_info=True)
+        return outcome
+
+    def settle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
+        """See :meth:`BudgetStore.settle`."""
+        return self._settle(budget, call_id, amount_micros, release=False)
+
+    def release(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
+        """See :meth:`BudgetStore.release`."""
+        return self._settle(budget, call_id, 0, release=True)
+
+    def status(self, budget: BudgetRef) -> BudgetStatus:
+        """See :meth:`BudgetStore.status`."""
+        call = _Call(self.config, budget)
+        return parse_status(budget, self._run("status", "status", call.keys, call.window()))
+
+    def reset(self, budget: BudgetRef) -> None:
+        """See :meth:`BudgetStore.reset`."""
+        call = _Call(self.config, budget)
+        window = _text(self._run("reset", "reset", call.keys, call.window()))
+        with wrap_errors("reset"):
+            self._client.zrem(f"{self._index(budget)}:{window}", budget.scope_id)
+
+    def top(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
+        """See :meth:`BudgetStore.top`."""
+        self._require_index()
+        return parse_top(self._run("top", "top", [self._index(budget)], [*_window_args(budget), str(n)]))
+
+    def window_of(self, budget: BudgetRef, at: float) -> tuple[str, int]:
+        """The window id and end that the server's scripts compute for the moment ``at``."""
+        window, end = self._run("window", "window", [], [*_window_args(budget), repr(at)])
+        return _text(window), int(end)
+
+    def close(self) -> None:
+        """Close the sync client's connections, if the store built that client."""
+        if self._owns_client:
+            self._client.close()
+
+    async def areserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
+        """See :meth:`BudgetStore.reserve`."""
+        call = _Call(self.config, budget)
+        args = call.reserve(call_id, amount_micros, enforce=enforce)
+        return parse_reserve(await self._arun("reserve", "reserve", call.keys, args))
+
+    async def _asettle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
+        call = _Call(self.config, budget)
+        operation = "release" if release else "settle"
+        reply = await self._arun(operation, "settle", call.keys, call.settle(call_id, amount, release=release))
+        outcome, expiry = parse_settle(budget, reply)
+        key = index_entry(self.config, budget, outcome)
+        if key is not None:
+            try:
+                async with self._aclient().pipeline(transaction=False) as pipe:
+                    pipe.zincrby(key, outcome.charged_micros, budget.scope_id)
+                    if expiry:
+                        pipe.expireat(key, expiry)
+                    await pipe.execute()
+            except (redis.RedisError, OSError):
+                logger.warning("could not update the top index of budget %s", budget.name, exc_info=True)
+        return outcome
+
+    async def asettle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
+        """See :meth:`BudgetStore.settle`."""
+        return await self._asettle(budget, call_id, amount_micros, release=False)
+
+    async def arelease(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
+        """See :meth:`BudgetStore.release`."""
+        return await self._asettle(budget, call_id, 0, release=True)
+
+    async def astatus(self, budget: BudgetRef) -> BudgetStatus:
+        """See :meth:`BudgetStore.status`."""
+        call = _Call(self.config, budget)
+        return parse_status(budget, await self._arun("status", "status", call.keys, call.window()))
+
+    async def areset(self, budget: BudgetRef) -> None:
+        """See :meth:`BudgetStore.reset`."""
+        call = _Call(self.config, budget)
+        window = _text(await self._arun("reset", "reset", call.keys, call.window()))
+        with wrap_errors("reset"):
+            await self._aclient().zrem(f"{self._index(budget)}:{window}", budget.scope_id)
+
+    async def atop(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
+        """See :meth:`BudgetStore.top`."""
+        self._require_index()
+        return parse_top(await self._arun("top", "top", [self._index(budget)], [*_window_args(budget), str(n)]))
+
+    async def aclose(self) -> None:
+        """Close the async client's connections (and the sync one's), if the store built them."""
+        if self._owns_async_client and self._async_client is not None:
+            await self._async_client.aclose()
+            self._async_client = None
+            self._async_scripts = {}
+        self.close()

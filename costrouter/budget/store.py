@@ -1,0 +1,217 @@
+"""The budget store interface, its results, and the factory that builds a store from the policy.
+
+A store keeps, per budget instance (one budget for one scope id) and window, the
+settled spend and the live holds, all in integer micro-dollars. Every operation is
+atomic and idempotent by call id; see :class:`BudgetStore` for the contract. The store
+never decides between fail-open and fail-closed: it raises
+:class:`~costrouter.errors.BudgetStoreError` and the caller applies the policy.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Literal, Self
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from costrouter.budget.windows import WindowSpec
+
+GLOBAL_SCOPE_ID = "*"
+"""The scope id of a ``global`` budget."""
+
+
+@dataclass(frozen=True)
+class BudgetRef:
+    """One budget instance: a budget of the policy applied to one scope id."""
+
+    name: str
+    scope: str
+    scope_id: str
+    window: WindowSpec
+    limit_micros: int
+    alert_at: tuple[float, ...] = ()
+    on_exceeded: str = "reject"
+    downgrade_to: str | None = None
+
+
+@dataclass(frozen=True)
+class ReserveOutcome:
+    """The decision of a reserve; amounts are the window's state before this hold."""
+
+    granted: bool
+    spent_micros: int
+    held_micros: int
+    window_id: str
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class SettleOutcome:
+    """The result of a settle or release; amounts are the window's state after it."""
+
+    state: Literal["settled", "released"]
+    charged_micros: int
+    spent_micros: int
+    held_micros: int
+    window_id: str
+    alerts: tuple[float, ...]
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """A budget instance in its current window."""
+
+    budget: str
+    scope: str
+    scope_id: str
+    window_id: str
+    limit_micros: int
+    spent_micros: int
+    held_micros: int
+    active_holds: int
+    remaining_micros: int
+
+
+def make_status(budget: BudgetRef, window_id: str, spent: int, held: int, holds: int) -> BudgetStatus:
+    """A :class:`BudgetStatus`, with ``remaining = max(0, limit - spent - held)``."""
+    return BudgetStatus(
+        budget=budget.name,
+        scope=budget.scope,
+        scope_id=budget.scope_id,
+        window_id=window_id,
+        limit_micros=budget.limit_micros,
+        spent_micros=spent,
+        held_micros=held,
+        active_holds=holds,
+        remaining_micros=max(0, budget.limit_micros - spent - held),
+    )
+
+
+def _key_part(text: str) -> str:
+    """Escape the characters that delimit key parts and Redis Cluster hash tags."""
+    return text.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
+
+
+def budget_key(prefix: str, budget: BudgetRef) -> str:
+    """The hash tag shared by every key of one budget instance: ``{prefix:name:scope:id}``."""
+    parts = (prefix, _key_part(budget.name), budget.scope, _key_part(budget.scope_id))
+    return "{" + ":".join(parts) + "}"
+
+
+def top_key(prefix: str, budget: BudgetRef) -> str:
+    """The hash tag of the largest-spender index of a budget: ``{prefix:top:name}``."""
+    return "{" + f"{prefix}:top:{_key_part(budget.name)}" + "}"
+
+
+def alert_label(threshold: float) -> str:
+    """The text form of an alert threshold, as stored in the window's alert flags."""
+    return format(threshold, "g")
+
+
+def alert_threshold_micros(limit_micros: int, threshold: float) -> int:
+    """The spend at which ``threshold`` (a fraction of the limit) is crossed, rounded up."""
+    return math.ceil(Decimal(repr(threshold)) * limit_micros)
+
+
+def check_amount(amount_micros: int) -> int:
+    """Reject negative or non-integer amounts before they reach a store."""
+    if isinstance(amount_micros, bool) or not isinstance(amount_micros, int) or amount_micros < 0:
+        message = f"amounts are non-negative integers of micro-dollars, not {amount_micros!r}"
+        raise ValueError(message)
+    return amount_micros
+
+
+class BudgetStore(ABC):
+    """Atomic, idempotent budget counters with holds.
+
+    * ``reserve`` grants iff ``spent + held + amount <= limit`` (always holds when
+      ``enforce`` is false) and holds ``amount`` under ``call_id`` for the hold TTL.
+      A repeated reserve with the same call id replays the stored decision.
+    * ``settle`` replaces the hold with the actual amount, even past the limit;
+      ``release`` drops the hold and charges nothing. Both are idempotent by call id.
+    * ``status``, ``reset`` and ``top`` look at the budget's current window.
+
+    Every method has an ``a``-prefixed coroutine twin. Backend failures raise
+    :class:`~costrouter.errors.BudgetStoreError`.
+    """
+
+    @abstractmethod
+    def reserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
+        """Check and hold ``amount_micros`` against ``budget`` for ``call_id``."""
+
+    @abstractmethod
+    def settle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
+        """Charge the actual ``amount_micros`` of ``call_id``, replacing its hold."""
+
+    @abstractmethod
+    def release(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
+        """Drop the hold of ``call_id`` without charging anything."""
+
+    @abstractmethod
+    def status(self, budget: BudgetRef) -> BudgetStatus:
+        """The budget instance in its current window."""
+
+    @abstractmethod
+    def reset(self, budget: BudgetRef) -> None:
+        """Clear the spend, holds and alert flags of the current window."""
+
+    @abstractmethod
+    def top(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
+        """The ``n`` largest ``(scope_id, spent_micros)`` of the budget in its current window."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store's resources (connections)."""
+
+    @abstractmethod
+    async def areserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
+        """Coroutine twin of :meth:`reserve`."""
+
+    @abstractmethod
+    async def asettle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
+        """Coroutine twin of :meth:`settle`."""
+
+    @abstractmethod
+    async def arelease(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
+        """Coroutine twin of :meth:`release`."""
+
+    @abstractmethod
+    async def astatus(self, budget: BudgetRef) -> BudgetStatus:
+        """Coroutine twin of :meth:`status`."""
+
+    @abstractmethod
+    async def areset(self, budget: BudgetRef) -> None:
+        """Coroutine twin of :meth:`reset`."""
+
+    @abstractmethod
+    async def atop(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
+        """Coroutine twin of :meth:`top`."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Coroutine twin of :meth:`close`."""
+
+    def __enter__(self) -> Self:
+        """Use the store as a context manager that closes it."""
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Close the store."""
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        """Use the store as an async context manager that closes it."""
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Close the store."""
+        await self.aclose()

@@ -1,0 +1,35 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.redis_server import RedisServer, server_from_env
+
+# ---------------------------------------------------------------------------
+# Redis: one throwaway redis-server per test session (or REDIS_URL when set).
+# `redis_server.kill()` / `redis_server.restart()` take it down and bring it back
+# on the same port; tests that do so check `redis_server.can_restart` first.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """The session's Redis server."""
+    server = server_from_env()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of a running Redis server (restarted first if a test left it down)."""
+    redis_server.ensure_running()
+    return redis_server.url
+
+
+# --- end of the Redis block -------------------------------------------------
