@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum, StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -24,18 +24,8 @@ from rich.table import Table
 
 from costrouter.budget import GLOBAL_SCOPE_ID, Budget, BudgetPolicy, BudgetStore, load_policy, store_from_config
 from costrouter.config import SECRET_PREFIX, Deployment, RouterConfig, load_router_config, resolve_secrets
-from costrouter.demo import (
-    DemoOptions,
-    DemoResult,
-    budget_alerts,
-    budget_outcomes,
-    conversations,
-    default_config_paths,
-    run_demo,
-)
 from costrouter.errors import BudgetStoreError, ConfigError, ConfigProblem
 from costrouter.money import micros_to_usd
-from costrouter.pricing import deployment_price
 from costrouter.report import (
     DEFAULT_BREAKDOWNS,
     Report,
@@ -49,6 +39,9 @@ from costrouter.report import (
     report_table,
 )
 from costrouter.settings import Settings
+
+if TYPE_CHECKING:
+    from costrouter.demo import DemoResult
 
 
 class ExitCode(IntEnum):
@@ -187,6 +180,8 @@ def _per_million(value: float) -> str:
 
 
 def _price_cells(deployment: Deployment) -> tuple[str, str, str]:
+    from costrouter.pricing import deployment_price  # LiteLLM's price map: only validate pays for it
+
     price = deployment_price(deployment)
     if price is None:
         return "-", "-", "unpriced: policy default"
@@ -342,6 +337,8 @@ def validate(
 
 # ---- demo -----------------------------------------------------------------------------------
 def _print_demo(console: Console, result: DemoResult) -> None:
+    from costrouter.demo import budget_alerts, budget_outcomes
+
     report = result.report
     calls = report.calls
     sessions = {call.session for call in calls}
@@ -417,6 +414,8 @@ def demo(
     tokens, latency and attempts per model group and per session, computed from the spans
     it recorded, and where those spans went.
     """
+    from costrouter.demo import DemoOptions, conversations, default_config_paths, run_demo  # imports LiteLLM
+
     default_router, default_budgets = default_config_paths()
     options = DemoOptions(
         router_path=config or default_router,
