@@ -270,16 +270,6 @@ def _budgets_table(console: Console, policy: BudgetPolicy) -> Table:
     return table
 
 
-def _cross_check(config: RouterConfig, policy: BudgetPolicy, source: str) -> None:
-    problems = [
-        ConfigProblem(f"budgets[{index}].downgrade_to", f"unknown model group {budget.downgrade_to!r}")
-        for index, budget in enumerate(policy.budgets)
-        if budget.downgrade_to is not None and budget.downgrade_to not in config.groups
-    ]
-    if problems:
-        raise ConfigError(source, problems)
-
-
 @app.command(
     epilog=(
         "Examples:\n\n"
@@ -310,7 +300,7 @@ def validate(
         config = load_router_config(router_path)
         policy = load_policy(budgets_path) if budgets_path is not None else None
         if policy is not None:
-            _cross_check(config, policy, str(budgets_path))
+            policy.check_downgrade_targets(config.groups, str(budgets_path))
     console = _console()
     deployments = len(config.deployments())
     console.print(f"{router_path}: {len(config.groups)} model groups, {deployments} deployments: valid", markup=False)

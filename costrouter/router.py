@@ -17,7 +17,6 @@ from costrouter.building import build_litellm_router
 from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
 from costrouter.context import resolve_caller
-from costrouter.errors import ConfigError, ConfigProblem
 from costrouter.exporters import TelemetrySetup, configure_telemetry
 from costrouter.ops import Op, RouteOp, adrive, drive
 from costrouter.settings import Settings
@@ -25,17 +24,6 @@ from costrouter.streaming import AsyncRoutedStream, RoutedStream
 from costrouter.telemetry import Telemetry
 
 Messages = Sequence[Mapping[str, Any]]
-
-
-def check_downgrade_targets(policy: BudgetPolicy, config: RouterConfig, source: str) -> None:
-    """Every ``downgrade_to`` must name a model group of the router."""
-    problems = [
-        ConfigProblem(f"budgets[{index}].downgrade_to", f"unknown model group {budget.downgrade_to!r}")
-        for index, budget in enumerate(policy.budgets)
-        if budget.downgrade_to is not None and budget.downgrade_to not in config.groups
-    ]
-    if problems:
-        raise ConfigError(source, problems)
 
 
 class CostRouter:
@@ -65,7 +53,7 @@ class CostRouter:
         self.config = parse_router_config(config, source)
         self.policy = None if budgets is None else validate(BudgetPolicy, budgets, budgets_source)
         if self.policy is not None:
-            check_downgrade_targets(self.policy, self.config, budgets_source)
+            self.policy.check_downgrade_targets(self.config.groups, budgets_source)
         self.store = store
         if self.store is None and self.policy is not None:
             self.store = store_from_config(self.policy.store, redis_url=self.settings.redis_url)

@@ -7,7 +7,7 @@ tells which budget instances a call is charged to.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from costrouter._yaml import load_model
 from costrouter.budget.store import GLOBAL_SCOPE_ID, BudgetRef, budget_key
 from costrouter.budget.windows import WindowSpec, parse_window
+from costrouter.errors import ConfigError, ConfigProblem
 from costrouter.money import usd_to_micros
 
 Scope = Literal["session", "user", "team", "tag", "global"]
@@ -166,6 +167,16 @@ class BudgetPolicy(BaseModel):
                 raise ValueError(message)
             seen[name] = index
         return value
+
+    def check_downgrade_targets(self, groups: Collection[str], source: str) -> None:
+        """Raise a ConfigError naming every ``downgrade_to`` that is not one of ``groups``."""
+        problems = [
+            ConfigProblem(f"budgets[{index}].downgrade_to", f"unknown model group {budget.downgrade_to!r}")
+            for index, budget in enumerate(self.budgets)
+            if budget.downgrade_to is not None and budget.downgrade_to not in groups
+        ]
+        if problems:
+            raise ConfigError(source, problems)
 
     def budgets_for(
         self,

@@ -7,11 +7,26 @@ from collections.abc import Iterator
 
 import pytest
 
-from costrouter.testing import OtlpReceiver
+from costrouter.testing import OtlpReceiver, ProviderDouble, TelemetryCapture
 
 # Variables that would send test telemetry somewhere else, or shape it, if the developer's
 # shell had them set.
 _OTEL_VARIABLES = [name for name in os.environ if name.startswith(("OTEL_", "COSTROUTER_"))]
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[ProviderDouble]:
+    """An OpenAI-compatible provider double on loopback, shared by a module's tests."""
+    with ProviderDouble() as double:
+        yield double
+
+
+@pytest.fixture
+def capture() -> Iterator[TelemetryCapture]:
+    """Spans and metrics of one test, kept in memory by the real SDK."""
+    telemetry = TelemetryCapture()
+    yield telemetry
+    telemetry.shutdown()
 
 
 @pytest.fixture

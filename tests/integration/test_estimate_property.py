@@ -21,12 +21,6 @@ messages_strategy = st.lists(st.fixed_dictionaries({"role": roles, "content": co
 
 
 @pytest.fixture(scope="module")
-def provider() -> Iterator[ProviderDouble]:
-    with ProviderDouble() as double:
-        yield double
-
-
-@pytest.fixture(scope="module")
 def routed(provider: ProviderDouble) -> Iterator[tuple[CostRouter, TelemetryCapture]]:
     capture = TelemetryCapture()
     router = CostRouter(

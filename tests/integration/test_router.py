@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
 
 import litellm
 import pytest
@@ -20,19 +19,6 @@ from tests.routing import expected_cost, router_config
 
 MESSAGES = [{"role": "user", "content": "what is the capital of France"}]
 PROMPT_TOKENS = count_prompt_tokens(MESSAGES)
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[ProviderDouble]:
-    with ProviderDouble() as double:
-        yield double
-
-
-@pytest.fixture
-def capture() -> Iterator[TelemetryCapture]:
-    telemetry = TelemetryCapture()
-    yield telemetry
-    telemetry.shutdown()
 
 
 @pytest.fixture

@@ -25,19 +25,6 @@ PROMPT_TOKENS = count_prompt_tokens(MESSAGES)
 BACKENDS = [pytest.param("memory", id="memory"), pytest.param("redis", id="redis")]
 
 
-@pytest.fixture(scope="module")
-def provider() -> Iterator[ProviderDouble]:
-    with ProviderDouble() as double:
-        yield double
-
-
-@pytest.fixture
-def capture() -> Iterator[TelemetryCapture]:
-    telemetry = TelemetryCapture()
-    yield telemetry
-    telemetry.shutdown()
-
-
 @pytest.fixture(params=BACKENDS)
 def store_section(request: pytest.FixtureRequest) -> dict[str, Any]:
     section: dict[str, Any] = {"backend": request.param, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}

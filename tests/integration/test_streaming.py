@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import litellm
 import pytest
 from opentelemetry.trace import StatusCode
@@ -16,19 +14,6 @@ from tests.routing import expected_cost, router_config
 
 MESSAGES = [{"role": "user", "content": "tell me a story about a lighthouse"}]
 PROMPT_TOKENS = count_prompt_tokens(MESSAGES)
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[ProviderDouble]:
-    with ProviderDouble() as double:
-        yield double
-
-
-@pytest.fixture
-def capture() -> Iterator[TelemetryCapture]:
-    telemetry = TelemetryCapture()
-    yield telemetry
-    telemetry.shutdown()
 
 
 @pytest.fixture

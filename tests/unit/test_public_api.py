@@ -19,8 +19,7 @@ def test_every_public_costrouter_member_is_exported() -> None:
     own = {
         name
         for name in dir(costrouter)
-        if not name.startswith("_")
-        and getattr(getattr(costrouter, name), "__module__", "").startswith("costrouter")
+        if not name.startswith("_") and getattr(getattr(costrouter, name), "__module__", "").startswith("costrouter")
     }
     assert own <= set(costrouter.__all__)
 
