@@ -22,7 +22,9 @@ MESSAGES = [{"role": "user", "content": "one concurrent call of many"}]
 async def main(base_url: str, redis_url: str, prefix: str, limit_usd: float, calls: int) -> dict[str, Any]:
     capture = TelemetryCapture()
     policy = {
-        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
+        # Generous: 50 tasks per process on a shared 2-core machine lag the event loop, and this
+        # test is about overspend, not about timeouts (those have tests of their own).
+        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix, "timeout_seconds": 10},
         "budgets": [{"scope": "session", "limit_usd": limit_usd, "window": "total"}],
     }
     router = CostRouter(router_config(base_url), budgets=policy, tracer_provider=capture.tracer_provider)
