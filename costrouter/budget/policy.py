@@ -45,6 +45,13 @@ class StoreConfig(BaseModel):
         default="fail_closed", description="fail_closed refuses calls while the store fails; fail_open lets them pass."
     )
     timeout_seconds: float = Field(default=0.5, gt=0, description="Socket timeout of Redis operations.")
+    cluster: bool = Field(
+        default=False,
+        description=(
+            "Redis Cluster: the top index (another slot) is updated by the client after each settle, "
+            "one more round trip; on a standalone Redis the settle script updates it."
+        ),
+    )
     top_index: bool = Field(
         default=True, description="Keep the largest-spender index of each window (costs memory per id)."
     )

@@ -92,6 +92,12 @@ class _Call:
         self.config = config
         self.budget = budget
 
+    def settle_keys(self) -> list[str]:
+        """The settle script's keys: on standalone Redis the script also updates the top index."""
+        if self.config.top_index and not self.config.cluster:
+            return [*self.keys, top_key(self.config.key_prefix, self.budget)]
+        return self.keys
+
     def reserve(self, call_id: str, amount: int, *, enforce: bool) -> list[str]:
         return [
             self.base,
@@ -113,6 +119,7 @@ class _Call:
             *_window_args(self.budget),
             str(self.config.hold_ttl_seconds),
             str(self.config.record_ttl_seconds),
+            self.budget.scope_id,
         ]
         for threshold in self.budget.alert_at:
             args += [alert_label(threshold), str(alert_threshold_micros(self.budget.limit_micros, threshold))]
@@ -163,8 +170,8 @@ def parse_top(reply: Sequence[Any]) -> list[tuple[str, int]]:
 
 
 def index_entry(config: StoreConfig, budget: BudgetRef, outcome: SettleOutcome) -> str | None:
-    """The top-index key that a settle's charge must be added to, if any."""
-    if not config.top_index or outcome.replayed or outcome.state != "settled" or outcome.charged_micros <= 0:
+    """The top-index key that the client must add a settle's charge to (Redis Cluster only)."""
+    if not (config.top_index and config.cluster) or outcome.replayed or outcome.charged_micros <= 0:
         return None
     return f"{top_key(config.key_prefix, budget)}:{outcome.window_id}"
 
@@ -246,7 +253,7 @@ class RedisBudgetStore(BudgetStore):
     def _settle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
         call = _Call(self.config, budget)
         operation = "release" if release else "settle"
-        reply = self._run(operation, "settle", call.keys, call.settle(call_id, amount, release=release))
+        reply = self._run(operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release))
         outcome, expiry = parse_settle(budget, reply)
         key = index_entry(self.config, budget, outcome)
         if key is not None:
@@ -304,7 +311,7 @@ class RedisBudgetStore(BudgetStore):
     async def _asettle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
         call = _Call(self.config, budget)
         operation = "release" if release else "settle"
-        reply = await self._arun(operation, "settle", call.keys, call.settle(call_id, amount, release=release))
+        reply = await self._arun(operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release))
         outcome, expiry = parse_settle(budget, reply)
         key = index_entry(self.config, budget, outcome)
         if key is not None:

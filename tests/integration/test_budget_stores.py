@@ -478,3 +478,11 @@ def test_the_memory_store_forgets_ended_windows_and_old_call_records() -> None:
     assert len(store._counters) == 1
     assert len(store._instances) == 1
     assert store.status(ref(1000, scope_id="busy", window="1h")).spent_micros == 5000
+
+
+def test_on_a_cluster_the_client_keeps_the_top_index(redis_backend: Backend) -> None:
+    store = redis_backend.store(cluster=True)
+    for scope_id, amount in (("a", 300), ("b", 900)):
+        store.settle(ref(scope_id=scope_id), f"call-{scope_id}", amount)
+    store.settle(ref(scope_id="a"), "call-a", 300)  # a replayed settle adds nothing
+    assert store.top(ref(), 5) == [("b", 900), ("a", 300)]

@@ -1,6 +1,7 @@
 -- Charge the actual amount of a call in place of its hold, or release the hold.
--- KEYS: calls, expiry index. ARGV: base, call id, amount, release (1/0), window kind,
--- window seconds, hold ttl, record ttl, then pairs of alert threshold label and micros.
+-- KEYS: calls, expiry index, and (standalone Redis only) the largest-spender index base.
+-- ARGV: base, call id, amount, release (1/0), window kind, window seconds, hold ttl,
+-- record ttl, scope id, then pairs of alert threshold label and micros.
 -- Returns {state, charged, spent after, held after, window id, alerts (comma list),
 -- replayed, window expiry}.
 local calls, index, base = KEYS[1], KEYS[2], ARGV[1]
@@ -42,7 +43,7 @@ if not release then
 end
 local spent, held = counters(wkey)
 if not release then
-  for i = 9, #ARGV, 2 do
+  for i = 10, #ARGV, 2 do
     if spent >= tonumber(ARGV[i + 1]) and redis.call('HSETNX', wkey, 'alert:' .. ARGV[i], 1) == 1 then
       fired[#fired + 1] = ARGV[i]
     end
@@ -52,6 +53,13 @@ local alerts = table.concat(fired, ',')
 
 local granted, spent0, held0 = '0', '0', '0'
 if r then granted, spent0, held0 = r[5], r[6], r[7] end
+-- On Redis Cluster the index lives in another slot: the client updates it instead.
+if KEYS[3] and charged > 0 then
+  local top = KEYS[3] .. ':' .. window
+  redis.call('ZINCRBY', top, charged, ARGV[9])
+  if expiry > 0 then redis.call('EXPIREAT', top, expiry) end
+end
+
 local record = {state, r and r[2] or '0', window, int(expiry), granted, spent0, held0,
   int(charged), int(spent), int(held), alerts}
 redis.call('HSET', calls, call_id, encode(record))
