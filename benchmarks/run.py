@@ -28,7 +28,9 @@ import store_bench
 import variants
 from children import run_in_child
 from provider_process import ProviderProcess
-from redis_process import RedisProcess
+from redis_process import flush
+
+from costrouter.testing import RedisServer
 
 HERE = Path(__file__).resolve().parent
 
@@ -120,7 +122,7 @@ def run(plan: Plan, quick: bool) -> dict[str, Any]:
     context.set_forkserver_preload(PRELOAD)
     _log("import and build, in fresh interpreters …")
     results["startup"] = startup_bench.measure(plan.startup_repetitions)
-    with RedisProcess() as redis_server, ProviderProcess(context) as provider:
+    with RedisServer() as redis_server, ProviderProcess(context) as provider:
         _log(f"provider double at {provider.base_url}, redis-server at {redis_server.url}")
         _log("variants against the bare Router …")
         with matrix.workers(context, plan.variant_names, provider.base_url, redis_server.url) as pool:
@@ -128,12 +130,12 @@ def run(plan: Plan, quick: bool) -> dict[str, Any]:
         results["matrix_raw"] = records
         results["matrix"] = matrix.aggregate(records)
         _log("costrouter's own layer (stubbed Router) …")
-        redis_server.flush()
+        flush(redis_server)
         results["layer"] = run_in_child(
             context, layer_bench.measure, redis_server.url, plan.layer_calls, plan.layer_repetitions
         )
         _log("budget stores alone …")
-        redis_server.flush()
+        flush(redis_server)
         results["stores"] = run_in_child(
             context, store_bench.throughput, redis_server.url, plan.store_warmup_s, plan.store_window_s
         )

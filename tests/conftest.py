@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.redis_server import RedisServer, server_from_env
+from costrouter.testing.redis_server import RedisServer, server_from_env
 
 # ---------------------------------------------------------------------------
 # Redis: one throwaway redis-server per test session (or REDIS_URL when set).

@@ -14,6 +14,7 @@ from costrouter.testing.otlp import (
     Refuse,
 )
 from costrouter.testing.provider import Fail, ProviderDouble, ReceivedRequest, Reply
+from costrouter.testing.redis_server import RedisServer
 
 __all__ = [
     "Accept",
@@ -26,6 +27,7 @@ __all__ = [
     "ReceivedExport",
     "ReceivedRequest",
     "ReceivedSpan",
+    "RedisServer",
     "Refuse",
     "Reply",
     "TelemetryCapture",

@@ -24,8 +24,8 @@ from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import BudgetStore, budget_key
 from costrouter.budget.windows import parse_window, window_at
 from costrouter.errors import BudgetStoreError
+from costrouter.testing.redis_server import RedisServer
 from tests.integration.budget_backends import BACKENDS, Backend, FakeClock, make_backend, ref, worker_context
-from tests.redis_server import RedisServer
 
 
 @pytest.fixture(params=BACKENDS)

@@ -17,7 +17,7 @@ from costrouter.budget import BudgetPolicy
 from costrouter.money import usd_to_micros
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import count_prompt_tokens
-from tests.redis_server import RedisServer
+from costrouter.testing.redis_server import RedisServer
 from tests.routing import expected_cost, router_config
 
 MESSAGES = [{"role": "user", "content": "summarise the quarterly report in three bullets"}]

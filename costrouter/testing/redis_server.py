@@ -1,4 +1,4 @@
-"""A throwaway ``redis-server`` for the tests, or the server named by ``REDIS_URL``.
+"""A throwaway ``redis-server`` for tests and benchmarks, or the server named by ``REDIS_URL``.
 
 ``RedisServer.start()`` runs ``redis-server --port <free port> --save "" --appendonly no``
 in a temporary directory and waits until it answers PING; ``kill()`` and ``restart()``
@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from types import TracebackType
 
 import redis
 
@@ -30,7 +31,11 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One Redis server for a test session."""
+    """One Redis server: private on a free loopback port, or external (``url``).
+
+    >>> with RedisServer() as server:
+    ...     store = RedisBudgetStore(StoreConfig(backend="redis"), url=server.url)
+    """
 
     def __init__(self, url: str | None = None) -> None:
         """Use ``url`` as is, or (without it) start a private server on a free port."""
@@ -106,6 +111,15 @@ class RedisServer:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 def server_from_env() -> RedisServer:
