@@ -23,11 +23,7 @@ class BudgetsView:
             scope_id = GLOBAL_SCOPE_ID
         elif not scope_id:
             raise ValueError(f"a {scope} budget needs an id")
-        return [
-            budget.ref(scope_id)
-            for budget in self.policy.budgets
-            if budget.scope == scope and budget.id in (None, scope_id)
-        ]
+        return [budget.ref(scope_id) for budget in self.policy.budgets_of(scope, scope_id)]
 
     def status(self, scope: str, scope_id: str | None = None) -> list[BudgetStatus]:
         """The current window of each budget of ``scope`` for ``scope_id``."""
@@ -49,6 +45,5 @@ class BudgetsView:
         placeholder = GLOBAL_SCOPE_ID if scope == "global" else "*"
         return {
             budget.budget_name: self.store.top(budget.ref(budget.id or placeholder), n)
-            for budget in self.policy.budgets
-            if budget.scope == scope
+            for budget in self.policy.budgets_of(scope)
         }

@@ -476,13 +476,7 @@ def _load_budget_policy(budgets: Path | None, redis: str | None) -> tuple[Budget
 
 def _matching(policy: BudgetPolicy, scope: Scope, scope_id: str | None, name: str | None) -> list[Budget]:
     """The budgets of ``scope`` that apply to ``scope_id`` (any id when it is ``None``)."""
-    budgets = [
-        budget
-        for budget in policy.budgets
-        if budget.scope == scope.value
-        and (scope_id is None or budget.id is None or budget.id == scope_id)
-        and (name is None or budget.budget_name == name)
-    ]
+    budgets = policy.budgets_of(scope.value, scope_id, name)
     if not budgets:
         target = f" for {scope_id!r}" if scope_id is not None else ""
         named = f" named {name!r}" if name is not None else ""

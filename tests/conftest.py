@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from costrouter.testing.redis_server import RedisServer, server_from_env
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No OTEL_/COSTROUTER_ variable or .env file of the developer's leaks in."""
+    for name in list(os.environ):
+        if name.startswith(("OTEL_", "COSTROUTER_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
 
 # ---------------------------------------------------------------------------
 # Redis: one throwaway redis-server per test session (or REDIS_URL when set).

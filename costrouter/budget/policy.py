@@ -175,6 +175,16 @@ class BudgetPolicy(BaseModel):
             seen[name] = index
         return value
 
+    def budgets_of(self, scope: str, scope_id: str | None = None, name: str | None = None) -> list[Budget]:
+        """The budgets of ``scope`` that apply to ``scope_id`` (any id when ``None``), only ``name`` if given."""
+        return [
+            budget
+            for budget in self.budgets
+            if budget.scope == scope
+            and (scope_id is None or budget.id in (None, scope_id))
+            and (name is None or budget.budget_name == name)
+        ]
+
     def check_downgrade_targets(self, groups: Collection[str], source: str) -> None:
         """Raise a ConfigError naming every ``downgrade_to`` that is not one of ``groups``."""
         problems = [

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from costrouter import CostRouter
 from costrouter.testing import OtlpReceiver, ProviderDouble, TelemetryCapture
+from tests.routing import router_config
 
 # Variables that would send test telemetry somewhere else, or shape it, if the developer's
 # shell had them set.
@@ -27,6 +29,17 @@ def capture() -> Iterator[TelemetryCapture]:
     telemetry = TelemetryCapture()
     yield telemetry
     telemetry.shutdown()
+
+
+@pytest.fixture
+def router(provider: ProviderDouble, capture: TelemetryCapture) -> CostRouter:
+    """A CostRouter over ``tests.routing``'s groups, on the module's provider double (reset)."""
+    provider.reset()
+    return CostRouter(
+        router_config(provider.base_url),
+        tracer_provider=capture.tracer_provider,
+        meter_provider=capture.meter_provider,
+    )
 
 
 @pytest.fixture

@@ -21,16 +21,6 @@ MESSAGES = [{"role": "user", "content": "what is the capital of France"}]
 PROMPT_TOKENS = count_prompt_tokens(MESSAGES)
 
 
-@pytest.fixture
-def router(provider: ProviderDouble, capture: TelemetryCapture) -> CostRouter:
-    provider.reset()
-    return CostRouter(
-        router_config(provider.base_url),
-        tracer_provider=capture.tracer_provider,
-        meter_provider=capture.meter_provider,
-    )
-
-
 def only_call_span(capture: TelemetryCapture):  # type: ignore[no-untyped-def]
     spans = capture.call_spans()
     assert len(spans) == 1, [span.name for span in spans]

@@ -10,20 +10,10 @@ from costrouter import CostRouter
 from costrouter import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import count_prompt_tokens
-from tests.routing import expected_cost, router_config
+from tests.routing import expected_cost
 
 MESSAGES = [{"role": "user", "content": "tell me a story about a lighthouse"}]
 PROMPT_TOKENS = count_prompt_tokens(MESSAGES)
-
-
-@pytest.fixture
-def router(provider: ProviderDouble, capture: TelemetryCapture) -> CostRouter:
-    provider.reset()
-    return CostRouter(
-        router_config(provider.base_url),
-        tracer_provider=capture.tracer_provider,
-        meter_provider=capture.meter_provider,
-    )
 
 
 def attributes_of_only_call(capture: TelemetryCapture) -> dict[str, object]:

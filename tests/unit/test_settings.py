@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,7 @@ from costrouter.exporters import build_resource, configure_telemetry
 from costrouter.settings import Settings
 from costrouter.testing import OtlpReceiver
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No OTEL_/COSTROUTER_ variable or .env file of the developer's leaks in."""
-    for name in list(os.environ):
-        if name.startswith(("OTEL_", "COSTROUTER_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def test_defaults() -> None:
