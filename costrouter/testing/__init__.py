@@ -13,11 +13,12 @@ from costrouter.testing.otlp import (
     ReceivedSpan,
     Refuse,
 )
-from costrouter.testing.provider import Fail, ProviderDouble, ReceivedRequest, Reply
+from costrouter.testing.provider import Answer, Fail, ProviderDouble, ReceivedRequest, Reply
 from costrouter.testing.redis_server import RedisServer
 
 __all__ = [
     "Accept",
+    "Answer",
     "Block",
     "Fail",
     "OtlpReceiver",

@@ -15,12 +15,13 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Behaviour", "Fail", "ProviderDouble", "ReceivedRequest", "Reply"]
+__all__ = ["Answer", "Behaviour", "Fail", "ProviderDouble", "ReceivedRequest", "Reply"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,20 @@ class ReceivedRequest:
     received_at: float
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What the double billed for one request: the tokens it counted and generated.
+
+    A stream cut mid-way bills the prompt and the chunks it sent (``complete`` false),
+    as real providers bill what they generated.
+    """
+
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    complete: bool = True
+
+
 @dataclass
 class _Script:
     default: Behaviour = field(default_factory=Reply)
@@ -94,6 +109,7 @@ class ProviderDouble:
         self._scripts: dict[str, _Script] = defaultdict(_Script)
         self._lock = threading.Lock()
         self._requests: list[ReceivedRequest] = []
+        self._answers: list[Answer] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -116,6 +132,7 @@ class ProviderDouble:
         with self._lock:
             self._scripts.clear()
             self._requests.clear()
+            self._answers.clear()
 
     # ---- inspection ------------------------------------------------------------------
     @property
@@ -123,6 +140,16 @@ class ProviderDouble:
         """Every request received so far."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def answers(self) -> list[Answer]:
+        """Every answer the double billed so far (200s and streams, cut ones included)."""
+        with self._lock:
+            return list(self._answers)
+
+    def _bill(self, answer: Answer) -> None:
+        with self._lock:
+            self._answers.append(answer)
 
     def request_count(self, model: str | None = None) -> int:
         """How many requests arrived (for ``model``, or in all)."""
@@ -203,13 +230,19 @@ class ProviderDouble:
         model = str(body.get("model", ""))
         received = ReceivedRequest(model, body, dict(http_request.headers), time.time())
         behaviour = self._next_behaviour(model, received)
+        payload = None
+        if isinstance(behaviour, Reply) and not body.get("stream"):
+            # The provider generates (and bills) the answer whether or not the client waits for it.
+            payload = _completion_payload(body, behaviour)
+            usage = payload["usage"]
+            self._bill(Answer(model, usage["prompt_tokens"], usage["completion_tokens"]))
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
         if isinstance(behaviour, Fail):
             return _error_response(behaviour)
-        if body.get("stream"):
-            return await _stream_response(http_request, body, behaviour)
-        return web.json_response(_completion_payload(body, behaviour))
+        if payload is None:
+            return await _stream_response(http_request, body, behaviour, self._bill)
+        return web.json_response(payload)
 
 
 def _error_response(failure: Fail) -> web.Response:
@@ -255,7 +288,9 @@ def _completion_payload(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     }
 
 
-async def _stream_response(http_request: web.Request, body: dict[str, Any], reply: Reply) -> web.StreamResponse:
+async def _stream_response(
+    http_request: web.Request, body: dict[str, Any], reply: Reply, bill: Callable[[Answer], None]
+) -> web.StreamResponse:
     response = web.StreamResponse(headers={"content-type": "text/event-stream"})
     await response.prepare(http_request)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -276,22 +311,29 @@ async def _stream_response(http_request: web.Request, body: dict[str, Any], repl
         await response.write(f"data: {data}\n\n".encode())
 
     pieces = _completion_tokens_text(reply)
-    await send(chunk({"role": "assistant", "content": ""}))
-    for index, piece in enumerate(pieces):
-        if reply.cut_after is not None and index >= reply.cut_after:
-            # Drop the connection without the terminating chunk, as a crashed upstream does.
-            transport = http_request.transport
-            if transport is not None:
-                transport.abort()
-            return response
-        await send(chunk({"content": piece}))
-    await send(chunk({}, reply.finish_reason))
-    wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    if wants_usage and reply.include_usage:
-        usage_chunk = chunk({})
-        usage_chunk["choices"] = []
-        usage_chunk["usage"] = _usage(body, len(pieces))
-        await send(usage_chunk)
-    await send("[DONE]")
-    await response.write_eof()
-    return response
+    sent = 0
+    try:
+        await send(chunk({"role": "assistant", "content": ""}))
+        for index, piece in enumerate(pieces):
+            if reply.cut_after is not None and index >= reply.cut_after:
+                # Drop the connection without the terminating chunk, as a crashed upstream does.
+                transport = http_request.transport
+                if transport is not None:
+                    transport.abort()
+                return response
+            await send(chunk({"content": piece}))
+            sent += 1
+        await send(chunk({}, reply.finish_reason))
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if wants_usage and reply.include_usage:
+            usage_chunk = chunk({})
+            usage_chunk["choices"] = []
+            usage_chunk["usage"] = _usage(body, len(pieces))
+            await send(usage_chunk)
+        await send("[DONE]")
+        await response.write_eof()
+        return response
+    finally:
+        # Billed for what was generated, also when the client went away mid-stream.
+        prompt_tokens = _usage(body, 0)["prompt_tokens"]
+        bill(Answer(model, prompt_tokens, sent, complete=sent == len(pieces)))

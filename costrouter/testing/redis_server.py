@@ -56,6 +56,7 @@ class RedisServer:
             binary = shutil.which("redis-server") or "/usr/bin/redis-server"
             self._dir = self._dir or tempfile.mkdtemp(prefix="costrouter-redis-")
             command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            command += ["--enable-debug-command", "local"]  # DEBUG SLEEP, for fault tests
             self._process = subprocess.Popen(
                 [*command, "--dir", self._dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
@@ -87,6 +88,24 @@ class RedisServer:
         self._process.send_signal(signal.SIGKILL)
         self._process.wait()
         self._process = None
+
+    def restart_keeping_data(self) -> None:
+        """Stop the server with ``SHUTDOWN SAVE`` and start it again from its snapshot.
+
+        Every write the server acknowledged survives; clients see their connections drop.
+        """
+        if self._process is None:
+            return
+        client = redis.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=1)
+        try:
+            client.shutdown(save=True)
+        except redis.ConnectionError:
+            pass  # the server closes the connection as it exits
+        finally:
+            client.close()
+        self._process.wait()
+        self._process = None
+        self.start()
 
     def ensure_running(self) -> None:
         """Start the server again if a test killed it (no-op for an external one)."""
