@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from costrouter import semconv as sc
 from costrouter.calls import CallPlanner, Observed, RoutedCall
+from costrouter.cost import provider_reported_cost
 from costrouter.money import micros_to_usd
 from costrouter.ops import Flow
 from costrouter.pricing import count_prompt_tokens, count_text_tokens
@@ -61,7 +62,7 @@ def stream_finish_flow(
     call.extra_attributes[sc.ROUTER_STREAM_OUTCOME] = end
     if tally.usage is not None:
         prompt_tokens, completion_tokens = tally.usage.prompt_tokens, tally.usage.completion_tokens
-        litellm_cost = getattr(tally.usage, "cost", None)
+        litellm_cost = None
         source = "reported"
     else:
         prompt_tokens = call.prompt_tokens or count_prompt_tokens(call.messages)
@@ -78,6 +79,8 @@ def stream_finish_flow(
         litellm_cost=float(litellm_cost) if isinstance(litellm_cost, (int, float)) else None,
         usage_source=source,
         output_text=text,
+        usage=tally.usage,
+        provider_cost=provider_reported_cost(tally.usage, hidden),
     )
     outcome = planner.outcome_for(call, observed, error)
     if deployment_id not in planner.deployments and call.reservation is not None and error is not None:
@@ -86,7 +89,7 @@ def stream_finish_flow(
 
 
 def _with_cost(outcome: Outcome, cost: float) -> Outcome:
-    return replace(outcome, cost_usd=cost, prompt_cost_usd=None, completion_cost_usd=None)
+    return replace(outcome, cost_usd=cost, prompt_cost_usd=None, completion_cost_usd=None, breakdown=None, settled=None)
 
 
 class RoutedStream:

@@ -20,6 +20,7 @@ from costrouter import semconv as sc
 from costrouter._version import __version__
 from costrouter.attempts import CallRecord
 from costrouter.context import Caller
+from costrouter.cost import CostBreakdown, SettledCost
 
 INSTRUMENTATION_NAME = "costrouter"
 _MAX_METADATA_VALUE = 256
@@ -44,6 +45,8 @@ class Outcome:
     output_text: str | None = None
     error: BaseException | None = None
     extra: Mapping[str, AttributeValue] = field(default_factory=dict)
+    breakdown: CostBreakdown | None = None
+    settled: SettledCost | None = None
 
 
 class Telemetry:
