@@ -15,12 +15,22 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Behaviour", "Fail", "ProviderDouble", "ReceivedRequest", "Reply"]
+__all__ = [
+    "Behaviour",
+    "Fail",
+    "ProviderDouble",
+    "ReceivedRequest",
+    "Reply",
+    "anthropic_usage",
+    "gemini_usage",
+    "openai_usage",
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,12 @@ class Reply:
     ``delay`` seconds pass before the answer (a slow or cold model). For streams,
     ``include_usage=False`` omits the usage chunk even when the client asked for
     it, and ``cut_after`` closes the connection after that many content chunks.
+    ``prompt_tokens`` reports that many prompt tokens instead of counting the messages
+    (a 250k-token prompt without sending one); ``usage_details`` is merged into the usage
+    block (a provider's real shape: see :func:`openai_usage`, :func:`anthropic_usage`,
+    :func:`gemini_usage`, or OpenRouter's ``{"cost": ...}``); ``headers`` are added to
+    the response (a LiteLLM proxy's ``x-litellm-response-cost``). Reasoning tokens in
+    ``usage_details`` are counted inside ``completion_tokens``, as providers count them.
     """
 
     completion_tokens: int = 8
@@ -38,6 +54,9 @@ class Reply:
     include_usage: bool = True
     cut_after: int | None = None
     text: str | None = None
+    prompt_tokens: int | None = None
+    usage_details: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,31 @@ class Fail:
 
 
 Behaviour = Reply | Fail
+
+
+def openai_usage(*, cached_tokens: int = 0, reasoning_tokens: int = 0, audio_tokens: int = 0) -> dict[str, Any]:
+    """OpenAI's usage details: cached prompt tokens, reasoning tokens (inside completion tokens)."""
+    return {
+        "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": audio_tokens},
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens, "audio_tokens": 0},
+    }
+
+
+def anthropic_usage(*, cache_creation_tokens: int = 0, cache_read_tokens: int = 0) -> dict[str, Any]:
+    """Anthropic's cache fields as LiteLLM reports them (prompt tokens include both)."""
+    return {
+        "cache_creation_input_tokens": cache_creation_tokens,
+        "cache_read_input_tokens": cache_read_tokens,
+        "prompt_tokens_details": {"cached_tokens": cache_read_tokens},
+    }
+
+
+def gemini_usage(*, thinking_tokens: int = 0, cached_tokens: int = 0) -> dict[str, Any]:
+    """Gemini's thinking tokens (billed as output) and implicit-cache hits, as LiteLLM maps them."""
+    return {
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": thinking_tokens},
+    }
 
 
 @dataclass(frozen=True)
@@ -209,7 +253,7 @@ class ProviderDouble:
             return _error_response(behaviour)
         if body.get("stream"):
             return await _stream_response(http_request, body, behaviour)
-        return web.json_response(_completion_payload(body, behaviour))
+        return web.json_response(_completion_payload(body, behaviour), headers=dict(behaviour.headers or {}))
 
 
 def _error_response(failure: Fail) -> web.Response:
@@ -228,12 +272,18 @@ def _completion_tokens_text(reply: Reply) -> list[str]:
     return [f"tok{i}" if i == 0 else f" tok{i}" for i in range(reply.completion_tokens)]
 
 
-def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
-    prompt_tokens = count_prompt_tokens(body.get("messages") or [])
+def _usage(body: dict[str, Any], reply: Reply, text_tokens: int) -> dict[str, Any]:
+    prompt_tokens = reply.prompt_tokens
+    if prompt_tokens is None:
+        prompt_tokens = count_prompt_tokens(body.get("messages") or [])
+    details = dict(reply.usage_details or {})
+    reasoning = int((details.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+    completion_tokens = text_tokens + reasoning
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        **details,
     }
 
 
@@ -251,12 +301,12 @@ def _completion_payload(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
                 "finish_reason": reply.finish_reason,
             }
         ],
-        "usage": _usage(body, len(pieces)),
+        "usage": _usage(body, reply, len(pieces)),
     }
 
 
 async def _stream_response(http_request: web.Request, body: dict[str, Any], reply: Reply) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    response = web.StreamResponse(headers={"content-type": "text/event-stream", **(reply.headers or {})})
     await response.prepare(http_request)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
@@ -290,7 +340,7 @@ async def _stream_response(http_request: web.Request, body: dict[str, Any], repl
     if wants_usage and reply.include_usage:
         usage_chunk = chunk({})
         usage_chunk["choices"] = []
-        usage_chunk["usage"] = _usage(body, len(pieces))
+        usage_chunk["usage"] = _usage(body, reply, len(pieces))
         await send(usage_chunk)
     await send("[DONE]")
     await response.write_eof()
