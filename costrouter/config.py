@@ -85,6 +85,8 @@ class Deployment(_Strict):
             for key, value in mapping.items()
             if pf.is_price_field(key) and value is not None and (problem := pf.price_problem(key, value))
         ]
+        if problems:
+            raise ValueError("; ".join(problems))
         file_prices = self.file_prices()
         if not self.prices_from_price_map and (pf.INPUT in file_prices) != (pf.OUTPUT in file_prices):
             given, missing = (pf.INPUT, pf.OUTPUT) if pf.INPUT in file_prices else (pf.OUTPUT, pf.INPUT)

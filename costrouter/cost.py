@@ -114,6 +114,8 @@ def billed_tokens(usage: TokenUsage) -> dict[str, int]:
     reasoning, out_audio = usage.reasoning_tokens, usage.completion_audio_tokens
     out_image = usage.completion_image_tokens
     out_text = usage.completion_text_tokens
+    # Some providers count reasoning inside the text tokens they report: take it out once.
+    out_text -= min(reasoning, out_text, max(out_text + reasoning + out_audio + out_image - usage.completion_tokens, 0))
     if out_text == 0:
         if reasoning or out_audio or out_image:
             out_text = max(0, usage.completion_tokens - reasoning - out_audio - out_image)

@@ -70,6 +70,8 @@ class Price:
         output price; a missing reasoning price is the output price.
         """
         flat = {key: self.rates[key] for key in pf.TIERED_FIELDS if key in self.rates}
+        if flat[pf.OUTPUT] == 0 and pf.OUTPUT_IMAGE in self.rates:
+            flat[pf.OUTPUT] = self.rates[pf.OUTPUT_IMAGE]  # LiteLLM: an image model bills output as image tokens
         for threshold, prices in self._tiers:
             if self.crosses(prompt_tokens, threshold):
                 flat.update(prices)
