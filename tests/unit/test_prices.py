@@ -38,11 +38,15 @@ def test_precedence_top_level_then_litellm_params_then_model_info_then_price_map
             "model_info": {"output_cost_per_token": 4e-6, "cache_creation_input_token_cost": 5e-6},
         }
     )
-    assert price.rates[pf.INPUT] == 1e-6 and price.sources[pf.INPUT] == "deployment"
-    assert price.rates[pf.OUTPUT] == 3e-6 and price.sources[pf.OUTPUT] == "litellm_params"
-    assert price.rates[pf.CACHE_CREATION] == 5e-6 and price.sources[pf.CACHE_CREATION] == "model_info"
+    assert price.rates[pf.INPUT] == 1e-6
+    assert price.sources[pf.INPUT] == "deployment"
+    assert price.rates[pf.OUTPUT] == 3e-6
+    assert price.sources[pf.OUTPUT] == "litellm_params"
+    assert price.rates[pf.CACHE_CREATION] == 5e-6
+    assert price.sources[pf.CACHE_CREATION] == "model_info"
     # Field by field: the cache read price the file leaves out comes from the public map.
-    assert price.rates[pf.CACHE_READ] == 7.5e-08 and price.sources[pf.CACHE_READ] == "price_map"
+    assert price.rates[pf.CACHE_READ] == 7.5e-08
+    assert price.sources[pf.CACHE_READ] == "price_map"
 
 
 def test_every_dimension_is_listed_with_its_source() -> None:
