@@ -25,7 +25,7 @@ from costrouter.budget import BudgetPolicy, BudgetRef, CostSettings, ReserveOutc
 from costrouter.budgeting import Refusal, Reservation, reserve_flow, settle_attributes, settle_flow
 from costrouter.config import RouterConfig
 from costrouter.context import Caller
-from costrouter.cost import TokenUsage, compute_cost, provider_reported_cost, settle_cost, token_usage
+from costrouter.cost import TokenUsage, price_call, provider_reported_cost, token_usage
 from costrouter.errors import BudgetExceededError, BudgetStoreError
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
 from costrouter.ops import Flow, RouteOp
@@ -78,7 +78,7 @@ class Observed:
     usage_source: str | None = None
     output_text: str | None = None
     usage: Any = None
-    provider_cost: float | None = None
+    hidden_params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,7 @@ class CallPlanner:
             usage_source="reported" if usage is not None else None,
             output_text=output_text,
             usage=usage,
-            provider_cost=provider_reported_cost(usage, hidden),
+            hidden_params=hidden,
         )
         return self.outcome_for(call, observed)
 
@@ -304,20 +304,18 @@ class CallPlanner:
         """Price what the deployment did (:func:`costrouter.cost.compute_cost`), else LiteLLM's cost."""
         facts = self.deployments.get(observed.deployment_id or "")
         prompt_tokens, completion_tokens = observed.prompt_tokens, observed.completion_tokens
-        breakdown = None
-        if facts is not None and facts.price is not None and prompt_tokens is not None:
+        usage = None
+        if prompt_tokens is not None:
             usage = token_usage(observed.usage) if observed.usage is not None else None
             if usage is None or usage.prompt_tokens != prompt_tokens:
                 usage = TokenUsage(prompt_tokens, completion_tokens or 0)
-            breakdown = compute_cost(facts.price, usage)
-        computed = breakdown.total_usd if breakdown is not None else observed.litellm_cost
-        cost_settings = self.policy.cost if self.policy is not None else CostSettings()
-        settled = settle_cost(
-            computed,
-            observed.provider_cost,
-            prefer=cost_settings.source,
-            tolerance_usd=cost_settings.tolerance_usd,
-            tolerance_ratio=cost_settings.tolerance_ratio,
+        provider = facts.provider if facts else None
+        breakdown, settled = price_call(
+            facts.price if facts else None,
+            usage,
+            observed.litellm_cost,
+            provider_reported_cost(observed.usage, observed.hidden_params, provider),
+            self.policy.cost if self.policy is not None else CostSettings(),
         )
         return Outcome(
             served_group=facts.group if facts else call.group,

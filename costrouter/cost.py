@@ -15,6 +15,7 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any, Final, Literal
 
 from costrouter import price_fields as pf
+from costrouter.budget.policy import CostSettings
 from costrouter.money import MICROS_PER_USD, micros_to_usd
 from costrouter.pricing import Price
 
@@ -217,17 +218,43 @@ def settle_cost(
     return SettledCost(computed_usd or 0.0, "computed", computed_usd, provider_usd, mismatch)
 
 
+def price_call(
+    price: Price | None,
+    usage: TokenUsage | None,
+    litellm_cost: float | None,
+    provider_usd: float | None,
+    settings: CostSettings,
+) -> tuple[CostBreakdown | None, SettledCost]:
+    """What one call costs: the breakdown at the deployment's price, and the cost that settles.
+
+    Without a price (an unpriced deployment) or a usage, LiteLLM's own figure is the computed cost.
+    """
+    breakdown = compute_cost(price, usage) if price is not None and usage is not None else None
+    computed = breakdown.total_usd if breakdown is not None else litellm_cost
+    settled = settle_cost(
+        computed,
+        provider_usd,
+        prefer=settings.source,
+        tolerance_usd=settings.tolerance_usd,
+        tolerance_ratio=settings.tolerance_ratio,
+    )
+    return breakdown, settled
+
+
 PROVIDER_COST_HEADER: Final = "x-litellm-response-cost"
 """A LiteLLM proxy's header with the cost it billed."""
+USAGE_COST_PROVIDERS: Final = frozenset({"openrouter"})
+"""Providers whose ``usage.cost`` is their billed amount. (LiteLLM writes its own computed cost
+into ``usage.cost`` of other providers' streams, which is no provider's figure.)"""
 
 
-def provider_reported_cost(usage: Any, hidden_params: Mapping[str, Any]) -> float | None:
+def provider_reported_cost(usage: Any, hidden_params: Mapping[str, Any], provider: str | None) -> float | None:
     """The billed amount the response carried, if any.
 
     OpenRouter's ``usage.cost``, else a LiteLLM proxy's ``x-litellm-response-cost`` header
     (LiteLLM passes response headers on prefixed ``llm_provider-``).
     """
-    cost = _field(usage, "cost")
+    cost = _field(usage, "cost") if provider in USAGE_COST_PROVIDERS else None
     if isinstance(cost, (int, float)) and not isinstance(cost, bool) and math.isfinite(cost) and cost >= 0:
         return float(cost)
     headers = hidden_params.get("additional_headers") or {}

@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from costrouter import semconv as sc
 from costrouter.calls import CallPlanner, Observed, RoutedCall
-from costrouter.cost import provider_reported_cost
 from costrouter.money import micros_to_usd
 from costrouter.ops import Flow
 from costrouter.pricing import count_prompt_tokens, count_text_tokens
@@ -80,7 +79,7 @@ def stream_finish_flow(
         usage_source=source,
         output_text=text,
         usage=tally.usage,
-        provider_cost=provider_reported_cost(tally.usage, hidden),
+        hidden_params=hidden,
     )
     outcome = planner.outcome_for(call, observed, error)
     if deployment_id not in planner.deployments and call.reservation is not None and error is not None:

@@ -222,6 +222,7 @@ class ProviderDouble:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_post("/chat/completions", self._handle)
+        app.router.add_post("/v1/messages", self._handle_messages)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, backlog=1024)
@@ -241,6 +242,19 @@ class ProviderDouble:
             self._requests.append(request)
             script = self._scripts[model]
             return script.queue.popleft() if script.queue else script.default
+
+    async def _handle_messages(self, http_request: web.Request) -> web.StreamResponse:
+        """Anthropic's Messages API (for an ``anthropic/`` deployment whose ``api_base`` is the double)."""
+        body = await http_request.json()
+        model = str(body.get("model", ""))
+        behaviour = self._next_behaviour(model, ReceivedRequest(model, body, dict(http_request.headers), time.time()))
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        if body.get("stream"):
+            return await _anthropic_stream(http_request, body, behaviour)
+        return web.json_response(_anthropic_message(body, behaviour), headers=dict(behaviour.headers or {}))
 
     async def _handle(self, http_request: web.Request) -> web.StreamResponse:
         body = await http_request.json()
@@ -343,5 +357,64 @@ async def _stream_response(http_request: web.Request, body: dict[str, Any], repl
         usage_chunk["usage"] = _usage(body, reply, len(pieces))
         await send(usage_chunk)
     await send("[DONE]")
+    await response.write_eof()
+    return response
+
+
+# ---- Anthropic's Messages API ----------------------------------------------------------------
+def _anthropic_usage(body: dict[str, Any], reply: Reply, output_tokens: int) -> dict[str, int]:
+    """Anthropic counts cache writes and reads apart from ``input_tokens``."""
+    details = dict(reply.usage_details or {})
+    creation = int(details.get("cache_creation_input_tokens") or 0)
+    read = int(details.get("cache_read_input_tokens") or 0)
+    prompt_tokens = reply.prompt_tokens
+    if prompt_tokens is None:
+        prompt_tokens = count_prompt_tokens(body.get("messages") or []) + creation + read
+    return {
+        "input_tokens": prompt_tokens - creation - read,
+        "cache_creation_input_tokens": creation,
+        "cache_read_input_tokens": read,
+        "output_tokens": output_tokens,
+    }
+
+
+def _anthropic_message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    pieces = _completion_tokens_text(reply)
+    return {
+        "id": f"msg_{uuid.uuid4().hex[:24]}",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model", ""),
+        "content": [{"type": "text", "text": "".join(pieces)}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": _anthropic_usage(body, reply, len(pieces)),
+    }
+
+
+async def _anthropic_stream(http_request: web.Request, body: dict[str, Any], reply: Reply) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"content-type": "text/event-stream", **(reply.headers or {})})
+    await response.prepare(http_request)
+    pieces = _completion_tokens_text(reply)
+
+    async def send(event: str, payload: dict[str, Any]) -> None:
+        await response.write(f"event: {event}\ndata: {json.dumps({'type': event, **payload})}\n\n".encode())
+
+    message = _anthropic_message(body, reply)
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    await send("message_start", {"message": start})
+    await send("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+    for index, piece in enumerate(pieces):
+        if reply.cut_after is not None and index >= reply.cut_after:
+            transport = http_request.transport
+            if transport is not None:
+                transport.abort()
+            return response
+        await send("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+    await send("content_block_stop", {"index": 0})
+    delta_usage = {"output_tokens": usage["output_tokens"]}
+    await send("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": delta_usage})
+    await send("message_stop", {})
     await response.write_eof()
     return response

@@ -21,6 +21,7 @@ from costrouter.testing.provider import Reply, anthropic_usage, gemini_usage, op
 
 MESSAGES = [{"role": "user", "content": "price this call to the micro-dollar"}]
 PER_M = 1e-6  # published price sheets quote USD per million tokens
+ROOT = "{double root}"  # the double's address without /v1, for an anthropic/ deployment
 
 # Published price sheets (USD per 1M tokens), as each provider lists them.
 # OpenAI gpt-4o: input 2.50, cached input 1.25, output 10.00 (LiteLLM's map has the same).
@@ -95,6 +96,21 @@ CASES = [
         },
     ),
     Case(
+        # The same call through LiteLLM's own Anthropic provider (the double speaks /v1/messages);
+        # prices from LiteLLM's map, which matches the sheet.
+        "anthropic-native-sonnet-4.5-cache",
+        "claude-sonnet-4-5",
+        {"model": "anthropic/claude-sonnet-4-5", "api_base": ROOT},
+        Reply(
+            completion_tokens=500,
+            prompt_tokens=10_000,
+            usage_details=anthropic_usage(cache_creation_tokens=3_000, cache_read_tokens=5_000),
+        ),
+        26_250,
+        {"input": 6_000, "cache_creation": 11_250, "cache_read": 1_500, "output": 7_500},
+        {sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: 3_000, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 5_000},
+    ),
+    Case(
         # 1,000 prompt tokens; 50 visible + 150 thinking output tokens at 10 (below 200k).
         # 1,000 x 1.25 + 50 x 10 + 150 x 10 = 1,250 + 500 + 1,500 = 3,250 micro-dollars
         "gemini-2.5-pro-thinking",
@@ -118,8 +134,12 @@ CASES = [
 ]
 
 
-def _config(base_url: str, case: Case) -> dict[str, Any]:
+def _config(base_url: str, case: Case, model: str | None = None) -> dict[str, Any]:
     deployment = {"id": "d", "api_base": base_url, "api_key": "k", **case.deployment}
+    if deployment["api_base"] == ROOT:
+        deployment["api_base"] = base_url.removesuffix("/v1")
+    if model is not None:
+        deployment["model"] = model
     return {"router": {"num_retries": 0}, "groups": {"g": {"deployments": [deployment]}}}
 
 
@@ -191,6 +211,8 @@ def test_span_split_metric_and_budget_equal_the_invoice(harness: Harness, case: 
     for name, value in case.tokens.items():
         assert attributes[name] == value
     assert attributes[sc.ROUTER_COST_SOURCE] == "computed"
+    # LiteLLM's own figure in a stream's usage.cost is not taken for the provider's.
+    assert sc.ROUTER_COST_PROVIDER_USD not in attributes
     (cost_point,) = [point for _, point in harness.capture.metric_points(sc.METRIC_COST)]
     assert usd_to_micros(cost_point.value) == case.invoice_micros
     assert harness.spent_micros(router, session) == case.invoice_micros
@@ -237,14 +259,16 @@ def test_proxy_prices_in_model_info_or_litellm_params_cost_as_the_native_file(ha
 
 # ---- provider-reported cost ---------------------------------------------------------------------
 CACHED = anthropic_usage(cache_creation_tokens=3_000, cache_read_tokens=5_000)  # the 26,250 invoice above
+OPENROUTER = "openrouter/claude-sonnet-4-5"  # OpenRouter bills in usage.cost
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["response", "stream"])
 @pytest.mark.parametrize(
-    ("reply", "source", "settled_micros", "mismatch"),
+    ("model", "reply", "source", "settled_micros", "mismatch"),
     [
         # OpenRouter's usage.cost agrees with the computed 26,250 within the 1% tolerance: computed settles.
         (
+            OPENROUTER,
             Reply(completion_tokens=500, prompt_tokens=10_000, usage_details={**CACHED, "cost": 0.02626}),
             "computed",
             26_250,
@@ -252,6 +276,7 @@ CACHED = anthropic_usage(cache_creation_tokens=3_000, cache_read_tokens=5_000)  
         ),
         # The policy prefers the provider: its figure settles, and the gap is flagged.
         (
+            OPENROUTER,
             Reply(completion_tokens=500, prompt_tokens=10_000, usage_details={**CACHED, "cost": 0.03}),
             "provider",
             30_000,
@@ -259,6 +284,7 @@ CACHED = anthropic_usage(cache_creation_tokens=3_000, cache_read_tokens=5_000)  
         ),
         # A LiteLLM proxy's header.
         (
+            "openai/claude-sonnet-4-5",
             Reply(
                 completion_tokens=500,
                 prompt_tokens=10_000,
@@ -273,10 +299,10 @@ CACHED = anthropic_usage(cache_creation_tokens=3_000, cache_read_tokens=5_000)  
     ids=["openrouter-agrees", "openrouter-settles", "proxy-header-settles"],
 )
 def test_provider_reported_cost_is_recorded_and_may_settle(
-    harness: Harness, reply: Reply, source: str, settled_micros: int, mismatch: bool, stream: bool
+    harness: Harness, model: str, reply: Reply, source: str, settled_micros: int, mismatch: bool, stream: bool
 ) -> None:
     harness.provider.set_default("claude-sonnet-4-5", reply)
-    config = _config(harness.provider.base_url, CASES[2])
+    config = _config(harness.provider.base_url, CASES[2], model)
     router = harness.router(config, cost={"source": source})
     harness.call(router, stream=stream, session_id="s-provider")
     (span,) = harness.capture.call_spans()

@@ -182,11 +182,14 @@ def test_token_usage_reads_provider_mappings(raw: dict[str, Any], expected: Toke
 
 
 def test_provider_cost_from_usage_or_proxy_header() -> None:
-    assert provider_reported_cost({"cost": 0.0123}, {}) == 0.0123
-    assert provider_reported_cost(None, {"additional_headers": {"llm_provider-x-litellm-response-cost": "0.5"}}) == 0.5
-    assert provider_reported_cost(None, {"additional_headers": {"x-litellm-response-cost": "nan"}}) is None
-    assert provider_reported_cost({"cost": -1}, {}) is None
-    assert provider_reported_cost(None, {}) is None
+    assert provider_reported_cost({"cost": 0.0123}, {}, "openrouter") == 0.0123
+    # LiteLLM writes its own computed cost into other providers' stream usage: not a provider's figure.
+    assert provider_reported_cost({"cost": 0.0123}, {}, "openai") is None
+    header = {"additional_headers": {"llm_provider-x-litellm-response-cost": "0.5"}}
+    assert provider_reported_cost(None, header, "openai") == 0.5
+    assert provider_reported_cost(None, {"additional_headers": {"x-litellm-response-cost": "nan"}}, "openai") is None
+    assert provider_reported_cost({"cost": -1}, {}, "openrouter") is None
+    assert provider_reported_cost(None, {}, None) is None
 
 
 def test_settle_cost_follows_the_policy_and_flags_mismatch() -> None:
