@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import litellm
 import pytest
 
 from costrouter import CostRouter
@@ -316,3 +317,24 @@ def test_provider_reported_cost_is_recorded_and_may_settle(
     )
     assert _micros(attributes, sc.LLM_USAGE_COST_USD) == settled_micros
     assert harness.spent_micros(router, "s-provider") == settled_micros
+
+
+# ---- a stream cut mid-way: the same cost function over the counted tokens -------------------------
+def test_a_cut_stream_is_priced_by_the_same_function(harness: Harness) -> None:
+    case = CASES[2]  # Sonnet 4.5 at the sheet's prices
+    harness.provider.set_default(case.model, Reply(completion_tokens=40, cut_after=10))
+    router = harness.router(_config(harness.provider.base_url, case))
+    stream = router.route_completion("g", MESSAGES, session_id="s-cut", max_tokens=100, stream=True)
+    with pytest.raises(litellm.APIConnectionError):
+        for _ in stream:
+            pass
+    (span,) = harness.capture.call_spans()
+    attributes = dict(span.attributes or {})
+    assert attributes[sc.ROUTER_USAGE_SOURCE] == "counted"
+    prompt, completion = int(attributes[sc.GEN_AI_USAGE_INPUT_TOKENS]), int(attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS])
+    # Worked by hand: counted prompt tokens x $3/M + received tokens x $15/M.
+    invoice = prompt * 3 + completion * 15
+    assert _micros(attributes, f"{sc.ROUTER_COST_PREFIX}input") == prompt * 3
+    assert _micros(attributes, f"{sc.ROUTER_COST_PREFIX}output") == completion * 15
+    assert _micros(attributes, sc.LLM_USAGE_COST_USD) == invoice
+    assert harness.spent_micros(router, "s-cut") == invoice
