@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from litellm.litellm_core_utils.llm_cost_calc.utils import generic_cost_per_toke
 from litellm.types.utils import Usage
 
 from costrouter import price_fields as pf
+from costrouter.budget import load_policy
 from costrouter.cost import (
     COMPONENTS,
     TokenUsage,
@@ -20,6 +23,7 @@ from costrouter.cost import (
     settle_cost,
     token_usage,
 )
+from costrouter.errors import ConfigError
 from costrouter.money import usd_to_micros
 from costrouter.pricing import Price
 
@@ -201,3 +205,16 @@ def test_settle_cost_follows_the_policy_and_flags_mismatch() -> None:
     assert (none.usd, none.source, none.mismatch) == (0.0100, "computed", False)
     unpriced = settle_cost(None, 0.3, prefer="computed", tolerance_usd=1e-6, tolerance_ratio=0.02)
     assert (unpriced.usd, unpriced.source) == (0.3, "provider")
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [({"source": "invoice"}, "cost.source"), ({"tolerance_ratio": -0.1}, "cost.tolerance_ratio")],
+)
+def test_the_policy_cost_section_is_checked(tmp_path: Path, section: dict[str, Any], field: str) -> None:
+    path = tmp_path / "budgets.yaml"
+    path.write_text(json.dumps({"cost": section}))
+    with pytest.raises(ConfigError, match=field):
+        load_policy(path)
+    path.write_text(json.dumps({"cost": {"source": "provider"}}))
+    assert load_policy(path).cost.source == "provider"
