@@ -98,7 +98,7 @@ class Deployment(_Strict):
             raise ValueError("; ".join(problems))
         return self
 
-    def price_layers(self) -> list[tuple[str, dict[str, float]]]:
+    def price_layers(self) -> list[tuple[pf.PriceLayer, dict[str, float]]]:
         """The prices the file writes, by layer, highest precedence first.
 
         Top-level fields, then ``litellm_params``, then a proxy's ``model_info``.

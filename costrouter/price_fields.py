@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 INPUT: Final = "input_cost_per_token"
 OUTPUT: Final = "output_cost_per_token"
@@ -45,6 +45,10 @@ MAX_PER_TOKEN_USD: Final = 0.01
 """The most a token may cost ($10,000 per million): larger is a typo (a price per million)."""
 MAX_PER_REQUEST_USD: Final = 100.0
 """The most a request's flat fee may be."""
+
+PriceLayer = Literal["deployment", "litellm_params", "model_info"]
+"""A layer of the file that may hold prices, by precedence: top-level fields, ``litellm_params``,
+a proxy's ``model_info``."""
 
 PRICE_MAP_FALLBACK: Final = "prices_from_price_map"
 """The deployment field that lets an incomplete price take the rest from LiteLLM's price map."""

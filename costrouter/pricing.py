@@ -151,10 +151,7 @@ def deployment_price(deployment: Deployment) -> Price | None:
     map_prices = pf.prices_in(entry or {})
     rates: dict[str, float] = {}
     sources: dict[str, PriceSource] = {}
-    layers: list[tuple[PriceSource, Mapping[str, float]]] = [
-        *((name, prices) for name, prices in _file_layers(deployment)),
-        ("price_map", map_prices),
-    ]
+    layers: list[tuple[PriceSource, Mapping[str, float]]] = [*deployment.price_layers(), ("price_map", map_prices)]
     for name, prices in layers:
         for key, value in prices.items():
             if key not in rates:
@@ -177,15 +174,6 @@ def deployment_price(deployment: Deployment) -> Price | None:
         sources,
         inclusive_threshold=provider in _INCLUSIVE_THRESHOLD_PROVIDERS,
     )
-
-
-def _file_layers(deployment: Deployment) -> list[tuple[PriceSource, Mapping[str, float]]]:
-    names: dict[str, PriceSource] = {
-        "deployment": "deployment",
-        "litellm_params": "litellm_params",
-        "model_info": "model_info",
-    }
-    return [(names[name], prices) for name, prices in deployment.price_layers()]
 
 
 @dataclass(frozen=True)
