@@ -25,7 +25,7 @@ from costrouter.budget import BudgetPolicy, BudgetRef, CostSettings, ReserveOutc
 from costrouter.budgeting import Refusal, Reservation, reserve_flow, settle_attributes, settle_flow
 from costrouter.config import RouterConfig
 from costrouter.context import Caller
-from costrouter.cost import TokenUsage, price_call, provider_reported_cost, token_usage
+from costrouter.cost import call_usage, price_call, provider_reported_cost
 from costrouter.errors import BudgetExceededError, BudgetStoreError
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
 from costrouter.ops import Flow, RouteOp
@@ -304,15 +304,10 @@ class CallPlanner:
         """Price what the deployment did (:func:`costrouter.cost.compute_cost`), else LiteLLM's cost."""
         facts = self.deployments.get(observed.deployment_id or "")
         prompt_tokens, completion_tokens = observed.prompt_tokens, observed.completion_tokens
-        usage = None
-        if prompt_tokens is not None:
-            usage = token_usage(observed.usage) if observed.usage is not None else None
-            if usage is None or usage.prompt_tokens != prompt_tokens:
-                usage = TokenUsage(prompt_tokens, completion_tokens or 0)
         provider = facts.provider if facts else None
         breakdown, settled = price_call(
             facts.price if facts else None,
-            usage,
+            call_usage(observed.usage, prompt_tokens, completion_tokens),
             observed.litellm_cost,
             provider_reported_cost(observed.usage, observed.hidden_params, provider),
             self.policy.cost if self.policy is not None else CostSettings(),

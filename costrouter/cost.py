@@ -101,6 +101,20 @@ def token_usage(usage: Any) -> TokenUsage:
     )
 
 
+def call_usage(usage: Any, prompt_tokens: int | None, completion_tokens: int | None) -> TokenUsage | None:
+    """The usage to bill, ``None`` when nothing is known.
+
+    The provider's block when it matches the call's token counts, else the counts alone (a
+    stream whose tokens costrouter counted).
+    """
+    if prompt_tokens is None:
+        return None
+    read = token_usage(usage) if usage is not None else None
+    if read is None or read.prompt_tokens != prompt_tokens:
+        return TokenUsage(prompt_tokens, completion_tokens or 0)
+    return read
+
+
 def billed_tokens(usage: TokenUsage) -> dict[str, int]:
     """Tokens billed under each component (LiteLLM's reading of overlapping details)."""
     hit, creation = usage.cache_read_tokens, usage.cache_creation_tokens
