@@ -61,7 +61,7 @@ def stream_finish_flow(
     call.extra_attributes[sc.ROUTER_STREAM_OUTCOME] = end
     if tally.usage is not None:
         prompt_tokens, completion_tokens = tally.usage.prompt_tokens, tally.usage.completion_tokens
-        litellm_cost = None
+        litellm_cost = None  # usage.cost is LiteLLM's own figure or OpenRouter's bill: cost.py tells which
         source = "reported"
     else:
         prompt_tokens = call.prompt_tokens or count_prompt_tokens(call.messages)
