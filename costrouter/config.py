@@ -52,6 +52,7 @@ class Deployment(_Strict):
     output_cost_per_token: float | None = _per_token("USD per completion token.")
     cache_read_input_token_cost: float | None = _per_token("USD per prompt token read from the cache.")
     cache_creation_input_token_cost: float | None = _per_token("USD per prompt token written to the cache.")
+    cache_creation_input_token_cost_above_1hr: float | None = _per_token("USD per token written for an hour.")
     output_cost_per_reasoning_token: float | None = _per_token("USD per reasoning token, when priced apart.")
     input_cost_per_audio_token: float | None = _per_token("USD per audio prompt token.")
     output_cost_per_audio_token: float | None = _per_token("USD per audio completion token.")

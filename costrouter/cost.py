@@ -19,7 +19,15 @@ from costrouter.budget.policy import CostSettings
 from costrouter.money import MICROS_PER_USD, micros_to_usd
 from costrouter.pricing import Price
 
-INPUT_COMPONENTS: Final = ("input", "cache_read", "cache_creation", "input_audio", "input_image", "request")
+INPUT_COMPONENTS: Final = (
+    "input",
+    "cache_read",
+    "cache_creation",
+    "cache_creation_1h",
+    "input_audio",
+    "input_image",
+    "request",
+)
 """Cost components billed on the prompt side (the per-request fee counts here)."""
 OUTPUT_COMPONENTS: Final = ("output", "reasoning", "output_audio", "output_image")
 """Cost components billed on the completion side."""
@@ -29,6 +37,7 @@ _RATE_OF: Final = {
     "input": pf.INPUT,
     "cache_read": pf.CACHE_READ,
     "cache_creation": pf.CACHE_CREATION,
+    "cache_creation_1h": pf.CACHE_CREATION_1H,
     "input_audio": pf.INPUT_AUDIO,
     "input_image": pf.INPUT_IMAGE,
     "request": pf.REQUEST,
@@ -50,6 +59,8 @@ class TokenUsage:
     completion_tokens: int
     cache_read_tokens: int = 0
     cache_creation_tokens: int = 0
+    cache_creation_5m_tokens: int | None = None
+    cache_creation_1h_tokens: int | None = None
     prompt_text_tokens: int = 0
     prompt_audio_tokens: int = 0
     prompt_image_tokens: int = 0
@@ -85,12 +96,15 @@ def token_usage(usage: Any) -> TokenUsage:
     """
     prompt_details = _field(usage, "prompt_tokens_details")
     completion_details = _field(usage, "completion_tokens_details")
+    ttl = _field(prompt_details, "cache_creation_token_details") or _field(usage, "cache_creation")
     return TokenUsage(
         prompt_tokens=_count(usage, "prompt_tokens"),
         completion_tokens=_count(usage, "completion_tokens"),
         cache_read_tokens=_count(prompt_details, "cached_tokens") or _count(usage, "cache_read_input_tokens"),
         cache_creation_tokens=_count(prompt_details, "cache_write_tokens", "cache_creation_tokens")
         or _count(usage, "cache_creation_input_tokens"),
+        cache_creation_5m_tokens=_count(ttl, "ephemeral_5m_input_tokens") if ttl is not None else None,
+        cache_creation_1h_tokens=_count(ttl, "ephemeral_1h_input_tokens") if ttl is not None else None,
         prompt_text_tokens=_count(prompt_details, "text_tokens"),
         prompt_audio_tokens=_count(prompt_details, "audio_tokens"),
         prompt_image_tokens=_count(prompt_details, "image_tokens"),
@@ -136,10 +150,15 @@ def billed_tokens(usage: TokenUsage) -> dict[str, int]:
             out_text = max(0, usage.completion_tokens - reasoning - out_audio - out_image)
         else:
             out_text, reasoning, out_audio, out_image = usage.completion_tokens, 0, 0, 0
+    creation_1h = 0
+    if usage.cache_creation_5m_tokens is not None or usage.cache_creation_1h_tokens is not None:
+        # With Anthropic's split by cache lifetime, the split is what is billed.
+        creation, creation_1h = usage.cache_creation_5m_tokens or 0, usage.cache_creation_1h_tokens or 0
     return {
         "input": text,
         "cache_read": hit,
         "cache_creation": creation,
+        "cache_creation_1h": creation_1h,
         "input_audio": audio,
         "input_image": image,
         "request": 1,
@@ -162,7 +181,7 @@ class CostBreakdown:
 
     @property
     def prompt_micros(self) -> int:
-        """The prompt side: input, cache read and write, audio and image input, the request fee."""
+        """The prompt side: input, cache read and writes, audio and image input, the request fee."""
         return sum(self.components_micros[name] for name in INPUT_COMPONENTS)
 
     @property

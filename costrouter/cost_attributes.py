@@ -12,15 +12,16 @@ from opentelemetry.util.types import AttributeValue
 
 from costrouter import semconv as sc
 from costrouter.cost import COMPONENTS, CostBreakdown, SettledCost
+from costrouter.money import micros_to_usd
 
 _OPENINFERENCE_COST: Final = {
-    "input": sc.LLM_COST_PROMPT_INPUT,
-    "cache_read": sc.LLM_COST_PROMPT_CACHE_READ,
-    "cache_creation": sc.LLM_COST_PROMPT_CACHE_WRITE,
-    "input_audio": sc.LLM_COST_PROMPT_AUDIO,
-    "output": sc.LLM_COST_COMPLETION_OUTPUT,
-    "reasoning": sc.LLM_COST_COMPLETION_REASONING,
-    "output_audio": sc.LLM_COST_COMPLETION_AUDIO,
+    sc.LLM_COST_PROMPT_INPUT: ("input",),
+    sc.LLM_COST_PROMPT_CACHE_READ: ("cache_read",),
+    sc.LLM_COST_PROMPT_CACHE_WRITE: ("cache_creation", "cache_creation_1h"),
+    sc.LLM_COST_PROMPT_AUDIO: ("input_audio",),
+    sc.LLM_COST_COMPLETION_OUTPUT: ("output",),
+    sc.LLM_COST_COMPLETION_REASONING: ("reasoning",),
+    sc.LLM_COST_COMPLETION_AUDIO: ("output_audio",),
 }
 
 
@@ -38,10 +39,9 @@ def breakdown_attributes(breakdown: CostBreakdown) -> dict[str, AttributeValue]:
         sc.LLM_TOKEN_COUNT_COMPLETION_AUDIO: usage.completion_audio_tokens,
     }
     for name in COMPONENTS:
-        usd = breakdown.component_usd(name)
-        attributes[f"{sc.ROUTER_COST_PREFIX}{name}"] = usd
-        if name in _OPENINFERENCE_COST:
-            attributes[_OPENINFERENCE_COST[name]] = usd
+        attributes[f"{sc.ROUTER_COST_PREFIX}{name}"] = breakdown.component_usd(name)
+    for attribute, names in _OPENINFERENCE_COST.items():
+        attributes[attribute] = micros_to_usd(sum(breakdown.components_micros[name] for name in names))
     return attributes
 
 

@@ -15,6 +15,8 @@ INPUT: Final = "input_cost_per_token"
 OUTPUT: Final = "output_cost_per_token"
 CACHE_READ: Final = "cache_read_input_token_cost"
 CACHE_CREATION: Final = "cache_creation_input_token_cost"
+CACHE_CREATION_1H: Final = "cache_creation_input_token_cost_above_1hr"
+"""Anthropic's one-hour cache writes (the plain cache write price is the five-minute one)."""
 REASONING: Final = "output_cost_per_reasoning_token"
 INPUT_AUDIO: Final = "input_cost_per_audio_token"
 OUTPUT_AUDIO: Final = "output_cost_per_audio_token"
@@ -27,6 +29,7 @@ PER_TOKEN_FIELDS: Final = (
     OUTPUT,
     CACHE_READ,
     CACHE_CREATION,
+    CACHE_CREATION_1H,
     REASONING,
     INPUT_AUDIO,
     OUTPUT_AUDIO,
@@ -35,7 +38,7 @@ PER_TOKEN_FIELDS: Final = (
 )
 """Prices per token, in USD, that every deployment may set."""
 
-TIERED_FIELDS: Final = (INPUT, OUTPUT, CACHE_READ, CACHE_CREATION)
+TIERED_FIELDS: Final = (INPUT, OUTPUT, CACHE_READ, CACHE_CREATION, CACHE_CREATION_1H)
 """Prices that change once the prompt passes a threshold (``input_cost_per_token_above_200k_tokens``)."""
 
 THRESHOLD_KEY: Final = re.compile(rf"^({'|'.join(TIERED_FIELDS)})_above_(\d+)(k?)_tokens$")

@@ -17,7 +17,7 @@ PriceSource = Literal["deployment", "litellm_params", "model_info", "price_map",
 (``derived``: a cache or modality price that falls back to the input or output price, as LiteLLM
 bills it), or the budget policy's default price for unpriced models."""
 
-_INPUT_SIDE = (pf.INPUT, pf.CACHE_READ, pf.CACHE_CREATION, pf.INPUT_AUDIO, pf.INPUT_IMAGE)
+_INPUT_SIDE = (pf.INPUT, pf.CACHE_READ, pf.CACHE_CREATION, pf.CACHE_CREATION_1H, pf.INPUT_AUDIO, pf.INPUT_IMAGE)
 _OUTPUT_SIDE = (pf.OUTPUT, pf.REASONING, pf.OUTPUT_AUDIO, pf.OUTPUT_IMAGE)
 _INCLUSIVE_THRESHOLD_PROVIDERS = frozenset({"xai"})  # bill the higher tier once the prompt reaches it
 
@@ -118,11 +118,13 @@ class Price:
 
 def _resolved(flat: Mapping[str, float], rates: Mapping[str, float]) -> dict[str, float]:
     input_rate, output_rate = flat[pf.INPUT], flat[pf.OUTPUT]
+    cache_creation = flat.get(pf.CACHE_CREATION, input_rate)
     return {
         pf.INPUT: input_rate,
         pf.OUTPUT: output_rate,
         pf.CACHE_READ: flat.get(pf.CACHE_READ, input_rate),
-        pf.CACHE_CREATION: flat.get(pf.CACHE_CREATION, input_rate),
+        pf.CACHE_CREATION: cache_creation,
+        pf.CACHE_CREATION_1H: flat.get(pf.CACHE_CREATION_1H, cache_creation),
         pf.INPUT_AUDIO: rates.get(pf.INPUT_AUDIO, input_rate),
         pf.INPUT_IMAGE: rates.get(pf.INPUT_IMAGE, input_rate),
         pf.REASONING: rates.get(pf.REASONING, output_rate),

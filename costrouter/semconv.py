@@ -70,9 +70,9 @@ LLM_COST_COMPLETION_AUDIO: Final = "llm.cost.completion_details.audio"
 
 ROUTER_COST_PREFIX: Final = "router.cost."
 """``router.cost.{component}``: every cost component in USD (``input``, ``cache_read``,
-``cache_creation``, ``input_audio``, ``input_image``, ``request``, ``output``, ``reasoning``,
-``output_audio``, ``output_image``); they add up to ``llm.usage.cost_usd`` to the micro-dollar
-when the computed cost settles."""
+``cache_creation`` (five-minute writes, or all writes), ``cache_creation_1h``, ``input_audio``,
+``input_image``, ``request``, ``output``, ``reasoning``, ``output_audio``, ``output_image``); they
+add up to ``llm.usage.cost_usd`` to the micro-dollar when the computed cost settles."""
 ROUTER_COST_SOURCE: Final = "router.cost.source"
 """Which cost settled the budget: ``computed`` (the price model) or ``provider`` (the billed
 amount the response carried)."""

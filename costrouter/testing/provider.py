@@ -80,13 +80,27 @@ def openai_usage(*, cached_tokens: int = 0, reasoning_tokens: int = 0, audio_tok
     }
 
 
-def anthropic_usage(*, cache_creation_tokens: int = 0, cache_read_tokens: int = 0) -> dict[str, Any]:
-    """Anthropic's cache fields as LiteLLM reports them (prompt tokens include both)."""
-    return {
+def anthropic_usage(
+    *, cache_creation_tokens: int = 0, cache_read_tokens: int = 0, cache_creation_1h_tokens: int | None = None
+) -> dict[str, Any]:
+    """Anthropic's cache fields as LiteLLM reports them (prompt tokens include both).
+
+    With ``cache_creation_1h_tokens``, the writes are split by cache lifetime as Anthropic
+    reports them (``cache_creation.ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens``).
+    """
+    usage: dict[str, Any] = {
         "cache_creation_input_tokens": cache_creation_tokens,
         "cache_read_input_tokens": cache_read_tokens,
         "prompt_tokens_details": {"cached_tokens": cache_read_tokens},
     }
+    if cache_creation_1h_tokens is not None:
+        split = {
+            "ephemeral_5m_input_tokens": cache_creation_tokens - cache_creation_1h_tokens,
+            "ephemeral_1h_input_tokens": cache_creation_1h_tokens,
+        }
+        usage["cache_creation"] = split
+        usage["prompt_tokens_details"]["cache_creation_token_details"] = split
+    return usage
 
 
 def gemini_usage(*, thinking_tokens: int = 0, cached_tokens: int = 0) -> dict[str, Any]:
@@ -362,7 +376,7 @@ async def _stream_response(http_request: web.Request, body: dict[str, Any], repl
 
 
 # ---- Anthropic's Messages API ----------------------------------------------------------------
-def _anthropic_usage(body: dict[str, Any], reply: Reply, output_tokens: int) -> dict[str, int]:
+def _anthropic_usage(body: dict[str, Any], reply: Reply, output_tokens: int) -> dict[str, Any]:
     """Anthropic counts cache writes and reads apart from ``input_tokens``."""
     details = dict(reply.usage_details or {})
     creation = int(details.get("cache_creation_input_tokens") or 0)
@@ -370,12 +384,15 @@ def _anthropic_usage(body: dict[str, Any], reply: Reply, output_tokens: int) -> 
     prompt_tokens = reply.prompt_tokens
     if prompt_tokens is None:
         prompt_tokens = count_prompt_tokens(body.get("messages") or []) + creation + read
-    return {
+    usage: dict[str, Any] = {
         "input_tokens": prompt_tokens - creation - read,
         "cache_creation_input_tokens": creation,
         "cache_read_input_tokens": read,
         "output_tokens": output_tokens,
     }
+    if "cache_creation" in details:
+        usage["cache_creation"] = details["cache_creation"]
+    return usage
 
 
 def _anthropic_message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:

@@ -32,7 +32,7 @@ SONNET_4_5 = {  # Anthropic Claude Sonnet 4.5: input 3, 5-min cache write 3.75, 
     "cache_creation_input_token_cost": 3.75 * PER_M,
     "cache_read_input_token_cost": 0.30 * PER_M,
     "output_cost_per_token": 15 * PER_M,
-}
+}  # and a 1-hour cache write at 6, from LiteLLM's map in the native case below
 GEMINI_2_5_PRO = {  # Google Gemini 2.5 Pro: input 1.25 / 2.50 above 200k, output (thinking included) 10 / 15
     "input_cost_per_token": 1.25 * PER_M,
     "input_cost_per_token_above_200k_tokens": 2.50 * PER_M,
@@ -110,6 +110,24 @@ CASES = [
         26_250,
         {"input": 6_000, "cache_creation": 11_250, "cache_read": 1_500, "output": 7_500},
         {sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: 3_000, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 5_000},
+    ),
+    Case(
+        # Anthropic's split of cache writes by lifetime: 1,000 for five minutes, 2,000 for an hour.
+        # 2,000 x 3 + 1,000 x 3.75 + 2,000 x 6 + 5,000 x 0.30 + 500 x 15
+        #   = 6,000 + 3,750 + 12,000 + 1,500 + 7,500 = 30,750 micro-dollars
+        "anthropic-native-sonnet-4.5-1h-cache",
+        "claude-sonnet-4-5",
+        {"model": "anthropic/claude-sonnet-4-5", "api_base": ROOT},
+        Reply(
+            completion_tokens=500,
+            prompt_tokens=10_000,
+            usage_details=anthropic_usage(
+                cache_creation_tokens=3_000, cache_read_tokens=5_000, cache_creation_1h_tokens=2_000
+            ),
+        ),
+        30_750,
+        {"input": 6_000, "cache_creation": 3_750, "cache_creation_1h": 12_000, "cache_read": 1_500, "output": 7_500},
+        {sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: 3_000, sc.LLM_TOKEN_COUNT_PROMPT_CACHE_WRITE: 3_000},
     ),
     Case(
         # 1,000 prompt tokens; 50 visible + 150 thinking output tokens at 10 (below 200k).

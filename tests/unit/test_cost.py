@@ -33,6 +33,7 @@ small_ = st.integers(min_value=0, max_value=60_000)
 OPTIONAL = (
     pf.CACHE_READ,
     pf.CACHE_CREATION,
+    pf.CACHE_CREATION_1H,
     pf.REASONING,
     pf.INPUT_AUDIO,
     pf.OUTPUT_AUDIO,
@@ -67,6 +68,11 @@ def usages(draw: st.DrawFn) -> dict[str, Any]:
         for key in ("reasoning_tokens", "audio_tokens", "image_tokens", "text_tokens")
         if draw(st.booleans())
     }
+    if draw(st.booleans()):  # Anthropic's split of cache writes by lifetime
+        prompt_details["cache_creation_token_details"] = {
+            "ephemeral_5m_input_tokens": draw(small_),
+            "ephemeral_1h_input_tokens": draw(small_),
+        }
     usage: dict[str, Any] = {"prompt_tokens": draw(tokens_), "completion_tokens": draw(tokens_)}
     if prompt_details:
         usage["prompt_tokens_details"] = prompt_details
@@ -106,6 +112,7 @@ _INPUT_RATES = (
     ("input", pf.INPUT),
     ("cache_read", pf.CACHE_READ),
     ("cache_creation", pf.CACHE_CREATION),
+    ("cache_creation_1h", pf.CACHE_CREATION_1H),
     ("input_audio", pf.INPUT_AUDIO),
     ("input_image", pf.INPUT_IMAGE),
 )
