@@ -8,6 +8,7 @@ from litellm.router import Router
 
 from costrouter.config import RouterConfig, deployment_id_of, resolve_secrets
 from costrouter.errors import ConfigError, ConfigProblem
+from costrouter.pricing import deployment_price
 
 
 def _orders(priorities: list[int]) -> dict[int, int]:
@@ -40,7 +41,11 @@ def build_model_list(config: RouterConfig, source: str = "<config>") -> list[dic
                 params["order"] = orders[deployment.priority]
             params = resolve_secrets(params, location, source, problems)
             deployment_id = deployment_id_of(group_name, index, deployment)
-            model_list.append({"model_name": group_name, "litellm_params": params, "model_info": {"id": deployment_id}})
+            # Every resolved price reaches LiteLLM too, so its response_cost uses the same prices.
+            price = deployment_price(deployment)
+            rates = dict(price.rates) if price is not None else {}
+            model_info = {**deployment.model_info, **rates, "id": deployment_id}
+            model_list.append({"model_name": group_name, "litellm_params": params, "model_info": model_info})
     if problems:
         raise ConfigError(source, problems)
     return model_list

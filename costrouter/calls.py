@@ -21,10 +21,11 @@ from opentelemetry.util.types import AttributeValue
 
 from costrouter import semconv as sc
 from costrouter.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
-from costrouter.budget import BudgetPolicy, BudgetRef, ReserveOutcome
+from costrouter.budget import BudgetPolicy, BudgetRef, CostSettings, ReserveOutcome
 from costrouter.budgeting import Refusal, Reservation, reserve_flow, settle_attributes, settle_flow
 from costrouter.config import RouterConfig
 from costrouter.context import Caller
+from costrouter.cost import call_usage, price_call, provider_reported_cost
 from costrouter.errors import BudgetExceededError, BudgetStoreError
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
 from costrouter.ops import Flow, RouteOp
@@ -76,6 +77,8 @@ class Observed:
     litellm_cost: float | None = None
     usage_source: str | None = None
     output_text: str | None = None
+    usage: Any = None
+    hidden_params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -292,19 +295,23 @@ class CallPlanner:
             litellm_cost=response_cost_usd(response),
             usage_source="reported" if usage is not None else None,
             output_text=output_text,
+            usage=usage,
+            hidden_params=hidden,
         )
         return self.outcome_for(call, observed)
 
     def outcome_for(self, call: RoutedCall, observed: Observed, error: BaseException | None = None) -> Outcome:
-        """Price what the deployment did: LiteLLM's cost when it has one, else tokens × price."""
+        """Price what the deployment did (:func:`costrouter.cost.compute_cost`), else LiteLLM's cost."""
         facts = self.deployments.get(observed.deployment_id or "")
         prompt_tokens, completion_tokens = observed.prompt_tokens, observed.completion_tokens
-        prompt_cost = completion_cost = None
-        if facts is not None and facts.price is not None and prompt_tokens is not None:
-            prompt_cost, completion_cost = facts.price.cost(prompt_tokens, completion_tokens or 0)
-        cost = observed.litellm_cost
-        if cost is None or (cost == 0 and prompt_cost):
-            cost = (prompt_cost or 0.0) + (completion_cost or 0.0)
+        provider = facts.provider if facts else None
+        breakdown, settled = price_call(
+            facts.price if facts else None,
+            call_usage(observed.usage, prompt_tokens, completion_tokens),
+            observed.litellm_cost,
+            provider_reported_cost(observed.usage, observed.hidden_params, provider),
+            self.policy.cost if self.policy is not None else CostSettings(),
+        )
         return Outcome(
             served_group=facts.group if facts else call.group,
             deployment_id=observed.deployment_id,
@@ -314,13 +321,15 @@ class CallPlanner:
             finish_reasons=observed.finish_reasons,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            cost_usd=cost,
-            prompt_cost_usd=prompt_cost,
-            completion_cost_usd=completion_cost,
+            cost_usd=settled.usd,
+            prompt_cost_usd=micros_to_usd(breakdown.prompt_micros) if breakdown is not None else None,
+            completion_cost_usd=micros_to_usd(breakdown.completion_micros) if breakdown is not None else None,
             usage_source=observed.usage_source,
             output_text=observed.output_text,
             error=error,
             extra=call.extra_attributes,
+            breakdown=breakdown,
+            settled=settled,
         )
 
     def finish_flow(self, call: RoutedCall, outcome: Outcome, result: str | None = None) -> Flow[None]:

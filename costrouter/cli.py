@@ -179,14 +179,42 @@ def _per_million(value: float) -> str:
     return f"${whole}.{decimals.ljust(2, '0')}"
 
 
+_SOURCE_LABELS = {
+    "deployment": "file",
+    "litellm_params": "file: litellm_params",
+    "model_info": "file: model_info",
+    "price_map": "LiteLLM price map",
+    "derived": "rule",
+    "default": "rule",
+}
+
+
 def _price_cells(deployment: Deployment) -> tuple[str, str, str]:
     from costrouter.pricing import deployment_price  # LiteLLM's price map: only validate pays for it
 
     price = deployment_price(deployment)
     if price is None:
         return "-", "-", "unpriced: policy default"
-    source = "file" if price.source == "config" else "LiteLLM price map"
+    source = _SOURCE_LABELS[price.source]
     return _per_million(price.input_per_token), _per_million(price.output_per_token), source
+
+
+def _dimension_rows(deployment_id: str, deployment: Deployment) -> list[tuple[str, str, str, str]]:
+    """One row per price dimension of the deployment: name, price, where it came from."""
+    from costrouter.price_fields import REQUEST
+    from costrouter.pricing import deployment_price
+
+    price = deployment_price(deployment)
+    if price is None:
+        return [(deployment_id, "every dimension", "-", "unpriced: policy default")]
+    rows = []
+    for position, (key, value, source) in enumerate(price.dimensions()):
+        shown = _usd(value) if key == REQUEST else _per_million(value)
+        label = _SOURCE_LABELS[source]
+        if source == "derived":
+            label = "rule: as " + ("output" if key.startswith("output") else "input")
+        rows.append((deployment_id if position == 0 else "", key, shown, label))
+    return rows
 
 
 def _missing_env(config: RouterConfig) -> list[ConfigProblem]:
@@ -212,6 +240,9 @@ def _print_groups(console: Console, config: RouterConfig) -> None:
         "falls back to",
     ):
         groups.add_column(name, justify="right" if "$" in name or name == "priority" else "left")
+    prices = _table(console)
+    for name in ("deployment", "price", "$/1M tok ($ per request)", "from"):
+        prices.add_column(name, justify="right" if "$" in name else "left")
     endpoints = _table(console)
     for name in ("deployment", "api_base", "api_key", "other LiteLLM params"):
         endpoints.add_column(name)
@@ -228,6 +259,8 @@ def _print_groups(console: Console, config: RouterConfig) -> None:
                 *_price_cells(deployment),
                 chain if position == 0 else "",
             )
+            for row in _dimension_rows(deployment_id, deployment):
+                prices.add_row(*row)
             endpoints.add_row(
                 deployment_id,
                 _masked_url(deployment.api_base) if deployment.api_base else "-",
@@ -236,6 +269,8 @@ def _print_groups(console: Console, config: RouterConfig) -> None:
             )
     _heading(console, "Model groups (deployments in priority order: lower serves first)")
     console.print(groups)
+    _heading(console, "Prices: every dimension and where it came from (file, then LiteLLM's price map)")
+    console.print(prices)
     _heading(console, "Endpoints and secrets (values of secrets are never shown)")
     console.print(endpoints)
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
+from costrouter import price_fields as pf
 from costrouter._yaml import read_yaml, validate
 from costrouter.errors import ConfigError, ConfigProblem
 
@@ -35,6 +36,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _per_token(description: str) -> Any:
+    return Field(default=None, ge=0, le=pf.MAX_PER_TOKEN_USD, allow_inf_nan=False, description=description)
+
+
 class Deployment(_Strict):
     """One deployment of a model group: a model at a provider, with its own prices."""
 
@@ -43,8 +48,29 @@ class Deployment(_Strict):
     priority: StrictInt = Field(default=0, description="Lower serves first; equal priorities share load.")
     api_base: str | None = None
     api_key: str | None = Field(default=None, description="A literal, or `os.environ/NAME`.")
-    input_cost_per_token: float | None = Field(default=None, ge=0)
-    output_cost_per_token: float | None = Field(default=None, ge=0)
+    input_cost_per_token: float | None = _per_token("USD per prompt token.")
+    output_cost_per_token: float | None = _per_token("USD per completion token.")
+    cache_read_input_token_cost: float | None = _per_token("USD per prompt token read from the cache.")
+    cache_creation_input_token_cost: float | None = _per_token("USD per prompt token written to the cache.")
+    cache_creation_input_token_cost_above_1hr: float | None = _per_token("USD per token written for an hour.")
+    output_cost_per_reasoning_token: float | None = _per_token("USD per reasoning token, when priced apart.")
+    input_cost_per_audio_token: float | None = _per_token("USD per audio prompt token.")
+    output_cost_per_audio_token: float | None = _per_token("USD per audio completion token.")
+    input_cost_per_image_token: float | None = _per_token("USD per image prompt token.")
+    output_cost_per_image_token: float | None = _per_token("USD per image completion token.")
+    input_cost_per_token_above_200k_tokens: float | None = _per_token("Input price once the prompt passes 200k.")
+    output_cost_per_token_above_200k_tokens: float | None = _per_token("Output price once the prompt passes 200k.")
+    cache_read_input_token_cost_above_200k_tokens: float | None = _per_token("Cache read price past 200k.")
+    cache_creation_input_token_cost_above_200k_tokens: float | None = _per_token("Cache write price past 200k.")
+    input_cost_per_request: float | None = Field(
+        default=None, ge=0, le=pf.MAX_PER_REQUEST_USD, allow_inf_nan=False, description="USD per request."
+    )
+    prices_from_price_map: bool = Field(
+        default=False, description="Take the prices the file leaves out (even output) from LiteLLM's price map."
+    )
+    model_info: dict[str, Any] = Field(
+        default_factory=dict, description="A LiteLLM proxy's `model_info` (prices it holds are read)."
+    )
     max_output_tokens: int | None = Field(default=None, gt=0)
     timeout: float | None = Field(default=None, gt=0)
     stream_timeout: float | None = Field(default=None, gt=0)
@@ -52,10 +78,55 @@ class Deployment(_Strict):
         default_factory=dict, description="Further LiteLLM parameters, passed through."
     )
 
+    @model_validator(mode="after")
+    def _prices_are_sane(self) -> Deployment:
+        problems = [
+            f"{section}.{key}: {problem}"
+            for section, mapping in (("litellm_params", self.litellm_params), ("model_info", self.model_info))
+            for key, value in mapping.items()
+            if pf.is_price_field(key) and value is not None and (problem := pf.price_problem(key, value))
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        file_prices = self.file_prices()
+        if not self.prices_from_price_map and (pf.INPUT in file_prices) != (pf.OUTPUT in file_prices):
+            given, missing = (pf.INPUT, pf.OUTPUT) if pf.INPUT in file_prices else (pf.OUTPUT, pf.INPUT)
+            problems.append(
+                f"{missing}: the deployment sets {given} but not {missing}; set it, or set "
+                f"{pf.PRICE_MAP_FALLBACK}: true to take it from LiteLLM's price map"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def price_layers(self) -> list[tuple[pf.PriceLayer, dict[str, float]]]:
+        """The prices the file writes, by layer, highest precedence first.
+
+        Top-level fields, then ``litellm_params``, then a proxy's ``model_info``.
+        """
+        top = {
+            key: float(value)
+            for key in type(self).model_fields
+            if pf.is_price_field(key) and (value := getattr(self, key)) is not None
+        }
+        return [
+            ("deployment", top),
+            ("litellm_params", pf.prices_in(self.litellm_params)),
+            ("model_info", pf.prices_in(self.model_info)),
+        ]
+
+    def file_prices(self) -> dict[str, float]:
+        """Every price the file writes for this deployment, layers merged by precedence."""
+        merged: dict[str, float] = {}
+        for _, prices in reversed(self.price_layers()):
+            merged.update(prices)
+        return merged
+
     @property
     def priced(self) -> bool:
-        """Whether the file sets both prices (else the public price map is used)."""
-        return self.input_cost_per_token is not None and self.output_cost_per_token is not None
+        """Whether the file sets both the input and the output price (else the public price map is used)."""
+        prices = self.file_prices()
+        return pf.INPUT in prices and pf.OUTPUT in prices
 
 
 class ModelGroup(_Strict):
@@ -151,7 +222,13 @@ _PROXY_ROUTER_KEYS = {
     "routing_strategy": "routing_strategy",
     "timeout": "timeout",
 }
-_DEPLOYMENT_FIELDS = frozenset(Deployment.model_fields) - {"id", "priority", "litellm_params"}
+_DEPLOYMENT_FIELDS = frozenset(
+    key
+    for key in Deployment.model_fields
+    if key not in {"id", "priority", "litellm_params", "model_info", pf.PRICE_MAP_FALLBACK}
+    and not pf.is_price_field(key)
+)
+_MODEL_INFO_READ = frozenset({"id", "order"})
 
 
 def _proxy_to_native(data: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -175,6 +252,9 @@ def _proxy_to_native(data: Mapping[str, Any], source: str) -> dict[str, Any]:
         if "id" in model_info:
             deployment["id"] = str(model_info["id"])
         deployment["litellm_params"] = params
+        rest = {key: value for key, value in model_info.items() if key not in _MODEL_INFO_READ}
+        if rest:
+            deployment["model_info"] = rest
         group = groups.setdefault(str(entry["model_name"]), {"deployments": []})
         group["deployments"].append(deployment)
     settings = dict(data.get("router_settings") or {})

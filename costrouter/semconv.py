@@ -58,12 +58,54 @@ GEN_AI_COST_TOTAL: Final = "gen_ai.cost.total_cost"
 GEN_AI_COST_PROMPT: Final = "gen_ai.cost.prompt_cost"
 GEN_AI_COST_COMPLETION: Final = "gen_ai.cost.completion_cost"
 
+LLM_COST_PROMPT_INPUT: Final = "llm.cost.prompt_details.input"
+"""OpenInference: uncached text prompt tokens, USD."""
+LLM_COST_PROMPT_CACHE_READ: Final = "llm.cost.prompt_details.cache_read"
+LLM_COST_PROMPT_CACHE_WRITE: Final = "llm.cost.prompt_details.cache_write"
+LLM_COST_PROMPT_AUDIO: Final = "llm.cost.prompt_details.audio"
+LLM_COST_COMPLETION_OUTPUT: Final = "llm.cost.completion_details.output"
+"""OpenInference: text completion tokens (reasoning and audio apart), USD."""
+LLM_COST_COMPLETION_REASONING: Final = "llm.cost.completion_details.reasoning"
+LLM_COST_COMPLETION_AUDIO: Final = "llm.cost.completion_details.audio"
+
+ROUTER_COST_PREFIX: Final = "router.cost."
+"""``router.cost.{component}``: every cost component in USD (``input``, ``cache_read``,
+``cache_creation`` (five-minute writes, or all writes), ``cache_creation_1h``, ``input_audio``,
+``input_image``, ``request``, ``output``, ``reasoning``, ``output_audio``, ``output_image``); they
+add up to ``llm.usage.cost_usd`` to the micro-dollar when the computed cost settles."""
+ROUTER_COST_SOURCE: Final = "router.cost.source"
+"""Which cost settled the budget: ``computed`` (the price model) or ``provider`` (the billed
+amount the response carried)."""
+ROUTER_COST_COMPUTED_USD: Final = "router.cost.computed_usd"
+ROUTER_COST_PROVIDER_USD: Final = "router.cost.provider_usd"
+"""OpenRouter's ``usage.cost`` or a LiteLLM proxy's ``x-litellm-response-cost``, when present."""
+ROUTER_COST_MISMATCH: Final = "router.cost.mismatch"
+"""``true`` when the provider's and the computed cost differ by more than the policy's tolerance."""
+
 # ---- tokens ----------------------------------------------------------------------------
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 LLM_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
 LLM_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
 LLM_TOKEN_COUNT_TOTAL: Final = "llm.token_count.total"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+"""GenAI conventions: prompt tokens read from the provider's cache (part of the input tokens)."""
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+"""GenAI conventions: prompt tokens written to the provider's cache (part of the input tokens)."""
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+"""Reasoning (thinking) tokens, part of the output tokens."""
+LLM_TOKEN_COUNT_PROMPT_CACHE_READ: Final = "llm.token_count.prompt_details.cache_read"
+LLM_TOKEN_COUNT_PROMPT_CACHE_WRITE: Final = "llm.token_count.prompt_details.cache_write"
+LLM_TOKEN_COUNT_PROMPT_AUDIO: Final = "llm.token_count.prompt_details.audio"
+LLM_TOKEN_COUNT_COMPLETION_REASONING: Final = "llm.token_count.completion_details.reasoning"
+LLM_TOKEN_COUNT_COMPLETION_AUDIO: Final = "llm.token_count.completion_details.audio"
+
+TOKEN_TYPE_CACHE_READ: Final = "cache_read"
+"""``gen_ai.token.type`` of cache-read prompt tokens on the token-usage histogram (a subset of ``input``)."""
+TOKEN_TYPE_CACHE_CREATION: Final = "cache_creation"
+"""``gen_ai.token.type`` of cache-write prompt tokens (a subset of ``input``)."""
+TOKEN_TYPE_REASONING: Final = "reasoning"
+"""``gen_ai.token.type`` of reasoning tokens (a subset of ``output``)."""
 
 # ---- model, provider, request ----------------------------------------------------------
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
@@ -120,6 +162,8 @@ BUDGET_STORE_ERROR: Final = "budget.store_error"
 EVENT_BUDGET_ALERT: Final = "budget.alert"
 EVENT_BUDGET_WARNING: Final = "budget.exceeded_warning"
 EVENT_STORE_ERROR: Final = "budget.store_error"
+EVENT_COST_MISMATCH: Final = "router.cost.mismatch"
+"""The provider's billed amount and the computed cost disagree beyond the tolerance."""
 
 # ---- metrics ---------------------------------------------------------------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"

@@ -61,7 +61,7 @@ def stream_finish_flow(
     call.extra_attributes[sc.ROUTER_STREAM_OUTCOME] = end
     if tally.usage is not None:
         prompt_tokens, completion_tokens = tally.usage.prompt_tokens, tally.usage.completion_tokens
-        litellm_cost = getattr(tally.usage, "cost", None)
+        litellm_cost = None  # usage.cost is LiteLLM's own figure or OpenRouter's bill: cost.py tells which
         source = "reported"
     else:
         prompt_tokens = call.prompt_tokens or count_prompt_tokens(call.messages)
@@ -78,6 +78,8 @@ def stream_finish_flow(
         litellm_cost=float(litellm_cost) if isinstance(litellm_cost, (int, float)) else None,
         usage_source=source,
         output_text=text,
+        usage=tally.usage,
+        hidden_params=hidden,
     )
     outcome = planner.outcome_for(call, observed, error)
     if deployment_id not in planner.deployments and call.reservation is not None and error is not None:
@@ -86,7 +88,7 @@ def stream_finish_flow(
 
 
 def _with_cost(outcome: Outcome, cost: float) -> Outcome:
-    return replace(outcome, cost_usd=cost, prompt_cost_usd=None, completion_cost_usd=None)
+    return replace(outcome, cost_usd=cost, prompt_cost_usd=None, completion_cost_usd=None, breakdown=None, settled=None)
 
 
 class RoutedStream:

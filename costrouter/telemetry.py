@@ -20,6 +20,8 @@ from costrouter import semconv as sc
 from costrouter._version import __version__
 from costrouter.attempts import CallRecord
 from costrouter.context import Caller
+from costrouter.cost import CostBreakdown, SettledCost
+from costrouter.cost_attributes import breakdown_attributes, detail_token_counts, settled_attributes
 
 INSTRUMENTATION_NAME = "costrouter"
 _MAX_METADATA_VALUE = 256
@@ -44,6 +46,8 @@ class Outcome:
     output_text: str | None = None
     error: BaseException | None = None
     extra: Mapping[str, AttributeValue] = field(default_factory=dict)
+    breakdown: CostBreakdown | None = None
+    settled: SettledCost | None = None
 
 
 class Telemetry:
@@ -118,6 +122,8 @@ class Telemetry:
     def end_call_span(self, span: Span, outcome: Outcome, record: CallRecord, latency_s: float) -> None:
         """Write the outcome and the attempts onto ``span`` and end it."""
         span.set_attributes(outcome_attributes(outcome, record, latency_s))
+        if outcome.settled is not None and outcome.settled.mismatch:
+            span.add_event(sc.EVENT_COST_MISMATCH, settled_attributes(outcome.settled))
         if self.capture_content and outcome.output_text is not None:
             text = outcome.output_text[: self.content_max_chars]
             output = [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]
@@ -173,6 +179,9 @@ class Telemetry:
             self.token_usage.record(outcome.prompt_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: "input"})
         if outcome.completion_tokens is not None:
             self.token_usage.record(outcome.completion_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: "output"})
+        if outcome.breakdown is not None:
+            for token_type, count in detail_token_counts(outcome.breakdown).items():
+                self.token_usage.record(count, {**base, sc.GEN_AI_TOKEN_TYPE: token_type})
         if outcome.cost_usd:
             self.cost.add(
                 outcome.cost_usd,
@@ -281,6 +290,10 @@ def outcome_attributes(outcome: Outcome, record: CallRecord, latency_s: float) -
         attributes[sc.LLM_TOKEN_COUNT_COMPLETION] = outcome.completion_tokens
     if outcome.prompt_tokens is not None and outcome.completion_tokens is not None:
         attributes[sc.LLM_TOKEN_COUNT_TOTAL] = outcome.prompt_tokens + outcome.completion_tokens
+    if outcome.breakdown is not None:
+        attributes.update(breakdown_attributes(outcome.breakdown))
+    if outcome.settled is not None:
+        attributes.update(settled_attributes(outcome.settled))
     if outcome.error is not None:
         attributes[sc.ERROR_TYPE] = type(outcome.error).__name__
     return attributes

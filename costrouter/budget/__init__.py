@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from costrouter.budget.factory import store_from_config
 from costrouter.budget.memory import MemoryBudgetStore
-from costrouter.budget.policy import Budget, BudgetPolicy, Defaults, StoreConfig, load_policy
+from costrouter.budget.policy import Budget, BudgetPolicy, CostSettings, Defaults, StoreConfig, load_policy
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import (
     GLOBAL_SCOPE_ID,
@@ -23,6 +23,7 @@ __all__ = [
     "BudgetRef",
     "BudgetStatus",
     "BudgetStore",
+    "CostSettings",
     "Defaults",
     "MemoryBudgetStore",
     "RedisBudgetStore",

@@ -74,6 +74,19 @@ class Defaults(BaseModel):
     output_cost_per_token: float = Field(default=0.00003, ge=0, allow_inf_nan=False)
 
 
+class CostSettings(BaseModel):
+    """Which cost settles the budget when the provider reports one, and how far apart is a mismatch."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Literal["computed", "provider"] = Field(
+        default="computed",
+        description="`computed` (costrouter's price model) or `provider` (the billed amount the response carries).",
+    )
+    tolerance_usd: float = Field(default=0.000001, ge=0, le=1, allow_inf_nan=False)
+    tolerance_ratio: float = Field(default=0.01, ge=0, le=1, allow_inf_nan=False)
+
+
 class Budget(BaseModel):
     """One budget of the policy: a limit per scope id and window."""
 
@@ -161,6 +174,7 @@ class BudgetPolicy(BaseModel):
 
     store: StoreConfig = StoreConfig()
     defaults: Defaults = Defaults()
+    cost: CostSettings = CostSettings()
     budgets: tuple[Budget, ...] = ()
 
     @field_validator("budgets")

@@ -15,13 +15,23 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Answer", "Behaviour", "Fail", "ProviderDouble", "ReceivedRequest", "Reply"]
+__all__ = [
+    "Answer",
+    "Behaviour",
+    "Fail",
+    "ProviderDouble",
+    "ReceivedRequest",
+    "Reply",
+    "anthropic_usage",
+    "gemini_usage",
+    "openai_usage",
+]
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,12 @@ class Reply:
     ``delay`` seconds pass before the answer (a slow or cold model). For streams,
     ``include_usage=False`` omits the usage chunk even when the client asked for
     it, and ``cut_after`` closes the connection after that many content chunks.
+    ``prompt_tokens`` reports that many prompt tokens instead of counting the messages
+    (a 250k-token prompt without sending one); ``usage_details`` is merged into the usage
+    block (a provider's real shape: see :func:`openai_usage`, :func:`anthropic_usage`,
+    :func:`gemini_usage`, or OpenRouter's ``{"cost": ...}``); ``headers`` are added to
+    the response (a LiteLLM proxy's ``x-litellm-response-cost``). Reasoning tokens in
+    ``usage_details`` are counted inside ``completion_tokens``, as providers count them.
     """
 
     completion_tokens: int = 8
@@ -39,6 +55,9 @@ class Reply:
     include_usage: bool = True
     cut_after: int | None = None
     text: str | None = None
+    prompt_tokens: int | None = None
+    usage_details: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,45 @@ class Fail:
 Behaviour = Reply | Fail
 
 
+def openai_usage(*, cached_tokens: int = 0, reasoning_tokens: int = 0, audio_tokens: int = 0) -> dict[str, Any]:
+    """OpenAI's usage details: cached prompt tokens, reasoning tokens (inside completion tokens)."""
+    return {
+        "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": audio_tokens},
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens, "audio_tokens": 0},
+    }
+
+
+def anthropic_usage(
+    *, cache_creation_tokens: int = 0, cache_read_tokens: int = 0, cache_creation_1h_tokens: int | None = None
+) -> dict[str, Any]:
+    """Anthropic's cache fields as LiteLLM reports them (prompt tokens include both).
+
+    With ``cache_creation_1h_tokens``, the writes are split by cache lifetime as Anthropic
+    reports them (``cache_creation.ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens``).
+    """
+    usage: dict[str, Any] = {
+        "cache_creation_input_tokens": cache_creation_tokens,
+        "cache_read_input_tokens": cache_read_tokens,
+        "prompt_tokens_details": {"cached_tokens": cache_read_tokens},
+    }
+    if cache_creation_1h_tokens is not None:
+        split = {
+            "ephemeral_5m_input_tokens": cache_creation_tokens - cache_creation_1h_tokens,
+            "ephemeral_1h_input_tokens": cache_creation_1h_tokens,
+        }
+        usage["cache_creation"] = split
+        usage["prompt_tokens_details"]["cache_creation_token_details"] = split
+    return usage
+
+
+def gemini_usage(*, thinking_tokens: int = 0, cached_tokens: int = 0) -> dict[str, Any]:
+    """Gemini's thinking tokens (billed as output) and implicit-cache hits, as LiteLLM maps them."""
+    return {
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": thinking_tokens},
+    }
+
+
 @dataclass(frozen=True)
 class ReceivedRequest:
     """One request the double received, in arrival order."""
@@ -66,10 +124,10 @@ class ReceivedRequest:
 
 @dataclass(frozen=True)
 class Answer:
-    """What the double billed for one request: the tokens it counted and generated.
+    """What the double billed for one chat completion: the tokens it counted and generated.
 
-    A stream cut mid-way bills the prompt and the chunks it sent (``complete`` false),
-    as real providers bill what they generated.
+    A stream cut mid-way or abandoned by its client bills the prompt and the chunks it
+    sent (``complete`` false), as real providers bill what they generated.
     """
 
     model: str
@@ -143,7 +201,7 @@ class ProviderDouble:
 
     @property
     def answers(self) -> list[Answer]:
-        """Every answer the double billed so far (200s and streams, cut ones included)."""
+        """Every chat completion the double billed so far (streams cut or abandoned included)."""
         with self._lock:
             return list(self._answers)
 
@@ -205,6 +263,7 @@ class ProviderDouble:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_post("/chat/completions", self._handle)
+        app.router.add_post("/v1/messages", self._handle_messages)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, backlog=1024)
@@ -225,6 +284,19 @@ class ProviderDouble:
             script = self._scripts[model]
             return script.queue.popleft() if script.queue else script.default
 
+    async def _handle_messages(self, http_request: web.Request) -> web.StreamResponse:
+        """Anthropic's Messages API (for an ``anthropic/`` deployment whose ``api_base`` is the double)."""
+        body = await http_request.json()
+        model = str(body.get("model", ""))
+        behaviour = self._next_behaviour(model, ReceivedRequest(model, body, dict(http_request.headers), time.time()))
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        if body.get("stream"):
+            return await _anthropic_stream(http_request, body, behaviour)
+        return web.json_response(_anthropic_message(body, behaviour), headers=dict(behaviour.headers or {}))
+
     async def _handle(self, http_request: web.Request) -> web.StreamResponse:
         body = await http_request.json()
         model = str(body.get("model", ""))
@@ -242,7 +314,7 @@ class ProviderDouble:
             return _error_response(behaviour)
         if payload is None:
             return await _stream_response(http_request, body, behaviour, self._bill)
-        return web.json_response(payload)
+        return web.json_response(payload, headers=dict(behaviour.headers or {}))
 
 
 def _error_response(failure: Fail) -> web.Response:
@@ -261,12 +333,18 @@ def _completion_tokens_text(reply: Reply) -> list[str]:
     return [f"tok{i}" if i == 0 else f" tok{i}" for i in range(reply.completion_tokens)]
 
 
-def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
-    prompt_tokens = count_prompt_tokens(body.get("messages") or [])
+def _usage(body: dict[str, Any], reply: Reply, text_tokens: int) -> dict[str, Any]:
+    prompt_tokens = reply.prompt_tokens
+    if prompt_tokens is None:
+        prompt_tokens = count_prompt_tokens(body.get("messages") or [])
+    details = dict(reply.usage_details or {})
+    reasoning = int((details.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+    completion_tokens = text_tokens + reasoning
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        **details,
     }
 
 
@@ -284,14 +362,14 @@ def _completion_payload(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
                 "finish_reason": reply.finish_reason,
             }
         ],
-        "usage": _usage(body, len(pieces)),
+        "usage": _usage(body, reply, len(pieces)),
     }
 
 
 async def _stream_response(
     http_request: web.Request, body: dict[str, Any], reply: Reply, bill: Callable[[Answer], None]
 ) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    response = web.StreamResponse(headers={"content-type": "text/event-stream", **(reply.headers or {})})
     await response.prepare(http_request)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
@@ -328,12 +406,74 @@ async def _stream_response(
         if wants_usage and reply.include_usage:
             usage_chunk = chunk({})
             usage_chunk["choices"] = []
-            usage_chunk["usage"] = _usage(body, len(pieces))
+            usage_chunk["usage"] = _usage(body, reply, len(pieces))
             await send(usage_chunk)
         await send("[DONE]")
         await response.write_eof()
         return response
     finally:
         # Billed for what was generated, also when the client went away mid-stream.
-        prompt_tokens = _usage(body, 0)["prompt_tokens"]
-        bill(Answer(model, prompt_tokens, sent, complete=sent == len(pieces)))
+        usage = _usage(body, reply, sent)
+        bill(Answer(str(model), usage["prompt_tokens"], usage["completion_tokens"], complete=sent == len(pieces)))
+
+
+# ---- Anthropic's Messages API ----------------------------------------------------------------
+def _anthropic_usage(body: dict[str, Any], reply: Reply, output_tokens: int) -> dict[str, Any]:
+    """Anthropic counts cache writes and reads apart from ``input_tokens``."""
+    details = dict(reply.usage_details or {})
+    creation = int(details.get("cache_creation_input_tokens") or 0)
+    read = int(details.get("cache_read_input_tokens") or 0)
+    prompt_tokens = reply.prompt_tokens
+    if prompt_tokens is None:
+        prompt_tokens = count_prompt_tokens(body.get("messages") or []) + creation + read
+    usage: dict[str, Any] = {
+        "input_tokens": prompt_tokens - creation - read,
+        "cache_creation_input_tokens": creation,
+        "cache_read_input_tokens": read,
+        "output_tokens": output_tokens,
+    }
+    if "cache_creation" in details:
+        usage["cache_creation"] = details["cache_creation"]
+    return usage
+
+
+def _anthropic_message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    pieces = _completion_tokens_text(reply)
+    return {
+        "id": f"msg_{uuid.uuid4().hex[:24]}",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model", ""),
+        "content": [{"type": "text", "text": "".join(pieces)}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": _anthropic_usage(body, reply, len(pieces)),
+    }
+
+
+async def _anthropic_stream(http_request: web.Request, body: dict[str, Any], reply: Reply) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"content-type": "text/event-stream", **(reply.headers or {})})
+    await response.prepare(http_request)
+    pieces = _completion_tokens_text(reply)
+
+    async def send(event: str, payload: dict[str, Any]) -> None:
+        await response.write(f"event: {event}\ndata: {json.dumps({'type': event, **payload})}\n\n".encode())
+
+    message = _anthropic_message(body, reply)
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    await send("message_start", {"message": start})
+    await send("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+    for index, piece in enumerate(pieces):
+        if reply.cut_after is not None and index >= reply.cut_after:
+            transport = http_request.transport
+            if transport is not None:
+                transport.abort()
+            return response
+        await send("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+    await send("content_block_stop", {"index": 0})
+    delta_usage = {"output_tokens": usage["output_tokens"]}
+    await send("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": delta_usage})
+    await send("message_stop", {})
+    await response.write_eof()
+    return response

@@ -78,6 +78,39 @@ def test_validate_prints_groups_priorities_fallbacks_prices_and_budgets(
     assert "\x1b[" not in result.output  # no colours into a pipe
 
 
+def test_validate_shows_every_price_dimension_and_its_source(runner: CliRunner, tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "config.yaml",
+        "model_list:\n"
+        "  - model_name: g\n"
+        "    litellm_params: {model: openai/gpt-4o-mini, input_cost_per_token: 0.000002}\n"
+        "    model_info: {id: d, output_cost_per_token: 0.000008, input_cost_per_request: 0.01}\n",
+    )
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    cells = [[cell.strip() for cell in line.split("|")] for line in result.stdout.splitlines()]
+    rows = {row[2]: " ".join(row) for row in cells if len(row) == 6 and row[2].endswith(("_token", "_cost", "request"))}
+    assert "$2.00" in rows["input_cost_per_token"]
+    assert "file: litellm_params" in rows["input_cost_per_token"]
+    assert "file: model_info" in rows["output_cost_per_token"]
+    assert "LiteLLM price map" in rows["cache_read_input_token_cost"]
+    assert "rule: as output" in rows["output_cost_per_reasoning_token"]
+    assert "$0.01" in rows["input_cost_per_request"]
+
+
+def test_validate_refuses_an_input_price_without_an_output_price(runner: CliRunner, tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "router.yaml",
+        "groups:\n  g:\n    deployments:\n      - model: openai/a\n        input_cost_per_token: 0.000001\n",
+    )
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert "output_cost_per_token" in result.output
+    assert "prices_from_price_map" in result.output
+
+
 def test_validate_masks_literal_secrets_and_userinfo(runner: CliRunner, tmp_path: Path) -> None:
     path = write(
         tmp_path,

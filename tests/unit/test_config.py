@@ -166,8 +166,9 @@ litellm_settings:
     fast = config.groups["fast"].deployments
     assert [d.id for d in fast] == ["fast-a", None]
     assert [d.priority for d in fast] == [1, 2]
-    assert fast[0].input_cost_per_token == 0.000001
-    assert fast[0].litellm_params == {"rpm": 100}
+    # Prices stay where the proxy file wrote them (the precedence knows its layers).
+    assert fast[0].file_prices() == {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002}
+    assert fast[0].litellm_params == {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002, "rpm": 100}
     model_list = build_model_list(config)
     assert model_list[0]["litellm_params"]["api_key"] == "sk-test"
 

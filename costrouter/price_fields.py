@@ -1,0 +1,97 @@
+"""The price fields a deployment may carry, by LiteLLM's price-map names, and their limits.
+
+A plain table with no dependencies, shared by the YAML models (:mod:`costrouter.config`)
+and the price model (:mod:`costrouter.prices`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+INPUT: Final = "input_cost_per_token"
+OUTPUT: Final = "output_cost_per_token"
+CACHE_READ: Final = "cache_read_input_token_cost"
+CACHE_CREATION: Final = "cache_creation_input_token_cost"
+CACHE_CREATION_1H: Final = "cache_creation_input_token_cost_above_1hr"
+"""Anthropic's one-hour cache writes (the plain cache write price is the five-minute one)."""
+REASONING: Final = "output_cost_per_reasoning_token"
+INPUT_AUDIO: Final = "input_cost_per_audio_token"
+OUTPUT_AUDIO: Final = "output_cost_per_audio_token"
+INPUT_IMAGE: Final = "input_cost_per_image_token"
+OUTPUT_IMAGE: Final = "output_cost_per_image_token"
+REQUEST: Final = "input_cost_per_request"
+
+PER_TOKEN_FIELDS: Final = (
+    INPUT,
+    OUTPUT,
+    CACHE_READ,
+    CACHE_CREATION,
+    CACHE_CREATION_1H,
+    REASONING,
+    INPUT_AUDIO,
+    OUTPUT_AUDIO,
+    INPUT_IMAGE,
+    OUTPUT_IMAGE,
+)
+"""Prices per token, in USD, that every deployment may set."""
+
+TIERED_FIELDS: Final = (INPUT, OUTPUT, CACHE_READ, CACHE_CREATION, CACHE_CREATION_1H)
+"""Prices that change once the prompt passes a threshold (``input_cost_per_token_above_200k_tokens``)."""
+
+THRESHOLD_KEY: Final = re.compile(rf"^({'|'.join(TIERED_FIELDS)})_above_(\d+)(k?)_tokens$")
+"""A price above a prompt-token threshold, as LiteLLM's price map writes it."""
+
+MAX_PER_TOKEN_USD: Final = 0.01
+"""The most a token may cost ($10,000 per million): larger is a typo (a price per million)."""
+MAX_PER_REQUEST_USD: Final = 100.0
+"""The most a request's flat fee may be."""
+
+PriceLayer = Literal["deployment", "litellm_params", "model_info"]
+"""A layer of the file that may hold prices, by precedence: top-level fields, ``litellm_params``,
+a proxy's ``model_info``."""
+
+PRICE_MAP_FALLBACK: Final = "prices_from_price_map"
+"""The deployment field that lets an incomplete price take the rest from LiteLLM's price map."""
+
+
+def parse_threshold(key: str) -> tuple[str, int] | None:
+    """``(field, threshold)`` of a threshold price key, else ``None``."""
+    match = THRESHOLD_KEY.match(key)
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2)) * (1000 if match.group(3) else 1)
+
+
+def is_price_field(key: str) -> bool:
+    """Whether ``key`` is a price costrouter models (a flat price, a fee or a threshold price)."""
+    return key in PER_TOKEN_FIELDS or key == REQUEST or THRESHOLD_KEY.match(key) is not None
+
+
+def price_problem(key: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the price ``key``, or ``None`` when it can."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return f"must be a number of USD, not {value!r}"
+    try:
+        number = float(value)
+    except ValueError:
+        return f"must be a number of USD, not {value!r}"
+    if not math.isfinite(number):
+        return f"must be finite, not {value!r}"
+    if number < 0:
+        return f"must be >= 0, not {value!r}"
+    limit = MAX_PER_REQUEST_USD if key == REQUEST else MAX_PER_TOKEN_USD
+    if number > limit:
+        unit = "per request" if key == REQUEST else "per token (is it a price per million tokens?)"
+        return f"{value!r} is above the sane limit of {limit} USD {unit}"
+    return None
+
+
+def prices_in(mapping: Mapping[str, Any]) -> dict[str, float]:
+    """The price fields of ``mapping`` (``litellm_params`` or ``model_info``), as floats; others ignored.
+
+    Call :func:`price_problem` first: this assumes every price field is valid.
+    """
+    return {key: float(value) for key, value in mapping.items() if is_price_field(key) and value is not None}

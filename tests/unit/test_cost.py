@@ -1,0 +1,227 @@
+"""The cost function: agreement with LiteLLM's calculator, exact splits, usage shapes, cost source."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from litellm.litellm_core_utils.llm_cost_calc.utils import generic_cost_per_token
+from litellm.types.utils import Usage
+
+from costrouter import price_fields as pf
+from costrouter.budget import load_policy
+from costrouter.cost import (
+    COMPONENTS,
+    TokenUsage,
+    compute_cost,
+    provider_reported_cost,
+    settle_cost,
+    token_usage,
+)
+from costrouter.errors import ConfigError
+from costrouter.money import usd_to_micros
+from costrouter.pricing import Price
+
+rates_ = st.floats(min_value=0, max_value=1e-4, allow_nan=False, allow_infinity=False)
+tokens_ = st.integers(min_value=0, max_value=300_000)
+small_ = st.integers(min_value=0, max_value=60_000)
+OPTIONAL = (
+    pf.CACHE_READ,
+    pf.CACHE_CREATION,
+    pf.CACHE_CREATION_1H,
+    pf.REASONING,
+    pf.INPUT_AUDIO,
+    pf.OUTPUT_AUDIO,
+    pf.INPUT_IMAGE,
+    pf.OUTPUT_IMAGE,
+)
+
+
+@st.composite
+def prices(draw: st.DrawFn) -> Price:
+    """A price with any subset of the dimensions, up to two threshold tiers and a request fee."""
+    rates: dict[str, float] = {key: draw(rates_) for key in OPTIONAL if draw(st.booleans())}
+    for threshold in draw(st.lists(st.sampled_from(["128k", "200k", "272k", "1000"]), max_size=2, unique=True)):
+        for key in pf.TIERED_FIELDS:
+            if draw(st.booleans()):
+                rates[f"{key}_above_{threshold}_tokens"] = draw(rates_)
+    if draw(st.booleans()):
+        rates[pf.REQUEST] = draw(st.floats(min_value=0, max_value=0.05))
+    return Price(draw(rates_), draw(rates_), None, "deployment", rates)
+
+
+@st.composite
+def usages(draw: st.DrawFn) -> dict[str, Any]:
+    """A usage block as a provider sends it, details possibly overlapping (LiteLLM's edge cases)."""
+    prompt_details = {
+        key: draw(small_)
+        for key in ("cached_tokens", "audio_tokens", "image_tokens", "text_tokens")
+        if draw(st.booleans())
+    }
+    completion_details = {
+        key: draw(small_)
+        for key in ("reasoning_tokens", "audio_tokens", "image_tokens", "text_tokens")
+        if draw(st.booleans())
+    }
+    if draw(st.booleans()):  # Anthropic's split of cache writes by lifetime
+        prompt_details["cache_creation_token_details"] = {
+            "ephemeral_5m_input_tokens": draw(small_),
+            "ephemeral_1h_input_tokens": draw(small_),
+        }
+    usage: dict[str, Any] = {"prompt_tokens": draw(tokens_), "completion_tokens": draw(tokens_)}
+    if prompt_details:
+        usage["prompt_tokens_details"] = prompt_details
+    if completion_details:
+        usage["completion_tokens_details"] = completion_details
+    if draw(st.booleans()):
+        usage["cache_creation_input_tokens"] = draw(small_)
+    return usage
+
+
+@settings(max_examples=600, deadline=None)
+@given(price=prices(), raw=usages())
+def test_agrees_with_litellm_and_adds_up(price: Price, raw: dict[str, Any]) -> None:
+    usage = Usage(**raw)
+    prompt_usd, completion_usd = generic_cost_per_token(
+        model="any",
+        usage=usage,
+        custom_llm_provider="openai",
+        model_info=dict(price.rates),  # type: ignore[arg-type]
+    )
+    breakdown = compute_cost(price, token_usage(usage))
+    fee = price.rates.get(pf.REQUEST, 0.0)
+
+    exact = breakdown.exact_usd
+    ours_prompt = float(sum(breakdown.tokens[n] * price.decimal_tier(usage.prompt_tokens)[r] for n, r in _INPUT_RATES))
+    assert math.isclose(ours_prompt, prompt_usd, rel_tol=1e-9, abs_tol=1e-15)
+    assert math.isclose(float(exact) - ours_prompt - fee, completion_usd, rel_tol=1e-9, abs_tol=1e-12)
+    # The total in micro-dollars is LiteLLM's total (+ the fee LiteLLM does not bill), rounded.
+    assert abs(breakdown.total_micros - usd_to_micros(prompt_usd + completion_usd + fee)) <= 1
+    # Every component is whole micro-dollars and they add up exactly to the total.
+    assert sum(breakdown.components_micros.values()) == breakdown.total_micros
+    assert breakdown.prompt_micros + breakdown.completion_micros == breakdown.total_micros
+    assert all(value >= 0 for value in breakdown.components_micros.values())
+
+
+_INPUT_RATES = (
+    ("input", pf.INPUT),
+    ("cache_read", pf.CACHE_READ),
+    ("cache_creation", pf.CACHE_CREATION),
+    ("cache_creation_1h", pf.CACHE_CREATION_1H),
+    ("input_audio", pf.INPUT_AUDIO),
+    ("input_image", pf.INPUT_IMAGE),
+)
+
+
+def test_issue_example_cache_read_split_adds_up() -> None:
+    # 10,000 prompt tokens, 8,000 of them from the cache, 1,000 completion tokens.
+    price = Price(1e-6, 4e-6, None, "deployment", {pf.CACHE_READ: 1e-7})
+    usage = token_usage(
+        Usage(prompt_tokens=10_000, completion_tokens=1_000, prompt_tokens_details={"cached_tokens": 8_000})
+    )
+    breakdown = compute_cost(price, usage)
+    assert breakdown.components_micros["input"] == 2_000  # 2,000 uncached x $1/M
+    assert breakdown.components_micros["cache_read"] == 800  # 8,000 x $0.1/M
+    assert breakdown.components_micros["output"] == 4_000
+    assert (breakdown.prompt_micros, breakdown.completion_micros, breakdown.total_micros) == (2_800, 4_000, 6_800)
+
+
+def test_components_share_rounding_by_largest_remainder() -> None:
+    # Three components of 0.4 micro-dollars each: the total rounds to 1, one component carries it.
+    price = Price(4e-7, 4e-7, None, "deployment", {pf.REASONING: 4e-7})
+    usage = TokenUsage(prompt_tokens=1, completion_tokens=2, reasoning_tokens=1)
+    breakdown = compute_cost(price, usage)
+    assert breakdown.total_micros == 1
+    assert sorted(breakdown.components_micros.values(), reverse=True)[:3] == [1, 0, 0]
+    assert set(breakdown.components_micros) == set(COMPONENTS)
+
+
+def test_threshold_price_applies_past_the_threshold_only() -> None:
+    price = Price(1.25e-6, 1e-5, None, "deployment", {"input_cost_per_token_above_200k_tokens": 2.5e-6})
+    at = compute_cost(price, TokenUsage(200_000, 0))
+    past = compute_cost(price, TokenUsage(200_001, 0))
+    assert at.total_micros == 250_000
+    assert past.total_micros == 500_003  # every prompt token at the higher price (200,001 x $2.5/M)
+
+
+def test_xai_bills_the_higher_tier_at_the_threshold() -> None:
+    rates = {"input_cost_per_token_above_128k_tokens": 4e-6}
+    price = Price(2e-6, 1e-5, None, "deployment", rates, inclusive_threshold=True)
+    assert compute_cost(price, TokenUsage(128_000, 0)).total_micros == 512_000
+
+
+def test_request_fee_is_a_prompt_side_component() -> None:
+    price = Price(1e-6, 1e-6, None, "deployment", {pf.REQUEST: 0.005})
+    breakdown = compute_cost(price, TokenUsage(1_000, 0))
+    assert breakdown.components_micros["request"] == 5_000
+    assert breakdown.prompt_micros == breakdown.total_micros == 6_000
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(
+            {
+                "prompt_tokens": 1_000,
+                "completion_tokens": 50,
+                "cache_creation_input_tokens": 200,
+                "cache_read_input_tokens": 700,
+            },
+            TokenUsage(1_000, 50, cache_read_tokens=700, cache_creation_tokens=200),
+            id="anthropic-mapping",
+        ),
+        pytest.param(
+            {
+                "prompt_tokens": 1_000,
+                "completion_tokens": 50,
+                "prompt_tokens_details": {"cached_tokens": 500, "audio_tokens": 10},
+                "completion_tokens_details": {"reasoning_tokens": 40},
+            },
+            TokenUsage(1_000, 50, cache_read_tokens=500, prompt_audio_tokens=10, reasoning_tokens=40),
+            id="openai-mapping",
+        ),
+    ],
+)
+def test_token_usage_reads_provider_mappings(raw: dict[str, Any], expected: TokenUsage) -> None:
+    assert token_usage(raw) == expected
+    assert token_usage(Usage(**raw)) == expected
+
+
+def test_provider_cost_from_usage_or_proxy_header() -> None:
+    assert provider_reported_cost({"cost": 0.0123}, {}, "openrouter") == 0.0123
+    # LiteLLM writes its own computed cost into other providers' stream usage: not a provider's figure.
+    assert provider_reported_cost({"cost": 0.0123}, {}, "openai") is None
+    header = {"additional_headers": {"llm_provider-x-litellm-response-cost": "0.5"}}
+    assert provider_reported_cost(None, header, "openai") == 0.5
+    assert provider_reported_cost(None, {"additional_headers": {"x-litellm-response-cost": "nan"}}, "openai") is None
+    assert provider_reported_cost({"cost": -1}, {}, "openrouter") is None
+    assert provider_reported_cost(None, {}, None) is None
+
+
+def test_settle_cost_follows_the_policy_and_flags_mismatch() -> None:
+    close = settle_cost(0.0100, 0.0101, prefer="computed", tolerance_usd=1e-6, tolerance_ratio=0.02)
+    assert (close.usd, close.source, close.mismatch) == (0.0100, "computed", False)
+    far = settle_cost(0.0100, 0.0200, prefer="provider", tolerance_usd=1e-6, tolerance_ratio=0.02)
+    assert (far.usd, far.source, far.mismatch) == (0.0200, "provider", True)
+    none = settle_cost(0.0100, None, prefer="provider", tolerance_usd=1e-6, tolerance_ratio=0.02)
+    assert (none.usd, none.source, none.mismatch) == (0.0100, "computed", False)
+    unpriced = settle_cost(None, 0.3, prefer="computed", tolerance_usd=1e-6, tolerance_ratio=0.02)
+    assert (unpriced.usd, unpriced.source) == (0.3, "provider")
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [({"source": "invoice"}, "cost.source"), ({"tolerance_ratio": -0.1}, "cost.tolerance_ratio")],
+)
+def test_the_policy_cost_section_is_checked(tmp_path: Path, section: dict[str, Any], field: str) -> None:
+    path = tmp_path / "budgets.yaml"
+    path.write_text(json.dumps({"cost": section}))
+    with pytest.raises(ConfigError, match=field):
+        load_policy(path)
+    path.write_text(json.dumps({"cost": {"source": "provider"}}))
+    assert load_policy(path).cost.source == "provider"

@@ -1,0 +1,172 @@
+"""The price model: where each price comes from, range checks, and the estimate as an upper bound."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from costrouter import price_fields as pf
+from costrouter.building import build_model_list
+from costrouter.config import parse_router_config
+from costrouter.cost import TokenUsage, compute_cost
+from costrouter.errors import ConfigError
+from costrouter.money import usd_to_micros_ceil
+from costrouter.pricing import Price, PriceBook, WorstCase, deployment_price, estimate_usd
+from tests.unit.test_cost import prices
+
+
+def one(deployment: dict[str, Any]) -> dict[str, Any]:
+    return {"groups": {"g": {"deployments": [{"id": "d", **deployment}]}}}
+
+
+def price_of(deployment: dict[str, Any]) -> Price:
+    config = parse_router_config(one(deployment))
+    price = deployment_price(config.groups["g"].deployments[0])
+    assert price is not None
+    return price
+
+
+def test_precedence_top_level_then_litellm_params_then_model_info_then_price_map() -> None:
+    price = price_of(
+        {
+            "model": "openai/gpt-4o-mini",
+            "input_cost_per_token": 1e-6,
+            "litellm_params": {"input_cost_per_token": 2e-6, "output_cost_per_token": 3e-6},
+            "model_info": {"output_cost_per_token": 4e-6, "cache_creation_input_token_cost": 5e-6},
+        }
+    )
+    assert price.rates[pf.INPUT] == 1e-6
+    assert price.sources[pf.INPUT] == "deployment"
+    assert price.rates[pf.OUTPUT] == 3e-6
+    assert price.sources[pf.OUTPUT] == "litellm_params"
+    assert price.rates[pf.CACHE_CREATION] == 5e-6
+    assert price.sources[pf.CACHE_CREATION] == "model_info"
+    # Field by field: the cache read price the file leaves out comes from the public map.
+    assert price.rates[pf.CACHE_READ] == 7.5e-08
+    assert price.sources[pf.CACHE_READ] == "price_map"
+
+
+def test_every_dimension_is_listed_with_its_source() -> None:
+    price = price_of({"model": "openai/unknown-model", "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6})
+    rows = {key: (value, source) for key, value, source in price.dimensions()}
+    assert rows[pf.INPUT] == (1e-6, "deployment")
+    assert rows[pf.CACHE_READ] == (1e-6, "derived")  # no cache price: billed as input, as LiteLLM does
+    assert rows[pf.REASONING] == (2e-6, "derived")
+    assert rows[pf.REQUEST] == (0.0, "derived")
+
+
+def test_proxy_model_info_prices_are_read() -> None:
+    proxy = {
+        "model_list": [
+            {
+                "model_name": "g",
+                "litellm_params": {"model": "openai/gpt-4o-mini"},
+                "model_info": {"id": "d", "input_cost_per_token": 2.3e-05, "output_cost_per_token": 4.6e-05},
+            }
+        ]
+    }
+    config = parse_router_config(proxy)
+    price = deployment_price(config.groups["g"].deployments[0])
+    assert price is not None
+    assert (price.input_per_token, price.sources[pf.INPUT]) == (2.3e-05, "model_info")
+
+
+def test_gemini_threshold_prices_come_from_the_map() -> None:
+    price = price_of({"model": "gemini/gemini-2.5-pro"})
+    assert price.thresholds == (200_000,)
+    assert price.tier(200_001)[pf.INPUT] == 2.5e-06
+    assert price.tier(200_000)[pf.INPUT] == 1.25e-06
+
+
+@pytest.mark.parametrize(
+    ("deployment", "message"),
+    [
+        ({"input_cost_per_token": 1e-6}, "output_cost_per_token: the deployment sets input_cost_per_token but not"),
+        (
+            {"litellm_params": {"output_cost_per_token": 1e-6}},
+            "sets output_cost_per_token but not input_cost_per_token",
+        ),
+        ({"input_cost_per_token": -1e-6, "output_cost_per_token": 1e-6}, "input_cost_per_token"),
+        ({"input_cost_per_token": 3.0, "output_cost_per_token": 1e-6}, "input_cost_per_token"),
+        ({"input_cost_per_token": float("inf"), "output_cost_per_token": 1e-6}, "input_cost_per_token"),
+        (
+            {"litellm_params": {"cache_read_input_token_cost": 5, "input_cost_per_token": 1e-6}},
+            "litellm_params.cache_read_input_token_cost: 5 is above the sane limit",
+        ),
+        ({"model_info": {"input_cost_per_token": "lots"}}, "model_info.input_cost_per_token: must be a number"),
+        ({"input_cost_per_request": 1000}, "input_cost_per_request"),
+    ],
+)
+def test_bad_prices_are_config_errors(deployment: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_router_config(one({"model": "openai/m", **deployment}), "router.yaml")
+
+
+def test_an_incomplete_price_may_take_the_rest_from_the_map_when_the_file_says_so() -> None:
+    price = price_of({"model": "openai/gpt-4o-mini", "input_cost_per_token": 1e-6, "prices_from_price_map": True})
+    assert (price.input_per_token, price.output_per_token) == (1e-6, 6e-07)
+    assert price.sources[pf.OUTPUT] == "price_map"
+
+
+def test_the_router_gets_every_resolved_price() -> None:
+    config = parse_router_config(
+        one(
+            {
+                "model": "openai/m",
+                "input_cost_per_token": 1e-6,
+                "output_cost_per_token": 2e-6,
+                "cache_read_input_token_cost": 1e-7,
+            }
+        )
+    )
+    (entry,) = build_model_list(config)
+    assert entry["model_info"]["id"] == "d"
+    assert entry["model_info"][pf.CACHE_READ] == 1e-7
+    assert entry["model_info"][pf.INPUT] == 1e-6
+
+
+@st.composite
+def consistent_usages(draw: st.DrawFn, prompt_tokens: int, max_output: int) -> TokenUsage:
+    """A usage the provider may report for a prompt of ``prompt_tokens`` within ``max_output``."""
+    completion = draw(st.integers(0, max_output))
+    reasoning = draw(st.integers(0, completion))
+    out_audio = draw(st.integers(0, completion - reasoning))
+    out_image = draw(st.integers(0, completion - reasoning - out_audio))
+    cached = draw(st.integers(0, prompt_tokens))
+    creation = draw(st.integers(0, prompt_tokens - cached))
+    audio = draw(st.integers(0, prompt_tokens - cached - creation))
+    image = draw(st.integers(0, prompt_tokens - cached - creation - audio))
+    return TokenUsage(
+        prompt_tokens,
+        completion,
+        cache_read_tokens=cached,
+        cache_creation_tokens=creation,
+        prompt_audio_tokens=audio,
+        prompt_image_tokens=image,
+        reasoning_tokens=reasoning,
+        completion_audio_tokens=out_audio,
+        completion_image_tokens=out_image,
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), price=prices(), prompt=st.integers(0, 400_000), cap=st.integers(1, 100_000))
+def test_the_estimate_is_an_upper_bound_under_every_dimension(
+    data: st.DataObject, price: Price, prompt: int, cap: int
+) -> None:
+    usage = data.draw(consistent_usages(prompt, cap))
+    other = data.draw(prices())
+    hold = usd_to_micros_ceil(estimate_usd(prompt, cap, WorstCase((price, other), None)))
+    assert hold >= compute_cost(price, usage).total_micros
+    assert hold >= compute_cost(other, usage).total_micros
+
+
+def test_worst_case_counts_unpriced_deployments_at_the_default() -> None:
+    config = parse_router_config(one({"model": "openai/no-such-model-anywhere"}))
+    book = PriceBook.from_config(config)
+    assert book.unpriced() == ["d"]
+    worst = book.worst_case(["g"], Price(1e-5, 3e-5, None, "default"))
+    assert estimate_usd(100, 10, worst) == pytest.approx(100 * 1e-5 + 10 * 3e-5)
