@@ -78,9 +78,7 @@ def _check_mapping(where: str, value: object) -> Mapping[str, Any]:
 
 
 def _check_part(where: str, part: object) -> None:
-    if isinstance(part, str):
-        return
-    part = _check_mapping(where, part)
+    part = _check_mapping(where, part)  # LiteLLM's OpenAI path fails on a bare string part
     kind = part.get("type")
     if kind not in PART_TYPES:
         message = (

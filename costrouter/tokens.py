@@ -87,9 +87,7 @@ _PART_COUNTERS: Final[dict[str, Callable[[Mapping[str, Any]], int]]] = {
 """Parts with a rule of their own; any other (tool_use, tool_result, …) counts as the JSON sent."""
 
 
-def _part_tokens(part: str | Mapping[str, Any], settings: PromptEstimate) -> int:
-    if isinstance(part, str):
-        return count_text_tokens(part)
+def _part_tokens(part: Mapping[str, Any], settings: PromptEstimate) -> int:
     kind = part["type"]
     if kind == "file":
         return _file_tokens(part["file"], settings)
@@ -104,7 +102,7 @@ def content_tokens(content: object, settings: PromptEstimate = _DEFAULT_SETTINGS
         return 0
     if isinstance(content, str):
         return count_text_tokens(content)
-    parts: Sequence[str | Mapping[str, Any]] = content  # type: ignore[assignment]  # checked by request_checks
+    parts: Sequence[Mapping[str, Any]] = content  # type: ignore[assignment]  # checked by request_checks
     return sum(_part_tokens(part, settings) for part in parts)
 
 

@@ -10,7 +10,9 @@ a default one; every request is counted and kept.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import math
 import threading
 import time
 import uuid
@@ -20,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Behaviour", "Fail", "ProviderDouble", "ReceivedRequest", "Reply"]
+__all__ = ["Behaviour", "Fail", "ProviderDouble", "ReceivedRequest", "Reply", "tiktoken_prompt_tokens"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,59 @@ def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     return total
 
 
+def _media_tokens(part: dict[str, Any]) -> int:
+    """What an OpenAI-like provider bills for a non-text part (see tiktoken_prompt_tokens)."""
+    import litellm.litellm_core_utils.token_counter as counter  # noqa: PLC0415  (LiteLLM only when asked)
+
+    kind = part.get("type")
+    if kind == "image_url":
+        image = part["image_url"]
+        url, detail = (image, "auto") if isinstance(image, str) else (image["url"], image.get("detail") or "auto")
+        if detail == "low":
+            return 85
+        if not url.startswith("data:"):
+            return 85 + 170 * 8  # an image the double cannot see: the most OpenAI's tile rule bills
+        return int(counter.calculate_img_tokens(url, mode="high"))
+    if kind == "input_audio":
+        audio = base64.b64decode(part["input_audio"]["data"])
+        byte_rate = 2000  # 16 kbit/s, unless a WAV header says otherwise
+        if audio[:4] == b"RIFF" and audio[8:12] == b"WAVE":
+            byte_rate = int.from_bytes(audio[28:32], "little") or byte_rate
+        return math.ceil(len(audio) / byte_rate * 10)  # 10 tokens a second
+    if kind == "file":
+        data = str(part["file"].get("file_data") or "")
+        raw = base64.b64decode(data.split(",", 1)[-1]) if data else b""
+        return len(raw.decode("utf-8", "ignore").split()) + 1445
+    return 0
+
+
+def tiktoken_prompt_tokens(body: dict[str, Any]) -> int:
+    """A request's prompt tokens as LiteLLM's tiktoken counter sees them, media as OpenAI bills it.
+
+    Text parts, names, tool calls, ``tools`` and ``tool_choice`` by ``litellm.token_counter``;
+    images by OpenAI's tile rule (the largest bill when the image is a URL), audio at 10 tokens
+    a second (of a WAV's duration, else at 16 kbit/s), files as their words plus one page image;
+    ``response_format`` as its JSON.
+    """
+    import litellm  # noqa: PLC0415
+
+    messages = []
+    media = 0
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        if isinstance(content, list):
+            media += sum(_media_tokens(part) for part in content if isinstance(part, dict))
+            texts = [part for part in content if isinstance(part, str) or part.get("type") == "text"]
+            messages.append({**message, "content": texts})
+        else:
+            messages.append(message)
+    tools = body.get("tools") or [{"type": "function", "function": f} for f in body.get("functions") or []]
+    tokens = litellm.token_counter(messages=messages, tools=tools or None, tool_choice=body.get("tool_choice"))
+    if body.get("response_format") is not None:
+        tokens += litellm.token_counter(text=json.dumps(body["response_format"]))
+    return int(tokens) + media
+
+
 class ProviderDouble:
     """An OpenAI-compatible HTTP server on 127.0.0.1, run on its own thread.
 
@@ -88,7 +143,15 @@ class ProviderDouble:
     ...     api_base = provider.base_url   # "http://127.0.0.1:PORT/v1"
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, prompt_token_factor: float | None = None) -> None:
+        """Serve on ``host:port`` (0: a free port).
+
+        ``prompt_token_factor`` makes every model report ``ceil(factor x``
+        :func:`tiktoken_prompt_tokens` ``)`` prompt tokens, as a provider whose tokenizer
+        counts more (or less) than tiktoken; ``None`` keeps the double's word count
+        (:func:`count_prompt_tokens`). :meth:`set_prompt_token_factor` sets it per model.
+        """
+        self._factors: dict[str | None, float | None] = {None: prompt_token_factor}
         self._host = host
         self._port = port
         self._scripts: dict[str, _Script] = defaultdict(_Script)
@@ -110,6 +173,19 @@ class ProviderDouble:
         """What ``model`` does once its queue is empty (by default ``Reply()``)."""
         with self._lock:
             self._scripts[model].default = behaviour
+
+    def set_prompt_token_factor(self, model: str, factor: float | None) -> None:
+        """Count ``model``'s prompt tokens at ``factor`` x tiktoken (``None``: the word count)."""
+        with self._lock:
+            self._factors[model] = factor
+
+    def prompt_tokens(self, model: str, body: dict[str, Any]) -> int:
+        """The prompt tokens the double bills ``model`` for a request ``body``."""
+        with self._lock:
+            factor = self._factors.get(model, self._factors[None])
+        if factor is None:
+            return count_prompt_tokens(body.get("messages") or [])
+        return math.ceil(factor * tiktoken_prompt_tokens(body))
 
     def reset(self) -> None:
         """Forget every script and every received request."""
@@ -207,9 +283,10 @@ class ProviderDouble:
             await asyncio.sleep(behaviour.delay)
         if isinstance(behaviour, Fail):
             return _error_response(behaviour)
+        prompt_tokens = self.prompt_tokens(model, body)
         if body.get("stream"):
-            return await _stream_response(http_request, body, behaviour)
-        return web.json_response(_completion_payload(body, behaviour))
+            return await _stream_response(http_request, body, behaviour, prompt_tokens)
+        return web.json_response(_completion_payload(body, behaviour, prompt_tokens))
 
 
 def _error_response(failure: Fail) -> web.Response:
@@ -228,8 +305,7 @@ def _completion_tokens_text(reply: Reply) -> list[str]:
     return [f"tok{i}" if i == 0 else f" tok{i}" for i in range(reply.completion_tokens)]
 
 
-def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
-    prompt_tokens = count_prompt_tokens(body.get("messages") or [])
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -237,7 +313,7 @@ def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
     }
 
 
-def _completion_payload(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+def _completion_payload(body: dict[str, Any], reply: Reply, prompt_tokens: int) -> dict[str, Any]:
     pieces = _completion_tokens_text(reply)
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
@@ -251,11 +327,13 @@ def _completion_payload(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
                 "finish_reason": reply.finish_reason,
             }
         ],
-        "usage": _usage(body, len(pieces)),
+        "usage": _usage(prompt_tokens, len(pieces)),
     }
 
 
-async def _stream_response(http_request: web.Request, body: dict[str, Any], reply: Reply) -> web.StreamResponse:
+async def _stream_response(
+    http_request: web.Request, body: dict[str, Any], reply: Reply, prompt_tokens: int
+) -> web.StreamResponse:
     response = web.StreamResponse(headers={"content-type": "text/event-stream"})
     await response.prepare(http_request)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -290,7 +368,7 @@ async def _stream_response(http_request: web.Request, body: dict[str, Any], repl
     if wants_usage and reply.include_usage:
         usage_chunk = chunk({})
         usage_chunk["choices"] = []
-        usage_chunk["usage"] = _usage(body, len(pieces))
+        usage_chunk["usage"] = _usage(prompt_tokens, len(pieces))
         await send(usage_chunk)
     await send("[DONE]")
     await response.write_eof()
