@@ -6,7 +6,8 @@ with the ``tokenizers`` package. Nothing is downloaded. Run:
 
     LITELLM_LOCAL_MODEL_COST_MAP=True uv run --locked python benchmarks/tokenizer_gap.py
 
-Prints a Markdown table: tokens per tokenizer and the ratio to cl100k_base per kind of text.
+Prints a Markdown table: tokens per tokenizer and the ratio to cl100k_base per kind of text;
+then what costrouter's prompt count costs per call, next to LiteLLM's token_counter.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import json
 from importlib.resources import files
 
-import litellm.litellm_core_utils.default_encoding  # noqa: F401  (points tiktoken at the bundled encodings)
+import litellm
+import litellm.litellm_core_utils.default_encoding
 import tiktoken
 from tokenizers import Tokenizer
 
@@ -117,5 +119,29 @@ def main() -> None:
     print(f"\nlargest ratio to cl100k_base over all texts and tokenizers: {worst:.2f}")
 
 
+def counting_cost() -> None:
+    """Microseconds per call: costrouter's bound count against LiteLLM's token_counter (which it replaced)."""
+    import timeit  # noqa: PLC0415
+
+    from costrouter.tokens import prompt_token_count  # noqa: PLC0415
+
+    cases = {
+        "one short message": [{"role": "user", "content": "summarise the quarterly report in three bullets"}],
+        "4 turns, 2 kB": [
+            {"role": "system", "content": PROSE},
+            {"role": "user", "content": CODE},
+            {"role": "assistant", "content": PROSE},
+            {"role": "user", "content": "and now in French?"},
+        ],
+    }
+    print("\n| messages | costrouter prompt_token_count (µs) | litellm.token_counter (µs) |")
+    print("|---|---:|---:|")
+    for name, messages in cases.items():
+        ours = min(timeit.repeat(lambda m=messages: prompt_token_count(m), number=200, repeat=5)) / 200 * 1e6
+        theirs = min(timeit.repeat(lambda m=messages: litellm.token_counter(messages=m), number=200, repeat=5)) / 200
+        print(f"| {name} | {ours:.0f} | {theirs * 1e6:.0f} |")
+
+
 if __name__ == "__main__":
     main()
+    counting_cost()
