@@ -114,15 +114,23 @@ def _check_content(where: str, content: object) -> None:
         _check_part(f"{where}[{index}]", part)
 
 
+def message_dicts(messages: Sequence[Any]) -> list[Any]:
+    """The messages, with LiteLLM ``Message`` objects (pydantic models) as plain mappings."""
+    return [
+        item.model_dump(exclude_none=True) if not isinstance(item, Mapping) and hasattr(item, "model_dump") else item
+        for item in messages
+    ]
+
+
 def check_messages(messages: object) -> None:
-    """Every message a mapping with a role and content the estimate can bound."""
+    """Every message a mapping (or a LiteLLM ``Message``) with a role and content the estimate can bound."""
     if not _is_list(messages):
         message = f"messages must be a list of message mappings, not {_type_name(messages)}"
         raise TypeError(message)
     if not messages:
         message = "messages must not be empty"
         raise ValueError(message)
-    for index, item in enumerate(messages):
+    for index, item in enumerate(message_dicts(messages)):
         where = f"messages[{index}]"
         message_ = _check_mapping(where, item)
         role = message_.get("role")

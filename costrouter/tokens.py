@@ -22,7 +22,7 @@ from litellm.litellm_core_utils import default_encoding  # bundled encodings: ti
 
 from costrouter.budget.policy import PromptEstimate
 from costrouter.media_tokens import audio_tokens, decode_base64, decode_data_url, file_tokens, image_tokens
-from costrouter.request_checks import check_count
+from costrouter.request_checks import check_count, message_dicts
 
 TOOL_PROMPT_TOKENS: Final = 350
 """Added once when a call offers tools: Anthropic's tool-use system prompt is 313-346 tokens."""
@@ -148,7 +148,7 @@ def prompt_token_count(
     ``response_format`` …). Not yet an upper bound for other tokenizers: see
     :func:`prompt_token_bound`.
     """
-    tokens = settings.tokens_per_call + sum(_message_tokens(message, settings) for message in messages)
+    tokens = settings.tokens_per_call + sum(_message_tokens(message, settings) for message in message_dicts(messages))
     return tokens + _request_tokens(request or {})
 
 

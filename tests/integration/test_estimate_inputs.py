@@ -167,3 +167,16 @@ def test_every_content_type_is_held_for_at_one_and_a_half_times_tiktoken(
     estimate = usd_to_micros(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
     settled = usd_to_micros(float(attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type]
     assert 0 < settled <= estimate
+
+
+def test_a_litellm_message_object_is_estimated_like_its_dict(
+    budgeted: CostRouter, provider: ProviderDouble, capture: TelemetryCapture
+) -> None:
+    answer = budgeted.route_completion("fast", HELLO, max_tokens=5, session_id="objects")
+    conversation = [*HELLO, answer.choices[0].message, {"role": "user", "content": "and then?"}]
+
+    budgeted.route_completion("fast", conversation, max_tokens=5, session_id="objects")
+
+    assert provider.request_count() == 2
+    attributes = dict(capture.call_spans()[-1].attributes or {})
+    assert attributes[sc.BUDGET_OUTCOME] == "allowed"
