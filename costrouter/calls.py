@@ -109,13 +109,14 @@ class CallPlanner:
         self.tracker = tracker
         self.policy = policy
         self.prices = PriceBook.from_config(config)
-        self.ratios = TokenRatios(policy.defaults.prompt if policy else PromptEstimate())
         self.deployments = {
             deployment_id: DeploymentFacts(
                 group, deployment.model, _provider_of(deployment.model), self.prices.prices[deployment_id]
             )
             for group, deployment_id, deployment in config.deployments()
         }
+        models = {deployment_id: facts.model for deployment_id, facts in self.deployments.items()}
+        self.ratios = TokenRatios(policy.defaults.prompt if policy else PromptEstimate(), models)
         unpriced = self.prices.unpriced()
         if unpriced:
             logger.warning(

@@ -9,14 +9,16 @@ immediately and replaces it (an under-estimate can overspend a limit, so it must
 last); observations below it are kept, and the lowest ratio of each deployment that a
 refresh period proved (its largest observation) is sent once per period, pulling the
 stored ratio ``ratio_decay`` of the way down. Nothing decays with time alone: a
-deployment nobody called keeps what it taught.
+deployment nobody called keeps what it taught. A deployment never answered yet takes the
+ratio learned for another deployment of the same model (the same tokenizer), else the
+policy's ``unlearned_ratio``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from costrouter.budget.policy import PromptEstimate
 from costrouter.errors import BudgetStoreError
@@ -28,9 +30,19 @@ logger = logging.getLogger("costrouter.budget")
 class TokenRatios:
     """The in-process view of the learned ratios, and the flows that read and teach the store."""
 
-    def __init__(self, settings: PromptEstimate, clock: Callable[[], float] = time.monotonic) -> None:
-        """An empty view; the first call that needs a ratio reads the store."""
+    def __init__(
+        self,
+        settings: PromptEstimate,
+        models: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """An empty view; the first call that needs a ratio reads the store.
+
+        ``models`` maps deployment ids to their model: a deployment not yet learned takes
+        the ratio learned for another deployment of the same model (the same tokenizer).
+        """
         self.settings = settings
+        self.models = dict(models or {})
         self.clock = clock
         self.ratios: dict[str, float] = {}
         self._read_at: float | None = None
@@ -38,9 +50,25 @@ class TokenRatios:
         self._sent_at: dict[str, float] = {}
 
     def ratio(self, deployment_ids: Iterable[str]) -> float:
-        """The largest ratio over ``deployment_ids``; an unlearned one counts ``unlearned_ratio``."""
-        unlearned = self.settings.unlearned_ratio
-        return max((self.ratios.get(deployment_id, unlearned) for deployment_id in deployment_ids), default=unlearned)
+        """The largest ratio over ``deployment_ids``.
+
+        One not learned yet counts the largest ratio learned for its model, else ``unlearned_ratio``.
+        """
+        return max((self._ratio_of(deployment_id) for deployment_id in deployment_ids), default=self._unlearned)
+
+    @property
+    def _unlearned(self) -> float:
+        return self.settings.unlearned_ratio
+
+    def _ratio_of(self, deployment_id: str) -> float:
+        learned = self.ratios.get(deployment_id)
+        if learned is not None:
+            return learned
+        model = self.models.get(deployment_id)
+        siblings = [
+            ratio for other, ratio in self.ratios.items() if model is not None and self.models.get(other) == model
+        ]
+        return max(siblings, default=self._unlearned)
 
     def refresh_flow(self) -> Flow[None]:
         """Read the store's ratios when the copy is older than ``ratio_refresh_seconds``."""

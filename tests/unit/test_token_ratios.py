@@ -37,7 +37,7 @@ class Recorder:
 
 def make(**settings: Any) -> tuple[TokenRatios, Recorder, Clock]:
     clock = Clock()
-    return TokenRatios(PromptEstimate(**settings), clock), Recorder(), clock
+    return TokenRatios(PromptEstimate(**settings), clock=clock), Recorder(), clock
 
 
 def test_an_unlearned_deployment_counts_the_prior_and_the_max_is_taken() -> None:
@@ -94,3 +94,14 @@ def test_a_failing_store_never_fails_the_call_and_the_raise_is_kept_locally() ->
     drive(ratios.observe_flow("a", 300, 100), store)
     assert store.ops == ["token_ratios", "observe_token_ratio"]
     assert ratios.ratios["a"] == 3.0
+
+
+def test_a_deployment_not_yet_learned_takes_the_ratio_of_its_model() -> None:
+    models = {"us": "openai/llama-3", "eu": "openai/llama-3", "other": "openai/gpt-4o"}
+    ratios = TokenRatios(PromptEstimate(unlearned_ratio=2.0), models)
+    ratios.ratios["us"] = 1.4
+    assert ratios.ratio(["eu"]) == 1.4
+    assert ratios.ratio(["other"]) == 2.0
+    assert ratios.ratio(["eu", "other"]) == 2.0
+    ratios.ratios["eu"] = 1.1  # its own, once learned
+    assert ratios.ratio(["eu"]) == 1.1
