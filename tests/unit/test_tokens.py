@@ -136,3 +136,15 @@ def test_output_tokens_take_the_larger_cap_and_every_choice() -> None:
     assert requested_output_tokens({"max_completion_tokens": 500, "max_tokens": 10}) == 500
     assert completions({}) == 1
     assert completions({"n": 3}) == 3
+
+
+def test_a_pydantic_response_format_counts_its_schema() -> None:
+    from pydantic import BaseModel  # noqa: PLC0415
+
+    class Answer(BaseModel):
+        verdict: str
+        confidence_of_the_reviewer: float
+
+    messages = [{"role": "user", "content": "judge"}]
+    with_schema = prompt_token_count(messages, {"response_format": Answer})
+    assert with_schema >= prompt_token_count(messages) + count_text_tokens("confidence_of_the_reviewer")
