@@ -9,6 +9,7 @@ from typing import Any
 
 import litellm
 import pytest
+from pydantic import BaseModel
 
 from costrouter.budget.policy import PromptEstimate
 from costrouter.media_tokens import UNKNOWN_IMAGE_TOKENS, anthropic_image_tokens, openai_image_tokens
@@ -139,8 +140,6 @@ def test_output_tokens_take_the_larger_cap_and_every_choice() -> None:
 
 
 def test_a_pydantic_response_format_counts_its_schema() -> None:
-    from pydantic import BaseModel  # noqa: PLC0415
-
     class Answer(BaseModel):
         verdict: str
         confidence_of_the_reviewer: float
