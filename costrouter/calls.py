@@ -22,6 +22,7 @@ from opentelemetry.util.types import AttributeValue
 from costrouter import semconv as sc
 from costrouter.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
 from costrouter.budget import BudgetPolicy, BudgetRef, CostSettings, ReserveOutcome
+from costrouter.budget.policy import PromptEstimate
 from costrouter.budgeting import Refusal, Reservation, reserve_flow, settle_attributes, settle_flow
 from costrouter.config import RouterConfig
 from costrouter.context import Caller
@@ -29,15 +30,11 @@ from costrouter.cost import call_usage, price_call, provider_reported_cost
 from costrouter.errors import BudgetExceededError, BudgetStoreError
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
 from costrouter.ops import Flow, RouteOp
-from costrouter.pricing import (
-    Price,
-    PriceBook,
-    count_prompt_tokens,
-    estimate_usd,
-    output_cap,
-    response_cost_usd,
-)
+from costrouter.pricing import Price, PriceBook, estimate_usd, output_cap, response_cost_usd
+from costrouter.request_checks import check_request
 from costrouter.telemetry import Outcome, Telemetry
+from costrouter.token_ratios import TokenRatios
+from costrouter.tokens import completions, prompt_token_bound, prompt_token_count, requested_output_tokens
 
 logger = logging.getLogger("costrouter")
 
@@ -121,6 +118,8 @@ class CallPlanner:
             )
             for group, deployment_id, deployment in config.deployments()
         }
+        models = {deployment_id: facts.model for deployment_id, facts in self.deployments.items()}
+        self.ratios = TokenRatios(policy.defaults.prompt if policy else PromptEstimate(), models)
         unpriced = self.prices.unpriced()
         if unpriced:
             logger.warning(
@@ -197,21 +196,26 @@ class CallPlanner:
     def _estimate_micros(self, policy: BudgetPolicy, call: RoutedCall, group: str) -> int:
         defaults = policy.defaults
         default_price = Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
-        worst = self.prices.worst_case(self.config.reachable_groups(group), default_price)
+        groups = self.config.reachable_groups(group)
+        worst = self.prices.worst_case(groups, default_price)
         if call.prompt_tokens is None:
-            call.prompt_tokens = count_prompt_tokens(call.messages)
-        requested = call.request.get("max_tokens")
-        cap = output_cap(requested if isinstance(requested, int) else None, worst, defaults.max_output_tokens)
+            call.prompt_tokens = prompt_token_count(call.messages, call.request, defaults.prompt)
+        ratio = self.ratios.ratio(d for d, facts in self.deployments.items() if facts.group in groups)
+        requested = requested_output_tokens(call.request)
+        cap = output_cap(requested, worst, defaults.max_output_tokens)
         if requested is None:
             # Pass the cap on, so the hold is a true upper bound of what the call can cost.
             call.request["max_tokens"] = cap
-        return usd_to_micros_ceil(estimate_usd(call.prompt_tokens, cap, worst))
+        prompt_bound = prompt_token_bound(call.prompt_tokens, ratio, defaults.prompt)
+        return usd_to_micros_ceil(estimate_usd(prompt_bound, cap * completions(call.request), worst))
 
     def _reserve(self, call: RoutedCall) -> Flow[None]:
+        check_request(call.messages, call.request)
         policy = self.policy
         if policy is None:
             call.span.set_attribute(sc.BUDGET_OUTCOME, "unbudgeted")
             return
+        yield from self.ratios.refresh_flow()
         caller = call.caller
         budgets = policy.budgets_for(
             session_id=caller.session_id, user_id=caller.user_id, team_id=caller.team_id, tags=caller.tags
@@ -346,6 +350,8 @@ class CallPlanner:
             for budget, settle in zip(reservation.budgets, settled, strict=False):
                 for threshold in settle.alerts:
                     self._alert(call, budget, threshold, settle.spent_micros)
+            if outcome.usage_source == "reported":
+                yield from self.ratios.observe_flow(outcome.deployment_id, outcome.prompt_tokens, call.prompt_tokens)
         latency = time.perf_counter() - call.started
         call_result = result or ("success" if outcome.error is None else "error")
         self.telemetry.end_call_span(call.span, outcome, call.record, latency)

@@ -14,8 +14,8 @@ from costrouter import semconv as sc
 from costrouter.calls import CallPlanner, Observed, RoutedCall
 from costrouter.money import micros_to_usd
 from costrouter.ops import Flow
-from costrouter.pricing import count_prompt_tokens, count_text_tokens
 from costrouter.telemetry import Outcome
+from costrouter.tokens import count_prompt_tokens, count_text_tokens
 
 StreamEnd = Literal["completed", "closed_early", "failed"]
 

@@ -23,7 +23,9 @@ from costrouter.budget.store import (
     alert_threshold_micros,
     budget_key,
     check_amount,
+    check_ratio,
     make_status,
+    next_token_ratio,
 )
 from costrouter.budget.windows import window_at
 
@@ -79,6 +81,7 @@ class MemoryBudgetStore(BudgetStore):
         self._counters: dict[tuple[str, str], _Counter] = {}
         self._instances: dict[str, _Instance] = {}
         self._operations = 0
+        self._token_ratios: dict[str, float] = {}
 
     def _counter(self, base: str, window: str, now: float) -> _Counter | None:
         counter = self._counters.get((base, window))
@@ -281,6 +284,19 @@ class MemoryBudgetStore(BudgetStore):
         spenders.sort(reverse=True)
         return [(scope_id, spent) for spent, scope_id in spenders[: max(n, 0)]]
 
+    def token_ratios(self) -> dict[str, float]:
+        """See :meth:`BudgetStore.token_ratios`."""
+        with self._lock:
+            return dict(self._token_ratios)
+
+    def observe_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """See :meth:`BudgetStore.observe_token_ratio`."""
+        check_ratio(ratio, decay)
+        with self._lock:
+            learned = next_token_ratio(self._token_ratios.get(deployment_id), ratio, decay)
+            self._token_ratios[deployment_id] = learned
+            return learned
+
     def close(self) -> None:
         """Nothing to release; the counters stay readable."""
 
@@ -307,6 +323,14 @@ class MemoryBudgetStore(BudgetStore):
     async def atop(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
         """See :meth:`BudgetStore.top`."""
         return self.top(budget, n)
+
+    async def atoken_ratios(self) -> dict[str, float]:
+        """See :meth:`BudgetStore.token_ratios`."""
+        return self.token_ratios()
+
+    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """See :meth:`BudgetStore.observe_token_ratio`."""
+        return self.observe_token_ratio(deployment_id, ratio, decay)
 
     async def aclose(self) -> None:
         """See :meth:`BudgetStore.close`."""

@@ -62,6 +62,42 @@ class StoreConfig(BaseModel):
         return max(self.hold_ttl_seconds, self.settle_record_ttl_seconds)
 
 
+class PromptEstimate(BaseModel):
+    """How many prompt tokens a call is held for: tiktoken's count made an upper bound.
+
+    ``hold = ceil(counted x max(1, ratio) x safety_factor)``, where ``counted`` is the
+    cl100k count plus per-message and per-call overheads and media bounds, and ``ratio``
+    the largest provider ÷ counted ratio learned for the deployments the call can reach
+    (``unlearned_ratio`` until one is learned). The README's budget section gives the
+    measurements behind the defaults.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    safety_factor: float = Field(
+        default=1.3, ge=1, le=100, allow_inf_nan=False, description="Headroom over the learned ratio."
+    )
+    unlearned_ratio: float = Field(
+        default=2.0, ge=1, le=100, allow_inf_nan=False, description="The ratio of a deployment not yet seen."
+    )
+    tokens_per_message: int = Field(default=6, ge=0, le=10_000, description="Chat-template tokens of one message.")
+    tokens_per_call: int = Field(default=6, ge=0, le=10_000, description="Tokens that prime the reply, once a call.")
+    learn: bool = Field(default=True, description="Learn each deployment's ratio from its reported prompt_tokens.")
+    ratio_refresh_seconds: float = Field(
+        default=5.0, gt=0, le=3600, allow_inf_nan=False, description="How long a process trusts its cached ratios."
+    )
+    ratio_decay: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="A lower observation pulls the stored ratio this fraction of the way down (0: never).",
+    )
+    unknown_file_tokens: int = Field(
+        default=128_000, ge=1, le=100_000_000, description="A file given by id only (its size is unknown here)."
+    )
+
+
 class Defaults(BaseModel):
     """What a call is assumed to cost when the call or the model does not say."""
 
@@ -72,6 +108,7 @@ class Defaults(BaseModel):
     )
     input_cost_per_token: float = Field(default=0.00001, ge=0, allow_inf_nan=False)
     output_cost_per_token: float = Field(default=0.00003, ge=0, allow_inf_nan=False)
+    prompt: PromptEstimate = PromptEstimate()
 
 
 class CostSettings(BaseModel):

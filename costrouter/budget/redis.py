@@ -16,6 +16,8 @@ write; a window's hash expires ``hold_ttl`` after the window ends (a ``total`` w
 never does). The largest-spender index, ``{prefix:top:name}:<window>`` (a zset of scope
 id by spend), lives under another hash tag, so the client updates it after a settle; it
 is a report, not a counter: a settle whose index update fails is logged, not failed.
+The learned prompt-token ratios are one hash, ``{prefix:token-ratios}`` (deployment id ->
+ratio), with no expiry.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ from costrouter.budget.store import (
     alert_threshold_micros,
     budget_key,
     check_amount,
+    check_ratio,
     make_status,
+    token_ratio_key,
     top_key,
 )
 from costrouter.errors import BudgetStoreError
@@ -54,7 +58,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SCRIPT_NAMES: Final = ("reserve", "settle", "status", "reset", "top", "window")
+SCRIPT_NAMES: Final = ("reserve", "settle", "status", "reset", "top", "window", "token_ratio")
 """The scripts under ``lua/``, each registered with every client."""
 
 
@@ -297,6 +301,18 @@ class RedisBudgetStore(BudgetStore):
         window, end = self._run("window", "window", [], [*_window_args(budget), repr(at)])
         return _text(window), int(end)
 
+    def token_ratios(self) -> dict[str, float]:
+        """See :meth:`BudgetStore.token_ratios`."""
+        with wrap_errors("token_ratios"):
+            stored: dict[Any, Any] = self._client.hgetall(token_ratio_key(self.config.key_prefix))  # type: ignore[assignment]
+        return {_text(key): float(value) for key, value in stored.items()}
+
+    def observe_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """See :meth:`BudgetStore.observe_token_ratio`."""
+        check_ratio(ratio, decay)
+        keys = [token_ratio_key(self.config.key_prefix)]
+        return float(self._run("observe_token_ratio", "token_ratio", keys, [deployment_id, repr(ratio), repr(decay)]))
+
     def close(self) -> None:
         """Close the sync client's connections, if the store built that client."""
         if self._owns_client:
@@ -349,6 +365,19 @@ class RedisBudgetStore(BudgetStore):
         """See :meth:`BudgetStore.top`."""
         self._require_index()
         return parse_top(await self._arun("top", "top", [self._index(budget)], [*_window_args(budget), str(n)]))
+
+    async def atoken_ratios(self) -> dict[str, float]:
+        """See :meth:`BudgetStore.token_ratios`."""
+        with wrap_errors("token_ratios"):
+            stored: dict[Any, Any] = await self._aclient().hgetall(token_ratio_key(self.config.key_prefix))  # type: ignore[misc]
+        return {_text(key): float(value) for key, value in stored.items()}
+
+    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """See :meth:`BudgetStore.observe_token_ratio`."""
+        check_ratio(ratio, decay)
+        keys = [token_ratio_key(self.config.key_prefix)]
+        args = [deployment_id, repr(ratio), repr(decay)]
+        return float(await self._arun("observe_token_ratio", "token_ratio", keys, args))
 
     async def aclose(self) -> None:
         """Close the async client's connections (and the sync one's), if the store built them."""

@@ -108,6 +108,25 @@ def top_key(prefix: str, budget: BudgetRef) -> str:
     return "{" + f"{prefix}:top:{_key_part(budget.name)}" + "}"
 
 
+def token_ratio_key(prefix: str) -> str:
+    """The hash of learned prompt-token ratios by deployment id: ``{prefix:token-ratios}``."""
+    return "{" + f"{prefix}:token-ratios" + "}"
+
+
+def next_token_ratio(stored: float | None, observed: float, decay: float) -> float:
+    """Learn upward at once; a lower observation pulls the ratio ``decay`` of the way down."""
+    if stored is None or observed >= stored:
+        return observed
+    return stored - (stored - observed) * decay
+
+
+def check_ratio(ratio: float, decay: float) -> None:
+    """Reject a ratio or decay that would poison every later estimate."""
+    if not (0 < ratio < math.inf) or not (0 <= decay <= 1):
+        message = f"a token ratio is positive and finite, and a decay in [0, 1], not {ratio!r} and {decay!r}"
+        raise ValueError(message)
+
+
 def alert_label(threshold: float) -> str:
     """The text form of an alert threshold, as stored in the window's alert flags."""
     return format(threshold, "g")
@@ -165,6 +184,14 @@ class BudgetStore(ABC):
         """The ``n`` largest ``(scope_id, spent_micros)`` of the budget in its current window."""
 
     @abstractmethod
+    def token_ratios(self) -> dict[str, float]:
+        """The learned prompt-token ratio (provider ÷ counted) of every deployment seen."""
+
+    @abstractmethod
+    def observe_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """Teach ``deployment_id``'s ratio an observation (see :func:`next_token_ratio`); the new ratio."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release the store's resources (connections)."""
 
@@ -191,6 +218,14 @@ class BudgetStore(ABC):
     @abstractmethod
     async def atop(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
         """Coroutine twin of :meth:`top`."""
+
+    @abstractmethod
+    async def atoken_ratios(self) -> dict[str, float]:
+        """Coroutine twin of :meth:`token_ratios`."""
+
+    @abstractmethod
+    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """Coroutine twin of :meth:`observe_token_ratio`."""
 
     @abstractmethod
     async def aclose(self) -> None:
