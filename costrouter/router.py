@@ -16,7 +16,7 @@ from costrouter.budget_view import BudgetsView
 from costrouter.building import build_litellm_router
 from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
-from costrouter.context import resolve_caller
+from costrouter.context import Id, Tags, resolve_caller
 from costrouter.exporters import TelemetrySetup, configure_telemetry
 from costrouter.ops import Op, RouteOp, adrive, drive
 from costrouter.settings import Settings
@@ -99,10 +99,10 @@ class CostRouter:
         group: str,
         messages: Messages,
         *,
-        session_id: str | None = None,
-        user_id: str | None = None,
-        team_id: str | None = None,
-        tags: Sequence[str] | None = None,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
         metadata: Mapping[str, Any] | None = None,
         **litellm_kwargs: Any,
     ) -> Any:
@@ -125,10 +125,10 @@ class CostRouter:
         group: str,
         messages: Messages,
         *,
-        session_id: str | None = None,
-        user_id: str | None = None,
-        team_id: str | None = None,
-        tags: Sequence[str] | None = None,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
         metadata: Mapping[str, Any] | None = None,
         **litellm_kwargs: Any,
     ) -> Any:
