@@ -88,7 +88,8 @@ def reserve_flow(
     """Hold ``amount_micros`` in every budget, in their fixed order; all or nothing.
 
     A ``warn`` budget holds even past its limit. When an enforcing budget refuses,
-    the holds already taken are released and the refusal is returned.
+    the holds already taken are released and the refusal is returned, even when a
+    release fails (see :func:`_release_after_refusal`).
     """
     taken: list[ReserveOutcome] = []
     for budget in budgets:
@@ -97,11 +98,31 @@ def reserve_flow(
             "reserve", (budget, reservation_id, amount_micros), {"enforce": enforce}
         )
         if enforce and not outcome.granted:
-            for held in budgets[: len(taken)]:
-                yield StoreOp("release", (held, reservation_id))
+            yield from _release_after_refusal(budgets[: len(taken)], reservation_id)
             return Refusal(budget, outcome, amount_micros)
         taken.append(outcome)
     return taken
+
+
+def _release_after_refusal(budgets: Sequence[BudgetRef], reservation_id: str) -> Flow[None]:
+    """Release the holds a refused call took; a store failure here never undoes the refusal.
+
+    Whatever ``on_store_error`` says, the call was refused: a hold that cannot be
+    released is logged and left to expire by the hold TTL (it only over-reserves).
+    """
+    for held in budgets:
+        try:
+            yield StoreOp("release", (held, reservation_id))
+        except BudgetStoreError as exc:
+            logger.warning(
+                "costrouter: call %s was refused; its hold on budget %s (%s %r) could not be released "
+                "and expires by its TTL: %s",
+                reservation_id,
+                held.name,
+                held.scope,
+                held.scope_id,
+                exc,
+            )
 
 
 def settle_flow(reservation: Reservation, amount_micros: int) -> Flow[list[SettleOutcome]]:
