@@ -26,6 +26,7 @@ from costrouter.budgeting import Refusal, Reservation, reserve_flow, settle_attr
 from costrouter.config import RouterConfig
 from costrouter.context import Caller
 from costrouter.errors import BudgetExceededError, BudgetStoreError
+from costrouter.interruptions import charge_estimated, interrupted_call_charge
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
 from costrouter.ops import Flow, RouteOp
 from costrouter.pricing import (
@@ -345,11 +346,18 @@ class CallPlanner:
         self.tracker.close(call.call_id)
 
     def fail_flow(self, call: RoutedCall, error: BaseException) -> Flow[None]:
-        """End a call that failed before any output: release its holds, record the error."""
+        """End a call that failed before any output: release its holds, record the error.
+
+        A call interrupted after a provider got it is charged instead (:mod:`costrouter.interruptions`).
+        """
         rejected = isinstance(error, BudgetExceededError)
         if rejected and call.reservation is not None:
             call.span.set_attributes(call.reservation.attributes())
         outcome = self.outcome_for(call, Observed(litellm_cost=0.0), error)
+        mode = self.policy.defaults.on_interrupted if self.policy is not None else "release"
+        charge = interrupted_call_charge(error, call.record.attempts, call.reservation, mode)
+        if charge is not None:
+            outcome = charge_estimated(outcome, call.span, charge, mode)
         yield from self.finish_flow(call, outcome, "rejected" if rejected else "error")
 
     def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int) -> None:

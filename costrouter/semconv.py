@@ -36,7 +36,8 @@ ROUTER_METADATA_PREFIX: Final = "router.metadata."
 ROUTER_USAGE_SOURCE: Final = "router.usage.source"
 """``reported``: usage from the response or the stream's final usage chunk (the provider's,
 or LiteLLM's own count when the provider sent none); ``counted``: a stream that ended before
-its usage chunk (closed early, cut), whose tokens costrouter counted itself."""
+its usage chunk (closed early, cut), whose tokens costrouter counted itself; ``estimated``: a
+call cancelled, interrupted or timed out after a provider received it, charged its hold."""
 
 ATTEMPT_INDEX: Final = "router.attempt.index"
 ATTEMPT_KIND: Final = "router.attempt.kind"
@@ -120,6 +121,8 @@ BUDGET_STORE_ERROR: Final = "budget.store_error"
 EVENT_BUDGET_ALERT: Final = "budget.alert"
 EVENT_BUDGET_WARNING: Final = "budget.exceeded_warning"
 EVENT_STORE_ERROR: Final = "budget.store_error"
+EVENT_INTERRUPTED_CHARGE: Final = "budget.interrupted_charge"
+"""A cancelled, interrupted or timed-out call was charged its hold (``defaults.on_interrupted``)."""
 
 # ---- metrics ---------------------------------------------------------------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"

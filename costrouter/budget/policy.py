@@ -90,6 +90,13 @@ class Defaults(BaseModel):
     )
     input_cost_per_token: float = Field(default=0.00001, ge=0, le=MAX_PRICE_PER_TOKEN, allow_inf_nan=False)
     output_cost_per_token: float = Field(default=0.00003, ge=0, le=MAX_PRICE_PER_TOKEN, allow_inf_nan=False)
+    on_interrupted: Literal["charge_hold", "release"] = Field(
+        default="charge_hold",
+        description=(
+            "A call cancelled, interrupted or timed out after a provider received it: charge_hold charges "
+            "its hold (never under-counts); release charges only what was observed."
+        ),
+    )
 
 
 class Budget(BaseModel):

@@ -29,7 +29,8 @@ class Reply:
 
     ``delay`` seconds pass before the answer (a slow or cold model). For streams,
     ``include_usage=False`` omits the usage chunk even when the client asked for
-    it, and ``cut_after`` closes the connection after that many content chunks.
+    it, ``cut_after`` closes the connection after that many content chunks, and
+    ``chunk_delay`` seconds pass before each content chunk after the first (a long stream).
     """
 
     completion_tokens: int = 8
@@ -38,6 +39,7 @@ class Reply:
     include_usage: bool = True
     cut_after: int | None = None
     text: str | None = None
+    chunk_delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,8 @@ async def _stream_response(http_request: web.Request, body: dict[str, Any], repl
             if transport is not None:
                 transport.abort()
             return response
+        if index and reply.chunk_delay:
+            await asyncio.sleep(reply.chunk_delay)
         await send(chunk({"content": piece}))
     await send(chunk({}, reply.finish_reason))
     wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
