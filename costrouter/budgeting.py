@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from opentelemetry.metrics import Counter
+from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from costrouter import semconv as sc
@@ -158,3 +160,32 @@ def settle_attributes(reservation: Reservation, settled: Sequence[SettleOutcome]
     if reservation.store_error is not None:
         attributes[sc.BUDGET_STORE_ERROR] = str(reservation.store_error)
     return attributes
+
+
+def note_unheld_settle(span: Span, counter: Counter, budget: BudgetRef, settle: SettleOutcome) -> None:
+    """Make a charge that found no live hold visible: span event, log line and metric.
+
+    Its hold expired while the call ran (no renewal reached it in time), was reset,
+    or was never taken (the store failed at reserve under ``fail_open``): the spend is
+    counted, but no hold kept the room for it, so the budget may pass its limit.
+    """
+    attributes: dict[str, AttributeValue] = {
+        "budget": budget.name,
+        "scope": budget.scope,
+        "scope_id": budget.scope_id,
+        "charged_usd": micros_to_usd(settle.charged_micros),
+        "spent_usd": micros_to_usd(settle.spent_micros),
+        "limit_usd": micros_to_usd(budget.limit_micros),
+    }
+    span.add_event(sc.EVENT_UNHELD_SETTLE, attributes)
+    counter.add(1, {sc.BUDGET_SCOPE: budget.scope})
+    logger.warning(
+        "costrouter: budget %s for %s %r charged $%.6f with no live hold (expired, reset or never taken); "
+        "spent $%.6f of $%.6f",
+        budget.name,
+        budget.scope,
+        budget.scope_id,
+        micros_to_usd(settle.charged_micros),
+        micros_to_usd(settle.spent_micros),
+        micros_to_usd(budget.limit_micros),
+    )

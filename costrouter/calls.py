@@ -22,7 +22,15 @@ from opentelemetry.util.types import AttributeValue
 from costrouter import semconv as sc
 from costrouter.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
 from costrouter.budget import BudgetPolicy, BudgetRef, ReserveOutcome
-from costrouter.budgeting import Refusal, Reservation, reserve_flow, settle_attributes, settle_flow
+from costrouter.budget.renewal import HoldRenewer
+from costrouter.budgeting import (
+    Refusal,
+    Reservation,
+    note_unheld_settle,
+    reserve_flow,
+    settle_attributes,
+    settle_flow,
+)
 from costrouter.config import RouterConfig
 from costrouter.context import Caller
 from costrouter.errors import BudgetExceededError, BudgetStoreError
@@ -112,6 +120,8 @@ class CallPlanner:
         self.telemetry = telemetry
         self.tracker = tracker
         self.policy = policy
+        self.renewer: HoldRenewer | None = None
+        """Keeps live calls' holds from expiring (set by the router when it has a store)."""
         self.prices = PriceBook.from_config(config)
         self.deployments = {
             deployment_id: DeploymentFacts(
@@ -245,6 +255,8 @@ class CallPlanner:
 
     def _on_reserved(self, call: RoutedCall, reservation: Reservation, outcomes: list[ReserveOutcome]) -> None:
         reservation.outcomes = outcomes
+        if self.renewer is not None:
+            self.renewer.track(reservation.reservation_id, reservation.budgets)
         over = [budget for budget, outcome in zip(reservation.budgets, outcomes, strict=True) if not outcome.granted]
         if reservation.downgraded_to is not None:
             reservation.outcome = "downgraded"
@@ -333,11 +345,15 @@ class CallPlanner:
         amount = usd_to_micros(outcome.cost_usd)
         reservation = call.reservation
         if reservation is not None and reservation.outcome != "rejected":
+            if self.renewer is not None:
+                self.renewer.forget(reservation.reservation_id)
             settled = yield from settle_flow(reservation, amount)
             call.span.set_attributes(settle_attributes(reservation, settled, amount))
             for budget, settle in zip(reservation.budgets, settled, strict=False):
                 for threshold in settle.alerts:
                     self._alert(call, budget, threshold, settle.spent_micros)
+                if settle.unheld:
+                    note_unheld_settle(call.span, self.telemetry.budget_unheld_settles, budget, settle)
         latency = time.perf_counter() - call.started
         call_result = result or ("success" if outcome.error is None else "error")
         self.telemetry.end_call_span(call.span, outcome, call.record, latency)

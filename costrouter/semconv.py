@@ -121,6 +121,8 @@ BUDGET_STORE_ERROR: Final = "budget.store_error"
 EVENT_BUDGET_ALERT: Final = "budget.alert"
 EVENT_BUDGET_WARNING: Final = "budget.exceeded_warning"
 EVENT_STORE_ERROR: Final = "budget.store_error"
+EVENT_UNHELD_SETTLE: Final = "budget.unheld_settle"
+"""A settle charged a budget whose hold for the call was gone (expired, reset, never taken)."""
 EVENT_INTERRUPTED_CHARGE: Final = "budget.interrupted_charge"
 """A cancelled, interrupted or timed-out call was charged its hold (``defaults.on_interrupted``)."""
 
@@ -135,6 +137,8 @@ METRIC_ATTEMPTS: Final = "costrouter.attempts"
 """Counter of provider attempts, by model group, deployment, kind and outcome."""
 METRIC_BUDGET_DECISIONS: Final = "costrouter.budget.decisions"
 """Counter of budget decisions, by scope and outcome (never by id)."""
+METRIC_BUDGET_UNHELD_SETTLES: Final = "costrouter.budget.unheld_settles"
+"""Counter of settles that charged a budget with no live hold for the call, by scope."""
 CALL_OUTCOME: Final = "router.call.outcome"
 """``success`` | ``error`` | ``rejected``."""
 
@@ -153,6 +157,8 @@ METRIC_ATTEMPTS_UNIT: Final = "{attempt}"
 """Counter; Prometheus: ``costrouter_attempts_total``."""
 METRIC_BUDGET_DECISIONS_UNIT: Final = "{decision}"
 """Counter; Prometheus: ``costrouter_budget_decisions_total``."""
+METRIC_BUDGET_UNHELD_SETTLES_UNIT: Final = "{settle}"
+"""Counter; Prometheus: ``costrouter_budget_unheld_settles_total``."""
 
 TOKEN_USAGE_BUCKETS: Final = (
     1,
