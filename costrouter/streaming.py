@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from costrouter import semconv as sc
 from costrouter.calls import CallPlanner, Observed, RoutedCall
-from costrouter.interruptions import charge_estimated, interrupted_stream_charge
+from costrouter.interruptions import charge_estimated, interrupted_stream_charge, is_interruption
 from costrouter.money import micros_to_usd, usd_to_micros
 from costrouter.ops import Flow, through_cancellation
 from costrouter.pricing import count_prompt_tokens, count_text_tokens
@@ -153,7 +153,13 @@ class RoutedStream:
     def __enter__(self) -> RoutedStream:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and is_interruption(exc) and not self._done:
+            # Interrupted between two chunks: charged as an interrupted stream, not a closed one.
+            closer = getattr(self._iterator, "close", None)
+            if callable(closer):
+                closer()
+            self._end("failed", exc)
         self.close()
 
     def __del__(self) -> None:
@@ -220,7 +226,13 @@ class AsyncRoutedStream:
     async def __aenter__(self) -> AsyncRoutedStream:
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and is_interruption(exc) and not self._done:
+            # Cancelled between two chunks: charged as an interrupted stream, not a closed one.
+            closer = getattr(self._iterator, "aclose", None)
+            if callable(closer):
+                await through_cancellation(closer())
+            await self._end("failed", exc)
         await self.aclose()
 
     def __del__(self) -> None:

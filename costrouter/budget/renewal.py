@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Sequence
 
 from costrouter.budget.store import BudgetRef, BudgetStore
@@ -48,7 +49,11 @@ class HoldRenewer:
                 return
             self._live[call_id] = list(budgets)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="costrouter-hold-renewer", daemon=True)
+                # The thread holds the renewer weakly: a router dropped without shutdown() lets it end.
+                arguments = (weakref.ref(self), self._stopping, self.interval)
+                self._thread = threading.Thread(
+                    target=_renew_until_stopped, args=arguments, name="costrouter-hold-renewer", daemon=True
+                )
                 self._thread.start()
 
     def forget(self, call_id: str) -> None:
@@ -99,10 +104,6 @@ class HoldRenewer:
             budget.scope_id,
         )
 
-    def _run(self) -> None:
-        while not self._stopping.wait(self.interval):
-            self.renew_all()
-
     def stop(self) -> None:
         """Stop the thread (idempotent); holds still live expire by their TTL."""
         with self._lock:
@@ -111,3 +112,12 @@ class HoldRenewer:
             self._live.clear()
         if thread is not None:
             thread.join()
+
+
+def _renew_until_stopped(renewer: weakref.ref[HoldRenewer], stopping: threading.Event, interval: float) -> None:
+    while not stopping.wait(interval):
+        alive = renewer()
+        if alive is None:
+            return
+        alive.renew_all()
+        del alive

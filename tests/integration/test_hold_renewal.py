@@ -7,6 +7,7 @@ router) and on real Redis.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -18,7 +19,8 @@ import pytest
 
 from costrouter import BudgetExceededError, CostRouter
 from costrouter import semconv as sc
-from costrouter.budget import BudgetPolicy, BudgetRef
+from costrouter.budget import BudgetPolicy, BudgetRef, MemoryBudgetStore
+from costrouter.budget.renewal import HoldRenewer
 from costrouter.money import usd_to_micros
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from tests.integration.budget_backends import BACKENDS, Backend, make_backend, ref
@@ -238,3 +240,15 @@ def test_shutdown_stops_the_renewer(router: CostRouter) -> None:
     assert not renewer.running
     renewer.track("late", [session(router, "s-stop")])
     assert renewer.live() == 0
+
+
+def test_a_renewer_dropped_without_stop_lets_its_thread_end() -> None:
+    store = MemoryBudgetStore()
+    renewer = HoldRenewer(store, 1)
+    renewer.track("c1", [ref(100)])
+    thread = renewer._thread
+    assert thread is not None
+    del renewer
+    gc.collect()
+    thread.join(30)
+    assert not thread.is_alive()

@@ -316,3 +316,38 @@ async def test_release_policy_charges_a_cancelled_stream_what_it_delivered(route
     settled = usd_to_micros(float(attributes[sc.BUDGET_SETTLED_USD]))
     assert 0 < settled < hold_of(attributes)
     assert spent_and_held(router, "s-arel") == (settled, 0)
+
+
+async def test_a_stream_block_cancelled_between_chunks_charges_the_hold(routers: Routers) -> None:
+    router = routers.router()
+    routers.provider.set_default("fast-model", LONG_STREAM)
+    progress = Progress()
+
+    async def consume() -> None:
+        stream = await router.aroute_completion("fast", MESSAGES, stream=True, max_tokens=50, session_id="s-block")
+        async with stream:
+            async for _ in stream:
+                progress.chunks += 1
+                await asyncio.sleep(60)  # the application's own work between chunks
+
+    task = asyncio.create_task(consume())
+    await await_until(lambda: progress.chunks >= 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert_charged_hold(routers, router, "s-block")
+
+
+def test_ctrl_c_in_a_sync_stream_block_between_chunks_charges_the_hold(routers: Routers) -> None:
+    router = routers.router()
+    routers.provider.set_default("fast-model", Reply(completion_tokens=6, chunk_delay=0.2))
+    stream = router.route_completion("fast", MESSAGES, stream=True, max_tokens=50, session_id="s-sblock")
+
+    def read_then_interrupted() -> None:
+        with stream:
+            for _ in stream:
+                raise KeyboardInterrupt  # Ctrl-C landing in the application's code between chunks
+
+    with pytest.raises(KeyboardInterrupt):
+        read_then_interrupted()
+    assert_charged_hold(routers, router, "s-sblock")
