@@ -21,6 +21,7 @@ from costrouter import semconv as sc
 from costrouter.budget import BudgetPolicy, BudgetRef
 from costrouter.money import usd_to_micros
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
+from costrouter.testing.redis_server import free_port
 from tests.routing import router_config
 
 MESSAGES = [{"role": "user", "content": "write a long story"}]
@@ -351,3 +352,21 @@ def test_ctrl_c_in_a_sync_stream_block_between_chunks_charges_the_hold(routers: 
     with pytest.raises(KeyboardInterrupt):
         read_then_interrupted()
     assert_charged_hold(routers, router, "s-sblock")
+
+
+def test_a_connection_refused_before_sending_charges_nothing(
+    provider: ProviderDouble, capture: TelemetryCapture, store_section: dict[str, Any]
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: the request never leaves
+    router = CostRouter(
+        router_config(closed),
+        budgets={"store": store_section, "budgets": [{"scope": "session", "limit_usd": 1.0}]},
+        tracer_provider=capture.tracer_provider,
+        meter_provider=capture.meter_provider,
+    )
+    # LiteLLM reports a refused connection as an InternalServerError ("Connection error").
+    with pytest.raises((litellm.APIConnectionError, litellm.InternalServerError)):
+        router.route_completion("fast", MESSAGES, max_tokens=50, session_id="s-refused")
+    assert spent_and_held(router, "s-refused") == (0, 0)
+    assert the_span_attributes(capture).get(sc.ROUTER_USAGE_SOURCE) != "estimated"
+    router.shutdown()
