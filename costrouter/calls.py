@@ -23,11 +23,20 @@ from costrouter import semconv as sc
 from costrouter.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
 from costrouter.budget import BudgetPolicy, BudgetRef, CostSettings, ReserveOutcome
 from costrouter.budget.policy import PromptEstimate
-from costrouter.budgeting import Refusal, Reservation, reserve_flow, settle_attributes, settle_flow
+from costrouter.budget.renewal import HoldRenewer
+from costrouter.budgeting import (
+    Refusal,
+    Reservation,
+    note_unheld_settle,
+    reserve_flow,
+    settle_attributes,
+    settle_flow,
+)
 from costrouter.config import RouterConfig
 from costrouter.context import Caller
 from costrouter.cost import call_usage, price_call, provider_reported_cost
 from costrouter.errors import BudgetExceededError, BudgetStoreError
+from costrouter.interruptions import charge_estimated, interrupted_call_charge
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
 from costrouter.ops import Flow, RouteOp
 from costrouter.pricing import Price, PriceBook, estimate_usd, output_cap, response_cost_usd
@@ -111,6 +120,8 @@ class CallPlanner:
         self.telemetry = telemetry
         self.tracker = tracker
         self.policy = policy
+        self.renewer: HoldRenewer | None = None
+        """Keeps live calls' holds from expiring (set by the router when it has a store)."""
         self.prices = PriceBook.from_config(config)
         self.deployments = {
             deployment_id: DeploymentFacts(
@@ -251,6 +262,8 @@ class CallPlanner:
 
     def _on_reserved(self, call: RoutedCall, reservation: Reservation, outcomes: list[ReserveOutcome]) -> None:
         reservation.outcomes = outcomes
+        if self.renewer is not None:
+            self.renewer.track(reservation.reservation_id, reservation.budgets)
         over = [budget for budget, outcome in zip(reservation.budgets, outcomes, strict=True) if not outcome.granted]
         if reservation.downgraded_to is not None:
             reservation.outcome = "downgraded"
@@ -345,11 +358,15 @@ class CallPlanner:
         amount = usd_to_micros(outcome.cost_usd)
         reservation = call.reservation
         if reservation is not None and reservation.outcome != "rejected":
+            if self.renewer is not None:
+                self.renewer.forget(reservation.reservation_id)
             settled = yield from settle_flow(reservation, amount)
             call.span.set_attributes(settle_attributes(reservation, settled, amount))
             for budget, settle in zip(reservation.budgets, settled, strict=False):
                 for threshold in settle.alerts:
                     self._alert(call, budget, threshold, settle.spent_micros)
+                if settle.unheld:
+                    note_unheld_settle(call.span, self.telemetry.budget_unheld_settles, budget, settle)
             if outcome.usage_source == "reported":
                 yield from self.ratios.observe_flow(outcome.deployment_id, outcome.prompt_tokens, call.prompt_tokens)
         latency = time.perf_counter() - call.started
@@ -360,11 +377,18 @@ class CallPlanner:
         self.tracker.close(call.call_id)
 
     def fail_flow(self, call: RoutedCall, error: BaseException) -> Flow[None]:
-        """End a call that failed before any output: release its holds, record the error."""
+        """End a call that failed before any output: release its holds, record the error.
+
+        A call interrupted after a provider got it is charged instead (:mod:`costrouter.interruptions`).
+        """
         rejected = isinstance(error, BudgetExceededError)
         if rejected and call.reservation is not None:
             call.span.set_attributes(call.reservation.attributes())
         outcome = self.outcome_for(call, Observed(litellm_cost=0.0), error)
+        mode = self.policy.defaults.on_interrupted if self.policy is not None else "release"
+        charge = interrupted_call_charge(error, call.record.attempts, call.reservation, mode)
+        if charge is not None:
+            outcome = charge_estimated(outcome, call.span, charge, mode)
         yield from self.finish_flow(call, outcome, "rejected" if rejected else "error")
 
     def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int) -> None:

@@ -568,7 +568,7 @@ def status(
     console = _console()
     _heading(console, f"{scope.value} {target}")
     table = _table(console)
-    for column in ("budget", "window", "limit", "spent", "held", "holds", "remaining", "used"):
+    for column in ("budget", "window", "limit", "spent", "held", "holds", "remaining", "used", "unheld"):
         table.add_column(column, justify="left" if column in ("budget", "window") else "right")
     with _open_store(policy, redis) as store, _store_errors():
         for budget in _matching(policy, scope, target, name):
@@ -583,6 +583,7 @@ def status(
                 str(state.active_holds),
                 format_usd(micros_to_usd(state.remaining_micros)),
                 f"{used:.1%}",
+                str(state.unheld_settles),
             )
     console.print(table)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
@@ -21,6 +21,11 @@ from costrouter._yaml import read_yaml, validate
 from costrouter.errors import ConfigError, ConfigProblem
 
 SECRET_PREFIX = "os.environ/"
+
+MAX_RETRIES: Final = 100
+"""More retries than this is a typo: each one is a billed request."""
+MAX_SECONDS: Final = 86400.0
+"""Timeouts, waits and cooldowns are at most a day."""
 
 RoutingStrategy = Literal[
     "simple-shuffle",
@@ -72,8 +77,8 @@ class Deployment(_Strict):
         default_factory=dict, description="A LiteLLM proxy's `model_info` (prices it holds are read)."
     )
     max_output_tokens: int | None = Field(default=None, gt=0)
-    timeout: float | None = Field(default=None, gt=0)
-    stream_timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
+    stream_timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
     litellm_params: dict[str, Any] = Field(
         default_factory=dict, description="Further LiteLLM parameters, passed through."
     )
@@ -137,14 +142,16 @@ class ModelGroup(_Strict):
 
 
 class RouterSettings(_Strict):
-    """Router-wide behaviour, mapped onto LiteLLM's Router arguments."""
+    """Router-wide behaviour, mapped onto LiteLLM's Router arguments; every number bounded."""
 
-    num_retries: int = Field(default=2, ge=0)
-    retry_after: float = Field(default=0, ge=0, description="Minimum seconds before a retry.")
-    allowed_fails: int | None = Field(default=None, ge=0)
-    cooldown_time: float | None = Field(default=None, ge=0)
+    num_retries: int = Field(default=2, ge=0, le=MAX_RETRIES)
+    retry_after: float = Field(
+        default=0, ge=0, le=MAX_SECONDS, allow_inf_nan=False, description="Minimum seconds before a retry."
+    )
+    allowed_fails: int | None = Field(default=None, ge=0, le=1_000_000)
+    cooldown_time: float | None = Field(default=None, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
     routing_strategy: RoutingStrategy = "simple-shuffle"
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
 
 
 class RouterConfig(_Strict):

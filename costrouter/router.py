@@ -12,11 +12,12 @@ from opentelemetry.trace import TracerProvider
 from costrouter._yaml import validate
 from costrouter.attempts import attempt_tracker
 from costrouter.budget import BudgetPolicy, BudgetStore, load_policy, store_from_config
+from costrouter.budget.renewal import HoldRenewer
 from costrouter.budget_view import BudgetsView
 from costrouter.building import build_litellm_router
 from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
-from costrouter.context import resolve_caller
+from costrouter.context import Id, Tags, resolve_caller
 from costrouter.exporters import TelemetrySetup, configure_telemetry
 from costrouter.ops import Op, RouteOp, adrive, drive
 from costrouter.settings import Settings
@@ -24,6 +25,12 @@ from costrouter.streaming import AsyncRoutedStream, RoutedStream
 from costrouter.telemetry import Telemetry
 
 Messages = Sequence[Mapping[str, Any]]
+
+
+def _hold_ttl(store: BudgetStore, policy: BudgetPolicy) -> int:
+    """The TTL the store gives holds (a store passed in may have its own settings)."""
+    config = getattr(store, "config", None)
+    return int(getattr(config, "hold_ttl_seconds", policy.store.hold_ttl_seconds))
 
 
 class CostRouter:
@@ -70,6 +77,8 @@ class CostRouter:
             content_max_chars=self.settings.content_max_chars,
         )
         self._planner = CallPlanner(self.config, self.telemetry, attempt_tracker(), self.policy)
+        if self.store is not None and self.policy is not None:
+            self._planner.renewer = HoldRenewer(self.store, _hold_ttl(self.store, self.policy))
 
     @classmethod
     def from_files(
@@ -99,10 +108,10 @@ class CostRouter:
         group: str,
         messages: Messages,
         *,
-        session_id: str | None = None,
-        user_id: str | None = None,
-        team_id: str | None = None,
-        tags: Sequence[str] | None = None,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
         metadata: Mapping[str, Any] | None = None,
         **litellm_kwargs: Any,
     ) -> Any:
@@ -125,10 +134,10 @@ class CostRouter:
         group: str,
         messages: Messages,
         *,
-        session_id: str | None = None,
-        user_id: str | None = None,
-        team_id: str | None = None,
-        tags: Sequence[str] | None = None,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
         metadata: Mapping[str, Any] | None = None,
         **litellm_kwargs: Any,
     ) -> Any:
@@ -176,5 +185,7 @@ class CostRouter:
                 flush = getattr(provider, "force_flush", None)
                 if callable(flush):
                     flush()
+        if self._planner.renewer is not None:
+            self._planner.renewer.stop()
         if self.store is not None:
             self.store.close()

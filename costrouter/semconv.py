@@ -36,7 +36,8 @@ ROUTER_METADATA_PREFIX: Final = "router.metadata."
 ROUTER_USAGE_SOURCE: Final = "router.usage.source"
 """``reported``: usage from the response or the stream's final usage chunk (the provider's,
 or LiteLLM's own count when the provider sent none); ``counted``: a stream that ended before
-its usage chunk (closed early, cut), whose tokens costrouter counted itself."""
+its usage chunk (closed early, cut), whose tokens costrouter counted itself; ``estimated``: a
+call cancelled, interrupted or timed out after a provider received it, charged its hold."""
 
 ATTEMPT_INDEX: Final = "router.attempt.index"
 ATTEMPT_KIND: Final = "router.attempt.kind"
@@ -164,6 +165,10 @@ EVENT_BUDGET_WARNING: Final = "budget.exceeded_warning"
 EVENT_STORE_ERROR: Final = "budget.store_error"
 EVENT_COST_MISMATCH: Final = "router.cost.mismatch"
 """The provider's billed amount and the computed cost disagree beyond the tolerance."""
+EVENT_UNHELD_SETTLE: Final = "budget.unheld_settle"
+"""A settle charged a budget whose hold for the call was gone (expired, reset, never taken)."""
+EVENT_INTERRUPTED_CHARGE: Final = "budget.interrupted_charge"
+"""A cancelled, interrupted or timed-out call was charged its hold (``defaults.on_interrupted``)."""
 
 # ---- metrics ---------------------------------------------------------------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
@@ -176,6 +181,8 @@ METRIC_ATTEMPTS: Final = "costrouter.attempts"
 """Counter of provider attempts, by model group, deployment, kind and outcome."""
 METRIC_BUDGET_DECISIONS: Final = "costrouter.budget.decisions"
 """Counter of budget decisions, by scope and outcome (never by id)."""
+METRIC_BUDGET_UNHELD_SETTLES: Final = "costrouter.budget.unheld_settles"
+"""Counter of settles that charged a budget with no live hold for the call, by scope."""
 CALL_OUTCOME: Final = "router.call.outcome"
 """``success`` | ``error`` | ``rejected``."""
 
@@ -194,6 +201,8 @@ METRIC_ATTEMPTS_UNIT: Final = "{attempt}"
 """Counter; Prometheus: ``costrouter_attempts_total``."""
 METRIC_BUDGET_DECISIONS_UNIT: Final = "{decision}"
 """Counter; Prometheus: ``costrouter_budget_decisions_total``."""
+METRIC_BUDGET_UNHELD_SETTLES_UNIT: Final = "{settle}"
+"""Counter; Prometheus: ``costrouter_budget_unheld_settles_total``."""
 
 TOKEN_USAGE_BUCKETS: Final = (
     1,

@@ -93,6 +93,11 @@ class Telemetry:
             unit=sc.METRIC_BUDGET_DECISIONS_UNIT,
             description="Budget decisions by scope and outcome.",
         )
+        self.budget_unheld_settles = meter.create_counter(
+            sc.METRIC_BUDGET_UNHELD_SETTLES,
+            unit=sc.METRIC_BUDGET_UNHELD_SETTLES_UNIT,
+            description="Settles that charged a budget with no live hold for the call (expired, reset).",
+        )
 
     # ---- the parent span -------------------------------------------------------------
     def start_call_span(

@@ -42,6 +42,7 @@ class _Counter:
     spent: int = 0
     held: int = 0
     holds: int = 0
+    unheld: int = 0
     alerts: set[float] = field(default_factory=set)
 
 
@@ -201,11 +202,14 @@ class MemoryBudgetStore(BudgetStore):
             if record is not None and record.state == "held":
                 self._drop_hold(base, record, now)
             alerts: list[float] = []
+            unheld = False
             if release:
                 counter = self._counter(base, window, now)
             else:
                 counter = self._counter_for(base, budget, (window, expires_at), now)
                 counter.spent += amount
+                unheld = record is None or record.state != "held"
+                counter.unheld += unheld
                 for threshold in budget.alert_at:
                     crossed = counter.spent >= alert_threshold_micros(budget.limit_micros, threshold)
                     if crossed and threshold not in counter.alerts:
@@ -219,6 +223,7 @@ class MemoryBudgetStore(BudgetStore):
                 window_id=window,
                 alerts=tuple(alerts),
                 replayed=False,
+                unheld=not release and unheld,
             )
             stored = _Record(
                 state=outcome.state,
@@ -250,7 +255,20 @@ class MemoryBudgetStore(BudgetStore):
             self._heal(base, counter, now)
             if counter is None:
                 return make_status(budget, window, 0, 0, 0)
-            return make_status(budget, window, counter.spent, counter.held, counter.holds)
+            status = make_status(budget, window, counter.spent, counter.held, counter.holds)
+            return replace(status, unheld_settles=counter.unheld)
+
+    def renew(self, budget: BudgetRef, call_id: str) -> bool:
+        """See :meth:`BudgetStore.renew`."""
+        base = budget_key(self.config.key_prefix, budget)
+        with self._lock:
+            now = self.clock()
+            instance = self._instance(base, now)
+            entry = instance.calls.get(call_id) if instance is not None else None
+            if instance is None or entry is None or entry[0].state != "held":
+                return False
+            self._touch(base, now).put(call_id, entry[0], now + self.config.hold_ttl_seconds)
+            return True
 
     def reset(self, budget: BudgetRef) -> None:
         """See :meth:`BudgetStore.reset`."""
@@ -311,6 +329,10 @@ class MemoryBudgetStore(BudgetStore):
     async def arelease(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """See :meth:`BudgetStore.release`."""
         return self.release(budget, call_id)
+
+    async def arenew(self, budget: BudgetRef, call_id: str) -> bool:
+        """See :meth:`BudgetStore.renew`."""
+        return self.renew(budget, call_id)
 
     async def astatus(self, budget: BudgetRef) -> BudgetStatus:
         """See :meth:`BudgetStore.status`."""

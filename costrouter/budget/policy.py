@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -24,6 +24,17 @@ OnExceeded = Literal["reject", "downgrade", "warn"]
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
+MAX_TTL_SECONDS: Final = 10 * 365 * 86400
+"""Ten years: store TTLs above it are a typo, and far past it Redis refuses the expiry."""
+MAX_LIMIT_USD: Final = 1e9
+"""Limits stay below 2**53 micro-dollars, the integers the Redis scripts' Lua numbers hold exactly."""
+MIN_LIMIT_USD: Final = 1e-6
+"""One micro-dollar, the unit of the store: a smaller limit would round to $0."""
+MAX_PRICE_PER_TOKEN: Final = 0.01
+"""$10,000 per million tokens, far above any model's price: a higher one is a per-million price."""
+MAX_OUTPUT_TOKENS: Final = 1_000_000
+"""A cap beyond every model's output limit."""
+
 
 class StoreConfig(BaseModel):
     """Where budget counters live and how the store behaves."""
@@ -37,14 +48,18 @@ class StoreConfig(BaseModel):
         default="redis://localhost:6379/0", description="Used by the redis backend; COSTROUTER_REDIS_URL wins."
     )
     key_prefix: str = Field(default="costrouter", pattern=r"^[^{}]+$", description="The first part of every Redis key.")
-    hold_ttl_seconds: int = Field(default=300, ge=1, description="A hold not settled by then is dropped.")
+    hold_ttl_seconds: int = Field(
+        default=300, ge=1, le=MAX_TTL_SECONDS, description="A hold not settled (nor renewed) by then is dropped."
+    )
     settle_record_ttl_seconds: int = Field(
-        default=86400, ge=1, description="How long a call id is remembered for idempotent replays."
+        default=86400, ge=1, le=MAX_TTL_SECONDS, description="How long a call id is remembered for idempotent replays."
     )
     on_store_error: Literal["fail_closed", "fail_open"] = Field(
         default="fail_closed", description="fail_closed refuses calls while the store fails; fail_open lets them pass."
     )
-    timeout_seconds: float = Field(default=0.5, gt=0, description="Socket timeout of Redis operations.")
+    timeout_seconds: float = Field(
+        default=0.5, gt=0, le=60, allow_inf_nan=False, description="Socket timeout of Redis operations."
+    )
     cluster: bool = Field(
         default=False,
         description=(
@@ -104,10 +119,20 @@ class Defaults(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_output_tokens: int = Field(
-        default=4096, ge=1, description="Output cap when a call has no max_tokens and the model's is unknown."
+        default=4096,
+        ge=1,
+        le=MAX_OUTPUT_TOKENS,
+        description="Output cap when a call has no max_tokens and the model's is unknown.",
     )
-    input_cost_per_token: float = Field(default=0.00001, ge=0, allow_inf_nan=False)
-    output_cost_per_token: float = Field(default=0.00003, ge=0, allow_inf_nan=False)
+    input_cost_per_token: float = Field(default=0.00001, ge=0, le=MAX_PRICE_PER_TOKEN, allow_inf_nan=False)
+    output_cost_per_token: float = Field(default=0.00003, ge=0, le=MAX_PRICE_PER_TOKEN, allow_inf_nan=False)
+    on_interrupted: Literal["charge_hold", "release"] = Field(
+        default="charge_hold",
+        description=(
+            "A call cancelled, interrupted or timed out after a provider received it: charge_hold charges "
+            "its hold (never under-counts); release charges only what was observed."
+        ),
+    )
     prompt: PromptEstimate = PromptEstimate()
 
 
@@ -132,16 +157,28 @@ class Budget(BaseModel):
     name: str | None = Field(default=None, pattern=_NAME_PATTERN)
     scope: Scope
     id: str | None = Field(default=None, min_length=1, description="Only this scope id (none: every id).")
-    limit_usd: float = Field(gt=0, allow_inf_nan=False)
+    limit_usd: float = Field(gt=0, le=MAX_LIMIT_USD, allow_inf_nan=False)
     window: str = "total"
     on_exceeded: OnExceeded = "reject"
     downgrade_to: str | None = Field(default=None, min_length=1)
     alert_at: tuple[float, ...] = ()
 
+    @field_validator("limit_usd")
+    @classmethod
+    def _check_limit(cls, value: float) -> float:
+        if usd_to_micros(value) < 1:
+            message = f"limit_usd must be at least one micro-dollar ({MIN_LIMIT_USD:.6f}), not {value!r}"
+            raise ValueError(message)
+        return value
+
     @field_validator("window")
     @classmethod
     def _check_window(cls, value: str) -> str:
-        return parse_window(value).text
+        spec = parse_window(value)
+        if spec.seconds > MAX_TTL_SECONDS:
+            message = f"a fixed window is at most {MAX_TTL_SECONDS // 86400}d (ten years), not {value!r}"
+            raise ValueError(message)
+        return spec.text
 
     @field_validator("alert_at")
     @classmethod

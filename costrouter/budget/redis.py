@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, Final
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SCRIPT_NAMES: Final = ("reserve", "settle", "status", "reset", "top", "window", "token_ratio")
+SCRIPT_NAMES: Final = ("reserve", "settle", "status", "reset", "top", "window", "token_ratio", "renew")
 """The scripts under ``lua/``, each registered with every client."""
 
 
@@ -129,6 +130,9 @@ class _Call:
             args += [alert_label(threshold), str(alert_threshold_micros(self.budget.limit_micros, threshold))]
         return args
 
+    def renew(self, call_id: str) -> list[str]:
+        return [call_id, str(self.config.hold_ttl_seconds), str(self.config.record_ttl_seconds)]
+
     def window(self) -> list[str]:
         return [self.base, *_window_args(self.budget), str(self.config.record_ttl_seconds)]
 
@@ -147,7 +151,7 @@ def parse_reserve(reply: Sequence[Any]) -> ReserveOutcome:
 
 def parse_settle(budget: BudgetRef, reply: Sequence[Any]) -> tuple[SettleOutcome, int]:
     """A settle script's reply as a :class:`SettleOutcome` and its window's expiry (0: never)."""
-    state, charged, spent, held, window, alerts, replayed, expiry = reply
+    state, charged, spent, held, window, alerts, replayed, expiry, unheld = reply
     labels = set(_text(alerts).split(",")) - {""}
     outcome = SettleOutcome(
         state="settled" if _text(state) == "settled" else "released",
@@ -157,14 +161,16 @@ def parse_settle(budget: BudgetRef, reply: Sequence[Any]) -> tuple[SettleOutcome
         window_id=_text(window),
         alerts=tuple(t for t in budget.alert_at if alert_label(t) in labels),
         replayed=bool(replayed),
+        unheld=bool(unheld),
     )
     return outcome, int(expiry)
 
 
 def parse_status(budget: BudgetRef, reply: Sequence[Any]) -> BudgetStatus:
     """A status script's reply as a :class:`BudgetStatus`."""
-    window, spent, held, holds = reply
-    return make_status(budget, _text(window), int(spent), int(held), int(holds))
+    window, spent, held, holds, unheld = reply
+    status = make_status(budget, _text(window), int(spent), int(held), int(holds))
+    return replace(status, unheld_settles=int(unheld))
 
 
 def parse_top(reply: Sequence[Any]) -> list[tuple[str, int]]:
@@ -279,6 +285,11 @@ class RedisBudgetStore(BudgetStore):
         """See :meth:`BudgetStore.release`."""
         return self._settle(budget, call_id, 0, release=True)
 
+    def renew(self, budget: BudgetRef, call_id: str) -> bool:
+        """See :meth:`BudgetStore.renew`."""
+        call = _Call(self.config, budget)
+        return bool(self._run("renew", "renew", call.keys, call.renew(call_id)))
+
     def status(self, budget: BudgetRef) -> BudgetStatus:
         """See :meth:`BudgetStore.status`."""
         call = _Call(self.config, budget)
@@ -348,6 +359,11 @@ class RedisBudgetStore(BudgetStore):
     async def arelease(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """See :meth:`BudgetStore.release`."""
         return await self._asettle(budget, call_id, 0, release=True)
+
+    async def arenew(self, budget: BudgetRef, call_id: str) -> bool:
+        """See :meth:`BudgetStore.renew`."""
+        call = _Call(self.config, budget)
+        return bool(await self._arun("renew", "renew", call.keys, call.renew(call_id)))
 
     async def astatus(self, budget: BudgetRef) -> BudgetStatus:
         """See :meth:`BudgetStore.status`."""

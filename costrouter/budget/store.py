@@ -60,6 +60,8 @@ class SettleOutcome:
     window_id: str
     alerts: tuple[float, ...]
     replayed: bool
+    unheld: bool = False
+    """A charge that found no live hold (it expired, was reset, or was never taken)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class BudgetStatus:
     held_micros: int
     active_holds: int
     remaining_micros: int
+    unheld_settles: int = 0
+    """Charges of this window that found no live hold (expired, reset, never taken)."""
 
 
 def make_status(budget: BudgetRef, window_id: str, spent: int, held: int, holds: int) -> BudgetStatus:
@@ -153,6 +157,7 @@ class BudgetStore(ABC):
       A repeated reserve with the same call id replays the stored decision.
     * ``settle`` replaces the hold with the actual amount, even past the limit;
       ``release`` drops the hold and charges nothing. Both are idempotent by call id.
+    * ``renew`` keeps a live hold from expiring while its call runs (idempotent).
     * ``status``, ``reset`` and ``top`` look at the budget's current window.
 
     Every method has an ``a``-prefixed coroutine twin. Backend failures raise
@@ -170,6 +175,10 @@ class BudgetStore(ABC):
     @abstractmethod
     def release(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """Drop the hold of ``call_id`` without charging anything."""
+
+    @abstractmethod
+    def renew(self, budget: BudgetRef, call_id: str) -> bool:
+        """Push the expiry of ``call_id``'s live hold to now + the hold TTL; ``False`` if none is live."""
 
     @abstractmethod
     def status(self, budget: BudgetRef) -> BudgetStatus:
@@ -206,6 +215,10 @@ class BudgetStore(ABC):
     @abstractmethod
     async def arelease(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """Coroutine twin of :meth:`release`."""
+
+    @abstractmethod
+    async def arenew(self, budget: BudgetRef, call_id: str) -> bool:
+        """Coroutine twin of :meth:`renew`."""
 
     @abstractmethod
     async def astatus(self, budget: BudgetRef) -> BudgetStatus:

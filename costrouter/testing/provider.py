@@ -43,7 +43,8 @@ class Reply:
 
     ``delay`` seconds pass before the answer (a slow or cold model). For streams,
     ``include_usage=False`` omits the usage chunk even when the client asked for
-    it, and ``cut_after`` closes the connection after that many content chunks.
+    it, ``cut_after`` closes the connection after that many content chunks, and
+    ``chunk_delay`` seconds pass before each content chunk after the first (a long stream).
     ``prompt_tokens`` reports that many prompt tokens instead of counting the messages
     (a 250k-token prompt without sending one); ``usage_details`` is merged into the usage
     block (a provider's real shape: see :func:`openai_usage`, :func:`anthropic_usage`,
@@ -61,6 +62,7 @@ class Reply:
     prompt_tokens: int | None = None
     usage_details: Mapping[str, Any] | None = None
     headers: Mapping[str, str] | None = None
+    chunk_delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -478,6 +480,8 @@ async def _stream_response(
                 if transport is not None:
                     transport.abort()
                 return response
+            if index and reply.chunk_delay:
+                await asyncio.sleep(reply.chunk_delay)
             await send(chunk({"content": piece}))
             sent += 1
         await send(chunk({}, reply.finish_reason))

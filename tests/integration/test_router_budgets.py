@@ -15,7 +15,7 @@ from costrouter import BudgetExceededError, BudgetStoreError, ConfigError, CostR
 from costrouter import semconv as sc
 from costrouter.budget import BudgetPolicy
 from costrouter.money import usd_to_micros
-from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
+from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import count_prompt_tokens
 from costrouter.testing.redis_server import RedisServer
 from tests.routing import expected_cost, router_config
@@ -178,9 +178,9 @@ def test_warn_lets_the_call_through_and_records_it(harness: Harness, caplog: pyt
 
 def test_a_failed_call_releases_its_hold(harness: Harness) -> None:
     router = harness.router({"scope": "session", "limit_usd": 1.0, "window": "total"})
-    harness.provider.set_default("slow-model", Reply(delay=1.0))
+    harness.provider.set_default("slow-model", Fail(500))
 
-    with pytest.raises(litellm.Timeout):
+    with pytest.raises(litellm.InternalServerError):
         router.route_completion("slow", MESSAGES, max_tokens=10, session_id="s-fail")
 
     assert router.store is not None
