@@ -36,6 +36,7 @@ from costrouter.pricing import (
     output_cap,
     response_cost_usd,
 )
+from costrouter.settling import StoreGuard
 from costrouter.telemetry import Outcome, Telemetry
 
 logger = logging.getLogger("costrouter")
@@ -111,6 +112,7 @@ class CallPlanner:
         self.telemetry = telemetry
         self.tracker = tracker
         self.policy = policy
+        self.guard: StoreGuard | None = None
         self.prices = PriceBook.from_config(config)
         self.deployments = {
             deployment_id: DeploymentFacts(
@@ -220,11 +222,15 @@ class CallPlanner:
             amount = self._estimate_micros(policy, call, call.group)
             reservation = Reservation(reservation_id, budgets, amount, downgraded_to=downgraded_to)
             call.reservation = reservation
+            if self.guard is not None:
+                yield from self.guard.epoch_flow(call.span)
             try:
                 result = yield from reserve_flow(budgets, reservation_id, amount)
             except BudgetStoreError as exc:
                 self._on_store_error(call, reservation, exc, policy.store.on_store_error)
                 return
+            if self.guard is not None:  # a reserve that reconnected may have met an empty store
+                yield from self.guard.epoch_flow(call.span)
             if not isinstance(result, Refusal):
                 self._on_reserved(call, reservation, result)
                 return
@@ -332,8 +338,10 @@ class CallPlanner:
         amount = usd_to_micros(outcome.cost_usd)
         reservation = call.reservation
         if reservation is not None and reservation.outcome != "rejected":
-            settled = yield from settle_flow(reservation, amount)
+            settled = yield from settle_flow(reservation, amount, self.guard)
             call.span.set_attributes(settle_attributes(reservation, settled, amount))
+            for journaled in reservation.journaled:
+                call.span.add_event(sc.EVENT_SETTLE_JOURNALED, journaled.event_attributes())
             for budget, settle in zip(reservation.budgets, settled, strict=False):
                 for threshold in settle.alerts:
                     self._alert(call, budget, threshold, settle.spent_micros)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,9 @@ from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
 from costrouter.context import resolve_caller
 from costrouter.exporters import TelemetrySetup, configure_telemetry
-from costrouter.ops import Op, RouteOp, adrive, drive
+from costrouter.ops import Op, RouteOp, SleepOp, adrive, drive
 from costrouter.settings import Settings
+from costrouter.settling import build_guard
 from costrouter.streaming import AsyncRoutedStream, RoutedStream
 from costrouter.telemetry import Telemetry
 
@@ -70,6 +73,10 @@ class CostRouter:
             content_max_chars=self.settings.content_max_chars,
         )
         self._planner = CallPlanner(self.config, self.telemetry, attempt_tracker(), self.policy)
+        self.guard = (
+            None if self.policy is None or self.store is None else build_guard(self.policy, self.store, self.telemetry)
+        )
+        self._planner.guard = self.guard
 
     @classmethod
     def from_files(
@@ -145,11 +152,15 @@ class CostRouter:
     def _execute(self, op: Op) -> Any:
         if isinstance(op, RouteOp):
             return self.litellm_router.completion(**op.kwargs)
+        if isinstance(op, SleepOp):
+            return time.sleep(op.seconds)
         return getattr(self._store(), op.method)(*op.args, **op.kwargs)
 
     async def _aexecute(self, op: Op) -> Any:
         if isinstance(op, RouteOp):
             return await self.litellm_router.acompletion(**op.kwargs)
+        if isinstance(op, SleepOp):
+            return await asyncio.sleep(op.seconds)
         return await getattr(self._store(), f"a{op.method}")(*op.args, **op.kwargs)
 
     def _store(self) -> BudgetStore:
@@ -176,5 +187,7 @@ class CostRouter:
                 flush = getattr(provider, "force_flush", None)
                 if callable(flush):
                     flush()
+        if self.guard is not None:
+            self.guard.close()
         if self.store is not None:
             self.store.close()
