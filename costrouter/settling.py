@@ -159,7 +159,6 @@ class EpochWatch:
         if marker is not None:
             with contextlib.suppress(OSError):
                 self.known = marker.read_text(encoding="utf-8").strip() or None
-        self.candidate = uuid.uuid4().hex
         self.seen_connections = -1
         self.checked_at = float("-inf")
         self.lost: str | None = None
@@ -308,7 +307,7 @@ class StoreGuard:
             return
         watch.checking = True
         try:
-            state: EpochState | None = yield StoreOp("epoch", (watch.candidate, watch.known))
+            state: EpochState | None = yield StoreOp("epoch", (uuid.uuid4().hex, watch.known))
         except BudgetStoreError:
             return  # the reserve meets the same failure and applies on_store_error
         finally:
@@ -350,7 +349,7 @@ class StoreGuard:
             except OSError:
                 logger.exception("costrouter: could not adopt settle journals in %s", self.journal.directory)
         with contextlib.suppress(BudgetStoreError):
-            state = self.store.epoch(self.epoch.candidate, self.epoch.known)
+            state = self.store.epoch(uuid.uuid4().hex, self.epoch.known)
             if state is not None and self.epoch.observe(state, self.store.connections):
                 self._lost_counter.add(1, {sc.BUDGET_ON_STORE_LOST: self.config.on_store_lost})
                 logger.error("costrouter: the budget store lost its data (epoch %s) before this start", state.epoch)
