@@ -2,7 +2,8 @@
 
 ``RedisServer.start()`` runs ``redis-server --port <free port> --save "" --appendonly no``
 in a temporary directory and waits until it answers PING; ``kill()`` and ``restart()``
-(same port) let tests see the store go down and come back. With ``REDIS_URL`` set, the
+(same port) let tests see the store go down and come back, with every key gone (nothing is
+persisted: a Redis that restarted empty); ``DEBUG SLEEP`` is enabled for local clients. With ``REDIS_URL`` set, the
 tests use that server instead and cannot kill it (``can_restart`` is false).
 """
 
@@ -56,6 +57,8 @@ class RedisServer:
             binary = shutil.which("redis-server") or "/usr/bin/redis-server"
             self._dir = self._dir or tempfile.mkdtemp(prefix="costrouter-redis-")
             command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            # DEBUG SLEEP is how fault tests make the server slow (Redis 7 refuses DEBUG by default).
+            command += ["--enable-debug-command", "local"]
             self._process = subprocess.Popen(
                 [*command, "--dir", self._dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
