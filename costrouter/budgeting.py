@@ -119,7 +119,8 @@ def settle_flow(
     for budget in reservation.budgets:
         try:
             if guard is not None:
-                result = yield from guard.settle_flow(budget, reservation.reservation_id, amount_micros)
+                retry = not reservation.journaled
+                result = yield from guard.settle_flow(budget, reservation.reservation_id, amount_micros, retry=retry)
             elif amount_micros > 0:
                 result = yield StoreOp("settle", (budget, reservation.reservation_id, amount_micros))
             else:

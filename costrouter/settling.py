@@ -241,8 +241,15 @@ class StoreGuard:
         self._journal_counter.add(1, {sc.BUDGET_JOURNAL_ACTION: action, sc.BUDGET_SCOPE: entry.budget.scope})
 
     # ---- settle --------------------------------------------------------------------------
-    def settle_flow(self, budget: BudgetRef, call_id: str, amount_micros: int) -> Flow[SettleOutcome | Journaled]:
-        """Settle (or release, for 0) with retries; journal it when the store keeps failing."""
+    def settle_flow(
+        self, budget: BudgetRef, call_id: str, amount_micros: int, *, retry: bool = True
+    ) -> Flow[SettleOutcome | Journaled]:
+        """Settle (or release, for 0) with retries; journal it when the store keeps failing.
+
+        ``retry=False`` tries once: for the next budgets of a call whose store just failed
+        every try, so that a call waits for one budget's retries, not each budget's.
+        """
+        attempts = self.config.settle_attempts if retry else 1
         method = "settle" if amount_micros > 0 else "release"
         args = (budget, call_id, amount_micros) if amount_micros > 0 else (budget, call_id)
         tries = 0
@@ -251,8 +258,8 @@ class StoreGuard:
                 result: SettleOutcome = yield StoreOp(method, args)
             except BudgetStoreError as exc:
                 tries += 1
-                if tries >= self.config.settle_attempts:
-                    return self._journal(budget, call_id, amount_micros, method, exc)
+                if tries >= attempts:
+                    return self._journal(budget, call_id, amount_micros, method, exc, tries)
                 yield SleepOp(BACKOFF_SECONDS[min(tries, len(BACKOFF_SECONDS)) - 1])
                 continue
             if self.replayer is not None:
@@ -260,7 +267,7 @@ class StoreGuard:
             return result
 
     def _journal(
-        self, budget: BudgetRef, call_id: str, amount_micros: int, method: str, error: BudgetStoreError
+        self, budget: BudgetRef, call_id: str, amount_micros: int, method: str, error: BudgetStoreError, tries: int
     ) -> Journaled:
         entry = new_entry(budget, call_id, amount_micros, "settle" if method == "settle" else "release")
         kept = False
@@ -278,7 +285,7 @@ class StoreGuard:
                 budget.name,
                 call_id,
                 amount_micros,
-                self.config.settle_attempts,
+                tries,
                 error,
             )
         else:

@@ -32,8 +32,9 @@ def default_journal_dir() -> str:
     State, not cache (it must survive a reboot) nor config; per user, so that every
     process of one user on one machine shares it and adopts the files of dead ones.
     """
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return str(Path(base) / "costrouter" / "journal")
+    state = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if Path(state).is_absolute() else Path.home() / ".local" / "state"  # XDG: relative is invalid
+    return str(base / "costrouter" / "journal")
 
 
 class StoreConfig(BaseModel):
