@@ -31,7 +31,8 @@ from costrouter.budget import (
     load_policy,
     store_from_config,
 )
-from costrouter.budget.journal import PendingSettle, read_pending
+from costrouter.budget.journal import PendingSettle
+from costrouter.budget_view import BudgetsView
 from costrouter.config import SECRET_PREFIX, Deployment, RouterConfig, load_router_config, resolve_secrets
 from costrouter.errors import BudgetStoreError, ConfigError, ConfigProblem
 from costrouter.money import micros_to_usd
@@ -570,7 +571,7 @@ def status(
 def _print_pending(console: Console, policy: BudgetPolicy, store: BudgetStore) -> list[PendingSettle]:
     """Say what waits in this machine's settle journal for the store; returns the pending settles."""
     directory = journal_directory(policy, store)
-    entries = [] if directory is None else [e for e in read_pending(directory) if e.state == "settle"]
+    entries = BudgetsView(policy, store).pending_settles()
     if entries:
         amount = format_usd(micros_to_usd(sum(e.amount_micros for e in entries)))
         console.print(

@@ -273,6 +273,27 @@ def test_a_full_journal_drops_loudly_and_budget_status_shows_what_waits(
     router.shutdown()
 
 
+async def test_async_calls_journal_and_replay_through_the_same_flow(
+    provider: ProviderDouble, capture: TelemetryCapture, fault_redis: RedisServer, tmp_path: Path
+) -> None:
+    provider.reset()
+    budgets = policy(fault_redis.url, tmp_path, f"t{uuid.uuid4().hex[:10]}", on_store_error="fail_open")
+    router = make_router(provider, capture, budgets)
+    refuse_scripts(fault_redis, refuse=True)
+    response = await router.aroute_completion("fast", MESSAGES, max_tokens=20, session_id="a", team_id="t")
+    assert router.guard is not None
+    assert router.guard.pending() == (3, 3 * priced(response))  # session, team, global
+    assert router.budgets is not None
+    assert len(router.budgets.pending_settles()) == 3
+    refuse_scripts(fault_redis, refuse=False)
+    await router.aroute_completion("fast", MESSAGES, max_tokens=20, session_id="b")
+    wait_until(lambda: router.guard is not None and router.guard.pending() == (0, 0))
+    for budget in refs(router, "a", "t"):
+        wanted = priced(response) if budget.scope != "global" else 2 * priced(response)
+        assert spent_and_held(router, budget) == (wanted, 0), budget.name
+    router.shutdown()
+
+
 # ---- a Redis restarted empty ---------------------------------------------------------------------
 def test_a_redis_restarted_empty_is_refused_by_this_and_new_routers_until_accepted(
     provider: ProviderDouble, capture: TelemetryCapture, fault_redis: RedisServer, tmp_path: Path
