@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from costrouter.budget import BudgetPolicy, BudgetRef, BudgetStatus, BudgetStore
-from costrouter.budget.journal import PendingSettle, read_pending
+from costrouter.budget.journal import PendingSettle, journal_directory, read_pending
 from costrouter.budget.store import GLOBAL_SCOPE_ID
-from costrouter.settling import journal_directory
 
 SCOPES = ("session", "user", "team", "tag", "global")
 

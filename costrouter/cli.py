@@ -31,7 +31,7 @@ from costrouter.budget import (
     load_policy,
     store_from_config,
 )
-from costrouter.budget.journal import PendingSettle
+from costrouter.budget.journal import PendingSettle, journal_directory
 from costrouter.budget_view import BudgetsView
 from costrouter.config import SECRET_PREFIX, Deployment, RouterConfig, load_router_config, resolve_secrets
 from costrouter.errors import BudgetStoreError, ConfigError, ConfigProblem
@@ -49,7 +49,6 @@ from costrouter.report import (
     report_table,
 )
 from costrouter.settings import Settings
-from costrouter.settling import journal_directory
 
 if TYPE_CHECKING:
     from costrouter.demo import DemoResult

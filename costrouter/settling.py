@@ -34,8 +34,8 @@ from opentelemetry.util.types import AttributeValue
 
 from costrouter import semconv as sc
 from costrouter._version import __version__
-from costrouter.budget import BudgetPolicy, BudgetRef, BudgetStore, RedisBudgetStore, SettleOutcome
-from costrouter.budget.journal import PendingSettle, SettleJournal, journal_dir_for, new_entry
+from costrouter.budget import BudgetPolicy, BudgetRef, BudgetStore, SettleOutcome
+from costrouter.budget.journal import PendingSettle, SettleJournal, journal_directory, new_entry
 from costrouter.budget.store import EpochState
 from costrouter.errors import BudgetStoreError
 from costrouter.money import micros_to_usd
@@ -376,14 +376,6 @@ class StoreGuard:
             self.replayer.close()
         if self.journal is not None:
             self.journal.close()
-
-
-def journal_directory(policy: BudgetPolicy, store: BudgetStore) -> Path | None:
-    """The journal directory of ``store``, or ``None`` (no journal: memory store, or ``journal_dir: null``)."""
-    base = policy.store.journal_dir
-    if base is None or not isinstance(store, RedisBudgetStore):
-        return None
-    return journal_dir_for(base, store.url, policy.store.key_prefix)
 
 
 def build_guard(policy: BudgetPolicy, store: BudgetStore, telemetry: Telemetry) -> StoreGuard:

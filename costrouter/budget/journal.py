@@ -26,10 +26,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from costrouter.budget.store import BudgetRef
+from costrouter.budget.redis import RedisBudgetStore
+from costrouter.budget.store import BudgetRef, BudgetStore
 from costrouter.budget.windows import parse_window
+
+if TYPE_CHECKING:
+    from costrouter.budget.policy import BudgetPolicy
 
 logger = logging.getLogger("costrouter.budget")
 
@@ -47,6 +51,14 @@ def journal_dir_for(base: str | Path, redis_url: str, key_prefix: str) -> Path:
     """
     digest = hashlib.sha256(f"{redis_url}\n{key_prefix}".encode()).hexdigest()[:16]
     return Path(base) / digest
+
+
+def journal_directory(policy: BudgetPolicy, store: BudgetStore) -> Path | None:
+    """The journal directory of ``store``, or ``None`` (no journal: memory store, or ``journal_dir: null``)."""
+    base = policy.store.journal_dir
+    if base is None or not isinstance(store, RedisBudgetStore):
+        return None
+    return journal_dir_for(base, store.url, policy.store.key_prefix)
 
 
 @dataclass(frozen=True)
