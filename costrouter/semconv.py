@@ -213,4 +213,7 @@ METRIC_INSTRUMENTS: Final = {
     METRIC_ATTEMPTS: ("counter", METRIC_ATTEMPTS_UNIT),
     METRIC_BUDGET_DECISIONS: ("counter", METRIC_BUDGET_DECISIONS_UNIT),
 }
-"""Every metric costrouter emits: name -> (instrument kind, unit). Prometheus names follow from these."""
+"""Every metric a routed call emits: name -> (instrument kind, unit). Prometheus names follow from these.
+
+The store-fault metrics (``METRIC_SETTLE_JOURNAL``, ``METRIC_SETTLES_PENDING``, ``METRIC_STORE_LOST``)
+appear only once a store fails, so they are not listed here."""

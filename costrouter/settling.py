@@ -97,9 +97,9 @@ class Replayer:
         """Wake the thread (starting it if needed) when entries wait: cheap, for the call path."""
         if not self.journal.pending_count or self._stop.is_set():
             return
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():
             with self._start:
-                if self._thread is None:
+                if self._thread is None or not self._thread.is_alive():
                     self._thread = threading.Thread(target=self._run, name="costrouter-settle-replay", daemon=True)
                     self._thread.start()
         self._wake.set()
@@ -111,7 +111,10 @@ class Replayer:
             if self._stop.is_set():
                 return
             if self.journal.pending_count:
-                self.replay_once()
+                try:
+                    self.replay_once()
+                except Exception:  # a bug or a broken disk must not end the replays for good
+                    logger.exception("costrouter: replaying the settle journal failed; retrying later")
 
     def replay_once(self) -> int:
         """Replay pending entries, oldest first, until the store fails; returns how many landed."""
