@@ -230,7 +230,7 @@ class CallPlanner:
                 self._on_store_error(call, reservation, exc, policy.store.on_store_error)
                 return
             if self.guard is not None:  # a reserve that reconnected may have met an empty store
-                yield from self.guard.epoch_flow(call.span)
+                yield from self.guard.after_reserve_flow(call.span)
             if not isinstance(result, Refusal):
                 self._on_reserved(call, reservation, result)
                 return

@@ -309,6 +309,12 @@ class StoreGuard:
         return Journaled(budget, entry, error, kept)
 
     # ---- the store's epoch ---------------------------------------------------------------
+    def after_reserve_flow(self, span: Span | None) -> Flow[None]:
+        """After a reserve that worked: wake the replay if settles wait, check the epoch if due."""
+        if self.replayer is not None:
+            self.replayer.kick()
+        yield from self.epoch_flow(span)
+
     def epoch_flow(self, span: Span | None) -> Flow[None]:
         """Check the store's epoch when due; raise BudgetStoreError on a loss under fail_closed."""
         fail_closed = self.config.on_store_lost == "fail_closed"
