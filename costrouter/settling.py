@@ -142,6 +142,8 @@ class Replayer:
                     entry.amount_micros,
                     time.time() - entry.at,
                 )
+            if landed:
+                self.journal.sync()
         return landed
 
     def close(self) -> None:

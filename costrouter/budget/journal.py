@@ -202,11 +202,18 @@ class SettleJournal:
         _fsync_dir(self.directory)
         return path, descriptor
 
-    def _write(self, lines: list[dict[str, Any]]) -> None:
+    def _write(self, lines: list[dict[str, Any]], *, sync: bool = True) -> None:
         data = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
         os.write(self._fd, data)
-        os.fsync(self._fd)
+        if sync:
+            os.fsync(self._fd)
         self._lines += len(lines)
+
+    def sync(self) -> None:
+        """Flush the done marks written since the last sync (a lost one only replays an idempotent settle)."""
+        with self._lock:
+            if not self._closed:
+                os.fsync(self._fd)
 
     def adopt(self) -> int:
         """Take over the files of dead processes (no lock held on them); returns the entries taken."""
@@ -278,11 +285,11 @@ class SettleJournal:
             return True
 
     def mark_done(self, entry_id: str) -> None:
-        """Record that ``entry_id`` reached the store; compact the file when it grew."""
+        """Record that ``entry_id`` reached the store (not fsynced: see :meth:`sync`); compact when grown."""
         with self._lock:
             if self._closed or entry_id not in self._pending:
                 return
-            self._write([{"kind": "done", "id": entry_id}])
+            self._write([{"kind": "done", "id": entry_id}], sync=False)
             del self._pending[entry_id]
             if not self._pending:
                 os.ftruncate(self._fd, 0)
