@@ -38,6 +38,10 @@ class CostRouter:
     ones, so an application's own OpenTelemetry setup is respected; when neither is
     given and ``settings.exporter`` (``COSTROUTER_EXPORTER``) is not ``none``,
     costrouter sets up its own export (console, OTLP or a JSON-lines file).
+
+    With a budget policy, ``guard`` retries settles, keeps the ones the store refuses in
+    a journal on local disk and replays them, and refuses a store that lost its data
+    (:mod:`costrouter.settling`); ``guard.pending()`` is what waits.
     """
 
     def __init__(

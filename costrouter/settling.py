@@ -120,9 +120,18 @@ class Replayer:
         """Replay pending entries, oldest first, until the store fails; returns how many landed."""
         landed = 0
         with self._pass:
+            record_ttl = self.guard.config.record_ttl_seconds
             for entry in self.journal.pending():
                 if self._stop.is_set():
                     break
+                if time.time() - entry.at > record_ttl:
+                    logger.warning(
+                        "costrouter: replaying the %s of call %s after the store forgot the call (%d s): "
+                        "charged again if an earlier, timed-out try had landed",
+                        entry.state,
+                        entry.call_id,
+                        record_ttl,
+                    )
                 try:
                     if entry.state == "settle":
                         self.store.settle(entry.budget, entry.call_id, entry.amount_micros)
