@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from typer.testing import CliRunner
 from costrouter import BudgetStoreError, CostRouter
 from costrouter import semconv as sc
 from costrouter.budget import BudgetPolicy, BudgetRef, RedisBudgetStore, StoreConfig
-from costrouter.budget.journal import journal_dir_for, read_pending
+from costrouter.budget.journal import SettleJournal, journal_dir_for, new_entry, read_pending
 from costrouter.cli import app
 from costrouter.money import usd_to_micros
 from costrouter.settling import StoreLostError
@@ -356,4 +357,25 @@ def test_a_redis_restarted_empty_under_warn_logs_marks_the_span_and_goes_on(
     assert point[0][sc.BUDGET_ON_STORE_LOST] == "warn"
     for budget in refs(router, "w"):  # counting goes on from the empty store
         assert spent_and_held(router, budget) == (priced(response), 0)
+    router.shutdown()
+
+
+def test_a_replay_past_the_call_records_life_still_charges_and_says_it_may_charge_twice(
+    provider: ProviderDouble,
+    capture: TelemetryCapture,
+    fault_redis: RedisServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    budgets = policy(fault_redis.url, tmp_path, prefix, settle_record_ttl_seconds=60)
+    (budget, *_) = BudgetPolicy.model_validate(budgets).budgets_for(session_id="old")
+    journal = SettleJournal(journal_dir_for(tmp_path, fault_redis.url, prefix))
+    journal.append(replace(new_entry(budget, "old-call", 77, "settle"), at=time.time() - 3600))
+    journal.close()  # as a process that died an hour ago would leave it
+
+    with caplog.at_level(logging.WARNING, logger="costrouter"):
+        router = make_router(provider, capture, budgets)
+    assert "after the store forgot the call" in caplog.text
+    assert spent_and_held(router, budget) == (77, 0)
     router.shutdown()
