@@ -16,6 +16,7 @@ from costrouter.budget import BudgetRef, ReserveOutcome, SettleOutcome
 from costrouter.errors import BudgetExceededError, BudgetStoreError
 from costrouter.money import micros_to_usd
 from costrouter.ops import Flow, StoreOp
+from costrouter.settling import Journaled, StoreGuard
 
 logger = logging.getLogger("costrouter.budget")
 
@@ -54,6 +55,7 @@ class Reservation:
     outcome: BudgetOutcome = "allowed"
     downgraded_to: str | None = None
     store_error: BudgetStoreError | None = None
+    journaled: list[Journaled] = field(default_factory=list)
 
     def attributes(self) -> dict[str, AttributeValue]:
         """The decision as span attributes (tightest budget's limit and spend)."""
@@ -127,22 +129,32 @@ def _release_after_refusal(budgets: Sequence[BudgetRef], reservation_id: str) ->
             )
 
 
-def settle_flow(reservation: Reservation, amount_micros: int) -> Flow[list[SettleOutcome]]:
+def settle_flow(
+    reservation: Reservation, amount_micros: int, guard: StoreGuard | None = None
+) -> Flow[list[SettleOutcome]]:
     """Replace every hold by the actual cost (a release when nothing was billed).
 
-    A store failure here never reaches the caller (the provider already answered):
-    it is logged and recorded, and the hold expires by its TTL.
+    A store failure here never reaches the caller (the provider already answered): with
+    a ``guard`` the settle is retried, then journaled for replay; without one it is
+    logged and the hold expires by its TTL.
     """
     results: list[SettleOutcome] = []
     for budget in reservation.budgets:
         try:
-            if amount_micros > 0:
+            if guard is not None:
+                retry = not reservation.journaled
+                result = yield from guard.settle_flow(budget, reservation.reservation_id, amount_micros, retry=retry)
+            elif amount_micros > 0:
                 result = yield StoreOp("settle", (budget, reservation.reservation_id, amount_micros))
             else:
                 result = yield StoreOp("release", (budget, reservation.reservation_id))
         except BudgetStoreError as exc:
             reservation.store_error = exc
             logger.warning("costrouter: could not settle budget %s: %s", budget.name, exc)
+            continue
+        if isinstance(result, Journaled):
+            reservation.store_error = result.error
+            reservation.journaled.append(result)
             continue
         results.append(result)
     return results
@@ -159,6 +171,8 @@ def settle_attributes(reservation: Reservation, settled: Sequence[SettleOutcome]
         attributes[sc.BUDGET_REMAINING_USD] = micros_to_usd(max(0, min(remaining)))
     if reservation.store_error is not None:
         attributes[sc.BUDGET_STORE_ERROR] = str(reservation.store_error)
+    if reservation.journaled:
+        attributes[sc.BUDGET_SETTLE_JOURNALED] = len(reservation.journaled)
     return attributes
 
 

@@ -41,6 +41,7 @@ from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
 from costrouter.ops import Flow, RouteOp
 from costrouter.pricing import Price, PriceBook, estimate_usd, output_cap, response_cost_usd
 from costrouter.request_checks import check_request
+from costrouter.settling import StoreGuard
 from costrouter.telemetry import Outcome, Telemetry
 from costrouter.token_ratios import TokenRatios
 from costrouter.tokens import completions, prompt_token_bound, prompt_token_count, requested_output_tokens
@@ -122,6 +123,7 @@ class CallPlanner:
         self.policy = policy
         self.renewer: HoldRenewer | None = None
         """Keeps live calls' holds from expiring (set by the router when it has a store)."""
+        self.guard: StoreGuard | None = None
         self.prices = PriceBook.from_config(config)
         self.deployments = {
             deployment_id: DeploymentFacts(
@@ -238,11 +240,15 @@ class CallPlanner:
             amount = self._estimate_micros(policy, call, call.group)
             reservation = Reservation(reservation_id, budgets, amount, downgraded_to=downgraded_to)
             call.reservation = reservation
+            if self.guard is not None:
+                yield from self.guard.epoch_flow(call.span)
             try:
                 result = yield from reserve_flow(budgets, reservation_id, amount)
             except BudgetStoreError as exc:
                 self._on_store_error(call, reservation, exc, policy.store.on_store_error)
                 return
+            if self.guard is not None:  # a reserve that reconnected may have met an empty store
+                yield from self.guard.after_reserve_flow(call.span)
             if not isinstance(result, Refusal):
                 self._on_reserved(call, reservation, result)
                 return
@@ -360,8 +366,10 @@ class CallPlanner:
         if reservation is not None and reservation.outcome != "rejected":
             if self.renewer is not None:
                 self.renewer.forget(reservation.reservation_id)
-            settled = yield from settle_flow(reservation, amount)
+            settled = yield from settle_flow(reservation, amount, self.guard)
             call.span.set_attributes(settle_attributes(reservation, settled, amount))
+            for journaled in reservation.journaled:
+                call.span.add_event(sc.EVENT_SETTLE_JOURNALED, journaled.event_attributes())
             for budget, settle in zip(reservation.budgets, settled, strict=False):
                 for threshold in settle.alerts:
                     self._alert(call, budget, threshold, settle.spent_micros)

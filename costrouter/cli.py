@@ -22,7 +22,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from costrouter.budget import GLOBAL_SCOPE_ID, Budget, BudgetPolicy, BudgetStore, load_policy, store_from_config
+from costrouter.budget import (
+    GLOBAL_SCOPE_ID,
+    Budget,
+    BudgetPolicy,
+    BudgetStore,
+    RedisBudgetStore,
+    load_policy,
+    store_from_config,
+)
+from costrouter.budget.journal import PendingSettle, journal_directory
+from costrouter.budget_view import BudgetsView
 from costrouter.config import SECRET_PREFIX, Deployment, RouterConfig, load_router_config, resolve_secrets
 from costrouter.errors import BudgetStoreError, ConfigError, ConfigProblem
 from costrouter.money import micros_to_usd
@@ -568,12 +578,16 @@ def status(
     console = _console()
     _heading(console, f"{scope.value} {target}")
     table = _table(console)
-    for column in ("budget", "window", "limit", "spent", "held", "holds", "remaining", "used", "unheld"):
+    for column in ("budget", "window", "limit", "spent", "held", "holds", "pending", "remaining", "used", "unheld"):
         table.add_column(column, justify="left" if column in ("budget", "window") else "right")
     with _open_store(policy, redis) as store, _store_errors():
+        pending = _print_pending(console, policy, store)
         for budget in _matching(policy, scope, target, name):
             state = store.status(budget.ref(target))
             used = (state.spent_micros + state.held_micros) / state.limit_micros if state.limit_micros else 0.0
+            waiting = sum(
+                e.amount_micros for e in pending if (e.budget.name, e.budget.scope_id) == (budget.budget_name, target)
+            )
             table.add_row(
                 state.budget,
                 state.window_id,
@@ -581,11 +595,51 @@ def status(
                 format_usd(micros_to_usd(state.spent_micros)),
                 format_usd(micros_to_usd(state.held_micros)),
                 str(state.active_holds),
+                format_usd(micros_to_usd(waiting)),
                 format_usd(micros_to_usd(state.remaining_micros)),
                 f"{used:.1%}",
                 str(state.unheld_settles),
             )
     console.print(table)
+
+
+def _print_pending(console: Console, policy: BudgetPolicy, store: BudgetStore) -> list[PendingSettle]:
+    """Say what waits in this machine's settle journal for the store; returns the pending settles."""
+    directory = journal_directory(policy, store)
+    entries = BudgetsView(policy, store).pending_settles()
+    if entries:
+        amount = format_usd(micros_to_usd(sum(e.amount_micros for e in entries)))
+        console.print(
+            f"pending settles: {len(entries)} ({amount}) wait in the journal {directory}; "
+            "a router of this store replays them when the store answers (they are not in 'spent' yet)",
+            markup=False,
+        )
+    else:
+        console.print("pending settles: none", markup=False)
+    return entries
+
+
+@budget_app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  costrouter budget accept-loss --budgets configs/budgets.yaml\n\n"
+        "A Redis that restarted empty loses every counter; with store.on_store_lost: fail_closed (the\n"
+        "default) routers refuse calls until this command accepts the store's new, empty state.\n\n"
+        f"{_STORE_EPILOG}"
+    ),
+    name="accept-loss",
+)
+def accept_loss(budgets: BudgetsOption = None, redis: RedisOption = None) -> None:
+    """Accept that the budget store lost its data: routers stop refusing and count from its new state."""
+    policy, _ = _load_budget_policy(budgets, redis)
+    with _open_store(policy, redis) as store, _store_errors():
+        if not isinstance(store, RedisBudgetStore):
+            _fail(_MEMORY_STORE_NOTE, ExitCode.MEMORY_STORE)
+        epoch = store.accept_epoch()
+    if not epoch:
+        _console().print("the store has no epoch yet: no router has used it, nothing to accept", markup=False)
+        return
+    _console().print(f"accepted the store's epoch {epoch}: routers count from its current state", markup=False)
 
 
 @budget_app.command(

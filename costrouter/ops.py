@@ -32,7 +32,14 @@ class RouteOp:
     kwargs: dict[str, Any]
 
 
-Op = StoreOp | RouteOp
+@dataclass(frozen=True)
+class SleepOp:
+    """Wait ``seconds`` (``time.sleep`` or ``asyncio.sleep``), as between two tries of a settle."""
+
+    seconds: float
+
+
+Op = StoreOp | RouteOp | SleepOp
 Flow = Generator[Op, Any, T]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,9 @@ from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
 from costrouter.context import Id, Tags, resolve_caller
 from costrouter.exporters import TelemetrySetup, configure_telemetry
-from costrouter.ops import Op, RouteOp, adrive, drive
+from costrouter.ops import Op, RouteOp, SleepOp, adrive, drive
 from costrouter.settings import Settings
+from costrouter.settling import build_guard
 from costrouter.streaming import AsyncRoutedStream, RoutedStream
 from costrouter.telemetry import Telemetry
 
@@ -42,6 +45,10 @@ class CostRouter:
     ones, so an application's own OpenTelemetry setup is respected; when neither is
     given and ``settings.exporter`` (``COSTROUTER_EXPORTER``) is not ``none``,
     costrouter sets up its own export (console, OTLP or a JSON-lines file).
+
+    With a budget policy, ``guard`` retries settles, keeps the ones the store refuses in
+    a journal on local disk and replays them, and refuses a store that lost its data
+    (:mod:`costrouter.settling`); ``guard.pending()`` is what waits.
     """
 
     def __init__(
@@ -79,6 +86,10 @@ class CostRouter:
         self._planner = CallPlanner(self.config, self.telemetry, attempt_tracker(), self.policy)
         if self.store is not None and self.policy is not None:
             self._planner.renewer = HoldRenewer(self.store, _hold_ttl(self.store, self.policy))
+        self.guard = (
+            None if self.policy is None or self.store is None else build_guard(self.policy, self.store, self.telemetry)
+        )
+        self._planner.guard = self.guard
 
     @classmethod
     def from_files(
@@ -154,11 +165,15 @@ class CostRouter:
     def _execute(self, op: Op) -> Any:
         if isinstance(op, RouteOp):
             return self.litellm_router.completion(**op.kwargs)
+        if isinstance(op, SleepOp):
+            return time.sleep(op.seconds)
         return getattr(self._store(), op.method)(*op.args, **op.kwargs)
 
     async def _aexecute(self, op: Op) -> Any:
         if isinstance(op, RouteOp):
             return await self.litellm_router.acompletion(**op.kwargs)
+        if isinstance(op, SleepOp):
+            return await asyncio.sleep(op.seconds)
         return await getattr(self._store(), f"a{op.method}")(*op.args, **op.kwargs)
 
     def _store(self) -> BudgetStore:
@@ -187,5 +202,7 @@ class CostRouter:
                     flush()
         if self._planner.renewer is not None:
             self._planner.renewer.stop()
+        if self.guard is not None:
+            self.guard.close()
         if self.store is not None:
             self.store.close()

@@ -160,6 +160,13 @@ BUDGET_REMAINING_USD: Final = "budget.remaining_usd"
 BUDGET_DOWNGRADED_TO: Final = "budget.downgraded_to"
 BUDGET_STORE_ERROR: Final = "budget.store_error"
 
+BUDGET_SETTLE_JOURNALED: Final = "budget.settle.journaled"
+"""How many of the call's budgets the store could not settle: their settles wait in the journal."""
+BUDGET_JOURNAL_ACTION: Final = "budget.journal.action"
+"""Metric attribute: ``journaled`` | ``replayed`` | ``dropped`` (the journal was full)."""
+BUDGET_ON_STORE_LOST: Final = "budget.on_store_lost"
+"""Metric attribute: the policy's ``on_store_lost`` when a store that lost its data is detected."""
+
 EVENT_BUDGET_ALERT: Final = "budget.alert"
 EVENT_BUDGET_WARNING: Final = "budget.exceeded_warning"
 EVENT_STORE_ERROR: Final = "budget.store_error"
@@ -169,6 +176,10 @@ EVENT_UNHELD_SETTLE: Final = "budget.unheld_settle"
 """A settle charged a budget whose hold for the call was gone (expired, reset, never taken)."""
 EVENT_INTERRUPTED_CHARGE: Final = "budget.interrupted_charge"
 """A cancelled, interrupted or timed-out call was charged its hold (``defaults.on_interrupted``)."""
+EVENT_SETTLE_JOURNALED: Final = "budget.settle_journaled"
+"""A settle (or release) the store did not take after its retries: kept in the journal (or dropped)."""
+EVENT_STORE_LOST: Final = "budget.store_lost"
+"""The store's epoch changed: it lost its data (a Redis restarted empty)."""
 
 # ---- metrics ---------------------------------------------------------------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
@@ -183,6 +194,14 @@ METRIC_BUDGET_DECISIONS: Final = "costrouter.budget.decisions"
 """Counter of budget decisions, by scope and outcome (never by id)."""
 METRIC_BUDGET_UNHELD_SETTLES: Final = "costrouter.budget.unheld_settles"
 """Counter of settles that charged a budget with no live hold for the call, by scope."""
+METRIC_SETTLE_JOURNAL: Final = "costrouter.budget.settle_journal"
+"""Counter of settles journaled, replayed or dropped, by ``budget.journal.action``."""
+METRIC_SETTLES_PENDING: Final = "costrouter.budget.settles_pending"
+"""Gauge of the settles waiting in this process's journal."""
+METRIC_STORE_LOST: Final = "costrouter.budget.store_lost"
+"""Counter of detections of a store that lost its data, by ``budget.on_store_lost``."""
+METRIC_SETTLE_UNIT: Final = "{settle}"
+METRIC_STORE_LOST_UNIT: Final = "{detection}"
 CALL_OUTCOME: Final = "router.call.outcome"
 """``success`` | ``error`` | ``rejected``."""
 
@@ -247,4 +266,7 @@ METRIC_INSTRUMENTS: Final = {
     METRIC_ATTEMPTS: ("counter", METRIC_ATTEMPTS_UNIT),
     METRIC_BUDGET_DECISIONS: ("counter", METRIC_BUDGET_DECISIONS_UNIT),
 }
-"""Every metric costrouter emits: name -> (instrument kind, unit). Prometheus names follow from these."""
+"""Every metric a routed call emits: name -> (instrument kind, unit). Prometheus names follow from these.
+
+The store-fault metrics (``METRIC_SETTLE_JOURNAL``, ``METRIC_SETTLES_PENDING``, ``METRIC_STORE_LOST``)
+appear only once a store fails, so they are not listed here."""

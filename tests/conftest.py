@@ -11,6 +11,14 @@ import pytest
 from costrouter.testing.redis_server import RedisServer, server_from_env
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Settle journals and epoch markers of the tests (and their worker processes) in a temporary directory."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        yield
+
+
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No OTEL_/COSTROUTER_ variable or .env file of the developer's leaks in."""

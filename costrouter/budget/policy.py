@@ -7,6 +7,7 @@ tells which budget instances a call is charged to.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Final, Literal
@@ -34,6 +35,17 @@ MAX_PRICE_PER_TOKEN: Final = 0.01
 """$10,000 per million tokens, far above any model's price: a higher one is a per-million price."""
 MAX_OUTPUT_TOKENS: Final = 1_000_000
 """A cap beyond every model's output limit."""
+
+
+def default_journal_dir() -> str:
+    """``$XDG_STATE_HOME/costrouter/journal``, else ``~/.local/state/costrouter/journal``.
+
+    State, not cache (it must survive a reboot) nor config; per user, so that every
+    process of one user on one machine shares it and adopts the files of dead ones.
+    """
+    state = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if Path(state).is_absolute() else Path.home() / ".local" / "state"  # XDG: relative is invalid
+    return str(base / "costrouter" / "journal")
 
 
 class StoreConfig(BaseModel):
@@ -69,6 +81,30 @@ class StoreConfig(BaseModel):
     )
     top_index: bool = Field(
         default=True, description="Keep the largest-spender index of each window (costs memory per id)."
+    )
+    settle_attempts: int = Field(
+        default=3, ge=1, le=10, description="Tries of a settle or release before it goes to the journal."
+    )
+    journal_dir: str | None = Field(
+        default_factory=default_journal_dir,
+        min_length=1,
+        description=(
+            "Where settles the store could not take wait to be replayed (redis backend); null turns the "
+            "journal off. Default: $XDG_STATE_HOME/costrouter/journal, else ~/.local/state/costrouter/journal."
+        ),
+    )
+    journal_max_entries: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="Pending settles the journal keeps; past that, logged and lost.",
+    )
+    on_store_lost: Literal["fail_closed", "warn"] = Field(
+        default="fail_closed",
+        description=(
+            "A Redis that lost its data (restarted empty): fail_closed refuses calls until "
+            "`costrouter budget accept-loss`; warn logs, marks the span and goes on."
+        ),
     )
 
     @property

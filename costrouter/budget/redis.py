@@ -23,12 +23,12 @@ ratio), with no expiry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import cache
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import redis
 import redis.asyncio
@@ -41,6 +41,7 @@ from costrouter.budget.store import (
     BudgetRef,
     BudgetStatus,
     BudgetStore,
+    EpochState,
     ReserveOutcome,
     SettleOutcome,
     alert_label,
@@ -48,6 +49,7 @@ from costrouter.budget.store import (
     budget_key,
     check_amount,
     check_ratio,
+    epoch_keys,
     make_status,
     token_ratio_key,
     top_key,
@@ -59,7 +61,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SCRIPT_NAMES: Final = ("reserve", "settle", "status", "reset", "top", "window", "token_ratio", "renew")
+SCRIPT_NAMES: Final = (
+    "reserve",
+    "settle",
+    "status",
+    "reset",
+    "top",
+    "window",
+    "token_ratio",
+    "renew",
+    "epoch",
+    "accept",
+)
 """The scripts under ``lua/``, each registered with every client."""
 
 
@@ -217,14 +230,46 @@ class RedisBudgetStore(BudgetStore):
         self.url = url or self.config.redis_url
         self._owns_client = client is None
         self._owns_async_client = async_client is None
+        self._connections = 0
         self._client = client or redis.Redis.from_url(
-            self.url, retry=Retry(NoBackoff(), 1, (redis.ConnectionError,)), **_client_options(self.config)
+            self.url,
+            retry=Retry(NoBackoff(), 1, (redis.ConnectionError,)),
+            redis_connect_func=self._connected,
+            **_client_options(self.config),
         )
         self._scripts: dict[str, Script] = {
             name: self._client.register_script(script_source(name)) for name in SCRIPT_NAMES
         }
         self._async_client = async_client
         self._async_scripts: dict[str, AsyncScript] = {}
+
+    def _connected(self, connection: redis.Connection) -> None:
+        self._connections += 1
+        cast("Callable[[], None]", connection.on_connect)()
+
+    async def _aconnected(self, connection: redis.asyncio.Connection) -> None:
+        self._connections += 1
+        await connection.on_connect()
+
+    @property
+    def connections(self) -> int:
+        """See :attr:`BudgetStore.connections` (connections the store built; none for given clients)."""
+        return self._connections
+
+    def epoch(self, candidate: str, known: str | None) -> EpochState:
+        """See :meth:`BudgetStore.epoch` (``lua/epoch.lua``, under its own hash tag)."""
+        current, lost = self._run("epoch", "epoch", epoch_keys(self.config.key_prefix), [candidate, known or ""])
+        return EpochState(_text(current), bool(lost))
+
+    async def aepoch(self, candidate: str, known: str | None) -> EpochState:
+        """See :meth:`BudgetStore.epoch`."""
+        keys = epoch_keys(self.config.key_prefix)
+        current, lost = await self._arun("epoch", "epoch", keys, [candidate, known or ""])
+        return EpochState(_text(current), bool(lost))
+
+    def accept_epoch(self) -> str:
+        """Accept the store's current epoch after a loss of data; returns it ('' when none yet)."""
+        return _text(self._run("accept", "accept", epoch_keys(self.config.key_prefix), []))
 
     def _run(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
         with wrap_errors(operation):
@@ -235,6 +280,7 @@ class RedisBudgetStore(BudgetStore):
             self._async_client = redis.asyncio.Redis.from_url(
                 self.url,
                 retry=AsyncRetry(NoBackoff(), 1, (redis.ConnectionError,)),
+                redis_connect_func=self._aconnected,
                 **_client_options(self.config),
             )
         return self._async_client

@@ -81,6 +81,14 @@ class BudgetStatus:
     """Charges of this window that found no live hold (expired, reset, never taken)."""
 
 
+@dataclass(frozen=True)
+class EpochState:
+    """The store's epoch (a random id written at first use) and whether it marks a loss of data."""
+
+    epoch: str
+    lost: bool
+
+
 def make_status(budget: BudgetRef, window_id: str, spent: int, held: int, holds: int) -> BudgetStatus:
     """A :class:`BudgetStatus`, with ``remaining = max(0, limit - spent - held)``."""
     return BudgetStatus(
@@ -129,6 +137,12 @@ def check_ratio(ratio: float, decay: float) -> None:
     if not (0 < ratio < math.inf) or not (0 <= decay <= 1):
         message = f"a token ratio is positive and finite, and a decay in [0, 1], not {ratio!r} and {decay!r}"
         raise ValueError(message)
+
+
+def epoch_keys(prefix: str) -> list[str]:
+    """The epoch key, its lost flag and its accepted epoch: one hash tag, no budget's."""
+    base = "{" + f"{prefix}:epoch" + "}"
+    return [base, f"{base}:lost", f"{base}:accepted"]
 
 
 def alert_label(threshold: float) -> str:
@@ -243,6 +257,23 @@ class BudgetStore(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Coroutine twin of :meth:`close`."""
+
+    def epoch(self, candidate: str, known: str | None) -> EpochState | None:
+        """The store's epoch, written as ``candidate`` when it has none (``None``: no epoch kept).
+
+        ``known`` is the epoch this client saw before; a store whose epoch differs lost its data.
+        """
+        del candidate, known
+        return None
+
+    async def aepoch(self, candidate: str, known: str | None) -> EpochState | None:
+        """Coroutine twin of :meth:`epoch`."""
+        return self.epoch(candidate, known)
+
+    @property
+    def connections(self) -> int:
+        """How many connections the store has opened so far (a change means a reconnect)."""
+        return 0
 
     def __enter__(self) -> Self:
         """Use the store as a context manager that closes it."""
