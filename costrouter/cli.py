@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich import box
@@ -26,6 +25,7 @@ from costrouter.budget import GLOBAL_SCOPE_ID, Budget, BudgetPolicy, BudgetStore
 from costrouter.config import SECRET_PREFIX, Deployment, RouterConfig, load_router_config, resolve_secrets
 from costrouter.errors import BudgetStoreError, ConfigError, ConfigProblem
 from costrouter.money import micros_to_usd
+from costrouter.redaction import mask_url
 from costrouter.report import (
     DEFAULT_BREAKDOWNS,
     Report,
@@ -152,18 +152,6 @@ def _config_errors() -> Iterator[None]:
 
 
 # ---- validate -------------------------------------------------------------------------------
-def _masked_url(value: str) -> str:
-    """A URL without the password of its user part; ``os.environ/NAME`` stays a reference."""
-    if value.startswith(SECRET_PREFIX):
-        return value
-    parts = urlsplit(value)
-    if parts.password is None and parts.username is None:
-        return value
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 def _secret(value: str | None) -> str:
     if value is None:
         return "-"
@@ -230,7 +218,7 @@ def _print_groups(console: Console, config: RouterConfig) -> None:
             )
             endpoints.add_row(
                 deployment_id,
-                _masked_url(deployment.api_base) if deployment.api_base else "-",
+                mask_url(deployment.api_base) if deployment.api_base else "-",
                 _secret(deployment.api_key),
                 ", ".join(sorted(deployment.litellm_params)) or "-",
             )
@@ -244,7 +232,7 @@ def _store_line(policy: BudgetPolicy) -> str:
     store = policy.store
     if store.backend == "memory":
         return "store: memory (counters live in the routing process)"
-    return f"store: redis at {_masked_url(store.redis_url)}, key prefix {store.key_prefix!r}, {store.on_store_error}"
+    return f"store: redis at {mask_url(store.redis_url)}, key prefix {store.key_prefix!r}, {store.on_store_error}"
 
 
 def _usd(value: float) -> str:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 
 from costrouter._yaml import read_yaml, validate
 from costrouter.errors import ConfigError, ConfigProblem
+from costrouter.redaction import masked_repr_args
 
 SECRET_PREFIX = "os.environ/"
 
@@ -56,6 +57,9 @@ class Deployment(_Strict):
     def priced(self) -> bool:
         """Whether the file sets both prices (else the public price map is used)."""
         return self.input_cost_per_token is not None and self.output_cost_per_token is not None
+
+    def __repr_args__(self) -> list[tuple[str | None, Any]]:
+        return masked_repr_args(super().__repr_args__())
 
 
 class ModelGroup(_Strict):

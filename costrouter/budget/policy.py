@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -18,6 +18,7 @@ from costrouter.budget.store import GLOBAL_SCOPE_ID, BudgetRef, budget_key
 from costrouter.budget.windows import WindowSpec, parse_window
 from costrouter.errors import ConfigError, ConfigProblem
 from costrouter.money import usd_to_micros
+from costrouter.redaction import masked_repr_args
 
 Scope = Literal["session", "user", "team", "tag", "global"]
 OnExceeded = Literal["reject", "downgrade", "warn"]
@@ -60,6 +61,9 @@ class StoreConfig(BaseModel):
     def record_ttl_seconds(self) -> int:
         """How long a call's record lives: at least as long as its hold."""
         return max(self.hold_ttl_seconds, self.settle_record_ttl_seconds)
+
+    def __repr_args__(self) -> list[tuple[str | None, Any]]:
+        return masked_repr_args(super().__repr_args__())
 
 
 class Defaults(BaseModel):

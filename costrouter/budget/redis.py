@@ -48,6 +48,7 @@ from costrouter.budget.store import (
     top_key,
 )
 from costrouter.errors import BudgetStoreError
+from costrouter.redaction import mask_url
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript, Script
@@ -296,6 +297,9 @@ class RedisBudgetStore(BudgetStore):
         """The window id and end that the server's scripts compute for the moment ``at``."""
         window, end = self._run("window", "window", [], [*_window_args(budget), repr(at)])
         return _text(window), int(end)
+
+    def __repr__(self) -> str:
+        return f"RedisBudgetStore(url={mask_url(self.url)!r}, key_prefix={self.config.key_prefix!r})"
 
     def close(self) -> None:
         """Close the sync client's connections, if the store built that client."""

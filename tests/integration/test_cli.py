@@ -90,7 +90,7 @@ def test_validate_masks_literal_secrets_and_userinfo(runner: CliRunner, tmp_path
     assert "sk-live-abc123" not in result.output
     assert "hunter2" not in result.output
     assert "***" in result.stdout
-    assert "https://***@example.com/v1" in result.stdout
+    assert "https://user:***@example.com/v1" in result.stdout
 
 
 def test_missing_secret_is_a_warning_unless_strict(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
