@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache, partial
 from typing import Any
 
 import litellm
@@ -36,6 +37,7 @@ from costrouter.pricing import (
     output_cap,
     response_cost_usd,
 )
+from costrouter.reachability import worst_case_prices
 from costrouter.telemetry import Outcome, Telemetry
 
 logger = logging.getLogger("costrouter")
@@ -112,6 +114,7 @@ class CallPlanner:
         self.tracker = tracker
         self.policy = policy
         self.prices = PriceBook.from_config(config)
+        self._worst_prices = cache(partial(worst_case_prices, config.fallback_graph(), self.prices))
         self.deployments = {
             deployment_id: DeploymentFacts(
                 group, deployment.model, _provider_of(deployment.model), self.prices.prices[deployment_id]
@@ -194,7 +197,7 @@ class CallPlanner:
     def _estimate_micros(self, policy: BudgetPolicy, call: RoutedCall, group: str) -> int:
         defaults = policy.defaults
         default_price = Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
-        worst = self.prices.worst_case(self.config.reachable_groups(group), default_price)
+        worst = self._worst_prices(default_price).get(group) or self.prices.worst_case((), default_price)
         if call.prompt_tokens is None:
             call.prompt_tokens = count_prompt_tokens(call.messages)
         requested = call.request.get("max_tokens")

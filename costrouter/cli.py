@@ -187,7 +187,15 @@ def _missing_env(config: RouterConfig) -> list[ConfigProblem]:
     return problems
 
 
-def _print_groups(console: Console, config: RouterConfig) -> None:
+_CHAIN_SHOWN = 4
+"""How many groups of a fallback chain ``validate`` shows."""
+
+
+_GROUPS_SHOWN = 50
+"""How many model groups ``validate`` lists without ``--all``."""
+
+
+def _print_groups(console: Console, config: RouterConfig, *, show_all: bool = False) -> None:
     groups = _table(console)
     for name in (
         "group",
@@ -203,9 +211,12 @@ def _print_groups(console: Console, config: RouterConfig) -> None:
     endpoints = _table(console)
     for name in ("deployment", "api_base", "api_key", "other LiteLLM params"):
         endpoints.add_column(name)
-    for group, group_config in config.groups.items():
+    shown = list(config.groups.items())
+    hidden = 0 if show_all else max(0, len(shown) - _GROUPS_SHOWN)
+    for group, group_config in shown[: len(shown) - hidden]:
         ranked = sorted(enumerate(group_config.deployments), key=lambda item: item[1].priority)
-        chain = " → ".join(config.reachable_groups(group)[1:]) or "-"
+        reach = config.reachable_groups(group, limit=_CHAIN_SHOWN + 2)[1:]
+        chain = " → ".join(reach[:_CHAIN_SHOWN]) + (" → …" if len(reach) > _CHAIN_SHOWN else "") or "-"
         for position, (index, deployment) in enumerate(ranked):
             deployment_id = deployment.id or f"{group}-{index}"
             groups.add_row(
@@ -226,6 +237,8 @@ def _print_groups(console: Console, config: RouterConfig) -> None:
     console.print(groups)
     _heading(console, "Endpoints and secrets (values of secrets are never shown)")
     console.print(endpoints)
+    if hidden:
+        console.print(f"… and {hidden:,} more model groups, all valid (--all lists them)", markup=False)
 
 
 def _store_line(policy: BudgetPolicy) -> str:
@@ -275,6 +288,9 @@ def validate(
         Path | None, typer.Argument(help="Budget policy YAML (default: COSTROUTER_BUDGETS; optional).")
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail when an os.environ/NAME secret is not set.")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help=f"List every model group (default: the first {_GROUPS_SHOWN}).")
+    ] = False,
 ) -> None:
     """Check the model groups and the budget policy; print what they configure, never a secret.
 
@@ -299,7 +315,7 @@ def validate(
         f"timeout {router.timeout} s",
         markup=False,
     )
-    _print_groups(console, config)
+    _print_groups(console, config, show_all=show_all)
     if policy is not None:
         _heading(console, f"{budgets_path}: {len(policy.budgets)} budgets: valid; {_store_line(policy)}")
         console.print(_budgets_table(console, policy))
