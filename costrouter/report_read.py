@@ -1,0 +1,118 @@
+"""Stream a span file into a report: one pass, memory in proportion to the rows, never to the spans.
+
+Each line is parsed on its own (orjson); a line that is not a span record, or a call or
+attempt span with a field a report cannot count, is skipped and counted, and the first
+few are named (``file:line: reason``). A last line cut short (the writer died) is one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from costrouter.report import Aggregator, Report, ReportRow
+from costrouter.report_records import AttemptSummary, BadRecordError, CallJoiner, CallSummary, Dimension
+from costrouter.report_time import Timeline
+
+__all__ = ["MAX_PROBLEMS_SHOWN", "stream_report"]
+
+MAX_PROBLEMS_SHOWN: Final = 20
+"""How many skipped lines a report names; the rest are only counted."""
+
+
+@dataclass
+class _Run:
+    """The state of one pass over a file."""
+
+    source: str
+    aggregators: list[Aggregator]
+    total: Aggregator
+    timeline: Timeline
+    since_ns: int | None
+    until_ns: int | None
+    spans: int = 0
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def accept(self, call: CallSummary) -> bool:
+        if self.since_ns is not None and call.start_time_ns < self.since_ns:
+            return False
+        return self.until_ns is None or call.start_time_ns < self.until_ns
+
+    def on_call(self, call: CallSummary) -> None:
+        self.total.add_call(call)
+        for aggregator in self.aggregators:
+            aggregator.add_call(call)
+        self.timeline.add(call.group or "(none)", call.start_time_ns, call.cost_pico)
+
+    def on_late_attempt(self, call: CallSummary, attempt: AttemptSummary) -> None:
+        self.total.add_attempt(call, attempt)
+        for aggregator in self.aggregators:
+            aggregator.add_attempt(call, attempt)
+
+    def problem(self, number: int, reason: str) -> None:
+        self.skipped += 1
+        if len(self.problems) < MAX_PROBLEMS_SHOWN:
+            self.problems.append(f"{self.source}:{number}: {reason}")
+
+
+def _record(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        if not line.endswith(b"\n"):
+            raise BadRecordError("the last line is cut short (its writer stopped mid-line)") from exc
+        raise BadRecordError(f"not a JSON span record: {exc}") from exc
+
+
+def stream_report(
+    path: str | Path,
+    breakdowns: Sequence[Sequence[Dimension]],
+    *,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+) -> Report:
+    """Read ``path`` once and aggregate the routed calls that started in ``[since, until)``.
+
+    ``OSError`` when the file cannot be read; bad lines never raise (see the module).
+    """
+    source = str(path)
+    run = _Run(
+        source=source,
+        aggregators=[Aggregator(dimensions) for dimensions in breakdowns],
+        total=Aggregator(()),
+        timeline=Timeline(),
+        since_ns=since_ns,
+        until_ns=until_ns,
+    )
+    joiner = CallJoiner(run.on_call, run.on_late_attempt, run.accept)
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            run.spans += 1
+            try:
+                record = _record(line)
+                if not isinstance(record, dict):
+                    raise BadRecordError(f"not a JSON span record: a {type(record).__name__}, not an object")
+                joiner.add(record)
+            except BadRecordError as exc:
+                run.problem(number, str(exc))
+    totals = run.total.breakdown().rows
+    return Report(
+        source=source,
+        spans=run.spans,
+        calls=(),
+        breakdowns=tuple(aggregator.breakdown() for aggregator in run.aggregators),
+        total=totals[0] if totals else ReportRow(()),
+        skipped=run.skipped,
+        problems=tuple(run.problems),
+        orphan_attempts=joiner.orphans(),
+        timeline=run.timeline,
+        since_ns=since_ns,
+        until_ns=until_ns,
+    )
