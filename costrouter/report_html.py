@@ -61,6 +61,13 @@ def _time(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _duration(seconds: int) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
 def _cards(report: Report) -> str:
     total = report.total
     p95 = total.latency_ms_p95
@@ -115,7 +122,9 @@ def _timeline_svg(report: Report) -> str:
         f"{escape(_usd(sum(row)))}</span>"
         for group, row in groups.items()
     )
-    return "".join(parts) + f'<div class="legend">{legend}</div>'
+    step = (starts[1] - starts[0]) // 1_000_000_000 if len(starts) > 1 else timeline.bucket_seconds
+    caption = f'<p class="meta">each bar: {escape(_duration(step))} (UTC)</p>'
+    return caption + "".join(parts) + f'<div class="legend">{legend}</div>'
 
 
 def _top_sessions_svg(report: Report, top: int) -> str:
@@ -189,7 +198,6 @@ def report_html(report: Report, *, top: int = 10) -> str:
     skipped = ""
     if report.skipped:
         skipped = f'<p class="warn">{report.skipped:,} bad lines skipped (not counted in any total).</p>'
-    bucket = report.timeline.bucket_seconds if report.timeline else 0
     sections = "".join(
         f"<h2>{escape(breakdown_title(breakdown))}</h2>{_table(breakdown, report.total)}"
         for breakdown in report.breakdowns
@@ -201,7 +209,7 @@ def report_html(report: Report, *, top: int = 10) -> str:
         f"<h1>LLM cost report</h1>"
         f'<div class="meta">{escape(report.source)} · {report.spans:,} spans{window}</div>{skipped}'
         f"{_cards(report)}"
-        f'<h2>Cost over time by group</h2><p class="meta">bars of at least {bucket:,} s</p>{_timeline_svg(report)}'
+        f"<h2>Cost over time by group</h2>{_timeline_svg(report)}"
         f"<h2>Top {top} sessions by cost</h2>{_top_sessions_svg(report, top)}"
         f"{sections}</body></html>\n"
     )
