@@ -35,6 +35,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 
 from rich import box
@@ -82,6 +83,12 @@ EXACT_LATENCIES: Final = 512
 """A row keeps this many latencies exactly; past it, a histogram of 1 % wide buckets."""
 _GAMMA: Final = 1.02  # bucket i holds (GAMMA**(i-1), GAMMA**i]: the midpoint is within 1 %
 _LOG_GAMMA: Final = math.log(_GAMMA)
+_ZERO_BUCKET: Final = -(10**9)
+
+
+def latency_bucket(value_ms: float) -> int:
+    """The histogram bucket of a latency."""
+    return math.ceil(math.log(value_ms) / _LOG_GAMMA) if value_ms > 0 else _ZERO_BUCKET
 
 
 @dataclass
@@ -110,22 +117,21 @@ class ReportRow:
         """The summed cost: exact to 1e-12 USD, whatever the number of calls."""
         return self.cost_pico / PICO
 
-    def add_latency(self, value_ms: float) -> None:
-        """Count one call's latency (exactly while the row is small)."""
+    def add_latency(self, value_ms: float, bucket: int | None = None) -> None:
+        """Count one call's latency (exactly while the row is small); ``bucket`` if already known."""
         self.latency_count += 1
         self.latency_sum_ms += value_ms
-        if self.latency_buckets:
-            self._bucket(value_ms)
+        buckets = self.latency_buckets
+        if buckets:
+            index = latency_bucket(value_ms) if bucket is None else bucket
+            buckets[index] = buckets.get(index, 0) + 1
             return
         self.latencies_ms.append(value_ms)
         if len(self.latencies_ms) > EXACT_LATENCIES:
             for kept in self.latencies_ms:
-                self._bucket(kept)
+                index = latency_bucket(kept)
+                buckets[index] = buckets.get(index, 0) + 1
             self.latencies_ms = []
-
-    def _bucket(self, value_ms: float) -> None:
-        index = math.ceil(math.log(value_ms) / _LOG_GAMMA) if value_ms > 0 else -(10**9)
-        self.latency_buckets[index] = self.latency_buckets.get(index, 0) + 1
 
     @property
     def latency_ms_mean(self) -> float | None:
@@ -144,7 +150,7 @@ class ReportRow:
         for index in sorted(self.latency_buckets):
             seen += self.latency_buckets[index]
             if seen > rank:
-                return 0.0 if index < -(10**8) else 2 * _GAMMA**index / (1 + _GAMMA)
+                return 0.0 if index == _ZERO_BUCKET else 2 * _GAMMA**index / (1 + _GAMMA)
         return None  # unreachable: the buckets hold latency_count values
 
     def as_dict(self, dimensions: Sequence[Dimension]) -> dict[str, Any]:
@@ -220,6 +226,12 @@ class Aggregator:
         self.dimensions = tuple(dimensions)
         self.rows: dict[tuple[str | None, ...], ReportRow] = {}
         self._by_attempt = bool(_ATTEMPT_DIMENSIONS.intersection(self.dimensions))
+        self._keys: Callable[[CallSummary], list[tuple[str | None, ...]]] = partial(
+            CallSummary.keys, dimensions=self.dimensions
+        )
+        if "tag" not in self.dimensions:
+            names = self.dimensions
+            self._keys = lambda call: [tuple([getattr(call, name) for name in names])]
 
     def _row(self, key: tuple[str | None, ...]) -> ReportRow:
         row = self.rows.get(key)
@@ -229,20 +241,27 @@ class Aggregator:
 
     def add_call(self, call: CallSummary) -> None:
         """Count ``call`` and its attempts."""
-        for key in call.keys(self.dimensions):
-            _add_call(self._row(key), call)
-        for attempt in call.attempts:
-            self.add_attempt(call, attempt)
+        rows = self.rows
+        attempts = call.attempts
+        with_attempts = bool(attempts) and not self._by_attempt
+        bucket = latency_bucket(call.latency_ms) if call.outcome != "rejected" else None
+        for key in self._keys(call):
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = ReportRow(key)
+            _add_call(row, call, bucket)
+            if with_attempts:
+                for attempt in attempts:
+                    _add_attempt(row, attempt)
+        if attempts and self._by_attempt:
+            for attempt in attempts:
+                self.add_attempt(call, attempt)
 
     def add_attempt(self, call: CallSummary, attempt: AttemptSummary) -> None:
         """Count one attempt of ``call`` (also one that arrives after its call was counted)."""
         keys = [_attempt_key(call, attempt, self.dimensions)] if self._by_attempt else call.keys(self.dimensions)
         for key in keys:
-            row = self._row(key)
-            row.attempts += 1
-            row.failed_attempts += 0 if attempt.succeeded else 1
-            row.retries += attempt.kind == "retry"
-            row.fallbacks += attempt.kind == "fallback"
+            _add_attempt(self._row(key), attempt)
 
     def breakdown(self) -> Breakdown:
         """The rows so far, sorted by cost, then calls, then key."""
@@ -253,7 +272,14 @@ class Aggregator:
         return Breakdown(self.dimensions, tuple(ordered))
 
 
-def _add_call(row: ReportRow, call: CallSummary) -> None:
+def _add_attempt(row: ReportRow, attempt: AttemptSummary) -> None:
+    row.attempts += 1
+    row.failed_attempts += 0 if attempt.succeeded else 1
+    row.retries += attempt.kind == "retry"
+    row.fallbacks += attempt.kind == "fallback"
+
+
+def _add_call(row: ReportRow, call: CallSummary, bucket: int | None) -> None:
     row.calls += 1
     if call.outcome == "ok":
         row.ok += 1
@@ -265,7 +291,7 @@ def _add_call(row: ReportRow, call: CallSummary) -> None:
     row.output_tokens += call.output_tokens
     row.cost_pico += call.cost_pico
     if call.outcome != "rejected":
-        row.add_latency(call.latency_ms)
+        row.add_latency(call.latency_ms, bucket)
 
 
 def _attempt_key(call: CallSummary, attempt: AttemptSummary, dimensions: Sequence[Dimension]) -> tuple[str | None, ...]:

@@ -56,7 +56,7 @@ class BadRecordError(ValueError):
     """A span record a report cannot count; the message says which field and why."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttemptSummary:
     """One provider request of a routed call."""
 
@@ -66,7 +66,7 @@ class AttemptSummary:
     succeeded: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallSummary:
     """What a report needs from one routed call's span."""
 
