@@ -21,6 +21,8 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from costrouter import semconv as sc
+from costrouter.alerts import AlertDispatcher, AlertSettings
+from costrouter.alerts.message import budget_alert
 from costrouter.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
 from costrouter.budget import BudgetPolicy, BudgetRef, ReserveOutcome
 from costrouter.budgeting import Refusal, Reservation, reserve_flow, settle_attributes, settle_flow
@@ -114,6 +116,7 @@ class CallPlanner:
         self.tracker = tracker
         self.policy = policy
         self.prices = PriceBook.from_config(config)
+        self.alerts = AlertDispatcher(policy.alerts if policy else AlertSettings(), telemetry.meter_provider)
         self._worst_prices = cache(partial(worst_case_prices, config.fallback_graph(), self.prices))
         self.deployments = {
             deployment_id: DeploymentFacts(
@@ -339,7 +342,7 @@ class CallPlanner:
             call.span.set_attributes(settle_attributes(reservation, settled, amount))
             for budget, settle in zip(reservation.budgets, settled, strict=False):
                 for threshold in settle.alerts:
-                    self._alert(call, budget, threshold, settle.spent_micros)
+                    self._alert(call, budget, threshold, settle.spent_micros, settle.window_id)
         latency = time.perf_counter() - call.started
         call_result = result or ("success" if outcome.error is None else "error")
         self.telemetry.end_call_span(call.span, outcome, call.record, latency)
@@ -355,7 +358,8 @@ class CallPlanner:
         outcome = self.outcome_for(call, Observed(litellm_cost=0.0), error)
         yield from self.finish_flow(call, outcome, "rejected" if rejected else "error")
 
-    def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int) -> None:
+    def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int, window: str) -> None:
+        self.alerts.submit(budget_alert(budget, threshold, spent_micros, window))
         attributes: dict[str, AttributeValue] = {
             "budget": budget.name,
             "scope": budget.scope,

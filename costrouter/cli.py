@@ -323,6 +323,11 @@ def validate(
     if policy is not None:
         _heading(console, f"{budgets_path}: {len(policy.budgets)} budgets: valid; {_store_line(policy)}")
         console.print(_budgets_table(console, policy))
+        sinks = (
+            ", ".join(f"{sink.type} {sink.label!r}" for sink in policy.alerts.sinks)
+            or "none (span events and logs only)"
+        )
+        console.print(f"alert sinks: {sinks}", markup=False)
     else:
         console.print("no budget policy given: spend is traced, nothing is enforced", markup=False)
     missing = _missing_env(config)

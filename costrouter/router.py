@@ -10,6 +10,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from costrouter._yaml import validate
+from costrouter.alerts import AlertDispatcher
 from costrouter.attempts import attempt_tracker
 from costrouter.budget import BudgetPolicy, BudgetStore, load_policy, store_from_config
 from costrouter.budget_view import BudgetsView
@@ -163,6 +164,11 @@ class CostRouter:
     async def _adrive(self, flow: Any) -> None:
         await adrive(flow, self._aexecute)
 
+    @property
+    def alerts(self) -> AlertDispatcher:
+        """The budget alert sender of this router (``flush()``, ``stats``)."""
+        return self._planner.alerts
+
     def shutdown(self) -> None:
         """Flush spans and metrics and close the budget store.
 
@@ -176,5 +182,6 @@ class CostRouter:
                 flush = getattr(provider, "force_flush", None)
                 if callable(flush):
                     flush()
+        self._planner.alerts.close()
         if self.store is not None:
             self.store.close()

@@ -132,6 +132,8 @@ METRIC_ATTEMPTS: Final = "costrouter.attempts"
 """Counter of provider attempts, by model group, deployment, kind and outcome."""
 METRIC_BUDGET_DECISIONS: Final = "costrouter.budget.decisions"
 """Counter of budget decisions, by scope and outcome (never by id)."""
+METRIC_ALERTS: Final = "costrouter.alerts"
+"""Counter of budget alert deliveries, by sink and outcome (``sent``, ``retried``, ``failed``, ``dropped``)."""
 CALL_OUTCOME: Final = "router.call.outcome"
 """``success`` | ``error`` | ``rejected``."""
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from costrouter._yaml import load_model
+from costrouter.alerts.config import AlertSettings
 from costrouter.budget.store import GLOBAL_SCOPE_ID, BudgetRef, budget_key
 from costrouter.budget.windows import WindowSpec, parse_window
 from costrouter.errors import ConfigError, ConfigProblem
@@ -166,6 +167,7 @@ class BudgetPolicy(BaseModel):
     store: StoreConfig = StoreConfig()
     defaults: Defaults = Defaults()
     budgets: tuple[Budget, ...] = ()
+    alerts: AlertSettings = AlertSettings()
 
     @field_validator("budgets")
     @classmethod
