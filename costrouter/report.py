@@ -243,16 +243,34 @@ class Aggregator:
         """Count ``call`` and its attempts."""
         rows = self.rows
         attempts = call.attempts
-        with_attempts = bool(attempts) and not self._by_attempt
-        bucket = latency_bucket(call.latency_ms) if call.outcome != "rejected" else None
+        outcome, latency, cost = call.outcome, call.latency_ms, call.cost_pico
+        bucket = latency_bucket(latency) if outcome != "rejected" else None
+        fold = bool(attempts) and not self._by_attempt
+        if fold:
+            failed = sum(not attempt.succeeded for attempt in attempts)
+            retries = sum(attempt.kind == "retry" for attempt in attempts)
+            fallbacks = sum(attempt.kind == "fallback" for attempt in attempts)
         for key in self._keys(call):
             row = rows.get(key)
             if row is None:
                 row = rows[key] = ReportRow(key)
-            _add_call(row, call, bucket)
-            if with_attempts:
-                for attempt in attempts:
-                    _add_attempt(row, attempt)
+            row.calls += 1
+            if outcome == "ok":
+                row.ok += 1
+            elif outcome == "failed":
+                row.failed += 1
+            else:
+                row.rejected += 1
+            row.input_tokens += call.input_tokens
+            row.output_tokens += call.output_tokens
+            row.cost_pico += cost
+            if bucket is not None:
+                row.add_latency(latency, bucket)
+            if fold:
+                row.attempts += len(attempts)
+                row.failed_attempts += failed
+                row.retries += retries
+                row.fallbacks += fallbacks
         if attempts and self._by_attempt:
             for attempt in attempts:
                 self.add_attempt(call, attempt)
@@ -277,21 +295,6 @@ def _add_attempt(row: ReportRow, attempt: AttemptSummary) -> None:
     row.failed_attempts += 0 if attempt.succeeded else 1
     row.retries += attempt.kind == "retry"
     row.fallbacks += attempt.kind == "fallback"
-
-
-def _add_call(row: ReportRow, call: CallSummary, bucket: int | None) -> None:
-    row.calls += 1
-    if call.outcome == "ok":
-        row.ok += 1
-    elif call.outcome == "failed":
-        row.failed += 1
-    else:
-        row.rejected += 1
-    row.input_tokens += call.input_tokens
-    row.output_tokens += call.output_tokens
-    row.cost_pico += call.cost_pico
-    if call.outcome != "rejected":
-        row.add_latency(call.latency_ms, bucket)
 
 
 def _attempt_key(call: CallSummary, attempt: AttemptSummary, dimensions: Sequence[Dimension]) -> tuple[str | None, ...]:
