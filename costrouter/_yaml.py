@@ -74,6 +74,119 @@ class _Builder:
         return self.loader.construct_object(node)
 
 
+class _UnusualError(Exception):
+    """The document uses a YAML feature the event reader leaves to PyYAML's composer."""
+
+
+_PLAIN_TAGS: Final = frozenset(f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "timestamp"))
+_MAX_FAST_DEPTH: Final = 200
+_NO_KEY: Final = object()
+
+
+class _EventReader:
+    """Python objects straight from the C parser's events, with the lines and duplicates of :class:`_Builder`.
+
+    Composing nodes costs PyYAML a Python node, two marks and a resolver call per scalar;
+    reading the events skips the nodes, and resolves and constructs each distinct plain
+    scalar once. Anchors, aliases, explicit tags, merge keys, several documents and deep
+    nesting raise :class:`_UnusualError`: :class:`_Builder` reads those files, as before.
+    """
+
+    def __init__(self, loader: yaml.SafeLoader) -> None:
+        self.loader: Any = loader  # PyYAML's event methods carry no type hints
+        self.duplicates: list[ConfigProblem] = []
+        self.scalars: dict[tuple[str, tuple[bool, bool]], Any] = {}
+
+    def scalar(self, event: Any) -> Any:
+        if event.anchor is not None or (event.tag is not None and event.tag != "!"):
+            raise _UnusualError
+        implicit = event.implicit
+        if not implicit[0]:
+            return event.value
+        cache_key = (event.value, implicit)
+        try:
+            return self.scalars[cache_key]
+        except KeyError:
+            pass
+        tag = self.loader.resolve(yaml.ScalarNode, event.value, implicit)
+        if tag == _STR_TAG:
+            value: Any = event.value
+        elif tag in _PLAIN_TAGS:
+            value = self.loader.construct_object(yaml.ScalarNode(tag, event.value))
+        else:
+            raise _UnusualError
+        self.scalars[cache_key] = value
+        return value
+
+    def read(self) -> Any:
+        """The document's data; ``None`` for a stream without a document."""
+        loader = self.loader
+        loader.get_event()  # the stream start
+        if loader.check_event(yaml.StreamEndEvent):
+            return None
+        loader.get_event()  # the document start
+        # One entry per open collection: [items, lines, its own line, pending key, that key's line].
+        stack: list[list[Any]] = []
+        while True:
+            event: Any = loader.get_event()
+            if isinstance(event, yaml.ScalarEvent):
+                value: Any = self.scalar(event)
+                line = _line(event)
+            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if event.anchor is not None or (event.tag is not None and event.tag != "!"):
+                    raise _UnusualError
+                if len(stack) >= _MAX_FAST_DEPTH:
+                    raise _UnusualError  # the composer reports what nesting this deep does
+                items: dict[Any, Any] | list[Any] = {} if isinstance(event, yaml.MappingStartEvent) else []
+                stack.append([items, {}, _line(event), _NO_KEY, 0])
+                continue
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                items, lines, line, _, _ = stack.pop()
+                value = _LinedDict(items, lines) if isinstance(items, dict) else _LinedList(items, lines)
+            else:
+                raise _UnusualError  # an alias
+            if not stack:
+                return self.end(value)
+            top = stack[-1]
+            items = top[0]
+            if isinstance(items, list):
+                top[1][len(items)] = line
+                items.append(value)
+            elif top[3] is _NO_KEY:
+                top[3], top[4] = value, line
+            else:
+                self.put(top, value)
+
+    def end(self, value: Any) -> Any:
+        loader = self.loader
+        loader.get_event()  # the document end
+        if not loader.check_event(yaml.StreamEndEvent):
+            raise _UnusualError  # several documents: the composer says so
+        return value
+
+    def put(self, top: list[Any], value: Any) -> None:
+        mapping, lines, _, key, line = top
+        if key in lines:
+            reason = f"duplicate key {key!r} (first given on line {lines[key]}); YAML would keep only the last"
+            self.duplicates.append(ConfigProblem(str(key), reason, line))
+        lines.setdefault(key, line)
+        mapping[key] = value
+        top[3] = _NO_KEY
+
+
+def _line(event: Any) -> int:
+    return int(event.start_mark.line) + 1
+
+
+def _read_events(text: str) -> tuple[Any, list[ConfigProblem]]:
+    loader = _Loader(text)
+    try:
+        reader = _EventReader(loader)
+        return reader.read(), reader.duplicates
+    finally:
+        loader.dispose()
+
+
 def read_yaml_and_problems(path: str | Path) -> tuple[Any, list[ConfigProblem]]:
     """Parse a YAML file; keys given twice come back as problems, the file is still read.
 
@@ -84,6 +197,10 @@ def read_yaml_and_problems(path: str | Path) -> tuple[Any, list[ConfigProblem]]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError.single(source, "", f"cannot read file: {exc.strerror or exc}") from exc
+    try:
+        return _read_events(text)
+    except (_UnusualError, yaml.YAMLError, TypeError, RecursionError):
+        pass  # the composer reads the file again: it handles the feature, or names the problem
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
