@@ -36,7 +36,8 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Final
+from operator import attrgetter
+from typing import Any, Final, NamedTuple
 
 from rich import box
 from rich.table import Table
@@ -58,6 +59,7 @@ __all__ = [
     "Aggregator",
     "AttemptSummary",
     "Breakdown",
+    "CallCounts",
     "CallSummary",
     "Dimension",
     "Report",
@@ -91,7 +93,7 @@ def latency_bucket(value_ms: float) -> int:
     return math.ceil(math.log(value_ms) / _LOG_GAMMA) if value_ms > 0 else _ZERO_BUCKET
 
 
-@dataclass
+@dataclass(slots=True)
 class ReportRow:
     """The totals of the calls (and attempts) that share one key."""
 
@@ -219,6 +221,55 @@ def parse_breakdowns(text: str) -> list[tuple[Dimension, ...]]:
     return breakdowns
 
 
+class CallCounts(NamedTuple):
+    """What one call adds to each of its rows, worked out once for all breakdowns."""
+
+    ok: int
+    failed: int
+    rejected: int
+    input_tokens: int
+    output_tokens: int
+    cost_pico: int
+    latency_ms: float | None
+    """``None`` for a rejected call: it never reached a provider."""
+    bucket: int
+    attempts: int
+    failed_attempts: int
+    retries: int
+    fallbacks: int
+
+    @classmethod
+    def of(cls, call: CallSummary) -> CallCounts:
+        """The counts of ``call`` and its attempts."""
+        attempts = call.attempts
+        failed = retries = fallbacks = 0
+        for attempt in attempts:
+            if not attempt.succeeded:
+                failed += 1
+            kind = attempt.kind
+            if kind == "retry":
+                retries += 1
+            elif kind == "fallback":
+                fallbacks += 1
+        outcome = call.outcome
+        rejected = outcome == "rejected"
+        latency = None if rejected else call.latency_ms
+        return cls(
+            outcome == "ok",
+            outcome == "failed",
+            rejected,
+            call.input_tokens,
+            call.output_tokens,
+            round(call.cost_usd * PICO),
+            latency,
+            0 if latency is None else latency_bucket(latency),
+            len(attempts),
+            failed,
+            retries,
+            fallbacks,
+        )
+
+
 class Aggregator:
     """Running totals of calls along one breakdown; calls are added one at a time, then forgotten."""
 
@@ -226,12 +277,19 @@ class Aggregator:
         self.dimensions = tuple(dimensions)
         self.rows: dict[tuple[str | None, ...], ReportRow] = {}
         self._by_attempt = bool(_ATTEMPT_DIMENSIONS.intersection(self.dimensions))
-        self._keys: Callable[[CallSummary], list[tuple[str | None, ...]]] = partial(
+        self._keys: Callable[[CallSummary], Iterable[tuple[str | None, ...]]] = partial(
             CallSummary.keys, dimensions=self.dimensions
         )
-        if "tag" not in self.dimensions:
-            names = self.dimensions
-            self._keys = lambda call: [tuple([getattr(call, name) for name in names])]
+        if not self.dimensions:
+            self._keys = lambda _call: ((),)
+        elif len(self.dimensions) == 1 and self.dimensions[0] != "tag":
+            getter = attrgetter(self.dimensions[0])
+            self._keys = lambda call: ((getter(call),),)
+        elif self.dimensions == ("tag",):
+            self._keys = lambda call: [(tag,) for tag in call.tags] or [(None,)]
+        elif "tag" not in self.dimensions:
+            getters = attrgetter(*self.dimensions)
+            self._keys = lambda call: (getters(call),)
 
     def _row(self, key: tuple[str | None, ...]) -> ReportRow:
         row = self.rows.get(key)
@@ -239,45 +297,45 @@ class Aggregator:
             row = self.rows[key] = ReportRow(key)
         return row
 
-    def add_call(self, call: CallSummary) -> None:
-        """Count ``call`` and its attempts."""
+    def add_call(self, call: CallSummary, counts: CallCounts | None = None) -> None:
+        """Count ``call`` and its attempts (``counts``: its :class:`CallCounts`, when already known)."""
+        if counts is None:
+            counts = CallCounts.of(call)
         rows = self.rows
-        attempts = call.attempts
-        outcome, latency, cost = call.outcome, call.latency_ms, call.cost_pico
-        bucket = latency_bucket(latency) if outcome != "rejected" else None
-        fold = bool(attempts) and not self._by_attempt
-        if fold:
-            failed = sum(not attempt.succeeded for attempt in attempts)
-            retries = sum(attempt.kind == "retry" for attempt in attempts)
-            fallbacks = sum(attempt.kind == "fallback" for attempt in attempts)
+        ok, failed_call, rejected, input_tokens, output_tokens, cost, latency, bucket = counts[:8]
+        attempts, failed, retries, fallbacks = counts[8:]
+        fold = attempts and not self._by_attempt
         for key in self._keys(call):
             row = rows.get(key)
             if row is None:
                 row = rows[key] = ReportRow(key)
             row.calls += 1
-            if outcome == "ok":
-                row.ok += 1
-            elif outcome == "failed":
-                row.failed += 1
-            else:
-                row.rejected += 1
-            row.input_tokens += call.input_tokens
-            row.output_tokens += call.output_tokens
+            row.ok += ok
+            row.failed += failed_call
+            row.rejected += rejected
+            row.input_tokens += input_tokens
+            row.output_tokens += output_tokens
             row.cost_pico += cost
-            if bucket is not None:
-                row.add_latency(latency, bucket)
+            if latency is not None:
+                buckets = row.latency_buckets
+                if buckets:
+                    row.latency_count += 1
+                    row.latency_sum_ms += latency
+                    buckets[bucket] = buckets.get(bucket, 0) + 1
+                else:
+                    row.add_latency(latency, bucket)
             if fold:
-                row.attempts += len(attempts)
+                row.attempts += attempts
                 row.failed_attempts += failed
                 row.retries += retries
                 row.fallbacks += fallbacks
         if attempts and self._by_attempt:
-            for attempt in attempts:
+            for attempt in call.attempts:
                 self.add_attempt(call, attempt)
 
     def add_attempt(self, call: CallSummary, attempt: AttemptSummary) -> None:
         """Count one attempt of ``call`` (also one that arrives after its call was counted)."""
-        keys = [_attempt_key(call, attempt, self.dimensions)] if self._by_attempt else call.keys(self.dimensions)
+        keys = [_attempt_key(call, attempt, self.dimensions)] if self._by_attempt else self._keys(call)
         for key in keys:
             _add_attempt(self._row(key), attempt)
 
@@ -292,12 +350,20 @@ class Aggregator:
 
 def _add_attempt(row: ReportRow, attempt: AttemptSummary) -> None:
     row.attempts += 1
-    row.failed_attempts += 0 if attempt.succeeded else 1
-    row.retries += attempt.kind == "retry"
-    row.fallbacks += attempt.kind == "fallback"
+    if not attempt.succeeded:
+        row.failed_attempts += 1
+    kind = attempt.kind
+    if kind == "retry":
+        row.retries += 1
+    elif kind == "fallback":
+        row.fallbacks += 1
 
 
 def _attempt_key(call: CallSummary, attempt: AttemptSummary, dimensions: Sequence[Dimension]) -> tuple[str | None, ...]:
+    if dimensions == ("group",):
+        return (attempt.group,)
+    if dimensions == ("deployment",):
+        return (attempt.deployment,)
     own = {"group": attempt.group, "deployment": attempt.deployment}
     return tuple(own[dimension] if dimension in own else call.value(dimension) for dimension in dimensions)
 

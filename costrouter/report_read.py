@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
+from orjson import JSONDecodeError, loads
 
-from costrouter.report import Aggregator, Report, ReportRow
+from costrouter.report import Aggregator, CallCounts, Report, ReportRow
 from costrouter.report_records import AttemptSummary, BadRecordError, CallJoiner, CallSummary, Dimension
 from costrouter.report_time import Timeline
 
@@ -44,10 +45,11 @@ class _Run:
         return self.until_ns is None or call.start_time_ns < self.until_ns
 
     def on_call(self, call: CallSummary) -> None:
-        self.total.add_call(call)
+        counts = CallCounts.of(call)
+        self.total.add_call(call, counts)
         for aggregator in self.aggregators:
-            aggregator.add_call(call)
-        self.timeline.add(call.group or "(none)", call.start_time_ns, call.cost_pico)
+            aggregator.add_call(call, counts)
+        self.timeline.add(call.group or "(none)", call.start_time_ns, counts.cost_pico)
 
     def on_late_attempt(self, call: CallSummary, attempt: AttemptSummary) -> None:
         self.total.add_attempt(call, attempt)
@@ -58,6 +60,10 @@ class _Run:
         self.skipped += 1
         if len(self.problems) < MAX_PROBLEMS_SHOWN:
             self.problems.append(f"{self.source}:{number}: {reason}")
+
+
+def _always(_call: CallSummary) -> bool:
+    return True
 
 
 def _record(line: bytes) -> Any:
@@ -89,19 +95,26 @@ def stream_report(
         since_ns=since_ns,
         until_ns=until_ns,
     )
-    joiner = CallJoiner(run.on_call, run.on_late_attempt, run.accept)
+    accept = run.accept if since_ns is not None or until_ns is not None else _always
+    joiner = CallJoiner(run.on_call, run.on_late_attempt, accept)
+    add = joiner.add
+    spans = 0
     with open(path, "rb") as handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
+            if not line or line.isspace():
                 continue
-            run.spans += 1
+            spans += 1
             try:
-                record = _record(line)
-                if not isinstance(record, dict):
+                try:
+                    record = loads(line)
+                except JSONDecodeError:
+                    record = _record(line)  # raises, naming the problem
+                if record.__class__ is not dict:
                     raise BadRecordError(f"not a JSON span record: a {type(record).__name__}, not an object")
-                joiner.add(record)
+                add(record)
             except BadRecordError as exc:
                 run.problem(number, str(exc))
+    run.spans = spans
     totals = run.total.breakdown().rows
     return Report(
         source=source,

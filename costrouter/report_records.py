@@ -12,8 +12,7 @@ import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from costrouter import semconv as sc
 
@@ -56,8 +55,7 @@ class BadRecordError(ValueError):
     """A span record a report cannot count; the message says which field and why."""
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptSummary:
+class AttemptSummary(NamedTuple):
     """One provider request of a routed call."""
 
     group: str | None
@@ -66,9 +64,8 @@ class AttemptSummary:
     succeeded: bool
 
 
-@dataclass(frozen=True, slots=True)
-class CallSummary:
-    """What a report needs from one routed call's span."""
+class CallSummary(NamedTuple):
+    """What a report needs from one routed call's span (a named tuple: a million are made per report)."""
 
     trace_id: str
     span_id: str
@@ -114,11 +111,15 @@ def _shown(value: Any) -> str:
 
 def _text(attributes: Mapping[str, Any], name: str) -> str | None:
     value = attributes.get(name)
+    if value.__class__ is str:
+        return value or None
     return None if value is None or value == "" else str(value)
 
 
 def _number(source: Mapping[str, Any], name: str, *, upper: float = math.inf) -> float:
     value = source.get(name)
+    if value.__class__ is float and 0.0 <= value <= upper and value != math.inf:
+        return value
     if value is None:
         return 0.0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -131,6 +132,8 @@ def _number(source: Mapping[str, Any], name: str, *, upper: float = math.inf) ->
 
 def _whole(source: Mapping[str, Any], name: str) -> int:
     value = source.get(name)
+    if value.__class__ is int and value >= 0:
+        return value
     if value is None:
         return 0
     if isinstance(value, float) and value.is_integer():
@@ -142,6 +145,8 @@ def _whole(source: Mapping[str, Any], name: str) -> int:
 
 def _attributes(record: Mapping[str, Any]) -> Mapping[str, Any]:
     attributes = record.get("attributes")
+    if attributes.__class__ is dict:
+        return attributes
     if attributes is None:
         return {}
     if not isinstance(attributes, Mapping):
@@ -172,6 +177,8 @@ def _outcome(record: Mapping[str, Any], attributes: Mapping[str, Any]) -> Litera
 
 def _tags(attributes: Mapping[str, Any]) -> tuple[str, ...]:
     value = attributes.get(sc.ROUTER_TAGS, attributes.get(sc.TAG_TAGS))
+    if value.__class__ is list and len(value) == 1 and value[0].__class__ is str and value[0]:
+        return (value[0],)
     if value is None or value == "":
         return ()
     if isinstance(value, str):
@@ -183,38 +190,55 @@ def _tags(attributes: Mapping[str, Any]) -> tuple[str, ...]:
 
 def call_key(record: Mapping[str, Any]) -> tuple[str, str]:
     """``(trace_id, span_id)`` of a call span."""
-    return str(record.get("trace_id", "")), str(record.get("span_id", ""))
+    trace_id, span_id = record.get("trace_id", ""), record.get("span_id", "")
+    if trace_id.__class__ is str and span_id.__class__ is str:
+        return trace_id, span_id
+    return str(trace_id), str(span_id)
 
 
 def call_from_record(record: Mapping[str, Any], attempts: Sequence[AttemptSummary] = ()) -> CallSummary:
     """The :class:`CallSummary` of a routed-call span; :class:`BadRecordError` names what is wrong."""
+    # Each field is taken as is when it has its usual type and range, else through the
+    # checking helper (which converts it or raises); checks run in the order of the messages.
     attributes = _attributes(record)
-    start = _whole(record, "start_time_ns")
-    end = _whole(record, "end_time_ns")
+    get = attributes.get
+    start = record.get("start_time_ns")
+    if start.__class__ is not int or start < 0:
+        start = _whole(record, "start_time_ns")
+    end = record.get("end_time_ns")
+    if end.__class__ is not int or end < 0:
+        end = _whole(record, "end_time_ns")
     if sc.LLM_LATENCY_MS in attributes:
         latency = _number(attributes, sc.LLM_LATENCY_MS)
     else:
         latency = max(0, end - start) / 1e6
+    cost = _number(attributes, sc.LLM_USAGE_COST_USD, upper=MAX_CALL_COST_USD)
+    input_tokens = get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+    if input_tokens.__class__ is not int or input_tokens < 0:
+        input_tokens = _whole(attributes, sc.GEN_AI_USAGE_INPUT_TOKENS)
+    output_tokens = get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+    if output_tokens.__class__ is not int or output_tokens < 0:
+        output_tokens = _whole(attributes, sc.GEN_AI_USAGE_OUTPUT_TOKENS)
     requested = _text(attributes, sc.ROUTER_MODEL_GROUP)
     trace_id, span_id = call_key(record)
     return CallSummary(
-        trace_id=trace_id,
-        span_id=span_id,
-        group=_text(attributes, sc.ROUTER_SERVED_GROUP) or requested,
-        requested=requested,
-        deployment=_text(attributes, sc.ROUTER_DEPLOYMENT_ID),
-        session=_text(attributes, sc.SESSION_ID),
-        user=_text(attributes, sc.USER_ID),
-        team=_text(attributes, sc.TEAM_ID),
-        outcome=_outcome(record, attributes),
-        cost_usd=_number(attributes, sc.LLM_USAGE_COST_USD, upper=MAX_CALL_COST_USD),
-        input_tokens=_whole(attributes, sc.GEN_AI_USAGE_INPUT_TOKENS),
-        output_tokens=_whole(attributes, sc.GEN_AI_USAGE_OUTPUT_TOKENS),
-        latency_ms=latency,
-        attempts=tuple(attempts),
-        tags=_tags(attributes),
-        model=_text(attributes, sc.GEN_AI_RESPONSE_MODEL) or _text(attributes, sc.GEN_AI_REQUEST_MODEL),
-        start_time_ns=start,
+        trace_id,
+        span_id,
+        _text(attributes, sc.ROUTER_SERVED_GROUP) or requested,
+        requested,
+        _text(attributes, sc.ROUTER_DEPLOYMENT_ID),
+        _text(attributes, sc.SESSION_ID),
+        _text(attributes, sc.USER_ID),
+        _text(attributes, sc.TEAM_ID),
+        _outcome(record, attributes),
+        cost,
+        input_tokens,
+        output_tokens,
+        latency,
+        tuple(attempts),
+        _tags(attributes),
+        _text(attributes, sc.GEN_AI_RESPONSE_MODEL) or _text(attributes, sc.GEN_AI_REQUEST_MODEL),
+        start,
     )
 
 
@@ -247,6 +271,10 @@ def calls_from_records(records: Iterable[Mapping[str, Any]]) -> list[CallSummary
     return calls
 
 
+def _first(item: tuple[int, AttemptSummary]) -> int:
+    return item[0]
+
+
 class CallJoiner:
     """Joins attempt spans to their call while reading a file once, in bounded memory.
 
@@ -271,26 +299,38 @@ class CallJoiner:
 
     def add(self, record: Mapping[str, Any]) -> None:
         """Take one span record; :class:`BadRecordError` when it is a call or attempt span that is broken."""
-        kind = span_kind(record)
-        if kind == "attempt":
+        name: Any = record.get("name")
+        if name.__class__ is not str:
+            span_kind(record)  # raises: the name is not a string
+        if name.startswith(_ATTEMPT_PREFIX):
             parent, index, attempt = attempt_from_record(record)
-            if parent in self.recent:
-                call = self.recent[parent]
+            recent = self.recent
+            if parent in recent:
+                call = recent[parent]
                 if call is not None:
                     self.on_late_attempt(call, attempt)
                 return
-            self.pending.setdefault(parent, []).append((index, attempt))
-        elif kind == "call":
+            waiting = self.pending.get(parent)
+            if waiting is None:
+                self.pending[parent] = [(index, attempt)]
+            else:
+                waiting.append((index, attempt))
+        elif name.startswith(_CALL_PREFIX):
             key = call_key(record)
-            waiting = self.pending.get(key, [])
-            call = call_from_record(record, [attempt for _, attempt in sorted(waiting, key=lambda item: item[0])])
-            self.pending.pop(key, None)
+            waiting = self.pending.get(key)
+            if waiting is None:
+                call = call_from_record(record)
+            else:
+                ordered = (waiting[0][1],) if len(waiting) == 1 else [item[1] for item in sorted(waiting, key=_first)]
+                call = call_from_record(record, ordered)
+                del self.pending[key]
             accepted = self.accept(call)
             if accepted:
                 self.on_call(call)
-            self.recent[key] = call if accepted else None
-            if len(self.recent) > self.recent_size:
-                self.recent.popitem(last=False)
+            recent = self.recent
+            recent[key] = call if accepted else None
+            if len(recent) > self.recent_size:
+                recent.popitem(last=False)
 
     def orphans(self) -> int:
         """Attempts whose call was not in the file (so far)."""
