@@ -291,6 +291,14 @@ class Aggregator:
             getters = attrgetter(*self.dimensions)
             self._keys = lambda call: (getters(call),)
 
+        self._attempt_key: Callable[[CallSummary, AttemptSummary], tuple[str | None, ...]] = partial(
+            _attempt_key, dimensions=self.dimensions
+        )
+        if self.dimensions == ("group",):
+            self._attempt_key = lambda _call, attempt: (attempt.group,)
+        elif self.dimensions == ("deployment",):
+            self._attempt_key = lambda _call, attempt: (attempt.deployment,)
+
     def _row(self, key: tuple[str | None, ...]) -> ReportRow:
         row = self.rows.get(key)
         if row is None:
@@ -335,16 +343,21 @@ class Aggregator:
 
     def add_attempt(self, call: CallSummary, attempt: AttemptSummary) -> None:
         """Count one attempt of ``call`` (also one that arrives after its call was counted)."""
-        keys = [_attempt_key(call, attempt, self.dimensions)] if self._by_attempt else self._keys(call)
-        for key in keys:
+        if self._by_attempt:
+            _add_attempt(self._row(self._attempt_key(call, attempt)), attempt)
+            return
+        for key in self._keys(call):
             _add_attempt(self._row(key), attempt)
 
     def breakdown(self) -> Breakdown:
         """The rows so far, sorted by cost, then calls, then key."""
-        ordered = sorted(
-            self.rows.values(),
-            key=lambda row: (-row.cost_pico, -row.calls, tuple(value or "" for value in row.key)),
-        )
+        if len(self.dimensions) == 1:
+            ordered = sorted(self.rows.values(), key=lambda row: (-row.cost_pico, -row.calls, row.key[0] or ""))
+        else:
+            ordered = sorted(
+                self.rows.values(),
+                key=lambda row: (-row.cost_pico, -row.calls, tuple(value or "" for value in row.key)),
+            )
         return Breakdown(self.dimensions, tuple(ordered))
 
 
@@ -360,10 +373,6 @@ def _add_attempt(row: ReportRow, attempt: AttemptSummary) -> None:
 
 
 def _attempt_key(call: CallSummary, attempt: AttemptSummary, dimensions: Sequence[Dimension]) -> tuple[str | None, ...]:
-    if dimensions == ("group",):
-        return (attempt.group,)
-    if dimensions == ("deployment",):
-        return (attempt.deployment,)
     own = {"group": attempt.group, "deployment": attempt.deployment}
     return tuple(own[dimension] if dimension in own else call.value(dimension) for dimension in dimensions)
 
