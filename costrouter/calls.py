@@ -20,6 +20,8 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from costrouter import semconv as sc
+from costrouter.alerts import AlertDispatcher, AlertSettings
+from costrouter.alerts.message import budget_alert
 from costrouter.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
 from costrouter.budget import BudgetPolicy, BudgetRef, CostSettings, ReserveOutcome
 from costrouter.budget.policy import PromptEstimate
@@ -39,7 +41,8 @@ from costrouter.errors import BudgetExceededError, BudgetStoreError
 from costrouter.interruptions import charge_estimated, interrupted_call_charge
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
 from costrouter.ops import Flow, RouteOp
-from costrouter.pricing import Price, PriceBook, estimate_usd, output_cap, response_cost_usd
+from costrouter.pricing import Price, PriceBook, WorstCase, estimate_usd, output_cap, response_cost_usd
+from costrouter.reachability import reachable_group_sets
 from costrouter.request_checks import check_request
 from costrouter.settling import StoreGuard
 from costrouter.telemetry import Outcome, Telemetry
@@ -125,6 +128,10 @@ class CallPlanner:
         """Keeps live calls' holds from expiring (set by the router when it has a store)."""
         self.guard: StoreGuard | None = None
         self.prices = PriceBook.from_config(config)
+        self.alerts = AlertDispatcher(policy.alerts if policy else AlertSettings(), telemetry.meter_provider)
+        self._reachable = reachable_group_sets(config.fallback_graph())
+        self._worst_by_reach: dict[frozenset[str], WorstCase] = {}
+        """The worst case of each reachable set (groups of one fallback ring share one set)."""
         self.deployments = {
             deployment_id: DeploymentFacts(
                 group, deployment.model, _provider_of(deployment.model), self.prices.prices[deployment_id]
@@ -209,8 +216,10 @@ class CallPlanner:
     def _estimate_micros(self, policy: BudgetPolicy, call: RoutedCall, group: str) -> int:
         defaults = policy.defaults
         default_price = Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
-        groups = self.config.reachable_groups(group)
-        worst = self.prices.worst_case(groups, default_price)
+        groups = self._reachable.get(group, frozenset((group,)))
+        worst = self._worst_by_reach.get(groups)
+        if worst is None:
+            worst = self._worst_by_reach[groups] = self.prices.worst_case(groups, default_price)
         if call.prompt_tokens is None:
             call.prompt_tokens = prompt_token_count(call.messages, call.request, defaults.prompt)
         ratio = self.ratios.ratio(d for d, facts in self.deployments.items() if facts.group in groups)
@@ -372,7 +381,7 @@ class CallPlanner:
                 call.span.add_event(sc.EVENT_SETTLE_JOURNALED, journaled.event_attributes())
             for budget, settle in zip(reservation.budgets, settled, strict=False):
                 for threshold in settle.alerts:
-                    self._alert(call, budget, threshold, settle.spent_micros)
+                    self._alert(call, budget, threshold, settle.spent_micros, settle.window_id)
                 if settle.unheld:
                     note_unheld_settle(call.span, self.telemetry.budget_unheld_settles, budget, settle)
             if outcome.usage_source == "reported":
@@ -399,7 +408,8 @@ class CallPlanner:
             outcome = charge_estimated(outcome, call.span, charge, mode)
         yield from self.finish_flow(call, outcome, "rejected" if rejected else "error")
 
-    def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int) -> None:
+    def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int, window: str) -> None:
+        self.alerts.submit(budget_alert(budget, threshold, spent_micros, window))
         attributes: dict[str, AttributeValue] = {
             "budget": budget.name,
             "scope": budget.scope,

@@ -12,6 +12,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from costrouter._yaml import validate
+from costrouter.alerts import AlertDispatcher
 from costrouter.attempts import attempt_tracker
 from costrouter.budget import BudgetPolicy, BudgetStore, load_policy, store_from_config
 from costrouter.budget.renewal import HoldRenewer
@@ -187,6 +188,11 @@ class CostRouter:
     async def _adrive(self, flow: Any) -> None:
         await adrive(flow, self._aexecute)
 
+    @property
+    def alerts(self) -> AlertDispatcher:
+        """The budget alert sender of this router (``flush()``, ``stats``)."""
+        return self._planner.alerts
+
     def shutdown(self) -> None:
         """Flush spans and metrics and close the budget store.
 
@@ -204,5 +210,6 @@ class CostRouter:
             self._planner.renewer.stop()
         if self.guard is not None:
             self.guard.close()
+        self._planner.alerts.close()
         if self.store is not None:
             self.store.close()

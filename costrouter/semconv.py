@@ -202,6 +202,8 @@ METRIC_STORE_LOST: Final = "costrouter.budget.store_lost"
 """Counter of detections of a store that lost its data, by ``budget.on_store_lost``."""
 METRIC_SETTLE_UNIT: Final = "{settle}"
 METRIC_STORE_LOST_UNIT: Final = "{detection}"
+METRIC_ALERTS: Final = "costrouter.alerts"
+"""Counter of budget alert deliveries, by sink and outcome (``sent``, ``retried``, ``failed``, ``dropped``)."""
 CALL_OUTCOME: Final = "router.call.outcome"
 """``success`` | ``error`` | ``rejected``."""
 

@@ -8,10 +8,12 @@ variables are read by the OpenTelemetry SDK itself and keep their usual meaning.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from costrouter.redaction import masked_repr_args
 
 
 class Settings(BaseSettings):
@@ -72,3 +74,6 @@ class Settings(BaseSettings):
         gt=0,
         description="The most shutdown() and the exit hook wait for pending spans and metrics.",
     )
+
+    def __repr_args__(self) -> list[tuple[str | None, Any]]:
+        return masked_repr_args(super().__repr_args__())

@@ -10,15 +10,17 @@ import math
 import os
 from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from costrouter._yaml import load_model
+from costrouter.alerts.config import AlertSettings
 from costrouter.budget.store import GLOBAL_SCOPE_ID, BudgetRef, budget_key
 from costrouter.budget.windows import WindowSpec, parse_window
 from costrouter.errors import ConfigError, ConfigProblem
 from costrouter.money import usd_to_micros
+from costrouter.redaction import masked_repr_args
 
 Scope = Literal["session", "user", "team", "tag", "global"]
 OnExceeded = Literal["reject", "downgrade", "warn"]
@@ -111,6 +113,9 @@ class StoreConfig(BaseModel):
     def record_ttl_seconds(self) -> int:
         """How long a call's record lives: at least as long as its hold."""
         return max(self.hold_ttl_seconds, self.settle_record_ttl_seconds)
+
+    def __repr_args__(self) -> list[tuple[str | None, Any]]:
+        return masked_repr_args(super().__repr_args__())
 
 
 class PromptEstimate(BaseModel):
@@ -286,6 +291,7 @@ class BudgetPolicy(BaseModel):
     defaults: Defaults = Defaults()
     cost: CostSettings = CostSettings()
     budgets: tuple[Budget, ...] = ()
+    alerts: AlertSettings = AlertSettings()
 
     @field_validator("budgets")
     @classmethod

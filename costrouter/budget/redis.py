@@ -55,6 +55,7 @@ from costrouter.budget.store import (
     top_key,
 )
 from costrouter.errors import BudgetStoreError
+from costrouter.redaction import mask_url
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript, Script
@@ -369,6 +370,9 @@ class RedisBudgetStore(BudgetStore):
         check_ratio(ratio, decay)
         keys = [token_ratio_key(self.config.key_prefix)]
         return float(self._run("observe_token_ratio", "token_ratio", keys, [deployment_id, repr(ratio), repr(decay)]))
+
+    def __repr__(self) -> str:
+        return f"RedisBudgetStore(url={mask_url(self.url)!r}, key_prefix={self.config.key_prefix!r})"
 
     def close(self) -> None:
         """Close the sync client's connections, if the store built that client."""

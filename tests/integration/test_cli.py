@@ -123,7 +123,7 @@ def test_validate_masks_literal_secrets_and_userinfo(runner: CliRunner, tmp_path
     assert "sk-live-abc123" not in result.output
     assert "hunter2" not in result.output
     assert "***" in result.stdout
-    assert "https://***@example.com/v1" in result.stdout
+    assert "https://user:***@example.com/v1" in result.stdout
 
 
 def test_missing_secret_is_a_warning_unless_strict(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -255,8 +255,8 @@ def test_report_table_csv_and_json(runner: CliRunner, span_file: Path) -> None:
     assert document["total"]["input_tokens"] == 24
     as_csv = runner.invoke(app, ["report", str(span_file), "-f", "csv", "--by", "group+user"])
     lines = as_csv.stdout.splitlines()
-    assert lines[0].startswith("by,group,requested,deployment,session,user,team,calls")
-    assert lines[1].startswith("group+user,fast,,,,alice,,2,")
+    assert lines[0].startswith("by,group,requested,deployment,session,user,team,tag,model,calls")
+    assert lines[1].startswith("group+user,fast,,,,alice,,,,2,")
     assert lines[-1].startswith("total,")
 
 
@@ -264,9 +264,13 @@ def test_report_errors(runner: CliRunner, tmp_path: Path, span_file: Path) -> No
     missing = runner.invoke(app, ["report", str(tmp_path / "absent.jsonl")])
     assert missing.exit_code == 1
     assert "cannot read" in missing.stderr
-    broken = runner.invoke(app, ["report", str(write(tmp_path, "bad.jsonl", "{}\n[oops\n"))])
-    assert broken.exit_code == 1
-    assert "bad.jsonl:2" in broken.stderr
+    broken = runner.invoke(app, ["report", str(write(tmp_path, "bad.jsonl", json.dumps(SPAN_LINE) + "\n[oops\n"))])
+    assert broken.exit_code == 0  # a bad line is skipped, named and counted
+    assert "bad.jsonl:2: not a JSON span record" in broken.stderr
+    assert "skipped 1 of 2 lines" in broken.stderr
+    nothing = runner.invoke(app, ["report", str(write(tmp_path, "text.jsonl", "hello\nworld\n"))])
+    assert nothing.exit_code == 1
+    assert "not a span file: none of its 2 lines is a span record" in nothing.stderr
     bad_by = runner.invoke(app, ["report", str(span_file), "--by", "colour"])
     assert bad_by.exit_code == 2
     assert "unknown dimension 'colour'" in bad_by.stderr

@@ -175,7 +175,7 @@ litellm_settings:
 
 def test_proxy_config_unknown_section(tmp_path: Path) -> None:
     path = write(tmp_path, "model_list: []\nrouter_settingz: {}\n")
-    with pytest.raises(ConfigError, match="router_settingz: unknown key"):
+    with pytest.raises(ConfigError, match=r"router_settingz \(line 2\): unknown key"):
         load_router_config(path)
 
 
