@@ -44,7 +44,21 @@ class StoreConfig(BaseModel):
     on_store_error: Literal["fail_closed", "fail_open"] = Field(
         default="fail_closed", description="fail_closed refuses calls while the store fails; fail_open lets them pass."
     )
-    timeout_seconds: float = Field(default=0.5, gt=0, description="Socket timeout of Redis operations.")
+    timeout_seconds: float = Field(
+        default=0.5, gt=0, le=3600, description="Command timeout: how long one Redis command may take."
+    )
+    connect_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=3600, description="How long opening one Redis connection may take."
+    )
+    max_connections: int = Field(
+        default=32, ge=1, le=10_000, description="Connections per client (per node on a cluster), sync and async each."
+    )
+    pool_timeout_seconds: float = Field(
+        default=30, gt=0, le=3600, description="How long a command waits for a free connection of a full pool."
+    )
+    warm_connections: int = Field(
+        default=32, ge=0, le=10_000, description="Connections opened (and scripts loaded) at a client's first use."
+    )
     cluster: bool = Field(
         default=False,
         description=(

@@ -21,6 +21,7 @@ is a report, not a counter: a settle whose index update fails is logged, not fai
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -29,10 +30,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import redis
 import redis.asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from costrouter.budget import redis_clients
 from costrouter.budget.policy import StoreConfig
 from costrouter.budget.store import (
     BudgetRef,
@@ -176,20 +175,13 @@ def index_entry(config: StoreConfig, budget: BudgetRef, outcome: SettleOutcome) 
     return f"{top_key(config.key_prefix, budget)}:{outcome.window_id}"
 
 
-def _client_options(config: StoreConfig) -> dict[str, Any]:
-    return {
-        "socket_timeout": config.timeout_seconds,
-        "socket_connect_timeout": config.timeout_seconds,
-        "decode_responses": True,
-    }
-
-
 class RedisBudgetStore(BudgetStore):
     """Budget counters in Redis.
 
     ``url`` wins over ``config.redis_url``. Pass ready ``client`` / ``async_client``
     objects to reuse connection pools (they are then not closed by the store); else
-    clients are built from the URL, the async one on first use (use it from one event
+    clients are built from the URL (see :mod:`costrouter.budget.redis_clients`: bounded
+    pools, warmed at first use), the async one on first use (use it from one event
     loop, and close it with :meth:`aclose`). A broken connection is retried once, so
     the store works again as soon as Redis does.
     """
@@ -199,42 +191,58 @@ class RedisBudgetStore(BudgetStore):
         config: StoreConfig | None = None,
         *,
         url: str | None = None,
-        client: redis.Redis | None = None,
-        async_client: redis.asyncio.Redis | None = None,
+        client: redis_clients.SyncClient | None = None,
+        async_client: redis_clients.AsyncClient | None = None,
     ) -> None:
         """Connect lazily to ``url`` (or ``config.redis_url``); nothing is sent yet."""
         self.config = config or StoreConfig(backend="redis")
         self.url = url or self.config.redis_url
         self._owns_client = client is None
         self._owns_async_client = async_client is None
-        self._client = client or redis.Redis.from_url(
-            self.url, retry=Retry(NoBackoff(), 1, (redis.ConnectionError,)), **_client_options(self.config)
-        )
+        self._client = client or redis_clients.sync_client(self.url, self.config)
         self._scripts: dict[str, Script] = {
-            name: self._client.register_script(script_source(name)) for name in SCRIPT_NAMES
+            name: redis_clients.register(self._client, script_source(name)) for name in SCRIPT_NAMES
         }
+        self._warm_lock = threading.Lock()
+        self._warm = not self._owns_client
         self._async_client = async_client
         self._async_scripts: dict[str, AsyncScript] = {}
+        self._gate: redis_clients.AsyncGate | None = None
+
+    def _ensure_warm(self) -> None:
+        with self._warm_lock:
+            if not self._warm:
+                redis_clients.warm_sync_once(self._client, self.config, map(script_source, SCRIPT_NAMES))
+                self._warm = True
 
     def _run(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
+        self._ensure_warm()
         with wrap_errors(operation):
             return self._scripts[name](keys=keys, args=args)
 
-    def _aclient(self) -> redis.asyncio.Redis:
+    def _aclient(self) -> redis_clients.AsyncClient:
         if self._async_client is None:
-            self._async_client = redis.asyncio.Redis.from_url(
-                self.url,
-                retry=AsyncRetry(NoBackoff(), 1, (redis.ConnectionError,)),
-                **_client_options(self.config),
-            )
+            self._async_client = redis_clients.async_client(self.url, self.config)
         return self._async_client
 
-    async def _arun(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
-        if not self._async_scripts:
+    def _agate(self) -> redis_clients.AsyncGate:
+        if self._gate is None:
             client = self._aclient()
-            self._async_scripts = {name: client.register_script(script_source(name)) for name in SCRIPT_NAMES}
+            self._gate = redis_clients.AsyncGate(self.config, bounded=redis_clients.is_cluster(client))
+            self._gate.warm = not self._owns_async_client
+        return self._gate
+
+    async def _arun(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
+        client = self._aclient()
+        if not self._async_scripts:
+            self._async_scripts = {name: redis_clients.aregister(client, script_source(name)) for name in SCRIPT_NAMES}
+        gate = self._agate()
+        script = self._async_scripts[name]
         with wrap_errors(operation):
-            return await self._async_scripts[name](keys=keys, args=args)
+            await gate.ensure_warm(
+                lambda: redis_clients.warm_async(client, self.config, map(script_source, SCRIPT_NAMES))
+            )
+            return await gate.run(lambda: script(keys=keys, args=args))
 
     def _index(self, budget: BudgetRef) -> str:
         return top_key(self.config.key_prefix, budget)
@@ -356,4 +364,5 @@ class RedisBudgetStore(BudgetStore):
             await self._async_client.aclose()
             self._async_client = None
             self._async_scripts = {}
+            self._gate = None
         self.close()
