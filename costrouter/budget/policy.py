@@ -66,9 +66,28 @@ class StoreConfig(BaseModel):
             "one more round trip; on a standalone Redis the settle script updates it."
         ),
     )
+    settle_wait_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=16,
+        description=(
+            "After each settle, WAIT until this many replicas have it (none: 1 on a cluster, else 0), "
+            "so that a failover cannot lose it."
+        ),
+    )
+    settle_wait_ms: int = Field(
+        default=50, ge=1, le=60_000, description="How long a settle waits for its replicas before going on."
+    )
     top_index: bool = Field(
         default=True, description="Keep the largest-spender index of each window (costs memory per id)."
     )
+
+    @property
+    def settle_replicas(self) -> int:
+        """The replicas each settle waits for: ``settle_wait_replicas``, else 1 on a cluster, 0 otherwise."""
+        if self.settle_wait_replicas is not None:
+            return self.settle_wait_replicas
+        return 1 if self.cluster else 0
 
     @property
     def record_ttl_seconds(self) -> int:

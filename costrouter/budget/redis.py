@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 import redis
 import redis.asyncio
 
-from costrouter.budget import redis_clients
+from costrouter.budget import redis_clients, redis_durable
 from costrouter.budget.policy import StoreConfig
 from costrouter.budget.store import (
     BudgetRef,
@@ -203,6 +203,8 @@ class RedisBudgetStore(BudgetStore):
         self._scripts: dict[str, Script] = {
             name: redis_clients.register(self._client, script_source(name)) for name in SCRIPT_NAMES
         }
+        self._nodes = redis_durable.NodeClients(self._client, self.config)
+        self._anodes: redis_durable.AsyncNodeClients | None = None
         self._warm_lock = threading.Lock()
         self._warm = not self._owns_client
         self._async_client = async_client
@@ -215,9 +217,11 @@ class RedisBudgetStore(BudgetStore):
                 redis_clients.warm_sync_once(self._client, self.config, map(script_source, SCRIPT_NAMES))
                 self._warm = True
 
-    def _run(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
+    def _run(self, operation: str, name: str, keys: list[str], args: list[str], *, confirm: bool = False) -> Any:
         self._ensure_warm()
         with wrap_errors(operation):
+            if confirm and self.config.settle_replicas:
+                return redis_durable.settle_confirmed(self._nodes, self._scripts[name], keys, args)
             return self._scripts[name](keys=keys, args=args)
 
     def _aclient(self) -> redis_clients.AsyncClient:
@@ -232,16 +236,20 @@ class RedisBudgetStore(BudgetStore):
             self._gate.warm = not self._owns_async_client
         return self._gate
 
-    async def _arun(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
+    async def _arun(self, operation: str, name: str, keys: list[str], args: list[str], *, confirm: bool = False) -> Any:
         client = self._aclient()
         if not self._async_scripts:
             self._async_scripts = {name: redis_clients.aregister(client, script_source(name)) for name in SCRIPT_NAMES}
+            self._anodes = redis_durable.AsyncNodeClients(client, self.config)
         gate = self._agate()
         script = self._async_scripts[name]
+        nodes = self._anodes
         with wrap_errors(operation):
             await gate.ensure_warm(
                 lambda: redis_clients.warm_async(client, self.config, map(script_source, SCRIPT_NAMES))
             )
+            if confirm and nodes is not None and self.config.settle_replicas:
+                return await gate.run(lambda: redis_durable.asettle_confirmed(nodes, script, keys, args))
             return await gate.run(lambda: script(keys=keys, args=args))
 
     def _index(self, budget: BudgetRef) -> str:
@@ -261,7 +269,9 @@ class RedisBudgetStore(BudgetStore):
     def _settle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
         call = _Call(self.config, budget)
         operation = "release" if release else "settle"
-        reply = self._run(operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release))
+        reply = self._run(
+            operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release), confirm=True
+        )
         outcome, expiry = parse_settle(budget, reply)
         key = index_entry(self.config, budget, outcome)
         if key is not None:
@@ -307,6 +317,7 @@ class RedisBudgetStore(BudgetStore):
 
     def close(self) -> None:
         """Close the sync client's connections, if the store built that client."""
+        self._nodes.close()
         if self._owns_client:
             self._client.close()
 
@@ -319,7 +330,9 @@ class RedisBudgetStore(BudgetStore):
     async def _asettle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
         call = _Call(self.config, budget)
         operation = "release" if release else "settle"
-        reply = await self._arun(operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release))
+        reply = await self._arun(
+            operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release), confirm=True
+        )
         outcome, expiry = parse_settle(budget, reply)
         key = index_entry(self.config, budget, outcome)
         if key is not None:
@@ -361,6 +374,9 @@ class RedisBudgetStore(BudgetStore):
     async def aclose(self) -> None:
         """Close the async client's connections (and the sync one's), if the store built them."""
         if self._owns_async_client and self._async_client is not None:
+            if self._anodes is not None:
+                await self._anodes.aclose()
+                self._anodes = None
             await self._async_client.aclose()
             self._async_client = None
             self._async_scripts = {}
