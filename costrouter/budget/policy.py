@@ -45,7 +45,7 @@ class StoreConfig(BaseModel):
         default="fail_closed", description="fail_closed refuses calls while the store fails; fail_open lets them pass."
     )
     timeout_seconds: float = Field(
-        default=0.5, gt=0, le=3600, description="Command timeout: how long one Redis command may take."
+        default=1.0, gt=0, le=3600, description="Command timeout: how long one Redis command may take."
     )
     connect_timeout_seconds: float = Field(
         default=2.0, gt=0, le=3600, description="How long opening one Redis connection may take."

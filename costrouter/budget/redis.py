@@ -250,7 +250,7 @@ class RedisBudgetStore(BudgetStore):
             )
             if confirm and nodes is not None and self.config.settle_replicas:
                 return await gate.run(lambda: redis_durable.asettle_confirmed(nodes, script, keys, args))
-            return await gate.run(lambda: script(keys=keys, args=args))
+            return await gate.run(lambda: redis_clients.arun_script(client, script, keys, args))
 
     def _index(self, budget: BudgetRef) -> str:
         return top_key(self.config.key_prefix, budget)
@@ -337,11 +337,9 @@ class RedisBudgetStore(BudgetStore):
         key = index_entry(self.config, budget, outcome)
         if key is not None:
             try:
-                async with self._aclient().pipeline(transaction=False) as pipe:
-                    pipe.zincrby(key, outcome.charged_micros, budget.scope_id)
-                    if expiry:
-                        pipe.expireat(key, expiry)
-                    await pipe.execute()
+                await self._agate().run(
+                    lambda: redis_clients.aadd_to_index(self._aclient(), key, budget, outcome, expiry)
+                )
             except (redis.RedisError, OSError):
                 logger.warning("could not update the top index of budget %s", budget.name, exc_info=True)
         return outcome
@@ -364,7 +362,7 @@ class RedisBudgetStore(BudgetStore):
         call = _Call(self.config, budget)
         window = _text(await self._arun("reset", "reset", call.keys, call.window()))
         with wrap_errors("reset"):
-            await self._aclient().zrem(f"{self._index(budget)}:{window}", budget.scope_id)
+            await self._agate().run(lambda: self._aclient().zrem(f"{self._index(budget)}:{window}", budget.scope_id))
 
     async def atop(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
         """See :meth:`BudgetStore.top`."""

@@ -33,6 +33,7 @@ from redis.retry import Retry
 
 if TYPE_CHECKING:
     from costrouter.budget.policy import StoreConfig
+    from costrouter.budget.store import BudgetRef, SettleOutcome
 
 SyncClient = redis.Redis | redis.cluster.RedisCluster
 AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
@@ -151,6 +152,27 @@ async def warm_async(client: AsyncClient, config: StoreConfig, scripts: Iterable
                 raise result
     for script in scripts:
         await client.script_load(script)
+
+
+async def aadd_to_index(client: AsyncClient, key: str, budget: BudgetRef, outcome: SettleOutcome, expiry: int) -> None:
+    """Add a settle's charge to the top index ``key`` (Redis Cluster: another slot than the budget's)."""
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.zincrby(key, outcome.charged_micros, budget.scope_id)
+        if expiry:
+            pipe.expireat(key, expiry)
+        await pipe.execute()
+
+
+async def arun_script(client: AsyncClient, script: AsyncScript, keys: list[str], args: list[str]) -> Any:
+    """Run ``script``; on NOSCRIPT (a promoted replica has an empty script cache) load it where the keys live, retry."""
+    try:
+        return await script(keys=keys, args=args)
+    except redis.exceptions.NoScriptError:
+        if not isinstance(client, redis.asyncio.cluster.RedisCluster):
+            raise
+    node = client.get_node_from_key(keys[0]) if keys else None
+    await client.execute_command("SCRIPT LOAD", script.script, target_nodes=node or client.PRIMARIES)
+    return await script(keys=keys, args=args)
 
 
 class AsyncGate:

@@ -39,9 +39,10 @@ def _moved(exc: redis.ResponseError) -> bool:
     return str(exc).startswith(_MOVED)
 
 
-def _warn(acked: int, config: StoreConfig) -> None:
+def _warn(call_id: str, acked: int, config: StoreConfig) -> None:
     logger.warning(
-        "costrouter: a settle reached %d of %d replicas within %d ms; a failover now could lose it",
+        "costrouter: the settle of call %s reached %d of %d replicas within %d ms; a failover now could lose it",
+        call_id,
         acked,
         config.settle_replicas,
         config.settle_wait_ms,
@@ -95,9 +96,9 @@ def settle_confirmed(nodes: NodeClients, script: Script, keys: list[str], args: 
         except (redis.ConnectionError, redis.TimeoutError):
             break  # the node is gone or slow: the cluster client finds the slot's master, or fails
         if int(acked) < config.settle_replicas:
-            _warn(int(acked), config)
+            _warn(args[1], int(acked), config)
         return reply
-    _warn(0, config)
+    _warn(args[1], 0, config)
     return script(keys=keys, args=args)
 
 
@@ -150,7 +151,7 @@ async def asettle_confirmed(nodes: AsyncNodeClients, script: AsyncScript, keys: 
         except (redis.ConnectionError, redis.TimeoutError):
             break  # the node is gone or slow: the cluster client finds the slot's master, or fails
         if int(acked) < config.settle_replicas:
-            _warn(int(acked), config)
+            _warn(args[1], int(acked), config)
         return reply
-    _warn(0, config)
+    _warn(args[1], 0, config)
     return await script(keys=keys, args=args)
