@@ -371,10 +371,10 @@ class RedisBudgetStore(BudgetStore):
 
     async def aclose(self) -> None:
         """Close the async client's connections (and the sync one's), if the store built them."""
+        if self._anodes is not None:
+            await self._anodes.aclose()
         if self._owns_async_client and self._async_client is not None:
-            if self._anodes is not None:
-                await self._anodes.aclose()
-                self._anodes = None
+            self._anodes = None
             await self._async_client.aclose()
             self._async_client = None
             self._async_scripts = {}

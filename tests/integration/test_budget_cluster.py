@@ -75,9 +75,9 @@ def _unconfirmed(caplog: pytest.LogCaptureFixture) -> set[str]:
     }
 
 
-def _lost(store: RedisBudgetStore, budget: BudgetRef, call_ids: set[str]) -> set[str]:
-    """The acknowledged settles that the cluster no longer knows as settled."""
-    client = redis.cluster.RedisCluster.from_url(store.url, decode_responses=True)
+def _lost(url: str, store: RedisBudgetStore, budget: BudgetRef, call_ids: set[str]) -> set[str]:
+    """The acknowledged settles that the cluster (reached through a live node's ``url``) no longer has as settled."""
+    client = redis.cluster.RedisCluster.from_url(url, decode_responses=True)
     records = client.hmget(f"{budget_key(store.config.key_prefix, budget)}:calls", sorted(call_ids))
     client.close()
     return {call_id for call_id, record in zip(sorted(call_ids), records, strict=True) if "settled" not in str(record)}
@@ -88,8 +88,14 @@ def _wait_for(ledger: Ledger, count: int) -> None:
         threading.Event().wait(0.01)
 
 
-def _check(store: RedisBudgetStore, budget: BudgetRef, ledger: Ledger, caplog: pytest.LogCaptureFixture) -> None:
-    lost = _lost(store, budget, ledger.acked)
+def _check(
+    cluster: RedisClusterNodes,
+    store: RedisBudgetStore,
+    budget: BudgetRef,
+    ledger: Ledger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lost = _lost(cluster.url, store, budget, ledger.acked)
     unconfirmed = _unconfirmed(caplog)
     for call_id in sorted(ledger.to_retry):  # what a caller (or the settle journal) does after an error
         store.settle(budget, call_id, AMOUNT)
@@ -133,7 +139,7 @@ def test_threads_keep_exact_books_through_a_failover(
             stop.set()
             for thread in threads:
                 thread.join()
-        _check(store, budget, ledger, caplog)
+        _check(private_cluster, store, budget, ledger, caplog)
 
 
 def test_async_tasks_keep_exact_books_through_a_failover(
@@ -190,4 +196,4 @@ def test_async_tasks_keep_exact_books_through_a_failover(
 
     asyncio.run(run())
     with RedisBudgetStore(config, url=private_cluster.url) as store:
-        _check(store, budget, ledger, caplog)
+        _check(private_cluster, store, budget, ledger, caplog)
