@@ -51,13 +51,13 @@ class StoreConfig(BaseModel):
         default=2.0, gt=0, le=3600, description="How long opening one Redis connection may take."
     )
     max_connections: int = Field(
-        default=32, ge=1, le=10_000, description="Connections per client (per node on a cluster), sync and async each."
+        default=16, ge=1, le=10_000, description="Connections per client (per node on a cluster), sync and async each."
     )
     pool_timeout_seconds: float = Field(
         default=30, gt=0, le=3600, description="How long a command waits for a free connection of a full pool."
     )
     warm_connections: int = Field(
-        default=32, ge=0, le=10_000, description="Connections opened (and scripts loaded) at a client's first use."
+        default=16, ge=0, le=10_000, description="Connections opened (and scripts loaded) at a client's first use."
     )
     cluster: bool = Field(
         default=False,
