@@ -72,7 +72,27 @@ class StoreConfig(BaseModel):
         default="fail_closed", description="fail_closed refuses calls while the store fails; fail_open lets them pass."
     )
     timeout_seconds: float = Field(
-        default=0.5, gt=0, le=60, allow_inf_nan=False, description="Socket timeout of Redis operations."
+        default=1.0,
+        gt=0,
+        le=60,
+        allow_inf_nan=False,
+        description="Command timeout: how long one Redis command may take.",
+    )
+    connect_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=60, allow_inf_nan=False, description="How long opening one Redis connection may take."
+    )
+    max_connections: int = Field(
+        default=16, ge=1, le=10_000, description="Connections per client (per node on a cluster), sync and async each."
+    )
+    pool_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="How long a command waits for a free connection of a full pool.",
+    )
+    warm_connections: int = Field(
+        default=16, ge=0, le=10_000, description="Connections opened (and scripts loaded) at a client's first use."
     )
     cluster: bool = Field(
         default=False,
@@ -80,6 +100,18 @@ class StoreConfig(BaseModel):
             "Redis Cluster: the top index (another slot) is updated by the client after each settle, "
             "one more round trip; on a standalone Redis the settle script updates it."
         ),
+    )
+    settle_wait_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=16,
+        description=(
+            "After each settle, WAIT until this many replicas have it (none: 1 on a cluster, else 0), "
+            "so that a failover cannot lose it."
+        ),
+    )
+    settle_wait_ms: int = Field(
+        default=50, ge=1, le=60_000, description="How long a settle waits for its replicas before going on."
     )
     top_index: bool = Field(
         default=True, description="Keep the largest-spender index of each window (costs memory per id)."
@@ -108,6 +140,13 @@ class StoreConfig(BaseModel):
             "`costrouter budget accept-loss`; warn logs, marks the span and goes on."
         ),
     )
+
+    @property
+    def settle_replicas(self) -> int:
+        """The replicas each settle waits for: ``settle_wait_replicas``, else 1 on a cluster, 0 otherwise."""
+        if self.settle_wait_replicas is not None:
+            return self.settle_wait_replicas
+        return 1 if self.cluster else 0
 
     @property
     def record_ttl_seconds(self) -> int:

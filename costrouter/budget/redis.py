@@ -23,6 +23,7 @@ ratio), with no expiry.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -32,10 +33,8 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import redis
 import redis.asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from costrouter.budget import redis_clients, redis_durable
 from costrouter.budget.policy import StoreConfig
 from costrouter.budget.store import (
     BudgetRef,
@@ -200,20 +199,13 @@ def index_entry(config: StoreConfig, budget: BudgetRef, outcome: SettleOutcome) 
     return f"{top_key(config.key_prefix, budget)}:{outcome.window_id}"
 
 
-def _client_options(config: StoreConfig) -> dict[str, Any]:
-    return {
-        "socket_timeout": config.timeout_seconds,
-        "socket_connect_timeout": config.timeout_seconds,
-        "decode_responses": True,
-    }
-
-
 class RedisBudgetStore(BudgetStore):
     """Budget counters in Redis.
 
     ``url`` wins over ``config.redis_url``. Pass ready ``client`` / ``async_client``
     objects to reuse connection pools (they are then not closed by the store); else
-    clients are built from the URL, the async one on first use (use it from one event
+    clients are built from the URL (see :mod:`costrouter.budget.redis_clients`: bounded
+    pools, warmed at first use), the async one on first use (use it from one event
     loop, and close it with :meth:`aclose`). A broken connection is retried once, so
     the store works again as soon as Redis does.
     """
@@ -223,8 +215,8 @@ class RedisBudgetStore(BudgetStore):
         config: StoreConfig | None = None,
         *,
         url: str | None = None,
-        client: redis.Redis | None = None,
-        async_client: redis.asyncio.Redis | None = None,
+        client: redis_clients.SyncClient | None = None,
+        async_client: redis_clients.AsyncClient | None = None,
     ) -> None:
         """Connect lazily to ``url`` (or ``config.redis_url``); nothing is sent yet."""
         self.config = config or StoreConfig(backend="redis")
@@ -232,17 +224,17 @@ class RedisBudgetStore(BudgetStore):
         self._owns_client = client is None
         self._owns_async_client = async_client is None
         self._connections = 0
-        self._client = client or redis.Redis.from_url(
-            self.url,
-            retry=Retry(NoBackoff(), 1, (redis.ConnectionError,)),
-            redis_connect_func=self._connected,
-            **_client_options(self.config),
-        )
+        self._client = client or redis_clients.sync_client(self.url, self.config, self._connected)
         self._scripts: dict[str, Script] = {
-            name: self._client.register_script(script_source(name)) for name in SCRIPT_NAMES
+            name: redis_clients.register(self._client, script_source(name)) for name in SCRIPT_NAMES
         }
+        self._nodes = redis_durable.NodeClients(self._client, self.config)
+        self._anodes: redis_durable.AsyncNodeClients | None = None
+        self._warm_lock = threading.Lock()
+        self._warm = not self._owns_client
         self._async_client = async_client
         self._async_scripts: dict[str, AsyncScript] = {}
+        self._gate: redis_clients.AsyncGate | None = None
 
     def _connected(self, connection: redis.Connection) -> None:
         self._connections += 1
@@ -272,26 +264,46 @@ class RedisBudgetStore(BudgetStore):
         """Accept the store's current epoch after a loss of data; returns it ('' when none yet)."""
         return _text(self._run("accept", "accept", epoch_keys(self.config.key_prefix), []))
 
-    def _run(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
+    def _ensure_warm(self) -> None:
+        with self._warm_lock:
+            if not self._warm:
+                redis_clients.warm_sync_once(self._client, self.config, map(script_source, SCRIPT_NAMES))
+                self._warm = True
+
+    def _run(self, operation: str, name: str, keys: list[str], args: list[str], *, confirm: bool = False) -> Any:
+        self._ensure_warm()
         with wrap_errors(operation):
+            if confirm and self.config.settle_replicas:
+                return redis_durable.settle_confirmed(self._nodes, self._scripts[name], keys, args)
             return self._scripts[name](keys=keys, args=args)
 
-    def _aclient(self) -> redis.asyncio.Redis:
+    def _aclient(self) -> redis_clients.AsyncClient:
         if self._async_client is None:
-            self._async_client = redis.asyncio.Redis.from_url(
-                self.url,
-                retry=AsyncRetry(NoBackoff(), 1, (redis.ConnectionError,)),
-                redis_connect_func=self._aconnected,
-                **_client_options(self.config),
-            )
+            self._async_client = redis_clients.async_client(self.url, self.config, self._aconnected)
         return self._async_client
 
-    async def _arun(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
-        if not self._async_scripts:
+    def _agate(self) -> redis_clients.AsyncGate:
+        if self._gate is None:
             client = self._aclient()
-            self._async_scripts = {name: client.register_script(script_source(name)) for name in SCRIPT_NAMES}
+            self._gate = redis_clients.AsyncGate(self.config, bounded=redis_clients.is_cluster(client))
+            self._gate.warm = not self._owns_async_client
+        return self._gate
+
+    async def _arun(self, operation: str, name: str, keys: list[str], args: list[str], *, confirm: bool = False) -> Any:
+        client = self._aclient()
+        if not self._async_scripts:
+            self._async_scripts = {name: redis_clients.aregister(client, script_source(name)) for name in SCRIPT_NAMES}
+            self._anodes = redis_durable.AsyncNodeClients(client, self.config)
+        gate = self._agate()
+        script = self._async_scripts[name]
+        nodes = self._anodes
         with wrap_errors(operation):
-            return await self._async_scripts[name](keys=keys, args=args)
+            await gate.ensure_warm(
+                lambda: redis_clients.warm_async(client, self.config, map(script_source, SCRIPT_NAMES))
+            )
+            if confirm and nodes is not None and self.config.settle_replicas:
+                return await gate.run(lambda: redis_durable.asettle_confirmed(nodes, script, keys, args))
+            return await gate.run(lambda: redis_clients.arun_script(client, script, keys, args))
 
     def _index(self, budget: BudgetRef) -> str:
         return top_key(self.config.key_prefix, budget)
@@ -310,7 +322,9 @@ class RedisBudgetStore(BudgetStore):
     def _settle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
         call = _Call(self.config, budget)
         operation = "release" if release else "settle"
-        reply = self._run(operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release))
+        reply = self._run(
+            operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release), confirm=True
+        )
         outcome, expiry = parse_settle(budget, reply)
         key = index_entry(self.config, budget, outcome)
         if key is not None:
@@ -376,6 +390,7 @@ class RedisBudgetStore(BudgetStore):
 
     def close(self) -> None:
         """Close the sync client's connections, if the store built that client."""
+        self._nodes.close()
         if self._owns_client:
             self._client.close()
 
@@ -388,16 +403,16 @@ class RedisBudgetStore(BudgetStore):
     async def _asettle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
         call = _Call(self.config, budget)
         operation = "release" if release else "settle"
-        reply = await self._arun(operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release))
+        reply = await self._arun(
+            operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release), confirm=True
+        )
         outcome, expiry = parse_settle(budget, reply)
         key = index_entry(self.config, budget, outcome)
         if key is not None:
             try:
-                async with self._aclient().pipeline(transaction=False) as pipe:
-                    pipe.zincrby(key, outcome.charged_micros, budget.scope_id)
-                    if expiry:
-                        pipe.expireat(key, expiry)
-                    await pipe.execute()
+                await self._agate().run(
+                    lambda: redis_clients.aadd_to_index(self._aclient(), key, budget, outcome, expiry)
+                )
             except (redis.RedisError, OSError):
                 logger.warning("could not update the top index of budget %s", budget.name, exc_info=True)
         return outcome
@@ -425,7 +440,7 @@ class RedisBudgetStore(BudgetStore):
         call = _Call(self.config, budget)
         window = _text(await self._arun("reset", "reset", call.keys, call.window()))
         with wrap_errors("reset"):
-            await self._aclient().zrem(f"{self._index(budget)}:{window}", budget.scope_id)
+            await self._agate().run(lambda: self._aclient().zrem(f"{self._index(budget)}:{window}", budget.scope_id))
 
     async def atop(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
         """See :meth:`BudgetStore.top`."""
@@ -447,8 +462,12 @@ class RedisBudgetStore(BudgetStore):
 
     async def aclose(self) -> None:
         """Close the async client's connections (and the sync one's), if the store built them."""
+        if self._anodes is not None:
+            await self._anodes.aclose()
         if self._owns_async_client and self._async_client is not None:
+            self._anodes = None
             await self._async_client.aclose()
             self._async_client = None
             self._async_scripts = {}
+            self._gate = None
         self.close()

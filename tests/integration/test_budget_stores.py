@@ -482,8 +482,15 @@ def test_the_memory_store_forgets_ended_windows_and_old_call_records() -> None:
     assert store.status(ref(1000, scope_id="busy", window="1h")).spent_micros == 5000
 
 
-def test_on_a_cluster_the_client_keeps_the_top_index(redis_backend: Backend) -> None:
-    store = redis_backend.store(cluster=True)
+@pytest.fixture
+def cluster_backend(redis_cluster_url: str) -> Iterator[Backend]:
+    backend = Backend("redis-cluster", redis_url=redis_cluster_url)
+    yield backend
+    backend.close()
+
+
+def test_on_a_cluster_the_client_keeps_the_top_index(cluster_backend: Backend) -> None:
+    store = cluster_backend.store()
     for scope_id, amount in (("a", 300), ("b", 900)):
         store.settle(ref(scope_id=scope_id), f"call-{scope_id}", amount)
     store.settle(ref(scope_id="a"), "call-a", 300)  # a replayed settle adds nothing

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from redis.crc import key_slot
 from typer.testing import CliRunner
 
 from costrouter.budget import RedisBudgetStore, load_policy
+from costrouter.budget.store import budget_key, top_key
 from costrouter.cli import app
 from costrouter.money import usd_to_micros
 
@@ -311,16 +313,24 @@ def test_budget_usage_errors(runner: CliRunner) -> None:
     assert runner.invoke(app, ["budget", "top", "global", "--budgets", budgets]).exit_code == 1
 
 
-def test_budget_status_top_and_reset_against_redis(runner: CliRunner, tmp_path: Path, redis_url: str) -> None:
+@pytest.mark.parametrize("kind", ["redis", "redis-cluster"])
+def test_budget_status_top_and_reset_against_redis(
+    runner: CliRunner, tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:
+    redis_url = request.getfixturevalue("redis_url" if kind == "redis" else "redis_cluster_url")
     prefix = f"cli-test-{os.getpid()}"
+    cluster = "  cluster: true\n" if kind == "redis-cluster" else ""
     budgets = write(
         tmp_path,
         "budgets.yaml",
-        f"store:\n  backend: redis\n  redis_url: {redis_url}\n  key_prefix: {prefix}\n"
+        f"store:\n  backend: redis\n  redis_url: {redis_url}\n  key_prefix: {prefix}\n{cluster}"
         "budgets:\n  - scope: session\n    limit_usd: 1\n  - scope: global\n    limit_usd: 100\n",
     )
     policy = load_policy(budgets)
     session_budget = policy.budgets[0]
+    slots = {key_slot(budget_key(prefix, session_budget.ref(session)).encode()) for session in ("s1", "s2")}
+    slots.add(key_slot(top_key(prefix, session_budget.ref("s1")).encode()))
+    assert len(slots) == 3  # two budgets and the top index: three slots, on a cluster maybe three nodes
     with RedisBudgetStore(policy.store) as store:
         for session, amount in (("s1", 0.25), ("s2", 0.5)):
             ref = session_budget.ref(session)
@@ -342,3 +352,6 @@ def test_budget_status_top_and_reset_against_redis(runner: CliRunner, tmp_path: 
     assert reset.exit_code == 0, reset.output
     after = runner.invoke(app, ["budget", "status", "session", "s1", "--budgets", str(budgets)])
     assert "0.0%" in after.stdout
+    top_after = runner.invoke(app, ["budget", "top", "session", "--budgets", str(budgets)])
+    assert "s2" in top_after.stdout
+    assert "s1" not in top_after.stdout
