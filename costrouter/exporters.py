@@ -486,14 +486,17 @@ def build_resource(settings: Settings | None = None) -> Resource:
     """Return the resource costrouter's providers carry.
 
     The SDK reads ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME``; when neither names
-    the service, ``settings.service_name`` does, else ``costrouter``.
+    the service, ``settings.service_name`` does, else ``costrouter``. ``settings.project_name``
+    adds ``openinference.project.name`` (the Phoenix project) unless the environment sets it.
     """
     settings = settings if settings is not None else Settings()
     detected = Resource.create({})
     named = detected.attributes.get(SERVICE_NAME)
-    if isinstance(named, str) and named and not named.startswith("unknown_service"):
-        return detected
-    return detected.merge(Resource({SERVICE_NAME: settings.service_name or DEFAULT_SERVICE_NAME}))
+    if not (isinstance(named, str) and named and not named.startswith("unknown_service")):
+        detected = detected.merge(Resource({SERVICE_NAME: settings.service_name or DEFAULT_SERVICE_NAME}))
+    if settings.project_name and sc.OPENINFERENCE_PROJECT_NAME not in detected.attributes:
+        detected = detected.merge(Resource({sc.OPENINFERENCE_PROJECT_NAME: settings.project_name}))
+    return detected
 
 
 def _grpc_exporters() -> tuple[type[Any], type[Any]]:

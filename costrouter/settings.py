@@ -55,6 +55,18 @@ class Settings(BaseSettings):
         description="Record prompts and completions as gen_ai.input/output.messages (personal data!).",
     )
     content_max_chars: int = Field(default=4096, ge=0, description="Truncate captured content to this.")
+    genai_cost_attributes: bool = Field(
+        default=False,
+        description=(
+            "Also write the cost as gen_ai.usage.cost.amount/.currency/.source, the names proposed in "
+            "semantic-conventions-genai PR #443 (not merged). Off by default: Langfuse reads every numeric "
+            "gen_ai.usage.* key as a token count and drops the call's usage when one is fractional."
+        ),
+    )
+    project_name: str | None = Field(
+        default=None,
+        description="openinference.project.name resource attribute: the Phoenix project spans land in.",
+    )
     export_timeout_seconds: float | None = Field(
         default=None,
         gt=0,

@@ -63,6 +63,7 @@ class Telemetry:
         *,
         capture_content: bool = False,
         content_max_chars: int = 4096,
+        genai_cost: bool = False,
     ) -> None:
         self.tracer_provider = tracer_provider or trace.get_tracer_provider()
         self.meter_provider = meter_provider or metrics.get_meter_provider()
@@ -70,6 +71,7 @@ class Telemetry:
         meter = self.meter_provider.get_meter(INSTRUMENTATION_NAME, __version__)
         self.capture_content = capture_content
         self.content_max_chars = content_max_chars
+        self.genai_cost = genai_cost
         self.token_usage = meter.create_histogram(
             sc.METRIC_TOKEN_USAGE,
             unit=sc.METRIC_TOKEN_USAGE_UNIT,
@@ -123,6 +125,8 @@ class Telemetry:
     def end_call_span(self, span: Span, outcome: Outcome, record: CallRecord, latency_s: float) -> None:
         """Write the outcome and the attempts onto ``span`` and end it."""
         span.set_attributes(outcome_attributes(outcome, record, latency_s))
+        if self.genai_cost:
+            span.set_attributes(proposed_cost_attributes(outcome))
         if outcome.settled is not None and outcome.settled.mismatch:
             span.add_event(sc.EVENT_COST_MISMATCH, settled_attributes(outcome.settled))
         if self.capture_content and outcome.output_text is not None:
@@ -320,6 +324,20 @@ def output_message_attributes(outcome: Outcome, max_chars: int) -> dict[str, Att
     }
 
 
+def proposed_cost_attributes(outcome: Outcome) -> dict[str, AttributeValue]:
+    """The cost under the names semantic-conventions-genai PR #443 proposes (not merged).
+
+    Off by default: Langfuse's OTel ingest reads every numeric ``gen_ai.usage.*`` key but
+    ``gen_ai.usage.cost`` as an integer token count and drops the whole usage when one is not.
+    """
+    source = "provider" if outcome.settled is not None and outcome.settled.source == "provider" else "local"
+    return {
+        sc.GEN_AI_USAGE_COST_AMOUNT: outcome.cost_usd,
+        sc.GEN_AI_USAGE_COST_CURRENCY: "USD",
+        sc.GEN_AI_USAGE_COST_SOURCE: source,
+    }
+
+
 def _attribute_value(value: Any) -> AttributeValue:
     if isinstance(value, (bool, int, float, str)):
         return value
@@ -336,13 +354,9 @@ def outcome_attributes(outcome: Outcome, record: CallRecord, latency_s: float) -
         sc.LLM_USAGE_COST_USD: outcome.cost_usd,
         sc.LLM_COST_TOTAL: outcome.cost_usd,
         sc.GEN_AI_USAGE_COST: outcome.cost_usd,
-        sc.GEN_AI_USAGE_COST_AMOUNT: outcome.cost_usd,
-        sc.GEN_AI_USAGE_COST_CURRENCY: "USD",
         sc.GEN_AI_COST_TOTAL: outcome.cost_usd,
         **outcome.extra,
     }
-    if outcome.settled is not None:
-        attributes[sc.GEN_AI_USAGE_COST_SOURCE] = "provider" if outcome.settled.source == "provider" else "local"
     if outcome.model is not None:
         attributes.update(model_attributes(outcome.model))
     if outcome.response_model:  # the model the provider says answered, when it says so

@@ -71,9 +71,6 @@ def test_success_span_carries_tokens_cost_model_and_caller(
     assert attributes[sc.GEN_AI_PROVIDER_NAME] == "openai"
     assert attributes[sc.SERVER_ADDRESS] == "127.0.0.1"
     assert attributes[sc.SERVER_PORT] == urlsplit(provider.base_url).port
-    assert attributes[sc.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(cost)
-    assert attributes[sc.GEN_AI_USAGE_COST_CURRENCY] == "USD"
-    assert attributes[sc.GEN_AI_USAGE_COST_SOURCE] == "local"
     assert attributes[sc.GEN_AI_OPERATION_NAME] == "chat"
     assert attributes[sc.GEN_AI_RESPONSE_ID] == response.id
     assert list(attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS]) == ["stop"]  # type: ignore[arg-type]

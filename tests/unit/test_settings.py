@@ -120,3 +120,12 @@ def test_otel_variables_reach_the_exporter(monkeypatch: pytest.MonkeyPatch) -> N
         assert {r.signal for r in metrics_receiver.requests} == {"metrics"}
         assert all(r.headers["x-api-key"] == "secret key" for r in metrics_receiver.requests)
         assert setup.dropped_spans == 0
+
+
+def test_project_name_becomes_the_phoenix_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "openinference.project.name" not in build_resource(Settings()).attributes
+    resource = build_resource(Settings(project_name="checkout"))
+    assert resource.attributes["openinference.project.name"] == "checkout"
+    assert resource.attributes["service.name"] == "costrouter"
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "openinference.project.name=from-env")
+    assert build_resource(Settings(project_name="checkout")).attributes["openinference.project.name"] == "from-env"
