@@ -70,7 +70,7 @@ def model_facts(deployment: Deployment, litellm_provider: str | None) -> ModelFa
         except ValueError:  # a malformed port in api_base: say nothing rather than something wrong
             port = None
     return ModelFacts(
-        model=model_name(deployment.model),
+        model=deployment.model_name or model_name(deployment.model),
         provider=provider_name(litellm_provider) if litellm_provider else None,
         server_address=address,
         server_port=port,
