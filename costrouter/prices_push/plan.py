@@ -13,7 +13,6 @@ from typing import Literal
 
 from costrouter.config import RouterConfig
 from costrouter.models import model_facts
-from costrouter.pricing import PriceBook
 
 Action = Literal["create", "update", "unchanged"]
 
@@ -96,6 +95,8 @@ def _per_million(value: float | None) -> str:
 
 def model_prices(config: RouterConfig) -> tuple[list[ModelPrice], list[Conflict]]:
     """Every priced deployment's prices grouped by the model name its spans carry."""
+    from costrouter.pricing import PriceBook  # noqa: PLC0415 - imports LiteLLM; the command must start without it
+
     book = PriceBook.from_config(config)
     by_model: dict[str, dict[str, dict[str, float]]] = {}
     for _, deployment_id, deployment in config.deployments():
