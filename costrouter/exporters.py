@@ -15,8 +15,9 @@ routed call never waits for the exporter: spans are queued, and the queue is bou
 A process that exits without :meth:`TelemetrySetup.shutdown` still flushes what is queued,
 within ``shutdown_timeout_seconds``, from an ``atexit`` hook.
 
-The ``file`` exporter appends one JSON object a line, one line per span
-(:class:`SpanRecord`); :func:`read_span_records` reads such a file back.
+The ``file`` exporter appends OTLP JSON, one ``TracesData`` object (one batch) a line, as the
+Collector's ``file`` exporter does; :func:`read_span_records` reads such a file (or one of the
+older :class:`SpanRecord` lines) back as span records.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from typing_extensions import override
 
 from costrouter import semconv as sc
 from costrouter.errors import ConfigError
+from costrouter.otlp_json import is_otlp_json, otlp_json_records, spans_to_otlp_json
 from costrouter.settings import Settings
 
 __all__ = [
@@ -166,7 +168,10 @@ def span_to_record(span: ReadableSpan) -> SpanRecord:
 
 
 def read_span_records(path: str | os.PathLike[str]) -> Iterator[SpanRecord]:
-    """Yield the spans of a file written by the ``file`` exporter, in file order.
+    """Yield the spans of a span file, in file order.
+
+    Each line is either an OTLP JSON ``TracesData`` object (what the ``file`` exporter and the
+    Collector's ``file`` exporter write) or one span record (the format before OTLP JSON).
 
     A last line cut short (the process died while writing it) is skipped; any other line
     that is not a JSON object raises ``ValueError`` naming the file and line.
@@ -183,13 +188,20 @@ def read_span_records(path: str | os.PathLike[str]) -> Iterator[SpanRecord]:
                 raise ValueError(f"{path}:{number}: not a JSON span record: {exc}") from exc
             if not isinstance(record, dict):
                 raise ValueError(f"{path}:{number}: not a JSON span record")
+            if is_otlp_json(record):
+                try:
+                    yield from (cast(SpanRecord, span) for span in otlp_json_records(record))
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    raise ValueError(f"{path}:{number}: not an OTLP JSON traces object: {exc}") from exc
+                continue
             yield cast(SpanRecord, record)
 
 
 class JsonLinesSpanExporter(SpanExporter):
-    """Append spans to a file, one JSON object (:class:`SpanRecord`) a line.
+    """Append spans to a file as OTLP JSON, one ``TracesData`` object (one batch) a line.
 
-    Each batch is one ``write`` in append mode, so several processes can share a file.
+    The Collector's ``file`` exporter writes the same format, so ``costrouter report`` reads
+    either. Each batch is one ``write`` in append mode, so several processes can share a file.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -198,7 +210,7 @@ class JsonLinesSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Append ``spans``; a failure to write is a failed export, not an exception."""
-        payload = "".join(json.dumps(span_to_record(span), default=str) + "\n" for span in spans)
+        payload = spans_to_otlp_json(spans) + "\n"
         try:
             with self._lock:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -68,12 +68,12 @@ class Settings(BaseSettings):
         default="none",
         description=(
             "Where spans and metrics go when costrouter sets up telemetry itself: console, otlp, "
-            "file (spans as JSON lines in export_file; no metrics) or none."
+            "file (spans as OTLP JSON lines in export_file; no metrics) or none."
         ),
     )
     export_file: Path = Field(
         default=Path("costrouter-spans.jsonl"),
-        description="The JSON-lines file the `file` exporter appends spans to (`costrouter report` reads it).",
+        description="The OTLP JSON-lines file the `file` exporter appends spans to (`costrouter report` reads it).",
     )
     otlp_protocol: Literal["http/protobuf", "grpc"] = Field(
         default_factory=_otlp_protocol,
