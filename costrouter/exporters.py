@@ -3,8 +3,9 @@
 ``configure_telemetry()`` is the one call that sets up where costrouter's spans and
 metrics go. It builds an OpenTelemetry SDK ``TracerProvider`` and ``MeterProvider``
 (``service.name`` ``costrouter`` unless ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``
-or ``COSTROUTER_SERVICE_NAME`` says otherwise), with a bounded ``BatchSpanProcessor`` and a
-``PeriodicExportingMetricReader``. The standard ``OTEL_EXPORTER_OTLP_*`` variables are read
+or ``COSTROUTER_SERVICE_NAME`` says otherwise), with a bounded span queue of its own
+(:mod:`costrouter.span_queue`) and a ``PeriodicExportingMetricReader``. The standard
+``OTEL_EXPORTER_OTLP_*`` variables are read
 by the SDK's own exporters. An SDK provider the application already installed globally is
 used as it is, and nothing is added to it.
 
@@ -28,8 +29,8 @@ import logging
 import os
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -38,7 +39,6 @@ from typing import Any, TypedDict, cast
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.environment_variables import OTEL_BSP_MAX_EXPORT_BATCH_SIZE
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -53,7 +53,6 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     ConsoleSpanExporter,
     SpanExporter,
     SpanExportResult,
@@ -65,6 +64,7 @@ from costrouter import semconv as sc
 from costrouter.errors import ConfigError
 from costrouter.otlp_json import is_otlp_json, otlp_json_records, spans_to_otlp_json
 from costrouter.settings import Settings
+from costrouter.span_queue import QueuedSpanProcessor
 
 __all__ = [
     "DEFAULT_SERVICE_NAME",
@@ -99,7 +99,6 @@ _SDK_EXPORT_LOGGERS = (
     "opentelemetry.exporter.otlp.proto.http.metric_exporter",
     "opentelemetry.exporter.otlp.common.http",
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
-    "opentelemetry.sdk._shared_internal",
 )
 
 
@@ -413,86 +412,6 @@ class _GuardedMetricExporter(MetricExporter):
             _LOGGER.debug("metric exporter shutdown failed", exc_info=True)
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
-class _CountingQueue(deque[ReadableSpan]):
-    """The batch processor's bounded queue, counting the spans it pushes out when full.
-
-    A lock makes "full?" and "push" one step against the export worker's pops, so the
-    count is exact.
-    """
-
-    def __init__(self, items: Iterable[ReadableSpan], maxlen: int, on_drop: Callable[[], None]) -> None:
-        super().__init__(items, maxlen)
-        self._guard = threading.Lock()
-        self._on_drop = on_drop
-
-    def appendleft(self, item: ReadableSpan, /) -> None:
-        with self._guard:
-            full = self.maxlen is not None and len(self) >= self.maxlen
-            super().appendleft(item)
-        if full:
-            self._on_drop()
-
-    def pop(self) -> ReadableSpan:  # type: ignore[override]  # deque.pop takes no index
-        with self._guard:
-            return super().pop()
-
-
-class _IsolatedBatchSpanProcessor(BatchSpanProcessor):
-    """A ``BatchSpanProcessor`` that counts queue-full drops and shuts down within a bound.
-
-    The SDK only logs a drop from a full queue; to count it, the SDK batch processor's
-    queue (an internal ``deque``) is swapped for a :class:`_CountingQueue`. Should a future
-    SDK lay out its internals otherwise, full-queue drops go uncounted and nothing else changes.
-    """
-
-    def __init__(self, exporter: SpanExporter, *, max_queue_size: int, ledger: _DropLedger) -> None:
-        batch_size = min(_env_int(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, _DEFAULT_BATCH_SIZE), max_queue_size)
-        super().__init__(exporter, max_queue_size=max_queue_size, max_export_batch_size=max(1, batch_size))
-        self._ledger = ledger
-        self._closed = False
-        self.shutdown_timeout_seconds = 5.0
-        inner = getattr(self, "_batch_processor", None)
-        queue = getattr(inner, "_queue", None)
-        if isinstance(queue, deque) and queue.maxlen == max_queue_size:
-            inner._queue = _CountingQueue(queue, max_queue_size, lambda: ledger.record_spans(1, "queue full"))  # type: ignore[union-attr]
-
-    def _queued(self) -> int:
-        queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
-        return len(queue) if isinstance(queue, deque) else 0
-
-    def on_end(self, span: ReadableSpan) -> None:
-        """Queue the span (a full queue pushes out, and counts, the oldest one)."""
-        if not (span.context is not None and span.context.trace_flags.sampled):
-            return
-        if self._closed:
-            self._ledger.record_spans(1, "ended after shutdown")
-            return
-        super().on_end(span)
-
-    def shutdown(self) -> None:
-        """Export what is queued for at most ``shutdown_timeout_seconds``; count what is left."""
-        if self._closed:
-            return
-        self._closed = True
-        inner = getattr(self, "_batch_processor", None)
-        timeout_millis = int(self.shutdown_timeout_seconds * 1000)
-        try:
-            if inner is not None and callable(getattr(inner, "shutdown", None)):
-                inner.shutdown(timeout_millis=timeout_millis)
-            else:
-                super().shutdown()  # type: ignore[no-untyped-call]
-        except Exception:
-            _LOGGER.debug("span processor shutdown failed", exc_info=True)
-        self._ledger.record_spans(self._queued(), "not exported before shutdown")
-
-
 # ---- building ------------------------------------------------------------------------------
 def build_resource(settings: Settings | None = None) -> Resource:
     """Return the resource costrouter's providers carry.
@@ -584,7 +503,7 @@ class TelemetrySetup:
         owns_meter_provider: bool = False,
         shutdown_timeout_seconds: float = 5.0,
         _ledger: _DropLedger | None = None,
-        _span_processor: _IsolatedBatchSpanProcessor | None = None,
+        _span_processor: QueuedSpanProcessor | None = None,
     ) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
@@ -715,15 +634,17 @@ def configure_telemetry(settings: Settings | None = None, *, set_global: bool = 
     resource = build_resource(settings)
 
     tracer_provider: trace.TracerProvider
-    processor: _IsolatedBatchSpanProcessor | None = None
+    processor: QueuedSpanProcessor | None = None
     if app_tracer is None:
         sdk_tracer = SdkTracerProvider(
             resource=resource,
             sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)),
             shutdown_on_exit=False,
         )
-        processor = _IsolatedBatchSpanProcessor(
-            _GuardedSpanExporter(span_exporter, ledger), max_queue_size=settings.max_queue_size, ledger=ledger
+        processor = QueuedSpanProcessor(
+            _GuardedSpanExporter(span_exporter, ledger),
+            max_queue_size=settings.max_queue_size,
+            on_drop=ledger.record_spans,
         )
         sdk_tracer.add_span_processor(processor)
         tracer_provider = sdk_tracer
