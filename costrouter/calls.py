@@ -39,6 +39,7 @@ from costrouter.context import Caller
 from costrouter.cost import call_usage, price_call, provider_reported_cost
 from costrouter.errors import BudgetExceededError, BudgetStoreError
 from costrouter.interruptions import charge_estimated, interrupted_call_charge
+from costrouter.models import model_facts, primary_deployment_id
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
 from costrouter.ops import Flow, RouteOp
 from costrouter.pricing import Price, PriceBook, WorstCase, estimate_usd, output_cap, response_cost_usd
@@ -138,8 +139,12 @@ class CallPlanner:
             )
             for group, deployment_id, deployment in config.deployments()
         }
-        models = {deployment_id: facts.model for deployment_id, facts in self.deployments.items()}
-        self.ratios = TokenRatios(policy.defaults.prompt if policy else PromptEstimate(), models)
+        self.models = {
+            deployment_id: model_facts(deployment, self.deployments[deployment_id].provider)
+            for _, deployment_id, deployment in config.deployments()
+        }
+        model_names = {deployment_id: facts.model for deployment_id, facts in self.deployments.items()}
+        self.ratios = TokenRatios(policy.defaults.prompt if policy else PromptEstimate(), model_names)
         unpriced = self.prices.unpriced()
         if unpriced:
             logger.warning(
@@ -186,7 +191,8 @@ class CallPlanner:
             raise ValueError(f"unknown model group {group!r}; the router has: {known}")
         call_id = uuid.uuid4().hex
         stream = bool(request.get("stream"))
-        span = self.telemetry.start_call_span(group, messages, caller, request, call_id, stream=stream)
+        model = self.models[primary_deployment_id(self.config, group)]
+        span = self.telemetry.start_call_span(group, messages, caller, request, call_id, stream=stream, model=model)
         record = self.tracker.open(call_id)
         return RoutedCall(
             call_id=call_id,
@@ -362,6 +368,7 @@ class CallPlanner:
             extra=call.extra_attributes,
             breakdown=breakdown,
             settled=settled,
+            model=self.models.get(observed.deployment_id or ""),
         )
 
     def finish_flow(self, call: RoutedCall, outcome: Outcome, result: str | None = None) -> Flow[None]:

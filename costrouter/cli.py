@@ -36,6 +36,7 @@ from costrouter.budget_view import BudgetsView
 from costrouter.config import SECRET_PREFIX, Deployment, RouterConfig, load_router_config, resolve_secrets
 from costrouter.errors import BudgetStoreError, ConfigError, ConfigProblem
 from costrouter.money import micros_to_usd
+from costrouter.prices_push.command import prices_app
 from costrouter.redaction import mask_url
 from costrouter.report import (
     DEFAULT_BREAKDOWNS,
@@ -91,6 +92,7 @@ budget_app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(budget_app, name="budget")
+app.add_typer(prices_app, name="prices")
 
 
 class Scope(StrEnum):

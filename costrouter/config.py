@@ -52,6 +52,15 @@ class Deployment(_Strict):
 
     id: str | None = Field(default=None, description="Stable id; default `{group}-{index}`.")
     model: str = Field(description="LiteLLM model string, e.g. `openai/gpt-4o-mini`.")
+    model_name: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "The model name spans carry (gen_ai.request.model, llm.model_name) and backends price by; "
+            "default: `model` without its provider prefix. Give two deployments of one model at "
+            "different prices distinct names, so `costrouter prices push` can register both."
+        ),
+    )
     priority: StrictInt = Field(default=0, description="Lower serves first; equal priorities share load.")
     api_base: str | None = None
     api_key: str | None = Field(default=None, description="A literal, or `os.environ/NAME`.")

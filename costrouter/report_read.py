@@ -16,6 +16,7 @@ from typing import Any, Final
 import orjson
 from orjson import JSONDecodeError, loads
 
+from costrouter.otlp_json import otlp_json_records
 from costrouter.report import Aggregator, CallCounts, Report, ReportRow
 from costrouter.report_records import AttemptSummary, BadRecordError, CallJoiner, CallSummary, Dimension
 from costrouter.report_time import Timeline
@@ -76,6 +77,14 @@ def _record(line: bytes) -> Any:
         raise BadRecordError(f"not a JSON span record: {exc}") from exc
 
 
+def _otlp_spans(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The span records of an OTLP JSON ``TracesData`` line (the Collector's file exporter writes these)."""
+    try:
+        return otlp_json_records(document)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise BadRecordError(f"not an OTLP JSON traces object: {exc}") from exc
+
+
 def _read(path: str | Path, add: Callable[[dict[str, Any]], None], run: _Run) -> int:
     """Feed each line of ``path`` to ``add``; the number of lines that were not blank."""
     spans = 0
@@ -91,7 +100,11 @@ def _read(path: str | Path, add: Callable[[dict[str, Any]], None], run: _Run) ->
                     record = _record(line)  # raises, naming the problem
                 if record.__class__ is not dict:
                     raise BadRecordError(f"not a JSON span record: a {type(record).__name__}, not an object")
-                add(record)
+                if "resourceSpans" in record:
+                    for span in _otlp_spans(record):
+                        add(span)
+                else:
+                    add(record)
             except BadRecordError as exc:
                 run.problem(number, str(exc))
     return spans

@@ -83,6 +83,7 @@ class CostRouter:
             meter_provider,
             capture_content=self.settings.capture_content,
             content_max_chars=self.settings.content_max_chars,
+            genai_cost=self.settings.genai_cost_attributes,
         )
         self._planner = CallPlanner(self.config, self.telemetry, attempt_tracker(), self.policy)
         if self.store is not None and self.policy is not None:

@@ -355,3 +355,31 @@ def test_budget_status_top_and_reset_against_redis(
     top_after = runner.invoke(app, ["budget", "top", "session", "--budgets", str(budgets)])
     assert "s2" in top_after.stdout
     assert "s1" not in top_after.stdout
+
+
+def test_report_reads_a_collector_file_exporter_output(runner: CliRunner, tmp_path: Path) -> None:
+    def value(item: object) -> dict[str, object]:
+        if isinstance(item, float):
+            return {"doubleValue": item}
+        if isinstance(item, int):
+            return {"intValue": str(item)}
+        return {"stringValue": str(item)}
+
+    span = {
+        "traceId": "1" * 32,
+        "spanId": "2" * 16,
+        "name": SPAN_LINE["name"],
+        "kind": 3,
+        "startTimeUnixNano": "0",
+        "endTimeUnixNano": "5000000",
+        "attributes": [{"key": k, "value": value(v)} for k, v in SPAN_LINE["attributes"].items()],  # type: ignore[union-attr]
+        "status": {},
+    }
+    document = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"scope": {"name": "costrouter"}, "spans": [span]}]}]}
+    path = tmp_path / "collector-traces.json"
+    path.write_text(json.dumps(document) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["report", str(path), "--format", "json", "--by", "user"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["breakdowns"]["user"][0]["user"] == "alice"
+    assert report["total"]["input_tokens"] == 12
