@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import math
@@ -216,3 +217,31 @@ def test_parse_instant() -> None:
     assert parse_instant("7d", now_ns=10 * DAY) == 3 * DAY
     with pytest.raises(ValueError, match="neither an ISO 8601 time"):
         parse_instant("yesterday")
+
+
+def test_countable_values_of_unusual_types_are_converted_not_skipped(tmp_path: Path) -> None:
+    odd = call("odd", **{sc.SESSION_ID: 42, sc.GEN_AI_USAGE_INPUT_TOKENS: 10.0, sc.ROUTER_TAGS: "solo"})
+    odd["attributes"][sc.LLM_USAGE_COST_USD] = 1  # an int, not a float
+    odd["start_time_ns"], odd["trace_id"] = float(T0), 7
+    plain = call("plain", 0.5, **{sc.ROUTER_TAGS: ["a", "b", "a"], sc.LLM_LATENCY_MS: 12})
+    path = spans(tmp_path, odd, attempt("plain"), plain, {**call("bare"), "attributes": None})
+    report = stream_report(path, [("session",), ("tag",)])
+    assert report.skipped == 0
+    assert report.total.calls == 3
+    assert report.total.cost_usd == 1.5
+    assert report.total.input_tokens == 20
+    assert report.total.attempts == 1
+    assert {row.key: row.calls for row in report.breakdowns[0].rows} == {("42",): 1, (None,): 2}
+    assert {row.key: row.calls for row in report.breakdowns[1].rows} == {("solo",): 1, ("a",): 1, ("b",): 1, (None,): 1}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_is_left_as_it_was(tmp_path: Path, enabled: bool) -> None:
+    path = spans(tmp_path, call("a"), "not json")
+    if not enabled:
+        gc.disable()
+    try:
+        stream_report(path, [("group",)])
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
