@@ -37,7 +37,7 @@ from costrouter.pricing import (
     output_cap,
     response_cost_usd,
 )
-from costrouter.telemetry import Outcome, Telemetry
+from costrouter.telemetry import Outcome, Telemetry, first_models, model_name
 
 logger = logging.getLogger("costrouter")
 
@@ -121,6 +121,9 @@ class CallPlanner:
             )
             for group, deployment_id, deployment in config.deployments()
         }
+        self.first_models = first_models(
+            {name: [(d.priority, d.model) for d in group.deployments] for name, group in config.groups.items()}
+        )
         unpriced = self.prices.unpriced()
         if unpriced:
             logger.warning(
@@ -167,7 +170,9 @@ class CallPlanner:
             raise ValueError(f"unknown model group {group!r}; the router has: {known}")
         call_id = uuid.uuid4().hex
         stream = bool(request.get("stream"))
-        span = self.telemetry.start_call_span(group, messages, caller, request, call_id, stream=stream)
+        span = self.telemetry.start_call_span(
+            group, messages, caller, request, call_id, stream=stream, model=self.first_models.get(group)
+        )
         record = self.tracker.open(call_id)
         return RoutedCall(
             call_id=call_id,
@@ -315,6 +320,7 @@ class CallPlanner:
         return Outcome(
             served_group=facts.group if facts else call.group,
             deployment_id=observed.deployment_id,
+            model=model_name(facts.model) if facts else None,
             provider=facts.provider if facts else None,
             response_model=observed.response_model,
             response_id=observed.response_id,
@@ -348,7 +354,7 @@ class CallPlanner:
                     self._alert(call, budget, threshold, settle.spent_micros)
         latency = time.perf_counter() - call.started
         call_result = result or ("success" if outcome.error is None else "error")
-        self.telemetry.end_call_span(call.span, outcome, call.record, latency)
+        self.telemetry.end_call_span(call.span, outcome, call.record, latency, call.caller)
         self.telemetry.record_metrics(call.requested_group, outcome, call.record, latency, call_result)
         self._record_budget_metric(call)
         self.tracker.close(call.call_id)

@@ -61,7 +61,10 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from typing_extensions import override
 
 from costrouter import semconv as sc
+from costrouter.backends import backend as backend_preset
+from costrouter.backends.export import exporter_options, preset_resource
 from costrouter.errors import ConfigError
+from costrouter.log_export import LogExport
 from costrouter.settings import Settings
 
 __all__ = [
@@ -489,11 +492,14 @@ def build_resource(settings: Settings | None = None) -> Resource:
     the service, ``settings.service_name`` does, else ``costrouter``.
     """
     settings = settings if settings is not None else Settings()
+    preset = preset_resource(backend_preset(settings.backend), os.environ)
     detected = Resource.create({})
     named = detected.attributes.get(SERVICE_NAME)
+    merged = Resource(preset).merge(detected)
     if isinstance(named, str) and named and not named.startswith("unknown_service"):
-        return detected
-    return detected.merge(Resource({SERVICE_NAME: settings.service_name or DEFAULT_SERVICE_NAME}))
+        return merged
+    service = settings.service_name or preset.get(SERVICE_NAME) or DEFAULT_SERVICE_NAME
+    return merged.merge(Resource({SERVICE_NAME: service}))
 
 
 def _grpc_exporters() -> tuple[type[Any], type[Any]]:
@@ -513,10 +519,29 @@ def _exporters(settings: Settings) -> tuple[SpanExporter, MetricExporter | None]
     kwargs: dict[str, Any] = {}
     if settings.export_timeout_seconds is not None:
         kwargs["timeout"] = settings.export_timeout_seconds
-    if settings.otlp_protocol == "grpc":
-        span_cls, metric_cls = _grpc_exporters()
-        return cast(SpanExporter, span_cls(**kwargs)), cast(MetricExporter, metric_cls(**kwargs))
-    return OTLPSpanExporter(**kwargs), OTLPMetricExporter(**kwargs)
+    preset, grpc = backend_preset(settings.backend), settings.otlp_protocol == "grpc"
+    span_cls, metric_cls = _grpc_exporters() if grpc else (OTLPSpanExporter, OTLPMetricExporter)
+    spans = span_cls(**kwargs, **exporter_options(preset, "traces", os.environ, grpc=grpc))
+    if not preset.exports("metrics"):
+        return cast(SpanExporter, spans), None
+    metrics_exporter = metric_cls(**kwargs, **exporter_options(preset, "metrics", os.environ, grpc=grpc))
+    return cast(SpanExporter, spans), cast(MetricExporter, metrics_exporter)
+
+
+def _log_export(settings: Settings, resource: Resource) -> LogExport | None:
+    preset = backend_preset(settings.backend)
+    if settings.exporter != "otlp" or not settings.export_logs or not preset.exports("logs"):
+        return None
+    grpc = settings.otlp_protocol == "grpc"
+    module = (
+        "opentelemetry.exporter.otlp.proto.grpc._log_exporter"
+        if grpc
+        else "opentelemetry.exporter.otlp.proto.http._log_exporter"
+    )
+    kwargs: dict[str, Any] = exporter_options(preset, "logs", os.environ, grpc=grpc)
+    if settings.export_timeout_seconds is not None:
+        kwargs["timeout"] = settings.export_timeout_seconds
+    return LogExport(import_module(module).OTLPLogExporter(**kwargs), resource)
 
 
 def _views() -> list[View]:
@@ -570,6 +595,7 @@ class TelemetrySetup:
         shutdown_timeout_seconds: float = 5.0,
         _ledger: _DropLedger | None = None,
         _span_processor: _IsolatedBatchSpanProcessor | None = None,
+        _logs: LogExport | None = None,
     ) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
@@ -579,6 +605,7 @@ class TelemetrySetup:
         self.shutdown_timeout_seconds = shutdown_timeout_seconds
         self._ledger = _ledger or _DropLedger(exporter)
         self._span_processor = _span_processor
+        self.log_export = _logs
         self._closed = False
         self._lock = threading.Lock()
         self._filtering = False
@@ -610,6 +637,9 @@ class TelemetrySetup:
             meter_provider = cast(SdkMeterProvider, self.meter_provider)
             remaining = max(0.0, deadline - time.monotonic())
             flushed = _run_bounded(lambda: meter_provider.force_flush(remaining * 1000), remaining) and flushed
+        if self.log_export is not None:
+            logs, remaining = self.log_export, max(0.0, deadline - time.monotonic())
+            flushed = _run_bounded(lambda: logs.force_flush(int(remaining * 1000)), remaining) and flushed
         return flushed
 
     def shutdown(self, timeout: float | None = None) -> bool:
@@ -640,6 +670,11 @@ class TelemetrySetup:
             except Exception:
                 _LOGGER.debug("meter provider shutdown failed", exc_info=True)
         self._ledger.log_summary()
+        if self.log_export is not None:
+            try:
+                self.log_export.shutdown()
+            except Exception:
+                _LOGGER.debug("logger provider shutdown failed", exc_info=True)
         if self._filtering:
             _SDK_LOG_FILTER.release()
             self._filtering = False
@@ -743,6 +778,7 @@ def configure_telemetry(settings: Settings | None = None, *, set_global: bool = 
         shutdown_timeout_seconds=settings.shutdown_timeout_seconds,
         _ledger=ledger,
         _span_processor=processor,
+        _logs=_log_export(settings, resource) if app_tracer is None else None,
     )
     if set_global:
         if app_tracer is None:

@@ -11,6 +11,7 @@ from opentelemetry.trace import TracerProvider
 
 from costrouter._yaml import validate
 from costrouter.attempts import attempt_tracker
+from costrouter.backends import backend as backend_preset
 from costrouter.budget import BudgetPolicy, BudgetStore, load_policy, store_from_config
 from costrouter.budget_view import BudgetsView
 from costrouter.building import build_litellm_router
@@ -68,6 +69,7 @@ class CostRouter:
             meter_provider,
             capture_content=self.settings.capture_content,
             content_max_chars=self.settings.content_max_chars,
+            backend=backend_preset(self.settings.backend),
         )
         self._planner = CallPlanner(self.config, self.telemetry, attempt_tracker(), self.policy)
 

@@ -19,6 +19,7 @@ from opentelemetry.util.types import AttributeValue
 from costrouter import semconv as sc
 from costrouter._version import __version__
 from costrouter.attempts import CallRecord
+from costrouter.backends.base import NO_BACKEND, Backend
 from costrouter.context import Caller
 from costrouter.cost import CostBreakdown, SettledCost
 from costrouter.cost_attributes import breakdown_attributes, detail_token_counts, settled_attributes
@@ -33,6 +34,8 @@ class Outcome:
 
     served_group: str | None = None
     deployment_id: str | None = None
+    model: str | None = None
+    """The serving deployment's model, without LiteLLM's provider prefix."""
     provider: str | None = None
     response_model: str | None = None
     response_id: str | None = None
@@ -60,7 +63,9 @@ class Telemetry:
         *,
         capture_content: bool = False,
         content_max_chars: int = 4096,
+        backend: Backend | None = None,
     ) -> None:
+        self.backend = backend or NO_BACKEND
         self.tracer_provider = tracer_provider or trace.get_tracer_provider()
         self.meter_provider = meter_provider or metrics.get_meter_provider()
         self.tracer = self.tracer_provider.get_tracer(INSTRUMENTATION_NAME, __version__)
@@ -104,13 +109,18 @@ class Telemetry:
         call_id: str,
         *,
         stream: bool,
+        model: str | None = None,
     ) -> Span:
-        """Start ``router.completion/{group}`` with everything known before the call."""
-        attributes = request_attributes(group, messages, caller, request, call_id, stream=stream)
+        """Start ``router.completion/{group}``, the call's one LLM span, with everything known before the call.
+
+        ``model`` is the group's first-priority deployment's model until the call ends.
+        """
+        attributes = request_attributes(group, messages, caller, request, call_id, stream=stream, model=model)
         if self.capture_content:
             attributes[sc.GEN_AI_INPUT_MESSAGES] = json.dumps(
                 [self._truncated_message(message) for message in messages], default=str
             )
+        attributes.update(self.backend.llm_span_attributes(attributes))
         return self.tracer.start_span(f"{sc.SPAN_NAME_PREFIX}/{group}", kind=SpanKind.CLIENT, attributes=attributes)
 
     def _truncated_message(self, message: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,35 +129,45 @@ class Telemetry:
             return {**message, "content": content[: self.content_max_chars]}
         return dict(message)
 
-    def end_call_span(self, span: Span, outcome: Outcome, record: CallRecord, latency_s: float) -> None:
+    def end_call_span(
+        self, span: Span, outcome: Outcome, record: CallRecord, latency_s: float, caller: Caller | None = None
+    ) -> None:
         """Write the outcome and the attempts onto ``span`` and end it."""
-        span.set_attributes(outcome_attributes(outcome, record, latency_s))
+        attributes = outcome_attributes(outcome, record, latency_s)
+        if caller is not None:
+            attributes.update(who_attributes(caller))
+        attributes.update(self.backend.llm_span_attributes(attributes))
+        span.set_attributes(attributes)
         if outcome.settled is not None and outcome.settled.mismatch:
             span.add_event(sc.EVENT_COST_MISMATCH, settled_attributes(outcome.settled))
         if self.capture_content and outcome.output_text is not None:
             text = outcome.output_text[: self.content_max_chars]
             output = [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]
             span.set_attribute(sc.GEN_AI_OUTPUT_MESSAGES, json.dumps(output))
-        self._attempt_spans(span, record)
+        self._attempt_spans(span, record, caller)
         if outcome.error is not None:
             span.record_exception(outcome.error)
             span.set_status(Status(StatusCode.ERROR, f"{type(outcome.error).__name__}: {outcome.error}"[:1024]))
         span.end()
 
-    def _attempt_spans(self, parent: Span, record: CallRecord) -> None:
+    def _attempt_spans(self, parent: Span, record: CallRecord, caller: Caller | None) -> None:
         context = trace.set_span_in_context(parent)
+        who = who_attributes(caller) if caller is not None else {}
         for attempt in record.attempts:
             attributes: dict[str, AttributeValue] = {
+                **who,
+                sc.OPENINFERENCE_SPAN_KIND: "CHAIN",
                 sc.ATTEMPT_INDEX: attempt.index,
                 sc.ATTEMPT_KIND: attempt.kind,
                 sc.ATTEMPT_OUTCOME: attempt.outcome if attempt.outcome != "pending" else "failure",
                 sc.ATTEMPT_WAIT_MS: attempt.wait_ns / 1e6,
                 sc.ROUTER_MODEL_GROUP: attempt.model_group,
                 sc.ROUTER_DEPLOYMENT_ID: attempt.deployment_id,
-                sc.GEN_AI_REQUEST_MODEL: attempt.model,
+                sc.ATTEMPT_MODEL: attempt.model,
             }
             if attempt.error_type is not None:
                 attributes[sc.ERROR_TYPE] = attempt.error_type
+            attributes.update(self.backend.step_span_attributes(attributes))
             child = self.tracer.start_span(
                 f"{sc.ATTEMPT_SPAN_NAME_PREFIX}/{attempt.deployment_id}",
                 context=context,
@@ -211,26 +231,29 @@ def request_attributes(
     call_id: str,
     *,
     stream: bool,
+    model: str | None = None,
 ) -> dict[str, AttributeValue]:
-    """Attributes known before the call: group, request parameters, who pays."""
+    """Attributes known before the call: group, model, request parameters, who pays.
+
+    The group is an alias (``router.group``); ``gen_ai.request.model`` and ``llm.model_name``
+    name a real model: ``model`` (the group's first-priority deployment's), else the group.
+    """
     attributes: dict[str, AttributeValue] = {
         sc.ROUTER_MODEL_GROUP: group,
+        sc.ROUTER_GROUP: group,
         sc.ROUTER_MESSAGE_COUNT: len(messages),
         sc.ROUTER_CALL_ID: call_id,
         sc.ROUTER_STREAM: stream,
         sc.GEN_AI_OPERATION_NAME: "chat",
-        sc.GEN_AI_REQUEST_MODEL: group,
+        sc.GEN_AI_REQUEST_MODEL: model or group,
+        sc.LLM_MODEL_NAME: model or group,
         sc.OPENINFERENCE_SPAN_KIND: "LLM",
     }
     if isinstance(request.get("max_tokens"), int):
         attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = request["max_tokens"]
     if isinstance(request.get("temperature"), (int, float)):
         attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = float(request["temperature"])
-    if caller.session_id is not None:
-        attributes[sc.SESSION_ID] = caller.session_id
-        attributes[sc.GEN_AI_CONVERSATION_ID] = caller.session_id
-    if caller.user_id is not None:
-        attributes[sc.USER_ID] = caller.user_id
+    attributes.update(who_attributes(caller))
     if caller.team_id is not None:
         attributes[sc.TEAM_ID] = caller.team_id
     if caller.tags:
@@ -240,6 +263,27 @@ def request_attributes(
         attributes[sc.METADATA] = json.dumps(dict(caller.metadata), default=str, sort_keys=True)
         for key, value in caller.metadata.items():
             attributes[f"{sc.ROUTER_METADATA_PREFIX}{key}"] = _attribute_value(value)
+    return attributes
+
+
+def model_name(litellm_model: str) -> str:
+    """The model a provider is asked for: LiteLLM's model string without its ``provider/`` prefix."""
+    return litellm_model.split("/", 1)[1] if "/" in litellm_model else litellm_model
+
+
+def first_models(groups: Mapping[str, Sequence[tuple[int, str]]]) -> dict[str, str]:
+    """Each group's first-priority deployment's model, from ``(priority, litellm model)`` pairs."""
+    return {group: model_name(min(deployments, key=lambda d: d[0])[1]) for group, deployments in groups.items()}
+
+
+def who_attributes(caller: Caller) -> dict[str, AttributeValue]:
+    """The session and the user, as every span of the call carries them."""
+    attributes: dict[str, AttributeValue] = {}
+    if caller.session_id is not None:
+        attributes[sc.SESSION_ID] = caller.session_id
+        attributes[sc.GEN_AI_CONVERSATION_ID] = caller.session_id
+    if caller.user_id is not None:
+        attributes[sc.USER_ID] = caller.user_id
     return attributes
 
 
@@ -269,8 +313,9 @@ def outcome_attributes(outcome: Outcome, record: CallRecord, latency_s: float) -
         sc.GEN_AI_SYSTEM: outcome.provider,
         sc.LLM_PROVIDER: outcome.provider,
         sc.LLM_SYSTEM: outcome.provider,
-        sc.GEN_AI_RESPONSE_MODEL: outcome.response_model,
-        sc.LLM_MODEL_NAME: outcome.response_model,
+        sc.GEN_AI_REQUEST_MODEL: outcome.model,
+        sc.GEN_AI_RESPONSE_MODEL: outcome.response_model or outcome.model,
+        sc.LLM_MODEL_NAME: outcome.model or outcome.response_model,
         sc.GEN_AI_RESPONSE_ID: outcome.response_id,
         sc.ROUTER_USAGE_SOURCE: outcome.usage_source,
         sc.LLM_COST_PROMPT: outcome.prompt_cost_usd,
