@@ -306,3 +306,82 @@ def test_each_backend_reads_one_llm_call_with_costrouters_cost_and_the_session(
     if backend != "datadog":  # Datadog LLM Observability maps no cost attribute: it reprices
         assert reading.cost == pytest.approx(cost, rel=1e-9)
     assert all(r.session == SESSION for r in readings), "the session on every span"
+
+
+def test_a_log_record_of_a_routed_call_arrives_with_its_trace_id(
+    otlp_receiver: OtlpReceiver, clean_env: pytest.MonkeyPatch
+) -> None:
+    """SigNoz correlates logs and traces by trace id (signoz.io/docs/traces-management/guides/
+    correlate-traces-and-logs): costrouter's budget alert goes out as an OTLP log of the call."""
+    clean_env.setenv("SIGNOZ_ENDPOINT", otlp_receiver.endpoint)
+    clean_env.setenv("SIGNOZ_INGESTION_KEY", "sz-key")
+    settings = Settings(exporter="otlp", backend="signoz", metric_export_interval_seconds=60)
+    setup = configure_telemetry(settings, set_global=False)
+    with ProviderDouble() as provider:
+        router = CostRouter(
+            router_config(provider.base_url),
+            budgets={"budgets": [{"scope": "session", "limit_usd": 1, "window": "total", "alert_at": [1e-6]}]},
+            tracer_provider=setup.tracer_provider,
+            meter_provider=setup.meter_provider,
+            settings=settings,
+        )
+        router.route_completion("fast", MESSAGES, max_tokens=20, session_id="sess-log")
+        setup.shutdown()
+
+    (call,) = [span for span in otlp_receiver.wait_for_spans(2) if span.name == "router.completion/fast"]
+    records = otlp_receiver.wait_for_logs(1)
+    (alert,) = [record for record in records if "reached" in str(record.body)]
+    assert alert.trace_id == call.trace_id
+    assert alert.span_id == call.span_id
+    assert alert.severity_text == "WARN"
+    log_requests = [r for r in otlp_receiver.requests if r.signal == "logs"]
+    assert {r.path for r in log_requests} == {"/v1/logs"}
+    assert all(r.headers.get("signoz-ingestion-key") == "sz-key" for r in log_requests)
+
+
+def test_otel_variables_win_over_a_preset(otlp_receiver: OtlpReceiver, clean_env: pytest.MonkeyPatch) -> None:
+    """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and OTEL_EXPORTER_OTLP_HEADERS override the preset's."""
+    clean_env.setenv("ARTHUR_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    clean_env.setenv("ARTHUR_API_KEY", "preset-key")
+    clean_env.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", otlp_receiver.traces_endpoint)
+    clean_env.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20env-key")
+    clean_env.setenv("OTEL_RESOURCE_ATTRIBUTES", "arthur.task=from-env")
+    clean_env.setenv("ARTHUR_TASK_ID", "from-preset")
+    settings = Settings(exporter="otlp", backend="arthur")
+    setup = configure_telemetry(settings, set_global=False)
+    with ProviderDouble() as provider:
+        router = CostRouter(
+            router_config(provider.base_url),
+            tracer_provider=setup.tracer_provider,
+            meter_provider=setup.meter_provider,
+            settings=settings,
+        )
+        router.route_completion("fast", MESSAGES, max_tokens=5)
+        setup.shutdown()
+    (span, *_) = otlp_receiver.wait_for_spans(1)
+    assert span.resource["arthur.task"] == "from-env"
+    assert otlp_receiver.requests[0].headers["authorization"] == "Bearer env-key"
+
+
+@pytest.mark.parametrize(
+    ("backend", "signals"),
+    [("arthur", {"traces"}), ("langsmith", {"traces"}), ("fiddler", {"traces"}), ("signoz", {"traces", "metrics"})],
+)
+def test_no_metrics_where_the_backend_has_no_route(
+    backend: str, signals: set[str], otlp_receiver: OtlpReceiver, clean_env: pytest.MonkeyPatch
+) -> None:
+    """Arthur, LangSmith and Fiddler ingest traces only: metrics would fail there and be counted."""
+    clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.endpoint)
+    settings = Settings(exporter="otlp", backend=backend)  # type: ignore[arg-type]
+    setup = configure_telemetry(settings, set_global=False)
+    with ProviderDouble() as provider:
+        router = CostRouter(
+            router_config(provider.base_url),
+            tracer_provider=setup.tracer_provider,
+            meter_provider=setup.meter_provider,
+            settings=settings,
+        )
+        router.route_completion("fast", MESSAGES, max_tokens=5)
+        setup.shutdown()
+    assert {r.signal for r in otlp_receiver.requests} == signals
+    assert setup.stats.failed_metric_exports == 0
