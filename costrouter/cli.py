@@ -26,6 +26,7 @@ from costrouter.budget import GLOBAL_SCOPE_ID, Budget, BudgetPolicy, BudgetStore
 from costrouter.config import SECRET_PREFIX, Deployment, RouterConfig, load_router_config, resolve_secrets
 from costrouter.errors import BudgetStoreError, ConfigError, ConfigProblem
 from costrouter.money import micros_to_usd
+from costrouter.prices_push.cli import prices_app
 from costrouter.report import (
     DEFAULT_BREAKDOWNS,
     Report,
@@ -78,6 +79,7 @@ budget_app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(budget_app, name="budget")
+app.add_typer(prices_app, name="prices")
 
 
 class Scope(StrEnum):
