@@ -64,7 +64,7 @@ from costrouter import semconv as sc
 from costrouter.backends import backend as backend_preset
 from costrouter.backends.export import exporter_options, preset_resource
 from costrouter.errors import ConfigError
-from costrouter.log_export import LogExport
+from costrouter.log_export import GuardedLogExporter, LogExport
 from costrouter.settings import Settings
 
 __all__ = [
@@ -100,6 +100,8 @@ _SDK_EXPORT_LOGGERS = (
     "opentelemetry.exporter.otlp.proto.http.metric_exporter",
     "opentelemetry.exporter.otlp.common.http",
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc._log_exporter",
     "opentelemetry.sdk._shared_internal",
 )
 
@@ -228,12 +230,14 @@ class ExportStats:
 
     ``dropped_spans`` counts spans lost for any reason, ``dropped_by_reason`` splits it
     (``queue full``, ``export failed: …``, ``not exported before shutdown`` …);
-    ``failed_metric_exports`` counts metric exports that failed.
+    ``failed_metric_exports`` counts metric exports that failed, ``dropped_log_records`` the log
+    records of failed log exports.
     """
 
     dropped_spans: int = 0
     dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
     failed_metric_exports: int = 0
+    dropped_log_records: int = 0
 
 
 class _DropLedger:
@@ -244,6 +248,7 @@ class _DropLedger:
         self._lock = threading.Lock()
         self._spans: Counter[str] = Counter()
         self._metric_failures = 0
+        self._log_records = 0
         self._warned = False
 
     def _warn_once(self, what: str, reason: str) -> None:
@@ -271,25 +276,33 @@ class _DropLedger:
             self._metric_failures += 1
         self._warn_once("metrics", f"metric export failed: {detail}")
 
+    def record_log_failure(self, count: int) -> None:
+        with self._lock:
+            self._log_records += count
+        self._warn_once(f"{count} log record(s)", "log export failed")
+
     def snapshot(self) -> ExportStats:
         with self._lock:
             return ExportStats(
                 dropped_spans=sum(self._spans.values()),
                 dropped_by_reason=dict(self._spans),
                 failed_metric_exports=self._metric_failures,
+                dropped_log_records=self._log_records,
             )
 
     def log_summary(self) -> None:
         stats = self.snapshot()
-        if not stats.dropped_spans and not stats.failed_metric_exports:
+        if not stats.dropped_spans and not stats.failed_metric_exports and not stats.dropped_log_records:
             return
         reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(stats.dropped_by_reason.items()))
         _LOGGER.warning(
-            "costrouter telemetry (%s exporter) dropped %d span(s) in all (%s) and %d metric export(s) failed",
+            "costrouter telemetry (%s exporter) dropped %d span(s) in all (%s), %d metric export(s) failed "
+            "and %d log record(s) were dropped",
             self._exporter,
             stats.dropped_spans,
             reasons or "none",
             stats.failed_metric_exports,
+            stats.dropped_log_records,
         )
 
 
@@ -528,7 +541,7 @@ def _exporters(settings: Settings) -> tuple[SpanExporter, MetricExporter | None]
     return cast(SpanExporter, spans), cast(MetricExporter, metrics_exporter)
 
 
-def _log_export(settings: Settings, resource: Resource) -> LogExport | None:
+def _log_export(settings: Settings, resource: Resource, ledger: _DropLedger) -> LogExport | None:
     preset = backend_preset(settings.backend)
     if settings.exporter != "otlp" or not settings.export_logs or not preset.exports("logs"):
         return None
@@ -541,7 +554,8 @@ def _log_export(settings: Settings, resource: Resource) -> LogExport | None:
     kwargs: dict[str, Any] = exporter_options(preset, "logs", os.environ, grpc=grpc)
     if settings.export_timeout_seconds is not None:
         kwargs["timeout"] = settings.export_timeout_seconds
-    return LogExport(import_module(module).OTLPLogExporter(**kwargs), resource)
+    exporter = GuardedLogExporter(import_module(module).OTLPLogExporter(**kwargs), ledger.record_log_failure)
+    return LogExport(exporter, resource)
 
 
 def _views() -> list[View]:
@@ -778,7 +792,7 @@ def configure_telemetry(settings: Settings | None = None, *, set_global: bool = 
         shutdown_timeout_seconds=settings.shutdown_timeout_seconds,
         _ledger=ledger,
         _span_processor=processor,
-        _logs=_log_export(settings, resource) if app_tracer is None else None,
+        _logs=_log_export(settings, resource, ledger) if app_tracer is None else None,
     )
     if set_global:
         if app_tracer is None:

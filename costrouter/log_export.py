@@ -11,12 +11,13 @@ root logger are left alone.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
 from costrouter._version import __version__
@@ -66,6 +67,32 @@ class OtelLogHandler(logging.Handler):
             )
         except Exception:
             self.handleError(record)
+
+
+class GuardedLogExporter(LogRecordExporter):
+    """Calls ``on_failure`` for every failed batch; never lets an exception out."""
+
+    def __init__(self, inner: LogRecordExporter, on_failure: Callable[[int], None]) -> None:
+        self._inner = inner
+        self._on_failure = on_failure
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        """Export through the inner exporter; count what failed."""
+        try:
+            result = self._inner.export(batch)
+        except Exception:  # an exporter bug must not reach the worker
+            result = LogRecordExportResult.FAILURE
+        if result is not LogRecordExportResult.SUCCESS:
+            self._on_failure(len(batch))
+        return result
+
+    def shutdown(self) -> None:
+        """Shut the inner exporter down."""
+        self._inner.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the inner exporter."""
+        return bool(self._inner.force_flush(timeout_millis))
 
 
 class LogExport:

@@ -12,6 +12,7 @@ import typer
 from costrouter.config import load_router_config
 from costrouter.errors import ConfigError
 from costrouter.prices_push import TARGETS
+from costrouter.prices_push import target as push_target
 from costrouter.settings import Settings
 
 prices_app = typer.Typer(
@@ -33,7 +34,7 @@ def push(
     """Push one pricing rule per model, from the prices costrouter charges; exit 1 when any cannot be."""
     if target not in TARGETS:
         raise typer.BadParameter(f"unknown target {target!r}; known: {', '.join(sorted(TARGETS))}")
-    chosen = TARGETS[target]
+    chosen = push_target(target)
     path = config or Settings().config
     try:
         plan = chosen.build(load_router_config(path))
