@@ -61,6 +61,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from typing_extensions import override
 
 from costrouter import semconv as sc
+from costrouter.backends import BackendName
 from costrouter.backends import backend as backend_preset
 from costrouter.backends.export import exporter_options, preset_resource
 from costrouter.errors import ConfigError
@@ -723,7 +724,9 @@ def _app_meter_provider() -> SdkMeterProvider | None:
     return current if isinstance(current, SdkMeterProvider) else None
 
 
-def configure_telemetry(settings: Settings | None = None, *, set_global: bool = True) -> TelemetrySetup:
+def configure_telemetry(
+    settings: Settings | None = None, *, set_global: bool = True, backend: BackendName | None = None
+) -> TelemetrySetup:
     """Build the tracer and meter providers costrouter exports through, from ``settings``.
 
     ``settings`` defaults to ``Settings()`` (the ``COSTROUTER_*`` environment and ``.env``).
@@ -733,8 +736,14 @@ def configure_telemetry(settings: Settings | None = None, *, set_global: bool = 
     global one; with ``set_global=False`` new providers are built and the globals are left
     alone. Raises :class:`~costrouter.errors.ConfigError` when ``otlp_protocol="grpc"`` and
     the gRPC exporter is not installed; never raises for an unreachable endpoint.
+
+    ``backend`` (else ``settings.backend``, ``COSTROUTER_BACKEND``) picks a preset of
+    :mod:`costrouter.backends`: endpoint layout, signals, headers and resource attributes. The
+    span attributes a backend reads are written by the ``CostRouter``, from its own settings.
     """
     settings = settings if settings is not None else Settings()
+    if backend is not None:
+        settings = settings.model_copy(update={"backend": backend})
     if settings.exporter == "none":
         return TelemetrySetup(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider(), exporter="none")
 

@@ -348,7 +348,7 @@ def test_otel_variables_win_over_a_preset(otlp_receiver: OtlpReceiver, clean_env
     clean_env.setenv("OTEL_RESOURCE_ATTRIBUTES", "arthur.task=from-env")
     clean_env.setenv("ARTHUR_TASK_ID", "from-preset")
     settings = Settings(exporter="otlp", backend="arthur")
-    setup = configure_telemetry(settings, set_global=False)
+    setup = configure_telemetry(Settings(exporter="otlp"), set_global=False, backend="arthur")
     with ProviderDouble() as provider:
         router = CostRouter(
             router_config(provider.base_url),
@@ -385,3 +385,14 @@ def test_no_metrics_where_the_backend_has_no_route(
         setup.shutdown()
     assert {r.signal for r in otlp_receiver.requests} == signals
     assert setup.stats.failed_metric_exports == 0
+
+
+def test_configure_telemetry_takes_the_backend_as_an_argument(
+    otlp_receiver: OtlpReceiver, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("ARTHUR_BASE_URL", otlp_receiver.endpoint)
+    setup = configure_telemetry(Settings(exporter="otlp"), set_global=False, backend="arthur")
+    setup.tracer_provider.get_tracer("t").start_span("s").end()
+    setup.shutdown()
+    otlp_receiver.wait_for_spans(1)
+    assert {r.path for r in otlp_receiver.requests} == {"/api/v1/traces"}
