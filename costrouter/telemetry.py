@@ -164,6 +164,7 @@ class Telemetry:
                 sc.ROUTER_MODEL_GROUP: attempt.model_group,
                 sc.ROUTER_DEPLOYMENT_ID: attempt.deployment_id,
                 sc.ATTEMPT_MODEL: attempt.model,
+                sc.ROUTER_GROUP: attempt.model_group,
             }
             if attempt.error_type is not None:
                 attributes[sc.ERROR_TYPE] = attempt.error_type
