@@ -22,7 +22,7 @@ from costrouter.config import parse_router_config
 from costrouter.exporters import configure_telemetry
 from costrouter.prices_push.signoz import pricing_rules
 from costrouter.settings import Settings
-from costrouter.testing import Fail, OtlpReceiver, ProviderDouble, ReceivedSpan
+from costrouter.testing import Fail, OtlpReceiver, ProviderDouble, ReceivedSpan, Refuse
 from tests.integration.conftest import _OTEL_VARIABLES
 from tests.routing import router_config
 
@@ -396,3 +396,25 @@ def test_configure_telemetry_takes_the_backend_as_an_argument(
     setup.shutdown()
     otlp_receiver.wait_for_spans(1)
     assert {r.path for r in otlp_receiver.requests} == {"/api/v1/traces"}
+
+
+def test_a_refused_log_export_is_counted_and_never_raised(
+    otlp_receiver: OtlpReceiver, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.endpoint)
+    otlp_receiver.set_default("logs", Refuse(400))
+    settings = Settings(exporter="otlp", backend="collector", metric_export_interval_seconds=60)
+    setup = configure_telemetry(settings, set_global=False)
+    with ProviderDouble() as provider:
+        router = CostRouter(
+            router_config(provider.base_url),
+            budgets={"budgets": [{"scope": "session", "limit_usd": 1, "window": "total", "alert_at": [1e-6]}]},
+            tracer_provider=setup.tracer_provider,
+            meter_provider=setup.meter_provider,
+            settings=settings,
+        )
+        router.route_completion("fast", MESSAGES, max_tokens=20, session_id="sess-refused")
+        setup.shutdown()
+    assert any(r.signal == "logs" and r.status == 400 for r in otlp_receiver.requests)
+    assert setup.stats.dropped_log_records >= 1
+    assert otlp_receiver.log_records == []
