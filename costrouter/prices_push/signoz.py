@@ -42,7 +42,8 @@ class RulePlan:
     not_expressible: list[str]
 
 
-def _rule(model: str, provider: str, rates: Mapping[str, float]) -> dict[str, Any]:
+def pricing_rule(model: str, provider: str, rates: Mapping[str, float]) -> dict[str, Any]:
+    """One SigNoz rule for ``model`` from per-token ``rates`` under LiteLLM's price names."""
     pricing: dict[str, Any] = {
         "input": rates[pf.INPUT] * _PER_MILLION,
         "output": rates[pf.OUTPUT] * _PER_MILLION,
@@ -89,7 +90,7 @@ def pricing_rules(config: RouterConfig) -> RulePlan:
             k: v for k, v in rates.items() if k in _SIGNOZ_FIELDS
         }:
             conflicts.append(f"{seen[0]} and {deployment_id} serve {model} at different prices")
-    rules = [_rule(model, provider, rates) for model, (_, provider, rates) in by_model.items()]
+    rules = [pricing_rule(model, provider, rates) for model, (_, provider, rates) in by_model.items()]
     return RulePlan(rules, conflicts, not_expressible)
 
 
