@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from costrouter.budget import BudgetPolicy, BudgetRef, BudgetStatus, BudgetStore
+from costrouter.budget.journal import PendingSettle, journal_directory, read_pending
 from costrouter.budget.store import GLOBAL_SCOPE_ID
 
 SCOPES = ("session", "user", "team", "tag", "global")
@@ -32,6 +33,11 @@ class BudgetsView:
     async def astatus(self, scope: str, scope_id: str | None = None) -> list[BudgetStatus]:
         """The async twin of :meth:`status`."""
         return [await self.store.astatus(ref) for ref in self.refs(scope, scope_id)]
+
+    def pending_settles(self) -> list[PendingSettle]:
+        """Settles waiting in this machine's journal for the store (not in ``spent`` until replayed)."""
+        directory = journal_directory(self.policy, self.store)
+        return [] if directory is None else [e for e in read_pending(directory) if e.state == "settle"]
 
     def reset(self, scope: str, scope_id: str | None = None) -> list[str]:
         """Clear the current window's spend and holds; returns the names of the budgets reset."""

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from opentelemetry.metrics import Counter
+from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from costrouter import semconv as sc
@@ -14,6 +16,7 @@ from costrouter.budget import BudgetRef, ReserveOutcome, SettleOutcome
 from costrouter.errors import BudgetExceededError, BudgetStoreError
 from costrouter.money import micros_to_usd
 from costrouter.ops import Flow, StoreOp
+from costrouter.settling import Journaled, StoreGuard
 
 logger = logging.getLogger("costrouter.budget")
 
@@ -52,6 +55,7 @@ class Reservation:
     outcome: BudgetOutcome = "allowed"
     downgraded_to: str | None = None
     store_error: BudgetStoreError | None = None
+    journaled: list[Journaled] = field(default_factory=list)
 
     def attributes(self) -> dict[str, AttributeValue]:
         """The decision as span attributes (tightest budget's limit and spend)."""
@@ -88,7 +92,8 @@ def reserve_flow(
     """Hold ``amount_micros`` in every budget, in their fixed order; all or nothing.
 
     A ``warn`` budget holds even past its limit. When an enforcing budget refuses,
-    the holds already taken are released and the refusal is returned.
+    the holds already taken are released and the refusal is returned, even when a
+    release fails (see :func:`_release_after_refusal`).
     """
     taken: list[ReserveOutcome] = []
     for budget in budgets:
@@ -97,29 +102,59 @@ def reserve_flow(
             "reserve", (budget, reservation_id, amount_micros), {"enforce": enforce}
         )
         if enforce and not outcome.granted:
-            for held in budgets[: len(taken)]:
-                yield StoreOp("release", (held, reservation_id))
+            yield from _release_after_refusal(budgets[: len(taken)], reservation_id)
             return Refusal(budget, outcome, amount_micros)
         taken.append(outcome)
     return taken
 
 
-def settle_flow(reservation: Reservation, amount_micros: int) -> Flow[list[SettleOutcome]]:
+def _release_after_refusal(budgets: Sequence[BudgetRef], reservation_id: str) -> Flow[None]:
+    """Release the holds a refused call took; a store failure here never undoes the refusal.
+
+    Whatever ``on_store_error`` says, the call was refused: a hold that cannot be
+    released is logged and left to expire by the hold TTL (it only over-reserves).
+    """
+    for held in budgets:
+        try:
+            yield StoreOp("release", (held, reservation_id))
+        except BudgetStoreError as exc:
+            logger.warning(
+                "costrouter: call %s was refused; its hold on budget %s (%s %r) could not be released "
+                "and expires by its TTL: %s",
+                reservation_id,
+                held.name,
+                held.scope,
+                held.scope_id,
+                exc,
+            )
+
+
+def settle_flow(
+    reservation: Reservation, amount_micros: int, guard: StoreGuard | None = None
+) -> Flow[list[SettleOutcome]]:
     """Replace every hold by the actual cost (a release when nothing was billed).
 
-    A store failure here never reaches the caller (the provider already answered):
-    it is logged and recorded, and the hold expires by its TTL.
+    A store failure here never reaches the caller (the provider already answered): with
+    a ``guard`` the settle is retried, then journaled for replay; without one it is
+    logged and the hold expires by its TTL.
     """
     results: list[SettleOutcome] = []
     for budget in reservation.budgets:
         try:
-            if amount_micros > 0:
+            if guard is not None:
+                retry = not reservation.journaled
+                result = yield from guard.settle_flow(budget, reservation.reservation_id, amount_micros, retry=retry)
+            elif amount_micros > 0:
                 result = yield StoreOp("settle", (budget, reservation.reservation_id, amount_micros))
             else:
                 result = yield StoreOp("release", (budget, reservation.reservation_id))
         except BudgetStoreError as exc:
             reservation.store_error = exc
             logger.warning("costrouter: could not settle budget %s: %s", budget.name, exc)
+            continue
+        if isinstance(result, Journaled):
+            reservation.store_error = result.error
+            reservation.journaled.append(result)
             continue
         results.append(result)
     return results
@@ -136,4 +171,35 @@ def settle_attributes(reservation: Reservation, settled: Sequence[SettleOutcome]
         attributes[sc.BUDGET_REMAINING_USD] = micros_to_usd(max(0, min(remaining)))
     if reservation.store_error is not None:
         attributes[sc.BUDGET_STORE_ERROR] = str(reservation.store_error)
+    if reservation.journaled:
+        attributes[sc.BUDGET_SETTLE_JOURNALED] = len(reservation.journaled)
     return attributes
+
+
+def note_unheld_settle(span: Span, counter: Counter, budget: BudgetRef, settle: SettleOutcome) -> None:
+    """Make a charge that found no live hold visible: span event, log line and metric.
+
+    Its hold expired while the call ran (no renewal reached it in time), was reset,
+    or was never taken (the store failed at reserve under ``fail_open``): the spend is
+    counted, but no hold kept the room for it, so the budget may pass its limit.
+    """
+    attributes: dict[str, AttributeValue] = {
+        "budget": budget.name,
+        "scope": budget.scope,
+        "scope_id": budget.scope_id,
+        "charged_usd": micros_to_usd(settle.charged_micros),
+        "spent_usd": micros_to_usd(settle.spent_micros),
+        "limit_usd": micros_to_usd(budget.limit_micros),
+    }
+    span.add_event(sc.EVENT_UNHELD_SETTLE, attributes)
+    counter.add(1, {sc.BUDGET_SCOPE: budget.scope})
+    logger.warning(
+        "costrouter: budget %s for %s %r charged $%.6f with no live hold (expired, reset or never taken); "
+        "spent $%.6f of $%.6f",
+        budget.name,
+        budget.scope,
+        budget.scope_id,
+        micros_to_usd(settle.charged_micros),
+        micros_to_usd(settle.spent_micros),
+        micros_to_usd(budget.limit_micros),
+    )

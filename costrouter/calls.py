@@ -20,24 +20,35 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from costrouter import semconv as sc
+from costrouter.alerts import AlertDispatcher, AlertSettings
+from costrouter.alerts.message import budget_alert
 from costrouter.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
 from costrouter.budget import BudgetPolicy, BudgetRef, CostSettings, ReserveOutcome
-from costrouter.budgeting import Refusal, Reservation, reserve_flow, settle_attributes, settle_flow
+from costrouter.budget.policy import PromptEstimate
+from costrouter.budget.renewal import HoldRenewer
+from costrouter.budgeting import (
+    Refusal,
+    Reservation,
+    note_unheld_settle,
+    reserve_flow,
+    settle_attributes,
+    settle_flow,
+)
 from costrouter.config import RouterConfig
 from costrouter.context import Caller
 from costrouter.cost import call_usage, price_call, provider_reported_cost
 from costrouter.errors import BudgetExceededError, BudgetStoreError
+from costrouter.interruptions import charge_estimated, interrupted_call_charge
+from costrouter.models import model_facts, primary_deployment_id
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
 from costrouter.ops import Flow, RouteOp
-from costrouter.pricing import (
-    Price,
-    PriceBook,
-    count_prompt_tokens,
-    estimate_usd,
-    output_cap,
-    response_cost_usd,
-)
-from costrouter.telemetry import Outcome, Telemetry, first_models, model_name
+from costrouter.pricing import Price, PriceBook, WorstCase, estimate_usd, output_cap, response_cost_usd
+from costrouter.reachability import reachable_group_sets
+from costrouter.request_checks import check_request
+from costrouter.settling import StoreGuard
+from costrouter.telemetry import Outcome, Telemetry
+from costrouter.token_ratios import TokenRatios
+from costrouter.tokens import completions, prompt_token_bound, prompt_token_count, requested_output_tokens
 
 logger = logging.getLogger("costrouter")
 
@@ -114,16 +125,26 @@ class CallPlanner:
         self.telemetry = telemetry
         self.tracker = tracker
         self.policy = policy
+        self.renewer: HoldRenewer | None = None
+        """Keeps live calls' holds from expiring (set by the router when it has a store)."""
+        self.guard: StoreGuard | None = None
         self.prices = PriceBook.from_config(config)
+        self.alerts = AlertDispatcher(policy.alerts if policy else AlertSettings(), telemetry.meter_provider)
+        self._reachable = reachable_group_sets(config.fallback_graph())
+        self._worst_by_reach: dict[frozenset[str], WorstCase] = {}
+        """The worst case of each reachable set (groups of one fallback ring share one set)."""
         self.deployments = {
             deployment_id: DeploymentFacts(
                 group, deployment.model, _provider_of(deployment.model), self.prices.prices[deployment_id]
             )
             for group, deployment_id, deployment in config.deployments()
         }
-        self.first_models = first_models(
-            {name: [(d.priority, d.model) for d in group.deployments] for name, group in config.groups.items()}
-        )
+        self.models = {
+            deployment_id: model_facts(deployment, self.deployments[deployment_id].provider)
+            for _, deployment_id, deployment in config.deployments()
+        }
+        model_names = {deployment_id: facts.model for deployment_id, facts in self.deployments.items()}
+        self.ratios = TokenRatios(policy.defaults.prompt if policy else PromptEstimate(), model_names)
         unpriced = self.prices.unpriced()
         if unpriced:
             logger.warning(
@@ -170,9 +191,8 @@ class CallPlanner:
             raise ValueError(f"unknown model group {group!r}; the router has: {known}")
         call_id = uuid.uuid4().hex
         stream = bool(request.get("stream"))
-        span = self.telemetry.start_call_span(
-            group, messages, caller, request, call_id, stream=stream, model=self.first_models.get(group)
-        )
+        model = self.models[primary_deployment_id(self.config, group)]
+        span = self.telemetry.start_call_span(group, messages, caller, request, call_id, stream=stream, model=model)
         record = self.tracker.open(call_id)
         return RoutedCall(
             call_id=call_id,
@@ -202,21 +222,28 @@ class CallPlanner:
     def _estimate_micros(self, policy: BudgetPolicy, call: RoutedCall, group: str) -> int:
         defaults = policy.defaults
         default_price = Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
-        worst = self.prices.worst_case(self.config.reachable_groups(group), default_price)
+        groups = self._reachable.get(group, frozenset((group,)))
+        worst = self._worst_by_reach.get(groups)
+        if worst is None:
+            worst = self._worst_by_reach[groups] = self.prices.worst_case(groups, default_price)
         if call.prompt_tokens is None:
-            call.prompt_tokens = count_prompt_tokens(call.messages)
-        requested = call.request.get("max_tokens")
-        cap = output_cap(requested if isinstance(requested, int) else None, worst, defaults.max_output_tokens)
+            call.prompt_tokens = prompt_token_count(call.messages, call.request, defaults.prompt)
+        ratio = self.ratios.ratio(d for d, facts in self.deployments.items() if facts.group in groups)
+        requested = requested_output_tokens(call.request)
+        cap = output_cap(requested, worst, defaults.max_output_tokens)
         if requested is None:
             # Pass the cap on, so the hold is a true upper bound of what the call can cost.
             call.request["max_tokens"] = cap
-        return usd_to_micros_ceil(estimate_usd(call.prompt_tokens, cap, worst))
+        prompt_bound = prompt_token_bound(call.prompt_tokens, ratio, defaults.prompt)
+        return usd_to_micros_ceil(estimate_usd(prompt_bound, cap * completions(call.request), worst))
 
     def _reserve(self, call: RoutedCall) -> Flow[None]:
+        check_request(call.messages, call.request)
         policy = self.policy
         if policy is None:
             call.span.set_attribute(sc.BUDGET_OUTCOME, "unbudgeted")
             return
+        yield from self.ratios.refresh_flow()
         caller = call.caller
         budgets = policy.budgets_for(
             session_id=caller.session_id, user_id=caller.user_id, team_id=caller.team_id, tags=caller.tags
@@ -228,11 +255,15 @@ class CallPlanner:
             amount = self._estimate_micros(policy, call, call.group)
             reservation = Reservation(reservation_id, budgets, amount, downgraded_to=downgraded_to)
             call.reservation = reservation
+            if self.guard is not None:
+                yield from self.guard.epoch_flow(call.span)
             try:
                 result = yield from reserve_flow(budgets, reservation_id, amount)
             except BudgetStoreError as exc:
                 self._on_store_error(call, reservation, exc, policy.store.on_store_error)
                 return
+            if self.guard is not None:  # a reserve that reconnected may have met an empty store
+                yield from self.guard.after_reserve_flow(call.span)
             if not isinstance(result, Refusal):
                 self._on_reserved(call, reservation, result)
                 return
@@ -252,6 +283,8 @@ class CallPlanner:
 
     def _on_reserved(self, call: RoutedCall, reservation: Reservation, outcomes: list[ReserveOutcome]) -> None:
         reservation.outcomes = outcomes
+        if self.renewer is not None:
+            self.renewer.track(reservation.reservation_id, reservation.budgets)
         over = [budget for budget, outcome in zip(reservation.budgets, outcomes, strict=True) if not outcome.granted]
         if reservation.downgraded_to is not None:
             reservation.outcome = "downgraded"
@@ -320,7 +353,6 @@ class CallPlanner:
         return Outcome(
             served_group=facts.group if facts else call.group,
             deployment_id=observed.deployment_id,
-            model=model_name(facts.model) if facts else None,
             provider=facts.provider if facts else None,
             response_model=observed.response_model,
             response_id=observed.response_id,
@@ -336,6 +368,7 @@ class CallPlanner:
             extra=call.extra_attributes,
             breakdown=breakdown,
             settled=settled,
+            model=self.models.get(observed.deployment_id or ""),
         )
 
     def finish_flow(self, call: RoutedCall, outcome: Outcome, result: str | None = None) -> Flow[None]:
@@ -347,11 +380,19 @@ class CallPlanner:
         amount = usd_to_micros(outcome.cost_usd)
         reservation = call.reservation
         if reservation is not None and reservation.outcome != "rejected":
-            settled = yield from settle_flow(reservation, amount)
+            if self.renewer is not None:
+                self.renewer.forget(reservation.reservation_id)
+            settled = yield from settle_flow(reservation, amount, self.guard)
             call.span.set_attributes(settle_attributes(reservation, settled, amount))
+            for journaled in reservation.journaled:
+                call.span.add_event(sc.EVENT_SETTLE_JOURNALED, journaled.event_attributes())
             for budget, settle in zip(reservation.budgets, settled, strict=False):
                 for threshold in settle.alerts:
-                    self._alert(call, budget, threshold, settle.spent_micros)
+                    self._alert(call, budget, threshold, settle.spent_micros, settle.window_id)
+                if settle.unheld:
+                    note_unheld_settle(call.span, self.telemetry.budget_unheld_settles, budget, settle)
+            if outcome.usage_source == "reported":
+                yield from self.ratios.observe_flow(outcome.deployment_id, outcome.prompt_tokens, call.prompt_tokens)
         latency = time.perf_counter() - call.started
         call_result = result or ("success" if outcome.error is None else "error")
         self.telemetry.end_call_span(call.span, outcome, call.record, latency, call.caller)
@@ -360,14 +401,22 @@ class CallPlanner:
         self.tracker.close(call.call_id)
 
     def fail_flow(self, call: RoutedCall, error: BaseException) -> Flow[None]:
-        """End a call that failed before any output: release its holds, record the error."""
+        """End a call that failed before any output: release its holds, record the error.
+
+        A call interrupted after a provider got it is charged instead (:mod:`costrouter.interruptions`).
+        """
         rejected = isinstance(error, BudgetExceededError)
         if rejected and call.reservation is not None:
             call.span.set_attributes(call.reservation.attributes())
         outcome = self.outcome_for(call, Observed(litellm_cost=0.0), error)
+        mode = self.policy.defaults.on_interrupted if self.policy is not None else "release"
+        charge = interrupted_call_charge(error, call.record.attempts, call.reservation, mode)
+        if charge is not None:
+            outcome = charge_estimated(outcome, call.span, charge, mode)
         yield from self.finish_flow(call, outcome, "rejected" if rejected else "error")
 
-    def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int) -> None:
+    def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int, window: str) -> None:
+        self.alerts.submit(budget_alert(budget, threshold, spent_micros, window))
         attributes: dict[str, AttributeValue] = {
             "budget": budget.name,
             "scope": budget.scope,

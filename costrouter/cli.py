@@ -9,12 +9,12 @@ no colours, no progress bar, and ASCII tables.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich import box
@@ -22,23 +22,36 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from costrouter.budget import GLOBAL_SCOPE_ID, Budget, BudgetPolicy, BudgetStore, load_policy, store_from_config
+from costrouter.budget import (
+    GLOBAL_SCOPE_ID,
+    Budget,
+    BudgetPolicy,
+    BudgetStore,
+    RedisBudgetStore,
+    load_policy,
+    store_from_config,
+)
+from costrouter.budget.journal import PendingSettle, journal_directory
+from costrouter.budget_view import BudgetsView
 from costrouter.config import SECRET_PREFIX, Deployment, RouterConfig, load_router_config, resolve_secrets
 from costrouter.errors import BudgetStoreError, ConfigError, ConfigProblem
 from costrouter.money import micros_to_usd
-from costrouter.prices_push.cli import prices_app
+from costrouter.prices_push.command import prices_app
+from costrouter.redaction import mask_url
 from costrouter.report import (
     DEFAULT_BREAKDOWNS,
+    Dimension,
     Report,
     breakdown_title,
-    build_report,
     format_usd,
-    load_span_records,
     parse_breakdowns,
     report_csv,
     report_json,
     report_table,
 )
+from costrouter.report_html import report_html
+from costrouter.report_read import stream_report
+from costrouter.report_time import parse_instant
 from costrouter.settings import Settings
 
 if TYPE_CHECKING:
@@ -98,6 +111,7 @@ class ReportFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
+    html = "html"
 
 
 class DemoExporterChoice(StrEnum):
@@ -154,18 +168,6 @@ def _config_errors() -> Iterator[None]:
 
 
 # ---- validate -------------------------------------------------------------------------------
-def _masked_url(value: str) -> str:
-    """A URL without the password of its user part; ``os.environ/NAME`` stays a reference."""
-    if value.startswith(SECRET_PREFIX):
-        return value
-    parts = urlsplit(value)
-    if parts.password is None and parts.username is None:
-        return value
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 def _secret(value: str | None) -> str:
     if value is None:
         return "-"
@@ -229,7 +231,15 @@ def _missing_env(config: RouterConfig) -> list[ConfigProblem]:
     return problems
 
 
-def _print_groups(console: Console, config: RouterConfig) -> None:
+_CHAIN_SHOWN = 4
+"""How many groups of a fallback chain ``validate`` shows."""
+
+
+_GROUPS_SHOWN = 50
+"""How many model groups ``validate`` lists without ``--all``."""
+
+
+def _print_groups(console: Console, config: RouterConfig, *, show_all: bool = False) -> None:
     groups = _table(console)
     for name in (
         "group",
@@ -248,9 +258,12 @@ def _print_groups(console: Console, config: RouterConfig) -> None:
     endpoints = _table(console)
     for name in ("deployment", "api_base", "api_key", "other LiteLLM params"):
         endpoints.add_column(name)
-    for group, group_config in config.groups.items():
+    shown = list(config.groups.items())
+    hidden = 0 if show_all else max(0, len(shown) - _GROUPS_SHOWN)
+    for group, group_config in shown[: len(shown) - hidden]:
         ranked = sorted(enumerate(group_config.deployments), key=lambda item: item[1].priority)
-        chain = " → ".join(config.reachable_groups(group)[1:]) or "-"
+        reach = config.reachable_groups(group, limit=_CHAIN_SHOWN + 2)[1:]
+        chain = " → ".join(reach[:_CHAIN_SHOWN]) + (" → …" if len(reach) > _CHAIN_SHOWN else "") or "-"
         for position, (index, deployment) in enumerate(ranked):
             deployment_id = deployment.id or f"{group}-{index}"
             groups.add_row(
@@ -265,7 +278,7 @@ def _print_groups(console: Console, config: RouterConfig) -> None:
                 prices.add_row(*row)
             endpoints.add_row(
                 deployment_id,
-                _masked_url(deployment.api_base) if deployment.api_base else "-",
+                mask_url(deployment.api_base) if deployment.api_base else "-",
                 _secret(deployment.api_key),
                 ", ".join(sorted(deployment.litellm_params)) or "-",
             )
@@ -275,13 +288,15 @@ def _print_groups(console: Console, config: RouterConfig) -> None:
     console.print(prices)
     _heading(console, "Endpoints and secrets (values of secrets are never shown)")
     console.print(endpoints)
+    if hidden:
+        console.print(f"… and {hidden:,} more model groups, all valid (--all lists them)", markup=False)
 
 
 def _store_line(policy: BudgetPolicy) -> str:
     store = policy.store
     if store.backend == "memory":
         return "store: memory (counters live in the routing process)"
-    return f"store: redis at {_masked_url(store.redis_url)}, key prefix {store.key_prefix!r}, {store.on_store_error}"
+    return f"store: redis at {mask_url(store.redis_url)}, key prefix {store.key_prefix!r}, {store.on_store_error}"
 
 
 def _usd(value: float) -> str:
@@ -324,6 +339,9 @@ def validate(
         Path | None, typer.Argument(help="Budget policy YAML (default: COSTROUTER_BUDGETS; optional).")
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail when an os.environ/NAME secret is not set.")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help=f"List every model group (default: the first {_GROUPS_SHOWN}).")
+    ] = False,
 ) -> None:
     """Check the model groups and the budget policy; print what they configure, never a secret.
 
@@ -348,10 +366,15 @@ def validate(
         f"timeout {router.timeout} s",
         markup=False,
     )
-    _print_groups(console, config)
+    _print_groups(console, config, show_all=show_all)
     if policy is not None:
         _heading(console, f"{budgets_path}: {len(policy.budgets)} budgets: valid; {_store_line(policy)}")
         console.print(_budgets_table(console, policy))
+        sinks = (
+            ", ".join(f"{sink.type} {sink.label!r}" for sink in policy.alerts.sinks)
+            or "none (span events and logs only)"
+        )
+        console.print(f"alert sinks: {sinks}", markup=False)
     else:
         console.print("no budget policy given: spend is traced, nothing is enforced", markup=False)
     missing = _missing_env(config)
@@ -570,12 +593,16 @@ def status(
     console = _console()
     _heading(console, f"{scope.value} {target}")
     table = _table(console)
-    for column in ("budget", "window", "limit", "spent", "held", "holds", "remaining", "used"):
+    for column in ("budget", "window", "limit", "spent", "held", "holds", "pending", "remaining", "used", "unheld"):
         table.add_column(column, justify="left" if column in ("budget", "window") else "right")
     with _open_store(policy, redis) as store, _store_errors():
+        pending = _print_pending(console, policy, store)
         for budget in _matching(policy, scope, target, name):
             state = store.status(budget.ref(target))
             used = (state.spent_micros + state.held_micros) / state.limit_micros if state.limit_micros else 0.0
+            waiting = sum(
+                e.amount_micros for e in pending if (e.budget.name, e.budget.scope_id) == (budget.budget_name, target)
+            )
             table.add_row(
                 state.budget,
                 state.window_id,
@@ -583,10 +610,51 @@ def status(
                 format_usd(micros_to_usd(state.spent_micros)),
                 format_usd(micros_to_usd(state.held_micros)),
                 str(state.active_holds),
+                format_usd(micros_to_usd(waiting)),
                 format_usd(micros_to_usd(state.remaining_micros)),
                 f"{used:.1%}",
+                str(state.unheld_settles),
             )
     console.print(table)
+
+
+def _print_pending(console: Console, policy: BudgetPolicy, store: BudgetStore) -> list[PendingSettle]:
+    """Say what waits in this machine's settle journal for the store; returns the pending settles."""
+    directory = journal_directory(policy, store)
+    entries = BudgetsView(policy, store).pending_settles()
+    if entries:
+        amount = format_usd(micros_to_usd(sum(e.amount_micros for e in entries)))
+        console.print(
+            f"pending settles: {len(entries)} ({amount}) wait in the journal {directory}; "
+            "a router of this store replays them when the store answers (they are not in 'spent' yet)",
+            markup=False,
+        )
+    else:
+        console.print("pending settles: none", markup=False)
+    return entries
+
+
+@budget_app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  costrouter budget accept-loss --budgets configs/budgets.yaml\n\n"
+        "A Redis that restarted empty loses every counter; with store.on_store_lost: fail_closed (the\n"
+        "default) routers refuse calls until this command accepts the store's new, empty state.\n\n"
+        f"{_STORE_EPILOG}"
+    ),
+    name="accept-loss",
+)
+def accept_loss(budgets: BudgetsOption = None, redis: RedisOption = None) -> None:
+    """Accept that the budget store lost its data: routers stop refusing and count from its new state."""
+    policy, _ = _load_budget_policy(budgets, redis)
+    with _open_store(policy, redis) as store, _store_errors():
+        if not isinstance(store, RedisBudgetStore):
+            _fail(_MEMORY_STORE_NOTE, ExitCode.MEMORY_STORE)
+        epoch = store.accept_epoch()
+    if not epoch:
+        _console().print("the store has no epoch yet: no router has used it, nothing to accept", markup=False)
+        return
+    _console().print(f"accepted the store's epoch {epoch}: routers count from its current state", markup=False)
 
 
 @budget_app.command(
@@ -651,49 +719,89 @@ def top(
 
 
 # ---- report -----------------------------------------------------------------------------------
-def _print_report(report: Report, output: ReportFormat) -> None:
+def _print_report(report: Report, output: ReportFormat, destination: Path | None) -> None:
+    errors = _console(stderr=True)
+    for problem in report.problems:
+        errors.print(f"warning: {problem}", markup=False)
+    if report.skipped:
+        errors.print(
+            f"warning: skipped {report.skipped:,} of {report.spans:,} lines that are not countable span records"
+            + (
+                f" ({report.skipped - len(report.problems):,} not shown)"
+                if report.skipped > len(report.problems)
+                else ""
+            ),
+            markup=False,
+        )
+    if output is not ReportFormat.table:
+        text = {
+            ReportFormat.json: lambda: report_json(report) + "\n",
+            ReportFormat.csv: lambda: report_csv(report),
+            ReportFormat.html: lambda: report_html(report),
+        }[output]()
+        if destination is not None:
+            destination.write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+        return
     console = _console()
-    if output is ReportFormat.json:
-        console.out(report_json(report), highlight=False)
-        return
-    if output is ReportFormat.csv:
-        console.out(report_csv(report), highlight=False, end="")
-        return
-    console.print(f"{report.source}: {report.spans} spans, {len(report.calls)} routed calls", markup=False)
+    console.print(f"{report.source}: {report.spans} spans, {report.total.calls} routed calls", markup=False)
     for breakdown in report.breakdowns:
         _heading(console, breakdown_title(breakdown))
         console.print(report_table(breakdown, report.total, ascii_only=not console.is_terminal))
+
+
+def _instant(value: str | None, option: str) -> int | None:
+    try:
+        return None if value is None else parse_instant(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from error
 
 
 @app.command(
     epilog=(
         "Examples:\n\n"
         "  costrouter report costrouter-spans.jsonl\n\n"
-        "  costrouter report spans.jsonl --by group,session+user\n\n"
-        "  costrouter report spans.jsonl --format csv --by deployment > cost.csv\n\n"
-        "Dimensions: group (that served the call), requested, deployment, session, user, team.\n\n"
+        "  costrouter report spans.jsonl --by group,session+user --since 24h\n\n"
+        "  costrouter report spans.jsonl --format csv --by deployment,tag,model > cost.csv\n\n"
+        "  costrouter report spans.jsonl --format html -o cost.html --since 2026-11-01 --until 2026-12-01\n\n"
+        "Dimensions: group (that served the call), requested, deployment, session, user, team, tag, model.\n\n"
+        "Lines that are not countable span records are skipped, named on stderr and counted.\n\n"
         f"{EXIT_CODES}"
     )
 )
 def report(
     span_file: Annotated[Path, typer.Argument(help="A JSON-lines span file (COSTROUTER_EXPORTER=file).")],
-    output: Annotated[ReportFormat, typer.Option("--format", "-f", help="table, csv or json.")] = ReportFormat.table,
+    output: Annotated[
+        ReportFormat, typer.Option("--format", "-f", help="table, csv, json or html (one self-contained page).")
+    ] = ReportFormat.table,
     by: Annotated[
         str, typer.Option(help="Comma-separated breakdowns; join dimensions with '+' (group+session).")
     ] = DEFAULT_BREAKDOWNS,
+    since: Annotated[
+        str | None, typer.Option(help="Only calls that started at or after this: ISO 8601 (UTC) or 24h, 7d back.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Only calls that started before this (same forms).")] = None,
+    destination: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write csv, json or html here instead of stdout.")
+    ] = None,
 ) -> None:
     """Cost, tokens, latency and attempts of the routed calls in a span file, by group, deployment, session, user."""
     try:
         breakdowns = parse_breakdowns(by)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--by") from error
+    since_ns, until_ns = _instant(since, "--since"), _instant(until, "--until")
+    if output is ReportFormat.html:
+        needed: list[tuple[Dimension, ...]] = [("group",), ("session",)]
+        breakdowns += [dimensions for dimensions in needed if dimensions not in breakdowns]
     try:
-        records = load_span_records(str(span_file))
+        result = stream_report(span_file, breakdowns, since_ns=since_ns, until_ns=until_ns)
     except OSError as error:
         _fail(f"cannot read {span_file}: {error.strerror or error}")
-    except ValueError as error:
-        _fail(str(error))
-    _print_report(build_report(str(span_file), records, breakdowns), output)
+    if result.spans and result.skipped == result.spans:
+        _fail(f"{span_file} is not a span file: none of its {result.spans:,} lines is a span record")
+    _print_report(result, output, destination)
 
 
 def main() -> None:

@@ -10,17 +10,24 @@ Two formats load into one :class:`RouterConfig`:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator, model_validator
 
 from costrouter import price_fields as pf
-from costrouter._yaml import read_yaml, validate
-from costrouter.errors import ConfigError, ConfigProblem
+from costrouter._yaml import format_location, line_of, lined, read_yaml_and_problems, validate
+from costrouter.errors import ConfigProblem
+from costrouter.redaction import masked_repr_args
 
 SECRET_PREFIX = "os.environ/"
+
+MAX_RETRIES: Final = 100
+"""More retries than this is a typo: each one is a billed request."""
+MAX_SECONDS: Final = 86400.0
+"""Timeouts, waits and cooldowns are at most a day."""
 
 RoutingStrategy = Literal[
     "simple-shuffle",
@@ -45,6 +52,15 @@ class Deployment(_Strict):
 
     id: str | None = Field(default=None, description="Stable id; default `{group}-{index}`.")
     model: str = Field(description="LiteLLM model string, e.g. `openai/gpt-4o-mini`.")
+    model_name: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "The model name spans carry (gen_ai.request.model, llm.model_name) and backends price by; "
+            "default: `model` without its provider prefix. Give two deployments of one model at "
+            "different prices distinct names, so `costrouter prices push` can register both."
+        ),
+    )
     priority: StrictInt = Field(default=0, description="Lower serves first; equal priorities share load.")
     api_base: str | None = None
     api_key: str | None = Field(default=None, description="A literal, or `os.environ/NAME`.")
@@ -72,8 +88,8 @@ class Deployment(_Strict):
         default_factory=dict, description="A LiteLLM proxy's `model_info` (prices it holds are read)."
     )
     max_output_tokens: int | None = Field(default=None, gt=0)
-    timeout: float | None = Field(default=None, gt=0)
-    stream_timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
+    stream_timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
     litellm_params: dict[str, Any] = Field(
         default_factory=dict, description="Further LiteLLM parameters, passed through."
     )
@@ -128,6 +144,9 @@ class Deployment(_Strict):
         prices = self.file_prices()
         return pf.INPUT in prices and pf.OUTPUT in prices
 
+    def __repr_args__(self) -> list[tuple[str | None, Any]]:
+        return masked_repr_args(super().__repr_args__())
+
 
 class ModelGroup(_Strict):
     """A model group: what a caller names; its deployments and where it falls back to."""
@@ -137,14 +156,16 @@ class ModelGroup(_Strict):
 
 
 class RouterSettings(_Strict):
-    """Router-wide behaviour, mapped onto LiteLLM's Router arguments."""
+    """Router-wide behaviour, mapped onto LiteLLM's Router arguments; every number bounded."""
 
-    num_retries: int = Field(default=2, ge=0)
-    retry_after: float = Field(default=0, ge=0, description="Minimum seconds before a retry.")
-    allowed_fails: int | None = Field(default=None, ge=0)
-    cooldown_time: float | None = Field(default=None, ge=0)
+    num_retries: int = Field(default=2, ge=0, le=MAX_RETRIES)
+    retry_after: float = Field(
+        default=0, ge=0, le=MAX_SECONDS, allow_inf_nan=False, description="Minimum seconds before a retry."
+    )
+    allowed_fails: int | None = Field(default=None, ge=0, le=1_000_000)
+    cooldown_time: float | None = Field(default=None, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
     routing_strategy: RoutingStrategy = "simple-shuffle"
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
 
 
 class RouterConfig(_Strict):
@@ -162,25 +183,12 @@ class RouterConfig(_Strict):
         return groups
 
     @model_validator(mode="after")
-    def _references_resolve(self) -> RouterConfig:
-        problems = []
-        seen: dict[str, str] = {}
-        for group_name, group in self.groups.items():
-            for target in group.fallbacks:
-                if target not in self.groups:
-                    problems.append(f"groups.{group_name}.fallbacks: unknown fallback target {target!r}")
-                elif target == group_name:
-                    problems.append(f"groups.{group_name}.fallbacks: a group cannot fall back to itself")
-            for index, deployment in enumerate(group.deployments):
-                deployment_id = deployment_id_of(group_name, index, deployment)
-                if deployment_id in seen:
-                    problems.append(
-                        f"groups.{group_name}.deployments[{index}].id: duplicate deployment id "
-                        f"{deployment_id!r} (also in group {seen[deployment_id]!r})"
-                    )
-                seen[deployment_id] = group_name
+    def _references_resolve(self, info: ValidationInfo) -> RouterConfig:
+        if info.context is _REFERENCES_CHECKED:
+            return self
+        problems = reference_problems(self.model_dump(include={"groups"}))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("; ".join(f"{problem.location}: {problem.reason}" for problem in problems))
         return self
 
     def deployments(self) -> list[tuple[str, str, Deployment]]:
@@ -191,17 +199,64 @@ class RouterConfig(_Strict):
             for index, deployment in enumerate(group.deployments)
         ]
 
-    def reachable_groups(self, group: str) -> list[str]:
-        """``group`` and every group its fallbacks can reach, in fallback order."""
+    def fallback_graph(self) -> dict[str, list[str]]:
+        """Each group's fallback targets."""
+        return {name: group.fallbacks for name, group in self.groups.items()}
+
+    def reachable_groups(self, group: str, limit: int | None = None) -> list[str]:
+        """``group`` and every group its fallbacks can reach, in fallback order (at most ``limit``)."""
         order: list[str] = []
-        pending = [group]
-        while pending:
-            name = pending.pop(0)
-            if name in order or name not in self.groups:
+        seen: set[str] = set()
+        pending = deque([group])
+        while pending and (limit is None or len(order) < limit):
+            name = pending.popleft()
+            if name in seen or name not in self.groups:
                 continue
+            seen.add(name)
             order.append(name)
             pending.extend(self.groups[name].fallbacks)
         return order
+
+
+_REFERENCES_CHECKED: Final = object()
+"""Validation context of a file whose references :func:`parse_router_config` checks itself (with lines)."""
+
+
+def reference_problems(data: Any) -> list[ConfigProblem]:
+    """Fallback targets that do not exist or point back, and deployment ids given twice.
+
+    ``data`` is the raw mapping of the native format; what is not shaped right is left to
+    field validation. Each problem carries the source line when ``data`` came from a file.
+    """
+    groups = data.get("groups") if isinstance(data, Mapping) else None
+    if not isinstance(groups, Mapping):
+        return []
+    problems: list[ConfigProblem] = []
+    seen: dict[str, str] = {}
+    for group_name, group in groups.items():
+        if not isinstance(group, Mapping):
+            continue
+        fallbacks = group.get("fallbacks")
+        for index, target in enumerate(fallbacks if isinstance(fallbacks, list) else []):
+            where = ("groups", group_name, "fallbacks", index)
+            if target == group_name:
+                reason = "a group cannot fall back to itself"
+            elif not isinstance(target, str) or target not in groups:
+                reason = f"unknown fallback target {target!r}"
+            else:
+                continue
+            problems.append(ConfigProblem(format_location(where), reason, line_of(data, where)))
+        deployments = group.get("deployments")
+        for index, deployment in enumerate(deployments if isinstance(deployments, list) else []):
+            if not isinstance(deployment, Mapping):
+                continue
+            deployment_id = str(deployment.get("id") or f"{group_name}-{index}")
+            id_at = ("groups", group_name, "deployments", index, "id")
+            if deployment_id in seen:
+                reason = f"duplicate deployment id {deployment_id!r} (also in group {seen[deployment_id]!r})"
+                problems.append(ConfigProblem(format_location(id_at), reason, line_of(data, id_at)))
+            seen[deployment_id] = str(group_name)
+    return problems
 
 
 def deployment_id_of(group: str, index: int, deployment: Deployment) -> str:
@@ -231,52 +286,136 @@ _DEPLOYMENT_FIELDS = frozenset(
 _MODEL_INFO_READ = frozenset({"id", "order"})
 
 
-def _proxy_to_native(data: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Convert a LiteLLM proxy ``config.yaml`` mapping to costrouter's own layout."""
-    unknown = set(data) - _PROXY_IGNORED_SECTIONS - {"model_list", "router_settings"}
-    if unknown:
-        raise ConfigError(source, [ConfigProblem(key, "unknown key") for key in sorted(unknown)])
+def _proxy_to_native(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[ConfigProblem]]:
+    """A LiteLLM proxy ``config.yaml`` mapping in costrouter's own layout, and what is wrong with it.
+
+    The converted mapping keeps the proxy file's lines, so later problems still point at it.
+    """
+    problems = [
+        ConfigProblem(str(key), "unknown key", line_of(data, (key,)))
+        for key in data
+        if key not in _PROXY_IGNORED_SECTIONS | {"model_list", "router_settings"}
+    ]
     model_list = data.get("model_list")
     if not isinstance(model_list, list):
-        raise ConfigError.single(source, "model_list", "must be a list of deployments")
-    groups: dict[str, dict[str, Any]] = {}
+        problems.append(ConfigProblem("model_list", "must be a list of deployments", line_of(data, ("model_list",))))
+        model_list = []
+    groups: dict[str, Any] = {}
+    group_lines: dict[str, int | None] = {}
     for index, entry in enumerate(model_list):
-        if not isinstance(entry, Mapping) or "model_name" not in entry:
-            raise ConfigError.single(source, f"model_list[{index}]", "needs model_name and litellm_params")
-        params = dict(entry.get("litellm_params") or {})
-        model_info = dict(entry.get("model_info") or {})
-        deployment: dict[str, Any] = {key: params.pop(key) for key in list(params) if key in _DEPLOYMENT_FIELDS}
-        order = params.pop("order", model_info.get("order"))
-        if order is not None:
-            deployment["priority"] = order
-        if "id" in model_info:
-            deployment["id"] = str(model_info["id"])
-        deployment["litellm_params"] = params
-        rest = {key: value for key, value in model_info.items() if key not in _MODEL_INFO_READ}
-        if rest:
-            deployment["model_info"] = rest
-        group = groups.setdefault(str(entry["model_name"]), {"deployments": []})
+        where = ("model_list", index)
+        deployment = _proxy_deployment(data, index, entry, problems)
+        if deployment is None:
+            continue
+        name = str(entry["model_name"])
+        group_lines.setdefault(name, line_of(data, (*where, "model_name")))
+        group = groups.setdefault(name, lined({"deployments": []}, {"deployments": group_lines[name]}))
         group["deployments"].append(deployment)
-    settings = dict(data.get("router_settings") or {})
-    for rule in settings.pop("fallbacks", None) or []:
-        for group_name, targets in dict(rule).items():
-            groups.setdefault(group_name, {"deployments": []})["fallbacks"] = list(targets)
-    router = {ours: settings.pop(theirs) for theirs, ours in _PROXY_ROUTER_KEYS.items() if theirs in settings}
-    return {"groups": groups, "router": router}
+    settings = data.get("router_settings") or {}
+    if not isinstance(settings, Mapping):
+        problems.append(ConfigProblem("router_settings", "must be a mapping", line_of(data, ("router_settings",))))
+        settings = {}
+    _proxy_fallbacks(data, settings.get("fallbacks") or [], groups, group_lines, problems)
+    router = lined(
+        {ours: settings[theirs] for theirs, ours in _PROXY_ROUTER_KEYS.items() if theirs in settings},
+        {ours: line_of(data, ("router_settings", theirs)) for theirs, ours in _PROXY_ROUTER_KEYS.items()},
+    )
+    native = lined(
+        {"groups": lined(groups, group_lines), "router": router},
+        {"groups": line_of(data, ("model_list",)), "router": line_of(data, ("router_settings",))},
+    )
+    return native, problems
 
 
-def parse_router_config(data: Any, source: str = "<dict>") -> RouterConfig:
-    """Validate a mapping (either format) as a :class:`RouterConfig`."""
+def _proxy_deployment(
+    data: Mapping[str, Any], index: int, entry: Any, problems: list[ConfigProblem]
+) -> dict[str, Any] | None:
+    """One ``model_list`` entry as a native deployment mapping; ``None`` (and a problem) when unusable."""
+    where = ("model_list", index)
+    if not isinstance(entry, Mapping) or "model_name" not in entry:
+        problems.append(
+            ConfigProblem(format_location(where), "needs model_name and litellm_params", line_of(data, where))
+        )
+        return None
+    sections: dict[str, dict[str, Any]] = {}
+    for section in ("litellm_params", "model_info"):
+        value = entry.get(section)
+        if value is not None and not isinstance(value, Mapping):
+            location = (*where, section)
+            kind = next(t.__name__ for t in type(value).__mro__ if t.__module__ == "builtins")
+            reason = f"must be a mapping of parameters, not {kind} {value!r}"
+            problems.append(ConfigProblem(format_location(location), reason, line_of(data, location)))
+            return None
+        sections[section] = dict(value or {})
+    params, model_info = sections["litellm_params"], sections["model_info"]
+    param_lines = {key: line_of(data, (*where, "litellm_params", key)) for key in params}
+    deployment: dict[str, Any] = {key: params.pop(key) for key in list(params) if key in _DEPLOYMENT_FIELDS}
+    lines: dict[str, int | None] = {key: param_lines[key] for key in deployment}
+    order = params.pop("order", model_info.get("order"))
+    if order is not None:
+        deployment["priority"] = order
+        lines["priority"] = param_lines.get("order") or line_of(data, (*where, "model_info", "order"))
+    if "id" in model_info:
+        deployment["id"] = str(model_info["id"])
+        lines["id"] = line_of(data, (*where, "model_info", "id"))
+    deployment["litellm_params"] = params
+    lines["litellm_params"] = line_of(data, (*where, "litellm_params"))
+    rest = {key: value for key, value in model_info.items() if key not in _MODEL_INFO_READ}
+    if rest:
+        deployment["model_info"] = rest
+        lines["model_info"] = line_of(data, (*where, "model_info"))
+    return lined(deployment, lines)
+
+
+def _proxy_fallbacks(
+    data: Mapping[str, Any],
+    rules: Any,
+    groups: dict[str, Any],
+    group_lines: dict[str, int | None],
+    problems: list[ConfigProblem],
+) -> None:
+    """``router_settings.fallbacks`` (a list of ``{group: [targets]}``) into each native group."""
+    where: tuple[str | int, ...] = ("router_settings", "fallbacks")
+    if not isinstance(rules, list):
+        problems.append(
+            ConfigProblem(format_location(where), "must be a list of {group: [fallbacks]}", line_of(data, where))
+        )
+        return
+    for index, rule in enumerate(rules):
+        if not isinstance(rule, Mapping):
+            location = (*where, index)
+            problems.append(
+                ConfigProblem(format_location(location), "must be {group: [fallbacks]}", line_of(data, location))
+            )
+            continue
+        for group_name, targets in rule.items():
+            location = (*where, index, group_name)
+            line = line_of(data, location)
+            if not isinstance(targets, list):
+                problems.append(ConfigProblem(format_location(location), "must be a list of group names", line))
+                continue
+            group_lines.setdefault(str(group_name), line)
+            group = groups.setdefault(str(group_name), lined({"deployments": []}, {"deployments": line}))
+            group["fallbacks"] = targets
+            group.lines["fallbacks"] = line
+
+
+def parse_router_config(data: Any, source: str = "<dict>", problems: Sequence[ConfigProblem] = ()) -> RouterConfig:
+    """Validate a mapping (either format) as a :class:`RouterConfig`; every problem in one ConfigError."""
     if isinstance(data, RouterConfig):
         return data
+    found = list(problems)
     if isinstance(data, Mapping) and "model_list" in data:
-        data = _proxy_to_native(data, source)
-    return validate(RouterConfig, data, source)
+        data, converted = _proxy_to_native(data)
+        found += converted
+    found += reference_problems(data)
+    return validate(RouterConfig, data, source, found, context=_REFERENCES_CHECKED)
 
 
 def load_router_config(path: str | Path) -> RouterConfig:
     """Read and validate a model-group YAML file (either format)."""
-    return parse_router_config(read_yaml(path), str(path))
+    data, problems = read_yaml_and_problems(path)
+    return parse_router_config(data, str(path), problems)
 
 
 def resolve_secrets(value: Any, location: str, source: str, problems: list[ConfigProblem]) -> Any:

@@ -1,8 +1,13 @@
-"""Who pays for a call: explicit arguments, else the active ``costrouter.context(...)``."""
+"""Who pays for a call: explicit arguments, else the active ``costrouter.context(...)``.
+
+Ids are checked where they enter: a string id is kept as it is, an int becomes its
+decimal string, and an empty or blank string, bytes, a bool or any other type raises
+an error naming the argument. ``tags`` is one tag (a string) or an iterable of them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -20,24 +25,63 @@ class Caller:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
+Id = str | int
+Tags = str | Iterable[Id]
+
+
+def check_id(name: str, value: object) -> str | None:
+    """``value`` as an id string (``None`` stays ``None``); a clear error when it cannot be one."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        message = f"{name} must be a string or an int, not {type(value).__name__} ({value!r})"
+        raise TypeError(message)
+    text = value if isinstance(value, str) else str(value)
+    if not text.strip():
+        message = f"{name} must not be empty or blank (got {value!r}); pass None for no {name}"
+        raise ValueError(message)
+    return text
+
+
+def check_tags(tags: object) -> tuple[str, ...]:
+    """``tags`` as a tuple of tag strings: a lone string is one tag, not its letters."""
+    if tags is None:
+        return ()
+    if isinstance(tags, (str, int)) and not isinstance(tags, bool):
+        return (_check_tag("tags", tags),)
+    if isinstance(tags, (bytes, bytearray, Mapping)) or not isinstance(tags, Iterable):
+        message = f"tags must be a string or an iterable of strings, not {type(tags).__name__} ({tags!r})"
+        raise TypeError(message)
+    return tuple(_check_tag(f"tags[{index}]", tag) for index, tag in enumerate(tags))
+
+
+def _check_tag(name: str, tag: object) -> str:
+    text = check_id(name, tag)
+    if text is None:
+        message = f"{name} must be a string or an int, not None"
+        raise TypeError(message)
+    return text
+
+
 _NOBODY = Caller()
 _current: ContextVar[Caller | None] = ContextVar("costrouter_caller", default=None)
 
 
 def _merged(
     base: Caller,
-    session_id: str | None,
-    user_id: str | None,
-    team_id: str | None,
-    tags: Sequence[str] | None,
+    session_id: Id | None,
+    user_id: Id | None,
+    team_id: Id | None,
+    tags: Tags | None,
     metadata: Mapping[str, Any] | None,
 ) -> Caller:
-    merged_tags = tuple(dict.fromkeys([*base.tags, *(tags or ())]))
+    session, user, team = check_id("session_id", session_id), check_id("user_id", user_id), check_id("team_id", team_id)
+    merged_tags = tuple(dict.fromkeys([*base.tags, *check_tags(tags)]))
     return replace(
         base,
-        session_id=session_id if session_id is not None else base.session_id,
-        user_id=user_id if user_id is not None else base.user_id,
-        team_id=team_id if team_id is not None else base.team_id,
+        session_id=session if session is not None else base.session_id,
+        user_id=user if user is not None else base.user_id,
+        team_id=team if team is not None else base.team_id,
         tags=merged_tags,
         metadata={**base.metadata, **(metadata or {})},
     )
@@ -46,15 +90,17 @@ def _merged(
 @contextmanager
 def context(
     *,
-    session_id: str | None = None,
-    user_id: str | None = None,
-    team_id: str | None = None,
-    tags: Sequence[str] | None = None,
+    session_id: Id | None = None,
+    user_id: Id | None = None,
+    team_id: Id | None = None,
+    tags: Tags | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Iterator[Caller]:
     """Attribute every routed call inside the block to these parties.
 
-    Blocks nest: inner values win, tags and metadata accumulate. The context follows
+    Ids are strings (an int becomes its decimal string); ``tags`` is one tag or an
+    iterable of tags. An empty id, bytes or another type raises ``ValueError`` /
+    ``TypeError`` naming the argument. Blocks nest: inner values win, tags and metadata accumulate. The context follows
     asyncio tasks created inside the block (contextvars), not plain new threads.
 
     >>> with context(session_id="sess-1", user_id="user-42"):
@@ -74,11 +120,11 @@ def current_caller() -> Caller:
 
 
 def resolve_caller(
-    session_id: str | None,
-    user_id: str | None,
-    team_id: str | None,
-    tags: Sequence[str] | None,
+    session_id: Id | None,
+    user_id: Id | None,
+    team_id: Id | None,
+    tags: Tags | None,
     metadata: Mapping[str, Any] | None,
 ) -> Caller:
-    """Explicit arguments over the active context."""
+    """Explicit arguments over the active context, checked as :func:`context` checks them."""
     return _merged(current_caller(), session_id, user_id, team_id, tags, metadata)

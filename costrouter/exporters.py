@@ -3,8 +3,9 @@
 ``configure_telemetry()`` is the one call that sets up where costrouter's spans and
 metrics go. It builds an OpenTelemetry SDK ``TracerProvider`` and ``MeterProvider``
 (``service.name`` ``costrouter`` unless ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``
-or ``COSTROUTER_SERVICE_NAME`` says otherwise), with a bounded ``BatchSpanProcessor`` and a
-``PeriodicExportingMetricReader``. The standard ``OTEL_EXPORTER_OTLP_*`` variables are read
+or ``COSTROUTER_SERVICE_NAME`` says otherwise), with a bounded span queue of its own
+(:mod:`costrouter.span_queue`) and a ``PeriodicExportingMetricReader``. The standard
+``OTEL_EXPORTER_OTLP_*`` variables are read
 by the SDK's own exporters. An SDK provider the application already installed globally is
 used as it is, and nothing is added to it.
 
@@ -15,8 +16,9 @@ routed call never waits for the exporter: spans are queued, and the queue is bou
 A process that exits without :meth:`TelemetrySetup.shutdown` still flushes what is queued,
 within ``shutdown_timeout_seconds``, from an ``atexit`` hook.
 
-The ``file`` exporter appends one JSON object a line, one line per span
-(:class:`SpanRecord`); :func:`read_span_records` reads such a file back.
+The ``file`` exporter appends OTLP JSON, one ``TracesData`` object (one batch) a line, as the
+Collector's ``file`` exporter does; :func:`read_span_records` reads such a file (or one of the
+older :class:`SpanRecord` lines) back as span records.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import logging
 import os
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -37,7 +39,6 @@ from typing import Any, TypedDict, cast
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.environment_variables import OTEL_BSP_MAX_EXPORT_BATCH_SIZE
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -52,7 +53,6 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     ConsoleSpanExporter,
     SpanExporter,
     SpanExportResult,
@@ -66,7 +66,9 @@ from costrouter.backends import backend as backend_preset
 from costrouter.backends.export import exporter_options, preset_resource
 from costrouter.errors import ConfigError
 from costrouter.log_export import GuardedLogExporter, LogExport
+from costrouter.otlp_json import is_otlp_json, otlp_json_records, spans_to_otlp_json
 from costrouter.settings import Settings
+from costrouter.span_queue import QueuedSpanProcessor
 
 __all__ = [
     "DEFAULT_SERVICE_NAME",
@@ -172,7 +174,10 @@ def span_to_record(span: ReadableSpan) -> SpanRecord:
 
 
 def read_span_records(path: str | os.PathLike[str]) -> Iterator[SpanRecord]:
-    """Yield the spans of a file written by the ``file`` exporter, in file order.
+    """Yield the spans of a span file, in file order.
+
+    Each line is either an OTLP JSON ``TracesData`` object (what the ``file`` exporter and the
+    Collector's ``file`` exporter write) or one span record (the format before OTLP JSON).
 
     A last line cut short (the process died while writing it) is skipped; any other line
     that is not a JSON object raises ``ValueError`` naming the file and line.
@@ -189,13 +194,20 @@ def read_span_records(path: str | os.PathLike[str]) -> Iterator[SpanRecord]:
                 raise ValueError(f"{path}:{number}: not a JSON span record: {exc}") from exc
             if not isinstance(record, dict):
                 raise ValueError(f"{path}:{number}: not a JSON span record")
+            if is_otlp_json(record):
+                try:
+                    yield from (cast(SpanRecord, span) for span in otlp_json_records(record))
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    raise ValueError(f"{path}:{number}: not an OTLP JSON traces object: {exc}") from exc
+                continue
             yield cast(SpanRecord, record)
 
 
 class JsonLinesSpanExporter(SpanExporter):
-    """Append spans to a file, one JSON object (:class:`SpanRecord`) a line.
+    """Append spans to a file as OTLP JSON, one ``TracesData`` object (one batch) a line.
 
-    Each batch is one ``write`` in append mode, so several processes can share a file.
+    The Collector's ``file`` exporter writes the same format, so ``costrouter report`` reads
+    either. Each batch is one ``write`` in append mode, so several processes can share a file.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -204,7 +216,7 @@ class JsonLinesSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Append ``spans``; a failure to write is a failed export, not an exception."""
-        payload = "".join(json.dumps(span_to_record(span), default=str) + "\n" for span in spans)
+        payload = spans_to_otlp_json(spans) + "\n"
         try:
             with self._lock:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -418,102 +430,24 @@ class _GuardedMetricExporter(MetricExporter):
             _LOGGER.debug("metric exporter shutdown failed", exc_info=True)
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
-class _CountingQueue(deque[ReadableSpan]):
-    """The batch processor's bounded queue, counting the spans it pushes out when full.
-
-    A lock makes "full?" and "push" one step against the export worker's pops, so the
-    count is exact.
-    """
-
-    def __init__(self, items: Iterable[ReadableSpan], maxlen: int, on_drop: Callable[[], None]) -> None:
-        super().__init__(items, maxlen)
-        self._guard = threading.Lock()
-        self._on_drop = on_drop
-
-    def appendleft(self, item: ReadableSpan, /) -> None:
-        with self._guard:
-            full = self.maxlen is not None and len(self) >= self.maxlen
-            super().appendleft(item)
-        if full:
-            self._on_drop()
-
-    def pop(self) -> ReadableSpan:  # type: ignore[override]  # deque.pop takes no index
-        with self._guard:
-            return super().pop()
-
-
-class _IsolatedBatchSpanProcessor(BatchSpanProcessor):
-    """A ``BatchSpanProcessor`` that counts queue-full drops and shuts down within a bound.
-
-    The SDK only logs a drop from a full queue; to count it, the SDK batch processor's
-    queue (an internal ``deque``) is swapped for a :class:`_CountingQueue`. Should a future
-    SDK lay out its internals otherwise, full-queue drops go uncounted and nothing else changes.
-    """
-
-    def __init__(self, exporter: SpanExporter, *, max_queue_size: int, ledger: _DropLedger) -> None:
-        batch_size = min(_env_int(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, _DEFAULT_BATCH_SIZE), max_queue_size)
-        super().__init__(exporter, max_queue_size=max_queue_size, max_export_batch_size=max(1, batch_size))
-        self._ledger = ledger
-        self._closed = False
-        self.shutdown_timeout_seconds = 5.0
-        inner = getattr(self, "_batch_processor", None)
-        queue = getattr(inner, "_queue", None)
-        if isinstance(queue, deque) and queue.maxlen == max_queue_size:
-            inner._queue = _CountingQueue(queue, max_queue_size, lambda: ledger.record_spans(1, "queue full"))  # type: ignore[union-attr]
-
-    def _queued(self) -> int:
-        queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
-        return len(queue) if isinstance(queue, deque) else 0
-
-    def on_end(self, span: ReadableSpan) -> None:
-        """Queue the span (a full queue pushes out, and counts, the oldest one)."""
-        if not (span.context is not None and span.context.trace_flags.sampled):
-            return
-        if self._closed:
-            self._ledger.record_spans(1, "ended after shutdown")
-            return
-        super().on_end(span)
-
-    def shutdown(self) -> None:
-        """Export what is queued for at most ``shutdown_timeout_seconds``; count what is left."""
-        if self._closed:
-            return
-        self._closed = True
-        inner = getattr(self, "_batch_processor", None)
-        timeout_millis = int(self.shutdown_timeout_seconds * 1000)
-        try:
-            if inner is not None and callable(getattr(inner, "shutdown", None)):
-                inner.shutdown(timeout_millis=timeout_millis)
-            else:
-                super().shutdown()  # type: ignore[no-untyped-call]
-        except Exception:
-            _LOGGER.debug("span processor shutdown failed", exc_info=True)
-        self._ledger.record_spans(self._queued(), "not exported before shutdown")
-
-
 # ---- building ------------------------------------------------------------------------------
 def build_resource(settings: Settings | None = None) -> Resource:
     """Return the resource costrouter's providers carry.
 
     The SDK reads ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME``; when neither names
-    the service, ``settings.service_name`` does, else ``costrouter``.
+    the service, ``settings.service_name`` does, else ``costrouter``. ``settings.project_name``
+    adds ``openinference.project.name`` (the Phoenix project) unless the environment sets it.
     """
     settings = settings if settings is not None else Settings()
     preset = preset_resource(backend_preset(settings.backend), os.environ)
-    detected = Resource.create({})
+    detected = Resource(preset).merge(Resource.create({}))
     named = detected.attributes.get(SERVICE_NAME)
-    merged = Resource(preset).merge(detected)
-    if isinstance(named, str) and named and not named.startswith("unknown_service"):
-        return merged
-    service = settings.service_name or preset.get(SERVICE_NAME) or DEFAULT_SERVICE_NAME
-    return merged.merge(Resource({SERVICE_NAME: service}))
+    if not (isinstance(named, str) and named and not named.startswith("unknown_service")):
+        service = settings.service_name or preset.get(SERVICE_NAME) or DEFAULT_SERVICE_NAME
+        detected = detected.merge(Resource({SERVICE_NAME: service}))
+    if settings.project_name and sc.OPENINFERENCE_PROJECT_NAME not in detected.attributes:
+        detected = detected.merge(Resource({sc.OPENINFERENCE_PROJECT_NAME: settings.project_name}))
+    return detected
 
 
 def _grpc_exporters() -> tuple[type[Any], type[Any]]:
@@ -609,7 +543,7 @@ class TelemetrySetup:
         owns_meter_provider: bool = False,
         shutdown_timeout_seconds: float = 5.0,
         _ledger: _DropLedger | None = None,
-        _span_processor: _IsolatedBatchSpanProcessor | None = None,
+        _span_processor: QueuedSpanProcessor | None = None,
         _logs: LogExport | None = None,
     ) -> None:
         self.tracer_provider = tracer_provider
@@ -758,15 +692,17 @@ def configure_telemetry(
     resource = build_resource(settings)
 
     tracer_provider: trace.TracerProvider
-    processor: _IsolatedBatchSpanProcessor | None = None
+    processor: QueuedSpanProcessor | None = None
     if app_tracer is None:
         sdk_tracer = SdkTracerProvider(
             resource=resource,
             sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)),
             shutdown_on_exit=False,
         )
-        processor = _IsolatedBatchSpanProcessor(
-            _GuardedSpanExporter(span_exporter, ledger), max_queue_size=settings.max_queue_size, ledger=ledger
+        processor = QueuedSpanProcessor(
+            _GuardedSpanExporter(span_exporter, ledger),
+            max_queue_size=settings.max_queue_size,
+            on_drop=ledger.record_spans,
         )
         sdk_tracer.add_span_processor(processor)
         tracer_provider = sdk_tracer

@@ -8,6 +8,7 @@ nothing else differs between the sync and async paths (as tenacity and httpx do)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -31,7 +32,14 @@ class RouteOp:
     kwargs: dict[str, Any]
 
 
-Op = StoreOp | RouteOp
+@dataclass(frozen=True)
+class SleepOp:
+    """Wait ``seconds`` (``time.sleep`` or ``asyncio.sleep``), as between two tries of a settle."""
+
+    seconds: float
+
+
+Op = StoreOp | RouteOp | SleepOp
 Flow = Generator[Op, Any, T]
 
 
@@ -58,16 +66,40 @@ def drive(flow: Flow[T], execute: Callable[[Op], Any]) -> T:
             error = exc
 
 
+async def through_cancellation(awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` to its end even when the task is cancelled meanwhile.
+
+    For the budget work that follows a cancellation (the settle must run, or the hold
+    is lost): it runs in a shielded task, and further cancellations of the caller are
+    absorbed until it is done. The caller re-raises the first cancellation itself.
+    """
+    task = asyncio.ensure_future(awaitable)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            if task.done():
+                return task.result()
+
+
 async def adrive(flow: Flow[T], execute: Callable[[Op], Awaitable[Any]]) -> T:
-    """Run ``flow`` to its end, awaiting each op."""
+    """Run ``flow`` to its end, awaiting each op.
+
+    Once an op was cancelled, the flow's remaining ops (its settle or release) run
+    through :func:`through_cancellation`; the flow then re-raises the cancellation.
+    """
     value: Any = None
     error: BaseException | None = None
+    cancelled = False
     while True:
         finished, item = _advance(flow, value, error)
         if finished:
             return item  # type: ignore[no-any-return]
         value, error = None, None
         try:
-            value = await execute(item)
+            value = await (through_cancellation(execute(item)) if cancelled else execute(item))
         except BaseException as exc:  # handed back to the flow, which decides
             error = exc
+            cancelled = cancelled or isinstance(exc, asyncio.CancelledError)

@@ -226,22 +226,6 @@ class PriceBook:
         return WorstCase(tuple(prices), max_output)
 
 
-def count_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
-    """Prompt tokens as LiteLLM's default (tiktoken) counter sees them.
-
-    One tokenizer for every model: LiteLLM's model-specific counters would download a
-    Hugging Face tokenizer for some models (llama, …), stalling a call without network.
-    """
-    return int(litellm.token_counter(messages=list(messages)))
-
-
-def count_text_tokens(text: str) -> int:
-    """Tokens of a completion text, for a stream that ended before its usage chunk."""
-    if not text:
-        return 0
-    return int(litellm.token_counter(text=text))
-
-
 def output_cap(requested: int | None, worst: WorstCase, policy_default: int) -> int:
     """The most output tokens a call can produce: ``max_tokens``, else a capped default."""
     if requested is not None:

@@ -11,7 +11,14 @@ Dimensions (``--by``):
   the requested group when none served it);
 * ``requested``: the model group the caller asked for;
 * ``deployment``: the deployment that answered (``(none)`` when none did);
-* ``session``, ``user``, ``team``: who the call was charged to.
+* ``session``, ``user``, ``team``: who the call was charged to;
+* ``tag``: each tag of the call (a call with two tags counts in both rows, so the rows of
+  this breakdown can add up to more than the total; a call without tags is ``(none)``);
+* ``model``: the model that answered (``gen_ai.response.model``, else the requested one).
+
+Reading is streaming (:mod:`costrouter.report_read`): memory grows with the number of rows,
+not of spans. Costs are summed as integers of 1e-12 USD, exactly; p95 latencies are exact
+up to :data:`EXACT_LATENCIES` calls a row, then within 1 % (a log-bucket histogram).
 
 Attempts (and their kinds: ``retry``, ``fallback``) are counted where they went: by
 ``group`` and ``deployment``, each attempt span counts for its own group and deployment (the
@@ -26,86 +33,67 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from functools import partial
+from operator import attrgetter
+from typing import Any, Final, NamedTuple
 
 from rich import box
 from rich.table import Table
 
-from costrouter import semconv as sc
 from costrouter.exporters import SpanRecord, read_span_records
+from costrouter.report_records import (
+    DIMENSIONS,
+    PICO,
+    AttemptSummary,
+    CallSummary,
+    Dimension,
+    calls_from_records,
+)
+from costrouter.report_time import Timeline
 
 __all__ = [
     "DIMENSIONS",
     "NONE_LABEL",
+    "Aggregator",
+    "AttemptSummary",
     "Breakdown",
+    "CallCounts",
     "CallSummary",
+    "Dimension",
+    "Report",
     "ReportRow",
     "aggregate",
     "breakdown_title",
     "build_report",
     "calls_from_records",
     "load_span_records",
+    "neutralise_cell",
     "parse_breakdowns",
     "report_csv",
     "report_json",
     "report_table",
 ]
 
-Dimension = Literal["group", "requested", "deployment", "session", "user", "team"]
-DIMENSIONS: Final[tuple[Dimension, ...]] = ("group", "requested", "deployment", "session", "user", "team")
-"""Every dimension a report can group by."""
 DEFAULT_BREAKDOWNS: Final = "group,deployment,session,user"
 NONE_LABEL: Final = "(none)"
 """How a missing value (a call without a session, a call no deployment answered) is shown."""
 
 _ATTEMPT_DIMENSIONS: Final = frozenset({"group", "deployment"})
+EXACT_LATENCIES: Final = 512
+"""A row keeps this many latencies exactly; past it, a histogram of 1 % wide buckets."""
+_GAMMA: Final = 1.02  # bucket i holds (GAMMA**(i-1), GAMMA**i]: the midpoint is within 1 %
+_LOG_GAMMA: Final = math.log(_GAMMA)
+_ZERO_BUCKET: Final = -(10**9)
 
 
-@dataclass(frozen=True)
-class AttemptSummary:
-    """One provider request of a routed call."""
-
-    group: str | None
-    deployment: str | None
-    kind: str
-    succeeded: bool
+def latency_bucket(value_ms: float) -> int:
+    """The histogram bucket of a latency."""
+    return math.ceil(math.log(value_ms) / _LOG_GAMMA) if value_ms > 0 else _ZERO_BUCKET
 
 
-@dataclass(frozen=True)
-class CallSummary:
-    """What a report needs from one routed call's span."""
-
-    trace_id: str
-    span_id: str
-    group: str | None
-    requested: str | None
-    deployment: str | None
-    session: str | None
-    user: str | None
-    team: str | None
-    outcome: Literal["ok", "failed", "rejected"]
-    cost_usd: float
-    input_tokens: int
-    output_tokens: int
-    latency_ms: float
-    attempts: tuple[AttemptSummary, ...]
-
-    def value(self, dimension: Dimension) -> str | None:
-        """The value of ``dimension`` for this call."""
-        values: dict[str, str | None] = {
-            "group": self.group,
-            "requested": self.requested,
-            "deployment": self.deployment,
-            "session": self.session,
-            "user": self.user,
-            "team": self.team,
-        }
-        return values[dimension]
-
-
-@dataclass
+@dataclass(slots=True)
 class ReportRow:
     """The totals of the calls (and attempts) that share one key."""
 
@@ -120,26 +108,52 @@ class ReportRow:
     fallbacks: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    costs: list[float] = field(default_factory=list)
+    cost_pico: int = 0
+    latency_count: int = 0
+    latency_sum_ms: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    latency_buckets: dict[int, int] = field(default_factory=dict)
 
     @property
     def cost_usd(self) -> float:
-        """The summed cost, without float drift."""
-        return math.fsum(self.costs)
+        """The summed cost: exact to 1e-12 USD, whatever the number of calls."""
+        return self.cost_pico / PICO
+
+    def add_latency(self, value_ms: float, bucket: int | None = None) -> None:
+        """Count one call's latency (exactly while the row is small); ``bucket`` if already known."""
+        self.latency_count += 1
+        self.latency_sum_ms += value_ms
+        buckets = self.latency_buckets
+        if buckets:
+            index = latency_bucket(value_ms) if bucket is None else bucket
+            buckets[index] = buckets.get(index, 0) + 1
+            return
+        self.latencies_ms.append(value_ms)
+        if len(self.latencies_ms) > EXACT_LATENCIES:
+            for kept in self.latencies_ms:
+                index = latency_bucket(kept)
+                buckets[index] = buckets.get(index, 0) + 1
+            self.latencies_ms = []
 
     @property
     def latency_ms_mean(self) -> float | None:
         """Mean latency of the calls that reached a provider (rejected calls never did)."""
-        return math.fsum(self.latencies_ms) / len(self.latencies_ms) if self.latencies_ms else None
+        return self.latency_sum_ms / self.latency_count if self.latency_count else None
 
     @property
     def latency_ms_p95(self) -> float | None:
         """95th percentile latency (nearest rank) of the calls that reached a provider."""
-        if not self.latencies_ms:
+        if not self.latency_count:
             return None
-        ordered = sorted(self.latencies_ms)
-        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+        rank = max(0, math.ceil(0.95 * self.latency_count) - 1)
+        if not self.latency_buckets:
+            return sorted(self.latencies_ms)[rank]
+        seen = 0
+        for index in sorted(self.latency_buckets):
+            seen += self.latency_buckets[index]
+            if seen > rank:
+                return 0.0 if index == _ZERO_BUCKET else 2 * _GAMMA**index / (1 + _GAMMA)
+        return None  # unreachable: the buckets hold latency_count values
 
     def as_dict(self, dimensions: Sequence[Dimension]) -> dict[str, Any]:
         """A JSON-ready mapping: the key values, then the totals."""
@@ -185,82 +199,6 @@ def load_span_records(path: str) -> list[SpanRecord]:
     return list(read_span_records(path))
 
 
-def _text(attributes: Mapping[str, Any], name: str) -> str | None:
-    value = attributes.get(name)
-    return None if value is None or value == "" else str(value)
-
-
-def _int(attributes: Mapping[str, Any], name: str) -> int:
-    value = attributes.get(name)
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
-
-
-def _float(attributes: Mapping[str, Any], name: str) -> float:
-    value = attributes.get(name)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
-
-
-def _outcome(record: SpanRecord) -> Literal["ok", "failed", "rejected"]:
-    attributes = record.get("attributes") or {}
-    if attributes.get(sc.BUDGET_OUTCOME) == "rejected" or attributes.get(sc.ERROR_TYPE) == "BudgetExceededError":
-        return "rejected"
-    status = record.get("status") or {}
-    if status.get("code") == "ERROR" or sc.ERROR_TYPE in attributes:
-        return "failed"
-    return "ok"
-
-
-def _latency_ms(record: SpanRecord) -> float:
-    attributes = record.get("attributes") or {}
-    if isinstance(attributes.get(sc.LLM_LATENCY_MS), (int, float)):
-        return float(attributes[sc.LLM_LATENCY_MS])
-    return max(0, int(record.get("end_time_ns") or 0) - int(record.get("start_time_ns") or 0)) / 1e6
-
-
-def calls_from_records(records: Iterable[SpanRecord]) -> list[CallSummary]:
-    """One :class:`CallSummary` per routed-call span, with its attempts, in file order."""
-    records = list(records)
-    attempts: dict[tuple[str, str], list[tuple[int, AttemptSummary]]] = {}
-    for record in records:
-        if not str(record.get("name", "")).startswith(f"{sc.ATTEMPT_SPAN_NAME_PREFIX}/"):
-            continue
-        attributes = record.get("attributes") or {}
-        parent = (str(record.get("trace_id", "")), str(record.get("parent_span_id") or ""))
-        attempt = AttemptSummary(
-            group=_text(attributes, sc.ROUTER_MODEL_GROUP),
-            deployment=_text(attributes, sc.ROUTER_DEPLOYMENT_ID),
-            kind=str(attributes.get(sc.ATTEMPT_KIND, "first")),
-            succeeded=attributes.get(sc.ATTEMPT_OUTCOME) == "success",
-        )
-        attempts.setdefault(parent, []).append((_int(attributes, sc.ATTEMPT_INDEX), attempt))
-    calls = []
-    for record in records:
-        if not str(record.get("name", "")).startswith(f"{sc.SPAN_NAME_PREFIX}/"):
-            continue
-        attributes = record.get("attributes") or {}
-        key = (str(record.get("trace_id", "")), str(record.get("span_id", "")))
-        requested = _text(attributes, sc.ROUTER_MODEL_GROUP)
-        calls.append(
-            CallSummary(
-                trace_id=key[0],
-                span_id=key[1],
-                group=_text(attributes, sc.ROUTER_SERVED_GROUP) or requested,
-                requested=requested,
-                deployment=_text(attributes, sc.ROUTER_DEPLOYMENT_ID),
-                session=_text(attributes, sc.SESSION_ID),
-                user=_text(attributes, sc.USER_ID),
-                team=_text(attributes, sc.TEAM_ID),
-                outcome=_outcome(record),
-                cost_usd=_float(attributes, sc.LLM_USAGE_COST_USD),
-                input_tokens=_int(attributes, sc.GEN_AI_USAGE_INPUT_TOKENS),
-                output_tokens=_int(attributes, sc.GEN_AI_USAGE_OUTPUT_TOKENS),
-                latency_ms=_latency_ms(record),
-                attempts=tuple(attempt for _, attempt in sorted(attempts.get(key, []), key=lambda item: item[0])),
-            )
-        )
-    return calls
-
-
 # ---- aggregation ---------------------------------------------------------------------------
 def parse_breakdowns(text: str) -> list[tuple[Dimension, ...]]:
     """``"group,session+user"`` → ``[("group",), ("session", "user")]``; ``ValueError`` when unknown."""
@@ -283,25 +221,155 @@ def parse_breakdowns(text: str) -> list[tuple[Dimension, ...]]:
     return breakdowns
 
 
-def _row(rows: dict[tuple[str | None, ...], ReportRow], key: tuple[str | None, ...]) -> ReportRow:
-    if key not in rows:
-        rows[key] = ReportRow(key)
-    return rows[key]
+class CallCounts(NamedTuple):
+    """What one call adds to each of its rows, worked out once for all breakdowns."""
+
+    ok: int
+    failed: int
+    rejected: int
+    input_tokens: int
+    output_tokens: int
+    cost_pico: int
+    latency_ms: float | None
+    """``None`` for a rejected call: it never reached a provider."""
+    bucket: int
+    attempts: int
+    failed_attempts: int
+    retries: int
+    fallbacks: int
+
+    @classmethod
+    def of(cls, call: CallSummary) -> CallCounts:
+        """The counts of ``call`` and its attempts."""
+        attempts = call.attempts
+        failed = retries = fallbacks = 0
+        for attempt in attempts:
+            if not attempt.succeeded:
+                failed += 1
+            kind = attempt.kind
+            if kind == "retry":
+                retries += 1
+            elif kind == "fallback":
+                fallbacks += 1
+        outcome = call.outcome
+        rejected = outcome == "rejected"
+        latency = None if rejected else call.latency_ms
+        return cls(
+            outcome == "ok",
+            outcome == "failed",
+            rejected,
+            call.input_tokens,
+            call.output_tokens,
+            round(call.cost_usd * PICO),
+            latency,
+            0 if latency is None else latency_bucket(latency),
+            len(attempts),
+            failed,
+            retries,
+            fallbacks,
+        )
 
 
-def _add_call(row: ReportRow, call: CallSummary) -> None:
-    row.calls += 1
-    if call.outcome == "ok":
-        row.ok += 1
-    elif call.outcome == "failed":
-        row.failed += 1
-    else:
-        row.rejected += 1
-    row.input_tokens += call.input_tokens
-    row.output_tokens += call.output_tokens
-    row.costs.append(call.cost_usd)
-    if call.outcome != "rejected":
-        row.latencies_ms.append(call.latency_ms)
+class Aggregator:
+    """Running totals of calls along one breakdown; calls are added one at a time, then forgotten."""
+
+    def __init__(self, dimensions: Sequence[Dimension]) -> None:
+        self.dimensions = tuple(dimensions)
+        self.rows: dict[tuple[str | None, ...], ReportRow] = {}
+        self._by_attempt = bool(_ATTEMPT_DIMENSIONS.intersection(self.dimensions))
+        self._keys: Callable[[CallSummary], Iterable[tuple[str | None, ...]]] = partial(
+            CallSummary.keys, dimensions=self.dimensions
+        )
+        if not self.dimensions:
+            self._keys = lambda _call: ((),)
+        elif len(self.dimensions) == 1 and self.dimensions[0] != "tag":
+            getter = attrgetter(self.dimensions[0])
+            self._keys = lambda call: ((getter(call),),)
+        elif self.dimensions == ("tag",):
+            self._keys = lambda call: [(tag,) for tag in call.tags] or [(None,)]
+        elif "tag" not in self.dimensions:
+            getters = attrgetter(*self.dimensions)
+            self._keys = lambda call: (getters(call),)
+
+        self._attempt_key: Callable[[CallSummary, AttemptSummary], tuple[str | None, ...]] = partial(
+            _attempt_key, dimensions=self.dimensions
+        )
+        if self.dimensions == ("group",):
+            self._attempt_key = lambda _call, attempt: (attempt.group,)
+        elif self.dimensions == ("deployment",):
+            self._attempt_key = lambda _call, attempt: (attempt.deployment,)
+
+    def _row(self, key: tuple[str | None, ...]) -> ReportRow:
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = ReportRow(key)
+        return row
+
+    def add_call(self, call: CallSummary, counts: CallCounts | None = None) -> None:
+        """Count ``call`` and its attempts (``counts``: its :class:`CallCounts`, when already known)."""
+        if counts is None:
+            counts = CallCounts.of(call)
+        rows = self.rows
+        ok, failed_call, rejected, input_tokens, output_tokens, cost, latency, bucket = counts[:8]
+        attempts, failed, retries, fallbacks = counts[8:]
+        fold = attempts and not self._by_attempt
+        for key in self._keys(call):
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = ReportRow(key)
+            row.calls += 1
+            row.ok += ok
+            row.failed += failed_call
+            row.rejected += rejected
+            row.input_tokens += input_tokens
+            row.output_tokens += output_tokens
+            row.cost_pico += cost
+            if latency is not None:
+                buckets = row.latency_buckets
+                if buckets:
+                    row.latency_count += 1
+                    row.latency_sum_ms += latency
+                    buckets[bucket] = buckets.get(bucket, 0) + 1
+                else:
+                    row.add_latency(latency, bucket)
+            if fold:
+                row.attempts += attempts
+                row.failed_attempts += failed
+                row.retries += retries
+                row.fallbacks += fallbacks
+        if attempts and self._by_attempt:
+            for attempt in call.attempts:
+                self.add_attempt(call, attempt)
+
+    def add_attempt(self, call: CallSummary, attempt: AttemptSummary) -> None:
+        """Count one attempt of ``call`` (also one that arrives after its call was counted)."""
+        if self._by_attempt:
+            _add_attempt(self._row(self._attempt_key(call, attempt)), attempt)
+            return
+        for key in self._keys(call):
+            _add_attempt(self._row(key), attempt)
+
+    def breakdown(self) -> Breakdown:
+        """The rows so far, sorted by cost, then calls, then key."""
+        if len(self.dimensions) == 1:
+            ordered = sorted(self.rows.values(), key=lambda row: (-row.cost_pico, -row.calls, row.key[0] or ""))
+        else:
+            ordered = sorted(
+                self.rows.values(),
+                key=lambda row: (-row.cost_pico, -row.calls, tuple(value or "" for value in row.key)),
+            )
+        return Breakdown(self.dimensions, tuple(ordered))
+
+
+def _add_attempt(row: ReportRow, attempt: AttemptSummary) -> None:
+    row.attempts += 1
+    if not attempt.succeeded:
+        row.failed_attempts += 1
+    kind = attempt.kind
+    if kind == "retry":
+        row.retries += 1
+    elif kind == "fallback":
+        row.fallbacks += 1
 
 
 def _attempt_key(call: CallSummary, attempt: AttemptSummary, dimensions: Sequence[Dimension]) -> tuple[str | None, ...]:
@@ -309,45 +377,43 @@ def _attempt_key(call: CallSummary, attempt: AttemptSummary, dimensions: Sequenc
     return tuple(own[dimension] if dimension in own else call.value(dimension) for dimension in dimensions)
 
 
-def aggregate(calls: Sequence[CallSummary], dimensions: Sequence[Dimension]) -> Breakdown:
+def aggregate(calls: Iterable[CallSummary], dimensions: Sequence[Dimension]) -> Breakdown:
     """Totals of ``calls`` per key of ``dimensions``; rows sorted by cost, then calls, then key."""
-    dims = tuple(dimensions)
-    rows: dict[tuple[str | None, ...], ReportRow] = {}
-    by_attempt = bool(_ATTEMPT_DIMENSIONS.intersection(dims))
+    aggregator = Aggregator(dimensions)
     for call in calls:
-        _add_call(_row(rows, tuple(call.value(dimension) for dimension in dims)), call)
-        for attempt in call.attempts:
-            key = _attempt_key(call, attempt, dims) if by_attempt else tuple(call.value(d) for d in dims)
-            row = _row(rows, key)
-            row.attempts += 1
-            row.failed_attempts += 0 if attempt.succeeded else 1
-            row.retries += attempt.kind == "retry"
-            row.fallbacks += attempt.kind == "fallback"
-    ordered = sorted(
-        rows.values(),
-        key=lambda row: (-row.cost_usd, -row.calls, tuple(value or "" for value in row.key)),
-    )
-    return Breakdown(dims, tuple(ordered))
+        aggregator.add_call(call)
+    return aggregator.breakdown()
 
 
-def total(calls: Sequence[CallSummary]) -> ReportRow:
+def total(calls: Iterable[CallSummary]) -> ReportRow:
     """Every call in one row (key ``()``)."""
-    return aggregate(calls, ()).rows[0] if calls else ReportRow(())
+    rows = aggregate(calls, ()).rows
+    return rows[0] if rows else ReportRow(())
 
 
 @dataclass(frozen=True)
 class Report:
-    """Breakdowns of one set of calls, and their total."""
+    """Breakdowns of one set of calls, their total, and what was skipped on the way.
+
+    ``calls`` holds the calls themselves only when the report was built from records in
+    memory (:func:`build_report`); a report streamed from a file keeps totals only.
+    """
 
     source: str
     spans: int
     calls: tuple[CallSummary, ...]
     breakdowns: tuple[Breakdown, ...]
     total: ReportRow
+    skipped: int = 0
+    problems: tuple[str, ...] = ()
+    orphan_attempts: int = 0
+    timeline: Timeline | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
 
 
 def build_report(source: str, records: Sequence[SpanRecord], breakdowns: Sequence[Sequence[Dimension]]) -> Report:
-    """Aggregate ``records`` along each breakdown."""
+    """Aggregate ``records`` (in memory) along each breakdown."""
     calls = calls_from_records(records)
     return Report(
         source=source,
@@ -381,7 +447,10 @@ def report_json(report: Report) -> str:
     document = {
         "source": report.source,
         "spans": report.spans,
-        "calls": len(report.calls),
+        "calls": report.total.calls,
+        "skipped": report.skipped,
+        "problems": list(report.problems),
+        "orphan_attempts": report.orphan_attempts,
         "total": report.total.as_dict(()),
         "breakdowns": {
             breakdown.name: [row.as_dict(breakdown.dimensions) for row in breakdown.rows]
@@ -403,11 +472,26 @@ def report_csv(report: Report) -> str:
         for row in breakdown.rows:
             data = row.as_dict(breakdown.dimensions)
             writer.writerow(
-                [breakdown.name, *(data.get(name) or "" for name in DIMENSIONS), *(_csv(data[c]) for c in _COLUMNS)]
+                [
+                    breakdown.name,
+                    *(neutralise_cell(data.get(name) or "") for name in DIMENSIONS),
+                    *(_csv(data[c]) for c in _COLUMNS),
+                ]
             )
     totals = report.total.as_dict(())
     writer.writerow(["total", *("" for _ in DIMENSIONS), *(_csv(totals[c]) for c in _COLUMNS)])
     return buffer.getvalue()
+
+
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: str) -> str:
+    """A CSV cell a spreadsheet will not run: one starting with ``= + - @``, tab or CR gets a ``'``.
+
+    OWASP's advice for CSV injection; the csv module quotes the cell when it needs to.
+    """
+    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
 
 
 def _csv(value: Any) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,21 +12,30 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from costrouter._yaml import validate
+from costrouter.alerts import AlertDispatcher
 from costrouter.attempts import attempt_tracker
 from costrouter.backends import backend as backend_preset
 from costrouter.budget import BudgetPolicy, BudgetStore, load_policy, store_from_config
+from costrouter.budget.renewal import HoldRenewer
 from costrouter.budget_view import BudgetsView
 from costrouter.building import build_litellm_router
 from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
-from costrouter.context import resolve_caller
+from costrouter.context import Id, Tags, resolve_caller
 from costrouter.exporters import TelemetrySetup, configure_telemetry
-from costrouter.ops import Op, RouteOp, adrive, drive
+from costrouter.ops import Op, RouteOp, SleepOp, adrive, drive
 from costrouter.settings import Settings
+from costrouter.settling import build_guard
 from costrouter.streaming import AsyncRoutedStream, RoutedStream
 from costrouter.telemetry import Telemetry
 
 Messages = Sequence[Mapping[str, Any]]
+
+
+def _hold_ttl(store: BudgetStore, policy: BudgetPolicy) -> int:
+    """The TTL the store gives holds (a store passed in may have its own settings)."""
+    config = getattr(store, "config", None)
+    return int(getattr(config, "hold_ttl_seconds", policy.store.hold_ttl_seconds))
 
 
 class CostRouter:
@@ -36,6 +47,10 @@ class CostRouter:
     ones, so an application's own OpenTelemetry setup is respected; when neither is
     given and ``settings.exporter`` (``COSTROUTER_EXPORTER``) is not ``none``,
     costrouter sets up its own export (console, OTLP or a JSON-lines file).
+
+    With a budget policy, ``guard`` retries settles, keeps the ones the store refuses in
+    a journal on local disk and replays them, and refuses a store that lost its data
+    (:mod:`costrouter.settling`); ``guard.pending()`` is what waits.
     """
 
     def __init__(
@@ -70,8 +85,15 @@ class CostRouter:
             capture_content=self.settings.capture_content,
             content_max_chars=self.settings.content_max_chars,
             backend=backend_preset(self.settings.backend),
+            genai_cost=self.settings.genai_cost_attributes,
         )
         self._planner = CallPlanner(self.config, self.telemetry, attempt_tracker(), self.policy)
+        if self.store is not None and self.policy is not None:
+            self._planner.renewer = HoldRenewer(self.store, _hold_ttl(self.store, self.policy))
+        self.guard = (
+            None if self.policy is None or self.store is None else build_guard(self.policy, self.store, self.telemetry)
+        )
+        self._planner.guard = self.guard
 
     @classmethod
     def from_files(
@@ -101,10 +123,10 @@ class CostRouter:
         group: str,
         messages: Messages,
         *,
-        session_id: str | None = None,
-        user_id: str | None = None,
-        team_id: str | None = None,
-        tags: Sequence[str] | None = None,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
         metadata: Mapping[str, Any] | None = None,
         **litellm_kwargs: Any,
     ) -> Any:
@@ -127,10 +149,10 @@ class CostRouter:
         group: str,
         messages: Messages,
         *,
-        session_id: str | None = None,
-        user_id: str | None = None,
-        team_id: str | None = None,
-        tags: Sequence[str] | None = None,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
         metadata: Mapping[str, Any] | None = None,
         **litellm_kwargs: Any,
     ) -> Any:
@@ -147,11 +169,15 @@ class CostRouter:
     def _execute(self, op: Op) -> Any:
         if isinstance(op, RouteOp):
             return self.litellm_router.completion(**op.kwargs)
+        if isinstance(op, SleepOp):
+            return time.sleep(op.seconds)
         return getattr(self._store(), op.method)(*op.args, **op.kwargs)
 
     async def _aexecute(self, op: Op) -> Any:
         if isinstance(op, RouteOp):
             return await self.litellm_router.acompletion(**op.kwargs)
+        if isinstance(op, SleepOp):
+            return await asyncio.sleep(op.seconds)
         return await getattr(self._store(), f"a{op.method}")(*op.args, **op.kwargs)
 
     def _store(self) -> BudgetStore:
@@ -164,6 +190,11 @@ class CostRouter:
 
     async def _adrive(self, flow: Any) -> None:
         await adrive(flow, self._aexecute)
+
+    @property
+    def alerts(self) -> AlertDispatcher:
+        """The budget alert sender of this router (``flush()``, ``stats``)."""
+        return self._planner.alerts
 
     def shutdown(self) -> None:
         """Flush spans and metrics and close the budget store.
@@ -178,5 +209,10 @@ class CostRouter:
                 flush = getattr(provider, "force_flush", None)
                 if callable(flush):
                     flush()
+        if self._planner.renewer is not None:
+            self._planner.renewer.stop()
+        if self.guard is not None:
+            self.guard.close()
+        self._planner.alerts.close()
         if self.store is not None:
             self.store.close()

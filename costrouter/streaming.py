@@ -12,10 +12,11 @@ from typing import Any, Literal
 
 from costrouter import semconv as sc
 from costrouter.calls import CallPlanner, Observed, RoutedCall
-from costrouter.money import micros_to_usd
-from costrouter.ops import Flow
-from costrouter.pricing import count_prompt_tokens, count_text_tokens
+from costrouter.interruptions import charge_estimated, interrupted_stream_charge, is_interruption
+from costrouter.money import micros_to_usd, usd_to_micros
+from costrouter.ops import Flow, through_cancellation
 from costrouter.telemetry import Outcome
+from costrouter.tokens import count_prompt_tokens, count_text_tokens
 
 StreamEnd = Literal["completed", "closed_early", "failed"]
 
@@ -53,7 +54,8 @@ def stream_finish_flow(
 
     Usage comes from the provider's final chunk when it sent one; otherwise the
     prompt and the received text are counted. A stream whose deployment is unknown
-    is charged its whole hold.
+    is charged its whole hold, and so is a stream cancelled or interrupted while it
+    ran, unless the policy's ``defaults.on_interrupted`` is ``release``.
     """
     hidden = getattr(stream, "_hidden_params", None) or {}
     deployment_id = hidden.get("model_id")
@@ -84,6 +86,10 @@ def stream_finish_flow(
     outcome = planner.outcome_for(call, observed, error)
     if deployment_id not in planner.deployments and call.reservation is not None and error is not None:
         outcome = _with_cost(outcome, micros_to_usd(call.reservation.amount_micros))
+    mode = planner.policy.defaults.on_interrupted if planner.policy is not None else "release"
+    charge = interrupted_stream_charge(error, usd_to_micros(outcome.cost_usd), call.reservation, mode)
+    if charge is not None:
+        outcome = charge_estimated(outcome, call.span, charge, mode)
     yield from planner.finish_flow(call, outcome)
 
 
@@ -149,7 +155,13 @@ class RoutedStream:
     def __enter__(self) -> RoutedStream:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and is_interruption(exc) and not self._done:
+            # Interrupted between two chunks: charged as an interrupted stream, not a closed one.
+            closer = getattr(self._iterator, "close", None)
+            if callable(closer):
+                closer()
+            self._end("failed", exc)
         self.close()
 
     def __del__(self) -> None:
@@ -201,7 +213,8 @@ class AsyncRoutedStream:
 
     async def _end(self, end: StreamEnd, error: BaseException | None) -> None:
         if not self._done:
-            await self._finish(self._flow(end, error))
+            # A cancelled stream must still settle: a second cancellation cannot cut the settle short.
+            await through_cancellation(self._finish(self._flow(end, error)))
 
     async def aclose(self) -> None:
         """Stop reading; the call is charged for what was consumed."""
@@ -215,7 +228,13 @@ class AsyncRoutedStream:
     async def __aenter__(self) -> AsyncRoutedStream:
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and is_interruption(exc) and not self._done:
+            # Cancelled between two chunks: charged as an interrupted stream, not a closed one.
+            closer = getattr(self._iterator, "aclose", None)
+            if callable(closer):
+                await through_cancellation(closer())
+            await self._end("failed", exc)
         await self.aclose()
 
     def __del__(self) -> None:

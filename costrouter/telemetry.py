@@ -23,6 +23,7 @@ from costrouter.backends.base import NO_BACKEND, Backend
 from costrouter.context import Caller
 from costrouter.cost import CostBreakdown, SettledCost
 from costrouter.cost_attributes import breakdown_attributes, detail_token_counts, settled_attributes
+from costrouter.models import ModelFacts
 
 INSTRUMENTATION_NAME = "costrouter"
 _MAX_METADATA_VALUE = 256
@@ -34,8 +35,6 @@ class Outcome:
 
     served_group: str | None = None
     deployment_id: str | None = None
-    model: str | None = None
-    """The serving deployment's model, without LiteLLM's provider prefix."""
     provider: str | None = None
     response_model: str | None = None
     response_id: str | None = None
@@ -51,6 +50,8 @@ class Outcome:
     extra: Mapping[str, AttributeValue] = field(default_factory=dict)
     breakdown: CostBreakdown | None = None
     settled: SettledCost | None = None
+    model: ModelFacts | None = None
+    """The serving deployment's model, provider and server, once known."""
 
 
 class Telemetry:
@@ -64,6 +65,7 @@ class Telemetry:
         capture_content: bool = False,
         content_max_chars: int = 4096,
         backend: Backend | None = None,
+        genai_cost: bool = False,
     ) -> None:
         self.backend = backend or NO_BACKEND
         self.tracer_provider = tracer_provider or trace.get_tracer_provider()
@@ -72,6 +74,7 @@ class Telemetry:
         meter = self.meter_provider.get_meter(INSTRUMENTATION_NAME, __version__)
         self.capture_content = capture_content
         self.content_max_chars = content_max_chars
+        self.genai_cost = genai_cost
         self.token_usage = meter.create_histogram(
             sc.METRIC_TOKEN_USAGE,
             unit=sc.METRIC_TOKEN_USAGE_UNIT,
@@ -98,6 +101,11 @@ class Telemetry:
             unit=sc.METRIC_BUDGET_DECISIONS_UNIT,
             description="Budget decisions by scope and outcome.",
         )
+        self.budget_unheld_settles = meter.create_counter(
+            sc.METRIC_BUDGET_UNHELD_SETTLES,
+            unit=sc.METRIC_BUDGET_UNHELD_SETTLES_UNIT,
+            description="Settles that charged a budget with no live hold for the call (expired, reset).",
+        )
 
     # ---- the parent span -------------------------------------------------------------
     def start_call_span(
@@ -109,25 +117,19 @@ class Telemetry:
         call_id: str,
         *,
         stream: bool,
-        model: str | None = None,
+        model: ModelFacts | None = None,
     ) -> Span:
-        """Start ``router.completion/{group}``, the call's one LLM span, with everything known before the call.
+        """Start ``router.completion/{group}``, the routed call's one LLM span.
 
-        ``model`` is the group's first-priority deployment's model until the call ends.
+        ``model`` is the group's first-priority deployment; the serving one replaces it at the end.
         """
-        attributes = request_attributes(group, messages, caller, request, call_id, stream=stream, model=model)
+        attributes = request_attributes(group, messages, caller, request, call_id, stream=stream)
+        if model is not None:
+            attributes.update(model_attributes(model))
         if self.capture_content:
-            attributes[sc.GEN_AI_INPUT_MESSAGES] = json.dumps(
-                [self._truncated_message(message) for message in messages], default=str
-            )
+            attributes.update(input_message_attributes(messages, self.content_max_chars))
         attributes.update(self.backend.llm_span_attributes(attributes))
         return self.tracer.start_span(f"{sc.SPAN_NAME_PREFIX}/{group}", kind=SpanKind.CLIENT, attributes=attributes)
-
-    def _truncated_message(self, message: Mapping[str, Any]) -> dict[str, Any]:
-        content = message.get("content")
-        if isinstance(content, str):
-            return {**message, "content": content[: self.content_max_chars]}
-        return dict(message)
 
     def end_call_span(
         self, span: Span, outcome: Outcome, record: CallRecord, latency_s: float, caller: Caller | None = None
@@ -136,18 +138,20 @@ class Telemetry:
         attributes = outcome_attributes(outcome, record, latency_s)
         if caller is not None:
             attributes.update(who_attributes(caller))
+        if self.genai_cost:
+            attributes.update(proposed_cost_attributes(outcome))
         attributes.update(self.backend.llm_span_attributes(attributes))
         span.set_attributes(attributes)
         if outcome.settled is not None and outcome.settled.mismatch:
             span.add_event(sc.EVENT_COST_MISMATCH, settled_attributes(outcome.settled))
         if self.capture_content and outcome.output_text is not None:
-            text = outcome.output_text[: self.content_max_chars]
-            output = [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]
-            span.set_attribute(sc.GEN_AI_OUTPUT_MESSAGES, json.dumps(output))
+            span.set_attributes(output_message_attributes(outcome, self.content_max_chars))
         self._attempt_spans(span, record, caller)
         if outcome.error is not None:
             span.record_exception(outcome.error)
             span.set_status(Status(StatusCode.ERROR, f"{type(outcome.error).__name__}: {outcome.error}"[:1024]))
+        else:
+            span.set_status(Status(StatusCode.OK))
         span.end()
 
     def _attempt_spans(self, parent: Span, record: CallRecord, caller: Caller | None) -> None:
@@ -156,15 +160,17 @@ class Telemetry:
         for attempt in record.attempts:
             attributes: dict[str, AttributeValue] = {
                 **who,
-                sc.OPENINFERENCE_SPAN_KIND: "CHAIN",
                 sc.ATTEMPT_INDEX: attempt.index,
                 sc.ATTEMPT_KIND: attempt.kind,
                 sc.ATTEMPT_OUTCOME: attempt.outcome if attempt.outcome != "pending" else "failure",
                 sc.ATTEMPT_WAIT_MS: attempt.wait_ns / 1e6,
-                sc.ROUTER_MODEL_GROUP: attempt.model_group,
-                sc.ROUTER_DEPLOYMENT_ID: attempt.deployment_id,
                 sc.ATTEMPT_MODEL: attempt.model,
                 sc.ROUTER_GROUP: attempt.model_group,
+                sc.ROUTER_MODEL_GROUP: attempt.model_group,
+                sc.ROUTER_DEPLOYMENT_ID: attempt.deployment_id,
+                # A step of the routed call, never a model call of its own (Phoenix, Langfuse and
+                # Datadog count a span carrying gen_ai.request.model or kind LLM as one).
+                sc.OPENINFERENCE_SPAN_KIND: "CHAIN",
             }
             if attempt.error_type is not None:
                 attributes[sc.ERROR_TYPE] = attempt.error_type
@@ -172,7 +178,7 @@ class Telemetry:
             child = self.tracer.start_span(
                 f"{sc.ATTEMPT_SPAN_NAME_PREFIX}/{attempt.deployment_id}",
                 context=context,
-                kind=SpanKind.CLIENT,
+                kind=SpanKind.INTERNAL,
                 attributes=attributes,
                 start_time=attempt.start_ns,
             )
@@ -183,19 +189,12 @@ class Telemetry:
     # ---- metrics ---------------------------------------------------------------------
     def record_metrics(self, group: str, outcome: Outcome, record: CallRecord, latency_s: float, result: str) -> None:
         """Metrics of one routed call; never a session or user id as an attribute."""
-        base: dict[str, AttributeValue] = {
-            sc.GEN_AI_OPERATION_NAME: "chat",
-            sc.ROUTER_MODEL_GROUP: group,
-        }
-        if outcome.provider:
-            base[sc.GEN_AI_PROVIDER_NAME] = outcome.provider
-        if outcome.response_model:
-            base[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
+        base = metric_attributes(group, outcome)
         duration_attributes = dict(base)
         if outcome.error is not None:
             duration_attributes[sc.ERROR_TYPE] = type(outcome.error).__name__
         self.duration.record(latency_s, duration_attributes)
-        self.calls.add(1, {sc.ROUTER_MODEL_GROUP: group, sc.CALL_OUTCOME: result})
+        self.calls.add(1, {sc.ROUTER_GROUP: group, sc.ROUTER_MODEL_GROUP: group, sc.CALL_OUTCOME: result})
         if outcome.prompt_tokens is not None:
             self.token_usage.record(outcome.prompt_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: "input"})
         if outcome.completion_tokens is not None:
@@ -207,6 +206,7 @@ class Telemetry:
             self.cost.add(
                 outcome.cost_usd,
                 {
+                    sc.ROUTER_GROUP: outcome.served_group or group,
                     sc.ROUTER_MODEL_GROUP: outcome.served_group or group,
                     sc.ROUTER_DEPLOYMENT_ID: outcome.deployment_id or "",
                     sc.GEN_AI_RESPONSE_MODEL: outcome.response_model or "",
@@ -216,12 +216,35 @@ class Telemetry:
             self.attempts.add(
                 1,
                 {
+                    sc.ROUTER_GROUP: attempt.model_group,
                     sc.ROUTER_MODEL_GROUP: attempt.model_group,
                     sc.ROUTER_DEPLOYMENT_ID: attempt.deployment_id,
                     sc.ATTEMPT_KIND: attempt.kind,
                     sc.ATTEMPT_OUTCOME: "success" if attempt.outcome == "success" else "failure",
                 },
             )
+
+
+def metric_attributes(group: str, outcome: Outcome) -> dict[str, AttributeValue]:
+    """The GenAI metric attributes of a routed call: operation, group, model, provider, server."""
+    base: dict[str, AttributeValue] = {
+        sc.GEN_AI_OPERATION_NAME: "chat",
+        sc.ROUTER_GROUP: group,
+        sc.ROUTER_MODEL_GROUP: group,
+    }
+    if outcome.model is not None:
+        base.update(
+            {
+                key: value
+                for key, value in model_attributes(outcome.model).items()
+                if key in {sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_PROVIDER_NAME, sc.SERVER_ADDRESS, sc.SERVER_PORT}
+            }
+        )
+    elif outcome.provider:
+        base[sc.GEN_AI_PROVIDER_NAME] = outcome.provider
+    if outcome.response_model:
+        base[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
+    return base
 
 
 def request_attributes(
@@ -232,22 +255,15 @@ def request_attributes(
     call_id: str,
     *,
     stream: bool,
-    model: str | None = None,
 ) -> dict[str, AttributeValue]:
-    """Attributes known before the call: group, model, request parameters, who pays.
-
-    The group is an alias (``router.group``); ``gen_ai.request.model`` and ``llm.model_name``
-    name a real model: ``model`` (the group's first-priority deployment's), else the group.
-    """
+    """Attributes known before the call: group, request parameters, who pays."""
     attributes: dict[str, AttributeValue] = {
-        sc.ROUTER_MODEL_GROUP: group,
         sc.ROUTER_GROUP: group,
+        sc.ROUTER_MODEL_GROUP: group,
         sc.ROUTER_MESSAGE_COUNT: len(messages),
         sc.ROUTER_CALL_ID: call_id,
         sc.ROUTER_STREAM: stream,
         sc.GEN_AI_OPERATION_NAME: "chat",
-        sc.GEN_AI_REQUEST_MODEL: model or group,
-        sc.LLM_MODEL_NAME: model or group,
         sc.OPENINFERENCE_SPAN_KIND: "LLM",
     }
     if isinstance(request.get("max_tokens"), int):
@@ -267,16 +283,6 @@ def request_attributes(
     return attributes
 
 
-def model_name(litellm_model: str) -> str:
-    """The model a provider is asked for: LiteLLM's model string without its ``provider/`` prefix."""
-    return litellm_model.split("/", 1)[1] if "/" in litellm_model else litellm_model
-
-
-def first_models(groups: Mapping[str, Sequence[tuple[int, str]]]) -> dict[str, str]:
-    """Each group's first-priority deployment's model, from ``(priority, litellm model)`` pairs."""
-    return {group: model_name(min(deployments, key=lambda d: d[0])[1]) for group, deployments in groups.items()}
-
-
 def who_attributes(caller: Caller) -> dict[str, AttributeValue]:
     """The session and the user, as every span of the call carries them."""
     attributes: dict[str, AttributeValue] = {}
@@ -286,6 +292,75 @@ def who_attributes(caller: Caller) -> dict[str, AttributeValue]:
     if caller.user_id is not None:
         attributes[sc.USER_ID] = caller.user_id
     return attributes
+
+
+def model_attributes(model: ModelFacts) -> dict[str, AttributeValue]:
+    """The real model, provider and server of the routed call (never the group alias)."""
+    attributes: dict[str, AttributeValue] = {
+        sc.GEN_AI_REQUEST_MODEL: model.model,
+        sc.GEN_AI_RESPONSE_MODEL: model.model,
+        sc.LLM_MODEL_NAME: model.model,
+    }
+    if model.provider:
+        attributes[sc.GEN_AI_PROVIDER_NAME] = model.provider
+        attributes[sc.GEN_AI_SYSTEM] = model.provider
+    if model.server_address:
+        attributes[sc.SERVER_ADDRESS] = model.server_address
+    if model.server_port is not None:
+        attributes[sc.SERVER_PORT] = model.server_port
+    return attributes
+
+
+def _text_of(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts: keep the text ones
+        return "".join(
+            str(part.get("text", "")) for part in content if isinstance(part, Mapping) and part.get("type") == "text"
+        )
+    return None
+
+
+def input_message_attributes(messages: Sequence[Mapping[str, Any]], max_chars: int) -> dict[str, AttributeValue]:
+    """Prompts as GenAI ``gen_ai.input.messages`` (JSON with ``parts``) and OpenInference's flat names."""
+    genai: list[dict[str, Any]] = []
+    attributes: dict[str, AttributeValue] = {}
+    for index, message in enumerate(messages):
+        role = str(message.get("role", "user"))
+        text = (_text_of(message.get("content")) or "")[:max_chars]
+        genai.append({"role": role, "parts": [{"type": "text", "content": text}]})
+        prefix = f"{sc.LLM_INPUT_MESSAGES_PREFIX}.{index}.message"
+        attributes[f"{prefix}.role"] = role
+        attributes[f"{prefix}.content"] = text
+    attributes[sc.GEN_AI_INPUT_MESSAGES] = json.dumps(genai)
+    return attributes
+
+
+def output_message_attributes(outcome: Outcome, max_chars: int) -> dict[str, AttributeValue]:
+    """The completion as GenAI ``gen_ai.output.messages`` (with ``finish_reason``) and OpenInference's names."""
+    text = (outcome.output_text or "")[:max_chars]
+    finish_reason = outcome.finish_reasons[0] if outcome.finish_reasons else "stop"
+    output = [{"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": finish_reason}]
+    prefix = f"{sc.LLM_OUTPUT_MESSAGES_PREFIX}.0.message"
+    return {
+        sc.GEN_AI_OUTPUT_MESSAGES: json.dumps(output),
+        f"{prefix}.role": "assistant",
+        f"{prefix}.content": text,
+    }
+
+
+def proposed_cost_attributes(outcome: Outcome) -> dict[str, AttributeValue]:
+    """The cost under the names semantic-conventions-genai PR #443 proposes (not merged).
+
+    Off by default: Langfuse's OTel ingest reads every numeric ``gen_ai.usage.*`` key but
+    ``gen_ai.usage.cost`` as an integer token count and drops the whole usage when one is not.
+    """
+    source = "provider" if outcome.settled is not None and outcome.settled.source == "provider" else "local"
+    return {
+        sc.GEN_AI_USAGE_COST_AMOUNT: outcome.cost_usd,
+        sc.GEN_AI_USAGE_COST_CURRENCY: "USD",
+        sc.GEN_AI_USAGE_COST_SOURCE: source,
+    }
 
 
 def _attribute_value(value: Any) -> AttributeValue:
@@ -307,16 +382,15 @@ def outcome_attributes(outcome: Outcome, record: CallRecord, latency_s: float) -
         sc.GEN_AI_COST_TOTAL: outcome.cost_usd,
         **outcome.extra,
     }
+    if outcome.model is not None:
+        attributes.update(model_attributes(outcome.model))
+    if outcome.response_model:  # the model the provider says answered, when it says so
+        attributes[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
     optional: dict[str, AttributeValue | None] = {
         sc.ROUTER_SERVED_GROUP: outcome.served_group,
         sc.ROUTER_DEPLOYMENT_ID: outcome.deployment_id,
-        sc.GEN_AI_PROVIDER_NAME: outcome.provider,
-        sc.GEN_AI_SYSTEM: outcome.provider,
         sc.LLM_PROVIDER: outcome.provider,
         sc.LLM_SYSTEM: outcome.provider,
-        sc.GEN_AI_REQUEST_MODEL: outcome.model,
-        sc.GEN_AI_RESPONSE_MODEL: outcome.response_model or outcome.model,
-        sc.LLM_MODEL_NAME: outcome.model or outcome.response_model,
         sc.GEN_AI_RESPONSE_ID: outcome.response_id,
         sc.ROUTER_USAGE_SOURCE: outcome.usage_source,
         sc.LLM_COST_PROMPT: outcome.prompt_cost_usd,

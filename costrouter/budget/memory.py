@@ -23,7 +23,9 @@ from costrouter.budget.store import (
     alert_threshold_micros,
     budget_key,
     check_amount,
+    check_ratio,
     make_status,
+    next_token_ratio,
 )
 from costrouter.budget.windows import window_at
 
@@ -40,6 +42,7 @@ class _Counter:
     spent: int = 0
     held: int = 0
     holds: int = 0
+    unheld: int = 0
     alerts: set[float] = field(default_factory=set)
 
 
@@ -79,6 +82,7 @@ class MemoryBudgetStore(BudgetStore):
         self._counters: dict[tuple[str, str], _Counter] = {}
         self._instances: dict[str, _Instance] = {}
         self._operations = 0
+        self._token_ratios: dict[str, float] = {}
 
     def _counter(self, base: str, window: str, now: float) -> _Counter | None:
         counter = self._counters.get((base, window))
@@ -198,11 +202,14 @@ class MemoryBudgetStore(BudgetStore):
             if record is not None and record.state == "held":
                 self._drop_hold(base, record, now)
             alerts: list[float] = []
+            unheld = False
             if release:
                 counter = self._counter(base, window, now)
             else:
                 counter = self._counter_for(base, budget, (window, expires_at), now)
                 counter.spent += amount
+                unheld = record is None or record.state != "held"
+                counter.unheld += unheld
                 for threshold in budget.alert_at:
                     crossed = counter.spent >= alert_threshold_micros(budget.limit_micros, threshold)
                     if crossed and threshold not in counter.alerts:
@@ -216,6 +223,7 @@ class MemoryBudgetStore(BudgetStore):
                 window_id=window,
                 alerts=tuple(alerts),
                 replayed=False,
+                unheld=not release and unheld,
             )
             stored = _Record(
                 state=outcome.state,
@@ -247,7 +255,20 @@ class MemoryBudgetStore(BudgetStore):
             self._heal(base, counter, now)
             if counter is None:
                 return make_status(budget, window, 0, 0, 0)
-            return make_status(budget, window, counter.spent, counter.held, counter.holds)
+            status = make_status(budget, window, counter.spent, counter.held, counter.holds)
+            return replace(status, unheld_settles=counter.unheld)
+
+    def renew(self, budget: BudgetRef, call_id: str) -> bool:
+        """See :meth:`BudgetStore.renew`."""
+        base = budget_key(self.config.key_prefix, budget)
+        with self._lock:
+            now = self.clock()
+            instance = self._instance(base, now)
+            entry = instance.calls.get(call_id) if instance is not None else None
+            if instance is None or entry is None or entry[0].state != "held":
+                return False
+            self._touch(base, now).put(call_id, entry[0], now + self.config.hold_ttl_seconds)
+            return True
 
     def reset(self, budget: BudgetRef) -> None:
         """See :meth:`BudgetStore.reset`."""
@@ -281,6 +302,19 @@ class MemoryBudgetStore(BudgetStore):
         spenders.sort(reverse=True)
         return [(scope_id, spent) for spent, scope_id in spenders[: max(n, 0)]]
 
+    def token_ratios(self) -> dict[str, float]:
+        """See :meth:`BudgetStore.token_ratios`."""
+        with self._lock:
+            return dict(self._token_ratios)
+
+    def observe_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """See :meth:`BudgetStore.observe_token_ratio`."""
+        check_ratio(ratio, decay)
+        with self._lock:
+            learned = next_token_ratio(self._token_ratios.get(deployment_id), ratio, decay)
+            self._token_ratios[deployment_id] = learned
+            return learned
+
     def close(self) -> None:
         """Nothing to release; the counters stay readable."""
 
@@ -296,6 +330,10 @@ class MemoryBudgetStore(BudgetStore):
         """See :meth:`BudgetStore.release`."""
         return self.release(budget, call_id)
 
+    async def arenew(self, budget: BudgetRef, call_id: str) -> bool:
+        """See :meth:`BudgetStore.renew`."""
+        return self.renew(budget, call_id)
+
     async def astatus(self, budget: BudgetRef) -> BudgetStatus:
         """See :meth:`BudgetStore.status`."""
         return self.status(budget)
@@ -307,6 +345,14 @@ class MemoryBudgetStore(BudgetStore):
     async def atop(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
         """See :meth:`BudgetStore.top`."""
         return self.top(budget, n)
+
+    async def atoken_ratios(self) -> dict[str, float]:
+        """See :meth:`BudgetStore.token_ratios`."""
+        return self.token_ratios()
+
+    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """See :meth:`BudgetStore.observe_token_ratio`."""
+        return self.observe_token_ratio(deployment_id, ratio, decay)
 
     async def aclose(self) -> None:
         """See :meth:`BudgetStore.close`."""

@@ -7,22 +7,47 @@ tells which budget instances a call is charged to.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from costrouter._yaml import load_model
+from costrouter.alerts.config import AlertSettings
 from costrouter.budget.store import GLOBAL_SCOPE_ID, BudgetRef, budget_key
 from costrouter.budget.windows import WindowSpec, parse_window
 from costrouter.errors import ConfigError, ConfigProblem
 from costrouter.money import usd_to_micros
+from costrouter.redaction import masked_repr_args
 
 Scope = Literal["session", "user", "team", "tag", "global"]
 OnExceeded = Literal["reject", "downgrade", "warn"]
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+MAX_TTL_SECONDS: Final = 10 * 365 * 86400
+"""Ten years: store TTLs above it are a typo, and far past it Redis refuses the expiry."""
+MAX_LIMIT_USD: Final = 1e9
+"""Limits stay below 2**53 micro-dollars, the integers the Redis scripts' Lua numbers hold exactly."""
+MIN_LIMIT_USD: Final = 1e-6
+"""One micro-dollar, the unit of the store: a smaller limit would round to $0."""
+MAX_PRICE_PER_TOKEN: Final = 0.01
+"""$10,000 per million tokens, far above any model's price: a higher one is a per-million price."""
+MAX_OUTPUT_TOKENS: Final = 1_000_000
+"""A cap beyond every model's output limit."""
+
+
+def default_journal_dir() -> str:
+    """``$XDG_STATE_HOME/costrouter/journal``, else ``~/.local/state/costrouter/journal``.
+
+    State, not cache (it must survive a reboot) nor config; per user, so that every
+    process of one user on one machine shares it and adopts the files of dead ones.
+    """
+    state = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if Path(state).is_absolute() else Path.home() / ".local" / "state"  # XDG: relative is invalid
+    return str(base / "costrouter" / "journal")
 
 
 class StoreConfig(BaseModel):
@@ -37,14 +62,38 @@ class StoreConfig(BaseModel):
         default="redis://localhost:6379/0", description="Used by the redis backend; COSTROUTER_REDIS_URL wins."
     )
     key_prefix: str = Field(default="costrouter", pattern=r"^[^{}]+$", description="The first part of every Redis key.")
-    hold_ttl_seconds: int = Field(default=300, ge=1, description="A hold not settled by then is dropped.")
+    hold_ttl_seconds: int = Field(
+        default=300, ge=1, le=MAX_TTL_SECONDS, description="A hold not settled (nor renewed) by then is dropped."
+    )
     settle_record_ttl_seconds: int = Field(
-        default=86400, ge=1, description="How long a call id is remembered for idempotent replays."
+        default=86400, ge=1, le=MAX_TTL_SECONDS, description="How long a call id is remembered for idempotent replays."
     )
     on_store_error: Literal["fail_closed", "fail_open"] = Field(
         default="fail_closed", description="fail_closed refuses calls while the store fails; fail_open lets them pass."
     )
-    timeout_seconds: float = Field(default=0.5, gt=0, description="Socket timeout of Redis operations.")
+    timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        allow_inf_nan=False,
+        description="Command timeout: how long one Redis command may take.",
+    )
+    connect_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=60, allow_inf_nan=False, description="How long opening one Redis connection may take."
+    )
+    max_connections: int = Field(
+        default=16, ge=1, le=10_000, description="Connections per client (per node on a cluster), sync and async each."
+    )
+    pool_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="How long a command waits for a free connection of a full pool.",
+    )
+    warm_connections: int = Field(
+        default=16, ge=0, le=10_000, description="Connections opened (and scripts loaded) at a client's first use."
+    )
     cluster: bool = Field(
         default=False,
         description=(
@@ -52,14 +101,96 @@ class StoreConfig(BaseModel):
             "one more round trip; on a standalone Redis the settle script updates it."
         ),
     )
+    settle_wait_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=16,
+        description=(
+            "After each settle, WAIT until this many replicas have it (none: 1 on a cluster, else 0), "
+            "so that a failover cannot lose it."
+        ),
+    )
+    settle_wait_ms: int = Field(
+        default=50, ge=1, le=60_000, description="How long a settle waits for its replicas before going on."
+    )
     top_index: bool = Field(
         default=True, description="Keep the largest-spender index of each window (costs memory per id)."
     )
+    settle_attempts: int = Field(
+        default=3, ge=1, le=10, description="Tries of a settle or release before it goes to the journal."
+    )
+    journal_dir: str | None = Field(
+        default_factory=default_journal_dir,
+        min_length=1,
+        description=(
+            "Where settles the store could not take wait to be replayed (redis backend); null turns the "
+            "journal off. Default: $XDG_STATE_HOME/costrouter/journal, else ~/.local/state/costrouter/journal."
+        ),
+    )
+    journal_max_entries: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="Pending settles the journal keeps; past that, logged and lost.",
+    )
+    on_store_lost: Literal["fail_closed", "warn"] = Field(
+        default="fail_closed",
+        description=(
+            "A Redis that lost its data (restarted empty): fail_closed refuses calls until "
+            "`costrouter budget accept-loss`; warn logs, marks the span and goes on."
+        ),
+    )
+
+    @property
+    def settle_replicas(self) -> int:
+        """The replicas each settle waits for: ``settle_wait_replicas``, else 1 on a cluster, 0 otherwise."""
+        if self.settle_wait_replicas is not None:
+            return self.settle_wait_replicas
+        return 1 if self.cluster else 0
 
     @property
     def record_ttl_seconds(self) -> int:
         """How long a call's record lives: at least as long as its hold."""
         return max(self.hold_ttl_seconds, self.settle_record_ttl_seconds)
+
+    def __repr_args__(self) -> list[tuple[str | None, Any]]:
+        return masked_repr_args(super().__repr_args__())
+
+
+class PromptEstimate(BaseModel):
+    """How many prompt tokens a call is held for: tiktoken's count made an upper bound.
+
+    ``hold = ceil(counted x max(1, ratio) x safety_factor)``, where ``counted`` is the
+    cl100k count plus per-message and per-call overheads and media bounds, and ``ratio``
+    the largest provider ÷ counted ratio learned for the deployments the call can reach
+    (``unlearned_ratio`` until one is learned). The README's budget section gives the
+    measurements behind the defaults.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    safety_factor: float = Field(
+        default=1.3, ge=1, le=100, allow_inf_nan=False, description="Headroom over the learned ratio."
+    )
+    unlearned_ratio: float = Field(
+        default=2.0, ge=1, le=100, allow_inf_nan=False, description="The ratio of a deployment not yet seen."
+    )
+    tokens_per_message: int = Field(default=6, ge=0, le=10_000, description="Chat-template tokens of one message.")
+    tokens_per_call: int = Field(default=6, ge=0, le=10_000, description="Tokens that prime the reply, once a call.")
+    learn: bool = Field(default=True, description="Learn each deployment's ratio from its reported prompt_tokens.")
+    ratio_refresh_seconds: float = Field(
+        default=5.0, gt=0, le=3600, allow_inf_nan=False, description="How long a process trusts its cached ratios."
+    )
+    ratio_decay: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="A lower observation pulls the stored ratio this fraction of the way down (0: never).",
+    )
+    unknown_file_tokens: int = Field(
+        default=128_000, ge=1, le=100_000_000, description="A file given by id only (its size is unknown here)."
+    )
 
 
 class Defaults(BaseModel):
@@ -68,10 +199,21 @@ class Defaults(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_output_tokens: int = Field(
-        default=4096, ge=1, description="Output cap when a call has no max_tokens and the model's is unknown."
+        default=4096,
+        ge=1,
+        le=MAX_OUTPUT_TOKENS,
+        description="Output cap when a call has no max_tokens and the model's is unknown.",
     )
-    input_cost_per_token: float = Field(default=0.00001, ge=0, allow_inf_nan=False)
-    output_cost_per_token: float = Field(default=0.00003, ge=0, allow_inf_nan=False)
+    input_cost_per_token: float = Field(default=0.00001, ge=0, le=MAX_PRICE_PER_TOKEN, allow_inf_nan=False)
+    output_cost_per_token: float = Field(default=0.00003, ge=0, le=MAX_PRICE_PER_TOKEN, allow_inf_nan=False)
+    on_interrupted: Literal["charge_hold", "release"] = Field(
+        default="charge_hold",
+        description=(
+            "A call cancelled, interrupted or timed out after a provider received it: charge_hold charges "
+            "its hold (never under-counts); release charges only what was observed."
+        ),
+    )
+    prompt: PromptEstimate = PromptEstimate()
 
 
 class CostSettings(BaseModel):
@@ -95,16 +237,28 @@ class Budget(BaseModel):
     name: str | None = Field(default=None, pattern=_NAME_PATTERN)
     scope: Scope
     id: str | None = Field(default=None, min_length=1, description="Only this scope id (none: every id).")
-    limit_usd: float = Field(gt=0, allow_inf_nan=False)
+    limit_usd: float = Field(gt=0, le=MAX_LIMIT_USD, allow_inf_nan=False)
     window: str = "total"
     on_exceeded: OnExceeded = "reject"
     downgrade_to: str | None = Field(default=None, min_length=1)
     alert_at: tuple[float, ...] = ()
 
+    @field_validator("limit_usd")
+    @classmethod
+    def _check_limit(cls, value: float) -> float:
+        if usd_to_micros(value) < 1:
+            message = f"limit_usd must be at least one micro-dollar ({MIN_LIMIT_USD:.6f}), not {value!r}"
+            raise ValueError(message)
+        return value
+
     @field_validator("window")
     @classmethod
     def _check_window(cls, value: str) -> str:
-        return parse_window(value).text
+        spec = parse_window(value)
+        if spec.seconds > MAX_TTL_SECONDS:
+            message = f"a fixed window is at most {MAX_TTL_SECONDS // 86400}d (ten years), not {value!r}"
+            raise ValueError(message)
+        return spec.text
 
     @field_validator("alert_at")
     @classmethod
@@ -176,6 +330,7 @@ class BudgetPolicy(BaseModel):
     defaults: Defaults = Defaults()
     cost: CostSettings = CostSettings()
     budgets: tuple[Budget, ...] = ()
+    alerts: AlertSettings = AlertSettings()
 
     @field_validator("budgets")
     @classmethod

@@ -16,45 +16,63 @@ write; a window's hash expires ``hold_ttl`` after the window ends (a ``total`` w
 never does). The largest-spender index, ``{prefix:top:name}:<window>`` (a zset of scope
 id by spend), lives under another hash tag, so the client updates it after a settle; it
 is a report, not a counter: a settle whose index update fails is logged, not failed.
+The learned prompt-token ratios are one hash, ``{prefix:token-ratios}`` (deployment id ->
+ratio), with no expiry.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import cache
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import redis
 import redis.asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from costrouter.budget import redis_clients, redis_durable
 from costrouter.budget.policy import StoreConfig
 from costrouter.budget.store import (
     BudgetRef,
     BudgetStatus,
     BudgetStore,
+    EpochState,
     ReserveOutcome,
     SettleOutcome,
     alert_label,
     alert_threshold_micros,
     budget_key,
     check_amount,
+    check_ratio,
+    epoch_keys,
     make_status,
+    token_ratio_key,
     top_key,
 )
 from costrouter.errors import BudgetStoreError
+from costrouter.redaction import mask_url
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript, Script
 
 logger = logging.getLogger(__name__)
 
-SCRIPT_NAMES: Final = ("reserve", "settle", "status", "reset", "top", "window")
+SCRIPT_NAMES: Final = (
+    "reserve",
+    "settle",
+    "status",
+    "reset",
+    "top",
+    "window",
+    "token_ratio",
+    "renew",
+    "epoch",
+    "accept",
+)
 """The scripts under ``lua/``, each registered with every client."""
 
 
@@ -125,6 +143,9 @@ class _Call:
             args += [alert_label(threshold), str(alert_threshold_micros(self.budget.limit_micros, threshold))]
         return args
 
+    def renew(self, call_id: str) -> list[str]:
+        return [call_id, str(self.config.hold_ttl_seconds), str(self.config.record_ttl_seconds)]
+
     def window(self) -> list[str]:
         return [self.base, *_window_args(self.budget), str(self.config.record_ttl_seconds)]
 
@@ -143,7 +164,7 @@ def parse_reserve(reply: Sequence[Any]) -> ReserveOutcome:
 
 def parse_settle(budget: BudgetRef, reply: Sequence[Any]) -> tuple[SettleOutcome, int]:
     """A settle script's reply as a :class:`SettleOutcome` and its window's expiry (0: never)."""
-    state, charged, spent, held, window, alerts, replayed, expiry = reply
+    state, charged, spent, held, window, alerts, replayed, expiry, unheld = reply
     labels = set(_text(alerts).split(",")) - {""}
     outcome = SettleOutcome(
         state="settled" if _text(state) == "settled" else "released",
@@ -153,14 +174,16 @@ def parse_settle(budget: BudgetRef, reply: Sequence[Any]) -> tuple[SettleOutcome
         window_id=_text(window),
         alerts=tuple(t for t in budget.alert_at if alert_label(t) in labels),
         replayed=bool(replayed),
+        unheld=bool(unheld),
     )
     return outcome, int(expiry)
 
 
 def parse_status(budget: BudgetRef, reply: Sequence[Any]) -> BudgetStatus:
     """A status script's reply as a :class:`BudgetStatus`."""
-    window, spent, held, holds = reply
-    return make_status(budget, _text(window), int(spent), int(held), int(holds))
+    window, spent, held, holds, unheld = reply
+    status = make_status(budget, _text(window), int(spent), int(held), int(holds))
+    return replace(status, unheld_settles=int(unheld))
 
 
 def parse_top(reply: Sequence[Any]) -> list[tuple[str, int]]:
@@ -176,20 +199,13 @@ def index_entry(config: StoreConfig, budget: BudgetRef, outcome: SettleOutcome) 
     return f"{top_key(config.key_prefix, budget)}:{outcome.window_id}"
 
 
-def _client_options(config: StoreConfig) -> dict[str, Any]:
-    return {
-        "socket_timeout": config.timeout_seconds,
-        "socket_connect_timeout": config.timeout_seconds,
-        "decode_responses": True,
-    }
-
-
 class RedisBudgetStore(BudgetStore):
     """Budget counters in Redis.
 
     ``url`` wins over ``config.redis_url``. Pass ready ``client`` / ``async_client``
     objects to reuse connection pools (they are then not closed by the store); else
-    clients are built from the URL, the async one on first use (use it from one event
+    clients are built from the URL (see :mod:`costrouter.budget.redis_clients`: bounded
+    pools, warmed at first use), the async one on first use (use it from one event
     loop, and close it with :meth:`aclose`). A broken connection is retried once, so
     the store works again as soon as Redis does.
     """
@@ -199,42 +215,95 @@ class RedisBudgetStore(BudgetStore):
         config: StoreConfig | None = None,
         *,
         url: str | None = None,
-        client: redis.Redis | None = None,
-        async_client: redis.asyncio.Redis | None = None,
+        client: redis_clients.SyncClient | None = None,
+        async_client: redis_clients.AsyncClient | None = None,
     ) -> None:
         """Connect lazily to ``url`` (or ``config.redis_url``); nothing is sent yet."""
         self.config = config or StoreConfig(backend="redis")
         self.url = url or self.config.redis_url
         self._owns_client = client is None
         self._owns_async_client = async_client is None
-        self._client = client or redis.Redis.from_url(
-            self.url, retry=Retry(NoBackoff(), 1, (redis.ConnectionError,)), **_client_options(self.config)
-        )
+        self._connections = 0
+        self._client = client or redis_clients.sync_client(self.url, self.config, self._connected)
         self._scripts: dict[str, Script] = {
-            name: self._client.register_script(script_source(name)) for name in SCRIPT_NAMES
+            name: redis_clients.register(self._client, script_source(name)) for name in SCRIPT_NAMES
         }
+        self._nodes = redis_durable.NodeClients(self._client, self.config)
+        self._anodes: redis_durable.AsyncNodeClients | None = None
+        self._warm_lock = threading.Lock()
+        self._warm = not self._owns_client
         self._async_client = async_client
         self._async_scripts: dict[str, AsyncScript] = {}
+        self._gate: redis_clients.AsyncGate | None = None
 
-    def _run(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
+    def _connected(self, connection: redis.Connection) -> None:
+        self._connections += 1
+        cast("Callable[[], None]", connection.on_connect)()
+
+    async def _aconnected(self, connection: redis.asyncio.Connection) -> None:
+        self._connections += 1
+        await connection.on_connect()
+
+    @property
+    def connections(self) -> int:
+        """See :attr:`BudgetStore.connections` (connections the store built; none for given clients)."""
+        return self._connections
+
+    def epoch(self, candidate: str, known: str | None) -> EpochState:
+        """See :meth:`BudgetStore.epoch` (``lua/epoch.lua``, under its own hash tag)."""
+        current, lost = self._run("epoch", "epoch", epoch_keys(self.config.key_prefix), [candidate, known or ""])
+        return EpochState(_text(current), bool(lost))
+
+    async def aepoch(self, candidate: str, known: str | None) -> EpochState:
+        """See :meth:`BudgetStore.epoch`."""
+        keys = epoch_keys(self.config.key_prefix)
+        current, lost = await self._arun("epoch", "epoch", keys, [candidate, known or ""])
+        return EpochState(_text(current), bool(lost))
+
+    def accept_epoch(self) -> str:
+        """Accept the store's current epoch after a loss of data; returns it ('' when none yet)."""
+        return _text(self._run("accept", "accept", epoch_keys(self.config.key_prefix), []))
+
+    def _ensure_warm(self) -> None:
+        with self._warm_lock:
+            if not self._warm:
+                redis_clients.warm_sync_once(self._client, self.config, map(script_source, SCRIPT_NAMES))
+                self._warm = True
+
+    def _run(self, operation: str, name: str, keys: list[str], args: list[str], *, confirm: bool = False) -> Any:
+        self._ensure_warm()
         with wrap_errors(operation):
+            if confirm and self.config.settle_replicas:
+                return redis_durable.settle_confirmed(self._nodes, self._scripts[name], keys, args)
             return self._scripts[name](keys=keys, args=args)
 
-    def _aclient(self) -> redis.asyncio.Redis:
+    def _aclient(self) -> redis_clients.AsyncClient:
         if self._async_client is None:
-            self._async_client = redis.asyncio.Redis.from_url(
-                self.url,
-                retry=AsyncRetry(NoBackoff(), 1, (redis.ConnectionError,)),
-                **_client_options(self.config),
-            )
+            self._async_client = redis_clients.async_client(self.url, self.config, self._aconnected)
         return self._async_client
 
-    async def _arun(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
-        if not self._async_scripts:
+    def _agate(self) -> redis_clients.AsyncGate:
+        if self._gate is None:
             client = self._aclient()
-            self._async_scripts = {name: client.register_script(script_source(name)) for name in SCRIPT_NAMES}
+            self._gate = redis_clients.AsyncGate(self.config, bounded=redis_clients.is_cluster(client))
+            self._gate.warm = not self._owns_async_client
+        return self._gate
+
+    async def _arun(self, operation: str, name: str, keys: list[str], args: list[str], *, confirm: bool = False) -> Any:
+        client = self._aclient()
+        if not self._async_scripts:
+            self._async_scripts = {name: redis_clients.aregister(client, script_source(name)) for name in SCRIPT_NAMES}
+            self._anodes = redis_durable.AsyncNodeClients(client, self.config)
+        gate = self._agate()
+        script = self._async_scripts[name]
+        nodes = self._anodes
         with wrap_errors(operation):
-            return await self._async_scripts[name](keys=keys, args=args)
+            await gate.ensure_warm(
+                lambda: redis_clients.warm_async(client, self.config, map(script_source, SCRIPT_NAMES))
+            )
+            if confirm and nodes is not None and self.config.settle_replicas:
+                return await gate.run(lambda: redis_durable.asettle_confirmed(nodes, script, keys, args))
+            return await gate.run(lambda: redis_clients.arun_script(client, script, keys, args))
 
     def _index(self, budget: BudgetRef) -> str:
         return top_key(self.config.key_prefix, budget)
@@ -253,7 +322,9 @@ class RedisBudgetStore(BudgetStore):
     def _settle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
         call = _Call(self.config, budget)
         operation = "release" if release else "settle"
-        reply = self._run(operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release))
+        reply = self._run(
+            operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release), confirm=True
+        )
         outcome, expiry = parse_settle(budget, reply)
         key = index_entry(self.config, budget, outcome)
         if key is not None:
@@ -274,6 +345,11 @@ class RedisBudgetStore(BudgetStore):
     def release(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """See :meth:`BudgetStore.release`."""
         return self._settle(budget, call_id, 0, release=True)
+
+    def renew(self, budget: BudgetRef, call_id: str) -> bool:
+        """See :meth:`BudgetStore.renew`."""
+        call = _Call(self.config, budget)
+        return bool(self._run("renew", "renew", call.keys, call.renew(call_id)))
 
     def status(self, budget: BudgetRef) -> BudgetStatus:
         """See :meth:`BudgetStore.status`."""
@@ -297,8 +373,24 @@ class RedisBudgetStore(BudgetStore):
         window, end = self._run("window", "window", [], [*_window_args(budget), repr(at)])
         return _text(window), int(end)
 
+    def token_ratios(self) -> dict[str, float]:
+        """See :meth:`BudgetStore.token_ratios`."""
+        with wrap_errors("token_ratios"):
+            stored: dict[Any, Any] = self._client.hgetall(token_ratio_key(self.config.key_prefix))  # type: ignore[assignment]
+        return {_text(key): float(value) for key, value in stored.items()}
+
+    def observe_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """See :meth:`BudgetStore.observe_token_ratio`."""
+        check_ratio(ratio, decay)
+        keys = [token_ratio_key(self.config.key_prefix)]
+        return float(self._run("observe_token_ratio", "token_ratio", keys, [deployment_id, repr(ratio), repr(decay)]))
+
+    def __repr__(self) -> str:
+        return f"RedisBudgetStore(url={mask_url(self.url)!r}, key_prefix={self.config.key_prefix!r})"
+
     def close(self) -> None:
         """Close the sync client's connections, if the store built that client."""
+        self._nodes.close()
         if self._owns_client:
             self._client.close()
 
@@ -311,16 +403,16 @@ class RedisBudgetStore(BudgetStore):
     async def _asettle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
         call = _Call(self.config, budget)
         operation = "release" if release else "settle"
-        reply = await self._arun(operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release))
+        reply = await self._arun(
+            operation, "settle", call.settle_keys(), call.settle(call_id, amount, release=release), confirm=True
+        )
         outcome, expiry = parse_settle(budget, reply)
         key = index_entry(self.config, budget, outcome)
         if key is not None:
             try:
-                async with self._aclient().pipeline(transaction=False) as pipe:
-                    pipe.zincrby(key, outcome.charged_micros, budget.scope_id)
-                    if expiry:
-                        pipe.expireat(key, expiry)
-                    await pipe.execute()
+                await self._agate().run(
+                    lambda: redis_clients.aadd_to_index(self._aclient(), key, budget, outcome, expiry)
+                )
             except (redis.RedisError, OSError):
                 logger.warning("could not update the top index of budget %s", budget.name, exc_info=True)
         return outcome
@@ -333,6 +425,11 @@ class RedisBudgetStore(BudgetStore):
         """See :meth:`BudgetStore.release`."""
         return await self._asettle(budget, call_id, 0, release=True)
 
+    async def arenew(self, budget: BudgetRef, call_id: str) -> bool:
+        """See :meth:`BudgetStore.renew`."""
+        call = _Call(self.config, budget)
+        return bool(await self._arun("renew", "renew", call.keys, call.renew(call_id)))
+
     async def astatus(self, budget: BudgetRef) -> BudgetStatus:
         """See :meth:`BudgetStore.status`."""
         call = _Call(self.config, budget)
@@ -343,17 +440,34 @@ class RedisBudgetStore(BudgetStore):
         call = _Call(self.config, budget)
         window = _text(await self._arun("reset", "reset", call.keys, call.window()))
         with wrap_errors("reset"):
-            await self._aclient().zrem(f"{self._index(budget)}:{window}", budget.scope_id)
+            await self._agate().run(lambda: self._aclient().zrem(f"{self._index(budget)}:{window}", budget.scope_id))
 
     async def atop(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
         """See :meth:`BudgetStore.top`."""
         self._require_index()
         return parse_top(await self._arun("top", "top", [self._index(budget)], [*_window_args(budget), str(n)]))
 
+    async def atoken_ratios(self) -> dict[str, float]:
+        """See :meth:`BudgetStore.token_ratios`."""
+        with wrap_errors("token_ratios"):
+            stored: dict[Any, Any] = await self._aclient().hgetall(token_ratio_key(self.config.key_prefix))  # type: ignore[misc]
+        return {_text(key): float(value) for key, value in stored.items()}
+
+    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """See :meth:`BudgetStore.observe_token_ratio`."""
+        check_ratio(ratio, decay)
+        keys = [token_ratio_key(self.config.key_prefix)]
+        args = [deployment_id, repr(ratio), repr(decay)]
+        return float(await self._arun("observe_token_ratio", "token_ratio", keys, args))
+
     async def aclose(self) -> None:
         """Close the async client's connections (and the sync one's), if the store built them."""
+        if self._anodes is not None:
+            await self._anodes.aclose()
         if self._owns_async_client and self._async_client is not None:
+            self._anodes = None
             await self._async_client.aclose()
             self._async_client = None
             self._async_scripts = {}
+            self._gate = None
         self.close()

@@ -60,6 +60,8 @@ class SettleOutcome:
     window_id: str
     alerts: tuple[float, ...]
     replayed: bool
+    unheld: bool = False
+    """A charge that found no live hold (it expired, was reset, or was never taken)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,16 @@ class BudgetStatus:
     held_micros: int
     active_holds: int
     remaining_micros: int
+    unheld_settles: int = 0
+    """Charges of this window that found no live hold (expired, reset, never taken)."""
+
+
+@dataclass(frozen=True)
+class EpochState:
+    """The store's epoch (a random id written at first use) and whether it marks a loss of data."""
+
+    epoch: str
+    lost: bool
 
 
 def make_status(budget: BudgetRef, window_id: str, spent: int, held: int, holds: int) -> BudgetStatus:
@@ -108,6 +120,31 @@ def top_key(prefix: str, budget: BudgetRef) -> str:
     return "{" + f"{prefix}:top:{_key_part(budget.name)}" + "}"
 
 
+def token_ratio_key(prefix: str) -> str:
+    """The hash of learned prompt-token ratios by deployment id: ``{prefix:token-ratios}``."""
+    return "{" + f"{prefix}:token-ratios" + "}"
+
+
+def next_token_ratio(stored: float | None, observed: float, decay: float) -> float:
+    """Learn upward at once; a lower observation pulls the ratio ``decay`` of the way down."""
+    if stored is None or observed >= stored:
+        return observed
+    return stored - (stored - observed) * decay
+
+
+def check_ratio(ratio: float, decay: float) -> None:
+    """Reject a ratio or decay that would poison every later estimate."""
+    if not (0 < ratio < math.inf) or not (0 <= decay <= 1):
+        message = f"a token ratio is positive and finite, and a decay in [0, 1], not {ratio!r} and {decay!r}"
+        raise ValueError(message)
+
+
+def epoch_keys(prefix: str) -> list[str]:
+    """The epoch key, its lost flag and its accepted epoch: one hash tag, no budget's."""
+    base = "{" + f"{prefix}:epoch" + "}"
+    return [base, f"{base}:lost", f"{base}:accepted"]
+
+
 def alert_label(threshold: float) -> str:
     """The text form of an alert threshold, as stored in the window's alert flags."""
     return format(threshold, "g")
@@ -134,6 +171,7 @@ class BudgetStore(ABC):
       A repeated reserve with the same call id replays the stored decision.
     * ``settle`` replaces the hold with the actual amount, even past the limit;
       ``release`` drops the hold and charges nothing. Both are idempotent by call id.
+    * ``renew`` keeps a live hold from expiring while its call runs (idempotent).
     * ``status``, ``reset`` and ``top`` look at the budget's current window.
 
     Every method has an ``a``-prefixed coroutine twin. Backend failures raise
@@ -153,6 +191,10 @@ class BudgetStore(ABC):
         """Drop the hold of ``call_id`` without charging anything."""
 
     @abstractmethod
+    def renew(self, budget: BudgetRef, call_id: str) -> bool:
+        """Push the expiry of ``call_id``'s live hold to now + the hold TTL; ``False`` if none is live."""
+
+    @abstractmethod
     def status(self, budget: BudgetRef) -> BudgetStatus:
         """The budget instance in its current window."""
 
@@ -163,6 +205,14 @@ class BudgetStore(ABC):
     @abstractmethod
     def top(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
         """The ``n`` largest ``(scope_id, spent_micros)`` of the budget in its current window."""
+
+    @abstractmethod
+    def token_ratios(self) -> dict[str, float]:
+        """The learned prompt-token ratio (provider ÷ counted) of every deployment seen."""
+
+    @abstractmethod
+    def observe_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """Teach ``deployment_id``'s ratio an observation (see :func:`next_token_ratio`); the new ratio."""
 
     @abstractmethod
     def close(self) -> None:
@@ -181,6 +231,10 @@ class BudgetStore(ABC):
         """Coroutine twin of :meth:`release`."""
 
     @abstractmethod
+    async def arenew(self, budget: BudgetRef, call_id: str) -> bool:
+        """Coroutine twin of :meth:`renew`."""
+
+    @abstractmethod
     async def astatus(self, budget: BudgetRef) -> BudgetStatus:
         """Coroutine twin of :meth:`status`."""
 
@@ -193,8 +247,33 @@ class BudgetStore(ABC):
         """Coroutine twin of :meth:`top`."""
 
     @abstractmethod
+    async def atoken_ratios(self) -> dict[str, float]:
+        """Coroutine twin of :meth:`token_ratios`."""
+
+    @abstractmethod
+    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """Coroutine twin of :meth:`observe_token_ratio`."""
+
+    @abstractmethod
     async def aclose(self) -> None:
         """Coroutine twin of :meth:`close`."""
+
+    def epoch(self, candidate: str, known: str | None) -> EpochState | None:
+        """The store's epoch, written as ``candidate`` when it has none (``None``: no epoch kept).
+
+        ``known`` is the epoch this client saw before; a store whose epoch differs lost its data.
+        """
+        del candidate, known
+        return None
+
+    async def aepoch(self, candidate: str, known: str | None) -> EpochState | None:
+        """Coroutine twin of :meth:`epoch`."""
+        return self.epoch(candidate, known)
+
+    @property
+    def connections(self) -> int:
+        """How many connections the store has opened so far (a change means a reconnect)."""
+        return 0
 
     def __enter__(self) -> Self:
         """Use the store as a context manager that closes it."""

@@ -16,6 +16,7 @@ from costrouter.testing.otlp import (
 )
 from costrouter.testing.provider import Answer, Fail, ProviderDouble, ReceivedRequest, Reply
 from costrouter.testing.redis_server import RedisServer
+from costrouter.testing.webhook import ReceivedWebhook, WebhookReceiver
 
 __all__ = [
     "Accept",
@@ -30,8 +31,10 @@ __all__ = [
     "ReceivedLogRecord",
     "ReceivedRequest",
     "ReceivedSpan",
+    "ReceivedWebhook",
     "RedisServer",
     "Refuse",
     "Reply",
     "TelemetryCapture",
+    "WebhookReceiver",
 ]

@@ -10,13 +10,15 @@ a default one; every request is counted and kept.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import math
 import threading
 import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +33,7 @@ __all__ = [
     "anthropic_usage",
     "gemini_usage",
     "openai_usage",
+    "tiktoken_prompt_tokens",
 ]
 
 
@@ -40,7 +43,8 @@ class Reply:
 
     ``delay`` seconds pass before the answer (a slow or cold model). For streams,
     ``include_usage=False`` omits the usage chunk even when the client asked for
-    it, and ``cut_after`` closes the connection after that many content chunks.
+    it, ``cut_after`` closes the connection after that many content chunks, and
+    ``chunk_delay`` seconds pass before each content chunk after the first (a long stream).
     ``prompt_tokens`` reports that many prompt tokens instead of counting the messages
     (a 250k-token prompt without sending one); ``usage_details`` is merged into the usage
     block (a provider's real shape: see :func:`openai_usage`, :func:`anthropic_usage`,
@@ -58,6 +62,7 @@ class Reply:
     prompt_tokens: int | None = None
     usage_details: Mapping[str, Any] | None = None
     headers: Mapping[str, str] | None = None
+    chunk_delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,59 @@ def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     return total
 
 
+def _media_tokens(part: dict[str, Any]) -> int:
+    """What an OpenAI-like provider bills for a non-text part (see tiktoken_prompt_tokens)."""
+    import litellm.litellm_core_utils.token_counter as counter  # noqa: PLC0415  (LiteLLM only when asked)
+
+    kind = part.get("type")
+    if kind == "image_url":
+        image = part["image_url"]
+        url, detail = (image, "auto") if isinstance(image, str) else (image["url"], image.get("detail") or "auto")
+        if detail == "low":
+            return 85
+        if not url.startswith("data:"):
+            return 85 + 170 * 8  # an image the double cannot see: the most OpenAI's tile rule bills
+        return int(counter.calculate_img_tokens(url, mode="high"))
+    if kind == "input_audio":
+        audio = base64.b64decode(part["input_audio"]["data"])
+        byte_rate = 2000  # 16 kbit/s, unless a WAV header says otherwise
+        if audio[:4] == b"RIFF" and audio[8:12] == b"WAVE":
+            byte_rate = int.from_bytes(audio[28:32], "little") or byte_rate
+        return math.ceil(len(audio) / byte_rate * 10)  # 10 tokens a second
+    if kind == "file":
+        data = str(part["file"].get("file_data") or "")
+        raw = base64.b64decode(data.split(",", 1)[-1]) if data else b""
+        return len(raw.decode("utf-8", "ignore").split()) + 1445
+    return 0
+
+
+def tiktoken_prompt_tokens(body: dict[str, Any]) -> int:
+    """A request's prompt tokens as LiteLLM's tiktoken counter sees them, media as OpenAI bills it.
+
+    Text parts, names, tool calls, ``tools`` and ``tool_choice`` by ``litellm.token_counter``;
+    images by OpenAI's tile rule (the largest bill when the image is a URL), audio at 10 tokens
+    a second (of a WAV's duration, else at 16 kbit/s), files as their words plus one page image;
+    ``response_format`` as its JSON.
+    """
+    import litellm  # noqa: PLC0415
+
+    messages = []
+    media = 0
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        if isinstance(content, list):
+            media += sum(_media_tokens(part) for part in content if isinstance(part, dict))
+            texts = [part for part in content if isinstance(part, str) or part.get("type") == "text"]
+            messages.append({**message, "content": texts})
+        else:
+            messages.append(message)
+    tools = body.get("tools") or [{"type": "function", "function": f} for f in body.get("functions") or []]
+    tokens = litellm.token_counter(messages=messages, tools=tools or None, tool_choice=body.get("tool_choice"))
+    if body.get("response_format") is not None:
+        tokens += litellm.token_counter(text=json.dumps(body["response_format"]))
+    return int(tokens) + media
+
+
 class ProviderDouble:
     """An OpenAI-compatible HTTP server on 127.0.0.1, run on its own thread.
 
@@ -161,7 +219,15 @@ class ProviderDouble:
     ...     api_base = provider.base_url   # "http://127.0.0.1:PORT/v1"
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, prompt_token_factor: float | None = None) -> None:
+        """Serve on ``host:port`` (0: a free port).
+
+        ``prompt_token_factor`` makes every model report ``ceil(factor x``
+        :func:`tiktoken_prompt_tokens` ``)`` prompt tokens, as a provider whose tokenizer
+        counts more (or less) than tiktoken; ``None`` keeps the double's word count
+        (:func:`count_prompt_tokens`). :meth:`set_prompt_token_factor` sets it per model.
+        """
+        self._factors: dict[str | None, float | None] = {None: prompt_token_factor}
         self._host = host
         self._port = port
         self._scripts: dict[str, _Script] = defaultdict(_Script)
@@ -184,6 +250,19 @@ class ProviderDouble:
         """What ``model`` does once its queue is empty (by default ``Reply()``)."""
         with self._lock:
             self._scripts[model].default = behaviour
+
+    def set_prompt_token_factor(self, model: str, factor: float | None) -> None:
+        """Count ``model``'s prompt tokens at ``factor`` x tiktoken (``None``: the word count)."""
+        with self._lock:
+            self._factors[model] = factor
+
+    def prompt_tokens(self, model: str, body: dict[str, Any]) -> int:
+        """The prompt tokens the double bills ``model`` for a request ``body``."""
+        with self._lock:
+            factor = self._factors.get(model, self._factors[None])
+        if factor is None:
+            return count_prompt_tokens(body.get("messages") or [])
+        return math.ceil(factor * tiktoken_prompt_tokens(body))
 
     def reset(self) -> None:
         """Forget every script and every received request."""
@@ -302,6 +381,8 @@ class ProviderDouble:
         model = str(body.get("model", ""))
         received = ReceivedRequest(model, body, dict(http_request.headers), time.time())
         behaviour = self._next_behaviour(model, received)
+        if isinstance(behaviour, Reply) and behaviour.prompt_tokens is None:
+            behaviour = replace(behaviour, prompt_tokens=self.prompt_tokens(model, body))
         payload = None
         if isinstance(behaviour, Reply) and not body.get("stream"):
             # The provider generates (and bills) the answer whether or not the client waits for it.
@@ -399,6 +480,8 @@ async def _stream_response(
                 if transport is not None:
                     transport.abort()
                 return response
+            if index and reply.chunk_delay:
+                await asyncio.sleep(reply.chunk_delay)
             await send(chunk({"content": piece}))
             sent += 1
         await send(chunk({}, reply.finish_reason))

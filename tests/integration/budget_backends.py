@@ -2,6 +2,8 @@
 
 The memory store gets a fake clock that tests move; Redis uses its own clock, so
 "moving time" there means sleeping (only ever for a TTL of a second or so).
+``redis-cluster`` is a real three-master cluster on loopback, started once per test
+session (``tests/conftest.py``), with ``store.cluster: true``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import BudgetRef, BudgetStore
 from costrouter.budget.windows import parse_window
 
-BACKENDS = [pytest.param("memory", id="memory"), pytest.param("redis", id="redis")]
+BACKENDS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("redis", id="redis"),
+    pytest.param("redis-cluster", id="redis-cluster"),
+]
+REDIS_KINDS = ("redis", "redis-cluster")
 
 
 class FakeClock:
@@ -49,9 +56,12 @@ class Backend:
     stores: list[BudgetStore] = field(default_factory=list)
 
     def store(self, **config: Any) -> BudgetStore:
-        settings = StoreConfig(backend="redis" if self.kind == "redis" else "memory", key_prefix=self.prefix, **config)
+        if self.kind == "redis-cluster":
+            config.setdefault("cluster", True)
+        backend = "redis" if self.kind in REDIS_KINDS else "memory"
+        settings = StoreConfig(backend=backend, key_prefix=self.prefix, **config)
         made: BudgetStore
-        if self.kind == "redis":
+        if self.kind in REDIS_KINDS:
             made = RedisBudgetStore(settings, url=self.redis_url)
         else:
             made = MemoryBudgetStore(settings, clock=self.clock)
@@ -59,7 +69,7 @@ class Backend:
         return made
 
     def advance(self, seconds: float) -> None:
-        if self.kind == "redis":
+        if self.kind in REDIS_KINDS:
             time.sleep(seconds)
         else:
             self.clock.advance(seconds)
@@ -81,7 +91,8 @@ def worker_context() -> multiprocessing.context.ForkServerContext:
 
 def make_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """The body of a ``backend`` fixture parametrized with :data:`BACKENDS`."""
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    fixture = {"redis": "redis_url", "redis-cluster": "redis_cluster_url"}.get(request.param)
+    url = request.getfixturevalue(fixture) if fixture is not None else None
     backend = Backend(request.param, redis_url=url)
     try:
         yield backend

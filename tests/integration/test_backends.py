@@ -20,7 +20,8 @@ from costrouter import CostRouter
 from costrouter import semconv as sc
 from costrouter.config import parse_router_config
 from costrouter.exporters import configure_telemetry
-from costrouter.prices_push.signoz import pricing_rules
+from costrouter.prices_push.plan import model_prices
+from costrouter.prices_push.signoz import rules_for
 from costrouter.settings import Settings
 from costrouter.testing import Fail, OtlpReceiver, ProviderDouble, ReceivedSpan, Refuse
 from tests.integration.conftest import _OTEL_VARIABLES
@@ -266,7 +267,8 @@ def test_each_backend_reads_one_llm_call_with_costrouters_cost_and_the_session(
 ) -> None:
     with ProviderDouble() as provider:
         config = router_config(provider.base_url)
-        case = _cases(otlp_receiver.endpoint, pricing_rules(parse_router_config(config, "<test>")).rules)[backend]
+        prices, _ = model_prices(parse_router_config(config, "<test>"))
+        case = _cases(otlp_receiver.endpoint, rules_for(prices))[backend]
         for name, value in case.environment.items():
             clean_env.setenv(name, value)
         settings = Settings(exporter="otlp", backend=backend, metric_export_interval_seconds=60)  # type: ignore[arg-type]

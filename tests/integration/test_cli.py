@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from redis.crc import key_slot
 from typer.testing import CliRunner
 
 from costrouter.budget import RedisBudgetStore, load_policy
+from costrouter.budget.store import budget_key, top_key
 from costrouter.cli import app
 from costrouter.money import usd_to_micros
 
@@ -123,7 +125,7 @@ def test_validate_masks_literal_secrets_and_userinfo(runner: CliRunner, tmp_path
     assert "sk-live-abc123" not in result.output
     assert "hunter2" not in result.output
     assert "***" in result.stdout
-    assert "https://***@example.com/v1" in result.stdout
+    assert "https://user:***@example.com/v1" in result.stdout
 
 
 def test_missing_secret_is_a_warning_unless_strict(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -255,8 +257,8 @@ def test_report_table_csv_and_json(runner: CliRunner, span_file: Path) -> None:
     assert document["total"]["input_tokens"] == 24
     as_csv = runner.invoke(app, ["report", str(span_file), "-f", "csv", "--by", "group+user"])
     lines = as_csv.stdout.splitlines()
-    assert lines[0].startswith("by,group,requested,deployment,session,user,team,calls")
-    assert lines[1].startswith("group+user,fast,,,,alice,,2,")
+    assert lines[0].startswith("by,group,requested,deployment,session,user,team,tag,model,calls")
+    assert lines[1].startswith("group+user,fast,,,,alice,,,,2,")
     assert lines[-1].startswith("total,")
 
 
@@ -264,9 +266,13 @@ def test_report_errors(runner: CliRunner, tmp_path: Path, span_file: Path) -> No
     missing = runner.invoke(app, ["report", str(tmp_path / "absent.jsonl")])
     assert missing.exit_code == 1
     assert "cannot read" in missing.stderr
-    broken = runner.invoke(app, ["report", str(write(tmp_path, "bad.jsonl", "{}\n[oops\n"))])
-    assert broken.exit_code == 1
-    assert "bad.jsonl:2" in broken.stderr
+    broken = runner.invoke(app, ["report", str(write(tmp_path, "bad.jsonl", json.dumps(SPAN_LINE) + "\n[oops\n"))])
+    assert broken.exit_code == 0  # a bad line is skipped, named and counted
+    assert "bad.jsonl:2: not a JSON span record" in broken.stderr
+    assert "skipped 1 of 2 lines" in broken.stderr
+    nothing = runner.invoke(app, ["report", str(write(tmp_path, "text.jsonl", "hello\nworld\n"))])
+    assert nothing.exit_code == 1
+    assert "not a span file: none of its 2 lines is a span record" in nothing.stderr
     bad_by = runner.invoke(app, ["report", str(span_file), "--by", "colour"])
     assert bad_by.exit_code == 2
     assert "unknown dimension 'colour'" in bad_by.stderr
@@ -307,16 +313,24 @@ def test_budget_usage_errors(runner: CliRunner) -> None:
     assert runner.invoke(app, ["budget", "top", "global", "--budgets", budgets]).exit_code == 1
 
 
-def test_budget_status_top_and_reset_against_redis(runner: CliRunner, tmp_path: Path, redis_url: str) -> None:
+@pytest.mark.parametrize("kind", ["redis", "redis-cluster"])
+def test_budget_status_top_and_reset_against_redis(
+    runner: CliRunner, tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:
+    redis_url = request.getfixturevalue("redis_url" if kind == "redis" else "redis_cluster_url")
     prefix = f"cli-test-{os.getpid()}"
+    cluster = "  cluster: true\n" if kind == "redis-cluster" else ""
     budgets = write(
         tmp_path,
         "budgets.yaml",
-        f"store:\n  backend: redis\n  redis_url: {redis_url}\n  key_prefix: {prefix}\n"
+        f"store:\n  backend: redis\n  redis_url: {redis_url}\n  key_prefix: {prefix}\n{cluster}"
         "budgets:\n  - scope: session\n    limit_usd: 1\n  - scope: global\n    limit_usd: 100\n",
     )
     policy = load_policy(budgets)
     session_budget = policy.budgets[0]
+    slots = {key_slot(budget_key(prefix, session_budget.ref(session)).encode()) for session in ("s1", "s2")}
+    slots.add(key_slot(top_key(prefix, session_budget.ref("s1")).encode()))
+    assert len(slots) == 3  # two budgets and the top index: three slots, on a cluster maybe three nodes
     with RedisBudgetStore(policy.store) as store:
         for session, amount in (("s1", 0.25), ("s2", 0.5)):
             ref = session_budget.ref(session)
@@ -338,3 +352,34 @@ def test_budget_status_top_and_reset_against_redis(runner: CliRunner, tmp_path: 
     assert reset.exit_code == 0, reset.output
     after = runner.invoke(app, ["budget", "status", "session", "s1", "--budgets", str(budgets)])
     assert "0.0%" in after.stdout
+    top_after = runner.invoke(app, ["budget", "top", "session", "--budgets", str(budgets)])
+    assert "s2" in top_after.stdout
+    assert "s1" not in top_after.stdout
+
+
+def test_report_reads_a_collector_file_exporter_output(runner: CliRunner, tmp_path: Path) -> None:
+    def value(item: object) -> dict[str, object]:
+        if isinstance(item, float):
+            return {"doubleValue": item}
+        if isinstance(item, int):
+            return {"intValue": str(item)}
+        return {"stringValue": str(item)}
+
+    span = {
+        "traceId": "1" * 32,
+        "spanId": "2" * 16,
+        "name": SPAN_LINE["name"],
+        "kind": 3,
+        "startTimeUnixNano": "0",
+        "endTimeUnixNano": "5000000",
+        "attributes": [{"key": k, "value": value(v)} for k, v in SPAN_LINE["attributes"].items()],  # type: ignore[union-attr]
+        "status": {},
+    }
+    document = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"scope": {"name": "costrouter"}, "spans": [span]}]}]}
+    path = tmp_path / "collector-traces.json"
+    path.write_text(json.dumps(document) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["report", str(path), "--format", "json", "--by", "user"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["breakdowns"]["user"][0]["user"] == "alice"
+    assert report["total"]["input_tokens"] == 12

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from costrouter import CostRouter
 from costrouter import semconv as sc
-from costrouter.exporters import configure_telemetry
+from costrouter.exporters import configure_telemetry, read_span_records
 from costrouter.settings import Settings
 from costrouter.testing import Fail, OtlpReceiver, ProviderDouble, Reply
 from tests.routing import router_config
@@ -144,7 +144,7 @@ def test_settings_alone_set_up_export_and_exit_flushes(tmp_path: Path) -> None:
             [sys.executable, "-c", script], env=environment, cwd=tmp_path, capture_output=True, timeout=120, check=False
         )
     assert completed.returncode == 0, completed.stderr.decode()[-2000:]
-    records = [json.loads(line) for line in span_file.read_text().splitlines()]
+    records = list(read_span_records(span_file))  # OTLP JSON lines, read back as span records
     (call,) = [record for record in records if record["name"] == "router.completion/fast"]
     assert call["attributes"][sc.SESSION_ID] == "s-exit"
     assert call["attributes"][sc.LLM_USAGE_COST_USD] > 0

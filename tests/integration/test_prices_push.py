@@ -1,4 +1,4 @@
-"""``costrouter prices push signoz`` against a real HTTP server on loopback."""
+"""``costrouter prices push signoz URL`` (the issue-13 command) against a real HTTP server on loopback."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from costrouter.cli import app
+from costrouter.prices_push.command import PENDING_EXIT
 from tests.routing import PRICES, router_config
 
 
@@ -54,11 +55,15 @@ def test_push_writes_one_rule_per_model_at_costrouters_prices(
     tmp_path: Path, signoz_api: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, received = signoz_api
-    monkeypatch.setenv("SIGNOZ_URL", url)
     monkeypatch.setenv("SIGNOZ_API_KEY", "sz-api")
     config = _config_file(tmp_path, router_config("http://127.0.0.1:9"))
 
-    result = CliRunner().invoke(app, ["prices", "push", "signoz", "--config", str(config)])
+    dry = CliRunner().invoke(app, ["prices", "push", "signoz", url, "--config", str(config)])
+    assert dry.exit_code == PENDING_EXIT, dry.output
+    assert "+ fast-model" in dry.output
+    assert received == []
+
+    result = CliRunner().invoke(app, ["prices", "push", "signoz", url, "--config", str(config), "--apply"])
 
     assert result.exit_code == 0, result.output
     (request,) = received
@@ -79,14 +84,28 @@ def test_one_model_at_two_prices_is_refused_naming_both(
     tmp_path: Path, signoz_api: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, received = signoz_api
-    monkeypatch.setenv("SIGNOZ_URL", url)
     monkeypatch.setenv("SIGNOZ_API_KEY", "sz-api")
     config = router_config("http://127.0.0.1:9")
     config["groups"]["slow"]["deployments"][0]["model"] = "openai/fast-model"  # same model, other price
     path = _config_file(tmp_path, config)
 
-    result = CliRunner().invoke(app, ["prices", "push", "signoz", "--config", str(path)])
+    result = CliRunner().invoke(app, ["prices", "push", "signoz", url, "--config", str(path), "--apply"])
+
+    assert result.exit_code == 0, result.output
+    assert "deployments fast-primary, slow-only share this model name at different prices" in result.output
+    (request,) = received
+    assert "fast-model" not in {rule["modelName"] for rule in request["body"]["rules"]}
+
+
+def test_a_push_without_the_api_key_is_refused_before_sending(
+    tmp_path: Path, signoz_api: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, received = signoz_api
+    monkeypatch.delenv("SIGNOZ_API_KEY", raising=False)
+    config = _config_file(tmp_path, router_config("http://127.0.0.1:9"))
+
+    result = CliRunner().invoke(app, ["prices", "push", "signoz", url, "--config", str(config), "--apply"])
 
     assert result.exit_code == 1
-    assert "fast-primary and slow-only serve fast-model at different prices" in result.output
+    assert "SIGNOZ_API_KEY" in result.output
     assert received == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from urllib.parse import urlsplit
 
 import litellm
 import pytest
@@ -27,7 +28,9 @@ def only_call_span(capture: TelemetryCapture):  # type: ignore[no-untyped-def]
     return spans[0]
 
 
-def test_success_span_carries_tokens_cost_model_and_caller(router: CostRouter, capture: TelemetryCapture) -> None:
+def test_success_span_carries_tokens_cost_model_and_caller(
+    router: CostRouter, provider: ProviderDouble, capture: TelemetryCapture
+) -> None:
     response = router.route_completion(
         "fast",
         MESSAGES,
@@ -43,8 +46,9 @@ def test_success_span_carries_tokens_cost_model_and_caller(router: CostRouter, c
     attributes = dict(span.attributes or {})
     cost = expected_cost("fast-primary", PROMPT_TOKENS, 8)
     assert span.name == "router.completion/fast"
-    assert span.status.status_code == StatusCode.UNSET
-    assert attributes[sc.ROUTER_MODEL_GROUP] == "fast"
+    assert span.status.status_code == StatusCode.OK
+    assert attributes[sc.ROUTER_GROUP] == "fast"
+    assert attributes[sc.ROUTER_MODEL_GROUP] == "fast"  # the deprecated name, kept for one release
     assert attributes[sc.ROUTER_MESSAGE_COUNT] == 1
     assert attributes[sc.ROUTER_ATTEMPTS] == 1
     assert attributes[sc.ROUTER_RETRIES] == 0
@@ -60,11 +64,14 @@ def test_success_span_carries_tokens_cost_model_and_caller(router: CostRouter, c
     assert attributes[sc.LLM_TOKEN_COUNT_TOTAL] == PROMPT_TOKENS + 8
     assert attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == PROMPT_TOKENS
     assert attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 8
+    # The real model, never the group alias (Phoenix prices llm.model_name; GenAI wants a model).
     assert attributes[sc.GEN_AI_REQUEST_MODEL] == "fast-model"
     assert attributes[sc.ROUTER_GROUP] == "fast"
     assert attributes[sc.GEN_AI_RESPONSE_MODEL] == "fast-model"
     assert attributes[sc.LLM_MODEL_NAME] == "fast-model"
     assert attributes[sc.GEN_AI_PROVIDER_NAME] == "openai"
+    assert attributes[sc.SERVER_ADDRESS] == "127.0.0.1"
+    assert attributes[sc.SERVER_PORT] == urlsplit(provider.base_url).port
     assert attributes[sc.GEN_AI_OPERATION_NAME] == "chat"
     assert attributes[sc.GEN_AI_RESPONSE_ID] == response.id
     assert list(attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS]) == ["stop"]  # type: ignore[arg-type]
@@ -79,6 +86,37 @@ def test_success_span_carries_tokens_cost_model_and_caller(router: CostRouter, c
     assert sc.GEN_AI_INPUT_MESSAGES not in attributes  # content capture is off by default
     attempts = capture.attempt_spans(span)
     assert [a.name for a in attempts] == ["router.attempt/fast-primary"]
+
+
+def test_attempt_spans_are_steps_not_model_calls(
+    router: CostRouter, provider: ProviderDouble, capture: TelemetryCapture
+) -> None:
+    provider.script("capable-model", Fail(429, retry_after=0.01), Reply(completion_tokens=5))
+
+    router.route_completion("capable", MESSAGES, max_tokens=30)
+
+    span = only_call_span(capture)
+    assert span.attributes[sc.OPENINFERENCE_SPAN_KIND] == "LLM"  # type: ignore[index]
+    for attempt_span in capture.attempt_spans(span):
+        attempt = dict(attempt_span.attributes or {})
+        assert attempt[sc.OPENINFERENCE_SPAN_KIND] == "CHAIN"  # a step, not a second model call
+        assert attempt[sc.ATTEMPT_MODEL] == "capable-model"
+        assert attempt[sc.ROUTER_GROUP] == "capable"
+        assert sc.GEN_AI_REQUEST_MODEL not in attempt
+        assert sc.GEN_AI_OPERATION_NAME not in attempt
+
+
+def test_span_names_the_first_priority_model_before_the_call_ends(
+    router: CostRouter, provider: ProviderDouble, capture: TelemetryCapture
+) -> None:
+    provider.set_default("fast-model", Fail(500))
+
+    router.route_completion("fast", MESSAGES, max_tokens=5)
+
+    span = only_call_span(capture)
+    # The served deployment (fast-backup) replaced the first-priority model written at the start.
+    assert span.attributes[sc.GEN_AI_REQUEST_MODEL] == "fast-backup-model"  # type: ignore[index]
+    assert span.attributes[sc.LLM_MODEL_NAME] == "fast-backup-model"  # type: ignore[index]
 
 
 def test_response_is_litellms_own_and_kwargs_pass_through(router: CostRouter, provider: ProviderDouble) -> None:
@@ -102,6 +140,7 @@ def test_metrics_follow_genai_conventions_without_session_or_user(
     assert durations[0][1].count == 1
     cost = capture.metric_points(sc.METRIC_COST)
     assert cost[0][0] == {
+        sc.ROUTER_GROUP: "fast",
         sc.ROUTER_MODEL_GROUP: "fast",
         sc.ROUTER_DEPLOYMENT_ID: "fast-primary",
         sc.GEN_AI_RESPONSE_MODEL: "fast-model",
@@ -147,8 +186,8 @@ def test_500_then_fallback_to_another_group(
 
     span = only_call_span(capture)
     attributes = dict(span.attributes or {})
-    assert span.status.status_code == StatusCode.UNSET  # a fallback that succeeded is not an error
-    assert attributes[sc.ROUTER_MODEL_GROUP] == "flaky"
+    assert span.status.status_code == StatusCode.OK  # a fallback that succeeded is not an error
+    assert attributes[sc.ROUTER_GROUP] == "flaky"
     assert attributes[sc.ROUTER_SERVED_GROUP] == "fast"
     assert attributes[sc.ROUTER_DEPLOYMENT_ID] == "fast-primary"
     assert attributes[sc.ROUTER_ATTEMPTS] == 3
@@ -256,9 +295,19 @@ def test_content_capture_when_enabled(provider: ProviderDouble, capture: Telemet
     )
     router.route_completion("fast", MESSAGES, max_tokens=5)
     attributes = dict(only_call_span(capture).attributes or {})
-    assert json.loads(str(attributes[sc.GEN_AI_INPUT_MESSAGES])) == [{"role": "user", "content": "what is th"}]
+    # The GenAI JSON shape (parts; finish_reason on outputs), which Phoenix's validator requires.
+    assert json.loads(str(attributes[sc.GEN_AI_INPUT_MESSAGES])) == [
+        {"role": "user", "parts": [{"type": "text", "content": "what is th"}]}
+    ]
     output = json.loads(str(attributes[sc.GEN_AI_OUTPUT_MESSAGES]))
-    assert output == [{"role": "assistant", "parts": [{"type": "text", "content": "tok0 tok1 "}]}]
+    assert output == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "tok0 tok1 "}], "finish_reason": "stop"}
+    ]
+    # OpenInference's flat names, which Phoenix shows as the call's messages.
+    assert attributes["llm.input_messages.0.message.role"] == "user"
+    assert attributes["llm.input_messages.0.message.content"] == "what is th"
+    assert attributes["llm.output_messages.0.message.role"] == "assistant"
+    assert attributes["llm.output_messages.0.message.content"] == "tok0 tok1 "
 
 
 async def test_async_call_with_retry(router: CostRouter, provider: ProviderDouble, capture: TelemetryCapture) -> None:

@@ -93,6 +93,11 @@ def _validate(data: dict[str, Any]) -> BudgetPolicy:
         ({"backend": "etcd"}, "store.backend"),
         ({"hold_ttl_seconds": 0}, "store.hold_ttl_seconds"),
         ({"timeout_seconds": 0}, "store.timeout_seconds"),
+        ({"connect_timeout_seconds": 0}, "store.connect_timeout_seconds"),
+        ({"connect_timeout_seconds": 1e9}, "store.connect_timeout_seconds"),
+        ({"max_connections": 0}, "store.max_connections"),
+        ({"pool_timeout_seconds": -1}, "store.pool_timeout_seconds"),
+        ({"warm_connections": -1}, "store.warm_connections"),
         ({"on_store_error": "ignore"}, "store.on_store_error"),
         ({"key_prefix": "a{b}"}, "store.key_prefix"),
     ],
@@ -172,3 +177,38 @@ def test_the_order_is_the_store_key_order_whatever_the_input_order() -> None:
     assert first == second
     prefix = FULL.store.key_prefix
     assert [budget_key(prefix, ref) for ref in first] == sorted(budget_key(prefix, ref) for ref in first)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "field", "reason"),
+    [
+        ("store:\n  hold_ttl_seconds: 1.0e+23\n", "store.hold_ttl_seconds (line 2)", "integer"),
+        ("store:\n  hold_ttl_seconds: 1.0e+12\n", "store.hold_ttl_seconds (line 2)", "less than or equal to 315360000"),
+        ("store:\n  settle_record_ttl_seconds: 10000000000000000000\n", "store.settle_record_ttl_seconds", "315360000"),
+        ("store:\n  timeout_seconds: .inf\n", "store.timeout_seconds (line 2)", "finite number"),
+        ("store:\n  timeout_seconds: .nan\n", "store.timeout_seconds (line 2)", "finite number"),
+        ("defaults:\n  max_output_tokens: 1.0e+12\n", "defaults.max_output_tokens (line 2)", "1000000"),
+        ("defaults:\n  output_cost_per_token: .inf\n", "defaults.output_cost_per_token (line 2)", "finite number"),
+        ("defaults:\n  input_cost_per_token: 15\n", "defaults.input_cost_per_token", "less than or equal to 0.01"),
+        ("budgets:\n  - scope: user\n    limit_usd: 1.0e-9\n", "budgets[0].limit_usd (line 3)", "one micro-dollar"),
+        ("budgets:\n  - scope: user\n    limit_usd: 0.0000004\n", "budgets[0].limit_usd (line 3)", "one micro-dollar"),
+        ("budgets:\n  - scope: user\n    limit_usd: 1.0e+12\n", "budgets[0].limit_usd (line 3)", "1000000000"),
+        ("budgets:\n  - scope: user\n    limit_usd: .nan\n", "budgets[0].limit_usd (line 3)", "finite number"),
+        ("budgets:\n  - scope: user\n    limit_usd: 1\n    window: 99999d\n", "budgets[0].window", "at most 3650d"),
+        ("budgets:\n  - scope: user\n    limit_usd: 1\n    alert_at: [.nan]\n", "budgets[0].alert_at", "in (0, 1]"),
+    ],
+)
+def test_every_number_is_range_checked_at_load(tmp_path: Path, yaml_text: str, field: str, reason: str) -> None:
+    (problem,) = problems(tmp_path, yaml_text)
+    assert problem.startswith(field)
+    assert reason in problem
+
+
+def test_the_bounds_themselves_load() -> None:
+    loaded = policy(
+        {"scope": "user", "limit_usd": 0.000001, "window": "3650d"},
+        {"scope": "team", "limit_usd": 1e9},
+        store={"hold_ttl_seconds": 315360000, "settle_record_ttl_seconds": 315360000},
+        defaults={"max_output_tokens": 1_000_000, "input_cost_per_token": 0.01},
+    )
+    assert [ref.limit_micros for ref in loaded.budgets_for(user_id="u", team_id="t")] == [10**15, 1]

@@ -175,5 +175,49 @@ litellm_settings:
 
 def test_proxy_config_unknown_section(tmp_path: Path) -> None:
     path = write(tmp_path, "model_list: []\nrouter_settingz: {}\n")
-    with pytest.raises(ConfigError, match="router_settingz: unknown key"):
+    with pytest.raises(ConfigError, match=r"router_settingz \(line 2\): unknown key"):
         load_router_config(path)
+
+
+@pytest.mark.parametrize(
+    ("router", "field", "reason"),
+    [
+        ("num_retries: 1.0e+9", "router.num_retries", "less than or equal to 100"),
+        ("num_retries: -1", "router.num_retries", "greater than or equal to 0"),
+        ("retry_after: .inf", "router.retry_after", "finite number"),
+        ("retry_after: 1.0e+9", "router.retry_after", "less than or equal to 86400"),
+        ("cooldown_time: .nan", "router.cooldown_time", "finite number"),
+        ("cooldown_time: 1.0e+30", "router.cooldown_time", "less than or equal to 86400"),
+        ("allowed_fails: 1000000000000", "router.allowed_fails", "less than or equal to 1000000"),
+        ("timeout: .inf", "router.timeout", "finite number"),
+        ("timeout: 0", "router.timeout", "greater than 0"),
+    ],
+)
+def test_router_settings_are_range_checked_at_load(tmp_path: Path, router: str, field: str, reason: str) -> None:
+    path = write(tmp_path, f"groups:\n  fast:\n    deployments:\n      - model: openai/a\nrouter:\n  {router}\n")
+    with pytest.raises(ConfigError) as error:
+        load_router_config(path)
+    assert error.value.source == str(path)
+    (problem,) = problems(error)
+    assert problem.startswith(f"{field} (line 6)")
+    assert reason in problem
+
+
+@pytest.mark.parametrize("setting", ["timeout: .inf", "stream_timeout: 1.0e+12", "timeout: .nan"])
+def test_deployment_timeouts_are_range_checked_at_load(tmp_path: Path, setting: str) -> None:
+    path = write(tmp_path, f"groups:\n  fast:\n    deployments:\n      - model: openai/a\n        {setting}\n")
+    with pytest.raises(ConfigError) as error:
+        load_router_config(path)
+    (problem,) = problems(error)
+    assert problem.startswith(f"groups.fast.deployments[0].{setting.split(':', maxsplit=1)[0]} (line 5)")
+
+
+def test_proxy_router_settings_are_range_checked_too(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "model_list:\n  - model_name: fast\n    litellm_params:\n      model: openai/a\n"
+        "router_settings:\n  num_retries: 100000\n",
+    )
+    with pytest.raises(ConfigError) as error:
+        load_router_config(path)
+    assert any(problem.startswith("router.num_retries") for problem in problems(error))

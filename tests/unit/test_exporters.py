@@ -26,7 +26,7 @@ def test_none_gives_no_op_providers_and_owns_nothing() -> None:
     assert setup.shutdown()
 
 
-def test_file_exporter_writes_one_json_object_per_span(tmp_path: Path) -> None:
+def test_file_exporter_writes_otlp_json_that_reads_back_as_span_records(tmp_path: Path) -> None:
     path = tmp_path / "out" / "spans.jsonl"
     setup = configure_telemetry(Settings(exporter="file", export_file=path, service_name="svc"), set_global=False)
     tracer = setup.tracer_provider.get_tracer("costrouter")
@@ -37,9 +37,13 @@ def test_file_exporter_writes_one_json_object_per_span(tmp_path: Path) -> None:
             child.set_status(Status(StatusCode.ERROR, "boom"))
     assert setup.shutdown(timeout=5)
 
-    lines = path.read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 2
-    assert all(isinstance(json.loads(line), dict) for line in lines)
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    # OTLP JSON, as the Collector's file exporter writes it: one TracesData object per batch.
+    assert all("resourceSpans" in line for line in lines)
+    spans = [span for line in lines for rs in line["resourceSpans"] for ss in rs["scopeSpans"] for span in ss["spans"]]
+    assert len(spans) == 2
+    assert all(len(span["traceId"]) == 32 and len(span["spanId"]) == 16 for span in spans)  # hex, not base64
+    assert {span["kind"] for span in spans} == {1}  # integer enums (INTERNAL)
     child_record, parent_record = read_span_records(path)
     assert parent_record["name"] == "router.completion/cheap"
     assert parent_record["parent_span_id"] is None
@@ -85,3 +89,64 @@ def test_grpc_without_the_extra_is_a_clear_config_error() -> None:
     with pytest.raises(ConfigError, match=r"costrouter\[grpc\]") as caught:
         configure_telemetry(Settings(exporter="otlp", otlp_protocol="grpc"), set_global=False)
     assert caught.value.problems[0].location == "otlp_protocol"
+
+
+COLLECTOR_LINE = {
+    "resourceSpans": [
+        {
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "checkout"}}]},
+            "scopeSpans": [
+                {
+                    "scope": {"name": "costrouter", "version": "0.1.0"},
+                    "spans": [
+                        {
+                            "traceId": "5b8efff798038103d269b633813fc60c",
+                            "spanId": "eee19b7ec3c1b174",
+                            "parentSpanId": "",
+                            "name": "router.completion/fast",
+                            "kind": 3,
+                            "startTimeUnixNano": "1544712660000000000",
+                            "endTimeUnixNano": "1544712661000000000",
+                            "attributes": [
+                                {"key": "llm.usage.cost_usd", "value": {"doubleValue": 0.000123}},
+                                {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12"}},
+                                {"key": "router.tags", "value": {"arrayValue": {"values": [{"stringValue": "a"}]}}},
+                                {"key": "router.stream", "value": {"boolValue": False}},
+                            ],
+                            "status": {"code": 1},
+                        }
+                    ],
+                }
+            ],
+        }
+    ]
+}
+
+
+def test_a_collector_file_exporter_line_reads_as_span_records(tmp_path: Path) -> None:
+    path = tmp_path / "collector.json"
+    old = {"name": "old", "attributes": {}, "status": {"code": "UNSET", "description": None}}
+    path.write_text(json.dumps(COLLECTOR_LINE) + "\n" + json.dumps(old) + "\n", encoding="utf-8")
+    record, old_record = read_span_records(path)
+    assert record["name"] == "router.completion/fast"
+    assert record["trace_id"] == "5b8efff798038103d269b633813fc60c"
+    assert record["parent_span_id"] is None
+    assert record["kind"] == "CLIENT"
+    assert record["start_time_ns"] == 1544712660000000000
+    assert record["status"] == {"code": "OK", "description": None}
+    assert record["attributes"] == {
+        "llm.usage.cost_usd": 0.000123,
+        "gen_ai.usage.input_tokens": 12,
+        "router.tags": ["a"],
+        "router.stream": False,
+    }
+    assert record["resource"] == {"service.name": "checkout"}
+    assert record["scope"] == "costrouter"
+    assert old_record["name"] == "old"  # the format before OTLP JSON still loads
+
+
+def test_a_malformed_otlp_json_line_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "not-an-id!"}]}]}]}) + "\n")
+    with pytest.raises(ValueError, match=r"bad\.json:1: not an OTLP JSON traces object"):
+        list(read_span_records(path))

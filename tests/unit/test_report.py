@@ -164,8 +164,8 @@ def test_requested_dimension_and_missing_values() -> None:
 
 def test_parse_breakdowns() -> None:
     assert parse_breakdowns("group, session+user") == [("group",), ("session", "user")]
-    with pytest.raises(ValueError, match="unknown dimension 'model'"):
-        parse_breakdowns("group,model")
+    with pytest.raises(ValueError, match="unknown dimension 'vendor'"):
+        parse_breakdowns("group,vendor")
     with pytest.raises(ValueError, match="names no dimension"):
         parse_breakdowns(" , ")
 

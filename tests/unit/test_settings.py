@@ -120,3 +120,45 @@ def test_otel_variables_reach_the_exporter(monkeypatch: pytest.MonkeyPatch) -> N
         assert {r.signal for r in metrics_receiver.requests} == {"metrics"}
         assert all(r.headers["x-api-key"] == "secret key" for r in metrics_receiver.requests)
         assert setup.dropped_spans == 0
+
+
+def test_project_name_becomes_the_phoenix_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "openinference.project.name" not in build_resource(Settings()).attributes
+    resource = build_resource(Settings(project_name="checkout"))
+    assert resource.attributes["openinference.project.name"] == "checkout"
+    assert resource.attributes["service.name"] == "costrouter"
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "openinference.project.name=from-env")
+    assert build_resource(Settings(project_name="checkout")).attributes["openinference.project.name"] == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "77", "max_queue_size", 77),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.25", "sampling_ratio", 0.25),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "otlp_protocol", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc", "otlp_protocol", "grpc"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "2500", "metric_export_interval_seconds", 2.5),
+    ],
+)
+def test_standard_otel_variables_apply_when_costrouters_are_unset(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, field: str, expected: object
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert getattr(Settings(), field) == expected
+    own = {"max_queue_size": ("9", 9), "sampling_ratio": ("0.5", 0.5), "otlp_protocol": ("http/protobuf",) * 2}
+    raw, parsed = own.get(field, ("7", 7.0))
+    monkeypatch.setenv(f"COSTROUTER_{field.upper()}", raw)
+    assert getattr(Settings(), field) == parsed  # costrouter's own variable wins
+
+
+def test_a_sampler_that_is_not_a_ratio_leaves_the_ratio_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.1")
+    assert Settings().sampling_ratio == 1.0
+
+
+def test_a_bad_standard_variable_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    with pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_PROTOCOL='http/json'"):
+        Settings()

@@ -1,6 +1,8 @@
 """A worker process: N concurrent async routed calls on one session, results as JSON on stdout.
 
-Usage: python -m tests.workers.concurrent_calls BASE_URL REDIS_URL KEY_PREFIX LIMIT_USD CALLS
+Usage: python -m tests.workers.concurrent_calls BASE_URL REDIS_URL KEY_PREFIX LIMIT_USD CALLS [REPEAT MAX_TOKENS]
+
+REPEAT (default 1) repeats the prompt's text; MAX_TOKENS (default 20) caps each answer.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from tests.routing import router_config
 MESSAGES = [{"role": "user", "content": "one concurrent call of many"}]
 
 
-async def main(base_url: str, redis_url: str, prefix: str, limit_usd: float, calls: int) -> dict[str, Any]:
+async def main(
+    base_url: str, redis_url: str, prefix: str, limit_usd: float, calls: int, repeat: int = 1, max_tokens: int = 20
+) -> dict[str, Any]:
+    messages = [{"role": "user", "content": " ".join([MESSAGES[0]["content"]] * repeat)}]
     capture = TelemetryCapture()
     policy = {
         # Generous: 50 tasks per process on a shared 2-core machine lag the event loop, and this
@@ -31,7 +36,7 @@ async def main(base_url: str, redis_url: str, prefix: str, limit_usd: float, cal
 
     async def one() -> str:
         try:
-            await router.aroute_completion("fast", MESSAGES, max_tokens=20, session_id="shared-session")
+            await router.aroute_completion("fast", messages, max_tokens=max_tokens, session_id="shared-session")
         except BudgetExceededError:
             return "rejected"
         return "completed"
@@ -52,4 +57,7 @@ async def main(base_url: str, redis_url: str, prefix: str, limit_usd: float, cal
 
 if __name__ == "__main__":
     base, redis_url, prefix, limit, count = sys.argv[1:6]
-    print(json.dumps(asyncio.run(main(base, redis_url, prefix, float(limit), int(count)))))
+    extra = sys.argv[6:8]
+    repeat = int(extra[0]) if extra else 1
+    max_tokens = int(extra[1]) if len(extra) > 1 else 20
+    print(json.dumps(asyncio.run(main(base, redis_url, prefix, float(limit), int(count), repeat, max_tokens))))

@@ -3,7 +3,8 @@
 -- ARGV: base, call id, amount, release (1/0), window kind, window seconds, hold ttl,
 -- record ttl, scope id, then pairs of alert threshold label and micros.
 -- Returns {state, charged, spent after, held after, window id, alerts (comma list),
--- replayed, window expiry}.
+-- replayed, window expiry, unheld (1: a charge that found no live hold: expired, reset or
+-- never taken; counted in the window's 'unheld' field)}.
 local calls, index, base = KEYS[1], KEYS[2], ARGV[1]
 local call_id, amount, release = ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
 local kind, seconds = ARGV[5], tonumber(ARGV[6])
@@ -15,7 +16,7 @@ sweep(calls, index, base, now, record_ttl)
 local raw = redis.call('HGET', calls, call_id)
 local r = raw and decode(raw)
 if r and (r[1] == 'settled' or r[1] == 'released') then
-  return {r[1], tonumber(r[8]), tonumber(r[9]), tonumber(r[10]), r[3], r[11], 1, tonumber(r[4])}
+  return {r[1], tonumber(r[8]), tonumber(r[9]), tonumber(r[10]), r[3], r[11], 1, tonumber(r[4]), 0}
 end
 
 -- A settle lands in the hold's window while that window's counters live, else in the current one.
@@ -34,11 +35,15 @@ if r and r[1] == 'held' then
   drop_hold(base, r)
 end
 
-local state, charged = 'released', 0
+local state, charged, unheld = 'released', 0, 0
 local fired = {}
 if not release then
   state, charged = 'settled', amount
   redis.call('HINCRBY', wkey, 'spent', ARGV[3])
+  if not (r and r[1] == 'held') then
+    unheld = 1
+    redis.call('HINCRBY', wkey, 'unheld', 1)
+  end
   expire_window(wkey, expiry)
 end
 local spent, held = counters(wkey)
@@ -65,4 +70,4 @@ local record = {state, r and r[2] or '0', window, int(expiry), granted, spent0, 
 redis.call('HSET', calls, call_id, encode(record))
 redis.call('ZADD', index, now + record_ttl, call_id)
 touch(calls, index, record_ttl)
-return {state, charged, spent, held, window, alerts, 0, expiry}
+return {state, charged, spent, held, window, alerts, 0, expiry, unheld}

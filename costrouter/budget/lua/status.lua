@@ -1,6 +1,6 @@
 -- The current window of a budget instance, after sweeping expired holds.
 -- KEYS: calls, expiry index. ARGV: base, window kind, window seconds, record ttl.
--- Returns {window id, spent, held, holds}.
+-- Returns {window id, spent, held, holds, unheld settles}.
 local calls, index, base = KEYS[1], KEYS[2], ARGV[1]
 local kind, seconds, record_ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
@@ -10,4 +10,4 @@ local window = window_of(kind, seconds, now)
 local wkey = base .. ':w:' .. window
 heal(index, wkey)
 local spent, held, holds = counters(wkey)
-return {window, spent, held, holds}
+return {window, spent, held, holds, num(redis.call('HGET', wkey, 'unheld'))}

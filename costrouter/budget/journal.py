@@ -1,0 +1,335 @@
+"""Settles the budget store could not take, kept on local disk until it can.
+
+One directory per store (see :func:`journal_dir_for`), shared by every process that
+uses that store on this machine. Each process appends to its own file,
+``journal-<pid>-<random>.jsonl``, and holds an exclusive ``flock`` on it while it lives;
+a file nobody holds a lock on belongs to a dead process, and the next process to start
+(:meth:`SettleJournal.adopt`) copies its pending entries into its own file, then removes it.
+
+A file is append-only JSON lines, each written with ``fsync``: ``{"kind": "pending", ...}``
+for a settle or release to replay, ``{"kind": "done", "id": ...}`` once it was replayed.
+A torn last line (a crash mid-write) is skipped. Entries are deduplicated by id, so a
+crash between copying a dead file and removing it replays nothing twice (and replays are
+idempotent by call id in the store anyway).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from costrouter.budget.redis import RedisBudgetStore
+from costrouter.budget.store import BudgetRef, BudgetStore
+from costrouter.budget.windows import parse_window
+
+if TYPE_CHECKING:
+    from costrouter.budget.policy import BudgetPolicy
+
+logger = logging.getLogger("costrouter.budget")
+
+SettleState = Literal["settle", "release"]
+
+_PREFIX = "journal-"
+_SUFFIX = ".jsonl"
+
+
+def journal_dir_for(base: str | Path, redis_url: str, key_prefix: str) -> Path:
+    """The journal directory of one store: ``<base>/<hash of URL and key prefix>``.
+
+    Hashed, so that a password in the URL never reaches a file name, and so that routers
+    of different stores on one machine never replay into each other's store.
+    """
+    digest = hashlib.sha256(f"{redis_url}\n{key_prefix}".encode()).hexdigest()[:16]
+    return Path(base) / digest
+
+
+def journal_directory(policy: BudgetPolicy, store: BudgetStore) -> Path | None:
+    """The journal directory of ``store``, or ``None`` (no journal: memory store, or ``journal_dir: null``)."""
+    base = policy.store.journal_dir
+    if base is None or not isinstance(store, RedisBudgetStore):
+        return None
+    return journal_dir_for(base, store.url, policy.store.key_prefix)
+
+
+@dataclass(frozen=True)
+class PendingSettle:
+    """A settle (or release) of one budget instance that the store has not taken yet."""
+
+    id: str
+    call_id: str
+    budget: BudgetRef
+    amount_micros: int
+    state: SettleState
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The journal line of this entry."""
+        budget = self.budget
+        return {
+            "kind": "pending",
+            "id": self.id,
+            "call_id": self.call_id,
+            "state": self.state,
+            "amount_micros": self.amount_micros,
+            "at": self.at,
+            "budget": {
+                "name": budget.name,
+                "scope": budget.scope,
+                "scope_id": budget.scope_id,
+                "window": budget.window.text,
+                "limit_micros": budget.limit_micros,
+                "alert_at": list(budget.alert_at),
+                "on_exceeded": budget.on_exceeded,
+                "downgrade_to": budget.downgrade_to,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, line: dict[str, Any]) -> PendingSettle:
+        """An entry from its journal line; raises KeyError/ValueError/TypeError when malformed."""
+        budget = line["budget"]
+        state = line["state"]
+        if state not in ("settle", "release"):
+            raise ValueError(f"unknown state {state!r}")
+        amount = line["amount_micros"]
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise ValueError(f"amount_micros must be a non-negative integer, not {amount!r}")
+        ref = BudgetRef(
+            name=str(budget["name"]),
+            scope=str(budget["scope"]),
+            scope_id=str(budget["scope_id"]),
+            window=parse_window(str(budget["window"])),
+            limit_micros=int(budget["limit_micros"]),
+            alert_at=tuple(float(t) for t in budget["alert_at"]),
+            on_exceeded=str(budget["on_exceeded"]),
+            downgrade_to=budget["downgrade_to"],
+        )
+        return cls(str(line["id"]), str(line["call_id"]), ref, amount, state, float(line["at"]))
+
+
+def new_entry(budget: BudgetRef, call_id: str, amount_micros: int, state: SettleState) -> PendingSettle:
+    """A fresh journal entry, stamped now."""
+    return PendingSettle(uuid.uuid4().hex, call_id, budget, amount_micros, state, time.time())
+
+
+def _parse_lines(path: Path) -> tuple[dict[str, PendingSettle], set[str]]:
+    """The pending entries and done ids of one file; a torn or malformed line is skipped."""
+    pending: dict[str, PendingSettle] = {}
+    done: set[str] = set()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return pending, done
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+            if line["kind"] == "done":
+                done.add(str(line["id"]))
+            else:
+                entry = PendingSettle.from_json(line)
+                pending[entry.id] = entry
+        except (ValueError, KeyError, TypeError) as exc:
+            if number < len(lines):  # the last line, unterminated, is a torn write: expected after a crash
+                logger.warning("costrouter: skipping malformed line %d of settle journal %s: %s", number, path, exc)
+    return pending, done
+
+
+def read_pending(directory: str | Path) -> list[PendingSettle]:
+    """Every pending entry of every file in ``directory`` (live and dead processes), oldest first.
+
+    Reads without locking (appends are whole lines), for ``costrouter budget status``.
+    """
+    pending: dict[str, PendingSettle] = {}
+    done: set[str] = set()
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    for path in sorted(folder.glob(f"{_PREFIX}*{_SUFFIX}")):
+        entries, finished = _parse_lines(path)
+        pending.update(entries)
+        done |= finished
+    return sorted((e for i, e in pending.items() if i not in done), key=lambda e: e.at)
+
+
+def _fsync_dir(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class SettleJournal:
+    """The journal file of this process in ``directory``, and the pending entries it knows.
+
+    Thread-safe. ``max_entries`` bounds the pending entries: :meth:`append` returns
+    ``False`` for an entry it could not keep (the caller logs and counts it).
+    """
+
+    def __init__(self, directory: str | Path, max_entries: int = 10_000) -> None:
+        """Create ``directory`` if needed and open (and lock) a new file of this process in it."""
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._pending: dict[str, PendingSettle] = {}
+        self._lines = 0
+        self._closed = False
+        self.path, self._fd = self._create_file()
+
+    # ---- files ---------------------------------------------------------------------------
+    def _create_file(self) -> tuple[Path, int]:
+        """A new locked file; created under a temporary name so no one adopts it before the lock."""
+        name = f"{_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}{_SUFFIX}"
+        temporary = self.directory / f".{name}.new"
+        descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND, 0o600)
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path = self.directory / name
+        temporary.rename(path)
+        _fsync_dir(self.directory)
+        return path, descriptor
+
+    def _write(self, lines: list[dict[str, Any]], *, sync: bool = True) -> None:
+        data = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
+        os.write(self._fd, data)
+        if sync:
+            os.fsync(self._fd)
+        self._lines += len(lines)
+
+    def sync(self) -> None:
+        """Flush the done marks written since the last sync (a lost one only replays an idempotent settle)."""
+        with self._lock:
+            if not self._closed:
+                os.fsync(self._fd)
+
+    def adopt(self) -> int:
+        """Take over the files of dead processes (no lock held on them); returns the entries taken."""
+        taken = 0
+        for path in sorted(self.directory.glob(f"{_PREFIX}*{_SUFFIX}")):
+            if path == self.path:
+                continue
+            taken += self._adopt_file(path)
+        return taken
+
+    def _adopt_file(self, path: Path) -> int:
+        try:
+            descriptor = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return 0
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # its process is alive
+            try:
+                if os.stat(path).st_ino != os.fstat(descriptor).st_ino:
+                    return 0  # another process adopted and removed it meanwhile
+            except FileNotFoundError:
+                return 0
+            entries, done = _parse_lines(path)
+            with self._lock:
+                fresh = [e for i, e in entries.items() if i not in done and i not in self._pending]
+                if fresh:
+                    self._write([e.to_json() for e in fresh])
+                    self._pending.update((e.id, e) for e in fresh)
+            path.unlink()
+            _fsync_dir(self.directory)
+            if fresh:
+                logger.warning(
+                    "costrouter: adopted %d pending settles of a dead process from %s", len(fresh), path.name
+                )
+            return len(fresh)
+        finally:
+            os.close(descriptor)
+
+    # ---- entries -------------------------------------------------------------------------
+    def append(self, entry: PendingSettle) -> bool:
+        """Keep ``entry`` (written and fsynced before this returns); ``False`` when full.
+
+        When full, a pending *release* makes room for a *settle*: a lost release only
+        keeps a hold until its TTL, a lost settle loses spend.
+        """
+        with self._lock:
+            if self._closed:
+                return False
+            lines = [entry.to_json()]
+            evicted: PendingSettle | None = None
+            if len(self._pending) >= self.max_entries:
+                if entry.state == "release":
+                    return False
+                evicted = next((e for e in self._pending.values() if e.state == "release"), None)
+                if evicted is None:
+                    return False
+                lines.append({"kind": "done", "id": evicted.id})
+            self._write(lines)
+            self._pending[entry.id] = entry
+            if evicted is not None:
+                del self._pending[evicted.id]
+                logger.warning(
+                    "costrouter: settle journal full; dropped the release of call %s to keep a settle",
+                    evicted.call_id,
+                )
+            return True
+
+    def mark_done(self, entry_id: str) -> None:
+        """Record that ``entry_id`` reached the store (not fsynced: see :meth:`sync`); compact when grown."""
+        with self._lock:
+            if self._closed or entry_id not in self._pending:
+                return
+            self._write([{"kind": "done", "id": entry_id}], sync=False)
+            del self._pending[entry_id]
+            if not self._pending:
+                os.ftruncate(self._fd, 0)
+                os.fsync(self._fd)
+                self._lines = 0
+            elif self._lines > 2 * self.max_entries:
+                self._compact()
+
+    def _compact(self) -> None:
+        """Move the pending entries to a new file of this process, then drop the old one."""
+        old_path, old_fd = self.path, self._fd
+        self.path, self._fd = self._create_file()
+        self._lines = 0
+        self._write([e.to_json() for e in self._pending.values()])
+        old_path.unlink()
+        _fsync_dir(self.directory)
+        os.close(old_fd)
+
+    def pending(self) -> list[PendingSettle]:
+        """The entries not replayed yet, oldest first."""
+        with self._lock:
+            return sorted(self._pending.values(), key=lambda e: e.at)
+
+    @property
+    def pending_count(self) -> int:
+        """How many entries wait (a cheap read, for the call path)."""
+        return len(self._pending)
+
+    def pending_micros(self) -> int:
+        """The amount the pending settles will charge once replayed."""
+        with self._lock:
+            return sum(e.amount_micros for e in self._pending.values() if e.state == "settle")
+
+    def close(self) -> None:
+        """Unlock the file (left for the next process when entries wait, removed when not)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if not self._pending:
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+            os.close(self._fd)

@@ -1,0 +1,128 @@
+"""Spans as OTLP JSON (what the Collector's ``file`` exporter writes), and back to span records.
+
+One line is one ``TracesData`` object: ``{"resourceSpans": [{"resource", "scopeSpans": [{"scope",
+"spans": [...]}]}]}`` with lowerCamelCase fields, hex trace and span ids, integer enums and
+64-bit integers as strings (the OTLP/JSON encoding rules of the OTLP specification). The
+encoding itself is the OTLP exporter's public ``encode_spans``; only ids are re-encoded as hex.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import ReadableSpan
+
+_ID_FIELDS: Final = ("traceId", "spanId", "parentSpanId")
+_KINDS: Final = {0: "INTERNAL", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+_STATUS: Final = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
+def spans_to_otlp_json(spans: Sequence[ReadableSpan]) -> str:
+    """One compact ``TracesData`` JSON object holding ``spans`` (no newline)."""
+    data = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
+    for resource_spans in data.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for key in _ID_FIELDS:
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+                for link in span.get("links", []):
+                    for key in ("traceId", "spanId"):
+                        if key in link:
+                            link[key] = base64.b64decode(link[key]).hex()
+    return json.dumps(data, separators=(",", ":"))
+
+
+def is_otlp_json(document: Mapping[str, Any]) -> bool:
+    """Whether a decoded line is an OTLP JSON ``TracesData`` object (not a costrouter span record)."""
+    return "resourceSpans" in document
+
+
+def _id(value: Any) -> str | None:
+    if not value:
+        return None
+    text = str(value)
+    try:
+        bytes.fromhex(text)
+    except ValueError:  # protobuf's canonical JSON writes bytes as base64
+        try:
+            return base64.b64decode(text, validate=True).hex()
+        except binascii.Error as exc:
+            raise ValueError(f"not a hex or base64 id: {text!r}") from exc
+    return text.lower()
+
+
+_SCALARS: Final = {
+    "stringValue": str,
+    "boolValue": bool,
+    "intValue": int,
+    "doubleValue": float,
+    "bytesValue": str,
+}
+
+
+def any_value(value: Mapping[str, Any]) -> Any:
+    """A Python value from an OTLP JSON ``AnyValue``."""
+    for key, convert in _SCALARS.items():
+        if key in value:
+            return convert(value[key])
+    if "arrayValue" in value:
+        return [any_value(item) for item in value["arrayValue"].get("values", [])]
+    if "kvlistValue" in value:
+        return attributes(value["kvlistValue"].get("values", []))
+    return None
+
+
+def attributes(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A dict from an OTLP JSON list of ``KeyValue``."""
+    return {pair["key"]: any_value(pair.get("value", {})) for pair in pairs}
+
+
+def _enum(value: Any, names: Mapping[int, str], prefix: str) -> str:
+    if isinstance(value, str) and not value.isdigit():
+        return value.removeprefix(prefix) or names[0]
+    return names.get(int(value or 0), names[0])
+
+
+def otlp_json_records(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The span records (``costrouter.exporters.SpanRecord`` shape) of one ``TracesData`` object."""
+    records: list[dict[str, Any]] = []
+    for resource_spans in document.get("resourceSpans", []):
+        resource = attributes(resource_spans.get("resource", {}).get("attributes", []))
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            scope = scope_spans.get("scope", {}).get("name")
+            for span in scope_spans.get("spans", []):
+                status = span.get("status", {})
+                records.append(
+                    {
+                        "name": span.get("name", ""),
+                        "trace_id": _id(span.get("traceId")) or "",
+                        "span_id": _id(span.get("spanId")) or "",
+                        "parent_span_id": _id(span.get("parentSpanId")),
+                        "kind": _enum(span.get("kind", 0), _KINDS, "SPAN_KIND_"),
+                        "start_time_ns": int(span.get("startTimeUnixNano", 0)),
+                        "end_time_ns": int(span.get("endTimeUnixNano", 0)),
+                        "status": {
+                            "code": _enum(status.get("code", 0), _STATUS, "STATUS_CODE_"),
+                            "description": status.get("message") or None,
+                        },
+                        "attributes": attributes(span.get("attributes", [])),
+                        "events": [
+                            {
+                                "name": event.get("name", ""),
+                                "time_ns": int(event.get("timeUnixNano", 0)),
+                                "attributes": attributes(event.get("attributes", [])),
+                            }
+                            for event in span.get("events", [])
+                        ],
+                        "resource": resource,
+                        "scope": scope,
+                    }
+                )
+    return records

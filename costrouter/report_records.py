@@ -1,0 +1,337 @@
+"""One span record → what a report needs of it, checked: a bad record is a :class:`BadRecordError`, never a crash.
+
+A routed call is its span ``router.completion/{group}``; its provider requests are the
+attempt spans ``router.attempt/{deployment}`` under it. Every field a report adds up is
+checked here: times are integers, costs finite and within :data:`MAX_CALL_COST_USD`,
+tokens whole and not negative, so one bad line can never poison a total.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Literal, NamedTuple
+
+from costrouter import semconv as sc
+
+__all__ = [
+    "DIMENSIONS",
+    "MAX_CALL_COST_USD",
+    "PICO",
+    "AttemptSummary",
+    "BadRecordError",
+    "CallJoiner",
+    "CallSummary",
+    "Dimension",
+    "attempt_from_record",
+    "call_from_record",
+    "calls_from_records",
+    "span_kind",
+]
+
+Dimension = Literal["group", "requested", "deployment", "session", "user", "team", "tag", "model"]
+DIMENSIONS: Final[tuple[Dimension, ...]] = (
+    "group",
+    "requested",
+    "deployment",
+    "session",
+    "user",
+    "team",
+    "tag",
+    "model",
+)
+"""Every dimension a report can group by."""
+PICO: Final = 1_000_000_000_000
+"""Costs are summed as integers of 1e-12 USD."""
+MAX_CALL_COST_USD: Final = 1_000_000.0
+"""A call span claiming more than this is a bad record, not a cost."""
+_CALL_PREFIX: Final = f"{sc.SPAN_NAME_PREFIX}/"
+_ATTEMPT_PREFIX: Final = f"{sc.ATTEMPT_SPAN_NAME_PREFIX}/"
+
+
+class BadRecordError(ValueError):
+    """A span record a report cannot count; the message says which field and why."""
+
+
+class AttemptSummary(NamedTuple):
+    """One provider request of a routed call."""
+
+    group: str | None
+    deployment: str | None
+    kind: str
+    succeeded: bool
+
+
+class CallSummary(NamedTuple):
+    """What a report needs from one routed call's span (a named tuple: a million are made per report)."""
+
+    trace_id: str
+    span_id: str
+    group: str | None
+    requested: str | None
+    deployment: str | None
+    session: str | None
+    user: str | None
+    team: str | None
+    outcome: Literal["ok", "failed", "rejected"]
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    attempts: tuple[AttemptSummary, ...]
+    tags: tuple[str, ...] = ()
+    model: str | None = None
+    start_time_ns: int = 0
+
+    @property
+    def cost_pico(self) -> int:
+        """The cost in integer 1e-12 USD."""
+        return round(self.cost_usd * PICO)
+
+    def value(self, dimension: Dimension) -> str | None:
+        """The value of ``dimension`` for this call (the first tag for ``tag``)."""
+        if dimension == "tag":
+            return self.tags[0] if self.tags else None
+        return getattr(self, dimension)  # type: ignore[no-any-return]
+
+    def keys(self, dimensions: Sequence[Dimension]) -> list[tuple[str | None, ...]]:
+        """Every row key of this call: one, or one per tag when ``tag`` is a dimension."""
+        if "tag" not in dimensions or len(self.tags) <= 1:
+            return [tuple(self.value(dimension) for dimension in dimensions)]
+        values = [self.tags if dimension == "tag" else (self.value(dimension),) for dimension in dimensions]
+        return list(itertools.product(*values))
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _text(attributes: Mapping[str, Any], name: str) -> str | None:
+    value = attributes.get(name)
+    if value.__class__ is str:
+        return value or None
+    return None if value is None or value == "" else str(value)
+
+
+def _number(source: Mapping[str, Any], name: str, *, upper: float = math.inf) -> float:
+    value = source.get(name)
+    if value.__class__ is float and 0.0 <= value <= upper and value != math.inf:
+        return value
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRecordError(f"{name} is not a number: {_shown(value)}")
+    if not math.isfinite(value) or value < 0 or value > upper:
+        bound = f" (at most {upper:g})" if math.isfinite(upper) else ""
+        raise BadRecordError(f"{name} must be a finite number not below 0{bound}, not {_shown(value)}")
+    return float(value)
+
+
+def _whole(source: Mapping[str, Any], name: str) -> int:
+    value = source.get(name)
+    if value.__class__ is int and value >= 0:
+        return value
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRecordError(f"{name} must be a whole number not below 0, not {_shown(value)}")
+    return value
+
+
+def _attributes(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    attributes = record.get("attributes")
+    if attributes.__class__ is dict:
+        return attributes
+    if attributes is None:
+        return {}
+    if not isinstance(attributes, Mapping):
+        raise BadRecordError(f"attributes is not an object: {_shown(attributes)}")
+    return attributes
+
+
+def span_kind(record: Mapping[str, Any]) -> Literal["call", "attempt"] | None:
+    """``call`` for a routed-call span, ``attempt`` for an attempt span, else ``None``."""
+    name = record.get("name")
+    if not isinstance(name, str):
+        raise BadRecordError(f"name is not a string: {_shown(name)}")
+    if name.startswith(_CALL_PREFIX):
+        return "call"
+    if name.startswith(_ATTEMPT_PREFIX):
+        return "attempt"
+    return None
+
+
+def _outcome(record: Mapping[str, Any], attributes: Mapping[str, Any]) -> Literal["ok", "failed", "rejected"]:
+    if attributes.get(sc.BUDGET_OUTCOME) == "rejected" or attributes.get(sc.ERROR_TYPE) == "BudgetExceededError":
+        return "rejected"
+    status = record.get("status")
+    if (isinstance(status, Mapping) and status.get("code") == "ERROR") or sc.ERROR_TYPE in attributes:
+        return "failed"
+    return "ok"
+
+
+def _tags(attributes: Mapping[str, Any]) -> tuple[str, ...]:
+    value = attributes.get(sc.ROUTER_TAGS, attributes.get(sc.TAG_TAGS))
+    if value.__class__ is list and len(value) == 1 and value[0].__class__ is str and value[0]:
+        return (value[0],)
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, (list, tuple)):
+        raise BadRecordError(f"{sc.ROUTER_TAGS} is not a list of strings: {_shown(value)}")
+    return tuple(dict.fromkeys(str(tag) for tag in value if tag not in (None, "")))
+
+
+def call_key(record: Mapping[str, Any]) -> tuple[str, str]:
+    """``(trace_id, span_id)`` of a call span."""
+    trace_id, span_id = record.get("trace_id", ""), record.get("span_id", "")
+    if trace_id.__class__ is str and span_id.__class__ is str:
+        return trace_id, span_id
+    return str(trace_id), str(span_id)
+
+
+def call_from_record(record: Mapping[str, Any], attempts: Sequence[AttemptSummary] = ()) -> CallSummary:
+    """The :class:`CallSummary` of a routed-call span; :class:`BadRecordError` names what is wrong."""
+    # Each field is taken as is when it has its usual type and range, else through the
+    # checking helper (which converts it or raises); checks run in the order of the messages.
+    attributes = _attributes(record)
+    get = attributes.get
+    start = record.get("start_time_ns")
+    if start.__class__ is not int or start < 0:
+        start = _whole(record, "start_time_ns")
+    end = record.get("end_time_ns")
+    if end.__class__ is not int or end < 0:
+        end = _whole(record, "end_time_ns")
+    if sc.LLM_LATENCY_MS in attributes:
+        latency = _number(attributes, sc.LLM_LATENCY_MS)
+    else:
+        latency = max(0, end - start) / 1e6
+    cost = _number(attributes, sc.LLM_USAGE_COST_USD, upper=MAX_CALL_COST_USD)
+    input_tokens = get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+    if input_tokens.__class__ is not int or input_tokens < 0:
+        input_tokens = _whole(attributes, sc.GEN_AI_USAGE_INPUT_TOKENS)
+    output_tokens = get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+    if output_tokens.__class__ is not int or output_tokens < 0:
+        output_tokens = _whole(attributes, sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+    requested = _text(attributes, sc.ROUTER_MODEL_GROUP)
+    trace_id, span_id = call_key(record)
+    return CallSummary(
+        trace_id,
+        span_id,
+        _text(attributes, sc.ROUTER_SERVED_GROUP) or requested,
+        requested,
+        _text(attributes, sc.ROUTER_DEPLOYMENT_ID),
+        _text(attributes, sc.SESSION_ID),
+        _text(attributes, sc.USER_ID),
+        _text(attributes, sc.TEAM_ID),
+        _outcome(record, attributes),
+        cost,
+        input_tokens,
+        output_tokens,
+        latency,
+        tuple(attempts),
+        _tags(attributes),
+        _text(attributes, sc.GEN_AI_RESPONSE_MODEL) or _text(attributes, sc.GEN_AI_REQUEST_MODEL),
+        start,
+    )
+
+
+def attempt_from_record(record: Mapping[str, Any]) -> tuple[tuple[str, str], int, AttemptSummary]:
+    """``(parent call key, attempt index, attempt)`` of an attempt span."""
+    attributes = _attributes(record)
+    parent = (str(record.get("trace_id", "")), str(record.get("parent_span_id") or ""))
+    attempt = AttemptSummary(
+        group=_text(attributes, sc.ROUTER_MODEL_GROUP),
+        deployment=_text(attributes, sc.ROUTER_DEPLOYMENT_ID),
+        kind=str(attributes.get(sc.ATTEMPT_KIND, "first")),
+        succeeded=attributes.get(sc.ATTEMPT_OUTCOME) == "success",
+    )
+    return parent, _whole(attributes, sc.ATTEMPT_INDEX), attempt
+
+
+def calls_from_records(records: Iterable[Mapping[str, Any]]) -> list[CallSummary]:
+    """One :class:`CallSummary` per routed-call span, with its attempts, in file order (in memory)."""
+    records = list(records)
+    attempts: dict[tuple[str, str], list[tuple[int, AttemptSummary]]] = {}
+    for record in records:
+        if span_kind(record) == "attempt":
+            parent, index, attempt = attempt_from_record(record)
+            attempts.setdefault(parent, []).append((index, attempt))
+    calls = []
+    for record in records:
+        if span_kind(record) == "call":
+            found = sorted(attempts.get(call_key(record), []), key=lambda item: item[0])
+            calls.append(call_from_record(record, [attempt for _, attempt in found]))
+    return calls
+
+
+def _first(item: tuple[int, AttemptSummary]) -> int:
+    return item[0]
+
+
+class CallJoiner:
+    """Joins attempt spans to their call while reading a file once, in bounded memory.
+
+    Attempts end (and are written) before their call, so they wait for it; an attempt that
+    arrives after its call finds it among the last ``recent`` calls. ``on_call`` gets each
+    call with the attempts that came before it, ``on_late_attempt`` each one that came after.
+    """
+
+    def __init__(
+        self,
+        on_call: Callable[[CallSummary], None],
+        on_late_attempt: Callable[[CallSummary, AttemptSummary], None],
+        accept: Callable[[CallSummary], bool] = lambda _call: True,
+        recent: int = 10_000,
+    ) -> None:
+        self.on_call = on_call
+        self.on_late_attempt = on_late_attempt
+        self.accept = accept
+        self.recent_size = recent
+        self.pending: dict[tuple[str, str], list[tuple[int, AttemptSummary]]] = {}
+        self.recent: OrderedDict[tuple[str, str], CallSummary | None] = OrderedDict()
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Take one span record; :class:`BadRecordError` when it is a call or attempt span that is broken."""
+        name: Any = record.get("name")
+        if name.__class__ is not str:
+            span_kind(record)  # raises: the name is not a string
+        if name.startswith(_ATTEMPT_PREFIX):
+            parent, index, attempt = attempt_from_record(record)
+            recent = self.recent
+            if parent in recent:
+                call = recent[parent]
+                if call is not None:
+                    self.on_late_attempt(call, attempt)
+                return
+            waiting = self.pending.get(parent)
+            if waiting is None:
+                self.pending[parent] = [(index, attempt)]
+            else:
+                waiting.append((index, attempt))
+        elif name.startswith(_CALL_PREFIX):
+            key = call_key(record)
+            waiting = self.pending.get(key)
+            if waiting is None:
+                call = call_from_record(record)
+            else:
+                ordered = (waiting[0][1],) if len(waiting) == 1 else [item[1] for item in sorted(waiting, key=_first)]
+                call = call_from_record(record, ordered)
+                del self.pending[key]
+            accepted = self.accept(call)
+            if accepted:
+                self.on_call(call)
+            recent = self.recent
+            recent[key] = call if accepted else None
+            if len(recent) > self.recent_size:
+                recent.popitem(last=False)
+
+    def orphans(self) -> int:
+        """Attempts whose call was not in the file (so far)."""
+        return sum(len(waiting) for waiting in self.pending.values())

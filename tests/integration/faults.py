@@ -1,0 +1,314 @@
+"""Fault scenarios against a private redis-server, and the books checked after each.
+
+A scenario routes calls from several threads through a real ``CostRouter`` (Redis
+budgets per session, one team budget, one global budget, default store settings) on
+the provider double, while a fault runs beside them: ``DEBUG SLEEP``, ``CLIENT PAUSE``,
+a restart, a CPU hog. Afterwards the store is brought back, a new router is built on
+the same policy (a new process would do the same: it replays what the first one could
+not settle), and the books are read:
+
+* what the provider double billed, priced at the deployments' prices;
+* the cost on the routed calls' spans;
+* every budget counter (sessions, team, global) and its limit.
+
+The invariant: provider = spans = each counter family, to the micro-dollar, and no
+counter of a ``reject`` budget above its limit.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from costrouter import BudgetExceededError, BudgetStoreError, CostRouter
+from costrouter import semconv as sc
+from costrouter.money import usd_to_micros
+from costrouter.testing import ProviderDouble, TelemetryCapture
+from costrouter.testing.redis_server import RedisServer
+from tests.routing import PRICES, router_config
+
+MESSAGES = [{"role": "user", "content": "one call of a scenario under faults"}]
+MAX_TOKENS = 20
+TEAM = "team-faults"
+SESSION_LIMIT_USD = 0.0006
+TEAM_LIMIT_USD = 1.0
+GLOBAL_LIMIT_USD = 1.0
+
+MODEL_DEPLOYMENT = {
+    "fast-model": "fast-primary",
+    "fast-backup-model": "fast-backup",
+    "capable-model": "capable-primary",
+}
+
+
+def policy(redis_url: str, prefix: str, journal_dir: Path, **store: Any) -> dict[str, Any]:
+    """Session, team and global budgets on Redis, with the store's defaults unless given."""
+    return {
+        "store": {
+            "backend": "redis",
+            "redis_url": redis_url,
+            "key_prefix": prefix,
+            "journal_dir": str(journal_dir),
+            **store,
+        },
+        "budgets": [
+            {"scope": "session", "limit_usd": SESSION_LIMIT_USD},
+            {"scope": "team", "limit_usd": TEAM_LIMIT_USD},
+            {"scope": "global", "limit_usd": GLOBAL_LIMIT_USD},
+        ],
+    }
+
+
+def provider_micros(provider: ProviderDouble) -> int:
+    """What the double billed, priced per call at the answering deployment's prices."""
+    total = 0
+    for answer in provider.answers:
+        input_price, output_price = PRICES[MODEL_DEPLOYMENT[answer.model]]
+        total += usd_to_micros(answer.prompt_tokens * input_price + answer.completion_tokens * output_price)
+    return total
+
+
+@dataclass
+class Outcomes:
+    """How the routed calls of a scenario ended, as the callers saw them."""
+
+    completed: int = 0
+    rejected: int = 0
+    store_errors: int = 0
+    other_errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, kind: str, detail: str = "") -> None:
+        with self.lock:
+            if kind == "completed":
+                self.completed += 1
+            elif kind == "rejected":
+                self.rejected += 1
+            elif kind == "store_error":
+                self.store_errors += 1
+            else:
+                self.other_errors.append(detail)
+
+
+@dataclass(frozen=True)
+class Books:
+    """The figures of one scenario, printed and checked."""
+
+    scenario: str
+    outcomes: Outcomes
+    provider_micros: int
+    span_micros_by_session: dict[str, int]
+    session_counters: dict[str, int]
+    team_counter: int
+    global_counter: int
+    held_micros: int
+    session_limit_micros: int
+
+    @property
+    def span_micros(self) -> int:
+        return sum(self.span_micros_by_session.values())
+
+    def row(self) -> str:
+        """One line of the README's table."""
+        return (
+            f"| {self.scenario} | {self.outcomes.completed} | {self.outcomes.rejected} | "
+            f"{self.outcomes.store_errors} | {self.provider_micros} | {self.span_micros} | "
+            f"{sum(self.session_counters.values())} | {self.team_counter} | {self.global_counter} | "
+            f"{max(self.session_counters.values(), default=0)} / {self.session_limit_micros} |"
+        )
+
+    def check(self) -> None:
+        """provider = spans = sessions = team = global; no session counter past its limit; no hold left."""
+        assert self.outcomes.other_errors == []
+        assert self.provider_micros > 0
+        assert self.span_micros == self.provider_micros
+        assert self.session_counters == self.span_micros_by_session
+        assert self.team_counter == self.provider_micros
+        assert self.global_counter == self.provider_micros
+        assert max(self.session_counters.values()) <= self.session_limit_micros
+        assert self.held_micros == 0
+
+
+Fault = Callable[[RedisServer, threading.Event], None]
+
+
+def debug_sleep(times: int = 3, seconds: float = 0.6, gap: float = 0.4) -> Fault:
+    """The server stalls for longer than the store's timeout, a few times."""
+
+    def fault(server: RedisServer, _: threading.Event) -> None:
+        client = redis.Redis.from_url(server.url, socket_timeout=seconds + 5)
+        try:
+            for _ in range(times):
+                time.sleep(gap)
+                client.execute_command("DEBUG", "SLEEP", seconds)
+        finally:
+            client.close()
+
+    return fault
+
+
+def client_pause(times: int = 2, millis: int = 800, gap: float = 0.4) -> Fault:
+    """``CLIENT PAUSE ... ALL``: every client's commands wait, as during a failover."""
+
+    def fault(server: RedisServer, _: threading.Event) -> None:
+        client = redis.Redis.from_url(server.url, socket_timeout=5)
+        try:
+            for _ in range(times):
+                time.sleep(gap)
+                client.execute_command("CLIENT", "PAUSE", millis, "ALL")
+                time.sleep(millis / 1000)
+        finally:
+            client.close()
+
+    return fault
+
+
+def restart_keeping_data(after: float = 0.5) -> Fault:
+    """A clean restart (``SHUTDOWN SAVE``): connections drop, acknowledged writes survive."""
+
+    def fault(server: RedisServer, _: threading.Event) -> None:
+        time.sleep(after)
+        server.restart_keeping_data()
+
+    return fault
+
+
+def cpu_hog() -> Fault:
+    """A process keeps one of the machine's cores busy while the calls run."""
+
+    def fault(_: RedisServer, done: threading.Event) -> None:
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            done.wait()
+        finally:
+            hog.kill()
+            hog.wait()
+
+    return fault
+
+
+@contextmanager
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of the scenario's own, which it may stall, pause and restart."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _route(router: CostRouter, session: str, calls: int, outcomes: Outcomes) -> None:
+    for _ in range(calls):
+        try:
+            router.route_completion("fast", MESSAGES, max_tokens=MAX_TOKENS, session_id=session, team_id=TEAM)
+        except BudgetExceededError:
+            outcomes.add("rejected")
+        except BudgetStoreError:
+            outcomes.add("store_error")
+        except Exception as exc:  # reported by Books.check
+            outcomes.add("other", repr(exc))
+        else:
+            outcomes.add("completed")
+
+
+def run_scenario(
+    name: str,
+    fault: Fault,
+    provider: ProviderDouble,
+    journal_dir: Path,
+    *,
+    threads: int = 6,
+    calls_per_thread: int = 30,
+    **store: Any,
+) -> Books:
+    """Route calls from ``threads`` threads while ``fault`` runs; recover; read the books."""
+    provider.reset()
+    prefix = f"f{uuid.uuid4().hex[:10]}"
+    with private_redis() as server:
+        budgets = policy(server.url, prefix, journal_dir, **store)
+        capture = TelemetryCapture()
+        router = CostRouter(router_config(provider.base_url), budgets=budgets, tracer_provider=capture.tracer_provider)
+        outcomes = Outcomes()
+        sessions = [f"s{index}" for index in range(threads)]
+        done = threading.Event()
+        injector = threading.Thread(target=fault, args=(server, done), name=f"fault-{name}")
+        workers = [
+            threading.Thread(target=_route, args=(router, session, calls_per_thread, outcomes)) for session in sessions
+        ]
+        injector.start()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        done.set()
+        injector.join()
+        server.ensure_running()
+        router.shutdown()
+        # A new router on the same policy and journal settles what the first could not.
+        recovered = CostRouter(router_config(provider.base_url), budgets=budgets, settings=router.settings)
+        settled(recovered, sessions)
+        books = read_books(name, recovered, capture, provider, sessions, outcomes)
+        recovered.shutdown()
+        capture.shutdown()
+        return books
+
+
+def _open_work(router: CostRouter, sessions: list[str]) -> tuple[int, int]:
+    view = router.budgets
+    assert view is not None
+    held = sum(view.status("session", session)[0].held_micros for session in sessions)
+    held += view.status("team", TEAM)[0].held_micros + view.status("global")[0].held_micros
+    return len(view.pending_settles()), held
+
+
+def settled(router: CostRouter, sessions: list[str], deadline_seconds: float = 60.0) -> None:
+    """Wait until the router's replay has emptied the journal and no hold is left (or the deadline)."""
+    deadline = time.monotonic() + deadline_seconds
+    while _open_work(router, sessions) != (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def read_books(
+    name: str,
+    router: CostRouter,
+    capture: TelemetryCapture,
+    provider: ProviderDouble,
+    sessions: list[str],
+    outcomes: Outcomes,
+) -> Books:
+    """The books of a scenario, read from the double, the spans and the store."""
+    view = router.budgets
+    assert view is not None
+    span_micros: dict[str, int] = defaultdict(int)
+    for span in capture.call_spans():
+        attributes = span.attributes or {}
+        session = str(attributes.get(sc.SESSION_ID))
+        span_micros[session] += usd_to_micros(float(attributes.get(sc.LLM_USAGE_COST_USD, 0.0)))  # type: ignore[arg-type]
+    session_counters = {session: view.status("session", session)[0].spent_micros for session in sessions}
+    team = view.status("team", TEAM)[0]
+    global_ = view.status("global")[0]
+    held = sum(view.status("session", session)[0].held_micros for session in sessions)
+    held += team.held_micros + global_.held_micros
+    return Books(
+        scenario=name,
+        outcomes=outcomes,
+        provider_micros=provider_micros(provider),
+        span_micros_by_session={session: span_micros.get(session, 0) for session in sessions},
+        session_counters=session_counters,
+        team_counter=team.spent_micros,
+        global_counter=global_.spent_micros,
+        held_micros=held,
+        session_limit_micros=usd_to_micros(SESSION_LIMIT_USD),
+    )

@@ -1,0 +1,38 @@
+"""Budget books stay exact under store faults: provider = spans = every counter, no limit crossed.
+
+Each scenario runs against a redis-server of its own (see :mod:`tests.integration.faults`)
+with the store's default timeouts; the figures are printed (``pytest -s``) for the
+README's table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from costrouter.testing import ProviderDouble
+from tests.integration import faults
+
+SCENARIOS = [
+    pytest.param("no fault", lambda server, done: None, id="baseline"),
+    pytest.param("DEBUG SLEEP 0.6 s x3", faults.debug_sleep(), id="debug-sleep"),
+    pytest.param("CLIENT PAUSE 0.8 s x2", faults.client_pause(), id="client-pause"),
+    pytest.param("restart, data kept", faults.restart_keeping_data(), id="restart"),
+    pytest.param("CPU hog beside the calls", faults.cpu_hog(), id="cpu-hog"),
+]
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[ProviderDouble]:
+    # A provider whose tokenizer counts 1.5x what tiktoken counts, as Claude's and Llama's do on some text.
+    with ProviderDouble(prompt_token_factor=1.5) as double:
+        yield double
+
+
+@pytest.mark.parametrize(("name", "fault"), SCENARIOS)
+def test_books_balance_after_fault(name: str, fault: faults.Fault, provider: ProviderDouble, tmp_path: Path) -> None:
+    books = faults.run_scenario(name, fault, provider, tmp_path / "journal")
+    print("\n" + books.row())
+    books.check()

@@ -1,0 +1,176 @@
+"""A real Arize Phoenix shows costrouter's cost, tokens, session and user, one LLM call per routed call.
+
+Phoenix runs from ``.phoenix-venv`` (``.ci/run`` installs it); costrouter's own OTLP exporter
+sends the spans; the assertions read Phoenix's GraphQL API back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from costrouter import CostRouter
+from costrouter import semconv as sc
+from costrouter.cli import app
+from costrouter.config import parse_router_config
+from costrouter.exporters import configure_telemetry
+from costrouter.prices_push import push_prices
+from costrouter.prices_push.command import PENDING_EXIT
+from costrouter.settings import Settings
+from costrouter.testing import Fail, ProviderDouble, Reply
+from tests.integration.phoenix_server import PhoenixServer
+
+PROJECT = "costrouter-phoenix-test"
+MESSAGES = [{"role": "user", "content": "what is the capital of France"}]
+
+
+def _deployment(deployment_id: str, model: str, base_url: str, **prices: Any) -> dict[str, Any]:
+    return {"id": deployment_id, "model": model, "api_base": base_url, "api_key": "test-key", **prices}
+
+
+def phoenix_config(base_url: str) -> dict[str, Any]:
+    """Custom, self-hosted and public (price map) prices; a retrying group; a group that falls back."""
+    return {
+        "router": {"num_retries": 1, "retry_after": 0},
+        "groups": {
+            "custom": {
+                "deployments": [
+                    _deployment(
+                        "custom-1",
+                        "openai/custom-model",
+                        base_url,
+                        input_cost_per_token=1e-6,
+                        output_cost_per_token=3e-6,
+                    )
+                ]
+            },
+            "selfhosted": {
+                "deployments": [
+                    _deployment(
+                        "local-llama",
+                        "openai/local-llama",
+                        base_url,
+                        input_cost_per_token=1e-7,
+                        output_cost_per_token=2e-7,
+                    )
+                ]
+            },
+            "public": {"deployments": [_deployment("public-mini", "openai/gpt-4o-mini", base_url)]},
+            "flaky": {
+                "deployments": [
+                    _deployment(
+                        "flaky-1", "openai/flaky-model", base_url, input_cost_per_token=2e-6, output_cost_per_token=4e-6
+                    )
+                ],
+                "fallbacks": ["custom"],
+            },
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def phoenix() -> Iterator[PhoenixServer]:
+    with PhoenixServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[ProviderDouble]:
+    with ProviderDouble() as double:
+        yield double
+
+
+def _wait_for_llm_spans(phoenix: PhoenixServer, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 60
+    while True:
+        spans = [span for span in phoenix.project_spans(PROJECT) if span["spanKind"] == "llm"]
+        if len(spans) >= count or time.monotonic() > deadline:
+            return spans
+        time.sleep(0.5)
+
+
+def test_phoenix_shows_costrouters_cost_after_the_price_push(
+    phoenix: PhoenixServer, provider: ProviderDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = parse_router_config(phoenix_config(provider.base_url))
+    dry = push_prices(config, "phoenix", phoenix.url)
+    assert {change.action for change in dry.changes} == {"create"}
+    applied = push_prices(config, "phoenix", phoenix.url, apply=True)
+    assert len(applied.pending) == 4
+    again = push_prices(config, "phoenix", phoenix.url)
+    assert again.pending == []  # idempotent
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", phoenix.url)
+    setup = configure_telemetry(Settings(exporter="otlp", project_name=PROJECT), set_global=False)
+    router = CostRouter(config, tracer_provider=setup.tracer_provider, meter_provider=setup.meter_provider)
+    provider.script("custom-model", Fail(429, retry_after=0.01), Reply(completion_tokens=7))  # a retry
+    provider.set_default("flaky-model", Fail(500))  # a fallback to custom
+    calls = [
+        ("custom", "sess-p", "alice"),
+        ("selfhosted", "sess-p", "alice"),
+        ("public", "sess-q", "bob"),
+        ("flaky", "sess-q", "bob"),
+    ]
+    for group, session, user in calls:
+        router.route_completion(group, MESSAGES, max_tokens=20, session_id=session, user_id=user)
+    assert setup.shutdown(timeout=30)
+
+    spans = _wait_for_llm_spans(phoenix, len(calls))
+    assert PROJECT in phoenix.project_names()
+    # One LLM call per routed call: the attempt spans (two retries' worth, a fallback) are CHAIN steps.
+    assert len(spans) == len(calls)
+    chains = [span for span in phoenix.project_spans(PROJECT) if span["name"].startswith(sc.ATTEMPT_SPAN_NAME_PREFIX)]
+    assert len(chains) == 2 + 1 + 1 + 3
+    assert {span["spanKind"] for span in chains} == {"chain"}
+    for span in spans:
+        attributes = span["attributes"]
+        ours = attributes["llm"]["usage"]["cost_usd"]
+        # costrouter charges whole micro-dollars (rounded half up); Phoenix keeps the exact product.
+        assert abs(span["costSummary"]["total"]["cost"] - ours) <= 0.5e-6 + 1e-12, span["name"]
+        assert ours > 0
+        assert span["tokenCountPrompt"] == attributes["gen_ai"]["usage"]["input_tokens"]
+        assert span["tokenCountCompletion"] == attributes["gen_ai"]["usage"]["output_tokens"]
+    users = sorted(span["attributes"]["user"]["id"] for span in spans)
+    assert users == ["alice", "alice", "bob", "bob"]
+    assert phoenix.sessions(PROJECT) == {"sess-p": 2, "sess-q": 2}
+
+
+def test_the_command_is_a_dry_run_until_apply(phoenix: PhoenixServer, tmp_path: Path) -> None:
+    config_file = tmp_path / "router.yaml"
+    config = {"groups": {"cmd": {"deployments": [_deployment("cmd-1", "openai/cmd-model", "http://127.0.0.1:9/v1")]}}}
+    config["groups"]["cmd"]["deployments"][0].update(input_cost_per_token=5e-6, output_cost_per_token=1.5e-5)
+    config_file.write_text(yaml.safe_dump(config))
+    runner = CliRunner()
+    arguments = ["prices", "push", "phoenix", phoenix.url, "--config", str(config_file)]
+
+    dry = runner.invoke(app, arguments)
+    assert dry.exit_code == PENDING_EXIT, dry.output
+    assert "+ cmd-model" in dry.output
+    assert "prompt.input: 5 USD/1M" in dry.output
+    applied = runner.invoke(app, [*arguments, "--apply"])
+    assert applied.exit_code == 0, applied.output
+    assert "applied 1 change(s)" in applied.output
+    config["groups"]["cmd"]["deployments"][0]["output_cost_per_token"] = 2e-5
+    config_file.write_text(yaml.safe_dump(config))
+    changed = runner.invoke(app, arguments)
+    assert changed.exit_code == PENDING_EXIT
+    assert "~ cmd-model" in changed.output
+    assert "completion.output: 15 -> 20 USD/1M" in changed.output
+    runner.invoke(app, [*arguments, "--apply"])
+    in_sync = runner.invoke(app, arguments)
+    assert in_sync.exit_code == 0, in_sync.output
+    assert "= cmd-model" in in_sync.output
+
+
+def test_an_unreachable_backend_is_a_clear_error(tmp_path: Path) -> None:
+    config_file = tmp_path / "router.yaml"
+    config_file.write_text(yaml.safe_dump(phoenix_config("http://127.0.0.1:9/v1")))
+    result = CliRunner().invoke(app, ["prices", "push", "phoenix", "http://127.0.0.1:9", "--config", str(config_file)])
+    assert result.exit_code == 1
+    assert "phoenix at http://127.0.0.1:9" in result.output

@@ -1,0 +1,105 @@
+"""Learned prompt-token ratios: kept by both stores, shared by every router on one Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from costrouter import CostRouter
+from costrouter import semconv as sc
+from costrouter.budget.policy import StoreConfig
+from costrouter.budget.redis import RedisBudgetStore
+from costrouter.budget.store import token_ratio_key
+from costrouter.money import usd_to_micros
+from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
+from tests.integration.budget_backends import BACKENDS, Backend, make_backend
+from tests.routing import router_config
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    yield from make_backend(request)
+
+
+def test_a_ratio_learns_upward_at_once_and_decays_by_evidence(backend: Backend) -> None:
+    store = backend.store()
+    assert store.token_ratios() == {}
+    assert store.observe_token_ratio("dep-a", 1.25, 0.5) == 1.25
+    assert store.observe_token_ratio("dep-a", 1.75, 0.5) == 1.75  # up: at once
+    assert store.observe_token_ratio("dep-a", 0.75, 0.5) == 1.25  # down: half of the gap
+    assert store.observe_token_ratio("dep-a", 0.75, 0.0) == 1.25  # decay 0: never down
+    assert store.observe_token_ratio("dep-b", 0.5, 0.5) == 0.5
+    assert store.token_ratios() == {"dep-a": 1.25, "dep-b": 0.5}
+
+    async def twins() -> tuple[float, dict[str, float]]:
+        learned = await store.aobserve_token_ratio("dep-b", 3.0, 0.5)
+        ratios = await store.atoken_ratios()
+        await store.aclose()
+        return learned, ratios
+
+    assert asyncio.run(twins()) == (3.0, {"dep-a": 1.25, "dep-b": 3.0})
+
+
+@pytest.mark.parametrize(("ratio", "decay"), [(0.0, 0.1), (-1.0, 0.1), (float("inf"), 0.1), (1.0, 1.5)])
+def test_a_ratio_that_would_poison_estimates_is_refused(backend: Backend, ratio: float, decay: float) -> None:
+    with pytest.raises(ValueError, match="token ratio"):
+        backend.store().observe_token_ratio("dep", ratio, decay)
+
+
+def test_redis_keeps_the_ratios_under_the_key_prefix_for_every_store(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    config = StoreConfig(backend="redis", key_prefix=prefix)
+    with RedisBudgetStore(config, url=redis_url) as one, RedisBudgetStore(config, url=redis_url) as other:
+        one.observe_token_ratio("dep", 1.6, 0.02)
+        assert other.token_ratios() == {"dep": 1.6}
+    client = redis.Redis.from_url(redis_url)
+    assert client.hgetall(token_ratio_key(prefix)) == {b"dep": b"1.6000000000000001"}
+    assert token_ratio_key(prefix).startswith("{" + prefix + ":")
+    client.close()
+
+
+def _router(provider: ProviderDouble, capture: TelemetryCapture, store: dict[str, Any]) -> CostRouter:
+    return CostRouter(
+        router_config(provider.base_url, num_retries=0),
+        budgets={"store": store, "budgets": [{"scope": "session", "limit_usd": 1000, "window": "total"}]},
+        tracer_provider=capture.tracer_provider,
+    )
+
+
+def _estimate_and_settled(capture: TelemetryCapture) -> tuple[int, int]:
+    span = capture.call_spans()[-1]
+    attributes = dict(span.attributes or {})
+    return (
+        usd_to_micros(float(attributes[sc.BUDGET_ESTIMATE_USD])),  # type: ignore[arg-type]
+        usd_to_micros(float(attributes[sc.BUDGET_SETTLED_USD])),  # type: ignore[arg-type]
+    )
+
+
+def test_a_ratio_learned_by_one_router_bounds_the_next_call_of_another(
+    provider: ProviderDouble, capture: TelemetryCapture, redis_url: str
+) -> None:
+    # A provider counting 4x tiktoken: past the unlearned prior (2.0) and the safety factor (1.3).
+    provider.reset()
+    provider.set_prompt_token_factor("fast-model", 4.0)
+    provider.set_default("fast-model", Reply(completion_tokens=5))
+    store = {"backend": "redis", "redis_url": redis_url, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
+    messages = [{"role": "user", "content": "Summarise the attached quarterly report in three short bullets. " * 20}]
+    first, second = _router(provider, capture, store), _router(provider, capture, store)
+    try:
+        first.route_completion("fast", messages, max_tokens=5, session_id="a")
+        cold_estimate, cold_settled = _estimate_and_settled(capture)
+        assert cold_settled > cold_estimate  # what a fresh deployment with an unusual tokenizer costs once
+
+        second.route_completion("fast", messages, max_tokens=5, session_id="b")
+        warm_estimate, warm_settled = _estimate_and_settled(capture)
+        assert warm_settled == cold_settled
+        assert warm_settled <= warm_estimate  # the other router (its own store and cache) learned it
+    finally:
+        first.shutdown()
+        second.shutdown()
+        provider.set_prompt_token_factor("fast-model", None)
