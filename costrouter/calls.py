@@ -395,7 +395,7 @@ class CallPlanner:
                 yield from self.ratios.observe_flow(outcome.deployment_id, outcome.prompt_tokens, call.prompt_tokens)
         latency = time.perf_counter() - call.started
         call_result = result or ("success" if outcome.error is None else "error")
-        self.telemetry.end_call_span(call.span, outcome, call.record, latency)
+        self.telemetry.end_call_span(call.span, outcome, call.record, latency, call.caller)
         self.telemetry.record_metrics(call.requested_group, outcome, call.record, latency, call_result)
         self._record_budget_metric(call)
         self.tracker.close(call.call_id)

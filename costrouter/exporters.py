@@ -61,7 +61,11 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from typing_extensions import override
 
 from costrouter import semconv as sc
+from costrouter.backends import BackendName
+from costrouter.backends import backend as backend_preset
+from costrouter.backends.export import exporter_options, preset_resource
 from costrouter.errors import ConfigError
+from costrouter.log_export import GuardedLogExporter, LogExport
 from costrouter.otlp_json import is_otlp_json, otlp_json_records, spans_to_otlp_json
 from costrouter.settings import Settings
 from costrouter.span_queue import QueuedSpanProcessor
@@ -99,6 +103,9 @@ _SDK_EXPORT_LOGGERS = (
     "opentelemetry.exporter.otlp.proto.http.metric_exporter",
     "opentelemetry.exporter.otlp.common.http",
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc._log_exporter",
+    "opentelemetry.sdk._shared_internal",
 )
 
 
@@ -236,12 +243,14 @@ class ExportStats:
 
     ``dropped_spans`` counts spans lost for any reason, ``dropped_by_reason`` splits it
     (``queue full``, ``export failed: …``, ``not exported before shutdown`` …);
-    ``failed_metric_exports`` counts metric exports that failed.
+    ``failed_metric_exports`` counts metric exports that failed, ``dropped_log_records`` the log
+    records of failed log exports.
     """
 
     dropped_spans: int = 0
     dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
     failed_metric_exports: int = 0
+    dropped_log_records: int = 0
 
 
 class _DropLedger:
@@ -252,6 +261,7 @@ class _DropLedger:
         self._lock = threading.Lock()
         self._spans: Counter[str] = Counter()
         self._metric_failures = 0
+        self._log_records = 0
         self._warned = False
 
     def _warn_once(self, what: str, reason: str) -> None:
@@ -279,25 +289,33 @@ class _DropLedger:
             self._metric_failures += 1
         self._warn_once("metrics", f"metric export failed: {detail}")
 
+    def record_log_failure(self, count: int) -> None:
+        with self._lock:
+            self._log_records += count
+        self._warn_once(f"{count} log record(s)", "log export failed")
+
     def snapshot(self) -> ExportStats:
         with self._lock:
             return ExportStats(
                 dropped_spans=sum(self._spans.values()),
                 dropped_by_reason=dict(self._spans),
                 failed_metric_exports=self._metric_failures,
+                dropped_log_records=self._log_records,
             )
 
     def log_summary(self) -> None:
         stats = self.snapshot()
-        if not stats.dropped_spans and not stats.failed_metric_exports:
+        if not stats.dropped_spans and not stats.failed_metric_exports and not stats.dropped_log_records:
             return
         reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(stats.dropped_by_reason.items()))
         _LOGGER.warning(
-            "costrouter telemetry (%s exporter) dropped %d span(s) in all (%s) and %d metric export(s) failed",
+            "costrouter telemetry (%s exporter) dropped %d span(s) in all (%s), %d metric export(s) failed "
+            "and %d log record(s) were dropped",
             self._exporter,
             stats.dropped_spans,
             reasons or "none",
             stats.failed_metric_exports,
+            stats.dropped_log_records,
         )
 
 
@@ -421,10 +439,12 @@ def build_resource(settings: Settings | None = None) -> Resource:
     adds ``openinference.project.name`` (the Phoenix project) unless the environment sets it.
     """
     settings = settings if settings is not None else Settings()
-    detected = Resource.create({})
+    preset = preset_resource(backend_preset(settings.backend), os.environ)
+    detected = Resource(preset).merge(Resource.create({}))
     named = detected.attributes.get(SERVICE_NAME)
     if not (isinstance(named, str) and named and not named.startswith("unknown_service")):
-        detected = detected.merge(Resource({SERVICE_NAME: settings.service_name or DEFAULT_SERVICE_NAME}))
+        service = settings.service_name or preset.get(SERVICE_NAME) or DEFAULT_SERVICE_NAME
+        detected = detected.merge(Resource({SERVICE_NAME: service}))
     if settings.project_name and sc.OPENINFERENCE_PROJECT_NAME not in detected.attributes:
         detected = detected.merge(Resource({sc.OPENINFERENCE_PROJECT_NAME: settings.project_name}))
     return detected
@@ -447,10 +467,30 @@ def _exporters(settings: Settings) -> tuple[SpanExporter, MetricExporter | None]
     kwargs: dict[str, Any] = {}
     if settings.export_timeout_seconds is not None:
         kwargs["timeout"] = settings.export_timeout_seconds
-    if settings.otlp_protocol == "grpc":
-        span_cls, metric_cls = _grpc_exporters()
-        return cast(SpanExporter, span_cls(**kwargs)), cast(MetricExporter, metric_cls(**kwargs))
-    return OTLPSpanExporter(**kwargs), OTLPMetricExporter(**kwargs)
+    preset, grpc = backend_preset(settings.backend), settings.otlp_protocol == "grpc"
+    span_cls, metric_cls = _grpc_exporters() if grpc else (OTLPSpanExporter, OTLPMetricExporter)
+    spans = span_cls(**kwargs, **exporter_options(preset, "traces", os.environ, grpc=grpc))
+    if not preset.exports("metrics"):
+        return cast(SpanExporter, spans), None
+    metrics_exporter = metric_cls(**kwargs, **exporter_options(preset, "metrics", os.environ, grpc=grpc))
+    return cast(SpanExporter, spans), cast(MetricExporter, metrics_exporter)
+
+
+def _log_export(settings: Settings, resource: Resource, ledger: _DropLedger) -> LogExport | None:
+    preset = backend_preset(settings.backend)
+    if settings.exporter != "otlp" or not settings.export_logs or not preset.exports("logs"):
+        return None
+    grpc = settings.otlp_protocol == "grpc"
+    module = (
+        "opentelemetry.exporter.otlp.proto.grpc._log_exporter"
+        if grpc
+        else "opentelemetry.exporter.otlp.proto.http._log_exporter"
+    )
+    kwargs: dict[str, Any] = exporter_options(preset, "logs", os.environ, grpc=grpc)
+    if settings.export_timeout_seconds is not None:
+        kwargs["timeout"] = settings.export_timeout_seconds
+    exporter = GuardedLogExporter(import_module(module).OTLPLogExporter(**kwargs), ledger.record_log_failure)
+    return LogExport(exporter, resource)
 
 
 def _views() -> list[View]:
@@ -504,6 +544,7 @@ class TelemetrySetup:
         shutdown_timeout_seconds: float = 5.0,
         _ledger: _DropLedger | None = None,
         _span_processor: QueuedSpanProcessor | None = None,
+        _logs: LogExport | None = None,
     ) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
@@ -513,6 +554,7 @@ class TelemetrySetup:
         self.shutdown_timeout_seconds = shutdown_timeout_seconds
         self._ledger = _ledger or _DropLedger(exporter)
         self._span_processor = _span_processor
+        self.log_export = _logs
         self._closed = False
         self._lock = threading.Lock()
         self._filtering = False
@@ -544,6 +586,9 @@ class TelemetrySetup:
             meter_provider = cast(SdkMeterProvider, self.meter_provider)
             remaining = max(0.0, deadline - time.monotonic())
             flushed = _run_bounded(lambda: meter_provider.force_flush(remaining * 1000), remaining) and flushed
+        if self.log_export is not None:
+            logs, remaining = self.log_export, max(0.0, deadline - time.monotonic())
+            flushed = _run_bounded(lambda: logs.force_flush(int(remaining * 1000)), remaining) and flushed
         return flushed
 
     def shutdown(self, timeout: float | None = None) -> bool:
@@ -574,6 +619,11 @@ class TelemetrySetup:
             except Exception:
                 _LOGGER.debug("meter provider shutdown failed", exc_info=True)
         self._ledger.log_summary()
+        if self.log_export is not None:
+            try:
+                self.log_export.shutdown()
+            except Exception:
+                _LOGGER.debug("logger provider shutdown failed", exc_info=True)
         if self._filtering:
             _SDK_LOG_FILTER.release()
             self._filtering = False
@@ -608,7 +658,9 @@ def _app_meter_provider() -> SdkMeterProvider | None:
     return current if isinstance(current, SdkMeterProvider) else None
 
 
-def configure_telemetry(settings: Settings | None = None, *, set_global: bool = True) -> TelemetrySetup:
+def configure_telemetry(
+    settings: Settings | None = None, *, set_global: bool = True, backend: BackendName | None = None
+) -> TelemetrySetup:
     """Build the tracer and meter providers costrouter exports through, from ``settings``.
 
     ``settings`` defaults to ``Settings()`` (the ``COSTROUTER_*`` environment and ``.env``).
@@ -618,8 +670,14 @@ def configure_telemetry(settings: Settings | None = None, *, set_global: bool = 
     global one; with ``set_global=False`` new providers are built and the globals are left
     alone. Raises :class:`~costrouter.errors.ConfigError` when ``otlp_protocol="grpc"`` and
     the gRPC exporter is not installed; never raises for an unreachable endpoint.
+
+    ``backend`` (else ``settings.backend``, ``COSTROUTER_BACKEND``) picks a preset of
+    :mod:`costrouter.backends`: endpoint layout, signals, headers and resource attributes. The
+    span attributes a backend reads are written by the ``CostRouter``, from its own settings.
     """
     settings = settings if settings is not None else Settings()
+    if backend is not None:
+        settings = settings.model_copy(update={"backend": backend})
     if settings.exporter == "none":
         return TelemetrySetup(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider(), exporter="none")
 
@@ -679,6 +737,7 @@ def configure_telemetry(settings: Settings | None = None, *, set_global: bool = 
         shutdown_timeout_seconds=settings.shutdown_timeout_seconds,
         _ledger=ledger,
         _span_processor=processor,
+        _logs=_log_export(settings, resource, ledger) if app_tracer is None else None,
     )
     if set_global:
         if app_tracer is None:

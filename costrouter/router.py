@@ -14,6 +14,7 @@ from opentelemetry.trace import TracerProvider
 from costrouter._yaml import validate
 from costrouter.alerts import AlertDispatcher
 from costrouter.attempts import attempt_tracker
+from costrouter.backends import backend as backend_preset
 from costrouter.budget import BudgetPolicy, BudgetStore, load_policy, store_from_config
 from costrouter.budget.renewal import HoldRenewer
 from costrouter.budget_view import BudgetsView
@@ -83,6 +84,7 @@ class CostRouter:
             meter_provider,
             capture_content=self.settings.capture_content,
             content_max_chars=self.settings.content_max_chars,
+            backend=backend_preset(self.settings.backend),
             genai_cost=self.settings.genai_cost_attributes,
         )
         self._planner = CallPlanner(self.config, self.telemetry, attempt_tracker(), self.policy)

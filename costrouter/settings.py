@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from costrouter.backends import BackendName
 from costrouter.redaction import masked_repr_args
 
 _OTLP_PROTOCOLS = ("http/protobuf", "grpc")
@@ -71,6 +72,21 @@ class Settings(BaseSettings):
         description=(
             "Where spans and metrics go when costrouter sets up telemetry itself: console, otlp, "
             "file (spans as OTLP JSON lines in export_file; no metrics) or none."
+        ),
+    )
+    backend: BackendName | None = Field(
+        default=None,
+        description=(
+            "A backend preset (arthur, langsmith, fiddler, signoz, phoenix, langfuse, datadog, collector): "
+            "its endpoint layout, signals, headers and resource attributes from its own environment "
+            "variables, and the span attributes it reads. Every OTEL_* variable still wins."
+        ),
+    )
+    export_logs: bool = Field(
+        default=True,
+        description=(
+            "With the otlp exporter, send costrouter's own log records (budget alerts, store errors, "
+            "export drops) as OpenTelemetry logs carrying the call's trace id, where the backend has a logs route."
         ),
     )
     export_file: Path = Field(

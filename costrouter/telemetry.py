@@ -19,6 +19,7 @@ from opentelemetry.util.types import AttributeValue
 from costrouter import semconv as sc
 from costrouter._version import __version__
 from costrouter.attempts import CallRecord
+from costrouter.backends.base import NO_BACKEND, Backend
 from costrouter.context import Caller
 from costrouter.cost import CostBreakdown, SettledCost
 from costrouter.cost_attributes import breakdown_attributes, detail_token_counts, settled_attributes
@@ -63,8 +64,10 @@ class Telemetry:
         *,
         capture_content: bool = False,
         content_max_chars: int = 4096,
+        backend: Backend | None = None,
         genai_cost: bool = False,
     ) -> None:
+        self.backend = backend or NO_BACKEND
         self.tracer_provider = tracer_provider or trace.get_tracer_provider()
         self.meter_provider = meter_provider or metrics.get_meter_provider()
         self.tracer = self.tracer_provider.get_tracer(INSTRUMENTATION_NAME, __version__)
@@ -125,18 +128,25 @@ class Telemetry:
             attributes.update(model_attributes(model))
         if self.capture_content:
             attributes.update(input_message_attributes(messages, self.content_max_chars))
+        attributes.update(self.backend.llm_span_attributes(attributes))
         return self.tracer.start_span(f"{sc.SPAN_NAME_PREFIX}/{group}", kind=SpanKind.CLIENT, attributes=attributes)
 
-    def end_call_span(self, span: Span, outcome: Outcome, record: CallRecord, latency_s: float) -> None:
+    def end_call_span(
+        self, span: Span, outcome: Outcome, record: CallRecord, latency_s: float, caller: Caller | None = None
+    ) -> None:
         """Write the outcome and the attempts onto ``span`` and end it."""
-        span.set_attributes(outcome_attributes(outcome, record, latency_s))
+        attributes = outcome_attributes(outcome, record, latency_s)
+        if caller is not None:
+            attributes.update(who_attributes(caller))
         if self.genai_cost:
-            span.set_attributes(proposed_cost_attributes(outcome))
+            attributes.update(proposed_cost_attributes(outcome))
+        attributes.update(self.backend.llm_span_attributes(attributes))
+        span.set_attributes(attributes)
         if outcome.settled is not None and outcome.settled.mismatch:
             span.add_event(sc.EVENT_COST_MISMATCH, settled_attributes(outcome.settled))
         if self.capture_content and outcome.output_text is not None:
             span.set_attributes(output_message_attributes(outcome, self.content_max_chars))
-        self._attempt_spans(span, record)
+        self._attempt_spans(span, record, caller)
         if outcome.error is not None:
             span.record_exception(outcome.error)
             span.set_status(Status(StatusCode.ERROR, f"{type(outcome.error).__name__}: {outcome.error}"[:1024]))
@@ -144,10 +154,12 @@ class Telemetry:
             span.set_status(Status(StatusCode.OK))
         span.end()
 
-    def _attempt_spans(self, parent: Span, record: CallRecord) -> None:
+    def _attempt_spans(self, parent: Span, record: CallRecord, caller: Caller | None) -> None:
         context = trace.set_span_in_context(parent)
+        who = who_attributes(caller) if caller is not None else {}
         for attempt in record.attempts:
             attributes: dict[str, AttributeValue] = {
+                **who,
                 sc.ATTEMPT_INDEX: attempt.index,
                 sc.ATTEMPT_KIND: attempt.kind,
                 sc.ATTEMPT_OUTCOME: attempt.outcome if attempt.outcome != "pending" else "failure",
@@ -162,6 +174,7 @@ class Telemetry:
             }
             if attempt.error_type is not None:
                 attributes[sc.ERROR_TYPE] = attempt.error_type
+            attributes.update(self.backend.step_span_attributes(attributes))
             child = self.tracer.start_span(
                 f"{sc.ATTEMPT_SPAN_NAME_PREFIX}/{attempt.deployment_id}",
                 context=context,
@@ -257,11 +270,7 @@ def request_attributes(
         attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = request["max_tokens"]
     if isinstance(request.get("temperature"), (int, float)):
         attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = float(request["temperature"])
-    if caller.session_id is not None:
-        attributes[sc.SESSION_ID] = caller.session_id
-        attributes[sc.GEN_AI_CONVERSATION_ID] = caller.session_id
-    if caller.user_id is not None:
-        attributes[sc.USER_ID] = caller.user_id
+    attributes.update(who_attributes(caller))
     if caller.team_id is not None:
         attributes[sc.TEAM_ID] = caller.team_id
     if caller.tags:
@@ -271,6 +280,17 @@ def request_attributes(
         attributes[sc.METADATA] = json.dumps(dict(caller.metadata), default=str, sort_keys=True)
         for key, value in caller.metadata.items():
             attributes[f"{sc.ROUTER_METADATA_PREFIX}{key}"] = _attribute_value(value)
+    return attributes
+
+
+def who_attributes(caller: Caller) -> dict[str, AttributeValue]:
+    """The session and the user, as every span of the call carries them."""
+    attributes: dict[str, AttributeValue] = {}
+    if caller.session_id is not None:
+        attributes[sc.SESSION_ID] = caller.session_id
+        attributes[sc.GEN_AI_CONVERSATION_ID] = caller.session_id
+    if caller.user_id is not None:
+        attributes[sc.USER_ID] = caller.user_id
     return attributes
 
 

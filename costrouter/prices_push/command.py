@@ -14,7 +14,7 @@ from costrouter.prices_push.registry import TARGETS, push_prices
 from costrouter.settings import Settings
 
 prices_app = typer.Typer(
-    help="Register the deployments' prices with backends that price spans themselves (Phoenix).",
+    help="Register the deployments' prices with backends that price spans themselves (Phoenix, SigNoz).",
     epilog=(
         "Examples:  costrouter prices push phoenix http://localhost:6006  ·  "
         "costrouter prices push phoenix http://localhost:6006 --apply\n\n"
@@ -41,7 +41,7 @@ def push(
     """Show (and with --apply, write) each model's prices as the backend's custom models.
 
     Idempotent: a second --apply writes nothing. Secrets come from the environment
-    (PHOENIX_API_KEY). Models whose deployments disagree on price are named, not pushed.
+    (PHOENIX_API_KEY, SIGNOZ_API_KEY). Models whose deployments disagree on price are named, not pushed.
     """
     try:
         router_config = load_router_config(config or Settings().config)

@@ -24,6 +24,8 @@ class ModelPrice:
     model: str
     rates: Mapping[str, float]
     deployments: tuple[str, ...]
+    provider: str | None = None
+    """LiteLLM's provider of the first deployment (``openai/gpt-4o`` -> ``openai``), if it names one."""
 
 
 @dataclass(frozen=True)
@@ -99,12 +101,16 @@ def model_prices(config: RouterConfig) -> tuple[list[ModelPrice], list[Conflict]
 
     book = PriceBook.from_config(config)
     by_model: dict[str, dict[str, dict[str, float]]] = {}
+    providers: dict[str, str] = {}
     for _, deployment_id, deployment in config.deployments():
         price = book.prices[deployment_id]
         if price is None:
             continue
         rates = {key: value for key, value, _ in price.dimensions()}
-        by_model.setdefault(model_facts(deployment, None).model, {})[deployment_id] = rates
+        model = model_facts(deployment, None).model
+        by_model.setdefault(model, {})[deployment_id] = rates
+        if "/" in deployment.model:
+            providers.setdefault(model, deployment.model.split("/", 1)[0])
     prices: list[ModelPrice] = []
     conflicts: list[Conflict] = []
     for model, rates_by_deployment in sorted(by_model.items()):
@@ -112,7 +118,8 @@ def model_prices(config: RouterConfig) -> tuple[list[ModelPrice], list[Conflict]
         if len(distinct) > 1:
             conflicts.append(Conflict(model, rates_by_deployment))
         else:
-            prices.append(ModelPrice(model, next(iter(rates_by_deployment.values())), tuple(rates_by_deployment)))
+            rates = next(iter(rates_by_deployment.values()))
+            prices.append(ModelPrice(model, rates, tuple(rates_by_deployment), providers.get(model)))
     return prices, conflicts
 
 

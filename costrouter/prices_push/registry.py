@@ -10,6 +10,7 @@ from costrouter.errors import ConfigError
 from costrouter.prices_push.langfuse import LangfuseTarget
 from costrouter.prices_push.phoenix import PhoenixTarget
 from costrouter.prices_push.plan import ModelPrice, PushPlan, model_prices
+from costrouter.prices_push.signoz import SignozTarget
 
 
 class PriceTarget(Protocol):
@@ -30,6 +31,7 @@ class PriceTarget(Protocol):
 TARGETS: dict[str, Callable[[str], PriceTarget]] = {
     "phoenix": PhoenixTarget,
     "langfuse": LangfuseTarget,
+    "signoz": SignozTarget,
 }
 """Target name -> factory taking the backend's URL (secrets come from the environment)."""
 

@@ -10,6 +10,7 @@ from costrouter.testing.otlp import (
     ReceivedDataPoint,
     ReceivedEvent,
     ReceivedExport,
+    ReceivedLogRecord,
     ReceivedSpan,
     Refuse,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "ReceivedDataPoint",
     "ReceivedEvent",
     "ReceivedExport",
+    "ReceivedLogRecord",
     "ReceivedRequest",
     "ReceivedSpan",
     "ReceivedWebhook",

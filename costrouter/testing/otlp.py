@@ -1,8 +1,9 @@
 """A real OTLP/HTTP receiver on loopback, for tests: what leaves the process, decoded.
 
-It accepts ``POST /v1/traces`` and ``POST /v1/metrics`` (protobuf or JSON, plain, gzip or
-deflate), decodes them with ``opentelemetry-proto`` and keeps the spans and metric data
-points as plain Python values. Each signal has a queue of scripted behaviours and a
+It accepts ``POST …/v1/traces``, ``…/v1/metrics`` and ``…/v1/logs`` under any path prefix
+(``/api/v1/traces``, ``/otel/v1/traces`` …, kept in :attr:`ReceivedExport.path`), protobuf or
+JSON, plain, gzip or deflate; decodes them with ``opentelemetry-proto`` and keeps the spans,
+metric data points and log records as plain Python values. Each signal has a queue of scripted behaviours and a
 default one, as in :class:`~costrouter.testing.ProviderDouble`: answer (optionally late),
 refuse with a status (429 with ``Retry-After``, 500 …), or block until :meth:`release`.
 Only accepted exports are decoded into :attr:`OtlpReceiver.spans` / ``data_points``;
@@ -17,12 +18,16 @@ import time
 import zlib
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
@@ -43,17 +48,25 @@ __all__ = [
     "ReceivedDataPoint",
     "ReceivedEvent",
     "ReceivedExport",
+    "ReceivedLogRecord",
     "ReceivedSpan",
     "Refuse",
     "Signal",
 ]
 
-Signal = Literal["traces", "metrics"]
-"""The OTLP signals the receiver serves: ``/v1/traces`` and ``/v1/metrics``."""
+Signal = Literal["traces", "metrics", "logs"]
+"""The OTLP signals the receiver serves: ``…/v1/traces``, ``…/v1/metrics`` and ``…/v1/logs``."""
 
 _T = TypeVar("_T")
 
-_PATHS: dict[str, Signal] = {"/v1/traces": "traces", "/v1/metrics": "metrics"}
+_PATHS: dict[str, Signal] = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs"}
+
+
+def _signal_of(path: str) -> Signal | None:
+    for suffix, signal in _PATHS.items():
+        if path.endswith(suffix):
+            return signal
+    return None
 
 
 @dataclass(frozen=True)
@@ -133,6 +146,21 @@ class ReceivedDataPoint:
 
 
 @dataclass(frozen=True)
+class ReceivedLogRecord:
+    """One exported log record, decoded. Ids are lowercase hex, empty when the record had none."""
+
+    body: Any
+    severity_text: str
+    severity_number: int
+    trace_id: str
+    span_id: str
+    time_ns: int
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    scope: str
+
+
+@dataclass(frozen=True)
 class ReceivedExport:
     """One HTTP request the receiver got, with what it answered (``status`` 0: never answered)."""
 
@@ -141,6 +169,8 @@ class ReceivedExport:
     body_size: int
     status: int
     received_at: float
+    path: str = ""
+    """The request's URL path, e.g. ``/api/v1/traces``."""
 
 
 @dataclass
@@ -261,6 +291,7 @@ class OtlpReceiver:
         self._requests: list[ReceivedExport] = []
         self._spans: list[ReceivedSpan] = []
         self._points: list[ReceivedDataPoint] = []
+        self._logs: list[ReceivedLogRecord] = []
         self._blocked = 0
         self._release = threading.Event()
         self._stopping = threading.Event()
@@ -282,7 +313,7 @@ class OtlpReceiver:
         """Block every later request of both signals until :meth:`release`."""
         with self._lock:
             self._release.clear()
-            for signal in ("traces", "metrics"):
+            for signal in ("traces", "metrics", "logs"):
                 self._scripts[signal].default = Block()
 
     def release(self) -> None:
@@ -301,6 +332,7 @@ class OtlpReceiver:
             self._requests.clear()
             self._spans.clear()
             self._points.clear()
+            self._logs.clear()
 
     # ---- inspection ------------------------------------------------------------------
     @property
@@ -337,6 +369,12 @@ class OtlpReceiver:
             return list(self._points)
 
     @property
+    def log_records(self) -> list[ReceivedLogRecord]:
+        """Log records of every accepted logs export, in arrival order."""
+        with self._lock:
+            return list(self._logs)
+
+    @property
     def blocked_count(self) -> int:
         """Requests being held by :class:`Block` right now."""
         with self._lock:
@@ -358,6 +396,10 @@ class OtlpReceiver:
             return bool(self._points) and all(name in seen for name in names)
 
         return self._wait(done, timeout, f"metrics {names or 'any'}", lambda: list(self._points))
+
+    def wait_for_logs(self, count: int = 1, timeout: float = 10.0) -> list[ReceivedLogRecord]:
+        """Wait until at least ``count`` log records arrived; ``TimeoutError`` otherwise."""
+        return self._wait(lambda: len(self._logs) >= count, timeout, f"{count} log record(s)", lambda: list(self._logs))
 
     def wait_for_blocked(self, count: int = 1, timeout: float = 10.0) -> int:
         """Wait until at least ``count`` requests are being held; returns how many are."""
@@ -429,7 +471,7 @@ class OtlpReceiver:
     def _answered(self, index: int, status: int) -> None:
         with self._changed:
             old = self._requests[index]
-            self._requests[index] = ReceivedExport(old.signal, old.headers, old.body_size, status, old.received_at)
+            self._requests[index] = replace(old, status=status)
             self._changed.notify_all()
 
     def _hold(self) -> None:
@@ -459,6 +501,8 @@ class OtlpReceiver:
                 self._spans.extend(spans)
                 self._changed.notify_all()
             return ExportTraceServiceResponse().SerializeToString()
+        if signal == "logs":
+            return self._accept_logs(body, json_body)
         metrics_request = ExportMetricsServiceRequest()
         if json_body:
             json_format.Parse(body, metrics_request)
@@ -476,6 +520,33 @@ class OtlpReceiver:
             self._changed.notify_all()
         return ExportMetricsServiceResponse().SerializeToString()
 
+    def _accept_logs(self, body: bytes, json_body: bool) -> bytes:
+        logs_request = ExportLogsServiceRequest()
+        if json_body:
+            json_format.Parse(body, logs_request)
+        else:
+            logs_request.ParseFromString(body)
+        records = [
+            ReceivedLogRecord(
+                body=_value(record.body),
+                severity_text=record.severity_text,
+                severity_number=int(record.severity_number),
+                trace_id=record.trace_id.hex(),
+                span_id=record.span_id.hex(),
+                time_ns=record.time_unix_nano,
+                attributes=_attributes(record.attributes),
+                resource=_attributes(rl.resource.attributes),
+                scope=sl.scope.name,
+            )
+            for rl in logs_request.resource_logs
+            for sl in rl.scope_logs
+            for record in sl.log_records
+        ]
+        with self._changed:
+            self._logs.extend(records)
+            self._changed.notify_all()
+        return ExportLogsServiceResponse().SerializeToString()
+
 
 class _Handler(BaseHTTPRequestHandler):
     owner: OtlpReceiver
@@ -487,14 +558,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         """Answer one OTLP export as scripted."""
         receiver = self.owner
-        signal = _PATHS.get(self.path.split("?", 1)[0])
+        path = self.path.split("?", 1)[0]
+        signal = _signal_of(path)
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         if signal is None:
             self._send(404, b"unknown OTLP path")
             return
         headers = {key.lower(): value for key, value in self.headers.items()}
-        index = receiver._record(ReceivedExport(signal, headers, len(raw), 0, time.time()))
+        index = receiver._record(ReceivedExport(signal, headers, len(raw), 0, time.time(), path))
         behaviour = receiver._next(signal)
         if isinstance(behaviour, Block):
             receiver._hold()

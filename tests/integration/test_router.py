@@ -66,6 +66,7 @@ def test_success_span_carries_tokens_cost_model_and_caller(
     assert attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 8
     # The real model, never the group alias (Phoenix prices llm.model_name; GenAI wants a model).
     assert attributes[sc.GEN_AI_REQUEST_MODEL] == "fast-model"
+    assert attributes[sc.ROUTER_GROUP] == "fast"
     assert attributes[sc.GEN_AI_RESPONSE_MODEL] == "fast-model"
     assert attributes[sc.LLM_MODEL_NAME] == "fast-model"
     assert attributes[sc.GEN_AI_PROVIDER_NAME] == "openai"
@@ -196,6 +197,30 @@ def test_500_then_fallback_to_another_group(
     assert kinds == ["first", "retry", "fallback"]
     assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(expected_cost("fast-primary", PROMPT_TOKENS, 8))
     assert provider.request_count("flaky-model") == 2
+
+
+def test_the_call_span_is_the_one_llm_call_and_names_the_serving_model(
+    router: CostRouter, provider: ProviderDouble, capture: TelemetryCapture
+) -> None:
+    """One LLM span per routed call, named by the real model; attempts are steps with the session."""
+    provider.set_default("flaky-model", Fail(500))
+
+    router.route_completion("flaky", MESSAGES, max_tokens=30, session_id="s-llm", user_id="u-llm")
+
+    span = only_call_span(capture)
+    attributes = dict(span.attributes or {})
+    assert attributes[sc.ROUTER_GROUP] == "flaky"
+    assert attributes[sc.GEN_AI_REQUEST_MODEL] == "fast-model"  # the serving deployment's, not "flaky"
+    assert attributes[sc.LLM_MODEL_NAME] == "fast-model"
+    assert attributes[sc.OPENINFERENCE_SPAN_KIND] == "LLM"
+    for attempt in capture.attempt_spans(span):
+        step = dict(attempt.attributes or {})
+        assert step[sc.OPENINFERENCE_SPAN_KIND] == "CHAIN"
+        assert sc.GEN_AI_REQUEST_MODEL not in step
+        assert sc.GEN_AI_OPERATION_NAME not in step
+        assert step[sc.ATTEMPT_MODEL]
+        assert step[sc.SESSION_ID] == "s-llm"
+        assert step[sc.USER_ID] == "u-llm"
 
 
 def test_priority_orders_deployments_within_a_group(

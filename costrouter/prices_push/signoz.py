@@ -1,0 +1,148 @@
+"""SigNoz pricing rules from the router's own prices, so SigNoz's cost is costrouter's.
+
+SigNoz prices an LLM span itself: it matches ``gen_ai.request.model`` against each rule's
+``modelPattern`` and multiplies ``gen_ai.usage.input_tokens`` / ``output_tokens`` (and the cache
+token counts) by the rule's per-million prices (SigNoz ``pkg/types/llmpricingruletypes``;
+signoz.io/docs/ai-observability-model-pricing). Rules are written in one batch with
+``PUT {url}/api/v1/llm_pricing_rules`` (``{"rules": [...]}``), marked ``isOverride`` so
+SigNoz's own catalogue sync leaves them alone; the key is ``SIGNOZ_API_KEY``.
+
+:class:`SignozTarget` is the target ``costrouter prices push signoz URL`` uses (registered in
+:mod:`costrouter.prices_push.registry`). Prices SigNoz has no field for (reasoning, audio and
+image tokens at their own price, per request, tiers above a threshold) are named in the plan's
+notes: SigNoz's cost misses them, costrouter's does not.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from costrouter import price_fields as pf
+from costrouter.prices_push.phoenix import PushError
+from costrouter.prices_push.plan import Change, ModelPrice, PushPlan
+
+PATH: Final = "/api/v1/llm_pricing_rules"
+"""SigNoz's pricing-rule batch endpoint (PUT)."""
+API_KEY_ENV: Final = "SIGNOZ_API_KEY"
+"""The environment variable holding the SigNoz API key the push sends as ``SIGNOZ-API-KEY``."""
+_PER_MILLION: Final = 1_000_000
+_SIGNOZ_FIELDS: Final = frozenset({pf.INPUT, pf.OUTPUT, pf.CACHE_READ, pf.CACHE_CREATION})
+
+
+def pricing_rule(model: str, provider: str, rates: Mapping[str, float]) -> dict[str, Any]:
+    """One SigNoz rule for ``model`` from per-token ``rates`` under LiteLLM's price names."""
+    pricing: dict[str, Any] = {
+        "input": rates[pf.INPUT] * _PER_MILLION,
+        "output": rates[pf.OUTPUT] * _PER_MILLION,
+    }
+    if pf.CACHE_READ in rates or pf.CACHE_CREATION in rates:
+        # costrouter's input tokens include the cached ones (OpenAI-style): SigNoz's "subtract" mode.
+        pricing["cache"] = {
+            "mode": "subtract",
+            "read": rates.get(pf.CACHE_READ, rates[pf.INPUT]) * _PER_MILLION,
+            "write": rates.get(pf.CACHE_CREATION, rates[pf.INPUT]) * _PER_MILLION,
+        }
+    return {
+        "modelName": model,
+        "provider": provider,
+        "modelPattern": [model],
+        "unit": "per_million_tokens",
+        "pricing": pricing,
+        "isOverride": True,
+        "enabled": True,
+    }
+
+
+def signoz_rates(rates: Mapping[str, float]) -> dict[str, float]:
+    """The part of costrouter's rates a SigNoz rule holds."""
+    return {key: value for key, value in rates.items() if key in _SIGNOZ_FIELDS}
+
+
+def inexpressible(rates: Mapping[str, float]) -> list[str]:
+    """Prices SigNoz has no field for: those that differ from the input/output price they refine."""
+    extra: list[str] = []
+    for key, value in sorted(rates.items()):
+        if key in _SIGNOZ_FIELDS or not value:
+            continue
+        base = rates.get(pf.OUTPUT if key.startswith("output") else pf.INPUT)
+        if pf.parse_threshold(key) is not None or key == pf.REQUEST or value != base:
+            extra.append(key)
+    return extra
+
+
+def rules_for(prices: list[ModelPrice]) -> list[dict[str, Any]]:
+    """One SigNoz rule per model name (those without an input and output price are left out)."""
+    return [
+        pricing_rule(price.model, price.provider or "unknown", signoz_rates(price.rates))
+        for price in prices
+        if pf.INPUT in price.rates and pf.OUTPUT in price.rates
+    ]
+
+
+class SignozTarget:
+    """SigNoz as a ``costrouter prices push`` target: one batch PUT of override rules.
+
+    SigNoz's rule batch is written whole, so the plan does not read the backend back: every
+    priced model is a ``create`` (an upsert of the override rule) and ``--apply`` sends them all.
+    """
+
+    name = "signoz"
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PushError(f"signoz: URL must be http(s)://host[:port], not {url!r}")
+        self.url = url
+        self.timeout = timeout
+        self._rules: list[dict[str, Any]] = []
+
+    def close(self) -> None:
+        """Nothing held open between calls."""
+
+    def plan(self, prices: list[ModelPrice], plan: PushPlan) -> None:
+        """A ``create`` per priced model, and a note for each price SigNoz cannot hold."""
+        self._rules = rules_for(prices)
+        pushed = {rule["modelName"] for rule in self._rules}
+        for price in prices:
+            if price.model not in pushed:
+                plan.notes.append(f"model {price.model!r}: no input and output price, no SigNoz rule")
+                continue
+            plan.changes.append(Change("create", price.model, None, signoz_rates(price.rates)))
+            extra = inexpressible(price.rates)
+            if extra:
+                plan.notes.append(f"model {price.model!r}: SigNoz has no price for {', '.join(extra)}")
+
+    def apply(self, plan: PushPlan) -> None:
+        """PUT the planned rules with ``SIGNOZ-API-KEY``; :class:`PushError` when SigNoz refuses."""
+        key = os.environ.get(API_KEY_ENV)
+        if not key:
+            raise PushError(f"signoz: set {API_KEY_ENV} to push to {plan.url}")
+        pending = {change.model for change in plan.pending}
+        rules = [rule for rule in self._rules if rule["modelName"] in pending]
+        status = self._put(rules, key)
+        if status >= 300:
+            raise PushError(f"signoz at {self.url}: push refused with HTTP {status}")
+
+    def _put(self, rules: list[dict[str, Any]], key: str) -> int:
+        parts = urlsplit(self.url)
+        connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        connection = connection_class(parts.hostname or "", parts.port, timeout=self.timeout)
+        try:
+            connection.request(
+                "PUT",
+                parts.path.rstrip("/") + PATH,
+                body=json.dumps({"rules": rules}),
+                headers={"content-type": "application/json", "SIGNOZ-API-KEY": key},
+            )
+            response = connection.getresponse()
+            response.read()
+            return int(response.status)
+        except OSError as error:
+            raise PushError(f"signoz at {self.url}: push failed: {error}") from error
+        finally:
+            connection.close()

@@ -1,0 +1,91 @@
+"""The backend presets' pure parts: span additions and exporter options."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from costrouter import semconv as sc
+from costrouter.backends import BACKENDS, NO_BACKEND, backend
+from costrouter.backends.export import exporter_options
+from costrouter.backends.langsmith import llm_span as langsmith_llm
+from costrouter.backends.langsmith import step_span as langsmith_step
+
+CALL = {
+    sc.SESSION_ID: "s-1",
+    sc.USER_ID: "u-1",
+    sc.LLM_MODEL_NAME: "gpt-4o-mini",
+    sc.GEN_AI_PROVIDER_NAME: "openai",
+    sc.GEN_AI_USAGE_INPUT_TOKENS: 100,
+    sc.GEN_AI_USAGE_OUTPUT_TOKENS: 20,
+    sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 40,
+    sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 5,
+    sc.LLM_USAGE_COST_USD: 0.00042,
+    sc.LLM_COST_PROMPT: 0.0003,
+    sc.LLM_COST_COMPLETION: 0.00012,
+}
+
+
+def test_langsmith_usage_metadata_carries_costrouters_cost_and_token_details() -> None:
+    added = langsmith_llm(CALL)
+    assert added["langsmith.span.kind"] == "llm"
+    assert added["langsmith.metadata.ls_model_name"] == "gpt-4o-mini"
+    assert added["langsmith.metadata.ls_provider"] == "openai"
+    assert added["langsmith.metadata.session_id"] == "s-1"
+    assert added["langsmith.metadata.user_id"] == "u-1"
+    usage = json.loads(str(added["langsmith.usage_metadata"]))
+    assert usage == {
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "total_tokens": 120,
+        "input_cost": 0.0003,
+        "output_cost": 0.00012,
+        "total_cost": 0.00042,
+        "input_token_details": {"cache_read": 40},
+        "output_token_details": {"reasoning": 5},
+    }
+
+
+def test_langsmith_before_the_call_ends_has_no_usage_and_steps_are_chains() -> None:
+    assert "langsmith.usage_metadata" not in langsmith_llm({sc.SESSION_ID: "s-1"})
+    assert langsmith_step({sc.SESSION_ID: "s-1"}) == {
+        "langsmith.span.kind": "chain",
+        "langsmith.metadata.session_id": "s-1",
+    }
+
+
+def test_exporter_options_build_the_url_and_headers_and_let_otel_variables_win() -> None:
+    arthur = backend("arthur")
+    environ = {"ARTHUR_BASE_URL": "https://arthur.example/", "ARTHUR_API_KEY": "k"}
+    assert exporter_options(arthur, "traces", environ, grpc=False) == {
+        "endpoint": "https://arthur.example/api/v1/traces",
+        "headers": {"authorization": "Bearer k"},
+    }
+    overridden = {**environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://x/v1/traces"}
+    overridden["OTEL_EXPORTER_OTLP_HEADERS"] = "Authorization=Bearer%20other"
+    assert exporter_options(arthur, "traces", overridden, grpc=False) == {"headers": {"authorization": "Bearer other"}}
+    assert not arthur.exports("metrics")
+    assert not arthur.exports("logs")
+
+
+def test_grpc_takes_the_base_url_and_header_pairs() -> None:
+    signoz = backend("signoz")
+    environ = {"SIGNOZ_ENDPOINT": "https://ingest.us.signoz.cloud:443", "SIGNOZ_INGESTION_KEY": "k"}
+    assert exporter_options(signoz, "logs", environ, grpc=True) == {
+        "endpoint": "https://ingest.us.signoz.cloud:443",
+        "headers": (("signoz-ingestion-key", "k"),),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_every_preset_sends_traces_and_none_needs_a_secret_to_be_built(name: str) -> None:
+    preset = backend(name)
+    assert preset.exports("traces")
+    assert exporter_options(preset, "traces", {}, grpc=False).get("headers") in (None, {"dd-otlp-source": "llmobs"})
+
+
+def test_no_backend_adds_nothing() -> None:
+    assert backend(None) is NO_BACKEND
+    assert NO_BACKEND.llm_span_attributes(CALL) == {}
+    assert NO_BACKEND.step_span_attributes(CALL) == {}
