@@ -435,7 +435,7 @@ def budget_outcomes(records: Sequence[SpanRecord]) -> dict[str, int]:
     """How many routed calls each budget outcome had (``allowed``, ``warned``, ``rejected`` …)."""
     counts: dict[str, int] = {}
     for record in records:
-        if record["name"].startswith(f"{sc.SPAN_NAME_PREFIX}/"):
+        if record["name"].startswith(sc.CALL_SPAN_NAME_PREFIXES):
             outcome = str(record["attributes"].get(sc.BUDGET_OUTCOME, "unbudgeted"))
             counts[outcome] = counts.get(outcome, 0) + 1
     return dict(sorted(counts.items()))

@@ -235,7 +235,7 @@ def calls_from_records(records: Iterable[SpanRecord]) -> list[CallSummary]:
         attempts.setdefault(parent, []).append((_int(attributes, sc.ATTEMPT_INDEX), attempt))
     calls = []
     for record in records:
-        if not str(record.get("name", "")).startswith(f"{sc.SPAN_NAME_PREFIX}/"):
+        if not str(record.get("name", "")).startswith(sc.CALL_SPAN_NAME_PREFIXES):
             continue
         attributes = record.get("attributes") or {}
         key = (str(record.get("trace_id", "")), str(record.get("span_id", "")))

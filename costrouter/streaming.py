@@ -116,7 +116,7 @@ class RoutedStream:
         self._stream = stream
         self._finish = finish
         self._iterator: Iterator[Any] = iter(stream)
-        self._tally = StreamTally()
+        self._tally = (call.operation.stream_tally or StreamTally)()
         self._done = False
 
     def __getattr__(self, name: str) -> Any:
@@ -186,7 +186,7 @@ class AsyncRoutedStream:
         self._finish = finish
         self._finish_blocking = finish_blocking
         self._iterator: AsyncIterator[Any] = stream.__aiter__()
-        self._tally = StreamTally()
+        self._tally = (call.operation.stream_tally or StreamTally)()
         self._done = False
 
     def __getattr__(self, name: str) -> Any:

@@ -109,14 +109,20 @@ class Telemetry:
         call_id: str,
         *,
         stream: bool,
+        operation: tuple[str, str] = ("completion", "chat"),
     ) -> Span:
-        """Start ``router.completion/{group}`` with everything known before the call."""
+        """Start ``router.<operation>/{group}`` with everything known before the call.
+
+        ``operation`` is the span's operation and its ``gen_ai.operation.name``.
+        """
         attributes = request_attributes(group, messages, caller, request, call_id, stream=stream)
+        attributes[sc.GEN_AI_OPERATION_NAME] = operation[1]
         if self.capture_content:
             attributes[sc.GEN_AI_INPUT_MESSAGES] = json.dumps(
                 [self._truncated_message(message) for message in messages], default=str
             )
-        return self.tracer.start_span(f"{sc.SPAN_NAME_PREFIX}/{group}", kind=SpanKind.CLIENT, attributes=attributes)
+        name = f"{sc.CALL_SPAN_PREFIX}{operation[0]}/{group}"
+        return self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
 
     def _truncated_message(self, message: Mapping[str, Any]) -> dict[str, Any]:
         content = message.get("content")
@@ -165,10 +171,12 @@ class Telemetry:
             child.end(end_time=attempt.end_ns or attempt.start_ns)
 
     # ---- metrics ---------------------------------------------------------------------
-    def record_metrics(self, group: str, outcome: Outcome, record: CallRecord, latency_s: float, result: str) -> None:
-        """Metrics of one routed call; never a session or user id as an attribute."""
+    def record_metrics(
+        self, group: str, outcome: Outcome, record: CallRecord, latency_s: float, result: str, operation: str = "chat"
+    ) -> None:
+        """Metrics of one routed call, by operation; never a session or user id as an attribute."""
         base: dict[str, AttributeValue] = {
-            sc.GEN_AI_OPERATION_NAME: "chat",
+            sc.GEN_AI_OPERATION_NAME: operation,
             sc.ROUTER_MODEL_GROUP: group,
         }
         if outcome.provider:
@@ -179,7 +187,7 @@ class Telemetry:
         if outcome.error is not None:
             duration_attributes[sc.ERROR_TYPE] = type(outcome.error).__name__
         self.duration.record(latency_s, duration_attributes)
-        self.calls.add(1, {sc.ROUTER_MODEL_GROUP: group, sc.CALL_OUTCOME: result})
+        self.calls.add(1, {sc.ROUTER_MODEL_GROUP: group, sc.CALL_OUTCOME: result, sc.GEN_AI_OPERATION_NAME: operation})
         if outcome.prompt_tokens is not None:
             self.token_usage.record(outcome.prompt_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: "input"})
         if outcome.completion_tokens is not None:
