@@ -226,7 +226,8 @@ class CallPlanner:
         kwargs["model"] = call.group
         if call.operation.takes_messages:
             kwargs["messages"] = list(call.messages)
-        kwargs["metadata"] = {**(kwargs.get("metadata") or {}), CALL_ID_KEY: call.call_id}
+        key = call.operation.metadata_arg
+        kwargs[key] = {**(kwargs.get(key) or {}), CALL_ID_KEY: call.call_id}
         if call.stream and call.operation.takes_messages:
             stream_options = dict(kwargs.get("stream_options") or {})
             stream_options.setdefault("include_usage", True)

@@ -45,6 +45,8 @@ class Operation:
     requested_output: Callable[[Mapping[str, Any]], int | None]
     read: Callable[[Any], Reading]
     takes_messages: bool = False
+    metadata_arg: str = "metadata"
+    """The kwarg that carries LiteLLM's metadata (and costrouter's call id) without sending it."""
     stream_tally: Callable[[], Any] | None = None
     """A stream's tally (``observe(chunk)``, ``parts``, ``usage`` …); ``None``: chat chunks."""
 

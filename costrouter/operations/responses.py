@@ -109,7 +109,8 @@ class ResponsesTally:
 
     def observe(self, event: Any) -> None:
         """Take one event into account."""
-        kind = str(getattr(event, "type", "") or "")
+        kind = getattr(event, "type", "") or ""
+        kind = str(getattr(kind, "value", kind))
         delta = getattr(event, "delta", None)
         if kind.endswith("output_text.delta") and isinstance(delta, str):
             self.parts.append(delta)
@@ -137,5 +138,6 @@ RESPONSES = Operation(
     requested_output=lambda request: check_count("max_output_tokens", request.get("max_output_tokens")),
     read=read_responses,
     stream_tally=ResponsesTally,
+    metadata_arg="litellm_metadata",  # ``metadata`` is a Responses API parameter: it would reach the provider
 )
 """The Responses operation: ``route_response``."""
