@@ -54,3 +54,8 @@ def route_response(group: str, **kwargs: Any) -> Any:
 async def aroute_response(group: str, **kwargs: Any) -> Any:
     """:meth:`CostRouter.aroute_response` on the default router."""
     return await default_router().aroute_response(group, **kwargs)
+
+
+async def aroute_text_completion(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_text_completion` on the default router."""
+    return await default_router().aroute_text_completion(group, **kwargs)

@@ -45,7 +45,7 @@ from costrouter.pricing import Price, PriceBook, estimate_usd, output_cap, respo
 from costrouter.settling import StoreGuard
 from costrouter.telemetry import Outcome, Telemetry
 from costrouter.token_ratios import TokenRatios
-from costrouter.tokens import completions, prompt_token_bound
+from costrouter.tokens import prompt_token_bound
 
 logger = logging.getLogger("costrouter")
 
@@ -252,7 +252,7 @@ class CallPlanner:
                 # Pass the cap on, so the hold is a true upper bound of what the call can cost.
                 call.request[operation.output_arg] = cap
         prompt_bound = prompt_token_bound(call.prompt_tokens, ratio, defaults.prompt)
-        return usd_to_micros_ceil(estimate_usd(prompt_bound, cap * completions(call.request), worst))
+        return usd_to_micros_ceil(estimate_usd(prompt_bound, cap * operation.output_count(call.request), worst))
 
     def _reserve(self, call: RoutedCall) -> Flow[None]:
         call.operation.check(call.messages, call.request)

@@ -9,6 +9,8 @@ from costrouter.testing import TelemetryCapture
 
 EMBED_PRICE = 1e-6
 """USD per input token of ``embed-primary`` (the backup charges half)."""
+TEXT_PRICES = (3e-6, 4e-6)
+"""USD per input and output token of ``text-primary`` (the backup charges half)."""
 ANSWER_PRICES = (2e-6, 5e-6)
 """USD per input and output token of ``answer-primary`` (the backup charges half)."""
 
@@ -18,7 +20,7 @@ def _deployment(
 ) -> dict[str, Any]:
     return {
         "id": deployment_id,
-        "model": f"openai/{model}",
+        "model": model if "/" in model else f"openai/{model}",
         "api_base": base_url,
         "api_key": "test-key",
         "input_cost_per_token": prices[0],
@@ -45,6 +47,23 @@ def calltypes_config(base_url: str) -> dict[str, Any]:
             "answer": {
                 "deployments": [_deployment("answer-primary", "resp-model", base_url, ANSWER_PRICES, "responses")],
                 "fallbacks": ["answer-backup"],
+            },
+            "text": {
+                "deployments": [
+                    _deployment("text-primary", "text-completion-openai/tc-model", base_url, TEXT_PRICES, "completion")
+                ],
+                "fallbacks": ["text-backup"],
+            },
+            "text-backup": {
+                "deployments": [
+                    _deployment(
+                        "text-backup",
+                        "text-completion-openai/tc-backup-model",
+                        base_url,
+                        (TEXT_PRICES[0] / 2, TEXT_PRICES[1] / 2),
+                        "completion",
+                    )
+                ],
             },
             "answer-backup": {
                 "deployments": [_deployment("answer-backup", "resp-backup-model", base_url, half_answer, "responses")],

@@ -11,5 +11,6 @@ from costrouter.operations.base import Operation, Reading
 from costrouter.operations.chat import CHAT
 from costrouter.operations.embedding import EMBEDDING
 from costrouter.operations.responses import RESPONSES
+from costrouter.operations.text_completion import TEXT_COMPLETION
 
-__all__ = ["CHAT", "EMBEDDING", "RESPONSES", "Operation", "Reading"]
+__all__ = ["CHAT", "EMBEDDING", "RESPONSES", "TEXT_COMPLETION", "Operation", "Reading"]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from costrouter.budget.policy import PromptEstimate
+from costrouter.tokens import completions
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Operation:
     requested_output: Callable[[Mapping[str, Any]], int | None]
     read: Callable[[Any], Reading]
     takes_messages: bool = False
+    output_count: Callable[[Mapping[str, Any]], int] = completions
+    """How many outputs the call may produce, each up to the output cap (``n`` for chat)."""
     metadata_arg: str = "metadata"
     """The kwarg that carries LiteLLM's metadata (and costrouter's call id) without sending it."""
     stream_tally: Callable[[], Any] | None = None

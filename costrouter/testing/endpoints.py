@@ -1,4 +1,4 @@
-"""The provider double's non-chat endpoints: ``/v1/embeddings`` and ``/v1/responses``.
+"""The provider double's non-chat endpoints: ``/v1/embeddings``, ``/v1/responses``, ``/v1/completions``.
 
 Each takes the next scripted behaviour of its model like the chat endpoint does, so
 429s, 500s and slow answers are scripted the same way. Input tokens are the words
@@ -103,3 +103,21 @@ async def responses_stream(
     await send({"type": "response.completed", "sequence_number": len(pieces) + 1, "response": final})
     await response.write_eof()
     return response, sent
+
+
+def text_completion_payload(
+    body: dict[str, Any], text: str, prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any]:
+    """OpenAI's legacy completions response: one choice of ``text``."""
+    return {
+        "id": f"cmpl-{uuid.uuid4().hex[:24]}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": body.get("model", ""),
+        "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }

@@ -23,7 +23,13 @@ from typing import Any
 
 from aiohttp import web
 
-from costrouter.testing.endpoints import embeddings_payload, input_words, response_object, responses_stream
+from costrouter.testing.endpoints import (
+    embeddings_payload,
+    input_words,
+    response_object,
+    responses_stream,
+    text_completion_payload,
+)
 
 __all__ = [
     "Answer",
@@ -347,6 +353,7 @@ class ProviderDouble:
         app.router.add_post("/v1/messages", self._handle_messages)
         app.router.add_post("/v1/embeddings", self._handle_embeddings)
         app.router.add_post("/v1/responses", self._handle_responses)
+        app.router.add_post("/v1/completions", self._handle_text_completions)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, backlog=1024)
@@ -412,6 +419,16 @@ class ProviderDouble:
         response, sent = await responses_stream(http_request, body, pieces, tokens, behaviour.cut_after)
         self._bill(Answer(model, tokens, sent, complete=sent == len(pieces)))
         return response
+
+    async def _handle_text_completions(self, http_request: web.Request) -> web.StreamResponse:
+        """OpenAI's legacy completions API (a ``text-completion-openai/`` deployment), JSON only."""
+        body, model, behaviour = await self._scripted(http_request)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        tokens = behaviour.prompt_tokens if behaviour.prompt_tokens is not None else input_words(body.get("prompt"))
+        pieces = _completion_tokens_text(behaviour)
+        self._bill(Answer(model, tokens, len(pieces)))
+        return web.json_response(text_completion_payload(body, "".join(pieces), tokens, len(pieces)))
 
     async def _handle(self, http_request: web.Request) -> web.StreamResponse:
         body = await http_request.json()
