@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from costrouter._default import (
         aroute_completion,
         aroute_embedding,
+        aroute_messages,
         aroute_response,
         aroute_text_completion,
         default_router,
@@ -39,6 +40,7 @@ _LAZY = {
     "CostRouter": "costrouter.router",
     "aroute_completion": "costrouter._default",
     "aroute_embedding": "costrouter._default",
+    "aroute_messages": "costrouter._default",
     "aroute_response": "costrouter._default",
     "aroute_text_completion": "costrouter._default",
     "default_router": "costrouter._default",
@@ -71,6 +73,7 @@ __all__ = [
     "__version__",
     "aroute_completion",
     "aroute_embedding",
+    "aroute_messages",
     "aroute_response",
     "aroute_text_completion",
     "context",

@@ -59,3 +59,8 @@ async def aroute_response(group: str, **kwargs: Any) -> Any:
 async def aroute_text_completion(group: str, **kwargs: Any) -> Any:
     """:meth:`CostRouter.aroute_text_completion` on the default router."""
     return await default_router().aroute_text_completion(group, **kwargs)
+
+
+async def aroute_messages(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_messages` on the default router."""
+    return await default_router().aroute_messages(group, **kwargs)

@@ -330,13 +330,13 @@ class CallPlanner:
 
     # ---- the end of a call ---------------------------------------------------------------
     def _outcome_from_response(self, call: RoutedCall, response: Any) -> Outcome:
-        hidden = getattr(response, "_hidden_params", None) or {}
-        call.record.finish(hidden.get("litellm_call_id"), "success")
         reading = call.operation.read(response)
+        hidden = reading.hidden_params or getattr(response, "_hidden_params", None) or {}
+        call.record.finish(hidden.get("litellm_call_id"), "success")
         observed = Observed(
             deployment_id=hidden.get("model_id"),
-            response_model=getattr(response, "model", None),
-            response_id=getattr(response, "id", None),
+            response_model=reading.response_model or getattr(response, "model", None),
+            response_id=reading.response_id or getattr(response, "id", None),
             finish_reasons=reading.finish_reasons,
             prompt_tokens=reading.prompt_tokens,
             completion_tokens=reading.completion_tokens,

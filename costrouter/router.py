@@ -21,7 +21,7 @@ from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
 from costrouter.context import Caller, Id, Tags, resolve_caller
 from costrouter.exporters import TelemetrySetup, configure_telemetry
-from costrouter.operations import CHAT, EMBEDDING, RESPONSES, TEXT_COMPLETION, Operation
+from costrouter.operations import CHAT, EMBEDDING, MESSAGES, RESPONSES, TEXT_COMPLETION, Operation
 from costrouter.ops import Op, RouteOp, SleepOp, adrive, drive
 from costrouter.settings import Settings
 from costrouter.settling import build_guard
@@ -241,6 +241,25 @@ class CostRouter:
         """
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(TEXT_COMPLETION, group, (), caller, litellm_kwargs)
+
+    async def aroute_messages(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """One Anthropic-native ``/v1/messages`` call (``messages=``, ``max_tokens=``, ``system=`` …).
+
+        Returns LiteLLM's response (Anthropic's message as a dict). Async only: LiteLLM's sync
+        ``Router.anthropic_messages`` returns a coroutine. Streams are not routed yet.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(MESSAGES, group, (), caller, litellm_kwargs)
 
     def _route(
         self, operation: Operation, group: str, messages: Messages, caller: Caller, kwargs: dict[str, Any]

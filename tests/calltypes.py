@@ -11,6 +11,10 @@ EMBED_PRICE = 1e-6
 """USD per input token of ``embed-primary`` (the backup charges half)."""
 TEXT_PRICES = (3e-6, 4e-6)
 """USD per input and output token of ``text-primary`` (the backup charges half)."""
+CLAUDE_PRICES = (3e-6, 15e-6)
+"""USD per input and output token of ``claude-primary`` (the backup charges half)."""
+CLAUDE_CACHE_READ_PRICE = 3e-7
+"""USD per prompt token ``claude-primary`` reads from its cache."""
 ANSWER_PRICES = (2e-6, 5e-6)
 """USD per input and output token of ``answer-primary`` (the backup charges half)."""
 
@@ -63,6 +67,30 @@ def calltypes_config(base_url: str) -> dict[str, Any]:
                         (TEXT_PRICES[0] / 2, TEXT_PRICES[1] / 2),
                         "completion",
                     )
+                ],
+            },
+            "claude": {
+                "deployments": [
+                    {
+                        **_deployment("claude-primary", "anthropic/claude-x", base_url, CLAUDE_PRICES, "chat"),
+                        "cache_read_input_token_cost": CLAUDE_CACHE_READ_PRICE,
+                        "api_base": base_url.removesuffix("/v1"),
+                    }
+                ],
+                "fallbacks": ["claude-backup"],
+            },
+            "claude-backup": {
+                "deployments": [
+                    {
+                        **_deployment(
+                            "claude-backup",
+                            "anthropic/claude-backup-x",
+                            base_url,
+                            (CLAUDE_PRICES[0] / 2, CLAUDE_PRICES[1] / 2),
+                            "chat",
+                        ),
+                        "api_base": base_url.removesuffix("/v1"),
+                    }
                 ],
             },
             "answer-backup": {

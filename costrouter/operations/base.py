@@ -23,6 +23,10 @@ class Reading:
     usage: Any
     finish_reasons: tuple[str, ...] = ()
     output_text: str | None = None
+    hidden_params: Mapping[str, Any] | None = None
+    """LiteLLM's hidden params when the response is a plain dict that carries them as a key."""
+    response_model: str | None = None
+    response_id: str | None = None
 
 
 @dataclass(frozen=True)
