@@ -53,8 +53,8 @@ __all__ = [
     "report_table",
 ]
 
-Dimension = Literal["group", "requested", "deployment", "session", "user", "team"]
-DIMENSIONS: Final[tuple[Dimension, ...]] = ("group", "requested", "deployment", "session", "user", "team")
+Dimension = Literal["group", "requested", "deployment", "session", "user", "team", "operation"]
+DIMENSIONS: Final[tuple[Dimension, ...]] = ("group", "requested", "deployment", "session", "user", "team", "operation")
 """Every dimension a report can group by."""
 DEFAULT_BREAKDOWNS: Final = "group,deployment,session,user"
 NONE_LABEL: Final = "(none)"
@@ -91,6 +91,8 @@ class CallSummary:
     output_tokens: int
     latency_ms: float
     attempts: tuple[AttemptSummary, ...]
+    operation: str | None = None
+    """The call's ``gen_ai.operation.name`` (``chat``, ``embeddings``, ``generate_content`` …)."""
 
     def value(self, dimension: Dimension) -> str | None:
         """The value of ``dimension`` for this call."""
@@ -101,6 +103,7 @@ class CallSummary:
             "session": self.session,
             "user": self.user,
             "team": self.team,
+            "operation": self.operation,
         }
         return values[dimension]
 
@@ -256,6 +259,7 @@ def calls_from_records(records: Iterable[SpanRecord]) -> list[CallSummary]:
                 output_tokens=_int(attributes, sc.GEN_AI_USAGE_OUTPUT_TOKENS),
                 latency_ms=_latency_ms(record),
                 attempts=tuple(attempt for _, attempt in sorted(attempts.get(key, []), key=lambda item: item[0])),
+                operation=_text(attributes, sc.GEN_AI_OPERATION_NAME),
             )
         )
     return calls
