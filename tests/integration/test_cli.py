@@ -256,7 +256,7 @@ def test_report_table_csv_and_json(runner: CliRunner, span_file: Path) -> None:
     as_csv = runner.invoke(app, ["report", str(span_file), "-f", "csv", "--by", "group+user"])
     lines = as_csv.stdout.splitlines()
     assert lines[0].startswith("by,group,requested,deployment,session,user,team,operation,calls")
-    assert lines[1].startswith("group+user,fast,,,,alice,,2,")
+    assert lines[1].startswith("group+user,fast,,,,alice,,,2,")
     assert lines[-1].startswith("total,")
 
 
