@@ -13,6 +13,7 @@ from opentelemetry.trace import StatusCode
 from costrouter import BudgetExceededError, CostRouter
 from costrouter import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
+from costrouter.tokens import count_text_tokens
 from tests.calltypes import ANSWER_PRICES, calltypes_router, session_budget
 
 QUESTION = "which ships passed the headland last night"
@@ -165,7 +166,10 @@ def test_a_stream_closed_early_ends_its_call(
     attributes = _attributes(capture)
     assert attributes[sc.ROUTER_STREAM_OUTCOME] == "closed_early"
     assert attributes[sc.ROUTER_USAGE_SOURCE] == "counted"
-    assert attributes[sc.LLM_USAGE_COST_USD] > 0
+    # the input counted as one user message (cl100k): 6 tokens a call, 6 a message, 1 for the role
+    counted = attributes[sc.GEN_AI_USAGE_INPUT_TOKENS]
+    assert counted == 6 + 6 + 1 + count_text_tokens(QUESTION)
+    assert attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] >= 2
 
 
 def test_a_stream_cut_by_the_provider_ends_its_call_as_failed(
