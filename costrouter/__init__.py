@@ -23,14 +23,30 @@ from costrouter.context import Caller, context, current_caller
 from costrouter.errors import BudgetExceededError, BudgetStoreError, ConfigError, CostRouterError
 
 if TYPE_CHECKING:
-    from costrouter._default import aroute_completion, default_router, route_completion
+    from costrouter._default import (
+        aroute_completion,
+        aroute_embedding,
+        aroute_messages,
+        aroute_response,
+        aroute_text_completion,
+        default_router,
+        route_completion,
+        route_embedding,
+        route_response,
+    )
     from costrouter.router import CostRouter
 
 _LAZY = {
     "CostRouter": "costrouter.router",
     "aroute_completion": "costrouter._default",
+    "aroute_embedding": "costrouter._default",
+    "aroute_messages": "costrouter._default",
+    "aroute_response": "costrouter._default",
+    "aroute_text_completion": "costrouter._default",
     "default_router": "costrouter._default",
     "route_completion": "costrouter._default",
+    "route_embedding": "costrouter._default",
+    "route_response": "costrouter._default",
 }
 
 
@@ -56,8 +72,14 @@ __all__ = [
     "CostRouterError",
     "__version__",
     "aroute_completion",
+    "aroute_embedding",
+    "aroute_messages",
+    "aroute_response",
+    "aroute_text_completion",
     "context",
     "current_caller",
     "default_router",
     "route_completion",
+    "route_embedding",
+    "route_response",
 ]

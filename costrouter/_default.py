@@ -1,4 +1,4 @@
-"""The module-level ``route_completion``: a default router built lazily from settings."""
+"""The module-level ``route_*`` functions: a default router built lazily from settings."""
 
 from __future__ import annotations
 
@@ -34,3 +34,33 @@ def route_completion(group: str, messages: Sequence[Mapping[str, Any]], **kwargs
 async def aroute_completion(group: str, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Any:
     """:meth:`CostRouter.aroute_completion` on the default router."""
     return await default_router().aroute_completion(group, messages, **kwargs)
+
+
+def route_embedding(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.route_embedding` on the default router."""
+    return default_router().route_embedding(group, **kwargs)
+
+
+async def aroute_embedding(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_embedding` on the default router."""
+    return await default_router().aroute_embedding(group, **kwargs)
+
+
+def route_response(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.route_response` on the default router."""
+    return default_router().route_response(group, **kwargs)
+
+
+async def aroute_response(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_response` on the default router."""
+    return await default_router().aroute_response(group, **kwargs)
+
+
+async def aroute_text_completion(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_text_completion` on the default router."""
+    return await default_router().aroute_text_completion(group, **kwargs)
+
+
+async def aroute_messages(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_messages` on the default router."""
+    return await default_router().aroute_messages(group, **kwargs)

@@ -41,14 +41,15 @@ from costrouter.errors import BudgetExceededError, BudgetStoreError
 from costrouter.interruptions import charge_estimated, interrupted_call_charge
 from costrouter.models import model_facts, primary_deployment_id
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
+from costrouter.operations import CHAT, Operation
+from costrouter.operations.modes import check_mode, deployment_mode
 from costrouter.ops import Flow, RouteOp
 from costrouter.pricing import Price, PriceBook, WorstCase, estimate_usd, output_cap, response_cost_usd
 from costrouter.reachability import reachable_group_sets
-from costrouter.request_checks import check_request
 from costrouter.settling import StoreGuard
 from costrouter.telemetry import Outcome, Telemetry
 from costrouter.token_ratios import TokenRatios
-from costrouter.tokens import completions, prompt_token_bound, prompt_token_count, requested_output_tokens
+from costrouter.tokens import prompt_token_bound
 
 logger = logging.getLogger("costrouter")
 
@@ -73,6 +74,7 @@ class RoutedCall:
     reservation: Reservation | None = None
     finished: bool = False
     extra_attributes: dict[str, Any] = field(default_factory=dict)
+    operation: Operation = CHAT
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class DeploymentFacts:
     model: str
     provider: str
     price: Price | None
+    mode: str | None = None
 
 
 def _provider_of(model: str) -> str:
@@ -135,7 +138,11 @@ class CallPlanner:
         """The worst case of each reachable set (groups of one fallback ring share one set)."""
         self.deployments = {
             deployment_id: DeploymentFacts(
-                group, deployment.model, _provider_of(deployment.model), self.prices.prices[deployment_id]
+                group,
+                deployment.model,
+                _provider_of(deployment.model),
+                self.prices.prices[deployment_id],
+                deployment_mode(deployment),
             )
             for group, deployment_id, deployment in config.deployments()
         }
@@ -161,18 +168,29 @@ class CallPlanner:
         caller: Caller,
         request: dict[str, Any],
     ) -> Flow[Any]:
-        """Route one call: span, budgets, the Router call, settle, record.
+        """:meth:`call_flow` of a chat completion."""
+        return self.call_flow(CHAT, group, messages, caller, request)
+
+    def call_flow(
+        self,
+        operation: Operation,
+        group: str,
+        messages: Sequence[Mapping[str, Any]],
+        caller: Caller,
+        request: dict[str, Any],
+    ) -> Flow[Any]:
+        """Route one call of ``operation``'s kind: span, budgets, the Router call, settle, record.
 
         Returns LiteLLM's response; for a stream, ``(call, stream)`` so the caller
         can wrap the stream and finish the call when it ends.
         """
-        call = self._begin(group, messages, caller, request)
+        call = self._begin(operation, group, messages, caller, request)
         token = otel_context.attach(trace.set_span_in_context(call.span))
         try:
             try:
                 yield from self._reserve(call)
                 call.record.group = call.group
-                response = yield RouteOp(self._route_kwargs(call))
+                response = yield RouteOp(self._route_kwargs(call), operation.method)
             except BaseException as exc:
                 yield from self.fail_flow(call, exc)
                 raise
@@ -184,15 +202,30 @@ class CallPlanner:
             otel_context.detach(token)
 
     def _begin(
-        self, group: str, messages: Sequence[Mapping[str, Any]], caller: Caller, request: dict[str, Any]
+        self,
+        operation: Operation,
+        group: str,
+        messages: Sequence[Mapping[str, Any]],
+        caller: Caller,
+        request: dict[str, Any],
     ) -> RoutedCall:
         if group not in self.config.groups:
             known = ", ".join(sorted(self.config.groups))
             raise ValueError(f"unknown model group {group!r}; the router has: {known}")
+        check_mode(operation, group, {d: f.mode for d, f in self.deployments.items() if f.group == group})
         call_id = uuid.uuid4().hex
         stream = bool(request.get("stream"))
         model = self.models[primary_deployment_id(self.config, group)]
-        span = self.telemetry.start_call_span(group, messages, caller, request, call_id, stream=stream, model=model)
+        span = self.telemetry.start_call_span(
+            group,
+            messages,
+            caller,
+            request,
+            call_id,
+            stream=stream,
+            model=model,
+            operation=(operation.name, operation.genai_name),
+        )
         record = self.tracker.open(call_id)
         return RoutedCall(
             call_id=call_id,
@@ -205,14 +238,17 @@ class CallPlanner:
             span=span,
             record=record,
             started=time.perf_counter(),
+            operation=operation,
         )
 
     def _route_kwargs(self, call: RoutedCall) -> dict[str, Any]:
         kwargs = dict(call.request)
         kwargs["model"] = call.group
-        kwargs["messages"] = list(call.messages)
-        kwargs["metadata"] = {**(kwargs.get("metadata") or {}), CALL_ID_KEY: call.call_id}
-        if call.stream:
+        if call.operation.takes_messages:
+            kwargs["messages"] = list(call.messages)
+        key = call.operation.metadata_arg
+        kwargs[key] = {**(kwargs.get(key) or {}), CALL_ID_KEY: call.call_id}
+        if call.stream and call.operation.takes_messages:
             stream_options = dict(kwargs.get("stream_options") or {})
             stream_options.setdefault("include_usage", True)
             kwargs["stream_options"] = stream_options
@@ -226,19 +262,22 @@ class CallPlanner:
         worst = self._worst_by_reach.get(groups)
         if worst is None:
             worst = self._worst_by_reach[groups] = self.prices.worst_case(groups, default_price)
+        operation = call.operation
         if call.prompt_tokens is None:
-            call.prompt_tokens = prompt_token_count(call.messages, call.request, defaults.prompt)
+            call.prompt_tokens = operation.prompt_tokens(call.messages, call.request, defaults.prompt)
         ratio = self.ratios.ratio(d for d, facts in self.deployments.items() if facts.group in groups)
-        requested = requested_output_tokens(call.request)
-        cap = output_cap(requested, worst, defaults.max_output_tokens)
-        if requested is None:
-            # Pass the cap on, so the hold is a true upper bound of what the call can cost.
-            call.request["max_tokens"] = cap
+        cap = 0
+        if operation.output_arg is not None:
+            requested = operation.requested_output(call.request)
+            cap = output_cap(requested, worst, defaults.max_output_tokens)
+            if requested is None:
+                # Pass the cap on, so the hold is a true upper bound of what the call can cost.
+                call.request[operation.output_arg] = cap
         prompt_bound = prompt_token_bound(call.prompt_tokens, ratio, defaults.prompt)
-        return usd_to_micros_ceil(estimate_usd(prompt_bound, cap * completions(call.request), worst))
+        return usd_to_micros_ceil(estimate_usd(prompt_bound, cap * operation.output_count(call.request), worst))
 
     def _reserve(self, call: RoutedCall) -> Flow[None]:
-        check_request(call.messages, call.request)
+        call.operation.check(call.messages, call.request)
         policy = self.policy
         if policy is None:
             call.span.set_attribute(sc.BUDGET_OUTCOME, "unbudgeted")
@@ -313,27 +352,20 @@ class CallPlanner:
 
     # ---- the end of a call ---------------------------------------------------------------
     def _outcome_from_response(self, call: RoutedCall, response: Any) -> Outcome:
-        hidden = getattr(response, "_hidden_params", None) or {}
+        reading = call.operation.read(response)
+        hidden = reading.hidden_params or getattr(response, "_hidden_params", None) or {}
         call.record.finish(hidden.get("litellm_call_id"), "success")
-        usage = getattr(response, "usage", None)
-        prompt_tokens = getattr(usage, "prompt_tokens", None)
-        completion_tokens = getattr(usage, "completion_tokens", None)
-        choices = getattr(response, "choices", None) or []
-        finish_reasons = tuple(str(c.finish_reason) for c in choices if getattr(c, "finish_reason", None))
-        output_text = None
-        if choices and getattr(choices[0], "message", None) is not None:
-            output_text = choices[0].message.content
         observed = Observed(
             deployment_id=hidden.get("model_id"),
-            response_model=getattr(response, "model", None),
-            response_id=getattr(response, "id", None),
-            finish_reasons=finish_reasons,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
+            response_model=reading.response_model or getattr(response, "model", None),
+            response_id=reading.response_id or getattr(response, "id", None),
+            finish_reasons=reading.finish_reasons,
+            prompt_tokens=reading.prompt_tokens,
+            completion_tokens=reading.completion_tokens,
             litellm_cost=response_cost_usd(response),
-            usage_source="reported" if usage is not None else None,
-            output_text=output_text,
-            usage=usage,
+            usage_source="reported" if reading.prompt_tokens is not None else None,
+            output_text=reading.output_text,
+            usage=reading.usage,
             hidden_params=hidden,
         )
         return self.outcome_for(call, observed)
@@ -396,7 +428,9 @@ class CallPlanner:
         latency = time.perf_counter() - call.started
         call_result = result or ("success" if outcome.error is None else "error")
         self.telemetry.end_call_span(call.span, outcome, call.record, latency, call.caller)
-        self.telemetry.record_metrics(call.requested_group, outcome, call.record, latency, call_result)
+        self.telemetry.record_metrics(
+            call.requested_group, outcome, call.record, latency, call_result, call.operation.genai_name
+        )
         self._record_budget_metric(call)
         self.tracker.close(call.call_id)
 

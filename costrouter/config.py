@@ -87,6 +87,9 @@ class Deployment(_Strict):
     model_info: dict[str, Any] = Field(
         default_factory=dict, description="A LiteLLM proxy's `model_info` (prices it holds are read)."
     )
+    mode: str | None = Field(
+        default=None, description="The kind of call it serves (`chat`, `embedding` …); default: the price map's."
+    )
     max_output_tokens: int | None = Field(default=None, gt=0)
     timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
     stream_timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)

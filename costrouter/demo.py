@@ -37,6 +37,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from costrouter import semconv as sc
 from costrouter.budget import BudgetPolicy, BudgetStore, load_policy, store_from_config
 from costrouter.config import RouterConfig, load_router_config
+from costrouter.demo_rag import RAG_STEPS, run_rag
 from costrouter.errors import BudgetExceededError, ConfigError
 from costrouter.exporters import SpanRecord, configure_telemetry, span_to_record
 from costrouter.report import Report, build_report
@@ -59,7 +60,7 @@ DemoExporter = Literal["file", "console", "otlp"]
 DEMO_BREAKDOWNS: Final = (("group",), ("session", "user"))
 """The demo's summary: per model group, and per session (with its user)."""
 
-_REQUIRED_DEPLOYMENTS: Final = ("fast-primary", "fast-backup", "capable-primary", "local-llama")
+_REQUIRED_DEPLOYMENTS: Final = ("fast-primary", "fast-backup", "capable-primary", "local-llama", "embed-small")
 _DEMO_API_KEY: Final = "demo-key-not-a-secret"
 _QUIET_LOGGERS: Final = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "costrouter", "costrouter.budget")
 
@@ -412,6 +413,9 @@ def run_demo(options: DemoOptions, on_turn: Callable[[str], None] | None = None)
             )
             try:
                 budget_errors, other_errors = _run_workload(router, provider, models, workload, notify)
+                rag_budget_errors, rag_other_errors = run_rag(router, provider, models, notify)
+                budget_errors += rag_budget_errors
+                other_errors += rag_other_errors
             finally:
                 router.shutdown()
                 telemetry.shutdown()
@@ -422,7 +426,7 @@ def run_demo(options: DemoOptions, on_turn: Callable[[str], None] | None = None)
         records=records,
         caught_budget_errors=budget_errors,
         caught_other_errors=other_errors,
-        turns_planned=sum(len(conversation.turns) for conversation in workload),
+        turns_planned=sum(len(conversation.turns) for conversation in workload) + RAG_STEPS,
         store=policy.store.backend,
         exporter=options.exporter,
         spans_file=options.spans_file if options.exporter == "file" else None,
@@ -435,7 +439,7 @@ def budget_outcomes(records: Sequence[SpanRecord]) -> dict[str, int]:
     """How many routed calls each budget outcome had (``allowed``, ``warned``, ``rejected`` …)."""
     counts: dict[str, int] = {}
     for record in records:
-        if record["name"].startswith(f"{sc.SPAN_NAME_PREFIX}/"):
+        if record["name"].startswith(sc.CALL_SPAN_NAME_PREFIXES):
             outcome = str(record["attributes"].get(sc.BUDGET_OUTCOME, "unbudgeted"))
             counts[outcome] = counts.get(outcome, 0) + 1
     return dict(sorted(counts.items()))

@@ -27,9 +27,10 @@ class StoreOp:
 
 @dataclass(frozen=True)
 class RouteOp:
-    """Call the LiteLLM Router's ``completion`` (or ``acompletion``) with ``kwargs``."""
+    """Call the LiteLLM Router's ``method`` (or ``a<method>`` when async) with ``kwargs``."""
 
     kwargs: dict[str, Any]
+    method: str = "completion"
 
 
 @dataclass(frozen=True)

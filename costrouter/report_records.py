@@ -31,7 +31,7 @@ __all__ = [
     "span_kind",
 ]
 
-Dimension = Literal["group", "requested", "deployment", "session", "user", "team", "tag", "model"]
+Dimension = Literal["group", "requested", "deployment", "session", "user", "team", "tag", "model", "operation"]
 DIMENSIONS: Final[tuple[Dimension, ...]] = (
     "group",
     "requested",
@@ -41,13 +41,14 @@ DIMENSIONS: Final[tuple[Dimension, ...]] = (
     "team",
     "tag",
     "model",
+    "operation",
 )
 """Every dimension a report can group by."""
 PICO: Final = 1_000_000_000_000
 """Costs are summed as integers of 1e-12 USD."""
 MAX_CALL_COST_USD: Final = 1_000_000.0
 """A call span claiming more than this is a bad record, not a cost."""
-_CALL_PREFIX: Final = f"{sc.SPAN_NAME_PREFIX}/"
+_CALL_PREFIX: Final = sc.CALL_SPAN_NAME_PREFIXES
 _ATTEMPT_PREFIX: Final = f"{sc.ATTEMPT_SPAN_NAME_PREFIX}/"
 
 
@@ -84,6 +85,8 @@ class CallSummary(NamedTuple):
     tags: tuple[str, ...] = ()
     model: str | None = None
     start_time_ns: int = 0
+    operation: str | None = None
+    """The call's ``gen_ai.operation.name`` (``chat``, ``embeddings``, ``generate_content`` …)."""
 
     @property
     def cost_pico(self) -> int:
@@ -239,6 +242,7 @@ def call_from_record(record: Mapping[str, Any], attempts: Sequence[AttemptSummar
         _tags(attributes),
         _text(attributes, sc.GEN_AI_RESPONSE_MODEL) or _text(attributes, sc.GEN_AI_REQUEST_MODEL),
         start,
+        _text(attributes, sc.GEN_AI_OPERATION_NAME),
     )
 
 

@@ -21,8 +21,9 @@ from costrouter.budget_view import BudgetsView
 from costrouter.building import build_litellm_router
 from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
-from costrouter.context import Id, Tags, resolve_caller
+from costrouter.context import Caller, Id, Tags, resolve_caller
 from costrouter.exporters import TelemetrySetup, configure_telemetry
+from costrouter.operations import CHAT, EMBEDDING, MESSAGES, RESPONSES, TEXT_COMPLETION, Operation
 from costrouter.ops import Op, RouteOp, SleepOp, adrive, drive
 from costrouter.settings import Settings
 from costrouter.settling import build_guard
@@ -39,7 +40,10 @@ def _hold_ttl(store: BudgetStore, policy: BudgetPolicy) -> int:
 
 
 class CostRouter:
-    """Routes chat completions through a LiteLLM Router, with a span, a price and budgets.
+    """Routes calls through a LiteLLM Router, with a span, a price and budgets.
+
+    Chat completions (``route_completion``), embeddings (``route_embedding``) and the
+    Responses API (``route_response``), each with an async twin.
 
     ``config`` is a :class:`RouterConfig` or a plain mapping in either YAML format;
     ``budgets`` a :class:`BudgetPolicy` or mapping (none: nothing is enforced, spend
@@ -137,12 +141,7 @@ class CostRouter:
         refuses, and LiteLLM's own exceptions unchanged.
         """
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
-        flow = self._planner.completion_flow(group, messages, caller, litellm_kwargs)
-        result = drive(flow, self._execute)
-        if not litellm_kwargs.get("stream"):
-            return result
-        call, stream = result
-        return RoutedStream(self._planner, call, stream, self._drive)
+        return self._route(CHAT, group, messages, caller, litellm_kwargs)
 
     async def aroute_completion(
         self,
@@ -158,9 +157,128 @@ class CostRouter:
     ) -> Any:
         """The async twin of :meth:`route_completion`."""
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
-        flow = self._planner.completion_flow(group, messages, caller, litellm_kwargs)
-        result = await adrive(flow, self._aexecute)
-        if not litellm_kwargs.get("stream"):
+        return await self._aroute(CHAT, group, messages, caller, litellm_kwargs)
+
+    def route_embedding(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """Embed ``input=`` (a string or a list) through ``group``; returns LiteLLM's ``EmbeddingResponse``.
+
+        Held for every input token at the dearest input price the call can reach.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return self._route(EMBEDDING, group, (), caller, litellm_kwargs)
+
+    async def aroute_embedding(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """The async twin of :meth:`route_embedding`."""
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(EMBEDDING, group, (), caller, litellm_kwargs)
+
+    def route_response(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """One Responses API call (``input=``, ``instructions=`` …) through ``group``.
+
+        Returns LiteLLM's ``ResponsesAPIResponse``; with ``stream=True`` a stream of its
+        events whose call ends at ``response.completed``, on early close, or on failure.
+        Without ``max_output_tokens`` the policy's output cap is sent, so the hold is a bound.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return self._route(RESPONSES, group, (), caller, litellm_kwargs)
+
+    async def aroute_response(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """The async twin of :meth:`route_response`."""
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(RESPONSES, group, (), caller, litellm_kwargs)
+
+    async def aroute_text_completion(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """One legacy text completion (``prompt=``) through ``group``; returns LiteLLM's ``TextCompletionResponse``.
+
+        Async only: LiteLLM's sync ``Router.text_completion`` fails for every deployment
+        (it passes the group name on as the model).
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(TEXT_COMPLETION, group, (), caller, litellm_kwargs)
+
+    async def aroute_messages(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """One Anthropic-native ``/v1/messages`` call (``messages=``, ``max_tokens=``, ``system=`` …).
+
+        Returns LiteLLM's response (Anthropic's message as a dict). Async only: LiteLLM's sync
+        ``Router.anthropic_messages`` returns a coroutine. Streams are not routed yet.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(MESSAGES, group, (), caller, litellm_kwargs)
+
+    def _route(
+        self, operation: Operation, group: str, messages: Messages, caller: Caller, kwargs: dict[str, Any]
+    ) -> Any:
+        result = drive(self._planner.call_flow(operation, group, messages, caller, kwargs), self._execute)
+        if not kwargs.get("stream"):
+            return result
+        call, stream = result
+        return RoutedStream(self._planner, call, stream, self._drive)
+
+    async def _aroute(
+        self, operation: Operation, group: str, messages: Messages, caller: Caller, kwargs: dict[str, Any]
+    ) -> Any:
+        result = await adrive(self._planner.call_flow(operation, group, messages, caller, kwargs), self._aexecute)
+        if not kwargs.get("stream"):
             return result
         call, stream = result
         return AsyncRoutedStream(self._planner, call, stream, self._adrive, self._drive)
@@ -168,14 +286,14 @@ class CostRouter:
     # ---- I/O -----------------------------------------------------------------------------
     def _execute(self, op: Op) -> Any:
         if isinstance(op, RouteOp):
-            return self.litellm_router.completion(**op.kwargs)
+            return getattr(self.litellm_router, op.method)(**op.kwargs)
         if isinstance(op, SleepOp):
             return time.sleep(op.seconds)
         return getattr(self._store(), op.method)(*op.args, **op.kwargs)
 
     async def _aexecute(self, op: Op) -> Any:
         if isinstance(op, RouteOp):
-            return await self.litellm_router.acompletion(**op.kwargs)
+            return await getattr(self.litellm_router, f"a{op.method}")(**op.kwargs)
         if isinstance(op, SleepOp):
             return await asyncio.sleep(op.seconds)
         return await getattr(self._store(), f"a{op.method}")(*op.args, **op.kwargs)

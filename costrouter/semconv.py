@@ -13,6 +13,12 @@ from typing import Final
 # ---- costrouter: the routed call -------------------------------------------------------
 SPAN_NAME_PREFIX: Final = "router.completion"
 """Parent span name: ``router.completion/{model_group}``."""
+CALL_SPAN_PREFIX: Final = "router."
+"""Parent spans of every kind: ``router.<operation>/{model_group}``."""
+CALL_OPERATIONS: Final = ("completion", "embedding", "responses", "text_completion", "messages")
+"""The ``<operation>`` of parent span names (:mod:`costrouter.operations`)."""
+CALL_SPAN_NAME_PREFIXES: Final = tuple(f"{CALL_SPAN_PREFIX}{name}/" for name in CALL_OPERATIONS)
+"""Prefixes that make a span a routed call's parent (``str.startswith`` takes the tuple)."""
 ATTEMPT_SPAN_NAME_PREFIX: Final = "router.attempt"
 """Child span per attempt: ``router.attempt/{deployment_id}``."""
 

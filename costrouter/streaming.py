@@ -11,12 +11,13 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from costrouter import semconv as sc
+from costrouter.budget.policy import PromptEstimate
 from costrouter.calls import CallPlanner, Observed, RoutedCall
 from costrouter.interruptions import charge_estimated, interrupted_stream_charge, is_interruption
 from costrouter.money import micros_to_usd, usd_to_micros
 from costrouter.ops import Flow, through_cancellation
 from costrouter.telemetry import Outcome
-from costrouter.tokens import count_prompt_tokens, count_text_tokens
+from costrouter.tokens import count_text_tokens
 
 StreamEnd = Literal["completed", "closed_early", "failed"]
 
@@ -66,7 +67,9 @@ def stream_finish_flow(
         litellm_cost = None  # usage.cost is LiteLLM's own figure or OpenRouter's bill: cost.py tells which
         source = "reported"
     else:
-        prompt_tokens = call.prompt_tokens or count_prompt_tokens(call.messages)
+        prompt_tokens = call.prompt_tokens or call.operation.prompt_tokens(
+            call.messages, call.request, PromptEstimate()
+        )
         completion_tokens = count_text_tokens(text)
         litellm_cost = None
         source = "counted"
@@ -116,7 +119,7 @@ class RoutedStream:
         self._stream = stream
         self._finish = finish
         self._iterator: Iterator[Any] = iter(stream)
-        self._tally = StreamTally()
+        self._tally = (call.operation.stream_tally or StreamTally)()
         self._done = False
 
     def __getattr__(self, name: str) -> Any:
@@ -186,7 +189,7 @@ class AsyncRoutedStream:
         self._finish = finish
         self._finish_blocking = finish_blocking
         self._iterator: AsyncIterator[Any] = stream.__aiter__()
-        self._tally = StreamTally()
+        self._tally = (call.operation.stream_tally or StreamTally)()
         self._done = False
 
     def __getattr__(self, name: str) -> Any:

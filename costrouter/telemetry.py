@@ -118,18 +118,22 @@ class Telemetry:
         *,
         stream: bool,
         model: ModelFacts | None = None,
+        operation: tuple[str, str] = ("completion", "chat"),
     ) -> Span:
-        """Start ``router.completion/{group}``, the routed call's one LLM span.
+        """Start ``router.<operation>/{group}``, the routed call's one LLM span.
 
         ``model`` is the group's first-priority deployment; the serving one replaces it at the end.
+        ``operation`` is the span's operation and its ``gen_ai.operation.name``.
         """
         attributes = request_attributes(group, messages, caller, request, call_id, stream=stream)
+        attributes[sc.GEN_AI_OPERATION_NAME] = operation[1]
         if model is not None:
             attributes.update(model_attributes(model))
         if self.capture_content:
             attributes.update(input_message_attributes(messages, self.content_max_chars))
         attributes.update(self.backend.llm_span_attributes(attributes))
-        return self.tracer.start_span(f"{sc.SPAN_NAME_PREFIX}/{group}", kind=SpanKind.CLIENT, attributes=attributes)
+        name = f"{sc.CALL_SPAN_PREFIX}{operation[0]}/{group}"
+        return self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
 
     def end_call_span(
         self, span: Span, outcome: Outcome, record: CallRecord, latency_s: float, caller: Caller | None = None
@@ -187,14 +191,24 @@ class Telemetry:
             child.end(end_time=attempt.end_ns or attempt.start_ns)
 
     # ---- metrics ---------------------------------------------------------------------
-    def record_metrics(self, group: str, outcome: Outcome, record: CallRecord, latency_s: float, result: str) -> None:
-        """Metrics of one routed call; never a session or user id as an attribute."""
-        base = metric_attributes(group, outcome)
+    def record_metrics(
+        self, group: str, outcome: Outcome, record: CallRecord, latency_s: float, result: str, operation: str = "chat"
+    ) -> None:
+        """Metrics of one routed call, by operation; never a session or user id as an attribute."""
+        base = metric_attributes(group, outcome, operation)
         duration_attributes = dict(base)
         if outcome.error is not None:
             duration_attributes[sc.ERROR_TYPE] = type(outcome.error).__name__
         self.duration.record(latency_s, duration_attributes)
-        self.calls.add(1, {sc.ROUTER_GROUP: group, sc.ROUTER_MODEL_GROUP: group, sc.CALL_OUTCOME: result})
+        self.calls.add(
+            1,
+            {
+                sc.ROUTER_GROUP: group,
+                sc.ROUTER_MODEL_GROUP: group,
+                sc.CALL_OUTCOME: result,
+                sc.GEN_AI_OPERATION_NAME: operation,
+            },
+        )
         if outcome.prompt_tokens is not None:
             self.token_usage.record(outcome.prompt_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: "input"})
         if outcome.completion_tokens is not None:
@@ -225,10 +239,10 @@ class Telemetry:
             )
 
 
-def metric_attributes(group: str, outcome: Outcome) -> dict[str, AttributeValue]:
+def metric_attributes(group: str, outcome: Outcome, operation: str = "chat") -> dict[str, AttributeValue]:
     """The GenAI metric attributes of a routed call: operation, group, model, provider, server."""
     base: dict[str, AttributeValue] = {
-        sc.GEN_AI_OPERATION_NAME: "chat",
+        sc.GEN_AI_OPERATION_NAME: operation,
         sc.ROUTER_GROUP: group,
         sc.ROUTER_MODEL_GROUP: group,
     }

@@ -41,7 +41,7 @@ class TelemetryCapture:
 
     def call_spans(self) -> list[ReadableSpan]:
         """The parent spans of routed calls (``router.completion/…``)."""
-        return [span for span in self.spans() if span.name.startswith(f"{sc.SPAN_NAME_PREFIX}/")]
+        return [span for span in self.spans() if span.name.startswith(sc.CALL_SPAN_NAME_PREFIXES)]
 
     def attempt_spans(self, parent: ReadableSpan) -> list[ReadableSpan]:
         """The attempt spans under ``parent``, in attempt order."""

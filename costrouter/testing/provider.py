@@ -23,6 +23,14 @@ from typing import Any
 
 from aiohttp import web
 
+from costrouter.testing.endpoints import (
+    embeddings_payload,
+    input_words,
+    response_object,
+    responses_stream,
+    text_completion_payload,
+)
+
 __all__ = [
     "Answer",
     "Behaviour",
@@ -343,6 +351,9 @@ class ProviderDouble:
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_post("/chat/completions", self._handle)
         app.router.add_post("/v1/messages", self._handle_messages)
+        app.router.add_post("/v1/embeddings", self._handle_embeddings)
+        app.router.add_post("/v1/responses", self._handle_responses)
+        app.router.add_post("/v1/completions", self._handle_text_completions)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, backlog=1024)
@@ -375,6 +386,49 @@ class ProviderDouble:
         if body.get("stream"):
             return await _anthropic_stream(http_request, body, behaviour)
         return web.json_response(_anthropic_message(body, behaviour), headers=dict(behaviour.headers or {}))
+
+    async def _scripted(self, http_request: web.Request) -> tuple[dict[str, Any], str, Behaviour]:
+        body = await http_request.json()
+        model = str(body.get("model", ""))
+        behaviour = self._next_behaviour(model, ReceivedRequest(model, body, dict(http_request.headers), time.time()))
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        return body, model, behaviour
+
+    async def _handle_embeddings(self, http_request: web.Request) -> web.StreamResponse:
+        """OpenAI's embeddings API: bills the words of the input."""
+        body, model, behaviour = await self._scripted(http_request)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        tokens = behaviour.prompt_tokens if behaviour.prompt_tokens is not None else input_words(body.get("input"))
+        self._bill(Answer(model, tokens, 0))
+        return web.json_response(embeddings_payload(body, tokens), headers=dict(behaviour.headers or {}))
+
+    async def _handle_responses(self, http_request: web.Request) -> web.StreamResponse:
+        """OpenAI's Responses API, as JSON or as server-sent events ending in ``response.completed``."""
+        body, model, behaviour = await self._scripted(http_request)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        tokens = input_words(body.get("input")) + input_words(body.get("instructions"))
+        if behaviour.prompt_tokens is not None:
+            tokens = behaviour.prompt_tokens
+        pieces = _completion_tokens_text(behaviour)
+        if not body.get("stream"):
+            self._bill(Answer(model, tokens, len(pieces)))
+            return web.json_response(response_object(body, "".join(pieces), tokens, len(pieces), "completed"))
+        response, sent = await responses_stream(http_request, body, pieces, tokens, behaviour.cut_after)
+        self._bill(Answer(model, tokens, sent, complete=sent == len(pieces)))
+        return response
+
+    async def _handle_text_completions(self, http_request: web.Request) -> web.StreamResponse:
+        """OpenAI's legacy completions API (a ``text-completion-openai/`` deployment), JSON only."""
+        body, model, behaviour = await self._scripted(http_request)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        tokens = behaviour.prompt_tokens if behaviour.prompt_tokens is not None else input_words(body.get("prompt"))
+        pieces = _completion_tokens_text(behaviour)
+        self._bill(Answer(model, tokens, len(pieces)))
+        return web.json_response(text_completion_payload(body, "".join(pieces), tokens, len(pieces)))
 
     async def _handle(self, http_request: web.Request) -> web.StreamResponse:
         body = await http_request.json()

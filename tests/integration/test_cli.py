@@ -67,7 +67,7 @@ def test_validate_prints_groups_priorities_fallbacks_prices_and_budgets(
     result = runner.invoke(app, ["validate", str(CONFIGS / "router.yaml"), str(CONFIGS / "budgets.yaml")])
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "3 model groups, 4 deployments: valid" in out
+    assert "4 model groups, 5 deployments: valid" in out
     assert out.index("fast-primary") < out.index("fast-backup")
     assert "fast → local" in out
     assert "$2.50" in out
@@ -257,8 +257,8 @@ def test_report_table_csv_and_json(runner: CliRunner, span_file: Path) -> None:
     assert document["total"]["input_tokens"] == 24
     as_csv = runner.invoke(app, ["report", str(span_file), "-f", "csv", "--by", "group+user"])
     lines = as_csv.stdout.splitlines()
-    assert lines[0].startswith("by,group,requested,deployment,session,user,team,tag,model,calls")
-    assert lines[1].startswith("group+user,fast,,,,alice,,,,2,")
+    assert lines[0].startswith("by,group,requested,deployment,session,user,team,tag,model,operation,calls")
+    assert lines[1].startswith("group+user,fast,,,,alice,,,,,2,")
     assert lines[-1].startswith("total,")
 
 

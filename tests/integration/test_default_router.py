@@ -36,3 +36,11 @@ def test_module_level_route_completion_uses_the_settings_file(configured: Provid
 async def test_module_level_async(configured: ProviderDouble) -> None:
     response = await costrouter.aroute_completion("fast", [{"role": "user", "content": "hi"}], max_tokens=5)
     assert isinstance(response, litellm.ModelResponse)
+
+
+async def test_module_level_embedding_and_response(configured: ProviderDouble) -> None:
+    assert isinstance(costrouter.route_embedding("fast", input="a b"), litellm.EmbeddingResponse)
+    assert isinstance(await costrouter.aroute_embedding("fast", input=["a b"]), litellm.EmbeddingResponse)
+    assert costrouter.route_response("fast", input="hi", max_output_tokens=5).status == "completed"
+    assert (await costrouter.aroute_response("fast", input="hi", max_output_tokens=5)).status == "completed"
+    assert configured.request_count("fast-model") == 4

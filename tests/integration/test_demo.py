@@ -76,6 +76,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert by_session["demo-essay-01"][1] == "dave"
     assert by_session["demo-essay-01"][column["rejected"] + 1] == "1"
     assert {"demo-support-01", "demo-research-01", "demo-batch-01"} <= set(by_session)
+    assert float(by_group["embed"][column["cost USD"]].lstrip("$")) > 0  # the retrieval step: its own kind, priced
+    assert by_session["demo-rag-01"][1] == "erin"
 
     # The span file holds exactly the spans the demo reported.
     match = re.search(r"spans: (\d+) spans \((\d+) routed calls, (\d+) attempts\) written to (.+)", out)
@@ -83,12 +85,16 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert Path(match.group(4)) == spans.resolve()
     records = load_span_records(str(spans))
     assert len(records) == int(match.group(1))
-    calls = [record for record in records if record["name"].startswith(f"{sc.SPAN_NAME_PREFIX}/")]
+    calls = [record for record in records if record["name"].startswith(sc.CALL_SPAN_NAME_PREFIXES)]
     assert len(calls) == int(match.group(2)) == int(by_group["total"][column["calls"]])
     assert sum(record["name"].startswith(f"{sc.ATTEMPT_SPAN_NAME_PREFIX}/") for record in records) == total_attempts
     rejected = [record for record in calls if record["attributes"].get(sc.BUDGET_OUTCOME) == "rejected"]
     assert [record["attributes"][sc.SESSION_ID] for record in rejected] == ["demo-essay-01"]
     assert all(record["attributes"].get("router.metadata.app") == "costrouter-demo" for record in calls)
+    kinds = {
+        record["name"].split("/")[0] for record in calls if record["attributes"].get(sc.SESSION_ID) == "demo-rag-01"
+    }
+    assert kinds == {"router.embedding", "router.responses"}
 
     # `costrouter report` on that file prints the same tables, to the digit.
     report = CliRunner().invoke(app, ["report", str(spans), "--by", "group,session+user"])

@@ -200,3 +200,18 @@ def test_reading_a_span_file_skips_a_cut_last_line_and_names_a_bad_one(tmp_path:
         load_span_records(str(bad))
     with pytest.raises(FileNotFoundError):
         load_span_records(str(tmp_path / "absent.jsonl"))
+
+
+def test_by_operation_separates_the_kinds_of_call() -> None:
+    chat = call_span("c1", "fast", **{sc.GEN_AI_OPERATION_NAME: "chat", sc.LLM_USAGE_COST_USD: 0.5})
+    embedding = {
+        **call_span("e1", "embed", **{sc.GEN_AI_OPERATION_NAME: "embeddings", sc.LLM_USAGE_COST_USD: 0.25}),
+        "name": "router.embedding/embed",
+    }
+    calls = calls_from_records([chat, embedding])
+
+    rows = {row.key: row for row in aggregate(calls, ["operation"]).rows}
+
+    assert rows[("chat",)].cost_usd == 0.5
+    assert rows[("embeddings",)].cost_usd == 0.25
+    assert rows[("embeddings",)].calls == 1

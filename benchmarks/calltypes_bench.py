@@ -1,0 +1,103 @@
+"""The added cost per call of an embedding and a Responses call, next to a chat call.
+
+Each kind runs against the provider double on loopback, in alternating rounds of 50 calls:
+the bare LiteLLM Router (``router.litellm_router.<method>``) and the same call through
+``CostRouter.route_*`` (with a memory budget). The median per-call wall time of each side,
+over the rounds, and their difference are printed as a Markdown table. On a shared 2-core
+machine the difference of two multi-millisecond calls is noisy: read it as an order of size
+(``layer_bench.py`` measures costrouter's own layer alone, in µs, for chat).
+
+    uv run --locked python benchmarks/calltypes_bench.py [ROUNDS]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from costrouter import CostRouter
+from costrouter.testing import ProviderDouble, TelemetryCapture
+
+_CALLS_PER_ROUND = 50
+
+
+def _config(base_url: str) -> dict[str, Any]:
+    def deployment(deployment_id: str, model: str) -> dict[str, Any]:
+        return {
+            "id": deployment_id,
+            "model": f"openai/{model}",
+            "api_base": base_url,
+            "api_key": "bench",
+            "input_cost_per_token": 1e-6,
+            "output_cost_per_token": 2e-6,
+        }
+
+    return {
+        "router": {"num_retries": 0},
+        "groups": {
+            "chat": {"deployments": [deployment("chat-1", "chat-model")]},
+            "embed": {"deployments": [deployment("embed-1", "embed-model")]},
+            "answer": {"deployments": [deployment("answer-1", "answer-model")]},
+        },
+    }
+
+
+def _kinds(router: CostRouter) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
+    bare = router.litellm_router
+    messages = [{"role": "user", "content": "say hello to the benchmark"}]
+    chunks = ["a chunk of a document to embed"] * 4
+    return {
+        "chat": (
+            lambda: bare.completion(model="chat", messages=messages, max_tokens=16),
+            lambda: router.route_completion("chat", messages, max_tokens=16, session_id="bench"),
+        ),
+        "embedding": (
+            lambda: bare.embedding(model="embed", input=chunks),
+            lambda: router.route_embedding("embed", input=chunks, session_id="bench"),
+        ),
+        "responses": (
+            lambda: bare.responses(model="answer", input="say hello", max_output_tokens=16),
+            lambda: router.route_response("answer", input="say hello", max_output_tokens=16, session_id="bench"),
+        ),
+    }
+
+
+def _round(call: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    for _ in range(_CALLS_PER_ROUND):
+        call()
+    return (time.perf_counter() - started) / _CALLS_PER_ROUND
+
+
+def main(rounds: int) -> None:
+    """Print the table."""
+    with ProviderDouble() as provider:
+        capture = TelemetryCapture()
+        budgets = {"store": {"backend": "memory"}, "budgets": [{"scope": "session", "limit_usd": 1e6}]}
+        router = CostRouter(
+            _config(provider.base_url),
+            budgets=budgets,
+            tracer_provider=capture.tracer_provider,
+            meter_provider=capture.meter_provider,
+        )
+        print("| call | bare LiteLLM ms/call | through costrouter ms/call | added ms/call |")
+        print("|---|---:|---:|---:|")
+        for kind, (bare, routed) in _kinds(router).items():
+            bare(), routed()  # warm both paths (clients, tokenizer)
+            times: dict[str, list[float]] = {"bare": [], "routed": []}
+            for _ in range(rounds):
+                times["bare"].append(_round(bare))
+                times["routed"].append(_round(routed))
+                capture.clear()
+            bare_ms = statistics.median(times["bare"]) * 1000
+            routed_ms = statistics.median(times["routed"]) * 1000
+            print(f"| {kind} | {bare_ms:.2f} | {routed_ms:.2f} | {routed_ms - bare_ms:+.2f} |")
+        router.shutdown()
+        capture.shutdown()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)

@@ -1,0 +1,17 @@
+"""What differs between the kinds of call a LiteLLM Router routes, one small object per kind.
+
+An :class:`Operation` says how to check and estimate one kind of request, which Router
+method serves it, and how to read usage from its response; the call flow
+(:meth:`costrouter.calls.CallPlanner.call_flow`) is the same for all of them.
+"""
+
+from __future__ import annotations
+
+from costrouter.operations.base import Operation, Reading
+from costrouter.operations.chat import CHAT
+from costrouter.operations.embedding import EMBEDDING
+from costrouter.operations.messages import MESSAGES
+from costrouter.operations.responses import RESPONSES
+from costrouter.operations.text_completion import TEXT_COMPLETION
+
+__all__ = ["CHAT", "EMBEDDING", "MESSAGES", "RESPONSES", "TEXT_COMPLETION", "Operation", "Reading"]

@@ -1,0 +1,123 @@
+"""The provider double's non-chat endpoints: ``/v1/embeddings``, ``/v1/responses``, ``/v1/completions``.
+
+Each takes the next scripted behaviour of its model like the chat endpoint does, so
+429s, 500s and slow answers are scripted the same way. Input tokens are the words
+of the input (as :func:`~costrouter.testing.provider.count_prompt_tokens` counts a
+message), unless the :class:`Reply` says ``prompt_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def input_words(value: object) -> int:
+    """The words of an embedding or Responses input (a string, a list of strings or items)."""
+    if isinstance(value, str):
+        return len(value.split())
+    if isinstance(value, list):
+        return sum(input_words(item) for item in value)
+    if isinstance(value, dict):
+        content = value.get("content", value.get("text"))
+        return input_words(content) if content is not None else 0
+    return 0
+
+
+def embeddings_payload(body: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
+    """OpenAI's embeddings response: one small vector per input."""
+    inputs = body.get("input")
+    count = len(inputs) if isinstance(inputs, list) else 1
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(count)],
+        "model": body.get("model", ""),
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }
+
+
+def response_object(
+    body: dict[str, Any], text: str, input_tokens: int, output_tokens: int, status: str
+) -> dict[str, Any]:
+    """A Responses API ``response`` object with one output message."""
+    return {
+        "id": f"resp_{uuid.uuid4().hex[:24]}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": status,
+        "model": body.get("model", ""),
+        "output": [
+            {
+                "type": "message",
+                "id": f"msg_{uuid.uuid4().hex[:24]}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        ],
+        "usage": {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens,
+        },
+    }
+
+
+async def responses_stream(
+    http_request: web.Request, body: dict[str, Any], pieces: list[str], input_tokens: int, cut_after: int | None
+) -> tuple[web.StreamResponse, int]:
+    """Send ``pieces`` as ``response.output_text.delta`` events, then ``response.completed``.
+
+    Returns the response and how many pieces were sent (a cut stream aborts its connection).
+    """
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(http_request)
+
+    async def send(event: dict[str, Any]) -> None:
+        await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+
+    started = response_object(body, "", input_tokens, 0, "in_progress")
+    started.pop("usage")
+    await send({"type": "response.created", "sequence_number": 0, "response": started})
+    sent = 0
+    for index, piece in enumerate(pieces):
+        if cut_after is not None and index >= cut_after:
+            transport = http_request.transport
+            if transport is not None:
+                transport.abort()
+            return response, sent
+        delta = {"type": "response.output_text.delta", "item_id": "msg_0", "output_index": 0}
+        await send({**delta, "content_index": 0, "delta": piece, "sequence_number": index + 1})
+        sent += 1
+    final = response_object(body, "".join(pieces), input_tokens, len(pieces), "completed")
+    final["id"] = started["id"]
+    await send({"type": "response.completed", "sequence_number": len(pieces) + 1, "response": final})
+    await response.write_eof()
+    return response, sent
+
+
+def text_completion_payload(
+    body: dict[str, Any], text: str, prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any]:
+    """OpenAI's legacy completions response: one choice of ``text``."""
+    return {
+        "id": f"cmpl-{uuid.uuid4().hex[:24]}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": body.get("model", ""),
+        "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
