@@ -84,12 +84,25 @@ def script_source(name: str) -> str:
     return lib + "\n" + folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
+def _raised_in_redis(exc: BaseException) -> bool:
+    trace = exc.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    return trace is not None and str(trace.tb_frame.f_globals.get("__name__", "")).startswith("redis.")
+
+
 @contextmanager
 def wrap_errors(operation: str) -> Iterator[None]:
     """Turn any Redis or socket failure into a :class:`BudgetStoreError`."""
     try:
         yield
     except (redis.RedisError, OSError) as exc:
+        raise BudgetStoreError(operation, exc) from exc
+    except AttributeError as exc:
+        # redis-py's async cluster client can send on a connection another task closed during a
+        # failover (its writer is already None): a store failure, never the caller's to see raw.
+        if not _raised_in_redis(exc):
+            raise
         raise BudgetStoreError(operation, exc) from exc
 
 
