@@ -134,8 +134,8 @@ class CallPlanner:
         self.prices = PriceBook.from_config(config)
         self.alerts = AlertDispatcher(policy.alerts if policy else AlertSettings(), telemetry.meter_provider)
         self._reachable = reachable_group_sets(config.fallback_graph())
-        self._worst_by_reach: dict[frozenset[str], WorstCase] = {}
-        """The worst case of each reachable set (groups of one fallback ring share one set)."""
+        self._worst_by_reach: dict[frozenset[str], tuple[WorstCase, tuple[str, ...]]] = {}
+        """Each reachable set's worst case and deployment ids (groups of one fallback ring share one set)."""
         self.deployments = {
             deployment_id: DeploymentFacts(
                 group,
@@ -259,13 +259,15 @@ class CallPlanner:
         defaults = policy.defaults
         default_price = Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
         groups = self._reachable.get(group, frozenset((group,)))
-        worst = self._worst_by_reach.get(groups)
-        if worst is None:
-            worst = self._worst_by_reach[groups] = self.prices.worst_case(groups, default_price)
+        reach = self._worst_by_reach.get(groups)
+        if reach is None:
+            deployment_ids = tuple(d for g in groups for d in self.prices.group_deployments.get(g, ()))
+            reach = self._worst_by_reach[groups] = (self.prices.worst_case(groups, default_price), deployment_ids)
+        worst, deployment_ids = reach
         operation = call.operation
         if call.prompt_tokens is None:
             call.prompt_tokens = operation.prompt_tokens(call.messages, call.request, defaults.prompt)
-        ratio = self.ratios.ratio(d for d, facts in self.deployments.items() if facts.group in groups)
+        ratio = self.ratios.ratio(deployment_ids)
         cap = 0
         if operation.output_arg is not None:
             requested = operation.requested_output(call.request)
