@@ -451,6 +451,19 @@ class CallPlanner:
             outcome = charge_estimated(outcome, call.span, charge, mode)
         yield from self.finish_flow(call, outcome, "rejected" if rejected else "error")
 
+    def lease_alert(self, budget: BudgetRef, threshold: float, spent_micros: int, window: str) -> None:
+        """An alert a lease message found (off any call: no span event, the dispatcher and a log line)."""
+        self.alerts.submit(budget_alert(budget, threshold, spent_micros, window))
+        logger.warning(
+            "costrouter: budget %s for %s %r reached %.0f%% of its limit ($%.6f of $%.6f)",
+            budget.name,
+            budget.scope,
+            budget.scope_id,
+            threshold * 100,
+            micros_to_usd(spent_micros),
+            micros_to_usd(budget.limit_micros),
+        )
+
     def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int, window: str) -> None:
         self.alerts.submit(budget_alert(budget, threshold, spent_micros, window))
         attributes: dict[str, AttributeValue] = {

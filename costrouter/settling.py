@@ -36,6 +36,7 @@ from costrouter import semconv as sc
 from costrouter._version import __version__
 from costrouter.budget import BudgetPolicy, BudgetRef, BudgetStore, SettleOutcome
 from costrouter.budget.journal import PendingSettle, SettleJournal, journal_directory, new_entry
+from costrouter.budget.leases import LeasedStore
 from costrouter.budget.store import EpochState
 from costrouter.errors import BudgetStoreError
 from costrouter.money import micros_to_usd
@@ -132,8 +133,12 @@ class Replayer:
                         entry.call_id,
                         record_ttl,
                     )
+                if isinstance(self.store, LeasedStore) and entry.lease == self.store.owner:
+                    continue  # a settle of this process's live lease: its next message carries it
                 try:
-                    if entry.state == "settle":
+                    if entry.lease is not None and entry.seq <= _lease_applied(self.store, entry):
+                        pass  # the dead process's lease message had charged it
+                    elif entry.state == "settle":
                         self.store.settle(entry.budget, entry.call_id, entry.amount_micros)
                     else:
                         self.store.release(entry.budget, entry.call_id)
@@ -161,6 +166,13 @@ class Replayer:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def _lease_applied(store: BudgetStore, entry: PendingSettle) -> int:
+    """The last message seq the store applied for the lease that journaled ``entry``."""
+    if not isinstance(store, LeasedStore) or entry.lease is None:
+        return 0
+    return store.lease_applied(entry.budget, entry.window, entry.lease)
 
 
 class EpochWatch:
@@ -391,7 +403,12 @@ class StoreGuard:
         return self.journal.pending_count, self.journal.pending_micros()
 
     def close(self) -> None:
-        """Stop the replay thread and unlock the journal (kept for the next start when entries wait)."""
+        """Stop the replay thread and unlock the journal (kept for the next start when entries wait).
+
+        A leasing store first carries its settled spend to the store and gives its leases back.
+        """
+        if isinstance(self.store, LeasedStore):
+            self.store.drain()
         if self.replayer is not None:
             self.replayer.close()
         if self.journal is not None:
@@ -407,6 +424,8 @@ def build_guard(policy: BudgetPolicy, store: BudgetStore, telemetry: Telemetry) 
             journal = SettleJournal(directory, policy.store.journal_max_entries)
         except OSError:
             logger.exception("costrouter: cannot open the settle journal in %s; settles are retried only", directory)
+    if journal is not None and isinstance(store, LeasedStore):
+        store.journal = journal  # a leasing store journals its calls' settles there
     guard = StoreGuard(policy, store, telemetry, journal)
     guard.start()
     return guard

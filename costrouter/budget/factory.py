@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from costrouter.budget.leases import LeasedStore
 from costrouter.budget.memory import MemoryBudgetStore
 from costrouter.budget.redis import RedisBudgetStore
 
@@ -15,9 +16,12 @@ if TYPE_CHECKING:
 def store_from_config(config: StoreConfig, *, redis_url: str | None = None) -> BudgetStore:
     """A :class:`MemoryBudgetStore` or a :class:`RedisBudgetStore`, per ``config.backend``.
 
+    With ``lease.enabled`` the Redis store is wrapped in a :class:`LeasedStore`.
+
     ``redis_url`` (say, from ``COSTROUTER_REDIS_URL``) wins over ``config.redis_url``;
     it does not change the backend.
     """
     if config.backend == "redis":
-        return RedisBudgetStore(config, url=redis_url)
+        store = RedisBudgetStore(config, url=redis_url)
+        return LeasedStore(store) if config.lease.enabled else store
     return MemoryBudgetStore(config)

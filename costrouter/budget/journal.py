@@ -56,6 +56,7 @@ def journal_dir_for(base: str | Path, redis_url: str, key_prefix: str) -> Path:
 def journal_directory(policy: BudgetPolicy, store: BudgetStore) -> Path | None:
     """The journal directory of ``store``, or ``None`` (no journal: memory store, or ``journal_dir: null``)."""
     base = policy.store.journal_dir
+    store = getattr(store, "inner", store)
     if base is None or not isinstance(store, RedisBudgetStore):
         return None
     return journal_dir_for(base, store.url, policy.store.key_prefix)
@@ -71,11 +72,18 @@ class PendingSettle:
     amount_micros: int
     state: SettleState
     at: float
+    lease: str | None = None
+    """The lease owner whose message ``seq`` carries this settle (``None``: a settle of its own)."""
+    seq: int = 0
+    window: str = ""
+    """The window of that lease."""
 
     def to_json(self) -> dict[str, Any]:
         """The journal line of this entry."""
         budget = self.budget
+        lease = {"lease": self.lease, "seq": self.seq, "window": self.window} if self.lease is not None else {}
         return {
+            **lease,
             "kind": "pending",
             "id": self.id,
             "call_id": self.call_id,
@@ -114,7 +122,18 @@ class PendingSettle:
             on_exceeded=str(budget["on_exceeded"]),
             downgrade_to=budget["downgrade_to"],
         )
-        return cls(str(line["id"]), str(line["call_id"]), ref, amount, state, float(line["at"]))
+        lease = line.get("lease")
+        return cls(
+            str(line["id"]),
+            str(line["call_id"]),
+            ref,
+            amount,
+            state,
+            float(line["at"]),
+            None if lease is None else str(lease),
+            int(line.get("seq", 0)),
+            str(line.get("window", "")),
+        )
 
 
 def new_entry(budget: BudgetRef, call_id: str, amount_micros: int, state: SettleState) -> PendingSettle:
@@ -256,8 +275,11 @@ class SettleJournal:
             os.close(descriptor)
 
     # ---- entries -------------------------------------------------------------------------
-    def append(self, entry: PendingSettle) -> bool:
+    def append(self, entry: PendingSettle, *, sync: bool = True) -> bool:
         """Keep ``entry`` (written and fsynced before this returns); ``False`` when full.
+
+        ``sync=False`` writes without ``fsync``: the entry survives a crash of the process
+        (the kernel has it), not of the machine; for the settles of leased calls.
 
         When full, a pending *release* makes room for a *settle*: a lost release only
         keeps a hold until its TTL, a lost settle loses spend.
@@ -274,7 +296,7 @@ class SettleJournal:
                 if evicted is None:
                     return False
                 lines.append({"kind": "done", "id": evicted.id})
-            self._write(lines)
+            self._write(lines, sync=sync)
             self._pending[entry.id] = entry
             if evicted is not None:
                 del self._pending[evicted.id]

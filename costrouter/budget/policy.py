@@ -50,6 +50,54 @@ def default_journal_dir() -> str:
     return str(base / "costrouter" / "journal")
 
 
+class LeaseSettings(BaseModel):
+    """Per-process leases on Redis budgets: a slice reserved in one round trip, spent locally.
+
+    A lease message holds ``in flight + need + extra`` for this process, where
+    ``extra = min(max_calls x estimate, floor(fraction x (free - in flight - need)))`` and
+    ``extra = 0`` when that is below ``min_calls x estimate``: near the limit every call
+    reserves (through the lease script) for itself alone. ``free`` is the limit less the
+    spend, the call holds and the other processes' leases. See the budgets documentation.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=False, description="Serve reserves and settles of Redis budgets from leases.")
+    max_calls: int = Field(
+        default=16, ge=1, le=100_000, description="A lease's spare room is at most this many times the call's estimate."
+    )
+    fraction: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="and at most this share of the budget's free remainder.",
+    )
+    min_calls: int = Field(
+        default=2,
+        ge=1,
+        le=100_000,
+        description="Spare room below this many estimates is not leased: the call reserves for itself alone.",
+    )
+    ttl_seconds: int = Field(
+        default=30, ge=3, le=MAX_TTL_SECONDS, description="A lease not renewed by then returns to the budget."
+    )
+    flush_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        allow_inf_nan=False,
+        description="How often settled spend is carried to Redis (alerts and status see it then).",
+    )
+    idle_seconds: float = Field(
+        default=10,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="A lease no call used for this long is given back.",
+    )
+
+
 class StoreConfig(BaseModel):
     """Where budget counters live and how the store behaves."""
 
@@ -132,6 +180,9 @@ class StoreConfig(BaseModel):
         ge=1,
         le=10_000_000,
         description="Pending settles the journal keeps; past that, logged and lost.",
+    )
+    lease: LeaseSettings = Field(
+        default_factory=LeaseSettings, description="Per-process leases on Redis budgets (off: a round trip per call)."
     )
     on_store_lost: Literal["fail_closed", "warn"] = Field(
         default="fail_closed",

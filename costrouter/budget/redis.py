@@ -72,6 +72,7 @@ SCRIPT_NAMES: Final = (
     "renew",
     "epoch",
     "accept",
+    "lease",
 )
 """The scripts under ``lua/``, each registered with every client."""
 
@@ -289,6 +290,22 @@ class RedisBudgetStore(BudgetStore):
             if confirm and self.config.settle_replicas:
                 return redis_durable.settle_confirmed(self._nodes, self._scripts[name], keys, args)
             return self._scripts[name](keys=keys, args=args)
+
+    def run_script(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
+        """Run script ``name`` with the sync client (for :mod:`costrouter.budget.leases`)."""
+        return self._run(operation, name, keys, args)
+
+    def script_keys(self, budget: BudgetRef) -> tuple[str, list[str]]:
+        """A budget instance's hash tag and the keys its settle script takes."""
+        call = _Call(self.config, budget)
+        return call.base, call.settle_keys()
+
+    def hget(self, key: str, field: str) -> str | None:
+        """One field of a hash (``None`` when absent)."""
+        self._ensure_warm()
+        with wrap_errors("hget"):
+            value = self._client.hget(key, field)
+        return None if value is None else _text(value)
 
     def _aclient(self) -> redis_clients.AsyncClient:
         if self._async_client is None:

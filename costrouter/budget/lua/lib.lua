@@ -85,9 +85,50 @@ local function num(value)
   return tonumber(value) or 0
 end
 
-local function counters(wkey)
-  local v = redis.call('HMGET', wkey, 'spent', 'held', 'holds')
-  return num(v[1]), num(v[2]), num(v[3])
+-- Process leases live in the window hash they belong to (see lease.lua):
+--   'l:' .. owner  ->  state|hold|expiry|seq   (state l: live, x: gone; seq: last message applied)
+--   'lh' the sum of the live leases' holds, 'lx' the earliest expiry of a live lease.
+local function lease_decode(raw)
+  local r = decode(raw)
+  return r[1], tonumber(r[2]), tonumber(r[3]), tonumber(r[4])
+end
+
+-- Drop the expired leases of a window out of 'lh' (kept as tombstones for their seq),
+-- and forget tombstones past the record retention; only when the earliest expiry is due.
+local function sweep_leases(wkey, now, record_ttl)
+  local due = tonumber(redis.call('HGET', wkey, 'lx'))
+  if not due or due > now then
+    return
+  end
+  local fields = redis.call('HGETALL', wkey)
+  local live, earliest = 0, nil
+  for i = 1, #fields, 2 do
+    local name = fields[i]
+    if string.sub(name, 1, 2) == 'l:' then
+      local state, hold, expiry, seq = lease_decode(fields[i + 1])
+      if state == 'l' and expiry <= now then
+        redis.call('HSET', wkey, name, encode({'x', '0', int(now), int(seq)}))
+      elseif state == 'l' then
+        live = live + hold
+        if not earliest or expiry < earliest then earliest = expiry end
+      elseif expiry + record_ttl < now then
+        redis.call('HDEL', wkey, name)
+      end
+    end
+  end
+  redis.call('HSET', wkey, 'lh', int(live))
+  if earliest then
+    redis.call('HSET', wkey, 'lx', int(earliest))
+  else
+    redis.call('HDEL', wkey, 'lx')
+  end
+end
+
+-- spent, held (call holds and live leases), holds (calls) of a window, leases swept first.
+local function counters(wkey, now, record_ttl)
+  if now then sweep_leases(wkey, now, record_ttl) end
+  local v = redis.call('HMGET', wkey, 'spent', 'held', 'holds', 'lh')
+  return num(v[1]), num(v[2]) + num(v[4]), num(v[3])
 end
 
 local function drop_hold(base, r)

@@ -21,7 +21,7 @@ local expiry = 0
 if window_end > 0 then expiry = window_end + hold_ttl end
 local wkey = base .. ':w:' .. window
 heal(index, wkey)
-local spent, held = counters(wkey)
+local spent, held = counters(wkey, now, record_ttl)
 local granted = spent + held + amount <= limit
 
 local record

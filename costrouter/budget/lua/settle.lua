@@ -46,7 +46,7 @@ if not release then
   end
   expire_window(wkey, expiry)
 end
-local spent, held = counters(wkey)
+local spent, held = counters(wkey, now, record_ttl)
 if not release then
   for i = 10, #ARGV, 2 do
     if spent >= tonumber(ARGV[i + 1]) and redis.call('HSETNX', wkey, 'alert:' .. ARGV[i], 1) == 1 then

@@ -9,5 +9,5 @@ sweep(calls, index, base, now, record_ttl)
 local window = window_of(kind, seconds, now)
 local wkey = base .. ':w:' .. window
 heal(index, wkey)
-local spent, held, holds = counters(wkey)
+local spent, held, holds = counters(wkey, now, record_ttl)
 return {window, spent, held, holds, num(redis.call('HGET', wkey, 'unheld'))}

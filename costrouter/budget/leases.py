@@ -1,0 +1,463 @@
+"""Per-process leases: Redis budgets reserved and settled in memory, carried to Redis in the background.
+
+A :class:`LeasedStore` wraps a :class:`~costrouter.budget.redis.RedisBudgetStore`. For
+each budget instance a call meets, the process holds a *lease*: one hold in Redis
+(``lua/lease.lua``, a field of the window's hash) of what its calls in flight need plus
+a spare slice. A reserve that fits the slice is granted in memory; a settle moves the
+call's amount from in flight to *settled*, written to the settle journal (without
+``fsync``: a crash of the process keeps it) and carried to Redis by the next message.
+
+A message drops the lease's old hold, charges the settled amount, and holds again
+``in flight + need + spare`` (see :func:`~costrouter.budget.lease_message.spare_room`):
+the same check-and-hold as a call's own reserve, so no limit is passed that a reserve
+per call would not pass. While a message is out, no call takes from its lease (they
+wait for it), so the new hold always covers every call in flight.
+
+Messages go out: when a call does not fit (that call waits for it; it is refused only
+when the budget's unleased remainder plus this lease cannot cover it), and from a
+background thread every ``flush_seconds`` while settled spend waits, a third of the
+TTL before the lease expires, when its spare room runs low, and to give back a lease
+idle for ``idle_seconds``. Each message has a sequence number; the script applies it
+once (a retry after a timeout is answered, not applied again), and journaled settles
+carry the number of the message that charges them, so the replay of a dead process's
+journal charges only what its messages did not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from costrouter.budget.journal import PendingSettle, SettleJournal
+from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_seq, parse_reply
+from costrouter.budget.redis import RedisBudgetStore
+from costrouter.budget.store import BudgetRef, BudgetStatus, BudgetStore, EpochState, ReserveOutcome, SettleOutcome
+from costrouter.errors import BudgetStoreError
+
+logger = logging.getLogger("costrouter.budget")
+
+CLOCK_MARGIN_SECONDS: Final = 1.0
+"""A lease is used locally only until this long before its TTL or its window's end."""
+_WORKERS: Final = 8
+
+AlertSink = Callable[[BudgetRef, float, int, str], None]
+
+
+@dataclass
+class Lease:
+    """What this process knows of its lease on one budget instance."""
+
+    budget: BudgetRef
+    window: str = ""
+    window_end: float = 0.0
+    hold: int = 0
+    inflight: int = 0
+    settled: int = 0
+    entries: list[str] = field(default_factory=list)
+    seq: int = 0
+    valid_until: float = 0.0
+    spent_seen: int = 0
+    held_seen: int = 0
+    estimate: int = 0
+    spare: int = 0
+    last_used: float = 0.0
+    last_message: float = 0.0
+    sending: bool = False
+    unacked: tuple[LeaseMessage, list[str]] | None = None
+    io: threading.Lock = field(default_factory=threading.Lock)
+
+    def room(self) -> int:
+        """What a call may still take from the lease without a message."""
+        return self.hold - self.inflight - self.settled
+
+    def usable(self, now: float) -> bool:
+        """Whether the lease's hold is sure to live, in its window, and no message is out."""
+        if self.sending or self.unacked is not None or now >= self.valid_until:
+            return False
+        return self.window_end == 0 or time.time() < self.window_end - CLOCK_MARGIN_SECONDS
+
+
+class LeasedStore(BudgetStore):
+    """A Redis store whose reserves and settles are served from per-process leases."""
+
+    def __init__(self, inner: RedisBudgetStore) -> None:
+        """Wrap ``inner``; its ``config.lease`` sizes the leases. Nothing is sent yet."""
+        self.inner = inner
+        self.config = inner.config
+        self.url = inner.url
+        self.settings = inner.config.lease
+        self.owner = uuid.uuid4().hex[:12]
+        self.journal: SettleJournal | None = None
+        self.alert_sink: AlertSink | None = None
+        self.messages = 0
+        """Lease messages sent (for tests and benchmarks)."""
+        self._leases: dict[BudgetRef, Lease] = {}
+        self._calls: dict[tuple[str, BudgetRef], int] = {}
+        self._forgotten: set[tuple[str, BudgetRef]] = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="costrouter-lease")
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- reserve ------------------------------------------------------------------------
+    def _fast(self, budget: BudgetRef, call_id: str, amount: int) -> ReserveOutcome | None:
+        key = (call_id, budget)
+        now = time.monotonic()
+        with self._lock:
+            lease = self._leases.get(budget)
+            if lease is None:
+                lease = self._leases[budget] = Lease(budget)
+            if key in self._calls:
+                return self._outcome(lease, granted=True)
+            lease.last_used = now
+            lease.estimate = max(lease.estimate, amount) if lease.estimate else amount
+            if lease.usable(now) and lease.room() >= amount:
+                lease.inflight += amount
+                self._calls[key] = amount
+                if lease.room() < lease.spare // 2:
+                    self._wake.set()
+                return self._outcome(lease, granted=True)
+        self._start()
+        return None
+
+    @staticmethod
+    def _outcome(lease: Lease, *, granted: bool) -> ReserveOutcome:
+        return ReserveOutcome(granted, lease.spent_seen + lease.settled, lease.held_seen, lease.window, replayed=False)
+
+    def reserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
+        """See :meth:`BudgetStore.reserve`: from the lease, else after a message for this call."""
+        fast = self._fast(budget, call_id, amount_micros)
+        return fast if fast is not None else self._slow(budget, call_id, amount_micros, enforce)
+
+    async def areserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
+        """See :meth:`BudgetStore.reserve` (a message, when needed, goes out from a worker thread)."""
+        fast = self._fast(budget, call_id, amount_micros)
+        if fast is not None:
+            return fast
+        future = self._pool.submit(self._slow, budget, call_id, amount_micros, enforce)
+        return await asyncio.wrap_future(future)
+
+    def _slow(self, budget: BudgetRef, call_id: str, amount: int, enforce: bool) -> ReserveOutcome:
+        key = (call_id, budget)
+        with self._lock:
+            lease = self._leases.setdefault(budget, Lease(budget))
+        with lease.io:
+            with self._lock:
+                if key in self._calls:
+                    return self._outcome(lease, granted=True)
+                if lease.usable(time.monotonic()) and lease.room() >= amount:
+                    lease.inflight += amount
+                    self._calls[key] = amount
+                    return self._outcome(lease, granted=True)
+            reply = self._send(lease, need=amount, enforce=enforce)
+            with self._lock:
+                if reply.granted or not enforce:
+                    if key in self._forgotten:
+                        self._forgotten.discard(key)
+                    else:
+                        lease.inflight += amount
+                        self._calls[key] = amount
+                held_before = reply.held - (amount if reply.granted or not enforce else 0)
+                return ReserveOutcome(reply.granted, reply.spent, held_before, reply.window, replayed=False)
+
+    # ---- messages ------------------------------------------------------------------------
+    def _send(self, lease: Lease, *, need: int = 0, enforce: bool = True, give_back: bool = False) -> LeaseReply:
+        """Send one message (the caller holds ``lease.io``); an unanswered earlier one goes first."""
+        if lease.unacked is not None:
+            message, entries = lease.unacked
+            self._apply(lease, message, entries, self._post(lease.budget, message), time.monotonic())
+        with self._lock:
+            lease.sending = True
+            lease.seq += 1
+            message = LeaseMessage(
+                owner=self.owner,
+                window=lease.window,
+                seq=lease.seq,
+                charge=lease.settled,
+                inflight=lease.inflight,
+                need=need,
+                enforce=enforce,
+                estimate=max(lease.estimate, need, 1),
+                give_back=give_back,
+            )
+            entries, lease.entries = lease.entries, []
+            lease.settled = 0
+            lease.hold = lease.inflight
+            lease.unacked = (message, entries)
+        sent_at = time.monotonic()
+        try:
+            reply = self._post(lease.budget, message)
+        finally:
+            with self._lock:
+                lease.sending = False
+        self._apply(lease, message, entries, reply, sent_at)
+        return reply
+
+    def _post(self, budget: BudgetRef, message: LeaseMessage) -> LeaseReply:
+        base, keys = self.inner.script_keys(budget)
+        self.messages += 1
+        return parse_reply(
+            budget, self.inner.run_script("lease", "lease", keys, message.args(base, budget, self.config))
+        )
+
+    def _apply(
+        self, lease: Lease, message: LeaseMessage, entries: list[str], reply: LeaseReply, sent_at: float
+    ) -> None:
+        with self._lock:
+            lease.unacked = None
+            lease.last_message = sent_at
+            # The hold covers the calls in flight at sending (none took from the lease since).
+            lease.hold = reply.hold
+            lease.window = reply.window
+            lease.window_end = float(reply.window_end)
+            if not reply.replayed:
+                lease.spare = max(0, reply.hold - message.inflight - message.need)
+                lease.valid_until = sent_at + self.settings.ttl_seconds - CLOCK_MARGIN_SECONDS
+            lease.spent_seen, lease.held_seen = reply.spent, reply.held
+        if self.journal is not None:
+            for entry_id in entries:
+                self.journal.mark_done(entry_id)
+        if self.alert_sink is not None:
+            for threshold in reply.alerts:
+                self.alert_sink(lease.budget, threshold, reply.spent, reply.window)
+
+    # ---- settle -------------------------------------------------------------------------
+    def _local_settle(self, budget: BudgetRef, call_id: str, amount: int) -> SettleOutcome | None:
+        key = (call_id, budget)
+        with self._lock:
+            held = self._calls.pop(key, None)
+            if held is None:
+                if len(self._forgotten) < 10_000:
+                    self._forgotten.add(key)
+                return None
+            lease = self._leases[budget]
+            lease.inflight -= held
+            if amount > 0:
+                lease.settled += amount
+                entry = PendingSettle(
+                    uuid.uuid4().hex,
+                    call_id,
+                    budget,
+                    amount,
+                    "settle",
+                    time.time(),
+                    self.owner,
+                    lease.seq + 1,
+                    lease.window,
+                )
+                lease.entries.append(entry.id)
+                if self.journal is not None and not self.journal.append(entry, sync=False):
+                    logger.error("costrouter: the settle journal is full; a crash now would lose call %s", call_id)
+            state: Literal["settled", "released"] = "settled" if amount > 0 else "released"
+            return SettleOutcome(
+                state, amount, lease.spent_seen + lease.settled, lease.held_seen, lease.window, (), replayed=False
+            )
+
+    def settle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
+        """See :meth:`BudgetStore.settle`: in memory for a leased call, else in Redis."""
+        local = self._local_settle(budget, call_id, amount_micros)
+        return local if local is not None else self.inner.settle(budget, call_id, amount_micros)
+
+    def release(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
+        """See :meth:`BudgetStore.release`."""
+        local = self._local_settle(budget, call_id, 0)
+        return local if local is not None else self.inner.release(budget, call_id)
+
+    async def asettle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
+        """See :meth:`BudgetStore.settle`."""
+        local = self._local_settle(budget, call_id, amount_micros)
+        return local if local is not None else await self.inner.asettle(budget, call_id, amount_micros)
+
+    async def arelease(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
+        """See :meth:`BudgetStore.release`."""
+        local = self._local_settle(budget, call_id, 0)
+        return local if local is not None else await self.inner.arelease(budget, call_id)
+
+    def renew(self, budget: BudgetRef, call_id: str) -> bool:
+        """See :meth:`BudgetStore.renew`: a leased call lives as long as its lease, renewed in the background."""
+        with self._lock:
+            if (call_id, budget) in self._calls:
+                return True
+        return self.inner.renew(budget, call_id)
+
+    async def arenew(self, budget: BudgetRef, call_id: str) -> bool:
+        """See :meth:`BudgetStore.renew`."""
+        with self._lock:
+            if (call_id, budget) in self._calls:
+                return True
+        return await self.inner.arenew(budget, call_id)
+
+    def lease_applied(self, budget: BudgetRef, window: str, owner: str) -> int:
+        """The last message seq the store applied for ``owner``'s lease in ``window`` (0: none)."""
+        base, _ = self.inner.script_keys(budget)
+        return applied_seq(self.inner.hget(f"{base}:w:{window}", f"l:{owner}"))
+
+    # ---- the background ------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._thread is None and not self._stop.is_set():
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="costrouter-lease-flush", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.settings.flush_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.tend()
+            except Exception:  # a bug must not end the flushes for good
+                logger.exception("costrouter: tending the budget leases failed; retrying")
+
+    def tend(self) -> int:
+        """Send the messages that are due (flush, renew, refill, give back); returns how many went."""
+        now = time.monotonic()
+        sent = 0
+        with self._lock:
+            leases = list(self._leases.values())
+        for lease in leases:
+            reason = self._due(lease, now)
+            if reason is None or not lease.io.acquire(blocking=False):
+                continue
+            try:
+                self._send(lease, give_back=reason == "give back")
+                sent += 1
+            except BudgetStoreError as exc:
+                logger.warning("costrouter: could not %s the lease on budget %s: %s", reason, lease.budget.name, exc)
+            finally:
+                lease.io.release()
+            with self._lock:
+                if reason == "give back" and lease.hold == 0 and not lease.inflight and not lease.settled:
+                    self._leases.pop(lease.budget, None)
+        return sent
+
+    def _due(self, lease: Lease, now: float) -> str | None:
+        settings = self.settings
+        with self._lock:
+            if lease.sending or (lease.hold == 0 and not lease.settled and lease.unacked is None):
+                return None
+            reasons = (
+                ("resend", lease.unacked is not None),
+                ("give back", now - lease.last_used >= settings.idle_seconds and not lease.inflight),
+                ("flush", bool(lease.settled) and now - lease.last_message >= settings.flush_seconds),
+                ("renew", lease.valid_until - now < settings.ttl_seconds * 2 / 3),
+                ("refill", bool(lease.spare) and lease.room() < lease.spare // 2),
+                ("roll over", bool(lease.window_end) and time.time() >= lease.window_end - CLOCK_MARGIN_SECONDS),
+            )
+        return next((reason for reason, due in reasons if due), None)
+
+    def drain(self) -> None:
+        """Carry every settled amount to Redis and give back every lease (at shutdown)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        with self._lock:
+            leases = list(self._leases.values())
+        for lease in leases:
+            with lease.io:
+                if lease.hold == 0 and not lease.settled and lease.unacked is None:
+                    continue
+                try:
+                    self._send(lease, give_back=True)
+                except BudgetStoreError as exc:
+                    logger.warning(
+                        "costrouter: could not give back the lease on budget %s (its settles stay journaled): %s",
+                        lease.budget.name,
+                        exc,
+                    )
+
+    # ---- the rest goes to Redis -------------------------------------------------------------
+    def status(self, budget: BudgetRef) -> BudgetStatus:
+        """See :meth:`BudgetStore.status` (leases count as held; unsent settles are not spent yet)."""
+        return self.inner.status(budget)
+
+    async def astatus(self, budget: BudgetRef) -> BudgetStatus:
+        """See :meth:`BudgetStore.status`."""
+        return await self.inner.astatus(budget)
+
+    def reset(self, budget: BudgetRef) -> None:
+        """See :meth:`BudgetStore.reset`; this process's lease on ``budget`` starts over."""
+        self.inner.reset(budget)
+        with self._lock:
+            lease = self._leases.get(budget)
+            if lease is not None:
+                lease.valid_until = 0.0
+
+    async def areset(self, budget: BudgetRef) -> None:
+        """See :meth:`BudgetStore.reset`."""
+        await self.inner.areset(budget)
+        with self._lock:
+            lease = self._leases.get(budget)
+            if lease is not None:
+                lease.valid_until = 0.0
+
+    def top(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
+        """See :meth:`BudgetStore.top`."""
+        return self.inner.top(budget, n)
+
+    async def atop(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
+        """See :meth:`BudgetStore.top`."""
+        return await self.inner.atop(budget, n)
+
+    def token_ratios(self) -> dict[str, float]:
+        """See :meth:`BudgetStore.token_ratios`."""
+        return self.inner.token_ratios()
+
+    async def atoken_ratios(self) -> dict[str, float]:
+        """See :meth:`BudgetStore.token_ratios`."""
+        return await self.inner.atoken_ratios()
+
+    def observe_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """See :meth:`BudgetStore.observe_token_ratio`."""
+        return self.inner.observe_token_ratio(deployment_id, ratio, decay)
+
+    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+        """See :meth:`BudgetStore.observe_token_ratio`."""
+        return await self.inner.aobserve_token_ratio(deployment_id, ratio, decay)
+
+    def epoch(self, candidate: str, known: str | None) -> EpochState:
+        """See :meth:`BudgetStore.epoch`."""
+        return self.inner.epoch(candidate, known)
+
+    async def aepoch(self, candidate: str, known: str | None) -> EpochState:
+        """See :meth:`BudgetStore.epoch`."""
+        return await self.inner.aepoch(candidate, known)
+
+    def accept_epoch(self) -> str:
+        """See :meth:`RedisBudgetStore.accept_epoch`."""
+        return self.inner.accept_epoch()
+
+    def window_of(self, budget: BudgetRef, at: float) -> tuple[str, int]:
+        """See :meth:`RedisBudgetStore.window_of`."""
+        return self.inner.window_of(budget, at)
+
+    @property
+    def connections(self) -> int:
+        """See :attr:`BudgetStore.connections`."""
+        return self.inner.connections
+
+    def __repr__(self) -> str:
+        return f"LeasedStore({self.inner!r})"
+
+    def close(self) -> None:
+        """Give back the leases, then close the Redis store."""
+        self.drain()
+        self._pool.shutdown(wait=True)
+        self.inner.close()
+
+    async def aclose(self) -> None:
+        """Give back the leases (from a worker thread), then close the Redis store."""
+        await asyncio.to_thread(self.drain)
+        self._pool.shutdown(wait=False)
+        await self.inner.aclose()

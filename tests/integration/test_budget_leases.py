@@ -1,0 +1,115 @@
+"""Leases on Redis budgets: calls served from memory, books exact, no limit crossed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from costrouter.budget.leases import LeasedStore
+from costrouter.budget.policy import LeaseSettings, StoreConfig
+from costrouter.budget.redis import RedisBudgetStore
+from tests.integration import lease_runs
+from tests.integration.budget_backends import ref
+
+LEASE = LeaseSettings(enabled=True)
+
+
+def _store(url: str, prefix: str, **lease: object) -> LeasedStore:
+    settings = LeaseSettings(enabled=True, **lease)  # type: ignore[arg-type]
+    config = StoreConfig(backend="redis", key_prefix=prefix, lease=settings, journal_dir=None)
+    return LeasedStore(RedisBudgetStore(config, url=url))
+
+
+def test_calls_after_the_first_send_no_message(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    budget = ref(1_000_000)
+    store = _store(redis_url, prefix)
+    try:
+        for index in range(10):
+            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
+            store.settle(budget, f"c{index}", 600)
+        assert store.messages == 1
+        status = store.status(budget)
+        assert status.spent_micros == 0  # not carried yet
+        assert status.held_micros == 1000 + 16 * 1000  # the lease shows as held: the call's need and its spare room
+    finally:
+        store.close()
+    with RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url) as plain:
+        status = plain.status(budget)
+    assert (status.spent_micros, status.held_micros) == (6000, 0)
+
+
+def test_near_the_limit_every_call_reserves_for_itself(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    budget = ref(3000)
+    store = _store(redis_url, prefix)
+    try:
+        assert store.reserve(budget, "a", 1000, enforce=True).granted
+        assert store.status(budget).held_micros == 1000  # a spare of 0.25 x 2000 is below 2 estimates: none
+        assert store.reserve(budget, "b", 1000, enforce=True).granted
+        assert store.reserve(budget, "c", 1000, enforce=True).granted
+        assert not store.reserve(budget, "d", 1000, enforce=True).granted
+        store.release(budget, "c")
+        assert store.reserve(budget, "d", 1000, enforce=True).granted  # the lease had its room back
+        assert store.messages == 4
+    finally:
+        store.close()
+
+
+def test_a_refusal_needs_the_other_process_lease_to_be_short(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    budget = ref(100_000)
+    first, second = _store(redis_url, prefix), _store(redis_url, prefix)
+    try:
+        assert first.reserve(budget, "a", 1000, enforce=True).granted  # holds 1000 + spare 16 000
+        taken = 1
+        while second.reserve(budget, f"b{taken}", 1000, enforce=True).granted:
+            taken += 1
+        # The second process was refused while the first one's spare room was idle: no more than that is lost.
+        unleased = 100_000 - taken * 1000 - first.status(budget).held_micros + 0
+        assert unleased < 1000
+        assert 100_000 - taken * 1000 < 1000 + 16 * 1000
+    finally:
+        first.close()
+        second.close()
+
+
+_DIE_WITH_A_LEASE = """
+import os, sys
+from costrouter.budget.leases import LeasedStore
+from costrouter.budget.policy import LeaseSettings, StoreConfig
+from costrouter.budget.redis import RedisBudgetStore
+from tests.integration.budget_backends import ref
+config = StoreConfig(backend="redis", key_prefix=sys.argv[2], lease=LeaseSettings(enabled=True, ttl_seconds=3))
+store = LeasedStore(RedisBudgetStore(config, url=sys.argv[1]))
+assert store.reserve(ref(100_000), "a", 1000, enforce=True).granted
+os._exit(0)
+"""
+
+
+def test_a_dead_process_lease_returns_to_the_budget(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    budget = ref(100_000)
+    subprocess.run([sys.executable, "-c", _DIE_WITH_A_LEASE, redis_url, prefix], check=True, timeout=120)
+    with RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url) as inner:
+        assert inner.status(budget).held_micros == 17_000
+        deadline = time.monotonic() + 30
+        while inner.status(budget).held_micros and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert inner.status(budget).held_micros == 0
+
+
+@pytest.mark.parametrize("scope", ["session", "global"])
+@pytest.mark.parametrize("limit_calls", [5, 50, 500, 5000])
+def test_four_processes_never_overspend(redis_url: str, scope: str, limit_calls: int) -> None:
+    books = lease_runs.run(redis_url, scope, limit_calls, lease=LEASE)
+    print(f"\n{scope} {limit_calls}: {books}")
+    assert books.spent <= books.limit
+    assert books.spent == books.charged
+    assert books.held == 0
+    assert books.refused == books.processes * 50  # every task ran until refused
+    assert books.false_refusals <= books.false_refusal_bound
