@@ -300,6 +300,15 @@ class RedisBudgetStore(BudgetStore):
         call = _Call(self.config, budget)
         return call.base, call.settle_keys()
 
+    def add_to_index(self, budget: BudgetRef, window: str, amount_micros: int) -> None:
+        """Add a charge to the largest-spender index (Redis Cluster; on standalone the scripts do it)."""
+        if not (self.config.top_index and self.config.cluster) or amount_micros <= 0:
+            return
+        try:
+            self._client.zincrby(f"{self._index(budget)}:{window}", amount_micros, budget.scope_id)
+        except (redis.RedisError, OSError):
+            logger.warning("could not update the top index of budget %s", budget.name, exc_info=True)
+
     def hget(self, key: str, field: str) -> str | None:
         """One field of a hash (``None`` when absent)."""
         self._ensure_warm()

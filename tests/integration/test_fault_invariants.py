@@ -31,8 +31,11 @@ def provider() -> Iterator[ProviderDouble]:
         yield double
 
 
+@pytest.mark.parametrize("leases", [False, True], ids=["per-call", "leases"])
 @pytest.mark.parametrize(("name", "fault"), SCENARIOS)
-def test_books_balance_after_fault(name: str, fault: faults.Fault, provider: ProviderDouble, tmp_path: Path) -> None:
-    books = faults.run_scenario(name, fault, provider, tmp_path / "journal")
+def test_books_balance_after_fault(
+    name: str, fault: faults.Fault, leases: bool, provider: ProviderDouble, tmp_path: Path
+) -> None:
+    books = faults.run_scenario(name, fault, provider, tmp_path / "journal", lease={"enabled": leases})
     print("\n" + books.row())
     books.check()
