@@ -204,9 +204,11 @@ class LeasedStore(BudgetStore):
     def _post(self, budget: BudgetRef, message: LeaseMessage) -> LeaseReply:
         base, keys = self.inner.script_keys(budget)
         self.messages += 1
-        return parse_reply(
-            budget, self.inner.run_script("lease", "lease", keys, message.args(base, budget, self.config))
-        )
+        args = message.args(base, budget, self.config)
+        reply = parse_reply(budget, self.inner.run_script("lease", "lease", keys, args))
+        if not reply.replayed:
+            self.inner.add_to_index(budget, message.window or reply.window, message.charge)
+        return reply
 
     def _apply(
         self, lease: Lease, message: LeaseMessage, entries: list[str], reply: LeaseReply, sent_at: float
