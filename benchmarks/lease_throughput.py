@@ -1,0 +1,148 @@
+"""Throughput with Redis budgets, per call and with leases, against the bare Router in the same process.
+
+    uv run --locked python benchmarks/lease_throughput.py [--concurrency 64 256] [--seconds 3] [--pairs 3]
+
+The set-up of ``benchmarks/run.py`` (``variants.py``): the provider double in a process of
+its own, a throwaway ``redis-server``, one priced deployment, calls cycling over 1,000
+session ids, each call holding a session budget and a global budget. Each variant runs in a
+fresh process that alternates windows of the bare Router (the very LiteLLM ``Router`` that
+``CostRouter`` built, costrouter's callback switched off) and of costrouter; the ratio is
+taken within each pair, and the median of the pairs is printed. Async, closed loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from benchmarks.provider_process import ProviderProcess
+from benchmarks.variants import GROUP, MAX_TOKENS, MESSAGES, SESSIONS, CallbackSwitch, _router_calls, router_config
+from costrouter import CostRouter
+from costrouter.attempts import AttemptTracker
+from costrouter.testing.redis_server import RedisServer
+
+
+def _policy(redis_url: str, *, lease: bool) -> dict[str, Any]:
+    return {
+        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": "tp", "lease": {"enabled": lease}},
+        "budgets": [
+            {"scope": "session", "limit_usd": 1_000_000, "window": "total"},
+            {"scope": "global", "limit_usd": 1_000_000_000, "window": "total"},
+        ],
+    }
+
+
+async def _window(call: Callable[[int], Awaitable[Any]], concurrency: int, seconds: float) -> float:
+    """Calls per second of ``concurrency`` callers back to back, over ``seconds`` after a warm-up."""
+    done = 0
+    counting = False
+    stop = False
+    counter = 0
+
+    async def caller() -> None:
+        nonlocal done, counter
+        while not stop:
+            counter += 1
+            await call(counter)
+            if counting:
+                done += 1
+
+    tasks = [asyncio.create_task(caller()) for _ in range(concurrency)]
+    await asyncio.sleep(min(1.0, seconds / 2))
+    counting = True
+    started = time.perf_counter()
+    await asyncio.sleep(seconds)
+    counting = False
+    elapsed = time.perf_counter() - started
+    stop = True
+    await asyncio.gather(*tasks)
+    return done / elapsed
+
+
+async def _worker(
+    base_url: str, redis_url: str, lease: bool, concurrency: list[int], seconds: float, pairs: int
+) -> dict[str, Any]:
+    router = CostRouter(router_config(base_url), budgets=_policy(redis_url, lease=lease))
+    switch = CallbackSwitch(lambda value: isinstance(value, AttemptTracker))
+    acall_bare, _ = _router_calls(router.litellm_router)
+
+    async def ours(i: int) -> Any:
+        return await router.aroute_completion(
+            GROUP, MESSAGES, session_id=f"session-{i % SESSIONS}", max_tokens=MAX_TOKENS
+        )
+
+    async def bare(i: int) -> Any:
+        return await acall_bare(i, {})
+
+    results: dict[str, Any] = {}
+    for c in concurrency:
+        ratios = []
+        for pair in range(pairs):
+            order = ("bare", "ours") if pair % 2 == 0 else ("ours", "bare")
+            rates: dict[str, float] = {}
+            for which in order:
+                if which == "bare":
+                    switch.off()
+                    rates[which] = await _window(bare, c, seconds)
+                    switch.on()
+                else:
+                    rates[which] = await _window(ours, c, seconds)
+            ratios.append(rates["ours"] / rates["bare"])
+        results[str(c)] = {"ratio": statistics.median(ratios), "ratios": ratios}
+    router.shutdown()
+    return results
+
+
+def main() -> None:
+    """Run both variants, each in a fresh process; print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--worker", nargs=3, metavar=("BASE_URL", "REDIS_URL", "LEASE"))
+    args = parser.parse_args()
+    if args.worker:
+        base_url, redis_url, lease = args.worker
+        result = asyncio.run(_worker(base_url, redis_url, lease == "1", args.concurrency, args.seconds, args.pairs))
+        print(json.dumps(result))
+        return
+    server = RedisServer()
+    server.start()
+    try:
+        with ProviderProcess() as provider:
+            print("| Redis budgets | concurrency | throughput / bare Router (median) | pairs |")
+            print("|---|---|---|---|")
+            for lease in ("0", "1"):
+                command = [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.lease_throughput",
+                    "--worker",
+                    provider.base_url,
+                    server.url,
+                    lease,
+                ]
+                command += ["--seconds", str(args.seconds), "--pairs", str(args.pairs), "--concurrency"]
+                command += [str(c) for c in args.concurrency]
+                output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+                result = json.loads(output.strip().splitlines()[-1])
+                for c, figures in result.items():
+                    name = "leases" if lease == "1" else "per call"
+                    spread = ", ".join(f"{r:.3f}" for r in figures["ratios"])
+                    print(f"| {name} | {c} | {figures['ratio']:.3f} | {spread} |")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
