@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
+from costrouter import CostRouter
 from costrouter.budget.leases import LeasedStore
 from costrouter.budget.policy import LeaseSettings, StoreConfig
 from costrouter.budget.redis import RedisBudgetStore
+from costrouter.testing import ProviderDouble
 from tests.integration import lease_runs
 from tests.integration.budget_backends import ref
+from tests.routing import router_config
+from tests.workers import lease_then_die
 
+ROOT = Path(__file__).resolve().parents[2]
 LEASE = LeaseSettings(enabled=True)
 
 
@@ -101,6 +109,37 @@ def test_a_dead_process_lease_returns_to_the_budget(redis_url: str) -> None:
         while inner.status(budget).held_micros and time.monotonic() < deadline:
             time.sleep(0.2)
         assert inner.status(budget).held_micros == 0
+
+
+@pytest.mark.parametrize("mode", ["unsent", "carried"])
+def test_a_dead_process_leased_spend_is_charged_once(mode: str, redis_url: str, tmp_path: Path) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    command = [sys.executable, "-m", "tests.workers.lease_then_die", redis_url, prefix, str(tmp_path), mode]
+    worker = subprocess.run(command, capture_output=True, env=environment, cwd=ROOT, timeout=240, check=False)
+    assert worker.returncode == -9, worker.stderr.decode()[-3000:]
+    died = json.loads(worker.stdout.decode().strip().splitlines()[-1])
+    cost = sum(died["priced"])
+    # Settles no message carried (or whose done marks were lost) wait in the dead process's journal.
+    assert died["pending"] >= 2
+    assert 0 < died["pending_micros"] <= 2 * cost
+
+    budgets = lease_then_die.policy(redis_url, prefix, str(tmp_path))
+    with ProviderDouble() as provider:
+        router = CostRouter(router_config(provider.base_url), budgets=budgets)  # adopts and replays the dead file
+        assert router.guard is not None
+        assert router.guard.pending() == (0, 0)
+        view = router.budgets
+        assert view is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(
+            view.status(*scope)[0].held_micros for scope in (("session", "dying"), ("global",))
+        ):
+            time.sleep(0.2)  # the dead process's leases return by their TTL
+        for scope in (("session", "dying"), ("global",)):
+            status = view.status(*scope)[0]
+            assert (status.spent_micros, status.held_micros) == (cost, 0), scope
+        router.shutdown()
 
 
 @pytest.mark.parametrize("scope", ["session", "global"])
