@@ -152,3 +152,42 @@ def test_four_processes_never_overspend(redis_url: str, scope: str, limit_calls:
     assert books.held == 0
     assert books.refused == books.processes * 50  # every task ran until refused
     assert books.false_refusals <= books.false_refusal_bound
+
+
+def test_alerts_fire_once_when_a_message_carries_the_spend(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    budget = ref(10_000, alert_at=(0.5, 0.9))
+    store = _store(redis_url, prefix)
+    fired: list[tuple[float, int, str]] = []
+    store.alert_sink = lambda _budget, threshold, spent, window: fired.append((threshold, spent, window))
+    try:
+        for index in range(6):
+            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
+            store.settle(budget, f"c{index}", 1000)
+        store.drain()
+        # Fired by the message that carried the spend past half the limit, once; 0.9 never reached.
+        assert [threshold for threshold, _, _ in fired] == [0.5]
+        assert 5000 <= fired[0][1] <= 6000
+        assert store.status(budget).spent_micros == 6000
+    finally:
+        store.close()
+
+
+def test_leases_on_a_redis_cluster(redis_cluster_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    budget = ref(1_000_000)
+    config = StoreConfig(
+        backend="redis", key_prefix=prefix, cluster=True, lease=LeaseSettings(enabled=True), journal_dir=None
+    )
+    store = LeasedStore(RedisBudgetStore(config, url=redis_cluster_url))
+    try:
+        for index in range(5):
+            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
+            store.settle(budget, f"c{index}", 700)
+        assert store.messages == 1
+        store.drain()
+        status = store.status(budget)
+        assert (status.spent_micros, status.held_micros) == (3500, 0)
+        assert store.top(budget, 3) == [(budget.scope_id, 3500)]
+    finally:
+        store.close()
