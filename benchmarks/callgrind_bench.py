@@ -242,7 +242,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--layer-calls", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--jobs", type=int, default=2, help="arms run side by side")
+    parser.add_argument("--jobs", type=int, default=12, help="workers run side by side")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="callgrind", help="file stem of the outputs")
     parser.add_argument("--keep", action="store_true", help="keep the callgrind.out files")
@@ -255,12 +255,22 @@ def main() -> None:
     cgmark_build.build()
 
     work = Path(tempfile.mkdtemp(prefix="costrouter-callgrind-"))
-    runs: list[dict[str, dict[str, Any]]] = []
     started = time.monotonic()
-    for run in range(args.runs):
-        with RedisServer() as server, ThreadPoolExecutor(args.jobs) as pool:
-            futures = {arm: pool.submit(run_arm, arm, args, work, run, server.url) for arm in arms}
-            runs.append({arm: futures[arm].result() for arm in arms})
+    # Every (run, arm) worker at once, each run with its own Redis server: counts do not
+    # depend on load, and on a shared machine more workers get more of its CPU.
+    servers = [RedisServer() for _ in range(args.runs)]
+    try:
+        for server in servers:
+            server.start()
+        with ThreadPoolExecutor(args.jobs) as pool:
+            futures = [
+                {arm: pool.submit(run_arm, arm, args, work, run, servers[run].url) for arm in arms}
+                for run in range(args.runs)
+            ]
+            runs = [{arm: future.result() for arm, future in run.items()} for run in futures]
+    finally:
+        for server in servers:
+            server.stop()
     summary = summarize(runs)
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
