@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -43,17 +42,19 @@ LAYER_FUNCTION = "cgmark_layer_{}"
 COSTROUTER_ARMS = ("costrouter", "costrouter_memory", "costrouter_redis")
 
 
-def _worker_command(arm: str, args: argparse.Namespace, out_dir: Path, redis_url: str | None) -> list[str]:
-    command = [
+def _worker_command(arms: list[str], args: argparse.Namespace, work: Path, redis_urls: list[str]) -> list[str]:
+    return [
         "valgrind",
         "--tool=callgrind",
         "--instr-atstart=no",
         "--dump-line=no",
-        f"--callgrind-out-file={out_dir / 'callgrind.out.%p'}",
+        f"--callgrind-out-file={work / 'callgrind.out.%p'}",
         sys.executable,
         str(HERE / "callgrind_worker.py"),
-        "--arm",
-        arm,
+        "--arms",
+        ",".join(arms),
+        "--redis-urls",
+        ",".join(redis_urls),
         "--calls",
         str(args.calls),
         "--warmup",
@@ -61,32 +62,16 @@ def _worker_command(arm: str, args: argparse.Namespace, out_dir: Path, redis_url
         "--layer-calls",
         str(args.layer_calls),
         "--out",
-        str(out_dir / "worker.json"),
+        str(work),
     ]
-    if redis_url is not None:
-        command += ["--redis-url", redis_url]
-    return command
 
 
-def run_arm(arm: str, args: argparse.Namespace, work: Path, run: int, redis_url: str | None) -> dict[str, Any]:
-    """Run one arm's worker under callgrind and read its dumps."""
-    out_dir = work / f"run{run}-{arm}"
-    out_dir.mkdir(parents=True)
-    env = {**os.environ, "PYTHONHASHSEED": "0", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    started = time.monotonic()
-    result = subprocess.run(
-        _worker_command(arm, args, out_dir, redis_url if arm == "costrouter_redis" else None),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"arm {arm} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+def read_arm(out_dir: Path, work: Path) -> dict[str, Any]:
+    """One arm's worker summary with its instruction counts, from its callgrind dumps."""
     worker = json.loads((out_dir / "worker.json").read_text())
     totals: dict[str, int] = {}
     layer_dump = None
-    for path in sorted(out_dir.glob("callgrind.out.*")):
+    for path in sorted(work.glob(f"callgrind.out.{worker['pid']}.*")):
         label, total = callgrind_parse.label_and_total(path)
         totals[label] = total
         if label == "layers":
@@ -106,11 +91,6 @@ def run_arm(arm: str, args: argparse.Namespace, work: Path, run: int, redis_url:
         }
     worker["per_call"] = statistics.fmean(blocks[label]["per_call"] for label in ("a", "b"))
     worker["block_spread"] = abs(blocks["a"]["per_call"] - blocks["b"]["per_call"]) / worker["per_call"]
-    worker["wall_s"] = time.monotonic() - started
-    if not args.keep:
-        for path in out_dir.glob("callgrind.out.*"):
-            path.unlink()
-    print(f"run {run} {arm}: {worker['per_call'] / 1e6:.3f} M/call ({worker['wall_s']:.0f} s)", flush=True)
     return worker
 
 
@@ -242,7 +222,6 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--layer-calls", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--jobs", type=int, default=12, help="workers run side by side")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="callgrind", help="file stem of the outputs")
     parser.add_argument("--keep", action="store_true", help="keep the callgrind.out files")
@@ -256,21 +235,21 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="costrouter-callgrind-"))
     started = time.monotonic()
-    # Every (run, arm) worker at once, each run with its own Redis server: counts do not
-    # depend on load, and on a shared machine more workers get more of its CPU.
+    # One process under valgrind imports once and forks a child per (run, arm); each run
+    # has its own Redis server. Counts do not depend on load, so all children run at once.
     servers = [RedisServer() for _ in range(args.runs)]
     try:
         for server in servers:
             server.start()
-        with ThreadPoolExecutor(args.jobs) as pool:
-            futures = [
-                {arm: pool.submit(run_arm, arm, args, work, run, servers[run].url) for arm in arms}
-                for run in range(args.runs)
-            ]
-            runs = [{arm: future.result() for arm, future in run.items()} for run in futures]
+        command = _worker_command(arms, args, work, [server.url for server in servers])
+        env = {**os.environ, "PYTHONHASHSEED": "0", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise SystemExit(f"the callgrind workers failed ({result.returncode}):\n{result.stderr[-6000:]}")
     finally:
         for server in servers:
             server.stop()
+    runs = [{arm: read_arm(work / f"run{run}-{arm}", work) for arm in arms} for run in range(args.runs)]
     summary = summarize(runs)
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -290,7 +269,10 @@ def main() -> None:
     table = markdown(summary, meta)
     (args.out / f"{args.name}.md").write_text(table)
     print(table)
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        print(f"callgrind files kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

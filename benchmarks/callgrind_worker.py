@@ -157,17 +157,57 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _measure(args: argparse.Namespace) -> None:
+    result = asyncio.run(run(args))
+    result["pid"] = os.getpid()
+    args.out.write_text(json.dumps(result, indent=2))
+
+
+def _fork_all(args: argparse.Namespace) -> None:
+    """Fork one child per (run, arm) from this process, which has only imported.
+
+    Valgrind follows a fork without an exec: each child is its own callgrind process
+    (``%p`` in the output file name), and LiteLLM's import is paid once.
+    """
+    children = []
+    for run, url in enumerate(args.redis_urls.split(",")):
+        for arm in args.arms.split(","):
+            out_dir = args.out / f"run{run}-{arm}"
+            out_dir.mkdir(parents=True, exist_ok=True)
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    arm_args = argparse.Namespace(**vars(args))
+                    arm_args.arm, arm_args.out = arm, out_dir / "worker.json"
+                    arm_args.redis_url = url if arm == "costrouter_redis" else None
+                    _measure(arm_args)
+                    code = 0
+                finally:
+                    os._exit(code)
+            children.append(pid)
+    failed = [pid for pid in children if os.waitpid(pid, 0)[1] != 0]
+    if failed:
+        raise SystemExit(f"{len(failed)} arm worker(s) failed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--arm", required=True, choices=callgrind_arms.ARM_NAMES)
+    parser.add_argument("--arm", choices=callgrind_arms.ARM_NAMES)
+    parser.add_argument("--arms", help="fork one child per arm and run (comma-separated)")
+    parser.add_argument("--redis-urls", help="with --arms: one Redis URL per run (comma-separated)")
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--layer-calls", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--redis-url")
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path, help="the JSON file (--arm) or the directory (--arms)")
     args = parser.parse_args()
-    result = asyncio.run(run(args))
-    args.out.write_text(json.dumps(result, indent=2))
+    if args.arms:
+        _fork_all(args)
+    elif args.arm:
+        _measure(args)
+    else:
+        parser.error("give --arm or --arms")
 
 
 if __name__ == "__main__":
