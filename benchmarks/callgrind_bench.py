@@ -115,34 +115,40 @@ def _redis_per_call(worker: dict[str, Any]) -> dict[str, float]:
 
 
 def summarize(runs: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
-    """Per arm: instructions per call in each run, mean, spread, added and ratio against bare."""
+    """Per arm: instructions per call in each run, mean, spread, added and ratio against bare.
+
+    An arm missing from a later run (``--from-dir`` of a partial run) uses the runs it has.
+    """
     arms: dict[str, Any] = {}
     for arm in runs[0]:
-        values = [run[arm]["per_call"] for run in runs]
+        present = [run for run in runs if arm in run]
+        values = [run[arm]["per_call"] for run in present]
         mean = statistics.fmean(values)
         arms[arm] = {
             "label": callgrind_arms.LABELS[arm],
+            "runs": len(values),
             "per_call_runs": values,
             "per_call": mean,
             "run_spread": (max(values) - min(values)) / mean,
-            "block_spread": max(run[arm]["block_spread"] for run in runs),
-            "spans_per_call": runs[0][arm]["spans_per_call"],
+            "block_spread": max(run[arm]["block_spread"] for run in present),
+            "spans_per_call": present[0][arm]["spans_per_call"],
         }
     bare = arms["bare"]["per_call"]
     for arm, entry in arms.items():
+        present = [run for run in runs if arm in run]
         entry["added"] = entry["per_call"] - bare
         entry["ratio"] = entry["per_call"] / bare
-        entry["added_runs"] = [run[arm]["per_call"] - run["bare"]["per_call"] for run in runs]
+        entry["added_runs"] = [run[arm]["per_call"] - run["bare"]["per_call"] for run in present if "bare" in run]
         if arm in COSTROUTER_ARMS:
             layers = {
-                name: statistics.fmean(run[arm]["blocks"]["layers"]["layers_per_call"][name] for run in runs)
+                name: statistics.fmean(run[arm]["blocks"]["layers"]["layers_per_call"][name] for run in present)
                 for _, name, _ in callgrind_layers.LAYERS
             }
             top = sum(layers[name] for index, name, _ in callgrind_layers.LAYERS if index in callgrind_layers.TOP_LEVEL)
             layers["own"] = entry["added"] - top
             entry["layers"] = layers
         if arm == "costrouter_redis":
-            per_run = [_redis_per_call(run[arm]) for run in runs]
+            per_run = [_redis_per_call(run[arm]) for run in present]
             entry["redis"] = {key: statistics.fmean(r[key] for r in per_run) for key in per_run[0]}
     return arms
 
@@ -163,15 +169,16 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"litellm {meta['litellm']}, opentelemetry-sdk {meta['otel_sdk']}, redis-py {meta['redis_py']}"
         f"{', hiredis ' + meta['hiredis'] if meta['hiredis'] else ', no hiredis'}.",
         "",
-        "| arm | instructions per call | added | ratio vs bare | spans/call | spread between runs | "
+        "| arm | instructions per call | added | ratio vs bare | spans/call | runs | spread between runs | "
         "spread between blocks |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for arm, entry in summary.items():
         added = "–" if arm == "bare" else f"{'+' if entry['added'] >= 0 else ''}{_m(entry['added'])}"
         ratio = "1" if arm == "bare" else f"{(entry['ratio'] - 1) * 100:+.2f} %"
         lines.append(
             f"| {entry['label']} | {_m(entry['per_call'])} | {added} | {ratio} | {entry['spans_per_call']:.1f} | "
+            f"{entry['runs']} | "
             f"{entry['run_spread'] * 100:.2f} % | {entry['block_spread'] * 100:.2f} % |"
         )
     layered = [arm for arm in COSTROUTER_ARMS if arm in summary]
@@ -215,26 +222,7 @@ def _version(package: str) -> str:
         return ""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arms", default=",".join(callgrind_arms.ARM_NAMES))
-    parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--calls", type=int, default=40)
-    parser.add_argument("--layer-calls", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--name", default="callgrind", help="file stem of the outputs")
-    parser.add_argument("--keep", action="store_true", help="keep the callgrind.out files")
-    args = parser.parse_args()
-    if shutil.which("valgrind") is None:
-        raise SystemExit("callgrind_bench needs valgrind (apt-get install valgrind)")
-    arms = [arm.strip() for arm in args.arms.split(",") if arm.strip()]
-    if "bare" not in arms:
-        arms.insert(0, "bare")
-    cgmark_build.build()
-
-    work = Path(tempfile.mkdtemp(prefix="costrouter-callgrind-"))
-    started = time.monotonic()
+def _run_workers(arms: list[str], args: argparse.Namespace, work: Path) -> None:
     # One process under valgrind imports once and forks a child per (run, arm); each run
     # has its own Redis server. Counts do not depend on load, so all children run at once.
     servers = [RedisServer() for _ in range(args.runs)]
@@ -249,7 +237,44 @@ def main() -> None:
     finally:
         for server in servers:
             server.stop()
-    runs = [{arm: read_arm(work / f"run{run}-{arm}", work) for arm in arms} for run in range(args.runs)]
+
+
+def _read_runs(work: Path, arms: list[str]) -> list[dict[str, dict[str, Any]]]:
+    runs = []
+    for run in range(len(list(work.glob("run*-bare")))):
+        found = {arm: work / f"run{run}-{arm}" for arm in arms if (work / f"run{run}-{arm}" / "worker.json").exists()}
+        runs.append({arm: read_arm(out_dir, work) for arm, out_dir in found.items()})
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arms", default=",".join(callgrind_arms.ARM_NAMES))
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--calls", type=int, default=40)
+    parser.add_argument("--layer-calls", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--name", default="callgrind", help="file stem of the outputs")
+    parser.add_argument("--keep", action="store_true", help="keep the callgrind.out files")
+    parser.add_argument("--from-dir", type=Path, help="summarize the kept files of an earlier run instead of running")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        raise SystemExit("callgrind_bench needs valgrind (apt-get install valgrind)")
+    arms = [arm.strip() for arm in args.arms.split(",") if arm.strip()]
+    if "bare" not in arms:
+        arms.insert(0, "bare")
+    cgmark_build.build()
+
+    if args.from_dir is not None:
+        work = args.from_dir
+        started = time.monotonic()
+        runs = _read_runs(work, arms)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="costrouter-callgrind-"))
+        started = time.monotonic()
+        _run_workers(arms, args, work)
+        runs = _read_runs(work, arms)
     summary = summarize(runs)
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -269,7 +294,7 @@ def main() -> None:
     table = markdown(summary, meta)
     (args.out / f"{args.name}.md").write_text(table)
     print(table)
-    if args.keep:
+    if args.keep or args.from_dir is not None:
         print(f"callgrind files kept in {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
