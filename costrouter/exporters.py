@@ -37,8 +37,6 @@ from pathlib import Path
 from typing import Any, TypedDict, cast
 
 from opentelemetry import metrics, trace
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -450,6 +448,13 @@ def build_resource(settings: Settings | None = None) -> Resource:
     return detected
 
 
+def _http_exporters() -> tuple[type[Any], type[Any]]:
+    # Loaded on first use: a router without OTLP export never imports the exporter (nor protobuf).
+    traces = import_module("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    metrics_module = import_module("opentelemetry.exporter.otlp.proto.http.metric_exporter")
+    return traces.OTLPSpanExporter, metrics_module.OTLPMetricExporter
+
+
 def _grpc_exporters() -> tuple[type[Any], type[Any]]:
     try:
         traces = import_module("opentelemetry.exporter.otlp.proto.grpc.trace_exporter")
@@ -468,7 +473,7 @@ def _exporters(settings: Settings) -> tuple[SpanExporter, MetricExporter | None]
     if settings.export_timeout_seconds is not None:
         kwargs["timeout"] = settings.export_timeout_seconds
     preset, grpc = backend_preset(settings.backend), settings.otlp_protocol == "grpc"
-    span_cls, metric_cls = _grpc_exporters() if grpc else (OTLPSpanExporter, OTLPMetricExporter)
+    span_cls, metric_cls = _grpc_exporters() if grpc else _http_exporters()
     spans = span_cls(**kwargs, **exporter_options(preset, "traces", os.environ, grpc=grpc))
     if not preset.exports("metrics"):
         return cast(SpanExporter, spans), None

@@ -12,11 +12,11 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Final
 
-from google.protobuf.json_format import MessageToDict
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.sdk.trace import ReadableSpan
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
 
 _ID_FIELDS: Final = ("traceId", "spanId", "parentSpanId")
 _KINDS: Final = {0: "INTERNAL", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
@@ -25,7 +25,11 @@ _STATUS: Final = {0: "UNSET", 1: "OK", 2: "ERROR"}
 
 def spans_to_otlp_json(spans: Sequence[ReadableSpan]) -> str:
     """One compact ``TracesData`` JSON object holding ``spans`` (no newline)."""
-    data = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
+    # Loaded on first use (protobuf and the OTLP encoder: ~0.4 s), so a router that never
+    # writes OTLP JSON does not import them.
+    encode_spans = import_module("opentelemetry.exporter.otlp.proto.common.trace_encoder").encode_spans
+    message_to_dict = import_module("google.protobuf.json_format").MessageToDict
+    data: dict[str, Any] = message_to_dict(encode_spans(spans), use_integers_for_enums=True)
     for resource_spans in data.get("resourceSpans", []):
         for scope_spans in resource_spans.get("scopeSpans", []):
             for span in scope_spans.get("spans", []):

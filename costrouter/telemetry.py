@@ -7,7 +7,7 @@ or the globals. Every name lives in :mod:`costrouter.semconv`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +106,7 @@ class Telemetry:
             unit=sc.METRIC_BUDGET_UNHELD_SETTLES_UNIT,
             description="Settles that charged a budget with no live hold for the call (expired, reset).",
         )
+        self._metric_sets = _MetricAttributes()
 
     # ---- the parent span -------------------------------------------------------------
     def start_call_span(
@@ -194,49 +195,125 @@ class Telemetry:
     def record_metrics(
         self, group: str, outcome: Outcome, record: CallRecord, latency_s: float, result: str, operation: str = "chat"
     ) -> None:
-        """Metrics of one routed call, by operation; never a session or user id as an attribute."""
-        base = metric_attributes(group, outcome, operation)
-        duration_attributes = dict(base)
-        if outcome.error is not None:
-            duration_attributes[sc.ERROR_TYPE] = type(outcome.error).__name__
-        self.duration.record(latency_s, duration_attributes)
-        self.calls.add(
-            1,
-            {
+        """Metrics of one routed call, by operation; never a session or user id as an attribute.
+
+        The attribute sets repeat from call to call (a few per group), so each is built once
+        and kept (:class:`_MetricAttributes`); the SDK gets the same dict every time.
+        """
+        sets = self._metric_sets.get(group, outcome, operation)
+        self.duration.record(
+            latency_s, sets.duration if outcome.error is None else sets.failed(type(outcome.error).__name__)
+        )
+        self.calls.add(1, self._metric_sets.calls(group, result, operation))
+        if outcome.prompt_tokens is not None:
+            self.token_usage.record(outcome.prompt_tokens, sets.tokens("input"))
+        if outcome.completion_tokens is not None:
+            self.token_usage.record(outcome.completion_tokens, sets.tokens("output"))
+        if outcome.breakdown is not None:
+            for token_type, count in detail_token_counts(outcome.breakdown).items():
+                self.token_usage.record(count, sets.tokens(token_type))
+        if outcome.cost_usd:
+            self.cost.add(outcome.cost_usd, sets.cost(outcome.deployment_id))
+        for attempt in record.attempts:
+            self.attempts.add(
+                1,
+                self._metric_sets.attempt(
+                    attempt.model_group,
+                    attempt.deployment_id,
+                    attempt.kind,
+                    "success" if attempt.outcome == "success" else "failure",
+                ),
+            )
+
+
+_MAX_METRIC_SETS = 4096
+"""Past this many distinct attribute sets the cache starts over (response models come from providers)."""
+
+
+class _GroupSets:
+    """The metric attribute dicts of one (group, operation, model, provider, response model)."""
+
+    def __init__(self, group: str, outcome: Outcome, operation: str) -> None:
+        self.base = metric_attributes(group, outcome, operation)
+        self.duration = dict(self.base)
+        self._served = outcome.served_group or group
+        self._response_model = outcome.response_model or ""
+        self._by_key: dict[tuple[str, str | None], dict[str, AttributeValue]] = {}
+
+    def failed(self, error_type: str) -> dict[str, AttributeValue]:
+        return self._set(("error", error_type), lambda: {**self.base, sc.ERROR_TYPE: error_type})
+
+    def tokens(self, token_type: str) -> dict[str, AttributeValue]:
+        return self._set(("tokens", token_type), lambda: {**self.base, sc.GEN_AI_TOKEN_TYPE: token_type})
+
+    def cost(self, deployment_id: str | None) -> dict[str, AttributeValue]:
+        return self._set(
+            ("cost", deployment_id),
+            lambda: {
+                sc.ROUTER_GROUP: self._served,
+                sc.ROUTER_MODEL_GROUP: self._served,
+                sc.ROUTER_DEPLOYMENT_ID: deployment_id or "",
+                sc.GEN_AI_RESPONSE_MODEL: self._response_model,
+            },
+        )
+
+    def _set(
+        self, key: tuple[str, str | None], build: Callable[[], dict[str, AttributeValue]]
+    ) -> dict[str, AttributeValue]:
+        attributes = self._by_key.get(key)
+        if attributes is None:
+            attributes = self._by_key[key] = build()
+        return attributes
+
+
+class _MetricAttributes:
+    """Every metric attribute set built so far, by what decides it."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[object, ...], _GroupSets] = {}
+        self._calls: dict[tuple[str, str, str], dict[str, AttributeValue]] = {}
+        self._attempts: dict[tuple[str, str, str, str], dict[str, AttributeValue]] = {}
+
+    def _room(self) -> None:
+        if len(self._groups) + len(self._calls) + len(self._attempts) > _MAX_METRIC_SETS:
+            self._groups.clear()
+            self._calls.clear()
+            self._attempts.clear()
+
+    def get(self, group: str, outcome: Outcome, operation: str) -> _GroupSets:
+        key = (group, operation, outcome.model, outcome.provider, outcome.response_model, outcome.served_group)
+        sets = self._groups.get(key)
+        if sets is None:
+            self._room()
+            sets = self._groups[key] = _GroupSets(group, outcome, operation)
+        return sets
+
+    def calls(self, group: str, result: str, operation: str) -> dict[str, AttributeValue]:
+        key = (group, result, operation)
+        attributes = self._calls.get(key)
+        if attributes is None:
+            self._room()
+            attributes = self._calls[key] = {
                 sc.ROUTER_GROUP: group,
                 sc.ROUTER_MODEL_GROUP: group,
                 sc.CALL_OUTCOME: result,
                 sc.GEN_AI_OPERATION_NAME: operation,
-            },
-        )
-        if outcome.prompt_tokens is not None:
-            self.token_usage.record(outcome.prompt_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: "input"})
-        if outcome.completion_tokens is not None:
-            self.token_usage.record(outcome.completion_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: "output"})
-        if outcome.breakdown is not None:
-            for token_type, count in detail_token_counts(outcome.breakdown).items():
-                self.token_usage.record(count, {**base, sc.GEN_AI_TOKEN_TYPE: token_type})
-        if outcome.cost_usd:
-            self.cost.add(
-                outcome.cost_usd,
-                {
-                    sc.ROUTER_GROUP: outcome.served_group or group,
-                    sc.ROUTER_MODEL_GROUP: outcome.served_group or group,
-                    sc.ROUTER_DEPLOYMENT_ID: outcome.deployment_id or "",
-                    sc.GEN_AI_RESPONSE_MODEL: outcome.response_model or "",
-                },
-            )
-        for attempt in record.attempts:
-            self.attempts.add(
-                1,
-                {
-                    sc.ROUTER_GROUP: attempt.model_group,
-                    sc.ROUTER_MODEL_GROUP: attempt.model_group,
-                    sc.ROUTER_DEPLOYMENT_ID: attempt.deployment_id,
-                    sc.ATTEMPT_KIND: attempt.kind,
-                    sc.ATTEMPT_OUTCOME: "success" if attempt.outcome == "success" else "failure",
-                },
-            )
+            }
+        return attributes
+
+    def attempt(self, group: str, deployment_id: str, kind: str, outcome: str) -> dict[str, AttributeValue]:
+        key = (group, deployment_id, kind, outcome)
+        attributes = self._attempts.get(key)
+        if attributes is None:
+            self._room()
+            attributes = self._attempts[key] = {
+                sc.ROUTER_GROUP: group,
+                sc.ROUTER_MODEL_GROUP: group,
+                sc.ROUTER_DEPLOYMENT_ID: deployment_id,
+                sc.ATTEMPT_KIND: kind,
+                sc.ATTEMPT_OUTCOME: outcome,
+            }
+        return attributes
 
 
 def metric_attributes(group: str, outcome: Outcome, operation: str = "chat") -> dict[str, AttributeValue]:

@@ -1,0 +1,125 @@
+"""The arms of the callgrind benchmark, each built alone in a fresh process.
+
+One arm per process, one ``litellm.Router`` per process: each extra Router adds LiteLLM
+global callbacks (about 2 M instructions to every call of every Router), so arms built
+side by side would not carry the same callbacks. Every arm sends the same request with
+LiteLLM's ``mock_response`` (no HTTP) and exports to the same sink (an SDK
+``TracerProvider`` with a ``BatchSpanProcessor`` in front of a counting exporter).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import litellm
+import variants
+from openinference.instrumentation.litellm import LiteLLMInstrumentor
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from costrouter import CostRouter
+from costrouter.building import build_litellm_router
+from costrouter.config import parse_router_config
+
+ARMS: tuple[tuple[str, str], ...] = (
+    ("bare", "bare `Router.acompletion`"),
+    ("costrouter", "costrouter, tracing only"),
+    ("costrouter_memory", "costrouter + memory budget"),
+    ("costrouter_redis", "costrouter + Redis budget"),
+    ("openinference", "Router + OpenInference"),
+    ("litellm_otel", 'Router + LiteLLM "otel"'),
+)
+ARM_NAMES = tuple(name for name, _ in ARMS)
+LABELS = dict(ARMS)
+MOCK = {"mock_response": variants.MOCK_TEXT}
+
+
+@dataclass
+class Arm:
+    """One arm in this process: ``acall(i)`` makes the i-th call."""
+
+    name: str
+    acall: Callable[[int], Awaitable[Any]]
+    spans: Callable[[], int]
+    router: Any = None
+    """The CostRouter, for the arms that have one."""
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for closer in self.closers:
+            closer()
+
+
+def _bare_router() -> Any:
+    return build_litellm_router(parse_router_config(variants.router_config("http://127.0.0.1:9/v1")))
+
+
+def _litellm_arm(name: str, router: Any, spans: Callable[[], int]) -> Arm:
+    async def acall(_: int) -> Any:
+        return await router.acompletion(
+            model=variants.GROUP, messages=variants.MESSAGES, max_tokens=variants.MAX_TOKENS, **MOCK
+        )
+
+    return Arm(name, acall, spans)
+
+
+def build(name: str, redis_url: str | None) -> Arm:
+    """Set up arm ``name`` in this (fresh) process."""
+    provider, exporter = variants.sdk_tracer_provider()
+
+    def spans() -> int:
+        provider.force_flush()
+        return exporter.spans
+
+    if name == "bare":
+        return _litellm_arm(name, _bare_router(), spans)
+    if name == "openinference":
+        router = _bare_router()
+        LiteLLMInstrumentor().instrument(tracer_provider=provider)
+        return _litellm_arm(name, router, spans)
+    if name == "litellm_otel":
+        trace.set_tracer_provider(provider)
+        litellm.callbacks = ["otel"]
+        return _litellm_arm(name, _bare_router(), spans)
+    if name in ("costrouter", "costrouter_memory", "costrouter_redis"):
+        return _costrouter_arm(name, redis_url, provider, spans)
+    raise ValueError(f"unknown arm {name!r}; known: {', '.join(ARM_NAMES)}")
+
+
+def _costrouter_arm(name: str, redis_url: str | None, provider: Any, spans: Callable[[], int]) -> Arm:
+    budgets = None
+    if name == "costrouter_memory":
+        budgets = variants.budget_policy("memory", None)
+    elif name == "costrouter_redis":
+        if redis_url is None:
+            raise ValueError("the costrouter_redis arm needs --redis-url")
+        budgets = variants.budget_policy("redis", redis_url)
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    router = CostRouter(
+        variants.router_config("http://127.0.0.1:9/v1"),
+        budgets=budgets,
+        tracer_provider=provider,
+        meter_provider=meter_provider,
+    )
+
+    async def acall(i: int) -> Any:
+        return await router.aroute_completion(
+            variants.GROUP,
+            variants.MESSAGES,
+            session_id=f"session-{i % variants.SESSIONS}",
+            max_tokens=variants.MAX_TOKENS,
+            **MOCK,
+        )
+
+    return Arm(name, acall, spans, router, [router.shutdown, meter_provider.shutdown])
+
+
+def callback_counts() -> dict[str, int]:
+    """How many entries each of LiteLLM's callback lists holds (the JSON keeps them per arm)."""
+    return {name: len(values) for name, values in variants._callback_lists().items()}

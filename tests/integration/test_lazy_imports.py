@@ -1,0 +1,53 @@
+"""Building a router loads only what its configuration uses (issue 11).
+
+Each case runs in a fresh interpreter: ``sys.modules`` of the test process already holds
+everything other tests imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+_BUILD = """
+import json, sys
+from costrouter import CostRouter
+config = {"groups": {"g": {"deployments": [
+    {"id": "d", "model": "openai/m", "api_base": "http://127.0.0.1:9/v1", "api_key": "k"}]}}}
+router = CostRouter(config, **OPTIONS)
+router.shutdown()
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _modules_after_build(options: str, **env: str) -> list[str]:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("COSTROUTER_", "OTEL_"))}
+    environment.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", **env})
+    result = subprocess.run(
+        [sys.executable, "-c", _BUILD.replace("OPTIONS", options)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    modules: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return modules
+
+
+def _loaded(modules: list[str], package: str) -> list[str]:
+    return [name for name in modules if name == package or name.startswith(f"{package}.")]
+
+
+def test_a_router_without_otlp_export_does_not_import_the_otlp_exporter() -> None:
+    for exporter in ("none", "console"):
+        modules = _modules_after_build("{}", COSTROUTER_EXPORTER=exporter)
+        assert _loaded(modules, "opentelemetry.exporter.otlp") == [], exporter
+        assert "costrouter.calls" in modules  # the router really was built
+
+
+def test_a_router_with_otlp_export_imports_it() -> None:
+    modules = _modules_after_build("{}", COSTROUTER_EXPORTER="otlp", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    assert "opentelemetry.exporter.otlp.proto.http.trace_exporter" in modules
