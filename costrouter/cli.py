@@ -27,10 +27,10 @@ from costrouter.budget import (
     Budget,
     BudgetPolicy,
     BudgetStore,
-    RedisBudgetStore,
     load_policy,
     store_from_config,
 )
+from costrouter.budget.factory import redis_store_of
 from costrouter.budget.journal import PendingSettle, journal_directory
 from costrouter.budget_view import BudgetsView
 from costrouter.config import SECRET_PREFIX, Deployment, RouterConfig, load_router_config, resolve_secrets
@@ -648,9 +648,10 @@ def accept_loss(budgets: BudgetsOption = None, redis: RedisOption = None) -> Non
     """Accept that the budget store lost its data: routers stop refusing and count from its new state."""
     policy, _ = _load_budget_policy(budgets, redis)
     with _open_store(policy, redis) as store, _store_errors():
-        if not isinstance(store, RedisBudgetStore):
+        redis_store = redis_store_of(store)
+        if redis_store is None:
             _fail(_MEMORY_STORE_NOTE, ExitCode.MEMORY_STORE)
-        epoch = store.accept_epoch()
+        epoch = redis_store.accept_epoch()
     if not epoch:
         _console().print("the store has no epoch yet: no router has used it, nothing to accept", markup=False)
         return

@@ -16,7 +16,7 @@ from costrouter.alerts import AlertDispatcher
 from costrouter.attempts import attempt_tracker
 from costrouter.backends import backend as backend_preset
 from costrouter.budget import BudgetPolicy, BudgetStore, load_policy, store_from_config
-from costrouter.budget.leases import LeasedStore
+from costrouter.budget.factory import leased_store_of
 from costrouter.budget.renewal import HoldRenewer
 from costrouter.budget_view import BudgetsView
 from costrouter.building import build_litellm_router
@@ -99,8 +99,9 @@ class CostRouter:
             None if self.policy is None or self.store is None else build_guard(self.policy, self.store, self.telemetry)
         )
         self._planner.guard = self.guard
-        if isinstance(self.store, LeasedStore):
-            self.store.alert_sink = self._planner.lease_alert
+        leased = leased_store_of(self.store)
+        if leased is not None:
+            leased.alert_sink = self._planner.lease_alert
 
     @classmethod
     def from_files(

@@ -35,8 +35,8 @@ from opentelemetry.util.types import AttributeValue
 from costrouter import semconv as sc
 from costrouter._version import __version__
 from costrouter.budget import BudgetPolicy, BudgetRef, BudgetStore, SettleOutcome
+from costrouter.budget.factory import leased_store_of
 from costrouter.budget.journal import PendingSettle, SettleJournal, journal_directory, new_entry
-from costrouter.budget.leases import LeasedStore
 from costrouter.budget.store import EpochState
 from costrouter.errors import BudgetStoreError
 from costrouter.money import micros_to_usd
@@ -133,7 +133,8 @@ class Replayer:
                         entry.call_id,
                         record_ttl,
                     )
-                if isinstance(self.store, LeasedStore) and entry.lease == self.store.owner:
+                leased = leased_store_of(self.store)
+                if leased is not None and entry.lease == leased.owner:
                     continue  # a settle of this process's live lease: its next message carries it
                 try:
                     if entry.lease is not None and entry.seq <= _lease_applied(self.store, entry):
@@ -170,9 +171,10 @@ class Replayer:
 
 def _lease_applied(store: BudgetStore, entry: PendingSettle) -> int:
     """The last message seq the store applied for the lease that journaled ``entry``."""
-    if not isinstance(store, LeasedStore) or entry.lease is None:
+    leased = leased_store_of(store)
+    if leased is None or entry.lease is None:
         return 0
-    return store.lease_applied(entry.budget, entry.window, entry.lease)
+    return leased.lease_applied(entry.budget, entry.window, entry.lease)
 
 
 class EpochWatch:
@@ -407,8 +409,9 @@ class StoreGuard:
 
         A leasing store first carries its settled spend to the store and gives its leases back.
         """
-        if isinstance(self.store, LeasedStore):
-            self.store.drain()
+        leased = leased_store_of(self.store)
+        if leased is not None:
+            leased.drain()
         if self.replayer is not None:
             self.replayer.close()
         if self.journal is not None:
@@ -424,8 +427,9 @@ def build_guard(policy: BudgetPolicy, store: BudgetStore, telemetry: Telemetry) 
             journal = SettleJournal(directory, policy.store.journal_max_entries)
         except OSError:
             logger.exception("costrouter: cannot open the settle journal in %s; settles are retried only", directory)
-    if journal is not None and isinstance(store, LeasedStore):
-        store.journal = journal  # a leasing store journals its calls' settles there
+    leased = leased_store_of(store)
+    if journal is not None and leased is not None:
+        leased.journal = journal  # a leasing store journals its calls' settles there
     guard = StoreGuard(policy, store, telemetry, journal)
     guard.start()
     return guard

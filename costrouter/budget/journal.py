@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from costrouter.budget.redis import RedisBudgetStore
+from costrouter.budget.factory import redis_store_of
 from costrouter.budget.store import BudgetRef, BudgetStore
 from costrouter.budget.windows import parse_window
 
@@ -56,10 +56,10 @@ def journal_dir_for(base: str | Path, redis_url: str, key_prefix: str) -> Path:
 def journal_directory(policy: BudgetPolicy, store: BudgetStore) -> Path | None:
     """The journal directory of ``store``, or ``None`` (no journal: memory store, or ``journal_dir: null``)."""
     base = policy.store.journal_dir
-    store = getattr(store, "inner", store)
-    if base is None or not isinstance(store, RedisBudgetStore):
+    redis_store = redis_store_of(store)
+    if base is None or redis_store is None:
         return None
-    return journal_dir_for(base, store.url, policy.store.key_prefix)
+    return journal_dir_for(base, redis_store.url, policy.store.key_prefix)
 
 
 @dataclass(frozen=True)

@@ -51,3 +51,22 @@ def test_a_router_without_otlp_export_does_not_import_the_otlp_exporter() -> Non
 def test_a_router_with_otlp_export_imports_it() -> None:
     modules = _modules_after_build("{}", COSTROUTER_EXPORTER="otlp", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
     assert "opentelemetry.exporter.otlp.proto.http.trace_exporter" in modules
+
+
+_MEMORY_BUDGETS = '{"budgets": {"budgets": [{"name": "per-session", "scope": "session", "limit_usd": 1}]}}'
+
+
+def test_a_router_without_a_redis_store_does_not_import_redis() -> None:
+    for options in ("{}", _MEMORY_BUDGETS):
+        modules = _modules_after_build(options, COSTROUTER_EXPORTER="none")
+        assert _loaded(modules, "redis") == [], options
+        assert _loaded(modules, "costrouter.budget.redis") == [], options
+    with_budgets = _modules_after_build(_MEMORY_BUDGETS, COSTROUTER_EXPORTER="none")
+    assert "costrouter.budget.memory" in with_budgets  # the memory store really was built
+
+
+def test_a_router_with_a_redis_store_imports_it(redis_url: str) -> None:
+    options = json.dumps({"budgets": {"store": {"backend": "redis", "redis_url": redis_url}, "budgets": []}})
+    modules = _modules_after_build(options, COSTROUTER_EXPORTER="none")
+    assert "costrouter.budget.redis" in modules
+    assert "redis" in modules
