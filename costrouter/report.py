@@ -33,7 +33,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from operator import attrgetter
@@ -70,6 +70,7 @@ __all__ = [
     "calls_from_records",
     "load_span_records",
     "neutralise_cell",
+    "ordered_breakdown",
     "parse_breakdowns",
     "report_csv",
     "report_json",
@@ -86,6 +87,14 @@ EXACT_LATENCIES: Final = 512
 _GAMMA: Final = 1.02  # bucket i holds (GAMMA**(i-1), GAMMA**i]: the midpoint is within 1 %
 _LOG_GAMMA: Final = math.log(_GAMMA)
 _ZERO_BUCKET: Final = -(10**9)
+_LATENCY_SHIFT: Final = 60
+LATENCY_UNITS: Final = float(1 << _LATENCY_SHIFT)
+"""Units of a latency sum per ms: a float latency times this is exact (down to 2**-8 ms), and so is the sum."""
+
+
+def latency_units(value_ms: float) -> int:
+    """``value_ms`` in units of :data:`LATENCY_UNITS` (exact for any latency from 2**-8 ms up)."""
+    return int(value_ms * LATENCY_UNITS) if value_ms < 1e200 else int(value_ms) << _LATENCY_SHIFT
 
 
 def latency_bucket(value_ms: float) -> int:
@@ -110,7 +119,8 @@ class ReportRow:
     output_tokens: int = 0
     cost_pico: int = 0
     latency_count: int = 0
-    latency_sum_ms: float = 0.0
+    latency_sum_units: int = 0
+    """Latencies summed in units of 2**-60 ms (:data:`LATENCY_UNITS`): exact in any order, so rows merge exactly."""
     latencies_ms: list[float] = field(default_factory=list)
     latency_buckets: dict[int, int] = field(default_factory=dict)
 
@@ -122,7 +132,7 @@ class ReportRow:
     def add_latency(self, value_ms: float, bucket: int | None = None) -> None:
         """Count one call's latency (exactly while the row is small); ``bucket`` if already known."""
         self.latency_count += 1
-        self.latency_sum_ms += value_ms
+        self.latency_sum_units += latency_units(value_ms)
         buckets = self.latency_buckets
         if buckets:
             index = latency_bucket(value_ms) if bucket is None else bucket
@@ -130,15 +140,42 @@ class ReportRow:
             return
         self.latencies_ms.append(value_ms)
         if len(self.latencies_ms) > EXACT_LATENCIES:
-            for kept in self.latencies_ms:
-                index = latency_bucket(kept)
-                buckets[index] = buckets.get(index, 0) + 1
-            self.latencies_ms = []
+            self._spill()
+
+    def _spill(self) -> None:
+        """Turn the exact latencies into histogram buckets (the row grew past :data:`EXACT_LATENCIES`)."""
+        buckets = self.latency_buckets
+        for kept in self.latencies_ms:
+            index = latency_bucket(kept)
+            buckets[index] = buckets.get(index, 0) + 1
+        self.latencies_ms = []
+
+    def merge(self, other: ReportRow) -> None:
+        """Add ``other`` (the same key, counted over other spans): the result is what one pass would hold."""
+        self.calls += other.calls
+        self.ok += other.ok
+        self.failed += other.failed
+        self.rejected += other.rejected
+        self.attempts += other.attempts
+        self.failed_attempts += other.failed_attempts
+        self.retries += other.retries
+        self.fallbacks += other.fallbacks
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cost_pico += other.cost_pico
+        self.latency_count += other.latency_count
+        self.latency_sum_units += other.latency_sum_units
+        self.latencies_ms.extend(other.latencies_ms)
+        if other.latency_buckets or self.latency_buckets or len(self.latencies_ms) > EXACT_LATENCIES:
+            buckets = self.latency_buckets
+            for index, count in other.latency_buckets.items():
+                buckets[index] = buckets.get(index, 0) + count
+            self._spill()
 
     @property
     def latency_ms_mean(self) -> float | None:
         """Mean latency of the calls that reached a provider (rejected calls never did)."""
-        return self.latency_sum_ms / self.latency_count if self.latency_count else None
+        return self.latency_sum_units / (self.latency_count << _LATENCY_SHIFT) if self.latency_count else None
 
     @property
     def latency_ms_p95(self) -> float | None:
@@ -237,6 +274,8 @@ class CallCounts(NamedTuple):
     failed_attempts: int
     retries: int
     fallbacks: int
+    latency_units: int = 0
+    """The latency in units of 2**-60 ms."""
 
     @classmethod
     def of(cls, call: CallSummary) -> CallCounts:
@@ -252,22 +291,33 @@ class CallCounts(NamedTuple):
             elif kind == "fallback":
                 fallbacks += 1
         outcome = call.outcome
-        rejected = outcome == "rejected"
-        latency = None if rejected else call.latency_ms
-        return cls(
-            outcome == "ok",
-            outcome == "failed",
-            rejected,
-            call.input_tokens,
-            call.output_tokens,
-            round(call.cost_usd * PICO),
-            latency,
-            0 if latency is None else latency_bucket(latency),
-            len(attempts),
-            failed,
-            retries,
-            fallbacks,
+        if outcome == "rejected":
+            latency = None
+            bucket = units = 0
+        else:
+            latency = call.latency_ms
+            bucket = latency_bucket(latency)
+            units = int(latency * LATENCY_UNITS) if latency < 1e200 else latency_units(latency)
+        return _new_counts(
+            (
+                outcome == "ok",
+                outcome == "failed",
+                latency is None,
+                call.input_tokens,
+                call.output_tokens,
+                round(call.cost_usd * PICO),
+                latency,
+                bucket,
+                len(attempts),
+                failed,
+                retries,
+                fallbacks,
+                units,
+            )
         )
+
+
+_new_counts: Callable[[tuple[Any, ...]], CallCounts] = partial(tuple.__new__, CallCounts)
 
 
 class Aggregator:
@@ -311,27 +361,30 @@ class Aggregator:
             counts = CallCounts.of(call)
         rows = self.rows
         ok, failed_call, rejected, input_tokens, output_tokens, cost, latency, bucket = counts[:8]
-        attempts, failed, retries, fallbacks = counts[8:]
+        attempts, failed, retries, fallbacks, latency_units = counts[8:]
         fold = attempts and not self._by_attempt
         for key in self._keys(call):
             row = rows.get(key)
             if row is None:
                 row = rows[key] = ReportRow(key)
             row.calls += 1
-            row.ok += ok
-            row.failed += failed_call
-            row.rejected += rejected
             row.input_tokens += input_tokens
             row.output_tokens += output_tokens
             row.cost_pico += cost
+            row.ok += ok
+            row.failed += failed_call
+            row.rejected += rejected
             if latency is not None:
+                row.latency_count += 1
+                row.latency_sum_units += latency_units
                 buckets = row.latency_buckets
                 if buckets:
-                    row.latency_count += 1
-                    row.latency_sum_ms += latency
                     buckets[bucket] = buckets.get(bucket, 0) + 1
                 else:
-                    row.add_latency(latency, bucket)
+                    values = row.latencies_ms
+                    values.append(latency)
+                    if len(values) > EXACT_LATENCIES:
+                        row._spill()
             if fold:
                 row.attempts += attempts
                 row.failed_attempts += failed
@@ -351,14 +404,18 @@ class Aggregator:
 
     def breakdown(self) -> Breakdown:
         """The rows so far, sorted by cost, then calls, then key."""
-        if len(self.dimensions) == 1:
-            ordered = sorted(self.rows.values(), key=lambda row: (-row.cost_pico, -row.calls, row.key[0] or ""))
-        else:
-            ordered = sorted(
-                self.rows.values(),
-                key=lambda row: (-row.cost_pico, -row.calls, tuple(value or "" for value in row.key)),
-            )
-        return Breakdown(self.dimensions, tuple(ordered))
+        return ordered_breakdown(self.dimensions, self.rows)
+
+
+def ordered_breakdown(dimensions: Sequence[Dimension], rows: Mapping[tuple[str | None, ...], ReportRow]) -> Breakdown:
+    """``rows`` sorted by cost, then calls, then key (a total order: the same rows always print the same)."""
+    if len(dimensions) == 1:
+        ordered = sorted(rows.values(), key=lambda row: (-row.cost_pico, -row.calls, row.key[0] or ""))
+    else:
+        ordered = sorted(
+            rows.values(), key=lambda row: (-row.cost_pico, -row.calls, tuple(value or "" for value in row.key))
+        )
+    return Breakdown(tuple(dimensions), tuple(ordered))
 
 
 def _add_attempt(row: ReportRow, attempt: AttemptSummary) -> None:
