@@ -29,7 +29,6 @@ import orjson
 from orjson import JSONDecodeError, loads
 
 from costrouter.otlp_json import otlp_json_records
-from costrouter.report import Aggregator, CallCounts, ReportRow
 from costrouter.report_records import (
     RECENT_CALLS,
     AttemptSummary,
@@ -41,6 +40,7 @@ from costrouter.report_records import (
     call_from_record,
     span_kind,
 )
+from costrouter.report_rows import Aggregator, CallCounts, ReportRow
 from costrouter.report_time import Timeline
 
 __all__ = ["MAX_PROBLEMS_SHOWN", "Partial", "scan_range"]
