@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from costrouter import semconv as sc
+from costrouter.cli import app
 from costrouter.report import report_csv, report_json
 from costrouter.report_html import report_html
 from costrouter.report_read import split_ranges, stream_report
@@ -176,3 +178,18 @@ def test_ranges_start_and_end_at_line_starts(tmp_path: Path) -> None:
         for (_, end), (start, _) in itertools.pairwise(ranges):
             assert end == start
             assert data[start - 1 : start] == b"\n"
+
+
+def test_the_command_reads_with_the_workers_it_is_given(tmp_path: Path) -> None:
+    path = hostile_file(tmp_path / "spans.jsonl", 6)
+    outputs = []
+    for workers in ("1", "2"):
+        result = CliRunner().invoke(
+            app, ["report", str(path), "--by", "session,tag", "-f", "csv", "--workers", workers]
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
+    assert "total," in outputs[0]
+    refused = CliRunner().invoke(app, ["report", str(path), "--workers", "0"])
+    assert refused.exit_code == 2
