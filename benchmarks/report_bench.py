@@ -6,8 +6,9 @@ Writes a span file of ``--spans`` lines like the ``file`` exporter's (each route
 call span and, on average, one attempt span; some retries and fallbacks), over
 ``--sessions`` sessions, 50 users, 4 groups and 3 tags, spread over 30 days. Then times the
 report in a fresh process, as a user runs it (``--by group,session,tag,model``, csv to
-/dev/null), and reads that process's peak resident memory. A second run over the first
-tenth of the file shows that memory does not grow with the number of spans. Each file is
+/dev/null), and reads its peak resident memory. A run over the first tenth of the file shows
+that memory does not grow with the number of spans; the whole file is read twice, by one
+process (``--workers 1``) and by the default (one worker process per core). Each file is
 reported ``--runs`` times (wall and CPU seconds: on a shared machine CPU time is what the
 work costs; minimum and median). The child imports compiled bytecode, as an installed
 package does: ``PYTHONDONTWRITEBYTECODE`` is dropped from its environment and one untimed
@@ -115,8 +116,25 @@ def _environment() -> dict[str, str]:
     return environment
 
 
-def timed_report(path: Path) -> dict[str, float]:
-    """Run the report in a child process; its wall and CPU seconds and peak RSS (MiB)."""
+def _tree_rss_kib(pid: int) -> int:
+    """Resident memory of ``pid`` and its descendants (KiB), read from /proc; 0 once it is gone."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, ValueError):
+        return total
+    return total + sum(_tree_rss_kib(int(child)) for child in children)
+
+
+def timed_report(path: Path, workers: int | None = None) -> dict[str, float]:
+    """Run the report in a child process; its wall and CPU seconds, and peak RSS (MiB).
+
+    ``peak_rss_mib`` is the largest of any one process (the kernel's count); ``peak_tree_rss_mib``
+    the largest sum over the report and its worker processes, sampled every 20 ms.
+    """
     command = [
         sys.executable,
         "-m",
@@ -129,14 +147,26 @@ def timed_report(path: Path) -> dict[str, float]:
         "csv",
         "-o",
         os.devnull,
+        *([] if workers is None else ["--workers", str(workers)]),
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(command, check=True, env=_environment())
+    child = subprocess.Popen(command, env=_environment())
+    tree = 0
+    while child.poll() is None:
+        tree = max(tree, _tree_rss_kib(child.pid))
+        time.sleep(0.02)
     wall = time.perf_counter() - started
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, command)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mib": round(after.ru_maxrss / 1024, 1)}
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "peak_rss_mib": round(after.ru_maxrss / 1024, 1),
+        "peak_tree_rss_mib": round(tree / 1024, 1),
+    }
 
 
 def summarised(runs: list[dict[str, float]]) -> dict[str, Any]:
@@ -149,6 +179,7 @@ def summarised(runs: list[dict[str, float]]) -> dict[str, Any]:
         "cpu_s_min": min(cpus),
         "cpu_s_median": round(statistics.median(cpus), 2),
         "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
+        "peak_tree_rss_mib": max(run["peak_tree_rss_mib"] for run in runs),
         "runs": runs,
     }
 
@@ -175,12 +206,14 @@ def main() -> None:
         load_before = round(os.getloadavg()[0], 2)
         # RUSAGE_CHILDREN's peak RSS is a maximum over all children, so the smaller runs go first.
         small = summarised([timed_report(tenth) for _ in range(arguments.runs)])
+        serial = summarised([timed_report(full, workers=1) for _ in range(arguments.runs)])
         large = summarised([timed_report(full) for _ in range(arguments.runs)])
         figures = {
             "spans": arguments.spans,
             "sessions": arguments.sessions,
             "file_mib": round(full.stat().st_size / 2**20, 1),
             "tenth_of_the_spans": small,
+            "all_spans_one_process": serial,
             "all_spans": large,
             "cpu_count": os.cpu_count(),
             "load_average_before": load_before,

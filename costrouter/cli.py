@@ -786,6 +786,10 @@ def report(
     destination: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write csv, json or html here instead of stdout.")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes reading the file at once (default: one per core for a large file)."),
+    ] = None,
 ) -> None:
     """Cost, tokens, latency and attempts of the routed calls in a span file, by group, deployment, session, user."""
     try:
@@ -797,7 +801,7 @@ def report(
         needed: list[tuple[Dimension, ...]] = [("group",), ("session",)]
         breakdowns += [dimensions for dimensions in needed if dimensions not in breakdowns]
     try:
-        result = stream_report(span_file, breakdowns, since_ns=since_ns, until_ns=until_ns)
+        result = stream_report(span_file, breakdowns, since_ns=since_ns, until_ns=until_ns, workers=workers)
     except OSError as error:
         _fail(f"cannot read {span_file}: {error.strerror or error}")
     if result.spans and result.skipped == result.spans:

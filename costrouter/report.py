@@ -32,12 +32,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from functools import partial
-from operator import attrgetter
-from typing import Any, Final, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Final
 
 from rich import box
 from rich.table import Table
@@ -45,11 +42,17 @@ from rich.table import Table
 from costrouter.exporters import SpanRecord, read_span_records
 from costrouter.report_records import (
     DIMENSIONS,
-    PICO,
     AttemptSummary,
     CallSummary,
     Dimension,
     calls_from_records,
+)
+from costrouter.report_rows import (
+    Aggregator,
+    Breakdown,
+    CallCounts,
+    ReportRow,
+    ordered_breakdown,
 )
 from costrouter.report_time import Timeline
 
@@ -70,6 +73,7 @@ __all__ = [
     "calls_from_records",
     "load_span_records",
     "neutralise_cell",
+    "ordered_breakdown",
     "parse_breakdowns",
     "report_csv",
     "report_json",
@@ -79,118 +83,6 @@ __all__ = [
 DEFAULT_BREAKDOWNS: Final = "group,deployment,session,user"
 NONE_LABEL: Final = "(none)"
 """How a missing value (a call without a session, a call no deployment answered) is shown."""
-
-_ATTEMPT_DIMENSIONS: Final = frozenset({"group", "deployment"})
-EXACT_LATENCIES: Final = 512
-"""A row keeps this many latencies exactly; past it, a histogram of 1 % wide buckets."""
-_GAMMA: Final = 1.02  # bucket i holds (GAMMA**(i-1), GAMMA**i]: the midpoint is within 1 %
-_LOG_GAMMA: Final = math.log(_GAMMA)
-_ZERO_BUCKET: Final = -(10**9)
-
-
-def latency_bucket(value_ms: float) -> int:
-    """The histogram bucket of a latency."""
-    return math.ceil(math.log(value_ms) / _LOG_GAMMA) if value_ms > 0 else _ZERO_BUCKET
-
-
-@dataclass(slots=True)
-class ReportRow:
-    """The totals of the calls (and attempts) that share one key."""
-
-    key: tuple[str | None, ...]
-    calls: int = 0
-    ok: int = 0
-    failed: int = 0
-    rejected: int = 0
-    attempts: int = 0
-    failed_attempts: int = 0
-    retries: int = 0
-    fallbacks: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_pico: int = 0
-    latency_count: int = 0
-    latency_sum_ms: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
-    latency_buckets: dict[int, int] = field(default_factory=dict)
-
-    @property
-    def cost_usd(self) -> float:
-        """The summed cost: exact to 1e-12 USD, whatever the number of calls."""
-        return self.cost_pico / PICO
-
-    def add_latency(self, value_ms: float, bucket: int | None = None) -> None:
-        """Count one call's latency (exactly while the row is small); ``bucket`` if already known."""
-        self.latency_count += 1
-        self.latency_sum_ms += value_ms
-        buckets = self.latency_buckets
-        if buckets:
-            index = latency_bucket(value_ms) if bucket is None else bucket
-            buckets[index] = buckets.get(index, 0) + 1
-            return
-        self.latencies_ms.append(value_ms)
-        if len(self.latencies_ms) > EXACT_LATENCIES:
-            for kept in self.latencies_ms:
-                index = latency_bucket(kept)
-                buckets[index] = buckets.get(index, 0) + 1
-            self.latencies_ms = []
-
-    @property
-    def latency_ms_mean(self) -> float | None:
-        """Mean latency of the calls that reached a provider (rejected calls never did)."""
-        return self.latency_sum_ms / self.latency_count if self.latency_count else None
-
-    @property
-    def latency_ms_p95(self) -> float | None:
-        """95th percentile latency (nearest rank) of the calls that reached a provider."""
-        if not self.latency_count:
-            return None
-        rank = max(0, math.ceil(0.95 * self.latency_count) - 1)
-        if not self.latency_buckets:
-            return sorted(self.latencies_ms)[rank]
-        seen = 0
-        for index in sorted(self.latency_buckets):
-            seen += self.latency_buckets[index]
-            if seen > rank:
-                return 0.0 if index == _ZERO_BUCKET else 2 * _GAMMA**index / (1 + _GAMMA)
-        return None  # unreachable: the buckets hold latency_count values
-
-    def as_dict(self, dimensions: Sequence[Dimension]) -> dict[str, Any]:
-        """A JSON-ready mapping: the key values, then the totals."""
-        data: dict[str, Any] = dict(zip(dimensions, self.key, strict=True))
-        data.update(
-            calls=self.calls,
-            ok=self.ok,
-            failed=self.failed,
-            rejected=self.rejected,
-            attempts=self.attempts,
-            failed_attempts=self.failed_attempts,
-            retries=self.retries,
-            fallbacks=self.fallbacks,
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            cost_usd=round(self.cost_usd, 9),
-            latency_ms_mean=_round_or_none(self.latency_ms_mean),
-            latency_ms_p95=_round_or_none(self.latency_ms_p95),
-        )
-        return data
-
-
-@dataclass(frozen=True)
-class Breakdown:
-    """Rows grouped by one or more dimensions, largest cost first."""
-
-    dimensions: tuple[Dimension, ...]
-    rows: tuple[ReportRow, ...]
-
-    @property
-    def name(self) -> str:
-        """``group`` or ``group+session``."""
-        return "+".join(self.dimensions)
-
-
-def _round_or_none(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
 
 
 # ---- reading -------------------------------------------------------------------------------
@@ -219,162 +111,6 @@ def parse_breakdowns(text: str) -> list[tuple[Dimension, ...]]:
         message = "--by names no dimension"
         raise ValueError(message)
     return breakdowns
-
-
-class CallCounts(NamedTuple):
-    """What one call adds to each of its rows, worked out once for all breakdowns."""
-
-    ok: int
-    failed: int
-    rejected: int
-    input_tokens: int
-    output_tokens: int
-    cost_pico: int
-    latency_ms: float | None
-    """``None`` for a rejected call: it never reached a provider."""
-    bucket: int
-    attempts: int
-    failed_attempts: int
-    retries: int
-    fallbacks: int
-
-    @classmethod
-    def of(cls, call: CallSummary) -> CallCounts:
-        """The counts of ``call`` and its attempts."""
-        attempts = call.attempts
-        failed = retries = fallbacks = 0
-        for attempt in attempts:
-            if not attempt.succeeded:
-                failed += 1
-            kind = attempt.kind
-            if kind == "retry":
-                retries += 1
-            elif kind == "fallback":
-                fallbacks += 1
-        outcome = call.outcome
-        rejected = outcome == "rejected"
-        latency = None if rejected else call.latency_ms
-        return cls(
-            outcome == "ok",
-            outcome == "failed",
-            rejected,
-            call.input_tokens,
-            call.output_tokens,
-            round(call.cost_usd * PICO),
-            latency,
-            0 if latency is None else latency_bucket(latency),
-            len(attempts),
-            failed,
-            retries,
-            fallbacks,
-        )
-
-
-class Aggregator:
-    """Running totals of calls along one breakdown; calls are added one at a time, then forgotten."""
-
-    def __init__(self, dimensions: Sequence[Dimension]) -> None:
-        self.dimensions = tuple(dimensions)
-        self.rows: dict[tuple[str | None, ...], ReportRow] = {}
-        self._by_attempt = bool(_ATTEMPT_DIMENSIONS.intersection(self.dimensions))
-        self._keys: Callable[[CallSummary], Iterable[tuple[str | None, ...]]] = partial(
-            CallSummary.keys, dimensions=self.dimensions
-        )
-        if not self.dimensions:
-            self._keys = lambda _call: ((),)
-        elif len(self.dimensions) == 1 and self.dimensions[0] != "tag":
-            getter = attrgetter(self.dimensions[0])
-            self._keys = lambda call: ((getter(call),),)
-        elif self.dimensions == ("tag",):
-            self._keys = lambda call: [(tag,) for tag in call.tags] or [(None,)]
-        elif "tag" not in self.dimensions:
-            getters = attrgetter(*self.dimensions)
-            self._keys = lambda call: (getters(call),)
-
-        self._attempt_key: Callable[[CallSummary, AttemptSummary], tuple[str | None, ...]] = partial(
-            _attempt_key, dimensions=self.dimensions
-        )
-        if self.dimensions == ("group",):
-            self._attempt_key = lambda _call, attempt: (attempt.group,)
-        elif self.dimensions == ("deployment",):
-            self._attempt_key = lambda _call, attempt: (attempt.deployment,)
-
-    def _row(self, key: tuple[str | None, ...]) -> ReportRow:
-        row = self.rows.get(key)
-        if row is None:
-            row = self.rows[key] = ReportRow(key)
-        return row
-
-    def add_call(self, call: CallSummary, counts: CallCounts | None = None) -> None:
-        """Count ``call`` and its attempts (``counts``: its :class:`CallCounts`, when already known)."""
-        if counts is None:
-            counts = CallCounts.of(call)
-        rows = self.rows
-        ok, failed_call, rejected, input_tokens, output_tokens, cost, latency, bucket = counts[:8]
-        attempts, failed, retries, fallbacks = counts[8:]
-        fold = attempts and not self._by_attempt
-        for key in self._keys(call):
-            row = rows.get(key)
-            if row is None:
-                row = rows[key] = ReportRow(key)
-            row.calls += 1
-            row.ok += ok
-            row.failed += failed_call
-            row.rejected += rejected
-            row.input_tokens += input_tokens
-            row.output_tokens += output_tokens
-            row.cost_pico += cost
-            if latency is not None:
-                buckets = row.latency_buckets
-                if buckets:
-                    row.latency_count += 1
-                    row.latency_sum_ms += latency
-                    buckets[bucket] = buckets.get(bucket, 0) + 1
-                else:
-                    row.add_latency(latency, bucket)
-            if fold:
-                row.attempts += attempts
-                row.failed_attempts += failed
-                row.retries += retries
-                row.fallbacks += fallbacks
-        if attempts and self._by_attempt:
-            for attempt in call.attempts:
-                self.add_attempt(call, attempt)
-
-    def add_attempt(self, call: CallSummary, attempt: AttemptSummary) -> None:
-        """Count one attempt of ``call`` (also one that arrives after its call was counted)."""
-        if self._by_attempt:
-            _add_attempt(self._row(self._attempt_key(call, attempt)), attempt)
-            return
-        for key in self._keys(call):
-            _add_attempt(self._row(key), attempt)
-
-    def breakdown(self) -> Breakdown:
-        """The rows so far, sorted by cost, then calls, then key."""
-        if len(self.dimensions) == 1:
-            ordered = sorted(self.rows.values(), key=lambda row: (-row.cost_pico, -row.calls, row.key[0] or ""))
-        else:
-            ordered = sorted(
-                self.rows.values(),
-                key=lambda row: (-row.cost_pico, -row.calls, tuple(value or "" for value in row.key)),
-            )
-        return Breakdown(self.dimensions, tuple(ordered))
-
-
-def _add_attempt(row: ReportRow, attempt: AttemptSummary) -> None:
-    row.attempts += 1
-    if not attempt.succeeded:
-        row.failed_attempts += 1
-    kind = attempt.kind
-    if kind == "retry":
-        row.retries += 1
-    elif kind == "fallback":
-        row.fallbacks += 1
-
-
-def _attempt_key(call: CallSummary, attempt: AttemptSummary, dimensions: Sequence[Dimension]) -> tuple[str | None, ...]:
-    own = {"group": attempt.group, "deployment": attempt.deployment}
-    return tuple(own[dimension] if dimension in own else call.value(dimension) for dimension in dimensions)
 
 
 def aggregate(calls: Iterable[CallSummary], dimensions: Sequence[Dimension]) -> Breakdown:

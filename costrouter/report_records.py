@@ -12,6 +12,7 @@ import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any, Final, Literal, NamedTuple
 
 from costrouter import semconv as sc
@@ -20,6 +21,7 @@ __all__ = [
     "DIMENSIONS",
     "MAX_CALL_COST_USD",
     "PICO",
+    "RECENT_CALLS",
     "AttemptSummary",
     "BadRecordError",
     "CallJoiner",
@@ -199,11 +201,46 @@ def call_key(record: Mapping[str, Any]) -> tuple[str, str]:
     return str(trace_id), str(span_id)
 
 
+_MISSING: Final = object()
+
+
+def _texts(attributes: Mapping[str, Any]) -> tuple[str | None, ...]:
+    """Served group, requested group, deployment, session, user, team, model, operation (``None`` when missing)."""
+    get = attributes.get
+    requested = get(sc.ROUTER_MODEL_GROUP)
+    if requested.__class__ is not str or not requested:
+        requested = _text(attributes, sc.ROUTER_MODEL_GROUP)
+    served = get(sc.ROUTER_SERVED_GROUP)
+    if served.__class__ is not str or not served:
+        served = _text(attributes, sc.ROUTER_SERVED_GROUP) or requested
+    deployment = get(sc.ROUTER_DEPLOYMENT_ID)
+    if deployment.__class__ is not str or not deployment:
+        deployment = _text(attributes, sc.ROUTER_DEPLOYMENT_ID)
+    session = get(sc.SESSION_ID)
+    if session.__class__ is not str or not session:
+        session = _text(attributes, sc.SESSION_ID)
+    user = get(sc.USER_ID)
+    if user.__class__ is not str or not user:
+        user = _text(attributes, sc.USER_ID)
+    team = get(sc.TEAM_ID)
+    if team.__class__ is not str or not team:
+        team = _text(attributes, sc.TEAM_ID)
+    model = get(sc.GEN_AI_RESPONSE_MODEL)
+    if model.__class__ is not str or not model:
+        model = _text(attributes, sc.GEN_AI_RESPONSE_MODEL) or _text(attributes, sc.GEN_AI_REQUEST_MODEL)
+    operation = get(sc.GEN_AI_OPERATION_NAME)
+    if operation.__class__ is not str or not operation:
+        operation = _text(attributes, sc.GEN_AI_OPERATION_NAME)
+    return served, requested, deployment, session, user, team, model, operation
+
+
 def call_from_record(record: Mapping[str, Any], attempts: Sequence[AttemptSummary] = ()) -> CallSummary:
     """The :class:`CallSummary` of a routed-call span; :class:`BadRecordError` names what is wrong."""
     # Each field is taken as is when it has its usual type and range, else through the
     # checking helper (which converts it or raises); checks run in the order of the messages.
-    attributes = _attributes(record)
+    attributes = record.get("attributes")
+    if attributes.__class__ is not dict:
+        attributes = _attributes(record)
     get = attributes.get
     start = record.get("start_time_ns")
     if start.__class__ is not int or start < 0:
@@ -211,52 +248,73 @@ def call_from_record(record: Mapping[str, Any], attempts: Sequence[AttemptSummar
     end = record.get("end_time_ns")
     if end.__class__ is not int or end < 0:
         end = _whole(record, "end_time_ns")
-    if sc.LLM_LATENCY_MS in attributes:
-        latency = _number(attributes, sc.LLM_LATENCY_MS)
-    else:
-        latency = max(0, end - start) / 1e6
-    cost = _number(attributes, sc.LLM_USAGE_COST_USD, upper=MAX_CALL_COST_USD)
+    latency = get(sc.LLM_LATENCY_MS, _MISSING)
+    if latency.__class__ is not float or not 0.0 <= latency < math.inf:
+        latency = max(0, end - start) / 1000000.0 if latency is _MISSING else _number(attributes, sc.LLM_LATENCY_MS)
+    cost = get(sc.LLM_USAGE_COST_USD)
+    if cost.__class__ is not float or not 0.0 <= cost <= MAX_CALL_COST_USD:
+        cost = _number(attributes, sc.LLM_USAGE_COST_USD, upper=MAX_CALL_COST_USD)
     input_tokens = get(sc.GEN_AI_USAGE_INPUT_TOKENS)
     if input_tokens.__class__ is not int or input_tokens < 0:
         input_tokens = _whole(attributes, sc.GEN_AI_USAGE_INPUT_TOKENS)
     output_tokens = get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
     if output_tokens.__class__ is not int or output_tokens < 0:
         output_tokens = _whole(attributes, sc.GEN_AI_USAGE_OUTPUT_TOKENS)
-    requested = _text(attributes, sc.ROUTER_MODEL_GROUP)
-    trace_id, span_id = call_key(record)
-    return CallSummary(
-        trace_id,
-        span_id,
-        _text(attributes, sc.ROUTER_SERVED_GROUP) or requested,
-        requested,
-        _text(attributes, sc.ROUTER_DEPLOYMENT_ID),
-        _text(attributes, sc.SESSION_ID),
-        _text(attributes, sc.USER_ID),
-        _text(attributes, sc.TEAM_ID),
-        _outcome(record, attributes),
-        cost,
-        input_tokens,
-        output_tokens,
-        latency,
-        tuple(attempts),
-        _tags(attributes),
-        _text(attributes, sc.GEN_AI_RESPONSE_MODEL) or _text(attributes, sc.GEN_AI_REQUEST_MODEL),
-        start,
-        _text(attributes, sc.GEN_AI_OPERATION_NAME),
+    served, requested, deployment, session, user, team, model, operation = _texts(attributes)
+    trace_id, span_id = record.get("trace_id", ""), record.get("span_id", "")
+    if trace_id.__class__ is not str or span_id.__class__ is not str:
+        trace_id, span_id = str(trace_id), str(span_id)
+    return _new_call(
+        (
+            trace_id,
+            span_id,
+            served,
+            requested,
+            deployment,
+            session,
+            user,
+            team,
+            _outcome(record, attributes),
+            cost,
+            input_tokens,
+            output_tokens,
+            latency,
+            attempts if attempts.__class__ is tuple else tuple(attempts),
+            _tags(attributes),
+            model,
+            start,
+            operation,
+        )
     )
+
+
+_new_call: Callable[[tuple[Any, ...]], CallSummary] = partial(tuple.__new__, CallSummary)
+_new_attempt: Callable[[tuple[Any, ...]], AttemptSummary] = partial(tuple.__new__, AttemptSummary)
 
 
 def attempt_from_record(record: Mapping[str, Any]) -> tuple[tuple[str, str], int, AttemptSummary]:
     """``(parent call key, attempt index, attempt)`` of an attempt span."""
-    attributes = _attributes(record)
-    parent = (str(record.get("trace_id", "")), str(record.get("parent_span_id") or ""))
-    attempt = AttemptSummary(
-        group=_text(attributes, sc.ROUTER_MODEL_GROUP),
-        deployment=_text(attributes, sc.ROUTER_DEPLOYMENT_ID),
-        kind=str(attributes.get(sc.ATTEMPT_KIND, "first")),
-        succeeded=attributes.get(sc.ATTEMPT_OUTCOME) == "success",
-    )
-    return parent, _whole(attributes, sc.ATTEMPT_INDEX), attempt
+    attributes = record.get("attributes")
+    if attributes.__class__ is not dict:
+        attributes = _attributes(record)
+    get = attributes.get
+    trace_id, parent_id = record.get("trace_id", ""), record.get("parent_span_id") or ""
+    if trace_id.__class__ is not str or parent_id.__class__ is not str:
+        trace_id, parent_id = str(trace_id), str(parent_id)
+    group = get(sc.ROUTER_MODEL_GROUP)
+    if group.__class__ is not str or not group:
+        group = _text(attributes, sc.ROUTER_MODEL_GROUP)
+    deployment = get(sc.ROUTER_DEPLOYMENT_ID)
+    if deployment.__class__ is not str or not deployment:
+        deployment = _text(attributes, sc.ROUTER_DEPLOYMENT_ID)
+    kind = get(sc.ATTEMPT_KIND, "first")
+    if kind.__class__ is not str:
+        kind = str(kind)
+    index = get(sc.ATTEMPT_INDEX)
+    if index.__class__ is not int or index < 0:
+        index = _whole(attributes, sc.ATTEMPT_INDEX)
+    attempt = _new_attempt((group, deployment, kind, get(sc.ATTEMPT_OUTCOME) == "success"))
+    return (trace_id, parent_id), index, attempt
 
 
 def calls_from_records(records: Iterable[Mapping[str, Any]]) -> list[CallSummary]:
@@ -279,12 +337,18 @@ def _first(item: tuple[int, AttemptSummary]) -> int:
     return item[0]
 
 
+RECENT_CALLS: Final = 10_000
+"""How many of the latest calls an attempt written after its call is looked for among."""
+
+
 class CallJoiner:
     """Joins attempt spans to their call while reading a file once, in bounded memory.
 
     Attempts end (and are written) before their call, so they wait for it; an attempt that
-    arrives after its call finds it among the last ``recent`` calls. ``on_call`` gets each
-    call with the attempts that came before it, ``on_late_attempt`` each one that came after.
+    arrives after its call finds it among the last ``recent`` calls (by their latest span,
+    when a call id repeats). ``on_call`` gets each call with the attempts that came before it,
+    ``on_late_attempt`` each one that came after. ``window`` seeds those last calls (oldest
+    first; ``None`` for a call outside the time range) when reading starts mid-file.
     """
 
     def __init__(
@@ -292,14 +356,15 @@ class CallJoiner:
         on_call: Callable[[CallSummary], None],
         on_late_attempt: Callable[[CallSummary, AttemptSummary], None],
         accept: Callable[[CallSummary], bool] = lambda _call: True,
-        recent: int = 10_000,
+        recent: int = RECENT_CALLS,
+        window: Iterable[tuple[tuple[str, str], CallSummary | None]] = (),
     ) -> None:
         self.on_call = on_call
         self.on_late_attempt = on_late_attempt
         self.accept = accept
         self.recent_size = recent
         self.pending: dict[tuple[str, str], list[tuple[int, AttemptSummary]]] = {}
-        self.recent: OrderedDict[tuple[str, str], CallSummary | None] = OrderedDict()
+        self.recent: OrderedDict[tuple[str, str], CallSummary | None] = OrderedDict(window)
 
     def add(self, record: Mapping[str, Any]) -> None:
         """Take one span record; :class:`BadRecordError` when it is a call or attempt span that is broken."""
@@ -320,21 +385,29 @@ class CallJoiner:
             else:
                 waiting.append((index, attempt))
         elif name.startswith(_CALL_PREFIX):
-            key = call_key(record)
-            waiting = self.pending.get(key)
-            if waiting is None:
-                call = call_from_record(record)
-            else:
-                ordered = (waiting[0][1],) if len(waiting) == 1 else [item[1] for item in sorted(waiting, key=_first)]
-                call = call_from_record(record, ordered)
-                del self.pending[key]
-            accepted = self.accept(call)
-            if accepted:
-                self.on_call(call)
-            recent = self.recent
-            recent[key] = call if accepted else None
-            if len(recent) > self.recent_size:
-                recent.popitem(last=False)
+            self._add_call(record)
+
+    def _add_call(self, record: Mapping[str, Any]) -> None:
+        trace_id, span_id = record.get("trace_id", ""), record.get("span_id", "")
+        if trace_id.__class__ is not str or span_id.__class__ is not str:
+            trace_id, span_id = str(trace_id), str(span_id)
+        key = (trace_id, span_id)
+        waiting = self.pending.get(key)
+        if waiting is None:
+            call = call_from_record(record)
+        else:
+            ordered = (waiting[0][1],) if len(waiting) == 1 else tuple(item[1] for item in sorted(waiting, key=_first))
+            call = call_from_record(record, ordered)
+            del self.pending[key]
+        accepted = self.accept(call)
+        if accepted:
+            self.on_call(call)
+        recent = self.recent
+        if key in recent:
+            del recent[key]  # a repeated call id: the window holds its latest span
+        recent[key] = call if accepted else None
+        if len(recent) > self.recent_size:
+            recent.popitem(last=False)
 
     def orphans(self) -> int:
         """Attempts whose call was not in the file (so far)."""

@@ -58,6 +58,28 @@ class Timeline:
             if len(self.buckets) > self.max_buckets:
                 self._widen()
 
+    def merge(self, other: Timeline) -> None:
+        """Add ``other`` (the same kind of timeline over other calls): the result is what one pass would hold.
+
+        One pass ends at the narrowest width that holds all its buckets, whatever their
+        order; so does this: both go to the wider width, then widen while too many.
+        """
+        while self.width_ns < other.width_ns:
+            self._widen()
+        cells, buckets = other.cells, other.buckets
+        if other.width_ns < self.width_ns:
+            factor = self.width_ns // other.width_ns
+            cells = {}
+            for (group, bucket), cost in other.cells.items():
+                key = (group, bucket // factor)
+                cells[key] = cells.get(key, 0) + cost
+            buckets = {bucket // factor for bucket in other.buckets}
+        for key, cost in cells.items():
+            self.cells[key] = self.cells.get(key, 0) + cost
+        self.buckets |= buckets
+        while len(self.buckets) > self.max_buckets:
+            self._widen()
+
     def _widen(self) -> None:
         self.width_ns *= 2
         cells: dict[tuple[str, int], int] = {}
@@ -79,7 +101,7 @@ class Timeline:
         for (group, bucket), cost in self.cells.items():
             row = groups.setdefault(group, [0] * len(starts))
             row[(bucket - first) // per_point] += cost
-        return starts, dict(sorted(groups.items(), key=lambda item: -sum(item[1])))
+        return starts, dict(sorted(groups.items(), key=lambda item: (-sum(item[1]), item[0])))
 
     @property
     def bucket_seconds(self) -> int:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +22,9 @@ from costrouter.budget import BudgetPolicy
 from costrouter.cli import app
 from costrouter.testing import ProviderDouble, TelemetryCapture, WebhookReceiver
 from tests.routing import router_config
+from tests.workers.alert_calls import THRESHOLDS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 SECRET = "whsec-test-4f2a"
@@ -158,6 +165,50 @@ def test_two_routers_sharing_redis_send_each_threshold_once(
     assert sorted(request.json()["threshold"] for request in hook.wait_for(2)) == [0.5, 1.0]
     assert len(hook.requests) == 2
     assert first.alerts.stats.sent + second.alerts.stats.sent == 2
+
+
+def test_two_os_processes_sharing_redis_send_each_threshold_once(
+    provider: ProviderDouble, hook: WebhookReceiver, redis_url: str
+) -> None:
+    provider.reset()
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    command = [sys.executable, "-m", "tests.workers.alert_calls", provider.base_url, redis_url, prefix, hook.url, "8"]
+    workers = [
+        subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment,
+            cwd=ROOT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for worker in workers:  # both routers are built before either calls
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "ready", worker.communicate()[1][-3000:]
+    results = []
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    for worker in workers:
+        out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+
+    assert len(provider.requests) == 16
+    assert all(result["flushed"] for result in results)
+    assert sum(result["sent"] for result in results) == len(THRESHOLDS)
+    assert sum(result["failed"] + result["dropped"] for result in results) == 0
+    bodies = [request.json() for request in hook.requests]
+    assert sorted(body["threshold"] for body in bodies) == list(THRESHOLDS)
+    assert len({body["id"] for body in bodies}) == len(THRESHOLDS)
+    assert {(body["budget"], body["scope_id"], body["window_id"]) for body in bodies} == {
+        ("shared", "shared-session", bodies[0]["window_id"])
+    }
 
 
 def test_sinks_never_show_their_url_or_secret() -> None:

@@ -1,0 +1,290 @@
+"""Count one byte range of a span file exactly as one pass over the whole file would count it.
+
+A range starts and ends at line starts; its partial totals (:class:`Partial`) add up with
+those of the other ranges to the totals of the whole file. Two joins cross range bounds,
+and both are settled here, so that merging is plain addition:
+
+* an attempt written *after* its call joins it while the call is among the last
+  :data:`~costrouter.report_records.RECENT_CALLS` calls: a range that does not start the
+  file first reads back to rebuild that window (the calls of the ranges before it);
+* an attempt written *before* its call waits for it, however far: attempts still waiting at
+  the end of a range are followed into the rest of the file, and counted by this range with
+  the call that takes them (the range holding that call counts the call and its own attempts).
+
+Each line is parsed on its own (orjson); a line that is not a span record, or a call or
+attempt span with a field a report cannot count, is skipped and counted, and the first
+few are kept with their line number within the range.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+import orjson
+from orjson import JSONDecodeError, loads
+
+from costrouter.otlp_json import otlp_json_records
+from costrouter.report_records import (
+    RECENT_CALLS,
+    AttemptSummary,
+    BadRecordError,
+    CallJoiner,
+    CallSummary,
+    Dimension,
+    attempt_from_record,
+    call_from_record,
+    span_kind,
+)
+from costrouter.report_rows import Aggregator, CallCounts, ReportRow
+from costrouter.report_time import Timeline
+
+__all__ = ["MAX_PROBLEMS_SHOWN", "Partial", "scan_range"]
+
+MAX_PROBLEMS_SHOWN: Final = 20
+"""How many skipped lines a report names; the rest are only counted."""
+_BLOCK: Final = 1 << 20
+_LITERAL_ID = re.compile(r"[0-9A-Za-z_-]+")
+"""An id that any JSON line holding it as a string or an integer spells as is (when it has no escape)."""
+_NOT_LITERAL: Final = frozenset({"True", "False", "None"})
+_MAX_SEARCHED_IDS: Final = 16
+
+
+@dataclass
+class Partial:
+    """The totals of one range, and what was skipped in it."""
+
+    lines: int = 0
+    """Every line of the range, blank ones included: the next range's line numbers start after them."""
+    spans: int = 0
+    skipped: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    """``(line number within the range, reason)`` of the first skipped lines."""
+    rows: list[dict[tuple[str | None, ...], ReportRow]] = field(default_factory=list)
+    total: dict[tuple[str | None, ...], ReportRow] = field(default_factory=dict)
+    timeline: Timeline = field(default_factory=Timeline)
+    orphans: int = 0
+
+
+class _Counter:
+    """Totals along every breakdown, fed by the joiner."""
+
+    def __init__(self, breakdowns: Sequence[Sequence[Dimension]], since_ns: int | None, until_ns: int | None) -> None:
+        self.aggregators = [Aggregator(dimensions) for dimensions in breakdowns]
+        self.total = Aggregator(())
+        self.timeline = Timeline()
+        self.since_ns = since_ns
+        self.until_ns = until_ns
+        self.accept: Callable[[CallSummary], bool] = (
+            self._in_range if since_ns is not None or until_ns is not None else _always
+        )
+
+    def _in_range(self, call: CallSummary) -> bool:
+        if self.since_ns is not None and call.start_time_ns < self.since_ns:
+            return False
+        return self.until_ns is None or call.start_time_ns < self.until_ns
+
+    def on_call(self, call: CallSummary) -> None:
+        counts = CallCounts.of(call)
+        self.total.add_call(call, counts)
+        for aggregator in self.aggregators:
+            aggregator.add_call(call, counts)
+        self.timeline.add(call.group or "(none)", call.start_time_ns, counts.cost_pico)
+
+    def on_late_attempt(self, call: CallSummary, attempt: AttemptSummary) -> None:
+        self.total.add_attempt(call, attempt)
+        for aggregator in self.aggregators:
+            aggregator.add_attempt(call, attempt)
+
+
+def _always(_call: CallSummary) -> bool:
+    return True
+
+
+def _record(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        if not line.endswith(b"\n"):
+            raise BadRecordError("the last line is cut short (its writer stopped mid-line)") from exc
+        raise BadRecordError(f"not a JSON span record: {exc}") from exc
+
+
+def _otlp_spans(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The span records of an OTLP JSON ``TracesData`` line (the Collector's file exporter writes these)."""
+    try:
+        return otlp_json_records(document)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise BadRecordError(f"not an OTLP JSON traces object: {exc}") from exc
+
+
+def _records(line: bytes) -> list[dict[str, Any]]:
+    """The span records of one line; :class:`BadRecordError` when it holds none."""
+    try:
+        record = loads(line)
+    except JSONDecodeError:
+        record = _record(line)  # raises, naming the problem
+    if record.__class__ is not dict:
+        raise BadRecordError(f"not a JSON span record: a {type(record).__name__}, not an object")
+    return _otlp_spans(record) if "resourceSpans" in record else [record]
+
+
+def _read(handle: BinaryIO, start: int, end: int, add: Callable[[dict[str, Any]], None], partial: Partial) -> None:
+    """Feed each span of the lines in ``[start, end)`` to ``add``, counting lines, spans and problems."""
+    if start >= end:
+        return
+    handle.seek(start)
+    position = start
+    number = spans = 0
+    problems = partial.problems
+    for line in handle:
+        number += 1
+        position += len(line)
+        if not line.isspace():
+            spans += 1
+            try:
+                try:
+                    record = loads(line)
+                except JSONDecodeError:
+                    record = _record(line)  # raises, naming the problem
+                if record.__class__ is not dict:
+                    raise BadRecordError(f"not a JSON span record: a {type(record).__name__}, not an object")
+                if "resourceSpans" in record:
+                    for span in _otlp_spans(record):
+                        add(span)
+                else:
+                    add(record)
+            except BadRecordError as exc:
+                partial.skipped += 1
+                if len(problems) < MAX_PROBLEMS_SHOWN:
+                    problems.append((number, str(exc)))
+        if position >= end:
+            break
+    partial.lines = number
+    partial.spans = spans
+
+
+# ---- across range bounds -------------------------------------------------------------------
+def _calls_of_line(line: bytes) -> Iterator[tuple[tuple[str, str], Any]]:
+    """``(key, record)`` of each call span a pass would take from ``line`` (it stops at a broken span)."""
+    try:
+        records = _records(line)
+    except BadRecordError:
+        return
+    for record in records:
+        try:
+            kind = span_kind(record)
+            if kind == "attempt":
+                attempt_from_record(record)
+            elif kind == "call":
+                call = call_from_record(record)
+                yield (call.trace_id, call.span_id), call
+        except BadRecordError:
+            return
+
+
+def _lines_backwards(handle: BinaryIO, start: int) -> Iterator[bytes]:
+    """The lines before ``start`` (a line start), last first, without their newline."""
+    position, carry, first = start, b"", True
+    while position > 0:
+        size = min(_BLOCK, position)
+        position -= size
+        handle.seek(position)
+        parts = (handle.read(size) + carry).split(b"\n")
+        if first:
+            parts.pop()  # the empty text after the range's last newline
+            first = False
+        carry = parts.pop(0) if position > 0 else b""
+        yield from reversed(parts)
+    if carry:
+        yield carry
+
+
+def window_before(
+    handle: BinaryIO, start: int, accept: Callable[[CallSummary], bool], recent: int
+) -> list[tuple[tuple[str, str], CallSummary | None]]:
+    """The joiner's window of last calls as a pass reaches ``start``: oldest first."""
+    found: dict[tuple[str, str], CallSummary | None] = {}
+    if recent <= 0:
+        return []
+    for line in _lines_backwards(handle, start):
+        if not line or line.isspace():
+            continue
+        for key, call in reversed(list(_calls_of_line(line))):
+            if key not in found:
+                found[key] = call if accept(call) else None
+                if len(found) >= recent:
+                    return list(reversed(found.items()))
+    return list(reversed(found.items()))
+
+
+def _searchable(pending: dict[tuple[str, str], list[tuple[int, AttemptSummary]]]) -> list[bytes] | None:
+    """The awaited call span ids as bytes, when a line can be passed over for holding none of them."""
+    if len(pending) > _MAX_SEARCHED_IDS:
+        return None
+    ids = [span_id for _, span_id in pending]
+    if any(not _LITERAL_ID.fullmatch(span_id) or span_id in _NOT_LITERAL for span_id in ids):
+        return None
+    return [span_id.encode() for span_id in ids]
+
+
+def follow_waiting(handle: BinaryIO, end: int, joiner: CallJoiner, counter: _Counter) -> None:
+    """Find the call of each attempt still waiting at ``end`` in the rest of the file, and count them together."""
+    pending = joiner.pending
+    if not pending:
+        return
+    ids = _searchable(pending)
+    handle.seek(end)
+    for line in handle:
+        if (
+            ids is not None
+            and b"\\" not in line
+            and b"resourceSpans" not in line
+            and not any(span_id in line for span_id in ids)
+        ):
+            continue
+        for key, call in _calls_of_line(line):
+            waiting = pending.pop(key, None)
+            if waiting is None:
+                continue
+            if counter.accept(call):
+                for _, attempt in waiting:
+                    counter.on_late_attempt(call, attempt)
+            if not pending:
+                return
+            ids = _searchable(pending)
+
+
+# ---- one range -----------------------------------------------------------------------------
+def scan_range(
+    path: str | Path,
+    start: int,
+    end: int,
+    breakdowns: Sequence[Sequence[Dimension]],
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    recent: int = RECENT_CALLS,
+) -> Partial:
+    """The partial totals of the lines in ``[start, end)`` of ``path`` (both line starts)."""
+    counter = _Counter(breakdowns, since_ns, until_ns)
+    partial = Partial()
+    collecting = gc.isenabled()
+    gc.disable()  # a report makes no reference cycles; the collector's passes over its rows cost a fifth
+    try:
+        with open(path, "rb") as handle:
+            window = window_before(handle, start, counter.accept, recent) if start > 0 else []
+            joiner = CallJoiner(counter.on_call, counter.on_late_attempt, counter.accept, recent, window)
+            _read(handle, start, end, joiner.add, partial)
+            follow_waiting(handle, end, joiner, counter)
+    finally:
+        if collecting:
+            gc.enable()
+    partial.rows = [aggregator.rows for aggregator in counter.aggregators]
+    partial.total = counter.total.rows
+    partial.timeline = counter.timeline
+    partial.orphans = joiner.orphans()
+    return partial

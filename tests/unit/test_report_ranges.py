@@ -1,0 +1,195 @@
+"""A span file cut into byte ranges (counted apart, on other processes) reports exactly what one pass reports."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from costrouter import semconv as sc
+from costrouter.cli import app
+from costrouter.report import report_csv, report_json
+from costrouter.report_html import report_html
+from costrouter.report_read import split_ranges, stream_report
+
+NS = 1_000_000_000
+T0 = 1_790_000_000 * NS
+RECENT = 6
+"""A small window of recent calls, so that late attempts fall out of it within a few lines."""
+BREAKDOWNS = [("group",), ("deployment",), ("session",), ("tag",), ("model",), ("session", "tag")]
+
+
+def call(span: Any, rng: random.Random, trace: Any = None, **extra: Any) -> dict[str, Any]:
+    group = rng.choice(["fast", "capable", "local"])
+    return {
+        "name": f"router.completion/{group}",
+        "trace_id": f"t{span}" if trace is None else trace,
+        "span_id": span,
+        "start_time_ns": T0 + rng.randrange(3 * 86_400) * NS,
+        "end_time_ns": T0,
+        "status": {"code": rng.choice(["UNSET", "UNSET", "ERROR"])},
+        "attributes": {
+            sc.ROUTER_MODEL_GROUP: group,
+            sc.ROUTER_DEPLOYMENT_ID: f"{group}-{rng.choice(['primary', 'backup'])}",
+            sc.SESSION_ID: rng.choice(["s1", "s2", "=cmd|' /C calc'!A0", "s3"]),
+            sc.ROUTER_TAGS: rng.sample(["a", "b", "c"], rng.randrange(3)),
+            sc.GEN_AI_RESPONSE_MODEL: rng.choice(["m1", "m2"]),
+            sc.LLM_USAGE_COST_USD: rng.choice([rng.uniform(0, 0.01), 0.1, 1e-12]),
+            sc.LLM_LATENCY_MS: rng.lognormvariate(5, 1),
+            sc.GEN_AI_USAGE_INPUT_TOKENS: rng.randrange(2000),
+            sc.GEN_AI_USAGE_OUTPUT_TOKENS: rng.randrange(800),
+            **extra,
+        },
+    }
+
+
+def attempt(parent: dict[str, Any], index: int, rng: random.Random) -> dict[str, Any]:
+    return {
+        "name": f"router.attempt/{parent['attributes'][sc.ROUTER_DEPLOYMENT_ID]}",
+        "trace_id": parent["trace_id"],
+        "span_id": f"{parent['span_id']}-{index}",
+        "parent_span_id": parent["span_id"],
+        "attributes": {
+            sc.ATTEMPT_INDEX: index,
+            sc.ATTEMPT_KIND: rng.choice(["first", "retry", "fallback"]),
+            sc.ATTEMPT_OUTCOME: rng.choice(["success", "failure"]),
+            sc.ROUTER_MODEL_GROUP: rng.choice(["fast", "capable"]),
+            sc.ROUTER_DEPLOYMENT_ID: parent["attributes"][sc.ROUTER_DEPLOYMENT_ID],
+        },
+    }
+
+
+def otlp_line(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Calls as one OTLP JSON ``TracesData`` line (the Collector's file exporter)."""
+
+    def value(item: Any) -> dict[str, Any]:
+        if isinstance(item, list):
+            return {"arrayValue": {"values": [value(entry) for entry in item]}}
+        if isinstance(item, float):
+            return {"doubleValue": item}
+        if isinstance(item, int):
+            return {"intValue": str(item)}
+        return {"stringValue": item}
+
+    spans = [
+        {
+            "traceId": f"{index + 1:032x}",
+            "spanId": f"{index + 1:016x}",
+            "name": record["name"],
+            "startTimeUnixNano": str(record["start_time_ns"]),
+            "endTimeUnixNano": str(record["end_time_ns"]),
+            "attributes": [{"key": key, "value": value(item)} for key, item in record["attributes"].items()],
+        }
+        for index, record in enumerate(calls)
+    ]
+    return {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"scope": {}, "spans": spans}]}]}
+
+
+def bad_lines(rng: random.Random, number: int) -> list[str]:
+    """Now and then a line a report skips, a blank one, or an OTLP JSON line of two calls."""
+    nan = json.dumps(call(f"nan{number}", rng)).replace('"llm.usage.cost_usd": ', '"llm.usage.cost_usd": NaN, "x": ')
+    choices = [
+        "not json",
+        nan,
+        json.dumps(call(f"neg{number}", rng, **{sc.LLM_USAGE_COST_USD: -1.0})),
+        "   ",
+        json.dumps(otlp_line([call(f"o{number}", rng), call(f"p{number}", rng)])),
+        json.dumps([1, 2]),
+    ]
+    return [choices[rng.randrange(len(choices))]] if rng.random() < 0.12 else []
+
+
+def hostile_file(path: Path, seed: int) -> Path:
+    """Calls with attempts before and after them, near and far, with every kind of line a report skips."""
+    rng = random.Random(seed)
+    lines: list[str] = []
+    deferred: list[tuple[int, str]] = []  # (after this many more calls, line): attempts written after their call
+    for number in range(400):
+        span = f"{number:05x}" if number % 17 else number + 1_000_000  # some integer span ids
+        record = call(span, rng)
+        attempts = [json.dumps(attempt(record, index, rng)) for index in range(rng.randrange(4))]
+        shape = rng.random()
+        if shape < 0.55:
+            lines += [*attempts, json.dumps(record)]
+        elif shape < 0.75:  # after their call: within the window of recent calls, or past it
+            lines.append(json.dumps(record))
+            deferred += [(number + rng.randrange(3 * RECENT), item) for item in attempts]
+        elif shape < 0.85:  # long before their call
+            for item in attempts:
+                lines.insert(rng.randrange(len(lines) + 1), item)
+            lines.append(json.dumps(record))
+        elif shape < 0.9:  # orphans: their call never comes
+            lines += attempts
+        else:  # a repeated call id, attempts around both
+            lines += [attempts[0] if attempts else "", json.dumps(record), *attempts[1:], json.dumps(call(span, rng))]
+        lines += [item for due, item in deferred if due <= number]
+        deferred = [(due, item) for due, item in deferred if due > number]
+        lines += bad_lines(rng, number)
+    lines += [item for _, item in deferred]
+    path.write_text("\n".join(lines) + "\n" + json.dumps(call("cut", rng))[:50])
+    return path
+
+
+def outputs(report: Any) -> tuple[str, str, str, tuple[str, ...], int, int]:
+    return (
+        report_json(report),
+        report_csv(report),
+        report_html(report),
+        report.problems,
+        report.spans,
+        report.orphan_attempts,
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_ranges_counted_apart_report_what_one_pass_reports(tmp_path: Path, seed: int) -> None:
+    path = hostile_file(tmp_path / "spans.jsonl", seed)
+    window = {"since_ns": T0 + 86_400 * NS // 2, "until_ns": T0 + 2 * 86_400 * NS}
+    for options in ({}, window):
+        serial = stream_report(path, BREAKDOWNS, workers=1, recent=RECENT, **options)
+        assert serial.skipped > 10
+        assert serial.orphan_attempts > 0
+        expected = outputs(serial)
+        for chunk_bytes in (97, 1_000, 20_000):
+            cut = stream_report(path, BREAKDOWNS, workers=1, chunk_bytes=chunk_bytes, recent=RECENT, **options)
+            assert outputs(cut) == expected, chunk_bytes
+
+
+def test_ranges_on_other_processes_report_what_one_pass_reports(tmp_path: Path) -> None:
+    path = hostile_file(tmp_path / "spans.jsonl", 4)
+    serial = stream_report(path, BREAKDOWNS, workers=1)
+    parallel = stream_report(path, BREAKDOWNS, workers=2, chunk_bytes=4_000)
+    assert outputs(parallel) == outputs(serial)
+    assert serial.total.calls > 300
+
+
+def test_ranges_start_and_end_at_line_starts(tmp_path: Path) -> None:
+    path = hostile_file(tmp_path / "spans.jsonl", 5)
+    data = path.read_bytes()
+    for chunk_bytes in (1, 50, 777, len(data) // 2, len(data), 10 * len(data)):
+        ranges = split_ranges(path, chunk_bytes)
+        assert ranges[0][0] == 0
+        assert ranges[-1][1] == len(data)
+        for (_, end), (start, _) in itertools.pairwise(ranges):
+            assert end == start
+            assert data[start - 1 : start] == b"\n"
+
+
+def test_the_command_reads_with_the_workers_it_is_given(tmp_path: Path) -> None:
+    path = hostile_file(tmp_path / "spans.jsonl", 6)
+    outputs = []
+    for workers in ("1", "2"):
+        result = CliRunner().invoke(
+            app, ["report", str(path), "--by", "session,tag", "-f", "csv", "--workers", workers]
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
+    assert "total," in outputs[0]
+    refused = CliRunner().invoke(app, ["report", str(path), "--workers", "0"])
+    assert refused.exit_code == 2
