@@ -64,3 +64,8 @@ async def aroute_text_completion(group: str, **kwargs: Any) -> Any:
 async def aroute_messages(group: str, **kwargs: Any) -> Any:
     """:meth:`CostRouter.aroute_messages` on the default router."""
     return await default_router().aroute_messages(group, **kwargs)
+
+
+async def aroute_rerank(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_rerank` on the default router."""
+    return await default_router().aroute_rerank(group, **kwargs)

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import litellm
@@ -92,6 +93,7 @@ class Observed:
     output_text: str | None = None
     usage: Any = None
     hidden_params: Mapping[str, Any] = field(default_factory=dict)
+    units: Mapping[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,9 @@ class CallPlanner:
             reach = self._worst_by_reach[groups] = (self.prices.worst_case(groups, default_price), deployment_ids)
         worst, deployment_ids = reach
         operation = call.operation
+        if operation.usage_bound is not None:
+            bound = operation.usage_bound(call.request, defaults)
+            return usd_to_micros_ceil(estimate_usd(bound.prompt_tokens, bound.output_tokens, worst, bound.units))
         if call.prompt_tokens is None:
             call.prompt_tokens = operation.prompt_tokens(call.messages, call.request, defaults.prompt)
         ratio = self.ratios.ratio(deployment_ids)
@@ -357,8 +362,10 @@ class CallPlanner:
         reading = call.operation.read(response)
         hidden = reading.hidden_params or getattr(response, "_hidden_params", None) or {}
         call.record.finish(hidden.get("litellm_call_id"), "success")
+        attempts = call.record.attempts
         observed = Observed(
-            deployment_id=hidden.get("model_id"),
+            # A binary response (speech) carries no hidden params: the last attempt served it.
+            deployment_id=hidden.get("model_id") or (attempts[-1].deployment_id if attempts else None) or None,
             response_model=reading.response_model or getattr(response, "model", None),
             response_id=reading.response_id or getattr(response, "id", None),
             finish_reasons=reading.finish_reasons,
@@ -369,6 +376,7 @@ class CallPlanner:
             output_text=reading.output_text,
             usage=reading.usage,
             hidden_params=hidden,
+            units=call.operation.units(call.request, response) if call.operation.units is not None else {},
         )
         return self.outcome_for(call, observed)
 
@@ -379,7 +387,7 @@ class CallPlanner:
         provider = facts.provider if facts else None
         breakdown, settled = price_call(
             facts.price if facts else None,
-            call_usage(observed.usage, prompt_tokens, completion_tokens),
+            call_usage(observed.usage, prompt_tokens, completion_tokens, observed.units),
             observed.litellm_cost,
             provider_reported_cost(observed.usage, observed.hidden_params, provider),
             self.policy.cost if self.policy is not None else CostSettings(),

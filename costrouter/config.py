@@ -47,6 +47,10 @@ def _per_token(description: str) -> Any:
     return Field(default=None, ge=0, le=pf.MAX_PER_TOKEN_USD, allow_inf_nan=False, description=description)
 
 
+def _per_item(description: str) -> Any:
+    return Field(default=None, ge=0, le=pf.MAX_PER_REQUEST_USD, allow_inf_nan=False, description=description)
+
+
 class Deployment(_Strict):
     """One deployment of a model group: a model at a provider, with its own prices."""
 
@@ -81,6 +85,13 @@ class Deployment(_Strict):
     input_cost_per_request: float | None = Field(
         default=None, ge=0, le=pf.MAX_PER_REQUEST_USD, allow_inf_nan=False, description="USD per request."
     )
+    input_cost_per_query: float | None = _per_item("USD per rerank search unit (a query over up to 100 documents).")
+    input_cost_per_second: float | None = _per_item("USD per second of audio transcribed.")
+    output_cost_per_second: float | None = _per_item("USD per second of audio, billed instead of the input second.")
+    input_cost_per_character: float | None = _per_token("USD per character of text turned into speech.")
+    input_cost_per_image: float | None = _per_item("USD per image generated (read before the output price).")
+    output_cost_per_image: float | None = _per_item("USD per image generated.")
+    input_cost_per_pixel: float | None = _per_token("USD per pixel generated, when no price per image is set.")
     prices_from_price_map: bool = Field(
         default=False, description="Take the prices the file leaves out (even output) from LiteLLM's price map."
     )

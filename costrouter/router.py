@@ -23,7 +23,7 @@ from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
 from costrouter.context import Caller, Id, Tags, resolve_caller
 from costrouter.exporters import TelemetrySetup, configure_telemetry
-from costrouter.operations import CHAT, EMBEDDING, MESSAGES, RESPONSES, TEXT_COMPLETION, Operation
+from costrouter.operations import CHAT, EMBEDDING, MESSAGES, RERANK, RESPONSES, TEXT_COMPLETION, Operation
 from costrouter.ops import Op, RouteOp, SleepOp, adrive, drive
 from costrouter.settings import Settings
 from costrouter.settling import build_guard
@@ -264,6 +264,25 @@ class CostRouter:
         """
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(MESSAGES, group, (), caller, litellm_kwargs)
+
+    async def aroute_rerank(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """Rerank ``documents=`` against ``query=`` through ``group``; returns LiteLLM's ``RerankResponse``.
+
+        Held for the search units the documents can take (one per 100 documents, a long
+        document counting once per 500 tokens). Async only: LiteLLM's Router has no sync rerank.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(RERANK, group, (), caller, litellm_kwargs)
 
     def _route(
         self, operation: Operation, group: str, messages: Messages, caller: Caller, kwargs: dict[str, Any]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import pytest
+
 from costrouter import CostRouter
-from costrouter.testing import TelemetryCapture
+from costrouter.testing import ProviderDouble, TelemetryCapture
 
 EMBED_PRICE = 1e-6
 """USD per input token of ``embed-primary`` (the backup charges half)."""
@@ -17,6 +20,8 @@ CLAUDE_CACHE_READ_PRICE = 3e-7
 """USD per prompt token ``claude-primary`` reads from its cache."""
 ANSWER_PRICES = (2e-6, 5e-6)
 """USD per input and output token of ``answer-primary`` (the backup charges half)."""
+RERANK_PRICE = 0.002
+"""USD per search unit of ``rerank-primary`` (the backup charges half)."""
 
 
 def _deployment(
@@ -30,6 +35,22 @@ def _deployment(
         "input_cost_per_token": prices[0],
         "output_cost_per_token": prices[1],
         "mode": mode,
+    }
+
+
+_UNIT_PRICE_FIELD = {"rerank": "input_cost_per_query"}
+
+
+def _unit_priced(deployment_id: str, model: str, base_url: str, mode: str, price: float) -> dict[str, Any]:
+    """A deployment priced per unit of its kind (search unit …), no token price."""
+    api_base = base_url.removesuffix("/v1") if model.startswith("cohere/") else base_url
+    return {
+        "id": deployment_id,
+        "model": model,
+        "api_base": api_base,
+        "api_key": "test-key",
+        "mode": mode,
+        _UNIT_PRICE_FIELD[mode]: price,
     }
 
 
@@ -96,6 +117,17 @@ def calltypes_config(base_url: str) -> dict[str, Any]:
             "answer-backup": {
                 "deployments": [_deployment("answer-backup", "resp-backup-model", base_url, half_answer, "responses")],
             },
+            "rerank": {
+                "deployments": [
+                    _unit_priced("rerank-primary", "cohere/rerank-model", base_url, "rerank", RERANK_PRICE)
+                ],
+                "fallbacks": ["rerank-backup"],
+            },
+            "rerank-backup": {
+                "deployments": [
+                    _unit_priced("rerank-backup", "cohere/rerank-backup-model", base_url, "rerank", RERANK_PRICE / 2)
+                ],
+            },
         },
     }
 
@@ -113,3 +145,25 @@ def calltypes_router(base_url: str, capture: TelemetryCapture, budgets: dict[str
 def session_budget(limit_usd: float, store: dict[str, Any]) -> dict[str, Any]:
     """A budget policy of one session budget of ``limit_usd`` on ``store``."""
     return {"store": store, "budgets": [{"scope": "session", "limit_usd": limit_usd, "window": "total"}]}
+
+
+def budgeted_router(
+    provider: ProviderDouble, capture: TelemetryCapture, limit_usd: float, store: dict[str, Any]
+) -> CostRouter:
+    """:func:`calltypes_router` with a session budget of ``limit_usd``, on a reset provider double."""
+    provider.reset()
+    return calltypes_router(provider.base_url, capture, session_budget(limit_usd, store))
+
+
+def store_config(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A fresh budget store of ``backend`` (``memory`` or ``redis``, on the test's Redis server)."""
+    store: dict[str, Any] = {"backend": backend, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
+    if backend == "redis":
+        store["redis_url"] = request.getfixturevalue("redis_url")
+    return store
+
+
+def call_attributes(capture: TelemetryCapture) -> dict[str, Any]:
+    """The attributes of the one routed call's span ``capture`` holds."""
+    (span,) = capture.call_spans()
+    return dict(span.attributes or {})

@@ -11,7 +11,8 @@ from costrouter.operations.base import Operation, Reading
 from costrouter.operations.chat import CHAT
 from costrouter.operations.embedding import EMBEDDING
 from costrouter.operations.messages import MESSAGES
+from costrouter.operations.rerank import RERANK
 from costrouter.operations.responses import RESPONSES
 from costrouter.operations.text_completion import TEXT_COMPLETION
 
-__all__ = ["CHAT", "EMBEDDING", "MESSAGES", "RESPONSES", "TEXT_COMPLETION", "Operation", "Reading"]
+__all__ = ["CHAT", "EMBEDDING", "MESSAGES", "RERANK", "RESPONSES", "TEXT_COMPLETION", "Operation", "Reading"]

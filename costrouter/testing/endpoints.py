@@ -1,4 +1,6 @@
-"""The provider double's non-chat endpoints: ``/v1/embeddings``, ``/v1/responses``, ``/v1/completions``.
+"""The provider double's endpoints beyond chat: embeddings, responses, completions, rerank, audio, images.
+
+``/v1/embeddings``, ``/v1/responses``, ``/v1/completions``, Cohere's ``/v1/rerank`` (and ``/v2/rerank``).
 
 Each takes the next scripted behaviour of its model like the chat endpoint does, so
 429s, 500s and slow answers are scripted the same way. Input tokens are the words
@@ -120,4 +122,23 @@ def text_completion_payload(
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         },
+    }
+
+
+def rerank_payload(body: dict[str, Any], search_units: int) -> dict[str, Any]:
+    """Cohere's rerank response: documents by the words they share with the query, and the search units billed."""
+    query = set(str(body.get("query", "")).lower().split())
+    documents = body.get("documents") or []
+    texts = [doc if isinstance(doc, str) else str(doc.get("text", "")) for doc in documents]
+    scores = sorted(
+        ((index, len(query & set(text.lower().split()))) for index, text in enumerate(texts)), key=lambda pair: -pair[1]
+    )
+    top_n = body.get("top_n") or len(scores)
+    return {
+        "id": f"rerank-{uuid.uuid4().hex[:24]}",
+        "results": [
+            {"index": index, "relevance_score": round(1 / (rank + 1), 6)}
+            for rank, (index, _) in enumerate(scores[:top_n])
+        ],
+        "meta": {"api_version": {"version": "1"}, "billed_units": {"search_units": search_units}},
     }

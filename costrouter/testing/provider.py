@@ -26,6 +26,7 @@ from aiohttp import web
 from costrouter.testing.endpoints import (
     embeddings_payload,
     input_words,
+    rerank_payload,
     response_object,
     responses_stream,
     text_completion_payload,
@@ -354,6 +355,8 @@ class ProviderDouble:
         app.router.add_post("/v1/embeddings", self._handle_embeddings)
         app.router.add_post("/v1/responses", self._handle_responses)
         app.router.add_post("/v1/completions", self._handle_text_completions)
+        app.router.add_post("/v1/rerank", self._handle_rerank)
+        app.router.add_post("/v2/rerank", self._handle_rerank)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, backlog=1024)
@@ -429,6 +432,20 @@ class ProviderDouble:
         pieces = _completion_tokens_text(behaviour)
         self._bill(Answer(model, tokens, len(pieces)))
         return web.json_response(text_completion_payload(body, "".join(pieces), tokens, len(pieces)))
+
+    async def _handle_rerank(self, http_request: web.Request) -> web.StreamResponse:
+        """Cohere's rerank API (a ``cohere/`` deployment whose ``api_base`` is the double's root).
+
+        Bills one search unit per 100 documents (``Reply.prompt_tokens`` overrides the count).
+        """
+        body, model, behaviour = await self._scripted(http_request)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        units = behaviour.prompt_tokens
+        if units is None:
+            units = math.ceil(len(body.get("documents") or []) / 100)
+        self._bill(Answer(model, units, 0))
+        return web.json_response(rerank_payload(body, units), headers=dict(behaviour.headers or {}))
 
     async def _handle(self, http_request: web.Request) -> web.StreamResponse:
         body = await http_request.json()
