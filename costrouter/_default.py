@@ -69,3 +69,13 @@ async def aroute_messages(group: str, **kwargs: Any) -> Any:
 async def aroute_rerank(group: str, **kwargs: Any) -> Any:
     """:meth:`CostRouter.aroute_rerank` on the default router."""
     return await default_router().aroute_rerank(group, **kwargs)
+
+
+async def aroute_transcription(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_transcription` on the default router."""
+    return await default_router().aroute_transcription(group, **kwargs)
+
+
+async def aroute_speech(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_speech` on the default router."""
+    return await default_router().aroute_speech(group, **kwargs)

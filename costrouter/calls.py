@@ -25,7 +25,7 @@ from costrouter.alerts import AlertDispatcher, AlertSettings
 from costrouter.alerts.message import budget_alert
 from costrouter.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
 from costrouter.budget import BudgetPolicy, BudgetRef, CostSettings, ReserveOutcome
-from costrouter.budget.policy import PromptEstimate
+from costrouter.budget.policy import Defaults, PromptEstimate
 from costrouter.budget.renewal import HoldRenewer
 from costrouter.budgeting import (
     Refusal,
@@ -42,7 +42,7 @@ from costrouter.errors import BudgetExceededError, BudgetStoreError
 from costrouter.interruptions import charge_estimated, interrupted_call_charge
 from costrouter.models import model_facts, primary_deployment_id
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
-from costrouter.operations import CHAT, Operation
+from costrouter.operations import CHAT, Operation, Reading
 from costrouter.operations.modes import check_mode, deployment_mode
 from costrouter.ops import Flow, RouteOp
 from costrouter.pricing import Price, PriceBook, WorstCase, estimate_usd, output_cap, response_cost_usd
@@ -376,9 +376,17 @@ class CallPlanner:
             output_text=reading.output_text,
             usage=reading.usage,
             hidden_params=hidden,
-            units=call.operation.units(call.request, response) if call.operation.units is not None else {},
+            units=self._units(call, response, reading),
         )
         return self.outcome_for(call, observed)
+
+    def _units(self, call: RoutedCall, response: Any, reading: Reading) -> Mapping[str, Decimal]:
+        """The units a call consumed; a response that reports neither units nor tokens is charged its bound."""
+        operation = call.operation
+        units = operation.units(call.request, response) if operation.units is not None else {}
+        if not units and reading.prompt_tokens is None and operation.usage_bound is not None:
+            units = operation.usage_bound(call.request, self.policy.defaults if self.policy else Defaults()).units
+        return units
 
     def outcome_for(self, call: RoutedCall, observed: Observed, error: BaseException | None = None) -> Outcome:
         """Price what the deployment did (:func:`costrouter.cost.compute_cost`), else LiteLLM's cost."""

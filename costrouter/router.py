@@ -23,7 +23,17 @@ from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
 from costrouter.context import Caller, Id, Tags, resolve_caller
 from costrouter.exporters import TelemetrySetup, configure_telemetry
-from costrouter.operations import CHAT, EMBEDDING, MESSAGES, RERANK, RESPONSES, TEXT_COMPLETION, Operation
+from costrouter.operations import (
+    CHAT,
+    EMBEDDING,
+    MESSAGES,
+    RERANK,
+    RESPONSES,
+    SPEECH,
+    TEXT_COMPLETION,
+    TRANSCRIPTION,
+    Operation,
+)
 from costrouter.ops import Op, RouteOp, SleepOp, adrive, drive
 from costrouter.settings import Settings
 from costrouter.settling import build_guard
@@ -283,6 +293,44 @@ class CostRouter:
         """
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(RERANK, group, (), caller, litellm_kwargs)
+
+    async def aroute_transcription(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """Transcribe ``file=`` (bytes, a path, a binary file, ``(name, content)``) through ``group``.
+
+        Returns LiteLLM's ``TranscriptionResponse``. Held for the seconds a WAV header states,
+        else the file's size at 8 kbit/s capped by ``defaults.max_audio_seconds``; settled by
+        the duration (or tokens) the response reports. Async only, as LiteLLM's Router.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(TRANSCRIPTION, group, (), caller, litellm_kwargs)
+
+    async def aroute_speech(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """Speak ``input=`` (with ``voice=`` …) through ``group``; returns LiteLLM's binary audio response.
+
+        Held and settled for every character of the input. Async only, as LiteLLM's Router.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(SPEECH, group, (), caller, litellm_kwargs)
 
     def _route(
         self, operation: Operation, group: str, messages: Messages, caller: Caller, kwargs: dict[str, Any]

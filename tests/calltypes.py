@@ -22,6 +22,10 @@ ANSWER_PRICES = (2e-6, 5e-6)
 """USD per input and output token of ``answer-primary`` (the backup charges half)."""
 RERANK_PRICE = 0.002
 """USD per search unit of ``rerank-primary`` (the backup charges half)."""
+STT_PRICE = 0.0001
+"""USD per second of audio of ``stt-primary`` (the backup charges half)."""
+TTS_PRICE = 15e-6
+"""USD per character of ``tts-primary`` (the backup charges half)."""
 
 
 def _deployment(
@@ -38,7 +42,11 @@ def _deployment(
     }
 
 
-_UNIT_PRICE_FIELD = {"rerank": "input_cost_per_query"}
+_UNIT_PRICE_FIELD = {
+    "rerank": "input_cost_per_query",
+    "audio_transcription": "input_cost_per_second",
+    "audio_speech": "input_cost_per_character",
+}
 
 
 def _unit_priced(deployment_id: str, model: str, base_url: str, mode: str, price: float) -> dict[str, Any]:
@@ -123,6 +131,28 @@ def calltypes_config(base_url: str) -> dict[str, Any]:
                 ],
                 "fallbacks": ["rerank-backup"],
             },
+            "stt": {
+                "deployments": [
+                    _unit_priced("stt-primary", "openai/stt-model", base_url, "audio_transcription", STT_PRICE)
+                ],
+                "fallbacks": ["stt-backup"],
+            },
+            "stt-backup": {
+                "deployments": [
+                    _unit_priced(
+                        "stt-backup", "openai/stt-backup-model", base_url, "audio_transcription", STT_PRICE / 2
+                    )
+                ],
+            },
+            "tts": {
+                "deployments": [_unit_priced("tts-primary", "openai/tts-model", base_url, "audio_speech", TTS_PRICE)],
+                "fallbacks": ["tts-backup"],
+            },
+            "tts-backup": {
+                "deployments": [
+                    _unit_priced("tts-backup", "openai/tts-backup-model", base_url, "audio_speech", TTS_PRICE / 2)
+                ],
+            },
             "rerank-backup": {
                 "deployments": [
                     _unit_priced("rerank-backup", "cohere/rerank-backup-model", base_url, "rerank", RERANK_PRICE / 2)
@@ -167,3 +197,12 @@ def call_attributes(capture: TelemetryCapture) -> dict[str, Any]:
     """The attributes of the one routed call's span ``capture`` holds."""
     (span,) = capture.call_spans()
     return dict(span.attributes or {})
+
+
+def wav_audio(seconds: float, byte_rate: int = 32000) -> bytes:
+    """A WAV file of ``seconds`` of silence (16 kHz, 16-bit mono by default)."""
+    data = int(seconds * byte_rate)
+    header = b"RIFF" + (36 + data).to_bytes(4, "little") + b"WAVE"
+    fmt = (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + (byte_rate // 2).to_bytes(4, "little")
+    fmt += byte_rate.to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+    return header + b"fmt " + (16).to_bytes(4, "little") + fmt + b"data" + data.to_bytes(4, "little") + bytes(data)

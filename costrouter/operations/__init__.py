@@ -13,6 +13,19 @@ from costrouter.operations.embedding import EMBEDDING
 from costrouter.operations.messages import MESSAGES
 from costrouter.operations.rerank import RERANK
 from costrouter.operations.responses import RESPONSES
+from costrouter.operations.speech import SPEECH
 from costrouter.operations.text_completion import TEXT_COMPLETION
+from costrouter.operations.transcription import TRANSCRIPTION
 
-__all__ = ["CHAT", "EMBEDDING", "MESSAGES", "RERANK", "RESPONSES", "TEXT_COMPLETION", "Operation", "Reading"]
+__all__ = [
+    "CHAT",
+    "EMBEDDING",
+    "MESSAGES",
+    "RERANK",
+    "RESPONSES",
+    "SPEECH",
+    "TEXT_COMPLETION",
+    "TRANSCRIPTION",
+    "Operation",
+    "Reading",
+]

@@ -1,6 +1,7 @@
 """The provider double's endpoints beyond chat: embeddings, responses, completions, rerank, audio, images.
 
-``/v1/embeddings``, ``/v1/responses``, ``/v1/completions``, Cohere's ``/v1/rerank`` (and ``/v2/rerank``).
+``/v1/embeddings``, ``/v1/responses``, ``/v1/completions``, Cohere's ``/v1/rerank`` (and ``/v2/rerank``),
+``/v1/audio/transcriptions`` (multipart), ``/v1/audio/speech`` (binary audio).
 
 Each takes the next scripted behaviour of its model like the chat endpoint does, so
 429s, 500s and slow answers are scripted the same way. Input tokens are the words
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -142,3 +143,28 @@ def rerank_payload(body: dict[str, Any], search_units: int) -> dict[str, Any]:
         ],
         "meta": {"api_version": {"version": "1"}, "billed_units": {"search_units": search_units}},
     }
+
+
+def audio_duration(audio: bytes) -> float:
+    """Seconds of audio: a WAV header's byte rate over its data, else 16 kbit/s."""
+    if audio[:4] == b"RIFF" and audio[8:12] == b"WAVE":
+        byte_rate = int.from_bytes(audio[28:32], "little")
+        if byte_rate:
+            return (len(audio) - 44) / byte_rate
+    return len(audio) / 2000
+
+
+def transcription_payload(
+    response_format: str, text: str, seconds: float, usage: Mapping[str, Any] | None
+) -> dict[str, Any] | str:
+    """OpenAI's transcription: ``json`` with its usage (seconds, or the tokens given), ``verbose_json``, ``text``."""
+    if response_format == "text":
+        return text
+    if response_format == "verbose_json":
+        return {"task": "transcribe", "language": "english", "duration": seconds, "text": text, "segments": []}
+    return {"text": text, "usage": dict(usage) if usage is not None else {"type": "duration", "seconds": seconds}}
+
+
+def speech_audio(text: str) -> bytes:
+    """Audio bytes for ``text``: an MP3 frame header and ten bytes a character."""
+    return b"ID3\x04\x00" + bytes(10 * len(text))

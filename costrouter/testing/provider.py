@@ -24,12 +24,15 @@ from typing import Any
 from aiohttp import web
 
 from costrouter.testing.endpoints import (
+    audio_duration,
     embeddings_payload,
     input_words,
     rerank_payload,
     response_object,
     responses_stream,
+    speech_audio,
     text_completion_payload,
+    transcription_payload,
 )
 
 __all__ = [
@@ -357,6 +360,8 @@ class ProviderDouble:
         app.router.add_post("/v1/completions", self._handle_text_completions)
         app.router.add_post("/v1/rerank", self._handle_rerank)
         app.router.add_post("/v2/rerank", self._handle_rerank)
+        app.router.add_post("/v1/audio/transcriptions", self._handle_transcriptions)
+        app.router.add_post("/v1/audio/speech", self._handle_speech)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, backlog=1024)
@@ -446,6 +451,42 @@ class ProviderDouble:
             units = math.ceil(len(body.get("documents") or []) / 100)
         self._bill(Answer(model, units, 0))
         return web.json_response(rerank_payload(body, units), headers=dict(behaviour.headers or {}))
+
+    async def _handle_transcriptions(self, http_request: web.Request) -> web.StreamResponse:
+        """OpenAI's transcriptions API: a multipart upload; bills the audio's seconds.
+
+        ``Reply.usage_details`` replaces the ``json`` usage (``{"type": "tokens", ...}`` for a
+        model billed per token); the transcript is ``Reply``'s text or tokens.
+        """
+        form = await http_request.post()
+        upload = form.get("file")
+        audio = upload.file.read() if isinstance(upload, web.FileField) else b""
+        body: dict[str, Any] = {key: value for key, value in form.items() if isinstance(value, str)}
+        body["file_bytes"] = len(audio)
+        model = str(body.get("model", ""))
+        behaviour = self._next_behaviour(model, ReceivedRequest(model, body, dict(http_request.headers), time.time()))
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        text = "".join(_completion_tokens_text(behaviour))
+        seconds = audio_duration(audio)
+        self._bill(Answer(model, math.ceil(seconds), 0))
+        payload = transcription_payload(
+            str(body.get("response_format") or "json"), text, seconds, behaviour.usage_details
+        )
+        if isinstance(payload, str):
+            return web.Response(text=payload, content_type="text/plain")
+        return web.json_response(payload, headers=dict(behaviour.headers or {}))
+
+    async def _handle_speech(self, http_request: web.Request) -> web.StreamResponse:
+        """OpenAI's speech API: binary audio for the input text; bills its characters."""
+        body, model, behaviour = await self._scripted(http_request)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        text = str(body.get("input", ""))
+        self._bill(Answer(model, len(text), 0))
+        return web.Response(body=speech_audio(text), content_type="audio/mpeg")
 
     async def _handle(self, http_request: web.Request) -> web.StreamResponse:
         body = await http_request.json()
