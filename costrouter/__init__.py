@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from costrouter._default import (
         aroute_completion,
         aroute_embedding,
+        aroute_image,
+        aroute_image_edit,
         aroute_messages,
         aroute_rerank,
         aroute_response,
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
         default_router,
         route_completion,
         route_embedding,
+        route_image,
         route_response,
     )
     from costrouter.router import CostRouter
@@ -43,6 +46,8 @@ _LAZY = {
     "CostRouter": "costrouter.router",
     "aroute_completion": "costrouter._default",
     "aroute_embedding": "costrouter._default",
+    "aroute_image": "costrouter._default",
+    "aroute_image_edit": "costrouter._default",
     "aroute_messages": "costrouter._default",
     "aroute_rerank": "costrouter._default",
     "aroute_response": "costrouter._default",
@@ -52,6 +57,7 @@ _LAZY = {
     "default_router": "costrouter._default",
     "route_completion": "costrouter._default",
     "route_embedding": "costrouter._default",
+    "route_image": "costrouter._default",
     "route_response": "costrouter._default",
 }
 
@@ -79,6 +85,8 @@ __all__ = [
     "__version__",
     "aroute_completion",
     "aroute_embedding",
+    "aroute_image",
+    "aroute_image_edit",
     "aroute_messages",
     "aroute_rerank",
     "aroute_response",
@@ -90,5 +98,6 @@ __all__ = [
     "default_router",
     "route_completion",
     "route_embedding",
+    "route_image",
     "route_response",
 ]

@@ -39,6 +39,7 @@ from costrouter.config import RouterConfig
 from costrouter.context import Caller
 from costrouter.cost import call_usage, price_call, provider_reported_cost
 from costrouter.errors import BudgetExceededError, BudgetStoreError
+from costrouter.image_key import ImageVariant
 from costrouter.interruptions import charge_estimated, interrupted_call_charge
 from costrouter.models import model_facts, primary_deployment_id
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
@@ -94,6 +95,7 @@ class Observed:
     usage: Any = None
     hidden_params: Mapping[str, Any] = field(default_factory=dict)
     units: Mapping[str, Decimal] = field(default_factory=dict)
+    variant: ImageVariant | None = None
 
 
 @dataclass(frozen=True)
@@ -269,7 +271,8 @@ class CallPlanner:
         operation = call.operation
         if operation.usage_bound is not None:
             bound = operation.usage_bound(call.request, defaults)
-            return usd_to_micros_ceil(estimate_usd(bound.prompt_tokens, bound.output_tokens, worst, bound.units))
+            estimate = estimate_usd(bound.prompt_tokens, bound.output_tokens, worst, bound.units, bound.variant)
+            return usd_to_micros_ceil(estimate)
         if call.prompt_tokens is None:
             call.prompt_tokens = operation.prompt_tokens(call.messages, call.request, defaults.prompt)
         ratio = self.ratios.ratio(deployment_ids)
@@ -377,6 +380,7 @@ class CallPlanner:
             usage=reading.usage,
             hidden_params=hidden,
             units=self._units(call, response, reading),
+            variant=call.operation.variant(call.request, response) if call.operation.variant else None,
         )
         return self.outcome_for(call, observed)
 
@@ -395,7 +399,7 @@ class CallPlanner:
         provider = facts.provider if facts else None
         breakdown, settled = price_call(
             facts.price if facts else None,
-            call_usage(observed.usage, prompt_tokens, completion_tokens, observed.units),
+            call_usage(observed.usage, prompt_tokens, completion_tokens, observed.units, observed.variant),
             observed.litellm_cost,
             provider_reported_cost(observed.usage, observed.hidden_params, provider),
             self.policy.cost if self.policy is not None else CostSettings(),

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, fi
 from costrouter import price_fields as pf
 from costrouter._yaml import format_location, line_of, lined, read_yaml_and_problems, validate
 from costrouter.errors import ConfigProblem
+from costrouter.image_key import variant_key
 from costrouter.redaction import masked_repr_args
 
 SECRET_PREFIX = "os.environ/"
@@ -92,6 +93,10 @@ class Deployment(_Strict):
     input_cost_per_image: float | None = _per_item("USD per image generated (read before the output price).")
     output_cost_per_image: float | None = _per_item("USD per image generated.")
     input_cost_per_pixel: float | None = _per_token("USD per pixel generated, when no price per image is set.")
+    image_prices: dict[str, float] = Field(
+        default_factory=dict,
+        description="USD per image by variant: `quality/WxH` or `WxH` (e.g. `hd/1024x1792: 0.12`).",
+    )
     prices_from_price_map: bool = Field(
         default=False, description="Take the prices the file leaves out (even output) from LiteLLM's price map."
     )
@@ -107,6 +112,20 @@ class Deployment(_Strict):
     litellm_params: dict[str, Any] = Field(
         default_factory=dict, description="Further LiteLLM parameters, passed through."
     )
+
+    @field_validator("image_prices", mode="before")
+    @classmethod
+    def _image_price_keys(cls, value: object) -> object:
+        if not isinstance(value, Mapping):
+            return value
+        problems = [
+            f"{key}: {problem}"
+            for key, price in value.items()
+            if (problem := pf.price_problem(pf.OUTPUT_PER_IMAGE, price)) is not None
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return {variant_key(str(key)): float(price) for key, price in value.items()}
 
     @model_validator(mode="after")
     def _prices_are_sane(self) -> Deployment:

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from costrouter import price_fields as pf
 from costrouter.budget.policy import CostSettings
+from costrouter.image_key import ImageVariant
 from costrouter.money import MICROS_PER_USD, micros_to_usd
 from costrouter.pricing import UNITS, Price
 
@@ -74,6 +75,8 @@ class TokenUsage:
     completion_image_tokens: int = 0
     units: Mapping[str, Decimal] = field(default_factory=dict)
     """Units other than tokens (:data:`costrouter.pricing.UNITS`): search units, audio seconds …"""
+    image_variant: ImageVariant | None = None
+    """The quality and size of the images, for a deployment priced per image by variant."""
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -122,7 +125,11 @@ def token_usage(usage: Any) -> TokenUsage:
 
 
 def call_usage(
-    usage: Any, prompt_tokens: int | None, completion_tokens: int | None, units: Mapping[str, Decimal] | None = None
+    usage: Any,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    units: Mapping[str, Decimal] | None = None,
+    variant: ImageVariant | None = None,
 ) -> TokenUsage | None:
     """The usage to bill, ``None`` when nothing is known.
 
@@ -130,11 +137,11 @@ def call_usage(
     stream whose tokens costrouter counted); ``units`` (search units, audio seconds …) ride along.
     """
     if prompt_tokens is None:
-        return TokenUsage(0, completion_tokens or 0, units=dict(units)) if units else None
+        return TokenUsage(0, completion_tokens or 0, units=dict(units), image_variant=variant) if units else None
     read = token_usage(usage) if usage is not None else None
     if read is None or read.prompt_tokens != prompt_tokens:
         read = TokenUsage(prompt_tokens, completion_tokens or 0)
-    return replace(read, units=dict(units)) if units else read
+    return replace(read, units=dict(units), image_variant=variant) if units else read
 
 
 def billed_tokens(usage: TokenUsage) -> dict[str, int | Decimal]:
@@ -213,7 +220,7 @@ def compute_cost(price: Price, usage: TokenUsage) -> CostBreakdown:
 
     The total rounds half up to a micro-dollar; the components share it by largest remainder.
     """
-    rates = {**price.decimal_tier(usage.prompt_tokens), **price.units}
+    rates = {**price.decimal_tier(usage.prompt_tokens), **price.unit_rates_for(usage.image_variant)}
     tokens = billed_tokens(usage)
     exact = {name: tokens[name] * rates[_RATE_OF[name]] * _MICROS for name in COMPONENTS}
     total_exact = sum(exact.values(), Decimal(0))

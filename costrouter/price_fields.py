@@ -54,8 +54,11 @@ PER_TOKEN_FIELDS: Final = (
 
 UNIT_FIELDS: Final = (QUERY, INPUT_SECOND, OUTPUT_SECOND, CHARACTER, INPUT_PER_IMAGE, OUTPUT_PER_IMAGE, PIXEL)
 """Prices per unit other than a token: search units, audio seconds, characters, images, pixels."""
-_SMALL_UNIT_FIELDS: Final = frozenset({CHARACTER, PIXEL})
-"""Unit prices held to the per-token limit (a character or a pixel costs about as little as a token)."""
+IMAGE_FIELDS: Final = (INPUT_PER_IMAGE, OUTPUT_PER_IMAGE, PIXEL)
+"""Flat image prices: a deployment that sets one is not priced by the price map's size variants."""
+PER_MILLION_UNIT_FIELDS: Final = frozenset({CHARACTER, PIXEL})
+"""Unit prices held to the per-token limit and shown per million (a character or a pixel costs about as
+little as a token)."""
 
 TIERED_FIELDS: Final = (INPUT, OUTPUT, CACHE_READ, CACHE_CREATION, CACHE_CREATION_1H)
 """Prices that change once the prompt passes a threshold (``input_cost_per_token_above_200k_tokens``)."""
@@ -116,7 +119,7 @@ def price_problem(key: str, value: Any) -> str | None:
         return f"must be finite, not {value!r}"
     if number < 0:
         return f"must be >= 0, not {value!r}"
-    per_item = key == REQUEST or (key in UNIT_FIELDS and key not in _SMALL_UNIT_FIELDS)
+    per_item = key == REQUEST or (key in UNIT_FIELDS and key not in PER_MILLION_UNIT_FIELDS)
     limit = MAX_PER_REQUEST_USD if per_item else MAX_PER_TOKEN_USD
     if number > limit:
         unit = (

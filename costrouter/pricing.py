@@ -11,6 +11,7 @@ import litellm
 
 from costrouter import price_fields as pf
 from costrouter.config import Deployment, RouterConfig
+from costrouter.image_prices import ImageVariant, price_map_variants, variant_rate
 
 PriceSource = Literal["deployment", "litellm_params", "model_info", "price_map", "derived", "default"]
 """Where one price came from: a layer of the file (highest first), LiteLLM's price map, a rule
@@ -37,6 +38,9 @@ class Price:
     rates: Mapping[str, float] = field(default_factory=dict)
     sources: Mapping[str, PriceSource] = field(default_factory=dict)
     inclusive_threshold: bool = False
+    image_rates: Mapping[str, float] = field(default_factory=dict)
+    """USD per image by variant (``quality/WxH`` or ``WxH``): :mod:`costrouter.image_prices`."""
+    image_source: PriceSource = "deployment"
     _tiers: tuple[tuple[int, Mapping[str, float]], ...] = field(init=False, repr=False, compare=False)
     _decimal_tiers: dict[int, Mapping[str, Decimal]] = field(init=False, repr=False, compare=False)
     units: Mapping[str, Decimal] = field(init=False, repr=False, compare=False)
@@ -89,8 +93,21 @@ class Price:
             self._decimal_tiers[crossed] = cached
         return cached
 
+    def unit_rates_for(self, variant: ImageVariant | None) -> Mapping[str, Decimal]:
+        """:attr:`units`, with the price of an image of ``variant`` (quality, size) when priced by variant."""
+        if variant is None or not self.image_rates:
+            return self.units
+        rate = variant_rate(self.image_rates, variant[0], variant[1])
+        if rate is None:
+            return self.units
+        return {**self.units, "images": Decimal(repr(rate)), "pixels": Decimal(0)}
+
     def upper_bound_usd(
-        self, prompt_tokens: int, max_output_tokens: int, units: Mapping[str, Decimal] | None = None
+        self,
+        prompt_tokens: int,
+        max_output_tokens: int,
+        units: Mapping[str, Decimal] | None = None,
+        variant: ImageVariant | None = None,
     ) -> float:
         """The most a call can cost, whatever its usage turns out to be.
 
@@ -103,7 +120,8 @@ class Price:
         input_rate = max(Decimal(repr(tier[key])) for tier in tiers for key in _INPUT_SIDE)
         output_rate = max(Decimal(repr(tier[key])) for tier in tiers for key in _OUTPUT_SIDE)
         fee = Decimal(repr(self.rates.get(pf.REQUEST, 0.0)))
-        per_unit = sum((count * self.units[name] for name, count in (units or {}).items()), Decimal(0))
+        unit_rate = self.unit_rates_for(variant)
+        per_unit = sum((count * unit_rate[name] for name, count in (units or {}).items()), Decimal(0))
         return float(prompt_tokens * input_rate + max_output_tokens * output_rate + fee + per_unit)
 
     def dimensions(self) -> list[tuple[str, float, PriceSource]]:
@@ -118,6 +136,7 @@ class Price:
         rows.extend(
             (key, self.rates[key], self.sources.get(key, "derived")) for key in pf.UNIT_FIELDS if key in self.rates
         )
+        rows.extend((f"image {key}", value, self.image_source) for key, value in sorted(self.image_rates.items()))
         rows.extend(
             (key, value, self.sources.get(key, "derived"))
             for key, value in sorted(self.rates.items())
@@ -194,8 +213,12 @@ def deployment_price(deployment: Deployment) -> Price | None:
             if key not in rates:
                 rates[key] = value
                 sources[key] = name
+    image_rates: dict[str, float] = dict(deployment.image_prices)
+    image_source: PriceSource = "deployment"
+    if not image_rates and not any(key in deployment.file_prices() for key in pf.IMAGE_FIELDS):
+        image_rates, image_source = price_map_variants(deployment.model), "price_map"
     if pf.INPUT not in rates:
-        if not any(key in rates for key in pf.UNIT_FIELDS):
+        if not image_rates and not any(key in rates for key in pf.UNIT_FIELDS):
             return None
         rates[pf.INPUT] = 0.0  # priced per unit only (search units, seconds, characters, images)
         sources[pf.INPUT] = "default"
@@ -213,6 +236,8 @@ def deployment_price(deployment: Deployment) -> Price | None:
         rates,
         sources,
         inclusive_threshold=provider in _INCLUSIVE_THRESHOLD_PROVIDERS,
+        image_rates=image_rates,
+        image_source=image_source,
     )
 
 
@@ -274,10 +299,17 @@ def output_cap(requested: int | None, worst: WorstCase, policy_default: int) -> 
 
 
 def estimate_usd(
-    prompt_tokens: int, max_output_tokens: int, worst: WorstCase, units: Mapping[str, Decimal] | None = None
+    prompt_tokens: int,
+    max_output_tokens: int,
+    worst: WorstCase,
+    units: Mapping[str, Decimal] | None = None,
+    variant: ImageVariant | None = None,
 ) -> float:
     """Worst-case cost: the highest upper bound (:meth:`Price.upper_bound_usd`) among the prices."""
-    return max((price.upper_bound_usd(prompt_tokens, max_output_tokens, units) for price in worst.prices), default=0.0)
+    return max(
+        (price.upper_bound_usd(prompt_tokens, max_output_tokens, units, variant) for price in worst.prices),
+        default=0.0,
+    )
 
 
 def response_cost_usd(response: Any) -> float | None:

@@ -26,6 +26,8 @@ from costrouter.exporters import TelemetrySetup, configure_telemetry
 from costrouter.operations import (
     CHAT,
     EMBEDDING,
+    IMAGE_EDIT,
+    IMAGE_GENERATION,
     MESSAGES,
     RERANK,
     RESPONSES,
@@ -331,6 +333,58 @@ class CostRouter:
         """
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(SPEECH, group, (), caller, litellm_kwargs)
+
+    def route_image(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """Generate images (``prompt=``, ``n=``, ``size=``, ``quality=``) through ``group``.
+
+        Returns LiteLLM's ``ImageResponse``. Held for ``n`` images of the requested size and
+        quality (the dearest when unspecified), settled for the images the response holds.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return self._route(IMAGE_GENERATION, group, (), caller, litellm_kwargs)
+
+    async def aroute_image(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """The async twin of :meth:`route_image`."""
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(IMAGE_GENERATION, group, (), caller, litellm_kwargs)
+
+    async def aroute_image_edit(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """Edit ``image=`` by ``prompt=`` through ``group``; priced and held as :meth:`route_image`.
+
+        Async only: LiteLLM's Router edits images in async only.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(IMAGE_EDIT, group, (), caller, litellm_kwargs)
 
     def _route(
         self, operation: Operation, group: str, messages: Messages, caller: Caller, kwargs: dict[str, Any]

@@ -26,6 +26,10 @@ STT_PRICE = 0.0001
 """USD per second of audio of ``stt-primary`` (the backup charges half)."""
 TTS_PRICE = 15e-6
 """USD per character of ``tts-primary`` (the backup charges half)."""
+IMAGE_PRICES = {"standard/1024x1024": 0.04, "hd/1024x1024": 0.08, "standard/1792x1024": 0.08, "hd/1792x1024": 0.12}
+"""USD per image of ``images-primary`` by quality and size."""
+IMAGE_BACKUP_PRICE = 0.02
+"""USD per image of ``images-backup``, whatever its size."""
 
 
 def _deployment(
@@ -46,11 +50,12 @@ _UNIT_PRICE_FIELD = {
     "rerank": "input_cost_per_query",
     "audio_transcription": "input_cost_per_second",
     "audio_speech": "input_cost_per_character",
+    "image_generation": "output_cost_per_image",
 }
 
 
-def _unit_priced(deployment_id: str, model: str, base_url: str, mode: str, price: float) -> dict[str, Any]:
-    """A deployment priced per unit of its kind (search unit …), no token price."""
+def _unit_priced(deployment_id: str, model: str, base_url: str, mode: str, price: float | None) -> dict[str, Any]:
+    """A deployment priced per unit of its kind (search unit …; ``None``: no flat price), no token price."""
     api_base = base_url.removesuffix("/v1") if model.startswith("cohere/") else base_url
     return {
         "id": deployment_id,
@@ -151,6 +156,22 @@ def calltypes_config(base_url: str) -> dict[str, Any]:
             "tts-backup": {
                 "deployments": [
                     _unit_priced("tts-backup", "openai/tts-backup-model", base_url, "audio_speech", TTS_PRICE / 2)
+                ],
+            },
+            "images": {
+                "deployments": [
+                    {
+                        **_unit_priced("images-primary", "openai/img-model", base_url, "image_generation", None),
+                        "image_prices": IMAGE_PRICES,
+                    }
+                ],
+                "fallbacks": ["images-backup"],
+            },
+            "images-backup": {
+                "deployments": [
+                    _unit_priced(
+                        "images-backup", "openai/img-backup-model", base_url, "image_generation", IMAGE_BACKUP_PRICE
+                    )
                 ],
             },
             "rerank-backup": {

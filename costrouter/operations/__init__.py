@@ -10,6 +10,7 @@ from __future__ import annotations
 from costrouter.operations.base import Operation, Reading
 from costrouter.operations.chat import CHAT
 from costrouter.operations.embedding import EMBEDDING
+from costrouter.operations.image import IMAGE_EDIT, IMAGE_GENERATION
 from costrouter.operations.messages import MESSAGES
 from costrouter.operations.rerank import RERANK
 from costrouter.operations.responses import RESPONSES
@@ -20,6 +21,8 @@ from costrouter.operations.transcription import TRANSCRIPTION
 __all__ = [
     "CHAT",
     "EMBEDDING",
+    "IMAGE_EDIT",
+    "IMAGE_GENERATION",
     "MESSAGES",
     "RERANK",
     "RESPONSES",

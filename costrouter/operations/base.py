@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from costrouter.budget.policy import Defaults, PromptEstimate
+from costrouter.image_key import ImageVariant
 from costrouter.tokens import completions
 
 
@@ -37,6 +38,8 @@ class UsageBound:
     prompt_tokens: int = 0
     output_tokens: int = 0
     units: Mapping[str, Decimal] = field(default_factory=dict)
+    variant: ImageVariant | None = None
+    """The images' quality and size when known (else the dearest variant bounds them)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class Operation:
     """A call priced by units: the most it can consume, in place of the token estimate."""
     units: Callable[[Mapping[str, Any], Any], Mapping[str, Decimal]] | None = None
     """The units a finished call consumed, from its request and LiteLLM's response."""
+    variant: Callable[[Mapping[str, Any], Any], ImageVariant | None] | None = None
+    """The quality and size of the images a finished call produced (image calls)."""
 
     @property
     def async_method(self) -> str:

@@ -1,7 +1,8 @@
 """The provider double's endpoints beyond chat: embeddings, responses, completions, rerank, audio, images.
 
 ``/v1/embeddings``, ``/v1/responses``, ``/v1/completions``, Cohere's ``/v1/rerank`` (and ``/v2/rerank``),
-``/v1/audio/transcriptions`` (multipart), ``/v1/audio/speech`` (binary audio).
+``/v1/audio/transcriptions`` (multipart), ``/v1/audio/speech`` (binary audio),
+``/v1/images/generations`` and ``/v1/images/edits`` (multipart).
 
 Each takes the next scripted behaviour of its model like the chat endpoint does, so
 429s, 500s and slow answers are scripted the same way. Input tokens are the words
@@ -168,3 +169,16 @@ def transcription_payload(
 def speech_audio(text: str) -> bytes:
     """Audio bytes for ``text``: an MP3 frame header and ten bytes a character."""
     return b"ID3\x04\x00" + bytes(10 * len(text))
+
+
+def images_payload(prompt: str, count: int, size: str | None, quality: str | None) -> dict[str, Any]:
+    """OpenAI's images response: ``count`` images (as URLs), with the size and quality made."""
+    payload: dict[str, Any] = {
+        "created": int(time.time()),
+        "data": [{"url": f"https://images.invalid/{uuid.uuid4().hex[:12]}.png", "revised_prompt": prompt}] * count,
+    }
+    if size:
+        payload["size"] = size
+    if quality:
+        payload["quality"] = quality
+    return payload

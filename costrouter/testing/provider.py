@@ -26,6 +26,7 @@ from aiohttp import web
 from costrouter.testing.endpoints import (
     audio_duration,
     embeddings_payload,
+    images_payload,
     input_words,
     rerank_payload,
     response_object,
@@ -362,6 +363,8 @@ class ProviderDouble:
         app.router.add_post("/v2/rerank", self._handle_rerank)
         app.router.add_post("/v1/audio/transcriptions", self._handle_transcriptions)
         app.router.add_post("/v1/audio/speech", self._handle_speech)
+        app.router.add_post("/v1/images/generations", self._handle_images)
+        app.router.add_post("/v1/images/edits", self._handle_images)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, backlog=1024)
@@ -477,6 +480,32 @@ class ProviderDouble:
         )
         if isinstance(payload, str):
             return web.Response(text=payload, content_type="text/plain")
+        return web.json_response(payload, headers=dict(behaviour.headers or {}))
+
+    async def _handle_images(self, http_request: web.Request) -> web.StreamResponse:
+        """OpenAI's image generation (JSON) and edits (multipart): ``n`` images; bills them.
+
+        ``Reply.usage_details`` adds a token ``usage`` block (a model billed per token).
+        """
+        if http_request.content_type.startswith("multipart/"):
+            form = await http_request.post()
+            body: dict[str, Any] = {key: value for key, value in form.items() if isinstance(value, str)}
+            body["image_files"] = sum(1 for value in form.values() if isinstance(value, web.FileField))
+        else:
+            body = await http_request.json()
+        model = str(body.get("model", ""))
+        behaviour = self._next_behaviour(model, ReceivedRequest(model, body, dict(http_request.headers), time.time()))
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        count = int(body.get("n") or 1)
+        self._bill(Answer(model, 0, count))
+        # Like gpt-image-1, the response says the size and quality it made (1024x1024 standard by default).
+        size, quality = body.get("size") or "1024x1024", body.get("quality") or "standard"
+        payload = images_payload(str(body.get("prompt", "")), count, size, quality)
+        if behaviour.usage_details is not None:
+            payload["usage"] = dict(behaviour.usage_details)
         return web.json_response(payload, headers=dict(behaviour.headers or {}))
 
     async def _handle_speech(self, http_request: web.Request) -> web.StreamResponse:
