@@ -361,6 +361,9 @@ class ProviderDouble:
         app.router.add_post("/v1/completions", self._handle_text_completions)
         app.router.add_post("/v1/rerank", self._handle_rerank)
         app.router.add_post("/v2/rerank", self._handle_rerank)
+        # A cohere/ deployment given the double's base_url (…/v1) appends /v1/rerank or /v2/rerank to it.
+        app.router.add_post("/v1/v1/rerank", self._handle_rerank)
+        app.router.add_post("/v1/v2/rerank", self._handle_rerank)
         app.router.add_post("/v1/audio/transcriptions", self._handle_transcriptions)
         app.router.add_post("/v1/audio/speech", self._handle_speech)
         app.router.add_post("/v1/images/generations", self._handle_images)
