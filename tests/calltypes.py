@@ -24,6 +24,8 @@ RERANK_PRICE = 0.002
 """USD per search unit of ``rerank-primary`` (the backup charges half)."""
 STT_PRICE = 0.0001
 """USD per second of audio of ``stt-primary`` (the backup charges half)."""
+STT_TOKEN_PRICES = (2.5e-6, 6e-6, 1e-5)
+"""USD per text input, audio input and output token of ``stt-tokens`` (and 1e-4 a second)."""
 TTS_PRICE = 15e-6
 """USD per character of ``tts-primary`` (the backup charges half)."""
 IMAGE_PRICES = {"standard/1024x1024": 0.04, "hd/1024x1024": 0.08, "standard/1792x1024": 0.08, "hd/1792x1024": 0.12}
@@ -147,6 +149,16 @@ def calltypes_config(base_url: str) -> dict[str, Any]:
                     _unit_priced(
                         "stt-backup", "openai/stt-backup-model", base_url, "audio_transcription", STT_PRICE / 2
                     )
+                ],
+            },
+            "stt-tokens": {  # priced like gpt-4o-transcribe: per token, and per second when no tokens come back
+                "deployments": [
+                    {
+                        **_unit_priced("stt-tokens", "openai/stt-token-model", base_url, "audio_transcription", 1e-4),
+                        "input_cost_per_token": STT_TOKEN_PRICES[0],
+                        "input_cost_per_audio_token": STT_TOKEN_PRICES[1],
+                        "output_cost_per_token": STT_TOKEN_PRICES[2],
+                    }
                 ],
             },
             "tts": {

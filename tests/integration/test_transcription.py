@@ -171,3 +171,31 @@ async def test_a_transcription_on_a_speech_group_is_a_clear_error(router: CostRo
 async def test_a_transcription_of_no_file_is_refused(router: CostRouter) -> None:
     with pytest.raises(TypeError, match="file must be bytes, a path, a binary file"):
         await router.aroute_transcription("stt", file="call.wav")
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_a_transcription_that_reports_tokens_is_billed_by_its_tokens(
+    provider: ProviderDouble, capture: TelemetryCapture, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """gpt-4o-transcribe's usage: audio input tokens and text output tokens, not seconds."""
+    router = budgeted_router(provider, capture, 1.0, store_config(backend, request))
+    usage = {
+        "type": "tokens",
+        "input_tokens": 40,
+        "output_tokens": 8,
+        "total_tokens": 48,
+        "input_token_details": {"audio_tokens": 40, "text_tokens": 0},
+    }
+    provider.set_default("stt-token-model", Reply(usage_details=usage))
+
+    await router.aroute_transcription("stt-tokens", file=wav_audio(3.0), response_format="json", session_id="s-tok")
+
+    attributes = call_attributes(capture)
+    # Held: 3 s x 1e-4 + 60 audio tokens x 6e-6 + 30 output tokens x 1e-5 = 960 micro-dollars.
+    assert attributes[sc.BUDGET_ESTIMATE_USD] == pytest.approx(960e-6)
+    assert attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == 40
+    assert sc.ROUTER_USAGE_AUDIO_SECONDS not in attributes
+    assert router.budgets is not None
+    (status,) = router.budgets.status("session", "s-tok")
+    assert status.spent_micros == 320  # 40 audio tokens x 6e-6 + 8 output tokens x 1e-5: hand-computed
+    router.shutdown()
