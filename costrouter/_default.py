@@ -64,3 +64,33 @@ async def aroute_text_completion(group: str, **kwargs: Any) -> Any:
 async def aroute_messages(group: str, **kwargs: Any) -> Any:
     """:meth:`CostRouter.aroute_messages` on the default router."""
     return await default_router().aroute_messages(group, **kwargs)
+
+
+async def aroute_rerank(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_rerank` on the default router."""
+    return await default_router().aroute_rerank(group, **kwargs)
+
+
+async def aroute_transcription(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_transcription` on the default router."""
+    return await default_router().aroute_transcription(group, **kwargs)
+
+
+async def aroute_speech(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_speech` on the default router."""
+    return await default_router().aroute_speech(group, **kwargs)
+
+
+def route_image(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.route_image` on the default router."""
+    return default_router().route_image(group, **kwargs)
+
+
+async def aroute_image(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_image` on the default router."""
+    return await default_router().aroute_image(group, **kwargs)
+
+
+async def aroute_image_edit(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.aroute_image_edit` on the default router."""
+    return await default_router().aroute_image_edit(group, **kwargs)

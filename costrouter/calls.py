@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import litellm
@@ -24,7 +25,7 @@ from costrouter.alerts import AlertDispatcher, AlertSettings
 from costrouter.alerts.message import budget_alert
 from costrouter.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
 from costrouter.budget import BudgetPolicy, BudgetRef, CostSettings, ReserveOutcome
-from costrouter.budget.policy import PromptEstimate
+from costrouter.budget.policy import Defaults, PromptEstimate
 from costrouter.budget.renewal import HoldRenewer
 from costrouter.budgeting import (
     Refusal,
@@ -38,10 +39,11 @@ from costrouter.config import RouterConfig
 from costrouter.context import Caller
 from costrouter.cost import call_usage, price_call, provider_reported_cost
 from costrouter.errors import BudgetExceededError, BudgetStoreError
+from costrouter.image_key import ImageVariant
 from costrouter.interruptions import charge_estimated, interrupted_call_charge
 from costrouter.models import model_facts, primary_deployment_id
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
-from costrouter.operations import CHAT, Operation
+from costrouter.operations import CHAT, Operation, Reading
 from costrouter.operations.modes import check_mode, deployment_mode
 from costrouter.ops import Flow, RouteOp
 from costrouter.pricing import Price, PriceBook, WorstCase, estimate_usd, output_cap, response_cost_usd
@@ -92,6 +94,8 @@ class Observed:
     output_text: str | None = None
     usage: Any = None
     hidden_params: Mapping[str, Any] = field(default_factory=dict)
+    units: Mapping[str, Decimal] = field(default_factory=dict)
+    variant: ImageVariant | None = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +269,10 @@ class CallPlanner:
             reach = self._worst_by_reach[groups] = (self.prices.worst_case(groups, default_price), deployment_ids)
         worst, deployment_ids = reach
         operation = call.operation
+        if operation.usage_bound is not None:
+            bound = operation.usage_bound(call.request, defaults)
+            estimate = estimate_usd(bound.prompt_tokens, bound.output_tokens, worst, bound.units, bound.variant)
+            return usd_to_micros_ceil(estimate)
         if call.prompt_tokens is None:
             call.prompt_tokens = operation.prompt_tokens(call.messages, call.request, defaults.prompt)
         ratio = self.ratios.ratio(deployment_ids)
@@ -357,8 +365,10 @@ class CallPlanner:
         reading = call.operation.read(response)
         hidden = reading.hidden_params or getattr(response, "_hidden_params", None) or {}
         call.record.finish(hidden.get("litellm_call_id"), "success")
+        attempts = call.record.attempts
         observed = Observed(
-            deployment_id=hidden.get("model_id"),
+            # A binary response (speech) carries no hidden params: the last attempt served it.
+            deployment_id=hidden.get("model_id") or (attempts[-1].deployment_id if attempts else None) or None,
             response_model=reading.response_model or getattr(response, "model", None),
             response_id=reading.response_id or getattr(response, "id", None),
             finish_reasons=reading.finish_reasons,
@@ -369,8 +379,18 @@ class CallPlanner:
             output_text=reading.output_text,
             usage=reading.usage,
             hidden_params=hidden,
+            units=self._units(call, response, reading),
+            variant=call.operation.variant(call.request, response) if call.operation.variant else None,
         )
         return self.outcome_for(call, observed)
+
+    def _units(self, call: RoutedCall, response: Any, reading: Reading) -> Mapping[str, Decimal]:
+        """The units a call consumed; a response that reports neither units nor tokens is charged its bound."""
+        operation = call.operation
+        units = operation.units(call.request, response) if operation.units is not None else {}
+        if not units and reading.prompt_tokens is None and operation.usage_bound is not None:
+            units = operation.usage_bound(call.request, self.policy.defaults if self.policy else Defaults()).units
+        return units
 
     def outcome_for(self, call: RoutedCall, observed: Observed, error: BaseException | None = None) -> Outcome:
         """Price what the deployment did (:func:`costrouter.cost.compute_cost`), else LiteLLM's cost."""
@@ -379,7 +399,7 @@ class CallPlanner:
         provider = facts.provider if facts else None
         breakdown, settled = price_call(
             facts.price if facts else None,
-            call_usage(observed.usage, prompt_tokens, completion_tokens),
+            call_usage(observed.usage, prompt_tokens, completion_tokens, observed.units, observed.variant),
             observed.litellm_cost,
             provider_reported_cost(observed.usage, observed.hidden_params, provider),
             self.policy.cost if self.policy is not None else CostSettings(),

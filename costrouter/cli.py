@@ -205,7 +205,7 @@ def _price_cells(deployment: Deployment) -> tuple[str, str, str]:
 
 def _dimension_rows(deployment_id: str, deployment: Deployment) -> list[tuple[str, str, str, str]]:
     """One row per price dimension of the deployment: name, price, where it came from."""
-    from costrouter.price_fields import REQUEST
+    from costrouter.price_fields import PER_MILLION_UNIT_FIELDS, REQUEST, UNIT_FIELDS, unit_name
     from costrouter.pricing import deployment_price
 
     price = deployment_price(deployment)
@@ -213,7 +213,15 @@ def _dimension_rows(deployment_id: str, deployment: Deployment) -> list[tuple[st
         return [(deployment_id, "every dimension", "-", "unpriced: policy default")]
     rows = []
     for position, (key, value, source) in enumerate(price.dimensions()):
-        shown = _usd(value) if key == REQUEST else _per_million(value)
+        if key.startswith("image "):
+            shown = f"{_usd(value)} / image"
+        elif key in UNIT_FIELDS:
+            unit = unit_name(key)
+            shown = (
+                f"{_per_million(value)} / 1M {unit}s" if key in PER_MILLION_UNIT_FIELDS else f"{_usd(value)} / {unit}"
+            )
+        else:
+            shown = _usd(value) if key == REQUEST else _per_million(value)
         label = _SOURCE_LABELS[source]
         if source == "derived":
             label = "rule: as " + ("output" if key.startswith("output") else "input")

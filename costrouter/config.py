@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, fi
 from costrouter import price_fields as pf
 from costrouter._yaml import format_location, line_of, lined, read_yaml_and_problems, validate
 from costrouter.errors import ConfigProblem
+from costrouter.image_key import variant_key
 from costrouter.redaction import masked_repr_args
 
 SECRET_PREFIX = "os.environ/"
@@ -45,6 +46,10 @@ class _Strict(BaseModel):
 
 def _per_token(description: str) -> Any:
     return Field(default=None, ge=0, le=pf.MAX_PER_TOKEN_USD, allow_inf_nan=False, description=description)
+
+
+def _per_item(description: str) -> Any:
+    return Field(default=None, ge=0, le=pf.MAX_PER_REQUEST_USD, allow_inf_nan=False, description=description)
 
 
 class Deployment(_Strict):
@@ -81,6 +86,17 @@ class Deployment(_Strict):
     input_cost_per_request: float | None = Field(
         default=None, ge=0, le=pf.MAX_PER_REQUEST_USD, allow_inf_nan=False, description="USD per request."
     )
+    input_cost_per_query: float | None = _per_item("USD per rerank search unit (a query over up to 100 documents).")
+    input_cost_per_second: float | None = _per_item("USD per second of audio transcribed.")
+    output_cost_per_second: float | None = _per_item("USD per second of audio, billed instead of the input second.")
+    input_cost_per_character: float | None = _per_token("USD per character of text turned into speech.")
+    input_cost_per_image: float | None = _per_item("USD per image generated (read before the output price).")
+    output_cost_per_image: float | None = _per_item("USD per image generated.")
+    input_cost_per_pixel: float | None = _per_token("USD per pixel generated, when no price per image is set.")
+    image_prices: dict[str, float] = Field(
+        default_factory=dict,
+        description="USD per image by variant: `quality/WxH` or `WxH` (e.g. `hd/1024x1792: 0.12`).",
+    )
     prices_from_price_map: bool = Field(
         default=False, description="Take the prices the file leaves out (even output) from LiteLLM's price map."
     )
@@ -96,6 +112,20 @@ class Deployment(_Strict):
     litellm_params: dict[str, Any] = Field(
         default_factory=dict, description="Further LiteLLM parameters, passed through."
     )
+
+    @field_validator("image_prices", mode="before")
+    @classmethod
+    def _image_price_keys(cls, value: object) -> object:
+        if not isinstance(value, Mapping):
+            return value
+        problems = [
+            f"{key}: {problem}"
+            for key, price in value.items()
+            if (problem := pf.price_problem(pf.OUTPUT_PER_IMAGE, price)) is not None
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return {variant_key(str(key)): float(price) for key, price in value.items()}
 
     @model_validator(mode="after")
     def _prices_are_sane(self) -> Deployment:

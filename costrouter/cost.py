@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any, Final, Literal
 
 from costrouter import price_fields as pf
 from costrouter.budget.policy import CostSettings
+from costrouter.image_key import ImageVariant
 from costrouter.money import MICROS_PER_USD, micros_to_usd
-from costrouter.pricing import Price
+from costrouter.pricing import UNITS, Price
 
 INPUT_COMPONENTS: Final = (
     "input",
@@ -27,10 +28,13 @@ INPUT_COMPONENTS: Final = (
     "input_audio",
     "input_image",
     "request",
+    "search_units",
+    "audio_seconds",
+    "characters",
 )
-"""Cost components billed on the prompt side (the per-request fee counts here)."""
-OUTPUT_COMPONENTS: Final = ("output", "reasoning", "output_audio", "output_image")
-"""Cost components billed on the completion side."""
+"""Cost components billed on the prompt side (the per-request fee and the input units count here)."""
+OUTPUT_COMPONENTS: Final = ("output", "reasoning", "output_audio", "output_image", "images", "pixels")
+"""Cost components billed on the completion side (images and pixels generated count here)."""
 COMPONENTS: Final = (*INPUT_COMPONENTS, *OUTPUT_COMPONENTS)
 
 _RATE_OF: Final = {
@@ -45,6 +49,7 @@ _RATE_OF: Final = {
     "reasoning": pf.REASONING,
     "output_audio": pf.OUTPUT_AUDIO,
     "output_image": pf.OUTPUT_IMAGE,
+    **{name: name for name in UNITS},  # unit prices are keyed by unit (Price.units)
 }
 _MICROS: Final = Decimal(MICROS_PER_USD)
 
@@ -68,6 +73,10 @@ class TokenUsage:
     completion_text_tokens: int = 0
     completion_audio_tokens: int = 0
     completion_image_tokens: int = 0
+    units: Mapping[str, Decimal] = field(default_factory=dict)
+    """Units other than tokens (:data:`costrouter.pricing.UNITS`): search units, audio seconds …"""
+    image_variant: ImageVariant | None = None
+    """The quality and size of the images, for a deployment priced per image by variant."""
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -115,22 +124,28 @@ def token_usage(usage: Any) -> TokenUsage:
     )
 
 
-def call_usage(usage: Any, prompt_tokens: int | None, completion_tokens: int | None) -> TokenUsage | None:
+def call_usage(
+    usage: Any,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    units: Mapping[str, Decimal] | None = None,
+    variant: ImageVariant | None = None,
+) -> TokenUsage | None:
     """The usage to bill, ``None`` when nothing is known.
 
     The provider's block when it matches the call's token counts, else the counts alone (a
-    stream whose tokens costrouter counted).
+    stream whose tokens costrouter counted); ``units`` (search units, audio seconds …) ride along.
     """
     if prompt_tokens is None:
-        return None
+        return TokenUsage(0, completion_tokens or 0, units=dict(units), image_variant=variant) if units else None
     read = token_usage(usage) if usage is not None else None
     if read is None or read.prompt_tokens != prompt_tokens:
-        return TokenUsage(prompt_tokens, completion_tokens or 0)
-    return read
+        read = TokenUsage(prompt_tokens, completion_tokens or 0)
+    return replace(read, units=dict(units), image_variant=variant) if units else read
 
 
-def billed_tokens(usage: TokenUsage) -> dict[str, int]:
-    """Tokens billed under each component (LiteLLM's reading of overlapping details)."""
+def billed_tokens(usage: TokenUsage) -> dict[str, int | Decimal]:
+    """Tokens (or units) billed under each component (LiteLLM's reading of overlapping details)."""
     hit, creation = usage.cache_read_tokens, usage.cache_creation_tokens
     audio, image, text = usage.prompt_audio_tokens, usage.prompt_image_tokens, usage.prompt_text_tokens
     if (hit or creation) and text + hit + audio + creation + image > usage.prompt_tokens:
@@ -166,6 +181,7 @@ def billed_tokens(usage: TokenUsage) -> dict[str, int]:
         "reasoning": reasoning,
         "output_audio": out_audio,
         "output_image": out_image,
+        **{name: usage.units.get(name, Decimal(0)) for name in UNITS},
     }
 
 
@@ -174,7 +190,7 @@ class CostBreakdown:
     """A call's cost: the exact total in micro-dollars and its components, which add up to it."""
 
     usage: TokenUsage
-    tokens: Mapping[str, int]
+    tokens: Mapping[str, int | Decimal]
     components_micros: Mapping[str, int]
     total_micros: int
     exact_usd: Decimal
@@ -204,7 +220,7 @@ def compute_cost(price: Price, usage: TokenUsage) -> CostBreakdown:
 
     The total rounds half up to a micro-dollar; the components share it by largest remainder.
     """
-    rates = price.decimal_tier(usage.prompt_tokens)
+    rates = {**price.decimal_tier(usage.prompt_tokens), **price.unit_rates_for(usage.image_variant)}
     tokens = billed_tokens(usage)
     exact = {name: tokens[name] * rates[_RATE_OF[name]] * _MICROS for name in COMPONENTS}
     total_exact = sum(exact.values(), Decimal(0))

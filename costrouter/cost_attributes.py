@@ -38,6 +38,8 @@ def breakdown_attributes(breakdown: CostBreakdown) -> dict[str, AttributeValue]:
         sc.LLM_TOKEN_COUNT_COMPLETION_REASONING: usage.reasoning_tokens,
         sc.LLM_TOKEN_COUNT_COMPLETION_AUDIO: usage.completion_audio_tokens,
     }
+    for unit, count in usage.units.items():
+        attributes[sc.USAGE_UNIT_ATTRIBUTES[unit]] = int(count) if count == int(count) else float(count)
     for name in COMPONENTS:
         attributes[f"{sc.ROUTER_COST_PREFIX}{name}"] = breakdown.component_usd(name)
     for attribute, names in _OPENINFERENCE_COST.items():

@@ -60,7 +60,14 @@ DemoExporter = Literal["file", "console", "otlp"]
 DEMO_BREAKDOWNS: Final = (("group",), ("session", "user"))
 """The demo's summary: per model group, and per session (with its user)."""
 
-_REQUIRED_DEPLOYMENTS: Final = ("fast-primary", "fast-backup", "capable-primary", "local-llama", "embed-small")
+_REQUIRED_DEPLOYMENTS: Final = (
+    "fast-primary",
+    "fast-backup",
+    "capable-primary",
+    "local-llama",
+    "embed-small",
+    "rerank-small",
+)
 _DEMO_API_KEY: Final = "demo-key-not-a-secret"
 _QUIET_LOGGERS: Final = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "costrouter", "costrouter.budget")
 

@@ -23,6 +23,20 @@ OUTPUT_AUDIO: Final = "output_cost_per_audio_token"
 INPUT_IMAGE: Final = "input_cost_per_image_token"
 OUTPUT_IMAGE: Final = "output_cost_per_image_token"
 REQUEST: Final = "input_cost_per_request"
+QUERY: Final = "input_cost_per_query"
+"""Rerank: USD per search unit (Cohere: one query over up to 100 documents)."""
+INPUT_SECOND: Final = "input_cost_per_second"
+"""Transcription: USD per second of input audio."""
+OUTPUT_SECOND: Final = "output_cost_per_second"
+"""USD per second of audio, billed in place of the input second when set (LiteLLM's rule)."""
+CHARACTER: Final = "input_cost_per_character"
+"""Speech: USD per character of the input text."""
+INPUT_PER_IMAGE: Final = "input_cost_per_image"
+"""Image generation: USD per image (LiteLLM reads it before the output price per image)."""
+OUTPUT_PER_IMAGE: Final = "output_cost_per_image"
+"""Image generation: USD per image produced."""
+PIXEL: Final = "input_cost_per_pixel"
+"""Image generation: USD per pixel produced (when no price per image is set)."""
 
 PER_TOKEN_FIELDS: Final = (
     INPUT,
@@ -37,6 +51,14 @@ PER_TOKEN_FIELDS: Final = (
     OUTPUT_IMAGE,
 )
 """Prices per token, in USD, that every deployment may set."""
+
+UNIT_FIELDS: Final = (QUERY, INPUT_SECOND, OUTPUT_SECOND, CHARACTER, INPUT_PER_IMAGE, OUTPUT_PER_IMAGE, PIXEL)
+"""Prices per unit other than a token: search units, audio seconds, characters, images, pixels."""
+IMAGE_FIELDS: Final = (INPUT_PER_IMAGE, OUTPUT_PER_IMAGE, PIXEL)
+"""Flat image prices: a deployment that sets one is not priced by the price map's size variants."""
+PER_MILLION_UNIT_FIELDS: Final = frozenset({CHARACTER, PIXEL})
+"""Unit prices held to the per-token limit and shown per million (a character or a pixel costs about as
+little as a token)."""
 
 TIERED_FIELDS: Final = (INPUT, OUTPUT, CACHE_READ, CACHE_CREATION, CACHE_CREATION_1H)
 """Prices that change once the prompt passes a threshold (``input_cost_per_token_above_200k_tokens``)."""
@@ -57,6 +79,21 @@ PRICE_MAP_FALLBACK: Final = "prices_from_price_map"
 """The deployment field that lets an incomplete price take the rest from LiteLLM's price map."""
 
 
+def unit_name(key: str) -> str:
+    """What one unit of the price ``key`` is: ``token``, ``request``, ``search unit``, ``second`` …."""
+    names = {
+        REQUEST: "request",
+        QUERY: "search unit",
+        INPUT_SECOND: "second",
+        OUTPUT_SECOND: "second",
+        CHARACTER: "character",
+        INPUT_PER_IMAGE: "image",
+        OUTPUT_PER_IMAGE: "image",
+        PIXEL: "pixel",
+    }
+    return names.get(key, "token")
+
+
 def parse_threshold(key: str) -> tuple[str, int] | None:
     """``(field, threshold)`` of a threshold price key, else ``None``."""
     match = THRESHOLD_KEY.match(key)
@@ -67,7 +104,7 @@ def parse_threshold(key: str) -> tuple[str, int] | None:
 
 def is_price_field(key: str) -> bool:
     """Whether ``key`` is a price costrouter models (a flat price, a fee or a threshold price)."""
-    return key in PER_TOKEN_FIELDS or key == REQUEST or THRESHOLD_KEY.match(key) is not None
+    return key in PER_TOKEN_FIELDS or key == REQUEST or key in UNIT_FIELDS or THRESHOLD_KEY.match(key) is not None
 
 
 def price_problem(key: str, value: Any) -> str | None:
@@ -82,9 +119,14 @@ def price_problem(key: str, value: Any) -> str | None:
         return f"must be finite, not {value!r}"
     if number < 0:
         return f"must be >= 0, not {value!r}"
-    limit = MAX_PER_REQUEST_USD if key == REQUEST else MAX_PER_TOKEN_USD
+    per_item = key == REQUEST or (key in UNIT_FIELDS and key not in PER_MILLION_UNIT_FIELDS)
+    limit = MAX_PER_REQUEST_USD if per_item else MAX_PER_TOKEN_USD
     if number > limit:
-        unit = "per request" if key == REQUEST else "per token (is it a price per million tokens?)"
+        unit = (
+            f"per {unit_name(key)}"
+            if per_item
+            else f"per {unit_name(key)} (is it a price per million {unit_name(key)}s?)"
+        )
         return f"{value!r} is above the sane limit of {limit} USD {unit}"
     return None
 

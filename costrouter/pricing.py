@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import litellm
 
 from costrouter import price_fields as pf
 from costrouter.config import Deployment, RouterConfig
+from costrouter.image_prices import ImageVariant, price_map_variants, variant_rate
 
 PriceSource = Literal["deployment", "litellm_params", "model_info", "price_map", "derived", "default"]
 """Where one price came from: a layer of the file (highest first), LiteLLM's price map, a rule
@@ -37,8 +38,13 @@ class Price:
     rates: Mapping[str, float] = field(default_factory=dict)
     sources: Mapping[str, PriceSource] = field(default_factory=dict)
     inclusive_threshold: bool = False
+    image_rates: Mapping[str, float] = field(default_factory=dict)
+    """USD per image by variant (``quality/WxH`` or ``WxH``): :mod:`costrouter.image_prices`."""
+    image_source: PriceSource = "deployment"
     _tiers: tuple[tuple[int, Mapping[str, float]], ...] = field(init=False, repr=False, compare=False)
     _decimal_tiers: dict[int, Mapping[str, Decimal]] = field(init=False, repr=False, compare=False)
+    units: Mapping[str, Decimal] = field(init=False, repr=False, compare=False)
+    """The price of each unit (:func:`unit_rates`)."""
 
     def __post_init__(self) -> None:
         rates = {**self.rates, pf.INPUT: self.input_per_token, pf.OUTPUT: self.output_per_token}
@@ -52,6 +58,7 @@ class Price:
         object.__setattr__(self, "sources", sources)
         object.__setattr__(self, "_tiers", tuple(sorted(tiers.items())))
         object.__setattr__(self, "_decimal_tiers", {})
+        object.__setattr__(self, "units", unit_rates(rates))
 
     @property
     def thresholds(self) -> tuple[int, ...]:
@@ -86,18 +93,36 @@ class Price:
             self._decimal_tiers[crossed] = cached
         return cached
 
-    def upper_bound_usd(self, prompt_tokens: int, max_output_tokens: int) -> float:
+    def unit_rates_for(self, variant: ImageVariant | None) -> Mapping[str, Decimal]:
+        """:attr:`units`, with the price of an image of ``variant`` (quality, size) when priced by variant."""
+        if variant is None or not self.image_rates:
+            return self.units
+        rate = variant_rate(self.image_rates, variant[0], variant[1])
+        if rate is None:
+            return self.units
+        return {**self.units, "images": Decimal(repr(rate)), "pixels": Decimal(0)}
+
+    def upper_bound_usd(
+        self,
+        prompt_tokens: int,
+        max_output_tokens: int,
+        units: Mapping[str, Decimal] | None = None,
+        variant: ImageVariant | None = None,
+    ) -> float:
         """The most a call can cost, whatever its usage turns out to be.
 
         Every prompt token at the dearest input-side price, every output token at the dearest
-        output-side price (of any tier ``prompt + output`` can reach), plus the per-request fee.
+        output-side price (of any tier ``prompt + output`` can reach), plus the per-request fee,
+        plus each unit bound (``search_units``, ``audio_seconds`` … see :func:`unit_rates`) at its price.
         """
         reach = prompt_tokens + max_output_tokens
         tiers = [self.tier(0)] + [self.tier(threshold + 1) for threshold in self.thresholds if reach >= threshold]
         input_rate = max(Decimal(repr(tier[key])) for tier in tiers for key in _INPUT_SIDE)
         output_rate = max(Decimal(repr(tier[key])) for tier in tiers for key in _OUTPUT_SIDE)
         fee = Decimal(repr(self.rates.get(pf.REQUEST, 0.0)))
-        return float(prompt_tokens * input_rate + max_output_tokens * output_rate + fee)
+        unit_rate = self.unit_rates_for(variant)
+        per_unit = sum((count * unit_rate[name] for name, count in (units or {}).items()), Decimal(0))
+        return float(prompt_tokens * input_rate + max_output_tokens * output_rate + fee + per_unit)
 
     def dimensions(self) -> list[tuple[str, float, PriceSource]]:
         """Every price of the deployment, derived ones included, with where it came from."""
@@ -109,11 +134,40 @@ class Price:
             elif key in base:
                 rows.append((key, base[key], "derived"))
         rows.extend(
+            (key, self.rates[key], self.sources.get(key, "derived")) for key in pf.UNIT_FIELDS if key in self.rates
+        )
+        rows.extend((f"image {key}", value, self.image_source) for key, value in sorted(self.image_rates.items()))
+        rows.extend(
             (key, value, self.sources.get(key, "derived"))
             for key, value in sorted(self.rates.items())
             if pf.parse_threshold(key) is not None
         )
         return rows
+
+
+UNITS: Final = ("search_units", "audio_seconds", "characters", "images", "pixels")
+"""What a call priced per unit consumes, besides tokens (the names of :func:`unit_rates`)."""
+
+
+def unit_rates(rates: Mapping[str, float]) -> dict[str, Decimal]:
+    """The price of each unit, by LiteLLM's rules.
+
+    A second of audio costs ``output_cost_per_second`` when it is set above zero, else
+    ``input_cost_per_second``; an image costs ``input_cost_per_image``, else
+    ``output_cost_per_image``; pixels are billed only when neither price per image is set.
+    """
+
+    def rate(key: str) -> Decimal:
+        return Decimal(repr(rates.get(key, 0.0)))
+
+    per_image = rates.get(pf.INPUT_PER_IMAGE, rates.get(pf.OUTPUT_PER_IMAGE))
+    return {
+        "search_units": rate(pf.QUERY),
+        "audio_seconds": rate(pf.OUTPUT_SECOND) if rates.get(pf.OUTPUT_SECOND) else rate(pf.INPUT_SECOND),
+        "characters": rate(pf.CHARACTER),
+        "images": Decimal(repr(per_image)) if per_image is not None else Decimal(0),
+        "pixels": rate(pf.PIXEL) if per_image is None else Decimal(0),
+    }
 
 
 def _resolved(flat: Mapping[str, float], rates: Mapping[str, float]) -> dict[str, float]:
@@ -159,8 +213,15 @@ def deployment_price(deployment: Deployment) -> Price | None:
             if key not in rates:
                 rates[key] = value
                 sources[key] = name
+    image_rates: dict[str, float] = dict(deployment.image_prices)
+    image_source: PriceSource = "deployment"
+    if not image_rates and not any(key in deployment.file_prices() for key in pf.IMAGE_FIELDS):
+        image_rates, image_source = price_map_variants(deployment.model), "price_map"
     if pf.INPUT not in rates:
-        return None
+        if not image_rates and not any(key in rates for key in pf.UNIT_FIELDS):
+            return None
+        rates[pf.INPUT] = 0.0  # priced per unit only (search units, seconds, characters, images)
+        sources[pf.INPUT] = "default"
     if pf.OUTPUT not in rates:
         rates[pf.OUTPUT] = 0.0  # a price-map entry without an output price: LiteLLM bills output at 0
         sources[pf.OUTPUT] = "default"
@@ -175,6 +236,8 @@ def deployment_price(deployment: Deployment) -> Price | None:
         rates,
         sources,
         inclusive_threshold=provider in _INCLUSIVE_THRESHOLD_PROVIDERS,
+        image_rates=image_rates,
+        image_source=image_source,
     )
 
 
@@ -235,9 +298,18 @@ def output_cap(requested: int | None, worst: WorstCase, policy_default: int) -> 
     return policy_default
 
 
-def estimate_usd(prompt_tokens: int, max_output_tokens: int, worst: WorstCase) -> float:
+def estimate_usd(
+    prompt_tokens: int,
+    max_output_tokens: int,
+    worst: WorstCase,
+    units: Mapping[str, Decimal] | None = None,
+    variant: ImageVariant | None = None,
+) -> float:
     """Worst-case cost: the highest upper bound (:meth:`Price.upper_bound_usd`) among the prices."""
-    return max((price.upper_bound_usd(prompt_tokens, max_output_tokens) for price in worst.prices), default=0.0)
+    return max(
+        (price.upper_bound_usd(prompt_tokens, max_output_tokens, units, variant) for price in worst.prices),
+        default=0.0,
+    )
 
 
 def response_cost_usd(response: Any) -> float | None:

@@ -24,7 +24,19 @@ from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
 from costrouter.context import Caller, Id, Tags, resolve_caller
 from costrouter.exporters import TelemetrySetup, configure_telemetry
-from costrouter.operations import CHAT, EMBEDDING, MESSAGES, RESPONSES, TEXT_COMPLETION, Operation
+from costrouter.operations import (
+    CHAT,
+    EMBEDDING,
+    IMAGE_EDIT,
+    IMAGE_GENERATION,
+    MESSAGES,
+    RERANK,
+    RESPONSES,
+    SPEECH,
+    TEXT_COMPLETION,
+    TRANSCRIPTION,
+    Operation,
+)
 from costrouter.ops import Op, RouteOp, SleepOp, adrive, drive
 from costrouter.settings import Settings
 from costrouter.settling import build_guard
@@ -268,6 +280,115 @@ class CostRouter:
         """
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(MESSAGES, group, (), caller, litellm_kwargs)
+
+    async def aroute_rerank(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """Rerank ``documents=`` against ``query=`` through ``group``; returns LiteLLM's ``RerankResponse``.
+
+        Held for the search units the documents can take (one per 100 documents, a long
+        document counting once per 500 tokens). Async only: LiteLLM's Router has no sync rerank.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(RERANK, group, (), caller, litellm_kwargs)
+
+    async def aroute_transcription(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """Transcribe ``file=`` (bytes, a path, a binary file, ``(name, content)``) through ``group``.
+
+        Returns LiteLLM's ``TranscriptionResponse``. Held for the seconds a WAV header states,
+        else the file's size at 8 kbit/s capped by ``defaults.max_audio_seconds``; settled by
+        the duration (or tokens) the response reports. Async only, as LiteLLM's Router.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(TRANSCRIPTION, group, (), caller, litellm_kwargs)
+
+    async def aroute_speech(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """Speak ``input=`` (with ``voice=`` …) through ``group``; returns LiteLLM's binary audio response.
+
+        Held and settled for every character of the input. Async only, as LiteLLM's Router.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(SPEECH, group, (), caller, litellm_kwargs)
+
+    def route_image(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """Generate images (``prompt=``, ``n=``, ``size=``, ``quality=``) through ``group``.
+
+        Returns LiteLLM's ``ImageResponse``. Held for ``n`` images of the requested size and
+        quality (the dearest when unspecified), settled for the images the response holds.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return self._route(IMAGE_GENERATION, group, (), caller, litellm_kwargs)
+
+    async def aroute_image(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """The async twin of :meth:`route_image`."""
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(IMAGE_GENERATION, group, (), caller, litellm_kwargs)
+
+    async def aroute_image_edit(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """Edit ``image=`` by ``prompt=`` through ``group``; priced and held as :meth:`route_image`.
+
+        Async only: LiteLLM's Router edits images in async only.
+        """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return await self._aroute(IMAGE_EDIT, group, (), caller, litellm_kwargs)
 
     def _route(
         self, operation: Operation, group: str, messages: Messages, caller: Caller, kwargs: dict[str, Any]

@@ -15,7 +15,18 @@ SPAN_NAME_PREFIX: Final = "router.completion"
 """Parent span name: ``router.completion/{model_group}``."""
 CALL_SPAN_PREFIX: Final = "router."
 """Parent spans of every kind: ``router.<operation>/{model_group}``."""
-CALL_OPERATIONS: Final = ("completion", "embedding", "responses", "text_completion", "messages")
+CALL_OPERATIONS: Final = (
+    "completion",
+    "embedding",
+    "responses",
+    "text_completion",
+    "messages",
+    "rerank",
+    "transcription",
+    "speech",
+    "image_generation",
+    "image_edit",
+)
 """The ``<operation>`` of parent span names (:mod:`costrouter.operations`)."""
 CALL_SPAN_NAME_PREFIXES: Final = tuple(f"{CALL_SPAN_PREFIX}{name}/" for name in CALL_OPERATIONS)
 """Prefixes that make a span a routed call's parent (``str.startswith`` takes the tuple)."""
@@ -295,3 +306,23 @@ METRIC_INSTRUMENTS: Final = {
 
 The store-fault metrics (``METRIC_SETTLE_JOURNAL``, ``METRIC_SETTLES_PENDING``, ``METRIC_STORE_LOST``)
 appear only once a store fails, so they are not listed here."""
+
+# ---- usage in units other than tokens (no GenAI convention names them) ----------------------
+ROUTER_USAGE_SEARCH_UNITS: Final = "router.usage.search_units"
+"""Rerank search units billed (Cohere: a query over up to 100 documents)."""
+ROUTER_USAGE_AUDIO_SECONDS: Final = "router.usage.audio_seconds"
+"""Seconds of audio transcribed."""
+ROUTER_USAGE_CHARACTERS: Final = "router.usage.characters"
+"""Characters of text turned into speech."""
+ROUTER_USAGE_IMAGES: Final = "router.usage.images"
+"""Images generated or edited."""
+ROUTER_USAGE_PIXELS: Final = "router.usage.pixels"
+"""Pixels generated (images x width x height)."""
+USAGE_UNIT_ATTRIBUTES: Final = {
+    "search_units": ROUTER_USAGE_SEARCH_UNITS,
+    "audio_seconds": ROUTER_USAGE_AUDIO_SECONDS,
+    "characters": ROUTER_USAGE_CHARACTERS,
+    "images": ROUTER_USAGE_IMAGES,
+    "pixels": ROUTER_USAGE_PIXELS,
+}
+"""The span attribute of each unit a call may be billed by (:data:`costrouter.pricing.UNITS`)."""

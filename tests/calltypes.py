@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import pytest
+
 from costrouter import CostRouter
-from costrouter.testing import TelemetryCapture
+from costrouter.testing import ProviderDouble, TelemetryCapture
 
 EMBED_PRICE = 1e-6
 """USD per input token of ``embed-primary`` (the backup charges half)."""
@@ -17,6 +20,18 @@ CLAUDE_CACHE_READ_PRICE = 3e-7
 """USD per prompt token ``claude-primary`` reads from its cache."""
 ANSWER_PRICES = (2e-6, 5e-6)
 """USD per input and output token of ``answer-primary`` (the backup charges half)."""
+RERANK_PRICE = 0.002
+"""USD per search unit of ``rerank-primary`` (the backup charges half)."""
+STT_PRICE = 0.0001
+"""USD per second of audio of ``stt-primary`` (the backup charges half)."""
+STT_TOKEN_PRICES = (2.5e-6, 6e-6, 1e-5)
+"""USD per text input, audio input and output token of ``stt-tokens`` (and 1e-4 a second)."""
+TTS_PRICE = 15e-6
+"""USD per character of ``tts-primary`` (the backup charges half)."""
+IMAGE_PRICES = {"standard/1024x1024": 0.04, "hd/1024x1024": 0.08, "standard/1792x1024": 0.08, "hd/1792x1024": 0.12}
+"""USD per image of ``images-primary`` by quality and size."""
+IMAGE_BACKUP_PRICE = 0.02
+"""USD per image of ``images-backup``, whatever its size."""
 
 
 def _deployment(
@@ -30,6 +45,27 @@ def _deployment(
         "input_cost_per_token": prices[0],
         "output_cost_per_token": prices[1],
         "mode": mode,
+    }
+
+
+_UNIT_PRICE_FIELD = {
+    "rerank": "input_cost_per_query",
+    "audio_transcription": "input_cost_per_second",
+    "audio_speech": "input_cost_per_character",
+    "image_generation": "output_cost_per_image",
+}
+
+
+def _unit_priced(deployment_id: str, model: str, base_url: str, mode: str, price: float | None) -> dict[str, Any]:
+    """A deployment priced per unit of its kind (search unit …; ``None``: no flat price), no token price."""
+    api_base = base_url.removesuffix("/v1") if model.startswith("cohere/") else base_url
+    return {
+        "id": deployment_id,
+        "model": model,
+        "api_base": api_base,
+        "api_key": "test-key",
+        "mode": mode,
+        _UNIT_PRICE_FIELD[mode]: price,
     }
 
 
@@ -96,6 +132,65 @@ def calltypes_config(base_url: str) -> dict[str, Any]:
             "answer-backup": {
                 "deployments": [_deployment("answer-backup", "resp-backup-model", base_url, half_answer, "responses")],
             },
+            "rerank": {
+                "deployments": [
+                    _unit_priced("rerank-primary", "cohere/rerank-model", base_url, "rerank", RERANK_PRICE)
+                ],
+                "fallbacks": ["rerank-backup"],
+            },
+            "stt": {
+                "deployments": [
+                    _unit_priced("stt-primary", "openai/stt-model", base_url, "audio_transcription", STT_PRICE)
+                ],
+                "fallbacks": ["stt-backup"],
+            },
+            "stt-backup": {
+                "deployments": [
+                    _unit_priced(
+                        "stt-backup", "openai/stt-backup-model", base_url, "audio_transcription", STT_PRICE / 2
+                    )
+                ],
+            },
+            "stt-tokens": {  # priced like gpt-4o-transcribe: per token, and per second when no tokens come back
+                "deployments": [
+                    {
+                        **_unit_priced("stt-tokens", "openai/stt-token-model", base_url, "audio_transcription", 1e-4),
+                        "input_cost_per_token": STT_TOKEN_PRICES[0],
+                        "input_cost_per_audio_token": STT_TOKEN_PRICES[1],
+                        "output_cost_per_token": STT_TOKEN_PRICES[2],
+                    }
+                ],
+            },
+            "tts": {
+                "deployments": [_unit_priced("tts-primary", "openai/tts-model", base_url, "audio_speech", TTS_PRICE)],
+                "fallbacks": ["tts-backup"],
+            },
+            "tts-backup": {
+                "deployments": [
+                    _unit_priced("tts-backup", "openai/tts-backup-model", base_url, "audio_speech", TTS_PRICE / 2)
+                ],
+            },
+            "images": {
+                "deployments": [
+                    {
+                        **_unit_priced("images-primary", "openai/img-model", base_url, "image_generation", None),
+                        "image_prices": IMAGE_PRICES,
+                    }
+                ],
+                "fallbacks": ["images-backup"],
+            },
+            "images-backup": {
+                "deployments": [
+                    _unit_priced(
+                        "images-backup", "openai/img-backup-model", base_url, "image_generation", IMAGE_BACKUP_PRICE
+                    )
+                ],
+            },
+            "rerank-backup": {
+                "deployments": [
+                    _unit_priced("rerank-backup", "cohere/rerank-backup-model", base_url, "rerank", RERANK_PRICE / 2)
+                ],
+            },
         },
     }
 
@@ -113,3 +208,34 @@ def calltypes_router(base_url: str, capture: TelemetryCapture, budgets: dict[str
 def session_budget(limit_usd: float, store: dict[str, Any]) -> dict[str, Any]:
     """A budget policy of one session budget of ``limit_usd`` on ``store``."""
     return {"store": store, "budgets": [{"scope": "session", "limit_usd": limit_usd, "window": "total"}]}
+
+
+def budgeted_router(
+    provider: ProviderDouble, capture: TelemetryCapture, limit_usd: float, store: dict[str, Any]
+) -> CostRouter:
+    """:func:`calltypes_router` with a session budget of ``limit_usd``, on a reset provider double."""
+    provider.reset()
+    return calltypes_router(provider.base_url, capture, session_budget(limit_usd, store))
+
+
+def store_config(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A fresh budget store of ``backend`` (``memory`` or ``redis``, on the test's Redis server)."""
+    store: dict[str, Any] = {"backend": backend, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
+    if backend == "redis":
+        store["redis_url"] = request.getfixturevalue("redis_url")
+    return store
+
+
+def call_attributes(capture: TelemetryCapture) -> dict[str, Any]:
+    """The attributes of the one routed call's span ``capture`` holds."""
+    (span,) = capture.call_spans()
+    return dict(span.attributes or {})
+
+
+def wav_audio(seconds: float, byte_rate: int = 32000) -> bytes:
+    """A WAV file of ``seconds`` of silence (16 kHz, 16-bit mono by default)."""
+    data = int(seconds * byte_rate)
+    header = b"RIFF" + (36 + data).to_bytes(4, "little") + b"WAVE"
+    fmt = (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + (byte_rate // 2).to_bytes(4, "little")
+    fmt += byte_rate.to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+    return header + b"fmt " + (16).to_bytes(4, "little") + fmt + b"data" + data.to_bytes(4, "little") + bytes(data)

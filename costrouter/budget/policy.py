@@ -265,6 +265,16 @@ class Defaults(BaseModel):
         ),
     )
     prompt: PromptEstimate = PromptEstimate()
+    max_audio_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86400,
+        allow_inf_nan=False,
+        description=(
+            "A transcription of a file whose duration is not in its header (not WAV) is held for its size "
+            "at 8 kbit/s, at most this many seconds."
+        ),
+    )
 
 
 class CostSettings(BaseModel):

@@ -10,8 +10,25 @@ from __future__ import annotations
 from costrouter.operations.base import Operation, Reading
 from costrouter.operations.chat import CHAT
 from costrouter.operations.embedding import EMBEDDING
+from costrouter.operations.image import IMAGE_EDIT, IMAGE_GENERATION
 from costrouter.operations.messages import MESSAGES
+from costrouter.operations.rerank import RERANK
 from costrouter.operations.responses import RESPONSES
+from costrouter.operations.speech import SPEECH
 from costrouter.operations.text_completion import TEXT_COMPLETION
+from costrouter.operations.transcription import TRANSCRIPTION
 
-__all__ = ["CHAT", "EMBEDDING", "MESSAGES", "RESPONSES", "TEXT_COMPLETION", "Operation", "Reading"]
+__all__ = [
+    "CHAT",
+    "EMBEDDING",
+    "IMAGE_EDIT",
+    "IMAGE_GENERATION",
+    "MESSAGES",
+    "RERANK",
+    "RESPONSES",
+    "SPEECH",
+    "TEXT_COMPLETION",
+    "TRANSCRIPTION",
+    "Operation",
+    "Reading",
+]

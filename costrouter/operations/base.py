@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from costrouter.budget.policy import PromptEstimate
+from costrouter.budget.policy import Defaults, PromptEstimate
+from costrouter.image_key import ImageVariant
 from costrouter.tokens import completions
 
 
@@ -27,6 +29,17 @@ class Reading:
     """LiteLLM's hidden params when the response is a plain dict that carries them as a key."""
     response_model: str | None = None
     response_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UsageBound:
+    """The most a call priced by units can consume: tokens and units (search units, seconds …)."""
+
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    units: Mapping[str, Decimal] = field(default_factory=dict)
+    variant: ImageVariant | None = None
+    """The images' quality and size when known (else the dearest variant bounds them)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,12 @@ class Operation:
     """The kwarg that carries LiteLLM's metadata (and costrouter's call id) without sending it."""
     stream_tally: Callable[[], Any] | None = None
     """A stream's tally (``observe(chunk)``, ``parts``, ``usage`` …); ``None``: chat chunks."""
+    usage_bound: Callable[[Mapping[str, Any], Defaults], UsageBound] | None = None
+    """A call priced by units: the most it can consume, in place of the token estimate."""
+    units: Callable[[Mapping[str, Any], Any], Mapping[str, Decimal]] | None = None
+    """The units a finished call consumed, from its request and LiteLLM's response."""
+    variant: Callable[[Mapping[str, Any], Any], ImageVariant | None] | None = None
+    """The quality and size of the images a finished call produced (image calls)."""
 
     @property
     def async_method(self) -> str:

@@ -1,4 +1,8 @@
-"""The provider double's non-chat endpoints: ``/v1/embeddings``, ``/v1/responses``, ``/v1/completions``.
+"""The provider double's endpoints beyond chat: embeddings, responses, completions, rerank, audio, images.
+
+``/v1/embeddings``, ``/v1/responses``, ``/v1/completions``, Cohere's ``/v1/rerank`` (and ``/v2/rerank``),
+``/v1/audio/transcriptions`` (multipart), ``/v1/audio/speech`` (binary audio),
+``/v1/images/generations`` and ``/v1/images/edits`` (multipart).
 
 Each takes the next scripted behaviour of its model like the chat endpoint does, so
 429s, 500s and slow answers are scripted the same way. Input tokens are the words
@@ -11,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -121,3 +125,60 @@ def text_completion_payload(
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+
+
+def rerank_payload(body: dict[str, Any], search_units: int) -> dict[str, Any]:
+    """Cohere's rerank response: documents by the words they share with the query, and the search units billed."""
+    query = set(str(body.get("query", "")).lower().split())
+    documents = body.get("documents") or []
+    texts = [doc if isinstance(doc, str) else str(doc.get("text", "")) for doc in documents]
+    scores = sorted(
+        ((index, len(query & set(text.lower().split()))) for index, text in enumerate(texts)), key=lambda pair: -pair[1]
+    )
+    top_n = body.get("top_n") or len(scores)
+    return {
+        "id": f"rerank-{uuid.uuid4().hex[:24]}",
+        "results": [
+            {"index": index, "relevance_score": round(1 / (rank + 1), 6)}
+            for rank, (index, _) in enumerate(scores[:top_n])
+        ],
+        "meta": {"api_version": {"version": "1"}, "billed_units": {"search_units": search_units}},
+    }
+
+
+def audio_duration(audio: bytes) -> float:
+    """Seconds of audio: a WAV header's byte rate over its data, else 16 kbit/s."""
+    if audio[:4] == b"RIFF" and audio[8:12] == b"WAVE":
+        byte_rate = int.from_bytes(audio[28:32], "little")
+        if byte_rate:
+            return (len(audio) - 44) / byte_rate
+    return len(audio) / 2000
+
+
+def transcription_payload(
+    response_format: str, text: str, seconds: float, usage: Mapping[str, Any] | None
+) -> dict[str, Any] | str:
+    """OpenAI's transcription: ``json`` with its usage (seconds, or the tokens given), ``verbose_json``, ``text``."""
+    if response_format == "text":
+        return text
+    if response_format == "verbose_json":
+        return {"task": "transcribe", "language": "english", "duration": seconds, "text": text, "segments": []}
+    return {"text": text, "usage": dict(usage) if usage is not None else {"type": "duration", "seconds": seconds}}
+
+
+def speech_audio(text: str) -> bytes:
+    """Audio bytes for ``text``: an MP3 frame header and ten bytes a character."""
+    return b"ID3\x04\x00" + bytes(10 * len(text))
+
+
+def images_payload(prompt: str, count: int, size: str | None, quality: str | None) -> dict[str, Any]:
+    """OpenAI's images response: ``count`` images (as URLs), with the size and quality made."""
+    payload: dict[str, Any] = {
+        "created": int(time.time()),
+        "data": [{"url": f"https://images.invalid/{uuid.uuid4().hex[:12]}.png", "revised_prompt": prompt}] * count,
+    }
+    if size:
+        payload["size"] = size
+    if quality:
+        payload["quality"] = quality
+    return payload

@@ -24,11 +24,16 @@ from typing import Any
 from aiohttp import web
 
 from costrouter.testing.endpoints import (
+    audio_duration,
     embeddings_payload,
+    images_payload,
     input_words,
+    rerank_payload,
     response_object,
     responses_stream,
+    speech_audio,
     text_completion_payload,
+    transcription_payload,
 )
 
 __all__ = [
@@ -354,6 +359,15 @@ class ProviderDouble:
         app.router.add_post("/v1/embeddings", self._handle_embeddings)
         app.router.add_post("/v1/responses", self._handle_responses)
         app.router.add_post("/v1/completions", self._handle_text_completions)
+        app.router.add_post("/v1/rerank", self._handle_rerank)
+        app.router.add_post("/v2/rerank", self._handle_rerank)
+        # A cohere/ deployment given the double's base_url (…/v1) appends /v1/rerank or /v2/rerank to it.
+        app.router.add_post("/v1/v1/rerank", self._handle_rerank)
+        app.router.add_post("/v1/v2/rerank", self._handle_rerank)
+        app.router.add_post("/v1/audio/transcriptions", self._handle_transcriptions)
+        app.router.add_post("/v1/audio/speech", self._handle_speech)
+        app.router.add_post("/v1/images/generations", self._handle_images)
+        app.router.add_post("/v1/images/edits", self._handle_images)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, backlog=1024)
@@ -429,6 +443,82 @@ class ProviderDouble:
         pieces = _completion_tokens_text(behaviour)
         self._bill(Answer(model, tokens, len(pieces)))
         return web.json_response(text_completion_payload(body, "".join(pieces), tokens, len(pieces)))
+
+    async def _handle_rerank(self, http_request: web.Request) -> web.StreamResponse:
+        """Cohere's rerank API (a ``cohere/`` deployment whose ``api_base`` is the double's root).
+
+        Bills one search unit per 100 documents (``Reply.prompt_tokens`` overrides the count).
+        """
+        body, model, behaviour = await self._scripted(http_request)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        units = behaviour.prompt_tokens
+        if units is None:
+            units = math.ceil(len(body.get("documents") or []) / 100)
+        self._bill(Answer(model, units, 0))
+        return web.json_response(rerank_payload(body, units), headers=dict(behaviour.headers or {}))
+
+    async def _handle_transcriptions(self, http_request: web.Request) -> web.StreamResponse:
+        """OpenAI's transcriptions API: a multipart upload; bills the audio's seconds.
+
+        ``Reply.usage_details`` replaces the ``json`` usage (``{"type": "tokens", ...}`` for a
+        model billed per token); the transcript is ``Reply``'s text or tokens.
+        """
+        form = await http_request.post()
+        upload = form.get("file")
+        audio = upload.file.read() if isinstance(upload, web.FileField) else b""
+        body: dict[str, Any] = {key: value for key, value in form.items() if isinstance(value, str)}
+        body["file_bytes"] = len(audio)
+        model = str(body.get("model", ""))
+        behaviour = self._next_behaviour(model, ReceivedRequest(model, body, dict(http_request.headers), time.time()))
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        text = "".join(_completion_tokens_text(behaviour))
+        seconds = audio_duration(audio)
+        self._bill(Answer(model, math.ceil(seconds), 0))
+        payload = transcription_payload(
+            str(body.get("response_format") or "json"), text, seconds, behaviour.usage_details
+        )
+        if isinstance(payload, str):
+            return web.Response(text=payload, content_type="text/plain")
+        return web.json_response(payload, headers=dict(behaviour.headers or {}))
+
+    async def _handle_images(self, http_request: web.Request) -> web.StreamResponse:
+        """OpenAI's image generation (JSON) and edits (multipart): ``n`` images; bills them.
+
+        ``Reply.usage_details`` adds a token ``usage`` block (a model billed per token).
+        """
+        if http_request.content_type.startswith("multipart/"):
+            form = await http_request.post()
+            body: dict[str, Any] = {key: value for key, value in form.items() if isinstance(value, str)}
+            body["image_files"] = sum(1 for value in form.values() if isinstance(value, web.FileField))
+        else:
+            body = await http_request.json()
+        model = str(body.get("model", ""))
+        behaviour = self._next_behaviour(model, ReceivedRequest(model, body, dict(http_request.headers), time.time()))
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        count = int(body.get("n") or 1)
+        self._bill(Answer(model, 0, count))
+        # Like gpt-image-1, the response says the size and quality it made (1024x1024 standard by default).
+        size, quality = body.get("size") or "1024x1024", body.get("quality") or "standard"
+        payload = images_payload(str(body.get("prompt", "")), count, size, quality)
+        if behaviour.usage_details is not None:
+            payload["usage"] = dict(behaviour.usage_details)
+        return web.json_response(payload, headers=dict(behaviour.headers or {}))
+
+    async def _handle_speech(self, http_request: web.Request) -> web.StreamResponse:
+        """OpenAI's speech API: binary audio for the input text; bills its characters."""
+        body, model, behaviour = await self._scripted(http_request)
+        if isinstance(behaviour, Fail):
+            return _error_response(behaviour)
+        text = str(body.get("input", ""))
+        self._bill(Answer(model, len(text), 0))
+        return web.Response(body=speech_audio(text), content_type="audio/mpeg")
 
     async def _handle(self, http_request: web.Request) -> web.StreamResponse:
         body = await http_request.json()

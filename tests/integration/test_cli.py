@@ -67,7 +67,7 @@ def test_validate_prints_groups_priorities_fallbacks_prices_and_budgets(
     result = runner.invoke(app, ["validate", str(CONFIGS / "router.yaml"), str(CONFIGS / "budgets.yaml")])
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "4 model groups, 5 deployments: valid" in out
+    assert "5 model groups, 6 deployments: valid" in out
     assert out.index("fast-primary") < out.index("fast-backup")
     assert "fast → local" in out
     assert "$2.50" in out

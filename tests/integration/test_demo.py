@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -91,10 +92,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     rejected = [record for record in calls if record["attributes"].get(sc.BUDGET_OUTCOME) == "rejected"]
     assert [record["attributes"][sc.SESSION_ID] for record in rejected] == ["demo-essay-01"]
     assert all(record["attributes"].get("router.metadata.app") == "costrouter-demo" for record in calls)
-    kinds = {
-        record["name"].split("/")[0] for record in calls if record["attributes"].get(sc.SESSION_ID) == "demo-rag-01"
-    }
-    assert kinds == {"router.embedding", "router.responses"}
+    _assert_rag_steps_priced(calls)
 
     # `costrouter report` on that file prints the same tables, to the digit.
     report = CliRunner().invoke(app, ["report", str(spans), "--by", "group,session+user"])
@@ -104,3 +102,11 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     document = json.loads(CliRunner().invoke(app, ["report", str(spans), "-f", "json", "--by", "group"]).stdout)
     assert document["total"]["rejected"] == 1
     assert document["total"]["fallbacks"] == fallbacks
+
+
+def _assert_rag_steps_priced(calls: list[Any]) -> None:
+    """The retrieval session: embed, rerank and answer, each its own kind of span, each priced."""
+    rag = [record for record in calls if record["attributes"].get(sc.SESSION_ID) == "demo-rag-01"]
+    assert {record["name"].split("/")[0] for record in rag} == {"router.embedding", "router.rerank", "router.responses"}
+    assert len(rag) == 3
+    assert all(record["attributes"][sc.LLM_USAGE_COST_USD] > 0 for record in rag)

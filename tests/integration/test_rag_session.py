@@ -40,3 +40,44 @@ def test_embeddings_spend_the_budget_a_later_answer_needs(provider: ProviderDoub
     assert outcomes[-1] == "rejected"
     assert provider.request_count("resp-model") == 1
     router.shutdown()
+
+
+async def test_one_session_budget_caps_embed_rerank_and_answer(
+    provider: ProviderDouble, capture: TelemetryCapture
+) -> None:
+    """Embed, rerank, stream an answer; the second pass is refused at its rerank, before the provider."""
+    provider.reset()
+    provider.set_default("resp-model", Reply(completion_tokens=5))
+    router = calltypes_router(provider.base_url, capture, session_budget(0.0035, {"backend": "memory"}))
+
+    async def rag_pass() -> None:
+        await router.aroute_embedding("embed", input=DOCUMENTS, session_id="rag")
+        ranked = await router.aroute_rerank("rerank", query="what", documents=DOCUMENTS, top_n=2, session_id="rag")
+        best = [DOCUMENTS[result["index"]] for result in ranked.results or []]
+        stream = await router.aroute_response(
+            "answer", input=" ".join(best), max_output_tokens=60, stream=True, session_id="rag"
+        )
+        async for _event in stream:
+            pass
+
+    await rag_pass()  # 150 + 2,000 + the answer's micro-dollars
+    with pytest.raises(BudgetExceededError):
+        await rag_pass()  # the embedding fits; the rerank's 2,000 held does not
+
+    spans = capture.call_spans()
+    assert [span.name.split("/")[0] for span in spans] == [
+        "router.embedding",
+        "router.rerank",
+        "router.responses",
+        "router.embedding",
+        "router.rerank",
+    ]
+    assert all(dict(span.attributes or {})[sc.LLM_USAGE_COST_USD] > 0 for span in spans[:4])
+    assert dict(spans[-1].attributes or {})[sc.BUDGET_OUTCOME] == "rejected"
+    assert provider.request_count("rerank-model") == 1
+    assert router.budgets is not None
+    (status,) = router.budgets.status("session", "rag")
+    costs = sum(round(dict(span.attributes or {})[sc.LLM_USAGE_COST_USD] * 1e6) for span in spans)
+    assert status.spent_micros == costs  # every settled step, to the micro-dollar
+    assert status.spent_micros <= 3500
+    router.shutdown()

@@ -27,7 +27,7 @@ def test_the_shipped_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COSTROUTER_DEMO_API_BASE", "http://127.0.0.1:1/v1")
     monkeypatch.setenv("COSTROUTER_DEMO_API_KEY", "demo")
     config = load_router_config(CONFIGS / "router.yaml")
-    assert set(config.groups) == {"fast", "capable", "local", "embed"}
+    assert set(config.groups) == {"fast", "capable", "local", "embed", "rerank"}
     assert config.groups["embed"].deployments[0].mode == "embedding"
     assert config.reachable_groups("capable") == ["capable", "fast", "local"]
     model_list = build_model_list(config)
