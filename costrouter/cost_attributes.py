@@ -41,6 +41,8 @@ def breakdown_attributes(breakdown: CostBreakdown) -> dict[str, AttributeValue]:
     for unit, count in usage.units.items():
         attributes[sc.USAGE_UNIT_ATTRIBUTES[unit]] = int(count) if count == int(count) else float(count)
     for name in COMPONENTS:
+        if name in sc.USAGE_UNIT_ATTRIBUTES and name not in usage.units:
+            continue  # a unit the call is not billed by (every token call): no attribute
         attributes[f"{sc.ROUTER_COST_PREFIX}{name}"] = breakdown.component_usd(name)
     for attribute, names in _OPENINFERENCE_COST.items():
         attributes[attribute] = micros_to_usd(sum(breakdown.components_micros[name] for name in names))

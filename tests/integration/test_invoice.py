@@ -210,6 +210,14 @@ def _micros(attributes: dict[str, Any], name: str) -> int:
     return usd_to_micros(float(attributes[name]))
 
 
+def _component_micros(attributes: dict[str, Any], name: str) -> int:
+    """A token component is always written; a unit one only on a call billed by that unit."""
+    key = f"{sc.ROUTER_COST_PREFIX}{name}"
+    if name in sc.USAGE_UNIT_ATTRIBUTES:
+        return _micros(attributes, key) if key in attributes else 0
+    return _micros(attributes, key)
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["response", "stream"])
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_span_split_metric_and_budget_equal_the_invoice(harness: Harness, case: Case, stream: bool) -> None:
@@ -224,7 +232,7 @@ def test_span_split_metric_and_budget_equal_the_invoice(harness: Harness, case: 
     assert _micros(attributes, sc.LLM_USAGE_COST_USD) == case.invoice_micros
     assert _micros(attributes, sc.LLM_COST_TOTAL) == case.invoice_micros
     assert _micros(attributes, sc.LLM_COST_PROMPT) + _micros(attributes, sc.LLM_COST_COMPLETION) == case.invoice_micros
-    components = {name: _micros(attributes, f"{sc.ROUTER_COST_PREFIX}{name}") for name in COMPONENTS}
+    components = {name: _component_micros(attributes, name) for name in COMPONENTS}
     assert {name: value for name, value in components.items() if value} == case.components
     assert sum(components.values()) == case.invoice_micros
     for name, value in case.tokens.items():
@@ -270,7 +278,7 @@ def test_proxy_prices_in_model_info_or_litellm_params_cost_as_the_native_file(ha
     harness.call(router, stream=False, session_id=f"s-{where}")
     (span,) = harness.capture.call_spans()
     attributes = dict(span.attributes or {})
-    components = {name: _micros(attributes, f"{sc.ROUTER_COST_PREFIX}{name}") for name in COMPONENTS}
+    components = {name: _component_micros(attributes, name) for name in COMPONENTS}
     assert {name: value for name, value in components.items() if value} == case.components
     assert _micros(attributes, sc.LLM_USAGE_COST_USD) == case.invoice_micros
     assert harness.spent_micros(router, f"s-{where}") == case.invoice_micros
