@@ -32,7 +32,9 @@ if TYPE_CHECKING:
         default_router,
         route_completion,
         route_embedding,
+        route_messages,
         route_response,
+        route_text_completion,
     )
     from costrouter.router import CostRouter
 
@@ -46,7 +48,9 @@ _LAZY = {
     "default_router": "costrouter._default",
     "route_completion": "costrouter._default",
     "route_embedding": "costrouter._default",
+    "route_messages": "costrouter._default",
     "route_response": "costrouter._default",
+    "route_text_completion": "costrouter._default",
 }
 
 
@@ -81,5 +85,7 @@ __all__ = [
     "default_router",
     "route_completion",
     "route_embedding",
+    "route_messages",
     "route_response",
+    "route_text_completion",
 ]

@@ -1,11 +1,15 @@
-"""A router configuration with embedding and Responses groups on a provider double."""
+"""A router configuration with a group of each call type on a provider double, and the tests' helpers."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from costrouter import CostRouter
-from costrouter.testing import TelemetryCapture
+from costrouter.testing import ProviderDouble, TelemetryCapture
 
 EMBED_PRICE = 1e-6
 """USD per input token of ``embed-primary`` (the backup charges half)."""
@@ -113,3 +117,33 @@ def calltypes_router(base_url: str, capture: TelemetryCapture, budgets: dict[str
 def session_budget(limit_usd: float, store: dict[str, Any]) -> dict[str, Any]:
     """A budget policy of one session budget of ``limit_usd`` on ``store``."""
     return {"store": store, "budgets": [{"scope": "session", "limit_usd": limit_usd, "window": "total"}]}
+
+
+def open_router(provider: ProviderDouble, capture: TelemetryCapture) -> Iterator[CostRouter]:
+    """A fixture's body: an unbudgeted router on the (reset) double, shut down after the test."""
+    provider.reset()
+    made = calltypes_router(provider.base_url, capture)
+    yield made
+    made.shutdown()
+
+
+def budgeted_router(
+    provider: ProviderDouble, capture: TelemetryCapture, limit_usd: float, store: dict[str, Any]
+) -> CostRouter:
+    """A router with one session budget of ``limit_usd`` on ``store``, on the (reset) double."""
+    provider.reset()
+    return calltypes_router(provider.base_url, capture, session_budget(limit_usd, store))
+
+
+def store_config(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A ``memory`` or ``redis`` store (the test session's server) under a key prefix of its own."""
+    store: dict[str, Any] = {"backend": backend, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
+    if backend == "redis":
+        store["redis_url"] = request.getfixturevalue("redis_url")
+    return store
+
+
+def only_call_attributes(capture: TelemetryCapture) -> dict[str, Any]:
+    """The attributes of the test's one call span."""
+    (span,) = capture.call_spans()
+    return dict(span.attributes or {})

@@ -56,6 +56,8 @@ class Operation:
     """The kwarg that carries LiteLLM's metadata (and costrouter's call id) without sending it."""
     stream_tally: Callable[[], Any] | None = None
     """A stream's tally (``observe(chunk)``, ``parts``, ``usage`` …); ``None``: chat chunks."""
+    sync_through_loop: bool = False
+    """The sync call awaits the Router's async method on a loop thread (its sync one is unusable)."""
 
     @property
     def async_method(self) -> str:

@@ -2,7 +2,8 @@
 
 A list of prompts gets one completion (``n`` of them) per prompt, each up to ``max_tokens``.
 LiteLLM 1.106's sync ``Router.text_completion`` passes the group name on as the model and
-fails for every deployment, so only the async call is routed.
+fails for every deployment (nor does it retry or fall back), so the sync call runs
+``Router.atext_completion`` on costrouter's loop thread.
 """
 
 from __future__ import annotations
@@ -63,5 +64,6 @@ TEXT_COMPLETION = Operation(
     requested_output=requested_output_tokens,
     read=read_text_completion,
     output_count=lambda request: completions(request) * len(_prompts(request)),
+    sync_through_loop=True,
 )
-"""The text-completion operation: ``aroute_text_completion``."""
+"""The text-completion operation: ``route_text_completion``."""
