@@ -186,7 +186,8 @@ async def test_a_stream_cut_mid_way_is_a_failed_call_charged_what_it_delivered(
     provider: ProviderDouble, capture: TelemetryCapture
 ) -> None:
     router = budgeted_router(provider, capture, 1.0, {"backend": "memory"})
-    provider.script("claude-x", Reply(completion_tokens=30, cut_after=5))
+    # spaced deltas reach the caller before the cut (a cut before any content is retried by LiteLLM)
+    provider.script("claude-x", Reply(completion_tokens=30, cut_after=5, chunk_delay=0.01))
 
     stream = await router.aroute_messages("claude", messages=MESSAGES, max_tokens=50, stream=True, session_id="s5")
     with pytest.raises(Exception) as raised:  # noqa: PT011  # whichever error LiteLLM raises for a cut stream
