@@ -111,11 +111,17 @@ class MessagesTally:
 
     @property
     def usage(self) -> MessagesUsage | None:
-        """The usage so far; ``None`` before ``message_start``."""
+        """The usage so far; ``None`` while no input is known.
+
+        LiteLLM's bridge from a chat deployment sends ``input_tokens: 0`` in ``message_start``
+        and the real count in ``message_delta``: a zero input is not known until then.
+        """
         if self._input is None:
             return None
         read = int(self._input.get("cache_read_input_tokens") or 0)
         created = int(self._input.get("cache_creation_input_tokens") or 0)
+        if not self.usage_complete and int(self._input.get("input_tokens") or 0) + read + created == 0:
+            return None
         output = self._output
         if not self.usage_complete:
             output = max(output, count_text_tokens("".join(self._generated)))

@@ -210,6 +210,23 @@ async def test_a_stream_cut_mid_way_is_a_failed_call_charged_what_it_delivered(
     router.shutdown()
 
 
+async def test_a_stream_cut_before_any_content_is_retried_inside_litellm(
+    router: CostRouter, provider: ProviderDouble, capture: TelemetryCapture
+) -> None:
+    provider.script("claude-x", Reply(completion_tokens=5, cut_after=0), Reply(completion_tokens=3))
+
+    stream = await router.aroute_messages("claude", messages=MESSAGES, max_tokens=50, stream=True)
+    chunks = [chunk async for chunk in stream]
+
+    assert event_types(chunks).count("message_start") == 1  # the cut attempt's events never reach the caller
+    attributes = only_call_attributes(capture)
+    assert attributes[sc.ROUTER_ATTEMPTS] == 2
+    assert attributes[sc.ROUTER_STREAM_OUTCOME] == "completed"
+    assert usd_to_micros(float(attributes[sc.LLM_USAGE_COST_USD])) == micros(INPUT_TOKENS, 3)
+    # The known gap (docs/calltypes.md): the provider billed the cut attempt's input too.
+    assert [(a.prompt_tokens, a.completion_tokens) for a in provider.answers] == [(INPUT_TOKENS, 0), (INPUT_TOKENS, 3)]
+
+
 async def test_concurrent_streams_keep_their_own_spans(
     router: CostRouter, provider: ProviderDouble, capture: TelemetryCapture
 ) -> None:

@@ -91,3 +91,15 @@ def test_sse_events_keeps_the_incomplete_rest() -> None:
 
     assert [e["type"] for e in events] == ["message_start"]
     assert rest == b"event: message_stop\ndata: {"
+
+
+def test_a_bridged_stream_s_zero_input_is_unknown_until_message_delta() -> None:
+    bridged = {**START, "message": {**START["message"], "usage": {"input_tokens": 0, "output_tokens": 0}}}
+    tally = MessagesTally()
+    tally.observe(event(bridged) + event(TEXT))
+
+    assert tally.usage is None  # the stream's counter counts the prompt instead of charging none
+
+    tally.observe(event({**DELTA, "usage": {"input_tokens": 6, "output_tokens": 3}}))
+    assert tally.usage is not None
+    assert (tally.usage.prompt_tokens, tally.usage.completion_tokens) == (6, 3)
