@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -251,3 +252,32 @@ async def test_concurrent_streams_keep_their_own_spans(
         assert usd_to_micros(float(attributes[sc.LLM_USAGE_COST_USD])) == micros(words + 3, 4)
         (attempt,) = capture.attempt_spans(span)
         assert attempt.attributes[sc.ATTEMPT_OUTCOME] == "success"  # type: ignore[index]
+
+
+def test_sync_streams_from_many_threads_keep_their_own_spans(
+    router: CostRouter, provider: ProviderDouble, capture: TelemetryCapture
+) -> None:
+    """The sync twins share one loop thread; each call keeps its caller's span and its own usage."""
+    provider.set_default("claude-x", Reply(completion_tokens=4, chunk_delay=0.005))
+
+    def one(words: int) -> list[bytes]:
+        messages = [{"role": "user", "content": "w " * words}]
+        with router.route_messages(
+            "claude", messages=messages, max_tokens=20, stream=True, session_id=f"t{words}"
+        ) as stream:
+            return list(stream)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(one, range(1, 7)))
+
+    assert all(event_types(chunks)[-1] == "message_stop" for chunks in results)
+    spans = capture.call_spans()
+    assert len(spans) == 6
+    for span in spans:
+        attributes = dict(span.attributes or {})
+        words = int(str(attributes[sc.SESSION_ID])[1:])
+        assert attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == words + 3
+        (attempt,) = capture.attempt_spans(span)  # under its own call span, from another thread
+        assert attempt.attributes[sc.ATTEMPT_OUTCOME] == "success"  # type: ignore[index]
+    attempts = [span for span in capture.spans() if span.name.startswith(f"{sc.ATTEMPT_SPAN_NAME_PREFIX}/")]
+    assert len(attempts) == 6  # none orphaned, none under another call
