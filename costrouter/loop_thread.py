@@ -32,6 +32,7 @@ class LoopThread:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._closing: set[asyncio.Future[None]] = set()
 
     def _started(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -59,6 +60,18 @@ class LoopThread:
         except BaseException:
             future.cancel()
             raise
+
+    def finish(self, awaitable: Awaitable[None]) -> None:
+        """Await ``awaitable`` on the loop, or only schedule it when called from the loop thread.
+
+        An object collected on the loop thread closes its stream there: waiting would wait forever.
+        """
+        if threading.current_thread() is self._thread:
+            task = asyncio.ensure_future(awaitable)
+            self._closing.add(task)  # held until done: the loop keeps only weak references to tasks
+            task.add_done_callback(self._closing.discard)
+            return
+        self.run(awaitable)
 
     def iterate(self, stream: Any) -> SyncStream:
         """A sync iterator over an async ``stream`` whose items are awaited on the loop."""
@@ -110,7 +123,7 @@ class SyncStream:
         """Close the async stream (its connection) on the loop; nothing to do once the loop is gone."""
         closer = getattr(self._iterator, "aclose", None)
         if callable(closer) and self._loop.running:
-            self._loop.run(closer())
+            self._loop.finish(closer())
 
 
 _SHARED = LoopThread()

@@ -81,3 +81,19 @@ def test_a_call_from_inside_the_loop_is_refused_not_deadlocked() -> None:
 def test_the_shared_loop_is_one_for_the_process() -> None:
     assert shared_loop() is shared_loop()
     assert shared_loop().run(answer(3)) == 3
+
+
+def test_a_stream_closed_from_the_loop_thread_is_closed_without_waiting() -> None:
+    loop = LoopThread()
+    try:
+        stream = loop.iterate(counting(5))
+        assert next(stream) == 0
+
+        async def collected_here() -> None:
+            stream.close()  # as a stream garbage-collected on the loop thread would
+
+        loop.run(collected_here())
+        loop.run(answer(0))  # scheduled after the close, so it runs once the close has
+        assert list(stream) == []
+    finally:
+        loop.close()
