@@ -27,7 +27,13 @@ def _prompts(request: Mapping[str, Any]) -> list[str]:
 
 
 def check_text_completion(_messages: Sequence[Mapping[str, Any]], request: Mapping[str, Any]) -> None:
-    """``prompt`` a string or a list of strings; ``max_tokens`` and ``n`` counts."""
+    """``prompt`` a string or a list of strings; ``max_tokens`` and ``n`` counts; no ``stream``.
+
+    A text-completion stream's chunks carry ``choices[].text``, which no tally reads yet: it
+    would be charged its prompt alone, so it is refused rather than under-charged.
+    """
+    if request.get("stream"):
+        raise ValueError("route_text_completion does not route streams yet; call it without stream=True")
     _prompts(request)
     for name in ("max_tokens", "n"):
         check_count(name, request.get(name))

@@ -148,3 +148,12 @@ def test_the_sync_twin_falls_back_and_settles_to_the_micro_dollar(
     (status,) = router.budgets.status("session", "s-sync")
     assert status.spent_micros == PROMPT_TOKENS * 1.5 + 8 * 2  # the backup's half prices: 25 micro-dollars
     router.shutdown()
+
+
+async def test_a_stream_is_refused_rather_than_under_charged(router: CostRouter, provider: ProviderDouble) -> None:
+    with pytest.raises(ValueError, match="does not route streams yet"):
+        router.route_text_completion("text", prompt=PROMPT, max_tokens=20, stream=True)
+    with pytest.raises(ValueError, match="does not route streams yet"):
+        await router.aroute_text_completion("text", prompt=PROMPT, max_tokens=20, stream=True)
+
+    assert provider.request_count() == 0
