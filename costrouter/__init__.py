@@ -38,7 +38,9 @@ if TYPE_CHECKING:
         route_completion,
         route_embedding,
         route_image,
+        route_messages,
         route_response,
+        route_text_completion,
     )
     from costrouter.router import CostRouter
 
@@ -58,7 +60,9 @@ _LAZY = {
     "route_completion": "costrouter._default",
     "route_embedding": "costrouter._default",
     "route_image": "costrouter._default",
+    "route_messages": "costrouter._default",
     "route_response": "costrouter._default",
+    "route_text_completion": "costrouter._default",
 }
 
 
@@ -99,5 +103,7 @@ __all__ = [
     "route_completion",
     "route_embedding",
     "route_image",
+    "route_messages",
     "route_response",
+    "route_text_completion",
 ]

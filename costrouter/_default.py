@@ -56,9 +56,19 @@ async def aroute_response(group: str, **kwargs: Any) -> Any:
     return await default_router().aroute_response(group, **kwargs)
 
 
+def route_text_completion(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.route_text_completion` on the default router."""
+    return default_router().route_text_completion(group, **kwargs)
+
+
 async def aroute_text_completion(group: str, **kwargs: Any) -> Any:
     """:meth:`CostRouter.aroute_text_completion` on the default router."""
     return await default_router().aroute_text_completion(group, **kwargs)
+
+
+def route_messages(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.route_messages` on the default router."""
+    return default_router().route_messages(group, **kwargs)
 
 
 async def aroute_messages(group: str, **kwargs: Any) -> Any:

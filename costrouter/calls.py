@@ -194,7 +194,7 @@ class CallPlanner:
             try:
                 yield from self._reserve(call)
                 call.record.group = call.group
-                response = yield RouteOp(self._route_kwargs(call), operation.method)
+                response = yield RouteOp(self._route_kwargs(call), operation.method, operation.sync_through_loop)
             except BaseException as exc:
                 yield from self.fail_flow(call, exc)
                 raise

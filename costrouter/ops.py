@@ -27,10 +27,14 @@ class StoreOp:
 
 @dataclass(frozen=True)
 class RouteOp:
-    """Call the LiteLLM Router's ``method`` (or ``a<method>`` when async) with ``kwargs``."""
+    """Call the LiteLLM Router's ``method`` (or ``a<method>`` when async) with ``kwargs``.
+
+    ``through_loop``: the sync driver awaits ``a<method>`` on a loop thread instead.
+    """
 
     kwargs: dict[str, Any]
     method: str = "completion"
+    through_loop: bool = False
 
 
 @dataclass(frozen=True)

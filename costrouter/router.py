@@ -24,6 +24,7 @@ from costrouter.calls import CallPlanner
 from costrouter.config import RouterConfig, load_router_config, parse_router_config
 from costrouter.context import Caller, Id, Tags, resolve_caller
 from costrouter.exporters import TelemetrySetup, configure_telemetry
+from costrouter.loop_thread import shared_loop
 from costrouter.operations import (
     CHAT,
     EMBEDDING,
@@ -55,8 +56,9 @@ def _hold_ttl(store: BudgetStore, policy: BudgetPolicy) -> int:
 class CostRouter:
     """Routes calls through a LiteLLM Router, with a span, a price and budgets.
 
-    Chat completions (``route_completion``), embeddings (``route_embedding``) and the
-    Responses API (``route_response``), each with an async twin.
+    Chat completions (``route_completion``), embeddings (``route_embedding``), the
+    Responses API (``route_response``), legacy text completions (``route_text_completion``)
+    and Anthropic-native messages (``route_messages``), each with an async twin.
 
     ``config`` is a :class:`RouterConfig` or a plain mapping in either YAML format;
     ``budgets`` a :class:`BudgetPolicy` or mapping (none: nothing is enforced, spend
@@ -114,6 +116,8 @@ class CostRouter:
         leased = leased_store_of(self.store)
         if leased is not None:
             leased.alert_sink = self._planner.lease_alert
+        self._loop = shared_loop()
+        """Where the sync twins of async-only LiteLLM calls are awaited (:mod:`costrouter.loop_thread`)."""
 
     @classmethod
     def from_files(
@@ -243,7 +247,7 @@ class CostRouter:
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(RESPONSES, group, (), caller, litellm_kwargs)
 
-    async def aroute_text_completion(
+    def route_text_completion(
         self,
         group: str,
         *,
@@ -256,13 +260,29 @@ class CostRouter:
     ) -> Any:
         """One legacy text completion (``prompt=``) through ``group``; returns LiteLLM's ``TextCompletionResponse``.
 
-        Async only: LiteLLM's sync ``Router.text_completion`` fails for every deployment
-        (it passes the group name on as the model).
+        LiteLLM's sync ``Router.text_completion`` fails for every deployment (it passes the
+        group name on as the model), so this awaits ``Router.atext_completion`` on
+        costrouter's loop thread: the same retries, fallbacks and callbacks as the async twin.
         """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return self._route(TEXT_COMPLETION, group, (), caller, litellm_kwargs)
+
+    async def aroute_text_completion(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """The async twin of :meth:`route_text_completion`."""
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(TEXT_COMPLETION, group, (), caller, litellm_kwargs)
 
-    async def aroute_messages(
+    def route_messages(
         self,
         group: str,
         *,
@@ -275,9 +295,26 @@ class CostRouter:
     ) -> Any:
         """One Anthropic-native ``/v1/messages`` call (``messages=``, ``max_tokens=``, ``system=`` …).
 
-        Returns LiteLLM's response (Anthropic's message as a dict). Async only: LiteLLM's sync
-        ``Router.anthropic_messages`` returns a coroutine. Streams are not routed yet.
+        Returns LiteLLM's response (Anthropic's message as a dict); with ``stream=True`` a
+        stream of Anthropic's server-sent events (bytes) whose call ends at ``message_stop``,
+        on early close, or on failure. LiteLLM's sync ``Router.anthropic_messages`` returns a
+        coroutine, so this awaits it on costrouter's loop thread.
         """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return self._route(MESSAGES, group, (), caller, litellm_kwargs)
+
+    async def aroute_messages(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """The async twin of :meth:`route_messages`."""
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(MESSAGES, group, (), caller, litellm_kwargs)
 
@@ -410,6 +447,9 @@ class CostRouter:
 
     # ---- I/O -----------------------------------------------------------------------------
     def _execute(self, op: Op) -> Any:
+        if isinstance(op, RouteOp) and op.through_loop:
+            response = self._loop.run(getattr(self.litellm_router, f"a{op.method}")(**op.kwargs))
+            return self._loop.iterate(response) if op.kwargs.get("stream") else response
         if isinstance(op, RouteOp):
             return getattr(self.litellm_router, op.method)(**op.kwargs)
         if isinstance(op, SleepOp):

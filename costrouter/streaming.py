@@ -54,7 +54,8 @@ def stream_finish_flow(
     """Price what the stream delivered and finish the call.
 
     Usage comes from the provider's final chunk when it sent one; otherwise the
-    prompt and the received text are counted. A stream whose deployment is unknown
+    prompt and the received text are counted (a tally whose ``usage_complete`` is false
+    has the reported prompt and the counted output). A stream whose deployment is unknown
     is charged its whole hold, and so is a stream cancelled or interrupted while it
     ran, unless the policy's ``defaults.on_interrupted`` is ``release``.
     """
@@ -65,7 +66,8 @@ def stream_finish_flow(
     if tally.usage is not None:
         prompt_tokens, completion_tokens = tally.usage.prompt_tokens, tally.usage.completion_tokens
         litellm_cost = None  # usage.cost is LiteLLM's own figure or OpenRouter's bill: cost.py tells which
-        source = "reported"
+        # A tally may know the input before the output is reported (Anthropic's message_start).
+        source = "reported" if getattr(tally, "usage_complete", True) else "counted"
     else:
         prompt_tokens = call.prompt_tokens or call.operation.prompt_tokens(
             call.messages, call.request, PromptEstimate()

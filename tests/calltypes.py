@@ -1,8 +1,9 @@
-"""A router configuration with embedding and Responses groups on a provider double."""
+"""A router configuration with a group of each call type on a provider double, and the tests' helpers."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -210,10 +211,18 @@ def session_budget(limit_usd: float, store: dict[str, Any]) -> dict[str, Any]:
     return {"store": store, "budgets": [{"scope": "session", "limit_usd": limit_usd, "window": "total"}]}
 
 
+def open_router(provider: ProviderDouble, capture: TelemetryCapture) -> Iterator[CostRouter]:
+    """A fixture's body: an unbudgeted router on the (reset) double, shut down after the test."""
+    provider.reset()
+    made = calltypes_router(provider.base_url, capture)
+    yield made
+    made.shutdown()
+
+
 def budgeted_router(
     provider: ProviderDouble, capture: TelemetryCapture, limit_usd: float, store: dict[str, Any]
 ) -> CostRouter:
-    """:func:`calltypes_router` with a session budget of ``limit_usd``, on a reset provider double."""
+    """A router with one session budget of ``limit_usd`` on ``store``, on the (reset) double."""
     provider.reset()
     return calltypes_router(provider.base_url, capture, session_budget(limit_usd, store))
 

@@ -75,6 +75,8 @@ class Operation:
     """The units a finished call consumed, from its request and LiteLLM's response."""
     variant: Callable[[Mapping[str, Any], Any], ImageVariant | None] | None = None
     """The quality and size of the images a finished call produced (image calls)."""
+    sync_through_loop: bool = False
+    """The sync call awaits the Router's async method on a loop thread (its sync one is unusable)."""
 
     @property
     def async_method(self) -> str:

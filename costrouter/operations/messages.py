@@ -3,7 +3,8 @@
 The estimate counts ``system`` and ``messages`` with the chat counter (which knows Anthropic's
 image, document, thinking and tool blocks) plus tools; the output cap is ``max_tokens``.
 LiteLLM 1.106 builds the sync ``Router.anthropic_messages`` from its async wrapper (it returns a
-coroutine), so only the async call is routed; streams are refused until they are wrapped.
+coroutine), so the sync call runs the async one on costrouter's loop thread. A stream's usage
+is read from its events (:mod:`costrouter.operations.messages_stream`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from costrouter.budget.policy import PromptEstimate
 from costrouter.operations.base import Operation, Reading
+from costrouter.operations.messages_stream import MessagesTally
 from costrouter.request_checks import check_count, check_messages
 from costrouter.tokens import prompt_token_count, requested_output_tokens
 
@@ -26,9 +28,7 @@ def _as_chat(request: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def check_anthropic(_messages: Sequence[Mapping[str, Any]], request: Mapping[str, Any]) -> None:
-    """``messages`` as for chat, ``max_tokens`` a count; no ``stream`` (not wrapped yet)."""
-    if request.get("stream"):
-        raise ValueError("aroute_messages does not route streams yet; call it without stream=True")
+    """``messages`` as for chat, ``max_tokens`` a count."""
     check_messages(_as_chat(request))
     check_count("max_tokens", request.get("max_tokens"))
 
@@ -81,5 +81,7 @@ MESSAGES = Operation(
     requested_output=requested_output_tokens,
     read=read_anthropic,
     metadata_arg="litellm_metadata",  # ``metadata`` is an Anthropic API parameter: it would reach the provider
+    stream_tally=MessagesTally,
+    sync_through_loop=True,
 )
-"""The Anthropic-messages operation: ``aroute_messages``."""
+"""The Anthropic-messages operation: ``route_messages``."""

@@ -2,7 +2,8 @@
 
 A list of prompts gets one completion (``n`` of them) per prompt, each up to ``max_tokens``.
 LiteLLM 1.106's sync ``Router.text_completion`` passes the group name on as the model and
-fails for every deployment, so only the async call is routed.
+fails for every deployment (nor does it retry or fall back), so the sync call runs
+``Router.atext_completion`` on costrouter's loop thread.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ def _prompts(request: Mapping[str, Any]) -> list[str]:
 
 
 def check_text_completion(_messages: Sequence[Mapping[str, Any]], request: Mapping[str, Any]) -> None:
-    """``prompt`` a string or a list of strings; ``max_tokens`` and ``n`` counts."""
+    """``prompt`` a string or a list of strings; ``max_tokens`` and ``n`` counts; no ``stream``.
+
+    A text-completion stream's chunks carry ``choices[].text``, which no tally reads yet: it
+    would be charged its prompt alone, so it is refused rather than under-charged.
+    """
+    if request.get("stream"):
+        raise ValueError("route_text_completion does not route streams yet; call it without stream=True")
     _prompts(request)
     for name in ("max_tokens", "n"):
         check_count(name, request.get(name))
@@ -63,5 +70,6 @@ TEXT_COMPLETION = Operation(
     requested_output=requested_output_tokens,
     read=read_text_completion,
     output_count=lambda request: completions(request) * len(_prompts(request)),
+    sync_through_loop=True,
 )
-"""The text-completion operation: ``aroute_text_completion``."""
+"""The text-completion operation: ``route_text_completion``."""

@@ -398,8 +398,11 @@ class ProviderDouble:
         if isinstance(behaviour, Fail):
             return _error_response(behaviour)
         if body.get("stream"):
-            return await _anthropic_stream(http_request, body, behaviour)
-        return web.json_response(_anthropic_message(body, behaviour), headers=dict(behaviour.headers or {}))
+            return await _anthropic_stream(http_request, body, behaviour, self._bill)
+        message = _anthropic_message(body, behaviour)
+        usage = message["usage"]
+        self._bill(Answer(model, _anthropic_prompt_tokens(usage), usage["output_tokens"]))
+        return web.json_response(message, headers=dict(behaviour.headers or {}))
 
     async def _scripted(self, http_request: web.Request) -> tuple[dict[str, Any], str, Behaviour]:
         body = await http_request.json()
@@ -678,7 +681,18 @@ def _anthropic_message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     }
 
 
-async def _anthropic_stream(http_request: web.Request, body: dict[str, Any], reply: Reply) -> web.StreamResponse:
+def _anthropic_prompt_tokens(usage: dict[str, Any]) -> int:
+    return int(usage["input_tokens"] + usage["cache_creation_input_tokens"] + usage["cache_read_input_tokens"])
+
+
+async def _anthropic_stream(
+    http_request: web.Request, body: dict[str, Any], reply: Reply, bill: Callable[[Answer], None]
+) -> web.StreamResponse:
+    """Anthropic's events: ``message_start`` (input usage), text deltas, ``message_delta`` (output usage).
+
+    ``cut_after`` drops the connection after that many deltas; ``chunk_delay`` spaces them.
+    Billed for the deltas sent, also when the client went away mid-stream.
+    """
     response = web.StreamResponse(headers={"content-type": "text/event-stream", **(reply.headers or {})})
     await response.prepare(http_request)
     pieces = _completion_tokens_text(reply)
@@ -689,15 +703,23 @@ async def _anthropic_stream(http_request: web.Request, body: dict[str, Any], rep
     message = _anthropic_message(body, reply)
     usage = message["usage"]
     start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
-    await send("message_start", {"message": start})
-    await send("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
-    for index, piece in enumerate(pieces):
-        if reply.cut_after is not None and index >= reply.cut_after:
-            transport = http_request.transport
-            if transport is not None:
-                transport.abort()
-            return response
-        await send("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+    sent = 0
+    try:
+        await send("message_start", {"message": start})
+        await send("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+        for index, piece in enumerate(pieces):
+            if reply.cut_after is not None and index >= reply.cut_after:
+                transport = http_request.transport
+                if transport is not None:
+                    transport.abort()
+                return response
+            if index and reply.chunk_delay:
+                await asyncio.sleep(reply.chunk_delay)
+            await send("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+            sent += 1
+    finally:
+        model = str(body.get("model", ""))
+        bill(Answer(model, _anthropic_prompt_tokens(usage), sent, complete=sent == len(pieces)))
     await send("content_block_stop", {"index": 0})
     delta_usage = {"output_tokens": usage["output_tokens"]}
     await send("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": delta_usage})

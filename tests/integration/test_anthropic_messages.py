@@ -1,19 +1,25 @@
-"""Anthropic-native messages through the router (async: LiteLLM's sync Router.anthropic_messages is a coroutine)."""
+"""Anthropic-native messages through the router; the sync twin awaits LiteLLM's coroutine on a loop thread."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
-from typing import Any
 
+import litellm
 import pytest
 
 from costrouter import BudgetExceededError, CostRouter
 from costrouter import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import anthropic_usage
-from tests.calltypes import CLAUDE_CACHE_READ_PRICE, CLAUDE_PRICES, calltypes_router, session_budget
+from tests.calltypes import (
+    CLAUDE_CACHE_READ_PRICE,
+    CLAUDE_PRICES,
+    budgeted_router,
+    call_attributes,
+    open_router,
+    store_config,
+)
 
 MESSAGES = [{"role": "user", "content": "summarise the storm log"}]
 
@@ -24,15 +30,7 @@ def price(input_tokens: int, output_tokens: int, share: float = 1.0) -> float:
 
 @pytest.fixture
 def router(provider: ProviderDouble, capture: TelemetryCapture) -> Iterator[CostRouter]:
-    provider.reset()
-    made = calltypes_router(provider.base_url, capture)
-    yield made
-    made.shutdown()
-
-
-def _attributes(capture: TelemetryCapture) -> dict[str, Any]:
-    (span,) = capture.call_spans()
-    return dict(span.attributes or {})
+    yield from open_router(provider, capture)
 
 
 async def test_a_message_is_a_span_with_its_usage_and_cost(
@@ -62,7 +60,7 @@ async def test_cache_reads_are_priced_as_anthropic_bills_them(
 
     await router.aroute_messages("claude", messages=MESSAGES, max_tokens=50)
 
-    attributes = _attributes(capture)
+    attributes = call_attributes(capture)
     assert attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == 50  # 10 fresh + 40 read, as LiteLLM counts a prompt
     expected = 10 * CLAUDE_PRICES[0] + 40 * CLAUDE_CACHE_READ_PRICE + 2 * CLAUDE_PRICES[1]
     assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(expected)
@@ -75,7 +73,7 @@ async def test_a_message_is_retried_after_a_429(
 
     await router.aroute_messages("claude", messages=MESSAGES, max_tokens=50)
 
-    attributes = _attributes(capture)
+    attributes = call_attributes(capture)
     assert provider.request_count("claude-x") == 2
     assert attributes[sc.ROUTER_ATTEMPTS] == 2
     assert attributes[sc.ROUTER_RETRIES] == 1
@@ -90,7 +88,7 @@ async def test_a_message_falls_back_to_another_group(
 
     await router.aroute_messages("claude", messages=MESSAGES, max_tokens=50)
 
-    attributes = _attributes(capture)
+    attributes = call_attributes(capture)
     assert attributes[sc.ROUTER_SERVED_GROUP] == "claude-backup"
     assert attributes[sc.ROUTER_FALLBACKS] == 1
     assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(price(10, 8, 0.5))
@@ -99,8 +97,7 @@ async def test_a_message_falls_back_to_another_group(
 async def test_a_budget_refuses_a_message_before_the_provider(
     provider: ProviderDouble, capture: TelemetryCapture
 ) -> None:
-    provider.reset()
-    router = calltypes_router(provider.base_url, capture, session_budget(0.01, {"backend": "memory"}))
+    router = budgeted_router(provider, capture, 0.01, {"backend": "memory"})
 
     with pytest.raises(BudgetExceededError):  # 1,000 output tokens at 15 micro-dollars each
         await router.aroute_messages("claude", messages=MESSAGES, max_tokens=1000, session_id="s-big")
@@ -113,11 +110,8 @@ async def test_a_budget_refuses_a_message_before_the_provider(
 async def test_a_message_settles_to_the_micro_dollar(
     provider: ProviderDouble, capture: TelemetryCapture, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    store: dict[str, Any] = {"backend": backend, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
-    if backend == "redis":
-        store["redis_url"] = request.getfixturevalue("redis_url")
-    provider.reset()
-    router = calltypes_router(provider.base_url, capture, session_budget(1.0, store))
+    store = store_config(backend, request)
+    router = budgeted_router(provider, capture, 1.0, store)
     provider.script("claude-x", Reply(prompt_tokens=10, completion_tokens=6))
 
     await router.aroute_messages("claude", messages=MESSAGES, max_tokens=50, session_id="s-settle")
@@ -154,8 +148,26 @@ async def test_concurrent_messages_keep_their_own_spans(
         assert attempt.attributes[sc.ATTEMPT_OUTCOME] == "success"  # type: ignore[index]
 
 
-async def test_a_stream_is_refused_clearly(router: CostRouter, provider: ProviderDouble) -> None:
-    with pytest.raises(ValueError, match="does not route streams yet"):
-        await router.aroute_messages("claude", messages=MESSAGES, max_tokens=5, stream=True)
+def test_the_sync_twin_retries_and_settles_like_the_async_one(
+    provider: ProviderDouble, capture: TelemetryCapture
+) -> None:
+    router = budgeted_router(provider, capture, 1.0, {"backend": "memory"})
+    provider.script("claude-x", Fail(429, retry_after=0.01), Reply(prompt_tokens=10, completion_tokens=6))
 
-    assert provider.request_count() == 0
+    response = router.route_messages("claude", messages=MESSAGES, max_tokens=50, session_id="s-sync")
+
+    assert response["type"] == "message"
+    attributes = call_attributes(capture)
+    assert attributes[sc.ROUTER_ATTEMPTS] == 2
+    assert attributes[sc.ROUTER_RETRIES] == 1
+    assert router.budgets is not None
+    (status,) = router.budgets.status("session", "s-sync")
+    assert status.spent_micros == 10 * 3 + 6 * 15  # 120 micro-dollars: hand-computed
+    router.shutdown()
+
+
+def test_the_sync_twin_passes_litellm_errors_through_unchanged(router: CostRouter, provider: ProviderDouble) -> None:
+    provider.set_default("claude-backup-x", Fail(400, message="bad request"))
+
+    with pytest.raises(litellm.BadRequestError, match="bad request"):
+        router.route_messages("claude-backup", messages=MESSAGES, max_tokens=50)

@@ -44,3 +44,13 @@ async def test_module_level_embedding_and_response(configured: ProviderDouble) -
     assert costrouter.route_response("fast", input="hi", max_output_tokens=5).status == "completed"
     assert (await costrouter.aroute_response("fast", input="hi", max_output_tokens=5)).status == "completed"
     assert configured.request_count("fast-model") == 4
+
+
+async def test_module_level_text_completion_and_messages(configured: ProviderDouble) -> None:
+    text = costrouter.route_text_completion("fast", prompt="once upon", max_tokens=5)
+    assert isinstance(text, litellm.TextCompletionResponse)
+    assert isinstance(await costrouter.aroute_text_completion("fast", prompt="once upon", max_tokens=5), type(text))
+    message = [{"role": "user", "content": "hi"}]
+    assert costrouter.route_messages("fast", messages=message, max_tokens=5)["type"] == "message"
+    assert (await costrouter.aroute_messages("fast", messages=message, max_tokens=5))["type"] == "message"
+    assert configured.request_count("fast-model") == 4

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import litellm
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from costrouter import BudgetExceededError, CostRouter
 from costrouter import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
-from tests.calltypes import EMBED_PRICE, calltypes_router, session_budget
+from tests.calltypes import EMBED_PRICE, budgeted_router, call_attributes, open_router, store_config
 
 CHUNKS = ["the lighthouse keeper logs the storm", "ships pass the headland at night"]
 WORDS = sum(len(chunk.split()) for chunk in CHUNKS)  # the double bills one token a word
@@ -21,22 +19,7 @@ WORDS = sum(len(chunk.split()) for chunk in CHUNKS)  # the double bills one toke
 
 @pytest.fixture
 def router(provider: ProviderDouble, capture: TelemetryCapture) -> Iterator[CostRouter]:
-    provider.reset()
-    made = calltypes_router(provider.base_url, capture)
-    yield made
-    made.shutdown()
-
-
-def _budgeted(
-    provider: ProviderDouble, capture: TelemetryCapture, limit_usd: float, store: dict[str, Any]
-) -> CostRouter:
-    provider.reset()
-    return calltypes_router(provider.base_url, capture, session_budget(limit_usd, store))
-
-
-def _attributes(capture: TelemetryCapture) -> dict[str, Any]:
-    (span,) = capture.call_spans()
-    return dict(span.attributes or {})
+    yield from open_router(provider, capture)
 
 
 def test_an_embedding_is_a_span_with_its_usage_and_cost(router: CostRouter, capture: TelemetryCapture) -> None:
@@ -69,7 +52,7 @@ def test_an_embedding_is_retried_after_a_429(
 
     router.route_embedding("embed", input=CHUNKS)
 
-    attributes = _attributes(capture)
+    attributes = call_attributes(capture)
     assert [r.headers.get("x-stainless-retry-count") for r in provider.requests] == ["0", "1"]
     assert attributes[sc.ROUTER_ATTEMPTS] == 1
     assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(WORDS * EMBED_PRICE)
@@ -83,7 +66,7 @@ def test_an_embedding_falls_back_to_another_group(
 
     router.route_embedding("embed", input=CHUNKS)
 
-    attributes = _attributes(capture)
+    attributes = call_attributes(capture)
     assert attributes[sc.ROUTER_SERVED_GROUP] == "embed-backup"
     assert attributes[sc.ROUTER_FALLBACKS] == 1
     assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(WORDS * EMBED_PRICE / 2)
@@ -94,14 +77,14 @@ def test_an_embedding_falls_back_to_another_group(
 def test_a_budget_refuses_a_large_embedding_before_the_provider(
     provider: ProviderDouble, capture: TelemetryCapture
 ) -> None:
-    router = _budgeted(provider, capture, 0.0001, {"backend": "memory"})  # 100 micro-dollars
+    router = budgeted_router(provider, capture, 0.0001, {"backend": "memory"})  # 100 micro-dollars
     chunks = ["word " * 50] * 10  # 500 tokens at 1 micro-dollar each
 
     with pytest.raises(BudgetExceededError):
         router.route_embedding("embed", input=chunks, session_id="s-big")
 
     assert provider.request_count() == 0
-    assert _attributes(capture)[sc.BUDGET_OUTCOME] == "rejected"
+    assert call_attributes(capture)[sc.BUDGET_OUTCOME] == "rejected"
     router.shutdown()
 
 
@@ -109,10 +92,8 @@ def test_a_budget_refuses_a_large_embedding_before_the_provider(
 def test_an_embedding_settles_to_the_micro_dollar(
     provider: ProviderDouble, capture: TelemetryCapture, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    store: dict[str, Any] = {"backend": backend, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
-    if backend == "redis":
-        store["redis_url"] = request.getfixturevalue("redis_url")
-    router = _budgeted(provider, capture, 1.0, store)
+    store = store_config(backend, request)
+    router = budgeted_router(provider, capture, 1.0, store)
 
     router.route_embedding("embed", input=CHUNKS, session_id="s-settle")
 
@@ -120,7 +101,7 @@ def test_an_embedding_settles_to_the_micro_dollar(
     (status,) = router.budgets.status("session", "s-settle")
     assert status.spent_micros == WORDS  # 11 tokens x 1e-6 USD: hand-computed
     assert status.held_micros == 0
-    assert _attributes(capture)[sc.BUDGET_SETTLED_USD] == pytest.approx(WORDS * 1e-6)
+    assert call_attributes(capture)[sc.BUDGET_SETTLED_USD] == pytest.approx(WORDS * 1e-6)
     router.shutdown()
 
 

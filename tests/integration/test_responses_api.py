@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from opentelemetry.trace import StatusCode
@@ -14,7 +12,7 @@ from costrouter import BudgetExceededError, CostRouter
 from costrouter import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from costrouter.tokens import count_text_tokens
-from tests.calltypes import ANSWER_PRICES, calltypes_router, session_budget
+from tests.calltypes import ANSWER_PRICES, budgeted_router, call_attributes, open_router, store_config
 
 QUESTION = "which ships passed the headland last night"
 INPUT_TOKENS = len(QUESTION.split())  # the double bills one token a word
@@ -26,22 +24,7 @@ def price(input_tokens: int, output_tokens: int, share: float = 1.0) -> float:
 
 @pytest.fixture
 def router(provider: ProviderDouble, capture: TelemetryCapture) -> Iterator[CostRouter]:
-    provider.reset()
-    made = calltypes_router(provider.base_url, capture)
-    yield made
-    made.shutdown()
-
-
-def _budgeted(
-    provider: ProviderDouble, capture: TelemetryCapture, limit_usd: float, store: dict[str, Any]
-) -> CostRouter:
-    provider.reset()
-    return calltypes_router(provider.base_url, capture, session_budget(limit_usd, store))
-
-
-def _attributes(capture: TelemetryCapture) -> dict[str, Any]:
-    (span,) = capture.call_spans()
-    return dict(span.attributes or {})
+    yield from open_router(provider, capture)
 
 
 def test_a_response_is_a_span_with_its_usage_and_cost(router: CostRouter, capture: TelemetryCapture) -> None:
@@ -67,7 +50,7 @@ async def test_a_response_is_retried_after_a_429(
 
     await router.aroute_response("answer", input=QUESTION, max_output_tokens=50)
 
-    attributes = _attributes(capture)
+    attributes = call_attributes(capture)
     assert provider.request_count("resp-model") == 2
     assert attributes[sc.ROUTER_ATTEMPTS] == 2
     assert attributes[sc.ROUTER_RETRIES] == 1
@@ -81,7 +64,7 @@ async def test_a_response_falls_back_to_another_group(
 
     await router.aroute_response("answer", input=QUESTION, max_output_tokens=50)
 
-    attributes = _attributes(capture)
+    attributes = call_attributes(capture)
     assert attributes[sc.ROUTER_SERVED_GROUP] == "answer-backup"
     assert attributes[sc.ROUTER_FALLBACKS] == 1
     assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(price(INPUT_TOKENS, 8, 0.5))
@@ -109,18 +92,18 @@ def test_litellm_sync_responses_neither_retries_nor_falls_back(
 
 
 def test_a_budget_refuses_a_response_before_the_provider(provider: ProviderDouble, capture: TelemetryCapture) -> None:
-    router = _budgeted(provider, capture, 0.001, {"backend": "memory"})
+    router = budgeted_router(provider, capture, 0.001, {"backend": "memory"})
 
     with pytest.raises(BudgetExceededError):  # 1,000 output tokens at 5 micro-dollars each
         router.route_response("answer", input=QUESTION, max_output_tokens=1000, session_id="s-big")
 
     assert provider.request_count() == 0
-    assert _attributes(capture)[sc.BUDGET_OUTCOME] == "rejected"
+    assert call_attributes(capture)[sc.BUDGET_OUTCOME] == "rejected"
     router.shutdown()
 
 
 def test_without_max_output_tokens_the_policy_cap_is_sent(provider: ProviderDouble, capture: TelemetryCapture) -> None:
-    router = _budgeted(provider, capture, 1.0, {"backend": "memory"})
+    router = budgeted_router(provider, capture, 1.0, {"backend": "memory"})
 
     router.route_response("answer", input=QUESTION, session_id="s-cap")
 
@@ -133,10 +116,8 @@ def test_without_max_output_tokens_the_policy_cap_is_sent(provider: ProviderDoub
 def test_a_streamed_response_settles_to_the_micro_dollar(
     provider: ProviderDouble, capture: TelemetryCapture, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    store: dict[str, Any] = {"backend": backend, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
-    if backend == "redis":
-        store["redis_url"] = request.getfixturevalue("redis_url")
-    router = _budgeted(provider, capture, 1.0, store)
+    store = store_config(backend, request)
+    router = budgeted_router(provider, capture, 1.0, store)
     provider.script("resp-model", Reply(completion_tokens=4))
 
     events = list(router.route_response("answer", input=QUESTION, max_output_tokens=50, stream=True, session_id="s1"))
@@ -146,7 +127,7 @@ def test_a_streamed_response_settles_to_the_micro_dollar(
     (status,) = router.budgets.status("session", "s1")
     assert status.spent_micros == INPUT_TOKENS * 2 + 4 * 5  # 7 x 2 + 4 x 5 micro-dollars: hand-computed
     assert status.held_micros == 0
-    attributes = _attributes(capture)
+    attributes = call_attributes(capture)
     assert attributes[sc.ROUTER_STREAM_OUTCOME] == "completed"
     assert attributes[sc.ROUTER_USAGE_SOURCE] == "reported"
     assert attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 4
@@ -163,7 +144,7 @@ def test_a_stream_closed_early_ends_its_call(
         pass
     stream.close()
 
-    attributes = _attributes(capture)
+    attributes = call_attributes(capture)
     assert attributes[sc.ROUTER_STREAM_OUTCOME] == "closed_early"
     assert attributes[sc.ROUTER_USAGE_SOURCE] == "counted"
     # the input counted as one user message (cl100k): 6 tokens a call, 6 a message, 1 for the role

@@ -1,11 +1,9 @@
-"""Legacy text completions through the router (async: LiteLLM's sync Router.text_completion is broken)."""
+"""Legacy text completions through the router; the sync twin awaits LiteLLM's async call (its sync one is broken)."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import litellm
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from costrouter import BudgetExceededError, CostRouter
 from costrouter import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
-from tests.calltypes import TEXT_PRICES, calltypes_router, session_budget
+from tests.calltypes import TEXT_PRICES, budgeted_router, call_attributes, open_router, store_config
 
 PROMPT = "once upon a time a lighthouse"
 PROMPT_TOKENS = len(PROMPT.split())  # the double bills one token a word
@@ -25,15 +23,7 @@ def price(prompt_tokens: int, completion_tokens: int, share: float = 1.0) -> flo
 
 @pytest.fixture
 def router(provider: ProviderDouble, capture: TelemetryCapture) -> Iterator[CostRouter]:
-    provider.reset()
-    made = calltypes_router(provider.base_url, capture)
-    yield made
-    made.shutdown()
-
-
-def _attributes(capture: TelemetryCapture) -> dict[str, Any]:
-    (span,) = capture.call_spans()
-    return dict(span.attributes or {})
+    yield from open_router(provider, capture)
 
 
 async def test_a_text_completion_is_a_span_with_its_usage_and_cost(
@@ -58,7 +48,7 @@ async def test_a_text_completion_is_retried_after_a_429(
 
     await router.aroute_text_completion("text", prompt=PROMPT, max_tokens=20)
 
-    attributes = _attributes(capture)
+    attributes = call_attributes(capture)
     assert provider.request_count("tc-model") == 2
     assert attributes[sc.ROUTER_ATTEMPTS] == 2
     assert attributes[sc.ROUTER_RETRIES] == 1
@@ -72,15 +62,14 @@ async def test_a_text_completion_falls_back_to_another_group(
 
     await router.aroute_text_completion("text", prompt=PROMPT, max_tokens=20)
 
-    attributes = _attributes(capture)
+    attributes = call_attributes(capture)
     assert attributes[sc.ROUTER_SERVED_GROUP] == "text-backup"
     assert attributes[sc.ROUTER_FALLBACKS] == 1
     assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(price(PROMPT_TOKENS, 8, 0.5))
 
 
 async def test_a_budget_holds_every_prompt_of_a_list(provider: ProviderDouble, capture: TelemetryCapture) -> None:
-    provider.reset()
-    router = calltypes_router(provider.base_url, capture, session_budget(0.001, {"backend": "memory"}))
+    router = budgeted_router(provider, capture, 0.001, {"backend": "memory"})
 
     # one prompt: 100 x 4 micro-dollars of output fits; four prompts x 2 choices: 3,200 do not
     await router.aroute_text_completion("text", prompt=PROMPT, max_tokens=100, session_id="s-one")
@@ -95,11 +84,8 @@ async def test_a_budget_holds_every_prompt_of_a_list(provider: ProviderDouble, c
 async def test_a_text_completion_settles_to_the_micro_dollar(
     provider: ProviderDouble, capture: TelemetryCapture, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    store: dict[str, Any] = {"backend": backend, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
-    if backend == "redis":
-        store["redis_url"] = request.getfixturevalue("redis_url")
-    provider.reset()
-    router = calltypes_router(provider.base_url, capture, session_budget(1.0, store))
+    store = store_config(backend, request)
+    router = budgeted_router(provider, capture, 1.0, store)
 
     await router.aroute_text_completion("text", prompt=PROMPT, max_tokens=20, session_id="s-settle")
 
@@ -132,3 +118,42 @@ async def test_concurrent_text_completions_keep_their_own_spans(
 async def test_a_prompt_of_the_wrong_type_is_refused(router: CostRouter) -> None:
     with pytest.raises(TypeError, match="prompt must be a string or a list of strings"):
         await router.aroute_text_completion("text", prompt=42)
+
+
+def test_the_sync_twin_retries_after_a_429(
+    router: CostRouter, provider: ProviderDouble, capture: TelemetryCapture
+) -> None:
+    provider.script("tc-model", Fail(429, retry_after=0.01), Reply(completion_tokens=3))
+
+    response = router.route_text_completion("text", prompt=PROMPT, max_tokens=20)
+
+    assert isinstance(response, litellm.TextCompletionResponse)
+    attributes = call_attributes(capture)
+    assert provider.request_count("tc-model") == 2
+    assert attributes[sc.ROUTER_ATTEMPTS] == 2
+    assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(price(PROMPT_TOKENS, 3))
+
+
+def test_the_sync_twin_falls_back_and_settles_to_the_micro_dollar(
+    provider: ProviderDouble, capture: TelemetryCapture
+) -> None:
+    router = budgeted_router(provider, capture, 1.0, {"backend": "memory"})
+    provider.set_default("tc-model", Fail(500))
+
+    router.route_text_completion("text", prompt=PROMPT, max_tokens=20, session_id="s-sync")
+
+    attributes = call_attributes(capture)
+    assert attributes[sc.ROUTER_SERVED_GROUP] == "text-backup"
+    assert router.budgets is not None
+    (status,) = router.budgets.status("session", "s-sync")
+    assert status.spent_micros == PROMPT_TOKENS * 1.5 + 8 * 2  # the backup's half prices: 25 micro-dollars
+    router.shutdown()
+
+
+async def test_a_stream_is_refused_rather_than_under_charged(router: CostRouter, provider: ProviderDouble) -> None:
+    with pytest.raises(ValueError, match="does not route streams yet"):
+        router.route_text_completion("text", prompt=PROMPT, max_tokens=20, stream=True)
+    with pytest.raises(ValueError, match="does not route streams yet"):
+        await router.aroute_text_completion("text", prompt=PROMPT, max_tokens=20, stream=True)
+
+    assert provider.request_count() == 0

@@ -38,12 +38,6 @@ def test_importing_costrouter_does_not_import_litellm() -> None:
 
 
 def test_each_call_type_has_a_sync_and_an_async_module_level_function() -> None:
-    for kind in ("completion", "embedding", "response"):
+    for kind in ("completion", "embedding", "response", "text_completion", "messages"):
         assert f"route_{kind}" in costrouter.__all__
         assert f"aroute_{kind}" in costrouter.__all__
-
-
-def test_text_completion_is_async_only() -> None:
-    """LiteLLM 1.106's sync ``Router.text_completion`` fails for every deployment."""
-    assert "aroute_text_completion" in costrouter.__all__
-    assert "route_text_completion" not in costrouter.__all__
