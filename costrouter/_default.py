@@ -76,14 +76,29 @@ async def aroute_messages(group: str, **kwargs: Any) -> Any:
     return await default_router().aroute_messages(group, **kwargs)
 
 
+def route_rerank(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.route_rerank` on the default router."""
+    return default_router().route_rerank(group, **kwargs)
+
+
 async def aroute_rerank(group: str, **kwargs: Any) -> Any:
     """:meth:`CostRouter.aroute_rerank` on the default router."""
     return await default_router().aroute_rerank(group, **kwargs)
 
 
+def route_transcription(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.route_transcription` on the default router."""
+    return default_router().route_transcription(group, **kwargs)
+
+
 async def aroute_transcription(group: str, **kwargs: Any) -> Any:
     """:meth:`CostRouter.aroute_transcription` on the default router."""
     return await default_router().aroute_transcription(group, **kwargs)
+
+
+def route_speech(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.route_speech` on the default router."""
+    return default_router().route_speech(group, **kwargs)
 
 
 async def aroute_speech(group: str, **kwargs: Any) -> Any:
@@ -99,6 +114,11 @@ def route_image(group: str, **kwargs: Any) -> Any:
 async def aroute_image(group: str, **kwargs: Any) -> Any:
     """:meth:`CostRouter.aroute_image` on the default router."""
     return await default_router().aroute_image(group, **kwargs)
+
+
+def route_image_edit(group: str, **kwargs: Any) -> Any:
+    """:meth:`CostRouter.route_image_edit` on the default router."""
+    return default_router().route_image_edit(group, **kwargs)
 
 
 async def aroute_image_edit(group: str, **kwargs: Any) -> Any:

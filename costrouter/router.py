@@ -318,7 +318,7 @@ class CostRouter:
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(MESSAGES, group, (), caller, litellm_kwargs)
 
-    async def aroute_rerank(
+    def route_rerank(
         self,
         group: str,
         *,
@@ -332,12 +332,28 @@ class CostRouter:
         """Rerank ``documents=`` against ``query=`` through ``group``; returns LiteLLM's ``RerankResponse``.
 
         Held for the search units the documents can take (one per 100 documents, a long
-        document counting once per 500 tokens). Async only: LiteLLM's Router has no sync rerank.
+        document counting once per 500 tokens). LiteLLM's Router has
+        it in async only: this awaits it on costrouter's loop thread.
         """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return self._route(RERANK, group, (), caller, litellm_kwargs)
+
+    async def aroute_rerank(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """The async twin of :meth:`route_rerank`."""
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(RERANK, group, (), caller, litellm_kwargs)
 
-    async def aroute_transcription(
+    def route_transcription(
         self,
         group: str,
         *,
@@ -352,12 +368,28 @@ class CostRouter:
 
         Returns LiteLLM's ``TranscriptionResponse``. Held for the seconds a WAV header states,
         else the file's size at 8 kbit/s capped by ``defaults.max_audio_seconds``; settled by
-        the duration (or tokens) the response reports. Async only, as LiteLLM's Router.
+        the duration (or tokens) the response reports. LiteLLM's Router has it in async only: this awaits it on
+        costrouter's loop thread.
         """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return self._route(TRANSCRIPTION, group, (), caller, litellm_kwargs)
+
+    async def aroute_transcription(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """The async twin of :meth:`route_transcription`."""
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(TRANSCRIPTION, group, (), caller, litellm_kwargs)
 
-    async def aroute_speech(
+    def route_speech(
         self,
         group: str,
         *,
@@ -370,8 +402,24 @@ class CostRouter:
     ) -> Any:
         """Speak ``input=`` (with ``voice=`` …) through ``group``; returns LiteLLM's binary audio response.
 
-        Held and settled for every character of the input. Async only, as LiteLLM's Router.
+        Held and settled for every character of the input. LiteLLM's Router has it in async only: this awaits it on
+        costrouter's loop thread.
         """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return self._route(SPEECH, group, (), caller, litellm_kwargs)
+
+    async def aroute_speech(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """The async twin of :meth:`route_speech`."""
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(SPEECH, group, (), caller, litellm_kwargs)
 
@@ -409,7 +457,7 @@ class CostRouter:
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(IMAGE_GENERATION, group, (), caller, litellm_kwargs)
 
-    async def aroute_image_edit(
+    def route_image_edit(
         self,
         group: str,
         *,
@@ -422,8 +470,24 @@ class CostRouter:
     ) -> Any:
         """Edit ``image=`` by ``prompt=`` through ``group``; priced and held as :meth:`route_image`.
 
-        Async only: LiteLLM's Router edits images in async only.
+        LiteLLM's Router has it in async only: this awaits it on
+        costrouter's loop thread.
         """
+        caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
+        return self._route(IMAGE_EDIT, group, (), caller, litellm_kwargs)
+
+    async def aroute_image_edit(
+        self,
+        group: str,
+        *,
+        session_id: Id | None = None,
+        user_id: Id | None = None,
+        team_id: Id | None = None,
+        tags: Tags | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> Any:
+        """The async twin of :meth:`route_image_edit`."""
         caller = resolve_caller(session_id, user_id, team_id, tags, metadata)
         return await self._aroute(IMAGE_EDIT, group, (), caller, litellm_kwargs)
 

@@ -131,6 +131,7 @@ IMAGE_EDIT = Operation(
     name="image_edit",
     genai_name="image_edit",
     method="image_edit",
+    sync_through_loop=True,
     metadata_arg="litellm_metadata",  # LiteLLM's generic route reads the model group from it
     **_COMMON,
 )

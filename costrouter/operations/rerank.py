@@ -93,6 +93,7 @@ RERANK = Operation(
     name="rerank",
     genai_name="rerank",
     method="rerank",
+    sync_through_loop=True,
     modes=frozenset({"rerank"}),
     output_arg=None,
     check=check_rerank,

@@ -50,6 +50,7 @@ SPEECH = Operation(
     name="speech",
     genai_name="speech",
     method="speech",
+    sync_through_loop=True,
     modes=frozenset({"audio_speech"}),
     output_arg=None,
     check=check_speech,

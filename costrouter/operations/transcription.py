@@ -99,6 +99,7 @@ TRANSCRIPTION = Operation(
     name="transcription",
     genai_name="transcription",
     method="transcription",
+    sync_through_loop=True,
     modes=frozenset({"audio_transcription"}),
     output_arg=None,
     check=check_transcription,
