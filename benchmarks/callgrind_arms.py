@@ -69,7 +69,7 @@ def _litellm_arm(name: str, router: Any, spans: Callable[[], int]) -> Arm:
     return Arm(name, acall, spans)
 
 
-def build(name: str, redis_url: str | None) -> Arm:
+def build(name: str, redis_url: str | None, lease: int = 0) -> Arm:
     """Set up arm ``name`` in this (fresh) process."""
     provider, exporter = variants.sdk_tracer_provider()
 
@@ -88,11 +88,12 @@ def build(name: str, redis_url: str | None) -> Arm:
         litellm.callbacks = ["otel"]
         return _litellm_arm(name, _bare_router(), spans)
     if name in ("costrouter", "costrouter_memory", "costrouter_redis"):
-        return _costrouter_arm(name, redis_url, provider, spans)
+        return _costrouter_arm(name, redis_url, provider, spans, lease)
     raise ValueError(f"unknown arm {name!r}; known: {', '.join(ARM_NAMES)}")
 
 
-def _costrouter_arm(name: str, redis_url: str | None, provider: Any, spans: Callable[[], int]) -> Arm:
+def _costrouter_arm(name: str, redis_url: str | None, provider: Any, spans: Callable[[], int], lease: int) -> Arm:
+    """``lease`` > 0: the Redis store serves from per-process leases and ``lease`` calls share a session."""
     budgets = None
     if name == "costrouter_memory":
         budgets = variants.budget_policy("memory", None)
@@ -100,6 +101,9 @@ def _costrouter_arm(name: str, redis_url: str | None, provider: Any, spans: Call
         if redis_url is None:
             raise ValueError("the costrouter_redis arm needs --redis-url")
         budgets = variants.budget_policy("redis", redis_url)
+        if lease > 0:
+            budgets["store"]["lease"] = {"enabled": True}
+    calls_per_session = max(lease, 1)
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     router = CostRouter(
         variants.router_config("http://127.0.0.1:9/v1"),
@@ -112,7 +116,7 @@ def _costrouter_arm(name: str, redis_url: str | None, provider: Any, spans: Call
         return await router.aroute_completion(
             variants.GROUP,
             variants.MESSAGES,
-            session_id=f"session-{i % variants.SESSIONS}",
+            session_id=f"session-{(i // calls_per_session) % variants.SESSIONS}",
             max_tokens=variants.MAX_TOKENS,
             **MOCK,
         )

@@ -61,6 +61,8 @@ def _worker_command(arms: list[str], args: argparse.Namespace, work: Path, redis
         str(args.warmup),
         "--layer-calls",
         str(args.layer_calls),
+        "--lease",
+        str(args.lease),
         "--out",
         str(work),
     ]
@@ -256,6 +258,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="callgrind", help="file stem of the outputs")
+    parser.add_argument(
+        "--lease", type=int, default=0, help="the Redis arm with per-process leases on, N calls per session (0: off)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the callgrind.out files")
     parser.add_argument("--from-dir", type=Path, help="summarize the kept files of an earlier run instead of running")
     args = parser.parse_args()
@@ -281,6 +286,7 @@ def main() -> None:
         "runs": args.runs,
         "calls": args.calls,
         "warmup": args.warmup,
+        "lease_calls_per_session": args.lease,
         "valgrind": _valgrind_version(),
         "python": platform.python_version(),
         "litellm": _version("litellm"),

@@ -118,7 +118,7 @@ async def _block(cgmark: Any, arm: callgrind_arms.Arm, label: str, first: int, c
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     cgmark = cgmark_build.load()
-    arm = callgrind_arms.build(args.arm, args.redis_url)
+    arm = callgrind_arms.build(args.arm, args.redis_url, args.lease)
     i = 0
     for i in range(args.warmup):
         await arm.acall(i)
@@ -200,6 +200,7 @@ def main() -> None:
     parser.add_argument("--layer-calls", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--redis-url")
+    parser.add_argument("--lease", type=int, default=0, help="Redis arm: leases on, N calls per session")
     parser.add_argument("--out", required=True, type=Path, help="the JSON file (--arm) or the directory (--arms)")
     args = parser.parse_args()
     if args.arms:
