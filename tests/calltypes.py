@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from costrouter import CostRouter
+from costrouter import semconv as sc
 from costrouter.testing import ProviderDouble, TelemetryCapture
 
 EMBED_PRICE = 1e-6
@@ -248,3 +249,17 @@ def wav_audio(seconds: float, byte_rate: int = 32000) -> bytes:
     fmt = (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + (byte_rate // 2).to_bytes(4, "little")
     fmt += byte_rate.to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
     return header + b"fmt " + (16).to_bytes(4, "little") + fmt + b"data" + data.to_bytes(4, "little") + bytes(data)
+
+
+def sized_call_spans(capture: TelemetryCapture, count: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The ``count`` call spans of a concurrency test, each with the size its session id ``s<size>`` names.
+
+    Every call made one successful attempt, as a child of its own span.
+    """
+    spans = capture.call_spans()
+    assert len(spans) == count
+    for span in spans:
+        attributes = dict(span.attributes or {})
+        (attempt,) = capture.attempt_spans(span)
+        assert attempt.attributes[sc.ATTEMPT_OUTCOME] == "success"  # type: ignore[index]
+        yield int(str(attributes[sc.SESSION_ID])[1:]), attributes

@@ -17,7 +17,7 @@ from tests.calltypes import (
     IMAGE_PRICES,
     budgeted_router,
     call_attributes,
-    calltypes_router,
+    open_router,
     store_config,
 )
 
@@ -26,10 +26,7 @@ PROMPT = "a lighthouse in a storm"
 
 @pytest.fixture
 def router(provider: ProviderDouble, capture: TelemetryCapture) -> Iterator[CostRouter]:
-    provider.reset()
-    made = calltypes_router(provider.base_url, capture)
-    yield made
-    made.shutdown()
+    yield from open_router(provider, capture)
 
 
 def test_an_image_generation_is_a_span_with_its_images_and_cost(

@@ -25,7 +25,7 @@ from tests.calltypes import (
     STT_PRICE,
     TTS_PRICE,
     budgeted_router,
-    calltypes_router,
+    open_router,
     store_config,
     wav_audio,
 )
@@ -79,10 +79,7 @@ RETRIED_MODELS = {"rerank": "rerank-model", "image_edit": "img-model"}
 
 @pytest.fixture
 def router(provider: ProviderDouble, capture: TelemetryCapture) -> Iterator[CostRouter]:
-    provider.reset()
-    made = calltypes_router(provider.base_url, capture)
-    yield made
-    made.shutdown()
+    yield from open_router(provider, capture)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -11,7 +11,14 @@ import pytest
 from costrouter import BudgetExceededError, CostRouter
 from costrouter import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
-from tests.calltypes import RERANK_PRICE, budgeted_router, call_attributes, calltypes_router, store_config
+from tests.calltypes import (
+    RERANK_PRICE,
+    budgeted_router,
+    call_attributes,
+    open_router,
+    sized_call_spans,
+    store_config,
+)
 
 QUERY = "which ship passed the headland"
 DOCUMENTS = ["the lighthouse keeper logs the storm", "ships pass the headland at night", "gulls"]
@@ -19,10 +26,7 @@ DOCUMENTS = ["the lighthouse keeper logs the storm", "ships pass the headland at
 
 @pytest.fixture
 def router(provider: ProviderDouble, capture: TelemetryCapture) -> Iterator[CostRouter]:
-    provider.reset()
-    made = calltypes_router(provider.base_url, capture)
-    yield made
-    made.shutdown()
+    yield from open_router(provider, capture)
 
 
 async def test_a_rerank_is_a_span_with_its_search_units_and_cost(
@@ -123,15 +127,9 @@ async def test_concurrent_reranks_keep_their_own_spans(
         )
     )
 
-    spans = capture.call_spans()
-    assert len(spans) == len(sizes)
-    for span in spans:
-        attributes = dict(span.attributes or {})
-        size = int(str(attributes[sc.SESSION_ID])[1:])
+    for size, attributes in sized_call_spans(capture, len(sizes)):
         assert attributes[sc.ROUTER_USAGE_SEARCH_UNITS] == size
         assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(size * RERANK_PRICE)
-        (attempt,) = capture.attempt_spans(span)
-        assert attempt.attributes[sc.ATTEMPT_OUTCOME] == "success"  # type: ignore[index]
 
 
 async def test_a_rerank_on_an_embedding_group_is_a_clear_error(router: CostRouter, provider: ProviderDouble) -> None:

@@ -11,17 +11,14 @@ from litellm.types.llms.openai import HttpxBinaryResponseContent
 from costrouter import BudgetExceededError, CostRouter
 from costrouter import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
-from tests.calltypes import TTS_PRICE, budgeted_router, call_attributes, calltypes_router, store_config
+from tests.calltypes import TTS_PRICE, budgeted_router, call_attributes, open_router, store_config
 
 TEXT = "Hello there"
 
 
 @pytest.fixture
 def router(provider: ProviderDouble, capture: TelemetryCapture) -> Iterator[CostRouter]:
-    provider.reset()
-    made = calltypes_router(provider.base_url, capture)
-    yield made
-    made.shutdown()
+    yield from open_router(provider, capture)
 
 
 async def test_speech_is_a_span_with_its_characters_and_cost(
