@@ -1,8 +1,10 @@
 """A private event loop on a daemon thread, for the sync twin of a LiteLLM call that only works async.
 
-LiteLLM 1.106's ``Router.anthropic_messages`` is its async wrapper (it returns a coroutine) and
-its sync ``Router.text_completion`` neither routes nor retries; the sync ``route_messages`` and
-``route_text_completion`` await the async Router methods here. One loop serves the whole process
+LiteLLM 1.106's ``Router.anthropic_messages`` is its async wrapper (it returns a coroutine), its
+sync ``Router.text_completion`` neither routes nor retries, and its Router has rerank,
+transcription, speech and image edits in async only; the sync ``route_messages``,
+``route_text_completion``, ``route_rerank``, ``route_transcription``, ``route_speech`` and
+``route_image_edit`` await the async Router methods here. One loop serves the whole process
 (:func:`shared_loop`) and is never closed: LiteLLM caches its HTTP clients per loop (by the loop's
 ``id``), so a loop closed and another made in its place could meet a dead client. Each call runs
 in a copy of the caller's context (its OpenTelemetry span included), and LiteLLM's exceptions
