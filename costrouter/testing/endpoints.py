@@ -12,10 +12,11 @@ message), unless the :class:`Reply` says ``prompt_tokens``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -76,6 +77,25 @@ def response_object(
     }
 
 
+async def paced(
+    http_request: web.Request, pieces: list[str], cut_after: int | None, chunk_delay: float = 0.0
+) -> AsyncIterator[str]:
+    """``pieces`` in order, ``chunk_delay`` apart; after ``cut_after`` of them the connection is dropped.
+
+    A cut leaves the stream without its closing events, as a crashed upstream does: the caller
+    sees the iteration end early (fewer pieces than it has) and returns without them.
+    """
+    for index, piece in enumerate(pieces):
+        if cut_after is not None and index >= cut_after:
+            transport = http_request.transport
+            if transport is not None:
+                transport.abort()
+            return
+        if index and chunk_delay:
+            await asyncio.sleep(chunk_delay)
+        yield piece
+
+
 async def responses_stream(
     http_request: web.Request, body: dict[str, Any], pieces: list[str], input_tokens: int, cut_after: int | None
 ) -> tuple[web.StreamResponse, int]:
@@ -93,15 +113,12 @@ async def responses_stream(
     started.pop("usage")
     await send({"type": "response.created", "sequence_number": 0, "response": started})
     sent = 0
-    for index, piece in enumerate(pieces):
-        if cut_after is not None and index >= cut_after:
-            transport = http_request.transport
-            if transport is not None:
-                transport.abort()
-            return response, sent
+    async for piece in paced(http_request, pieces, cut_after):
         delta = {"type": "response.output_text.delta", "item_id": "msg_0", "output_index": 0}
-        await send({**delta, "content_index": 0, "delta": piece, "sequence_number": index + 1})
+        await send({**delta, "content_index": 0, "delta": piece, "sequence_number": sent + 1})
         sent += 1
+    if sent < len(pieces):
+        return response, sent
     final = response_object(body, "".join(pieces), input_tokens, len(pieces), "completed")
     final["id"] = started["id"]
     await send({"type": "response.completed", "sequence_number": len(pieces) + 1, "response": final})

@@ -28,6 +28,7 @@ from costrouter.testing.endpoints import (
     embeddings_payload,
     images_payload,
     input_words,
+    paced,
     rerank_payload,
     response_object,
     responses_stream,
@@ -620,17 +621,11 @@ async def _stream_response(
     sent = 0
     try:
         await send(chunk({"role": "assistant", "content": ""}))
-        for index, piece in enumerate(pieces):
-            if reply.cut_after is not None and index >= reply.cut_after:
-                # Drop the connection without the terminating chunk, as a crashed upstream does.
-                transport = http_request.transport
-                if transport is not None:
-                    transport.abort()
-                return response
-            if index and reply.chunk_delay:
-                await asyncio.sleep(reply.chunk_delay)
+        async for piece in paced(http_request, pieces, reply.cut_after, reply.chunk_delay):
             await send(chunk({"content": piece}))
             sent += 1
+        if sent < len(pieces):
+            return response  # cut: no terminating chunk
         await send(chunk({}, reply.finish_reason))
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if wants_usage and reply.include_usage:
@@ -707,16 +702,11 @@ async def _anthropic_stream(
     try:
         await send("message_start", {"message": start})
         await send("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
-        for index, piece in enumerate(pieces):
-            if reply.cut_after is not None and index >= reply.cut_after:
-                transport = http_request.transport
-                if transport is not None:
-                    transport.abort()
-                return response
-            if index and reply.chunk_delay:
-                await asyncio.sleep(reply.chunk_delay)
+        async for piece in paced(http_request, pieces, reply.cut_after, reply.chunk_delay):
             await send("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
             sent += 1
+        if sent < len(pieces):
+            return response  # cut: no closing events
     finally:
         model = str(body.get("model", ""))
         bill(Answer(model, _anthropic_prompt_tokens(usage), sent, complete=sent == len(pieces)))
