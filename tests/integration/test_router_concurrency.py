@@ -2,73 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import uuid
-from pathlib import Path
-
-from costrouter.budget import BudgetPolicy
-from costrouter.budget.redis import RedisBudgetStore
-from costrouter.money import usd_to_micros
-from costrouter.testing import ProviderDouble, Reply
-
-ROOT = Path(__file__).resolve().parents[2]
-PROCESSES = 4
-CALLS_PER_PROCESS = 50
-LIMIT_USD = 0.003
+from costrouter.testing import Reply
+from tests.integration.shared_session import assert_books_balance, run_shared_session
 
 
 def test_four_processes_of_fifty_concurrent_calls_never_overspend(redis_url: str) -> None:
-    prefix = f"t{uuid.uuid4().hex[:10]}"
-    with ProviderDouble() as provider:
-        # A little latency keeps many holds alive at once, which is what makes overspend possible.
-        provider.set_default("fast-model", Reply(completion_tokens=10, delay=0.05))
-        environment = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-        command = [
-            sys.executable,
-            "-m",
-            "tests.workers.concurrent_calls",
-            provider.base_url,
-            redis_url,
-            prefix,
-            str(LIMIT_USD),
-            str(CALLS_PER_PROCESS),
-        ]
-        workers = [
-            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, cwd=ROOT)
-            for _ in range(PROCESSES)
-        ]
-        results = []
-        for worker in workers:
-            out, err = worker.communicate(timeout=240)
-            assert worker.returncode == 0, err.decode()[-3000:]
-            results.append(json.loads(out.decode().strip().splitlines()[-1]))
-        requests_seen = provider.request_count("fast-model")
-
-    completed = sum(result["completed"] for result in results)
-    rejected = sum(result["rejected"] for result in results)
-    settled = [amount for result in results for amount in result["settled_micros"]]
-    policy = BudgetPolicy.model_validate(
-        {
-            "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
-            "budgets": [{"scope": "session", "limit_usd": LIMIT_USD, "window": "total"}],
-        }
-    )
-    (budget,) = policy.budgets_for(session_id="shared-session")
-    with RedisBudgetStore(policy.store) as store:
-        status = store.status(budget)
-
-    print(
-        f"\nconcurrency: {PROCESSES * CALLS_PER_PROCESS} calls, {completed} completed, {rejected} rejected, "
-        f"limit {usd_to_micros(LIMIT_USD)} micro-USD, spent {status.spent_micros} micro-USD"
-    )
-    assert completed + rejected == PROCESSES * CALLS_PER_PROCESS  # nothing lost
-    assert completed > 0
-    assert rejected > 0  # the limit really did bite
-    assert requests_seen == completed  # every rejection happened before the provider
-    assert len(settled) == completed
-    assert status.spent_micros == sum(settled)  # nothing counted twice, nothing missed
-    assert status.spent_micros <= usd_to_micros(LIMIT_USD)
-    assert status.held_micros == 0
+    # A little latency keeps many holds alive at once, which is what makes overspend possible.
+    run = run_shared_session(redis_url, limit_usd=0.003, reply=Reply(completion_tokens=10, delay=0.05))
+    print("\n" + run.summary("concurrency"))
+    assert_books_balance(run)
