@@ -230,28 +230,28 @@ def _texts(attributes: Mapping[str, Any]) -> tuple[str | None, ...]:
     get = attributes.get
     requested = get(_REQUESTED)
     if requested.__class__ is not str or not requested:
-        requested = _text(attributes, _REQUESTED)
+        requested = None if requested is None else _text(attributes, _REQUESTED)
     served = get(_SERVED)
     if served.__class__ is not str or not served:
         served = _text(attributes, _SERVED) or requested
     deployment = get(_DEPLOYMENT)
     if deployment.__class__ is not str or not deployment:
-        deployment = _text(attributes, _DEPLOYMENT)
+        deployment = None if deployment is None else _text(attributes, _DEPLOYMENT)
     session = get(_SESSION)
     if session.__class__ is not str or not session:
-        session = _text(attributes, _SESSION)
+        session = None if session is None else _text(attributes, _SESSION)
     user = get(_USER)
     if user.__class__ is not str or not user:
-        user = _text(attributes, _USER)
+        user = None if user is None else _text(attributes, _USER)
     team = get(_TEAM)
     if team.__class__ is not str or not team:
-        team = _text(attributes, _TEAM)
+        team = None if team is None else _text(attributes, _TEAM)
     model = get(_RESPONSE_MODEL)
     if model.__class__ is not str or not model:
         model = _text(attributes, _RESPONSE_MODEL) or _text(attributes, sc.GEN_AI_REQUEST_MODEL)
     operation = get(_OPERATION)
     if operation.__class__ is not str or not operation:
-        operation = _text(attributes, _OPERATION)
+        operation = None if operation is None else _text(attributes, _OPERATION)
     return served, requested, deployment, session, user, team, model, operation
 
 

@@ -124,13 +124,15 @@ class _Counter:
 
     def on_call(self, call: CallSummary) -> None:
         counts = CallCounts.of(call)
-        attempts = counts.attempts
+        attempts = counts[_COUNTED_ATTEMPTS]
         values: tuple[Any, ...] = call  # the key values, by index
         for rows, shape, index, by_attempt, own, aggregator in self._plans:
             if shape is _SINGLE:
                 keys: Iterable[tuple[str | None, ...]] = ((values[index],),)
             elif shape is _TOTAL:
                 keys = _NO_KEYS
+            elif shape is _TAG and len(call.tags) == 1:
+                keys = (call.tags,)
             elif shape is _SEVERAL:
                 keys = (index(call),)
             else:
@@ -182,6 +184,8 @@ _TOTAL: Final = "total"
 _SINGLE: Final = "single"
 _SEVERAL: Final = "several"
 _TAGGED: Final = "tagged"
+_TAG: Final = "tag"
+_COUNTED_ATTEMPTS: Final = CallCounts._fields.index("attempts")
 _NO_KEYS: Final = ((),)
 
 _Plan = tuple[dict[tuple[str | None, ...], ReportRow], str, Any, bool, int | None, Aggregator]
@@ -198,6 +202,8 @@ def _plan(aggregator: Aggregator) -> _Plan:
     own = _ATTEMPT_FIELDS.index(dimensions[0]) if len(dimensions) == 1 and by_attempt else None
     if not dimensions:
         return rows, _TOTAL, None, by_attempt, own, aggregator
+    if dimensions == ("tag",):
+        return rows, _TAG, None, by_attempt, own, aggregator
     if "tag" in dimensions:
         return rows, _TAGGED, None, by_attempt, own, aggregator
     indices = [_FIELDS.index(dimension) for dimension in dimensions]
