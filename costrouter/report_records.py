@@ -52,6 +52,27 @@ MAX_CALL_COST_USD: Final = 1_000_000.0
 """A call span claiming more than this is a bad record, not a cost."""
 _CALL_PREFIX: Final = sc.CALL_SPAN_NAME_PREFIXES
 _ATTEMPT_PREFIX: Final = f"{sc.ATTEMPT_SPAN_NAME_PREFIX}/"
+_MISSING: Final = object()
+_SERVED: Final = sc.ROUTER_SERVED_GROUP
+_REQUESTED: Final = sc.ROUTER_MODEL_GROUP
+_DEPLOYMENT: Final = sc.ROUTER_DEPLOYMENT_ID
+_SESSION: Final = sc.SESSION_ID
+_USER: Final = sc.USER_ID
+_TEAM: Final = sc.TEAM_ID
+_RESPONSE_MODEL: Final = sc.GEN_AI_RESPONSE_MODEL
+_OPERATION: Final = sc.GEN_AI_OPERATION_NAME
+_LATENCY: Final = sc.LLM_LATENCY_MS
+_COST: Final = sc.LLM_USAGE_COST_USD
+_INPUT: Final = sc.GEN_AI_USAGE_INPUT_TOKENS
+_OUTPUT: Final = sc.GEN_AI_USAGE_OUTPUT_TOKENS
+_BUDGET_OUTCOME: Final = sc.BUDGET_OUTCOME
+_ERROR_TYPE: Final = sc.ERROR_TYPE
+_ROUTER_TAGS: Final = sc.ROUTER_TAGS
+_TAG_TAGS: Final = sc.TAG_TAGS
+_ATTEMPT_KIND: Final = sc.ATTEMPT_KIND
+_ATTEMPT_INDEX: Final = sc.ATTEMPT_INDEX
+_ATTEMPT_OUTCOME: Final = sc.ATTEMPT_OUTCOME
+# (module-level names: a million records read each of them, and a global is cheaper than ``sc.X``)
 
 
 class BadRecordError(ValueError):
@@ -172,11 +193,14 @@ def span_kind(record: Mapping[str, Any]) -> Literal["call", "attempt"] | None:
 
 
 def _outcome(record: Mapping[str, Any], attributes: Mapping[str, Any]) -> Literal["ok", "failed", "rejected"]:
-    if attributes.get(sc.BUDGET_OUTCOME) == "rejected" or attributes.get(sc.ERROR_TYPE) == "BudgetExceededError":
+    error = attributes.get(_ERROR_TYPE, _MISSING)
+    if attributes.get(_BUDGET_OUTCOME) == "rejected" or error == "BudgetExceededError":
         return "rejected"
-    status = record.get("status")
-    if (isinstance(status, Mapping) and status.get("code") == "ERROR") or sc.ERROR_TYPE in attributes:
+    if error is not _MISSING:
         return "failed"
+    status = record.get("status")
+    if status.__class__ is dict or isinstance(status, Mapping):
+        return "failed" if status.get("code") == "ERROR" else "ok"
     return "ok"
 
 
@@ -201,36 +225,33 @@ def call_key(record: Mapping[str, Any]) -> tuple[str, str]:
     return str(trace_id), str(span_id)
 
 
-_MISSING: Final = object()
-
-
 def _texts(attributes: Mapping[str, Any]) -> tuple[str | None, ...]:
     """Served group, requested group, deployment, session, user, team, model, operation (``None`` when missing)."""
     get = attributes.get
-    requested = get(sc.ROUTER_MODEL_GROUP)
+    requested = get(_REQUESTED)
     if requested.__class__ is not str or not requested:
-        requested = _text(attributes, sc.ROUTER_MODEL_GROUP)
-    served = get(sc.ROUTER_SERVED_GROUP)
+        requested = None if requested is None else _text(attributes, _REQUESTED)
+    served = get(_SERVED)
     if served.__class__ is not str or not served:
-        served = _text(attributes, sc.ROUTER_SERVED_GROUP) or requested
-    deployment = get(sc.ROUTER_DEPLOYMENT_ID)
+        served = _text(attributes, _SERVED) or requested
+    deployment = get(_DEPLOYMENT)
     if deployment.__class__ is not str or not deployment:
-        deployment = _text(attributes, sc.ROUTER_DEPLOYMENT_ID)
-    session = get(sc.SESSION_ID)
+        deployment = None if deployment is None else _text(attributes, _DEPLOYMENT)
+    session = get(_SESSION)
     if session.__class__ is not str or not session:
-        session = _text(attributes, sc.SESSION_ID)
-    user = get(sc.USER_ID)
+        session = None if session is None else _text(attributes, _SESSION)
+    user = get(_USER)
     if user.__class__ is not str or not user:
-        user = _text(attributes, sc.USER_ID)
-    team = get(sc.TEAM_ID)
+        user = None if user is None else _text(attributes, _USER)
+    team = get(_TEAM)
     if team.__class__ is not str or not team:
-        team = _text(attributes, sc.TEAM_ID)
-    model = get(sc.GEN_AI_RESPONSE_MODEL)
+        team = None if team is None else _text(attributes, _TEAM)
+    model = get(_RESPONSE_MODEL)
     if model.__class__ is not str or not model:
-        model = _text(attributes, sc.GEN_AI_RESPONSE_MODEL) or _text(attributes, sc.GEN_AI_REQUEST_MODEL)
-    operation = get(sc.GEN_AI_OPERATION_NAME)
+        model = _text(attributes, _RESPONSE_MODEL) or _text(attributes, sc.GEN_AI_REQUEST_MODEL)
+    operation = get(_OPERATION)
     if operation.__class__ is not str or not operation:
-        operation = _text(attributes, sc.GEN_AI_OPERATION_NAME)
+        operation = None if operation is None else _text(attributes, _OPERATION)
     return served, requested, deployment, session, user, team, model, operation
 
 
@@ -248,22 +269,28 @@ def call_from_record(record: Mapping[str, Any], attempts: Sequence[AttemptSummar
     end = record.get("end_time_ns")
     if end.__class__ is not int or end < 0:
         end = _whole(record, "end_time_ns")
-    latency = get(sc.LLM_LATENCY_MS, _MISSING)
+    latency = get(_LATENCY, _MISSING)
     if latency.__class__ is not float or not 0.0 <= latency < math.inf:
-        latency = max(0, end - start) / 1000000.0 if latency is _MISSING else _number(attributes, sc.LLM_LATENCY_MS)
-    cost = get(sc.LLM_USAGE_COST_USD)
+        latency = max(0, end - start) / 1000000.0 if latency is _MISSING else _number(attributes, _LATENCY)
+    cost = get(_COST)
     if cost.__class__ is not float or not 0.0 <= cost <= MAX_CALL_COST_USD:
-        cost = _number(attributes, sc.LLM_USAGE_COST_USD, upper=MAX_CALL_COST_USD)
-    input_tokens = get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+        cost = _number(attributes, _COST, upper=MAX_CALL_COST_USD)
+    input_tokens = get(_INPUT)
     if input_tokens.__class__ is not int or input_tokens < 0:
-        input_tokens = _whole(attributes, sc.GEN_AI_USAGE_INPUT_TOKENS)
-    output_tokens = get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+        input_tokens = _whole(attributes, _INPUT)
+    output_tokens = get(_OUTPUT)
     if output_tokens.__class__ is not int or output_tokens < 0:
-        output_tokens = _whole(attributes, sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+        output_tokens = _whole(attributes, _OUTPUT)
     served, requested, deployment, session, user, team, model, operation = _texts(attributes)
     trace_id, span_id = record.get("trace_id", ""), record.get("span_id", "")
     if trace_id.__class__ is not str or span_id.__class__ is not str:
         trace_id, span_id = str(trace_id), str(span_id)
+    outcome = _outcome(record, attributes)
+    tags = get(_ROUTER_TAGS, _MISSING)
+    if tags.__class__ is list and len(tags) == 1 and tags[0].__class__ is str and tags[0]:
+        tags = (tags[0],)
+    else:
+        tags = _tags(attributes)
     return _new_call(
         (
             trace_id,
@@ -274,13 +301,13 @@ def call_from_record(record: Mapping[str, Any], attempts: Sequence[AttemptSummar
             session,
             user,
             team,
-            _outcome(record, attributes),
+            outcome,
             cost,
             input_tokens,
             output_tokens,
             latency,
             attempts if attempts.__class__ is tuple else tuple(attempts),
-            _tags(attributes),
+            tags,
             model,
             start,
             operation,

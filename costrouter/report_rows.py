@@ -70,6 +70,28 @@ class ReportRow:
     latencies_ms: list[float] = field(default_factory=list)
     latency_buckets: dict[int, int] = field(default_factory=dict)
 
+    def __reduce__(self) -> tuple[type[ReportRow], tuple[Any, ...]]:
+        # Rows travel from the worker processes by pickle: a tuple of the fields is much
+        # cheaper than the field-by-field state a slotted dataclass pickles by default.
+        return ReportRow, (
+            self.key,
+            self.calls,
+            self.ok,
+            self.failed,
+            self.rejected,
+            self.attempts,
+            self.failed_attempts,
+            self.retries,
+            self.fallbacks,
+            self.input_tokens,
+            self.output_tokens,
+            self.cost_pico,
+            self.latency_count,
+            self.latency_sum_units,
+            self.latencies_ms,
+            self.latency_buckets,
+        )
+
     @property
     def cost_usd(self) -> float:
         """The summed cost: exact to 1e-12 USD, whatever the number of calls."""
@@ -86,15 +108,46 @@ class ReportRow:
             return
         self.latencies_ms.append(value_ms)
         if len(self.latencies_ms) > EXACT_LATENCIES:
-            self._spill()
+            self.spill()
 
-    def _spill(self) -> None:
+    def spill(self) -> None:
         """Turn the exact latencies into histogram buckets (the row grew past :data:`EXACT_LATENCIES`)."""
         buckets = self.latency_buckets
         for kept in self.latencies_ms:
             index = latency_bucket(kept)
             buckets[index] = buckets.get(index, 0) + 1
         self.latencies_ms = []
+
+    def count(self, counts: CallCounts, with_attempts: bool) -> None:
+        """Add one call (its :class:`CallCounts`); its attempts too when ``with_attempts``."""
+        (ok, failed_call, rejected, input_tokens, output_tokens, cost, latency, bucket) = counts[:8]
+        self.calls += 1
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.cost_pico += cost
+        if ok:
+            self.ok += 1
+        else:
+            self.failed += failed_call
+            self.rejected += rejected
+        if latency is not None:
+            self.latency_count += 1
+            self.latency_sum_units += counts[12]
+            buckets = self.latency_buckets
+            if buckets:
+                buckets[bucket] = buckets.get(bucket, 0) + 1
+            else:
+                values = self.latencies_ms
+                values.append(latency)
+                if len(values) > EXACT_LATENCIES:
+                    self.spill()
+        if with_attempts and counts[8]:
+            attempts, failed, retries, fallbacks = counts[8:12]
+            self.attempts += attempts
+            if failed or retries or fallbacks:
+                self.failed_attempts += failed
+                self.retries += retries
+                self.fallbacks += fallbacks
 
     def merge(self, other: ReportRow) -> None:
         """Add ``other`` (the same key, counted over other spans): the result is what one pass would hold."""
@@ -116,7 +169,7 @@ class ReportRow:
             buckets = self.latency_buckets
             for index, count in other.latency_buckets.items():
                 buckets[index] = buckets.get(index, 0) + count
-            self._spill()
+            self.spill()
 
     @property
     def latency_ms_mean(self) -> float | None:
@@ -198,22 +251,18 @@ class CallCounts(NamedTuple):
     @classmethod
     def of(cls, call: CallSummary) -> CallCounts:
         """The counts of ``call`` and its attempts."""
-        attempts = call.attempts
-        failed = retries = fallbacks = 0
-        for attempt in attempts:
-            if not attempt.succeeded:
-                failed += 1
-            kind = attempt.kind
-            if kind == "retry":
-                retries += 1
-            elif kind == "fallback":
-                fallbacks += 1
-        outcome = call.outcome
+        values: tuple[Any, ...] = call  # by index: cheaper than by name, a million times
+        attempts = values[_ATTEMPTS]
+        if len(attempts) == 1 and attempts[0][_SUCCEEDED] and attempts[0][_KIND] == "first":
+            failed = retries = fallbacks = 0
+        else:
+            failed, retries, fallbacks = _attempt_tally(attempts)
+        outcome = values[_OUTCOME]
         if outcome == "rejected":
             latency = None
             bucket = units = 0
         else:
-            latency = call.latency_ms
+            latency = values[_LATENCY]
             bucket = latency_bucket(latency)
             units = int(latency * LATENCY_UNITS) if latency < 1e200 else latency_units(latency)
         return _new_counts(
@@ -221,9 +270,9 @@ class CallCounts(NamedTuple):
                 outcome == "ok",
                 outcome == "failed",
                 latency is None,
-                call.input_tokens,
-                call.output_tokens,
-                round(call.cost_usd * PICO),
+                values[_INPUT_TOKENS],
+                values[_OUTPUT_TOKENS],
+                round(values[_COST] * PICO),
                 latency,
                 bucket,
                 len(attempts),
@@ -235,6 +284,28 @@ class CallCounts(NamedTuple):
         )
 
 
+def _attempt_tally(attempts: Iterable[AttemptSummary]) -> tuple[int, int, int]:
+    """Failed attempts, retries and fallbacks among ``attempts``."""
+    failed = retries = fallbacks = 0
+    for attempt in attempts:
+        if not attempt.succeeded:
+            failed += 1
+        kind = attempt.kind
+        if kind == "retry":
+            retries += 1
+        elif kind == "fallback":
+            fallbacks += 1
+    return failed, retries, fallbacks
+
+
+_ATTEMPTS: Final = CallSummary._fields.index("attempts")
+_OUTCOME: Final = CallSummary._fields.index("outcome")
+_LATENCY: Final = CallSummary._fields.index("latency_ms")
+_INPUT_TOKENS: Final = CallSummary._fields.index("input_tokens")
+_OUTPUT_TOKENS: Final = CallSummary._fields.index("output_tokens")
+_COST: Final = CallSummary._fields.index("cost_usd")
+_KIND: Final = AttemptSummary._fields.index("kind")
+_SUCCEEDED: Final = AttemptSummary._fields.index("succeeded")
 _new_counts: Callable[[tuple[Any, ...]], CallCounts] = partial(tuple.__new__, CallCounts)
 
 
@@ -244,20 +315,20 @@ class Aggregator:
     def __init__(self, dimensions: Sequence[Dimension]) -> None:
         self.dimensions = tuple(dimensions)
         self.rows: dict[tuple[str | None, ...], ReportRow] = {}
-        self._by_attempt = bool(_ATTEMPT_DIMENSIONS.intersection(self.dimensions))
-        self._keys: Callable[[CallSummary], Iterable[tuple[str | None, ...]]] = partial(
+        self.by_attempt = bool(_ATTEMPT_DIMENSIONS.intersection(self.dimensions))
+        self.keys_of: Callable[[CallSummary], Iterable[tuple[str | None, ...]]] = partial(
             CallSummary.keys, dimensions=self.dimensions
         )
         if not self.dimensions:
-            self._keys = lambda _call: ((),)
+            self.keys_of = lambda _call: ((),)
         elif len(self.dimensions) == 1 and self.dimensions[0] != "tag":
             getter = attrgetter(self.dimensions[0])
-            self._keys = lambda call: ((getter(call),),)
+            self.keys_of = lambda call: ((getter(call),),)
         elif self.dimensions == ("tag",):
-            self._keys = lambda call: [(tag,) for tag in call.tags] or [(None,)]
+            self.keys_of = lambda call: [(tag,) for tag in call.tags] or [(None,)]
         elif "tag" not in self.dimensions:
             getters = attrgetter(*self.dimensions)
-            self._keys = lambda call: (getters(call),)
+            self.keys_of = lambda call: (getters(call),)
 
         self._attempt_key: Callable[[CallSummary, AttemptSummary], tuple[str | None, ...]] = partial(
             _attempt_key, dimensions=self.dimensions
@@ -278,46 +349,22 @@ class Aggregator:
         if counts is None:
             counts = CallCounts.of(call)
         rows = self.rows
-        ok, failed_call, rejected, input_tokens, output_tokens, cost, latency, bucket = counts[:8]
-        attempts, failed, retries, fallbacks, latency_units = counts[8:]
-        fold = attempts and not self._by_attempt
-        for key in self._keys(call):
+        with_attempts = not self.by_attempt
+        for key in self.keys_of(call):
             row = rows.get(key)
             if row is None:
                 row = rows[key] = ReportRow(key)
-            row.calls += 1
-            row.input_tokens += input_tokens
-            row.output_tokens += output_tokens
-            row.cost_pico += cost
-            row.ok += ok
-            row.failed += failed_call
-            row.rejected += rejected
-            if latency is not None:
-                row.latency_count += 1
-                row.latency_sum_units += latency_units
-                buckets = row.latency_buckets
-                if buckets:
-                    buckets[bucket] = buckets.get(bucket, 0) + 1
-                else:
-                    values = row.latencies_ms
-                    values.append(latency)
-                    if len(values) > EXACT_LATENCIES:
-                        row._spill()
-            if fold:
-                row.attempts += attempts
-                row.failed_attempts += failed
-                row.retries += retries
-                row.fallbacks += fallbacks
-        if attempts and self._by_attempt:
+            row.count(counts, with_attempts)
+        if counts.attempts and self.by_attempt:
             for attempt in call.attempts:
                 self.add_attempt(call, attempt)
 
     def add_attempt(self, call: CallSummary, attempt: AttemptSummary) -> None:
         """Count one attempt of ``call`` (also one that arrives after its call was counted)."""
-        if self._by_attempt:
+        if self.by_attempt:
             _add_attempt(self._row(self._attempt_key(call, attempt)), attempt)
             return
-        for key in self._keys(call):
+        for key in self.keys_of(call):
             _add_attempt(self._row(key), attempt)
 
     def breakdown(self) -> Breakdown:

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -69,9 +70,41 @@ class Partial:
     timeline: Timeline = field(default_factory=Timeline)
     orphans: int = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A partial travels back from its worker process by pickle: its rows go as one list
+        # per field (ints and lists that pickle in C), not as a hundred thousand objects.
+        state = dict(self.__dict__)
+        state["rows"] = [_columns(rows) for rows in self.rows]
+        state["total"] = _columns(self.total)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["rows"] = [_rows(columns) for columns in state["rows"]]
+        state["total"] = _rows(state["total"])
+        self.__dict__.update(state)
+
+
+_ROW_FIELDS: Final = tuple(item.name for item in fields(ReportRow))
+
+
+def _columns(rows: dict[tuple[str | None, ...], ReportRow]) -> list[list[Any]]:
+    values = list(rows.values())
+    return [[getattr(row, name) for row in values] for name in _ROW_FIELDS]
+
+
+def _rows(columns: list[list[Any]]) -> dict[tuple[str | None, ...], ReportRow]:
+    return {row.key: row for row in map(ReportRow, *columns)}
+
 
 class _Counter:
-    """Totals along every breakdown, fed by the joiner."""
+    """Totals along every breakdown, fed by the joiner.
+
+    :meth:`on_call` adds a call to the rows of every breakdown in one pass (what
+    :meth:`Aggregator.add_call <costrouter.report_rows.Aggregator.add_call>` does for one,
+    with the same rows and keys): a million calls go through it, so each breakdown's key is
+    built once, straight from the call tuple, and the counts of a plain call (ok, one
+    first attempt that succeeded) skip the fields they would add zero to.
+    """
 
     def __init__(self, breakdowns: Sequence[Sequence[Dimension]], since_ns: int | None, until_ns: int | None) -> None:
         self.aggregators = [Aggregator(dimensions) for dimensions in breakdowns]
@@ -82,6 +115,7 @@ class _Counter:
         self.accept: Callable[[CallSummary], bool] = (
             self._in_range if since_ns is not None or until_ns is not None else _always
         )
+        self._plans = [_plan(aggregator) for aggregator in (self.total, *self.aggregators)]
 
     def _in_range(self, call: CallSummary) -> bool:
         if self.since_ns is not None and call.start_time_ns < self.since_ns:
@@ -90,15 +124,92 @@ class _Counter:
 
     def on_call(self, call: CallSummary) -> None:
         counts = CallCounts.of(call)
-        self.total.add_call(call, counts)
-        for aggregator in self.aggregators:
-            aggregator.add_call(call, counts)
+        attempts = counts[_COUNTED_ATTEMPTS]
+        values: tuple[Any, ...] = call  # the key values, by index
+        for rows, shape, index, by_attempt, own, aggregator in self._plans:
+            if shape is _SINGLE:
+                keys: Iterable[tuple[str | None, ...]] = ((values[index],),)
+            elif shape is _TOTAL:
+                keys = _NO_KEYS
+            elif shape is _TAG and len(call.tags) == 1:
+                keys = (call.tags,)
+            elif shape is _SEVERAL:
+                keys = (index(call),)
+            else:
+                keys = aggregator.keys_of(call)  # one row per tag
+            for key in keys:
+                row = rows.get(key)
+                if row is None:
+                    row = rows[key] = ReportRow(key)
+                row.count(counts, not by_attempt)
+            if attempts and by_attempt:
+                if own is None:
+                    for attempt in call.attempts:
+                        aggregator.add_attempt(call, attempt)
+                else:
+                    _add_own_attempts(rows, own, call.attempts)
         self.timeline.add(call.group or "(none)", call.start_time_ns, counts.cost_pico)
 
     def on_late_attempt(self, call: CallSummary, attempt: AttemptSummary) -> None:
         self.total.add_attempt(call, attempt)
         for aggregator in self.aggregators:
             aggregator.add_attempt(call, attempt)
+
+
+def _add_own_attempts(
+    rows: dict[tuple[str | None, ...], ReportRow], own: int, attempts: Iterable[AttemptSummary]
+) -> None:
+    """Count attempts in the rows of their own group (or deployment): the breakdown's only dimension."""
+    for attempt in attempts:
+        values: tuple[Any, ...] = attempt
+        key = (values[own],)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = ReportRow(key)
+        row.attempts += 1
+        if not attempt[_SUCCEEDED]:
+            row.failed_attempts += 1
+        kind = attempt[_KIND]
+        if kind == "retry":
+            row.retries += 1
+        elif kind == "fallback":
+            row.fallbacks += 1
+
+
+_FIELDS: Final = CallSummary._fields
+_ATTEMPT_FIELDS: Final = AttemptSummary._fields
+_KIND: Final = _ATTEMPT_FIELDS.index("kind")
+_SUCCEEDED: Final = AttemptSummary._fields.index("succeeded")
+_TOTAL: Final = "total"
+_SINGLE: Final = "single"
+_SEVERAL: Final = "several"
+_TAGGED: Final = "tagged"
+_TAG: Final = "tag"
+_COUNTED_ATTEMPTS: Final = CallCounts._fields.index("attempts")
+_NO_KEYS: Final = ((),)
+
+_Plan = tuple[dict[tuple[str | None, ...], ReportRow], str, Any, bool, int | None, Aggregator]
+
+
+def _plan(aggregator: Aggregator) -> _Plan:
+    """How :meth:`_Counter.on_call` counts a call along one breakdown.
+
+    Its rows; the shape of its keys and the index (or getter) of their value in a call;
+    whether attempts count apart from their call, and the index of the attempt's own value
+    when it is the breakdown's only dimension.
+    """
+    dimensions, rows, by_attempt = aggregator.dimensions, aggregator.rows, aggregator.by_attempt
+    own = _ATTEMPT_FIELDS.index(dimensions[0]) if len(dimensions) == 1 and by_attempt else None
+    if not dimensions:
+        return rows, _TOTAL, None, by_attempt, own, aggregator
+    if dimensions == ("tag",):
+        return rows, _TAG, None, by_attempt, own, aggregator
+    if "tag" in dimensions:
+        return rows, _TAGGED, None, by_attempt, own, aggregator
+    indices = [_FIELDS.index(dimension) for dimension in dimensions]
+    if len(indices) == 1:
+        return rows, _SINGLE, indices[0], by_attempt, own, aggregator
+    return rows, _SEVERAL, itemgetter(*indices), by_attempt, own, aggregator
 
 
 def _always(_call: CallSummary) -> bool:
