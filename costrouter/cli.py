@@ -22,18 +22,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from costrouter.budget import (
-    GLOBAL_SCOPE_ID,
-    Budget,
-    BudgetPolicy,
-    BudgetStore,
-    load_policy,
-    store_from_config,
-)
-from costrouter.budget.factory import redis_store_of
-from costrouter.budget.journal import PendingSettle, journal_directory
-from costrouter.budget_view import BudgetsView
-from costrouter.config import SECRET_PREFIX, Deployment, RouterConfig, load_router_config, resolve_secrets
 from costrouter.errors import BudgetStoreError, ConfigError, ConfigProblem
 from costrouter.money import micros_to_usd
 from costrouter.prices_push.command import prices_app
@@ -52,9 +40,13 @@ from costrouter.report import (
 from costrouter.report_html import report_html
 from costrouter.report_read import stream_report
 from costrouter.report_time import parse_instant
-from costrouter.settings import Settings
 
+# The budget, config and settings modules (pydantic models, the alert sinks, YAML) load in the
+# commands that use them, so `costrouter report` on a large file starts in a fraction of a second.
 if TYPE_CHECKING:
+    from costrouter.budget import Budget, BudgetPolicy, BudgetStore
+    from costrouter.budget.journal import PendingSettle
+    from costrouter.config import Deployment, RouterConfig
     from costrouter.demo import DemoResult
 
 
@@ -169,6 +161,8 @@ def _config_errors() -> Iterator[None]:
 
 # ---- validate -------------------------------------------------------------------------------
 def _secret(value: str | None) -> str:
+    from costrouter.config import SECRET_PREFIX
+
     if value is None:
         return "-"
     if value.startswith(SECRET_PREFIX):
@@ -231,6 +225,8 @@ def _dimension_rows(deployment_id: str, deployment: Deployment) -> list[tuple[st
 
 def _missing_env(config: RouterConfig) -> list[ConfigProblem]:
     """Every ``os.environ/NAME`` reference whose variable is not set (values are never kept)."""
+    from costrouter.config import resolve_secrets
+
     problems: list[ConfigProblem] = []
     for group, group_config in config.groups.items():
         for index, deployment in enumerate(group_config.deployments):
@@ -356,6 +352,10 @@ def validate(
     A malformed file prints the file, the line where known, the field path and the reason,
     and exits 1. Secrets show as their ``os.environ/NAME`` reference, literals as ``***``.
     """
+    from costrouter.budget import load_policy
+    from costrouter.config import load_router_config
+    from costrouter.settings import Settings
+
     settings = Settings()
     router_path = router_file or settings.config
     budgets_path = budgets_file or settings.budgets
@@ -527,6 +527,9 @@ _MEMORY_STORE_NOTE = (
 
 def _load_budget_policy(budgets: Path | None, redis: str | None) -> tuple[BudgetPolicy, str]:
     """The policy (with ``--redis`` applied) and its file name; exits 1 or 4 when unusable."""
+    from costrouter.budget import load_policy
+    from costrouter.settings import Settings
+
     path = budgets or Settings().budgets
     if path is None:
         path = Path("configs/budgets.yaml")
@@ -553,6 +556,8 @@ def _matching(policy: BudgetPolicy, scope: Scope, scope_id: str | None, name: st
 
 
 def _scope_id(scope: Scope, scope_id: str | None) -> str:
+    from costrouter.budget import GLOBAL_SCOPE_ID
+
     if scope is Scope.global_:
         return GLOBAL_SCOPE_ID
     if scope_id is None:
@@ -561,6 +566,9 @@ def _scope_id(scope: Scope, scope_id: str | None) -> str:
 
 
 def _open_store(policy: BudgetPolicy, redis: str | None) -> BudgetStore:
+    from costrouter.budget import store_from_config
+    from costrouter.settings import Settings
+
     try:
         return store_from_config(policy.store, redis_url=redis or Settings().redis_url)
     except ValueError as error:
@@ -628,6 +636,9 @@ def status(
 
 def _print_pending(console: Console, policy: BudgetPolicy, store: BudgetStore) -> list[PendingSettle]:
     """Say what waits in this machine's settle journal for the store; returns the pending settles."""
+    from costrouter.budget.journal import journal_directory
+    from costrouter.budget_view import BudgetsView
+
     directory = journal_directory(policy, store)
     entries = BudgetsView(policy, store).pending_settles()
     if entries:
@@ -654,6 +665,8 @@ def _print_pending(console: Console, policy: BudgetPolicy, store: BudgetStore) -
 )
 def accept_loss(budgets: BudgetsOption = None, redis: RedisOption = None) -> None:
     """Accept that the budget store lost its data: routers stop refusing and count from its new state."""
+    from costrouter.budget.factory import redis_store_of
+
     policy, _ = _load_budget_policy(budgets, redis)
     with _open_store(policy, redis) as store, _store_errors():
         redis_store = redis_store_of(store)
@@ -721,7 +734,8 @@ def top(
             table = _table(console)
             for column in ("rank", scope.value, "spent", "of limit"):
                 table.add_column(column, justify="right" if column != scope.value else "left")
-            for rank, (scope_id, spent) in enumerate(store.top(budget.ref(GLOBAL_SCOPE_ID), count), start=1):
+            ranked = store.top(budget.ref(_scope_id(Scope.global_, None)), count)
+            for rank, (scope_id, spent) in enumerate(ranked, start=1):
                 share = micros_to_usd(spent) / budget.limit_usd
                 table.add_row(str(rank), scope_id, format_usd(micros_to_usd(spent)), f"{share:.1%}")
             console.print(table)

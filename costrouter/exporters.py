@@ -24,17 +24,16 @@ older :class:`SpanRecord` lines) back as span records.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import Any, cast
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
@@ -64,8 +63,9 @@ from costrouter.backends import backend as backend_preset
 from costrouter.backends.export import exporter_options, preset_resource
 from costrouter.errors import ConfigError
 from costrouter.log_export import GuardedLogExporter, LogExport
-from costrouter.otlp_json import is_otlp_json, otlp_json_records, spans_to_otlp_json
+from costrouter.otlp_json import spans_to_otlp_json
 from costrouter.settings import Settings
+from costrouter.span_file import SpanEventRecord, SpanRecord, SpanStatusRecord, read_span_records
 from costrouter.span_queue import QueuedSpanProcessor
 
 __all__ = [
@@ -108,42 +108,6 @@ _SDK_EXPORT_LOGGERS = (
 
 
 # ---- the file format ---------------------------------------------------------------------
-class SpanStatusRecord(TypedDict):
-    """A span's status: ``UNSET`` | ``OK`` | ``ERROR`` and the optional description."""
-
-    code: str
-    description: str | None
-
-
-class SpanEventRecord(TypedDict):
-    """One span event: name, time (ns since the epoch) and attributes."""
-
-    name: str
-    time_ns: int
-    attributes: dict[str, Any]
-
-
-class SpanRecord(TypedDict):
-    """One line of the ``file`` exporter's JSON-lines file.
-
-    Ids are lowercase hex (trace 32 characters, span 16); ``parent_span_id`` is ``None`` for
-    a root span; times are nanoseconds since the epoch; sequence attributes are lists.
-    """
-
-    name: str
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    kind: str
-    start_time_ns: int
-    end_time_ns: int
-    status: SpanStatusRecord
-    attributes: dict[str, Any]
-    events: list[SpanEventRecord]
-    resource: dict[str, Any]
-    scope: str | None
-
-
 def _plain(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     return {key: list(value) if isinstance(value, tuple) else value for key, value in (attributes or {}).items()}
 
@@ -169,36 +133,6 @@ def span_to_record(span: ReadableSpan) -> SpanRecord:
         resource=_plain(span.resource.attributes),
         scope=span.instrumentation_scope.name if span.instrumentation_scope is not None else None,
     )
-
-
-def read_span_records(path: str | os.PathLike[str]) -> Iterator[SpanRecord]:
-    """Yield the spans of a span file, in file order.
-
-    Each line is either an OTLP JSON ``TracesData`` object (what the ``file`` exporter and the
-    Collector's ``file`` exporter write) or one span record (the format before OTLP JSON).
-
-    A last line cut short (the process died while writing it) is skipped; any other line
-    that is not a JSON object raises ``ValueError`` naming the file and line.
-    """
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if not line.endswith("\n"):
-                    return
-                raise ValueError(f"{path}:{number}: not a JSON span record: {exc}") from exc
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{number}: not a JSON span record")
-            if is_otlp_json(record):
-                try:
-                    yield from (cast(SpanRecord, span) for span in otlp_json_records(record))
-                except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                    raise ValueError(f"{path}:{number}: not an OTLP JSON traces object: {exc}") from exc
-                continue
-            yield cast(SpanRecord, record)
 
 
 class JsonLinesSpanExporter(SpanExporter):

@@ -95,7 +95,7 @@ def _enum(value: Any, names: Mapping[int, str], prefix: str) -> str:
 
 
 def otlp_json_records(document: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The span records (``costrouter.exporters.SpanRecord`` shape) of one ``TracesData`` object."""
+    """The span records (``costrouter.span_file.SpanRecord`` shape) of one ``TracesData`` object."""
     records: list[dict[str, Any]] = []
     for resource_spans in document.get("resourceSpans", []):
         resource = attributes(resource_spans.get("resource", {}).get("attributes", []))

@@ -1,6 +1,6 @@
 """Cost reports from recorded spans: read a span file, aggregate routed calls, format the result.
 
-The input is what the ``file`` exporter writes (one :class:`~costrouter.exporters.SpanRecord`
+The input is what the ``file`` exporter writes (one :class:`~costrouter.span_file.SpanRecord`
 a line). A routed call is its parent span ``router.completion/{group}``: it carries the
 cost, the tokens, the latency and who paid. Its attempt spans ``router.attempt/{deployment}``
 say which deployment each provider request went to.
@@ -39,7 +39,6 @@ from typing import Any, Final
 from rich import box
 from rich.table import Table
 
-from costrouter.exporters import SpanRecord, read_span_records
 from costrouter.report_records import (
     DIMENSIONS,
     AttemptSummary,
@@ -55,6 +54,7 @@ from costrouter.report_rows import (
     ordered_breakdown,
 )
 from costrouter.report_time import Timeline
+from costrouter.span_file import SpanRecord, read_span_records
 
 __all__ = [
     "DIMENSIONS",

@@ -7,9 +7,13 @@ names them and :func:`register_target` adds one.
 
 from __future__ import annotations
 
-from costrouter.prices_push.phoenix import PushError
-from costrouter.prices_push.plan import Change, Conflict, ModelPrice, PushPlan, model_prices
-from costrouter.prices_push.registry import TARGETS, PriceTarget, push_prices, register_target
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from costrouter.prices_push.phoenix import PushError
+    from costrouter.prices_push.plan import Change, Conflict, ModelPrice, PushPlan, model_prices
+    from costrouter.prices_push.registry import TARGETS, PriceTarget, push_prices, register_target
 
 __all__ = [
     "TARGETS",
@@ -23,3 +27,17 @@ __all__ = [
     "push_prices",
     "register_target",
 ]
+
+_HOMES = {
+    "PushError": "phoenix",
+    **dict.fromkeys(("Change", "Conflict", "ModelPrice", "PushPlan", "model_prices"), "plan"),
+    **dict.fromkeys(("TARGETS", "PriceTarget", "push_prices", "register_target"), "registry"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The backends' clients load on first use, so `costrouter report` does not pay for them.
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -7,11 +7,7 @@ from typing import Annotated
 
 import typer
 
-from costrouter.config import load_router_config
 from costrouter.errors import ConfigError
-from costrouter.prices_push.phoenix import PushError
-from costrouter.prices_push.registry import TARGETS, push_prices
-from costrouter.settings import Settings
 
 prices_app = typer.Typer(
     help="Register the deployments' prices with backends that price spans themselves (Phoenix, SigNoz).",
@@ -25,13 +21,17 @@ prices_app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+BUILT_IN_TARGETS = ("langfuse", "phoenix", "signoz")
+"""The targets :data:`~costrouter.prices_push.registry.TARGETS` starts with, named here so that
+the CLI's help does not import every backend's client."""
+
 PENDING_EXIT = 5
 """A dry run that found changes to write (lets a CI job tell "in sync" from "not")."""
 
 
 @prices_app.command()
 def push(
-    target: Annotated[str, typer.Argument(help=f"The backend: {', '.join(sorted(TARGETS))}.")],
+    target: Annotated[str, typer.Argument(help=f"The backend: {', '.join(BUILT_IN_TARGETS)}.")],
     url: Annotated[str, typer.Argument(help="The backend's base URL, e.g. http://localhost:6006.")],
     config: Annotated[
         Path | None, typer.Option("--config", help="Model-group YAML (default: COSTROUTER_CONFIG).")
@@ -43,6 +43,12 @@ def push(
     Idempotent: a second --apply writes nothing. Secrets come from the environment
     (PHOENIX_API_KEY, SIGNOZ_API_KEY). Models whose deployments disagree on price are named, not pushed.
     """
+    # The backends' clients (httpx, the OTel SDK, the settings) load only when a push runs.
+    from costrouter.config import load_router_config
+    from costrouter.prices_push.phoenix import PushError
+    from costrouter.prices_push.registry import push_prices
+    from costrouter.settings import Settings
+
     try:
         router_config = load_router_config(config or Settings().config)
         plan = push_prices(router_config, target, url, apply=apply)

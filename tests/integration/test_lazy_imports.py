@@ -70,3 +70,17 @@ def test_a_router_with_a_redis_store_imports_it(redis_url: str) -> None:
     modules = _modules_after_build(options, COSTROUTER_EXPORTER="none")
     assert "costrouter.budget.redis" in modules
     assert "redis" in modules
+
+
+def test_the_command_line_loads_budgets_settings_and_the_sdk_only_in_the_commands_that_use_them() -> None:
+    # `costrouter report` on a million spans: every second of start-up is a tenth of the goal.
+    environment = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    script = "import json, sys, costrouter.cli; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True, timeout=120
+    )
+    modules = json.loads(result.stdout.strip().splitlines()[-1])
+    for package in ("litellm", "redis", "pydantic", "opentelemetry.sdk", "costrouter.budget", "costrouter.settings"):
+        assert _loaded(modules, package) == [], package
+    assert "costrouter.prices_push.phoenix" not in modules
+    assert "costrouter.report_read" in modules  # the command module really was imported
