@@ -124,11 +124,38 @@ local function sweep_leases(wkey, now, record_ttl)
   end
 end
 
+-- A window's fields spent, held, holds, lh, lx in one read; with `now`, its expired leases
+-- are swept first (only when 'lx', the earliest lease expiry, is due: one HMGET otherwise).
+local function read_window(wkey, now, record_ttl)
+  local v = redis.call('HMGET', wkey, 'spent', 'held', 'holds', 'lh', 'lx')
+  local due = tonumber(v[5])
+  if now and due and due <= now then
+    sweep_leases(wkey, now, record_ttl)
+    v = redis.call('HMGET', wkey, 'spent', 'held', 'holds', 'lh', 'lx')
+  end
+  return v
+end
+
 -- spent, held (call holds and live leases), holds (calls) of a window, leases swept first.
 local function counters(wkey, now, record_ttl)
-  if now then sweep_leases(wkey, now, record_ttl) end
-  local v = redis.call('HMGET', wkey, 'spent', 'held', 'holds', 'lh')
+  local v = read_window(wkey, now, record_ttl)
   return num(v[1]), num(v[2]) + num(v[4]), num(v[3])
+end
+
+-- A window's counters for a reserve or settle, healed, in one read (plus one EXISTS only when
+-- some call hold shows and the call index is not known to live): spent, call held, holds,
+-- lease held, and whether the hash has any of these fields.
+-- With no call index left, no hold is live: a counter still showing some is stale.
+local function window_state(index, wkey, now, record_ttl, index_live)
+  local v = read_window(wkey, now, record_ttl)
+  local held, holds = num(v[2]), num(v[3])
+  if (held ~= 0 or holds ~= 0) and not index_live and redis.call('EXISTS', index) == 0 then
+    redis.call('HSET', wkey, 'held', 0, 'holds', 0)
+    held, holds = 0, 0
+  end
+  -- Redis gives a missing field as false.
+  local present = (v[1] or v[2] or v[3] or v[4] or v[5]) and true or false
+  return num(v[1]), held, holds, num(v[4]), present
 end
 
 local function drop_hold(base, r)

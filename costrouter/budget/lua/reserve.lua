@@ -20,14 +20,13 @@ local window, window_end = window_of(kind, seconds, now)
 local expiry = 0
 if window_end > 0 then expiry = window_end + hold_ttl end
 local wkey = base .. ':w:' .. window
-heal(index, wkey)
-local spent, held = counters(wkey, now, record_ttl)
+local spent, call_held, holds, lease_held = window_state(index, wkey, now, record_ttl, false)
+local held = call_held + lease_held
 local granted = spent + held + amount <= limit
 
 local record
 if granted or not enforce then
-  redis.call('HINCRBY', wkey, 'held', ARGV[3])
-  redis.call('HINCRBY', wkey, 'holds', 1)
+  redis.call('HSET', wkey, 'held', int(call_held + amount), 'holds', int(holds + 1))
   expire_window(wkey, expiry)
   record = {'held', ARGV[3], window, int(expiry), granted and '1' or '0', int(spent), int(held), '0', '0', '0', ''}
   redis.call('ZADD', index, now + hold_ttl, call_id)
