@@ -95,17 +95,18 @@ def reserve_flow(
     the holds already taken are released and the refusal is returned, even when a
     release fails (see :func:`_release_after_refusal`).
     """
-    taken: list[ReserveOutcome] = []
-    for budget in budgets:
-        enforce = budget.on_exceeded != "warn"
-        outcome: ReserveOutcome = yield StoreOp(
-            "reserve", (budget, reservation_id, amount_micros), {"enforce": enforce}
-        )
-        if enforce and not outcome.granted:
-            yield from _release_after_refusal(budgets[: len(taken)], reservation_id)
+    enforce = [budget.on_exceeded != "warn" for budget in budgets]
+    if len(budgets) == 1:
+        outcomes: list[ReserveOutcome] = [
+            (yield StoreOp("reserve", (budgets[0], reservation_id, amount_micros), {"enforce": enforce[0]}))
+        ]
+    else:  # one round trip for all of them where the store can (Redis, standalone)
+        outcomes = yield StoreOp("reserve_all", (budgets, reservation_id, amount_micros, enforce))
+    for k, (budget, outcome) in enumerate(zip(budgets, outcomes, strict=False)):
+        if enforce[k] and not outcome.granted:
+            yield from _release_after_refusal(budgets[:k], reservation_id)
             return Refusal(budget, outcome, amount_micros)
-        taken.append(outcome)
-    return taken
+    return outcomes
 
 
 def _release_after_refusal(budgets: Sequence[BudgetRef], reservation_id: str) -> Flow[None]:

@@ -16,6 +16,8 @@ write; a window's hash expires ``hold_ttl`` after the window ends (a ``total`` w
 never does). The largest-spender index, ``{prefix:top:name}:<window>`` (a zset of scope
 id by spend), lives under another hash tag, so the client updates it after a settle; it
 is a report, not a counter: a settle whose index update fails is logged, not failed.
+Several budgets of one call are reserved by one script (``lua/reserve_all.lua``) on
+standalone Redis; on a cluster their hash tags differ, so each has its own reserve script.
 The learned prompt-token ratios are one hash, ``{prefix:token-ratios}`` (deployment id ->
 ratio), with no expiry.
 """
@@ -63,6 +65,7 @@ logger = logging.getLogger(__name__)
 
 SCRIPT_NAMES: Final = (
     "reserve",
+    "reserve_all",
     "settle",
     "status",
     "reset",
@@ -162,6 +165,19 @@ class _Call:
 
     def window(self) -> list[str]:
         return [self.base, *_window_args(self.budget), str(self.config.record_ttl_seconds)]
+
+
+def reserve_all_call(
+    config: StoreConfig, budgets: Sequence[BudgetRef], call_id: str, amount: int, enforce: Sequence[bool]
+) -> tuple[list[str], list[str]]:
+    """The keys and arguments of ``lua/reserve_all.lua`` (several budgets of one call, one script)."""
+    keys: list[str] = []
+    args = [call_id, str(check_amount(amount)), str(config.hold_ttl_seconds), str(config.record_ttl_seconds)]
+    for budget, enforcing in zip(budgets, enforce, strict=True):
+        base = budget_key(config.key_prefix, budget)
+        keys += [f"{base}:calls", f"{base}:expiry"]
+        args += [base, str(budget.limit_micros), "1" if enforcing else "0", *_window_args(budget)]
+    return keys, args
 
 
 def parse_reserve(reply: Sequence[Any]) -> ReserveOutcome:
@@ -358,6 +374,15 @@ class RedisBudgetStore(BudgetStore):
         args = call.reserve(call_id, amount_micros, enforce=enforce)
         return parse_reserve(self._run("reserve", "reserve", call.keys, args))
 
+    def reserve_all(
+        self, budgets: Sequence[BudgetRef], call_id: str, amount_micros: int, enforce: Sequence[bool]
+    ) -> list[ReserveOutcome]:
+        """See :meth:`BudgetStore.reserve_all`: one script on standalone Redis, one per budget on a cluster."""
+        if self.config.cluster or len(budgets) < 2:  # one budget: the plain reserve
+            return super().reserve_all(budgets, call_id, amount_micros, enforce)
+        keys, args = reserve_all_call(self.config, budgets, call_id, amount_micros, enforce)
+        return [parse_reserve(reply) for reply in self._run("reserve", "reserve_all", keys, args)]
+
     def _settle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
         call = _Call(self.config, budget)
         operation = "release" if release else "settle"
@@ -438,6 +463,15 @@ class RedisBudgetStore(BudgetStore):
         call = _Call(self.config, budget)
         args = call.reserve(call_id, amount_micros, enforce=enforce)
         return parse_reserve(await self._arun("reserve", "reserve", call.keys, args))
+
+    async def areserve_all(
+        self, budgets: Sequence[BudgetRef], call_id: str, amount_micros: int, enforce: Sequence[bool]
+    ) -> list[ReserveOutcome]:
+        """See :meth:`BudgetStore.reserve_all`."""
+        if self.config.cluster or len(budgets) < 2:  # one budget: the plain reserve
+            return await super().areserve_all(budgets, call_id, amount_micros, enforce)
+        keys, args = reserve_all_call(self.config, budgets, call_id, amount_micros, enforce)
+        return [parse_reserve(reply) for reply in await self._arun("reserve", "reserve_all", keys, args)]
 
     async def _asettle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
         call = _Call(self.config, budget)

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, Self
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import TracebackType
 
     from costrouter.budget.windows import WindowSpec
@@ -257,6 +258,35 @@ class BudgetStore(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Coroutine twin of :meth:`close`."""
+
+    def reserve_all(
+        self, budgets: Sequence[BudgetRef], call_id: str, amount_micros: int, enforce: Sequence[bool]
+    ) -> list[ReserveOutcome]:
+        """:meth:`reserve` in each budget in order, stopping after the first enforced refusal.
+
+        Returns the outcomes of the budgets tried (the last one refused when fewer than
+        ``budgets``); the caller releases the holds taken before a refusal. A store may
+        do it in one round trip (Redis, standalone).
+        """
+        outcomes: list[ReserveOutcome] = []
+        for budget, enforcing in zip(budgets, enforce, strict=True):
+            outcome = self.reserve(budget, call_id, amount_micros, enforce=enforcing)
+            outcomes.append(outcome)
+            if enforcing and not outcome.granted:
+                break
+        return outcomes
+
+    async def areserve_all(
+        self, budgets: Sequence[BudgetRef], call_id: str, amount_micros: int, enforce: Sequence[bool]
+    ) -> list[ReserveOutcome]:
+        """Coroutine twin of :meth:`reserve_all`."""
+        outcomes: list[ReserveOutcome] = []
+        for budget, enforcing in zip(budgets, enforce, strict=True):
+            outcome = await self.areserve(budget, call_id, amount_micros, enforce=enforcing)
+            outcomes.append(outcome)
+            if enforcing and not outcome.granted:
+                break
+        return outcomes
 
     def epoch(self, candidate: str, known: str | None) -> EpochState | None:
         """The store's epoch, written as ``candidate`` when it has none (``None``: no epoch kept).

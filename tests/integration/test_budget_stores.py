@@ -277,6 +277,34 @@ def test_the_async_methods_behave_like_the_sync_ones(store: BudgetStore) -> None
     asyncio.run(scenario())
 
 
+def test_reserve_all_holds_in_order_and_stops_at_the_first_refusal(store: BudgetStore) -> None:
+    wide, warn, narrow, after = ref(1000, name="a-wide"), ref(10, name="b-warn"), ref(50, name="c-narrow"), ref(1000)
+    budgets = [wide, warn, narrow, after]
+    outcomes = store.reserve_all(budgets, "c1", 40, [True, False, True, True])
+    assert [o.granted for o in outcomes] == [True, False, True, True]
+    assert [store.status(b).held_micros for b in budgets] == [40, 40, 40, 40]
+    refused = store.reserve_all(budgets, "c2", 40, [True, False, True, True])
+    assert [o.granted for o in refused] == [True, False, False]  # stops at the narrow one; `after` untried
+    assert (refused[2].held_micros, store.status(after).held_micros) == (40, 40)
+    replayed = store.reserve_all(budgets, "c1", 40, [True, False, True, True])
+    assert [(o.granted, o.replayed) for o in replayed] == [(True, True), (False, True), (True, True), (True, True)]
+    assert [store.status(b).held_micros for b in budgets] == [80, 80, 40, 40]  # c2 held in the first two only
+
+
+def test_reserve_all_settles_like_separate_reserves(store: BudgetStore) -> None:
+    budgets = [ref(1000, name="a-one"), ref(1000, name="b-two")]
+
+    async def scenario() -> None:
+        async with store:
+            outcomes = await store.areserve_all(budgets, "c1", 300, [True, True])
+            assert [o.granted for o in outcomes] == [True, True]
+            for budget in budgets:
+                settled = await store.asettle(budget, "c1", 120)
+                assert (settled.spent_micros, settled.held_micros, settled.unheld) == (120, 0, False)
+
+    asyncio.run(scenario())
+
+
 # --- random sequences keep the books ------------------------------------------------------
 
 operations = st.lists(

@@ -124,11 +124,38 @@ local function sweep_leases(wkey, now, record_ttl)
   end
 end
 
+-- A window's fields spent, held, holds, lh, lx in one read; with `now`, its expired leases
+-- are swept first (only when 'lx', the earliest lease expiry, is due: one HMGET otherwise).
+local function read_window(wkey, now, record_ttl)
+  local v = redis.call('HMGET', wkey, 'spent', 'held', 'holds', 'lh', 'lx')
+  local due = tonumber(v[5])
+  if now and due and due <= now then
+    sweep_leases(wkey, now, record_ttl)
+    v = redis.call('HMGET', wkey, 'spent', 'held', 'holds', 'lh', 'lx')
+  end
+  return v
+end
+
 -- spent, held (call holds and live leases), holds (calls) of a window, leases swept first.
 local function counters(wkey, now, record_ttl)
-  if now then sweep_leases(wkey, now, record_ttl) end
-  local v = redis.call('HMGET', wkey, 'spent', 'held', 'holds', 'lh')
+  local v = read_window(wkey, now, record_ttl)
   return num(v[1]), num(v[2]) + num(v[4]), num(v[3])
+end
+
+-- A window's counters for a reserve or settle, healed, in one read (plus one EXISTS only when
+-- some call hold shows and the call index is not known to live): spent, call held, holds,
+-- lease held, and whether the hash has any of these fields.
+-- With no call index left, no hold is live: a counter still showing some is stale.
+local function window_state(index, wkey, now, record_ttl, index_live)
+  local v = read_window(wkey, now, record_ttl)
+  local held, holds = num(v[2]), num(v[3])
+  if (held ~= 0 or holds ~= 0) and not index_live and redis.call('EXISTS', index) == 0 then
+    redis.call('HSET', wkey, 'held', 0, 'holds', 0)
+    held, holds = 0, 0
+  end
+  -- Redis gives a missing field as false.
+  local present = (v[1] or v[2] or v[3] or v[4] or v[5]) and true or false
+  return num(v[1]), held, holds, num(v[4]), present
 end
 
 local function drop_hold(base, r)
@@ -177,4 +204,39 @@ local function expire_window(wkey, expiry)
   if expiry > 0 then
     redis.call('EXPIREAT', wkey, expiry)
   end
+end
+
+-- Check and hold `amount` (text of an integer) for one call in one budget instance (see
+-- reserve.lua). Returns {granted, spent before, held before, window id, replayed}.
+local function reserve_one(base, call_id, amount, limit, enforce, kind, seconds, hold_ttl, record_ttl, now)
+  local calls, index = base .. ':calls', base .. ':expiry'
+  sweep(calls, index, base, now, record_ttl)
+
+  local raw = redis.call('HGET', calls, call_id)
+  if raw then
+    local r = decode(raw)
+    return {tonumber(r[5]), tonumber(r[6]), tonumber(r[7]), r[3], 1}
+  end
+
+  local window, window_end = window_of(kind, seconds, now)
+  local expiry = 0
+  if window_end > 0 then expiry = window_end + hold_ttl end
+  local wkey = base .. ':w:' .. window
+  local spent, call_held, holds, lease_held = window_state(index, wkey, now, record_ttl, false)
+  local held = call_held + lease_held
+  local granted = spent + held + tonumber(amount) <= limit
+
+  local record
+  if granted or not enforce then
+    redis.call('HSET', wkey, 'held', int(call_held + tonumber(amount)), 'holds', int(holds + 1))
+    expire_window(wkey, expiry)
+    record = {'held', amount, window, int(expiry), granted and '1' or '0', int(spent), int(held), '0', '0', '0', ''}
+    redis.call('ZADD', index, now + hold_ttl, call_id)
+  else
+    record = {'refused', '0', window, int(expiry), '0', int(spent), int(held), '0', '0', '0', ''}
+    redis.call('ZADD', index, now + record_ttl, call_id)
+  end
+  redis.call('HSET', calls, call_id, encode(record))
+  touch(calls, index, record_ttl)
+  return {granted and 1 or 0, spent, held, window, 0}
 end

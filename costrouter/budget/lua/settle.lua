@@ -30,8 +30,19 @@ else
   if window_end > 0 then expiry = window_end + hold_ttl end
 end
 local wkey = base .. ':w:' .. window
-heal(index, wkey)
-if r and r[1] == 'held' then
+local live = r and r[1] == 'held'
+-- A live hold keeps its call id in the index: the index lives, no heal check needed.
+local spent, call_held, holds, lease_held, present = window_state(index, wkey, now, record_ttl, live)
+local fields = {}
+if live and r[3] == window then
+  -- The hold is in this window: drop it with the charge below, in one write (not into a
+  -- hash that is gone: a reset or an expiry already dropped it).
+  if present or redis.call('EXISTS', wkey) == 1 then
+    call_held = math.max(call_held - tonumber(r[2]), 0)
+    holds = math.max(holds - 1, 0)
+    fields = {'held', int(call_held), 'holds', int(holds)}
+  end
+elseif live then
   drop_hold(base, r)
 end
 
@@ -39,14 +50,21 @@ local state, charged, unheld = 'released', 0, 0
 local fired = {}
 if not release then
   state, charged = 'settled', amount
-  redis.call('HINCRBY', wkey, 'spent', ARGV[3])
-  if not (r and r[1] == 'held') then
+  spent = spent + amount
+  fields[#fields + 1] = 'spent'
+  fields[#fields + 1] = int(spent)
+end
+if #fields > 0 then
+  redis.call('HSET', wkey, unpack(fields))
+end
+if not release then
+  if not live then
     unheld = 1
     redis.call('HINCRBY', wkey, 'unheld', 1)
   end
   expire_window(wkey, expiry)
 end
-local spent, held = counters(wkey, now, record_ttl)
+local held = call_held + lease_held
 if not release then
   for i = 10, #ARGV, 2 do
     if spent >= tonumber(ARGV[i + 1]) and redis.call('HSETNX', wkey, 'alert:' .. ARGV[i], 1) == 1 then
