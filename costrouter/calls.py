@@ -41,7 +41,7 @@ from costrouter.cost import call_usage, price_call, provider_reported_cost
 from costrouter.errors import BudgetExceededError, BudgetStoreError
 from costrouter.image_key import ImageVariant
 from costrouter.interruptions import charge_estimated, interrupted_call_charge
-from costrouter.models import model_facts, primary_deployment_id
+from costrouter.models import ModelFacts, model_facts, primary_deployment_id
 from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
 from costrouter.operations import CHAT, Operation, Reading
 from costrouter.operations.modes import check_mode, deployment_mode
@@ -77,6 +77,8 @@ class RoutedCall:
     finished: bool = False
     extra_attributes: dict[str, Any] = field(default_factory=dict)
     operation: Operation = CHAT
+    model: ModelFacts | None = None
+    """The model the span's start named (the group's first-priority deployment)."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,7 @@ class CallPlanner:
             record=record,
             started=time.perf_counter(),
             operation=operation,
+            model=model,
         )
 
     def _route_kwargs(self, call: RoutedCall) -> dict[str, Any]:
@@ -449,7 +452,7 @@ class CallPlanner:
                 yield from self.ratios.observe_flow(outcome.deployment_id, outcome.prompt_tokens, call.prompt_tokens)
         latency = time.perf_counter() - call.started
         call_result = result or ("success" if outcome.error is None else "error")
-        self.telemetry.end_call_span(call.span, outcome, call.record, latency, call.caller)
+        self.telemetry.end_call_span(call.span, outcome, call.record, latency, call.caller, started_model=call.model)
         self.telemetry.record_metrics(
             call.requested_group, outcome, call.record, latency, call_result, call.operation.genai_name
         )
@@ -510,4 +513,6 @@ class CallPlanner:
         if reservation is None:
             return
         for scope in sorted({budget.scope for budget in reservation.budgets}) or ["none"]:
-            self.telemetry.budget_decisions.add(1, {sc.BUDGET_SCOPE: scope, sc.BUDGET_OUTCOME: reservation.outcome})
+            self.telemetry.budget_decisions.add(
+                1, {sc.BUDGET_SCOPE: scope, sc.BUDGET_OUTCOME: reservation.outcome}, self.telemetry.no_exemplar
+            )

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
 from costrouter import semconv as sc
@@ -107,6 +108,13 @@ class Telemetry:
             description="Settles that charged a budget with no live hold for the call (expired, reset).",
         )
         self._metric_sets = _MetricAttributes()
+        self.no_exemplar = trace.set_span_in_context(INVALID_SPAN, Context())
+        """The context of every measurement but the duration: no span, so no exemplar offered.
+
+        With the SDK's default trace-based exemplar filter each measurement taken while the
+        call's span is current samples an exemplar; one per call (the duration) links the
+        metrics to the trace, the others would repeat it at ~20 % of each measurement's cost.
+        """
 
     # ---- the parent span -------------------------------------------------------------
     def start_call_span(
@@ -137,15 +145,31 @@ class Telemetry:
         return self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
 
     def end_call_span(
-        self, span: Span, outcome: Outcome, record: CallRecord, latency_s: float, caller: Caller | None = None
+        self,
+        span: Span,
+        outcome: Outcome,
+        record: CallRecord,
+        latency_s: float,
+        caller: Caller | None = None,
+        *,
+        started_model: ModelFacts | None = None,
     ) -> None:
-        """Write the outcome and the attempts onto ``span`` and end it."""
-        attributes = outcome_attributes(outcome, record, latency_s)
-        if caller is not None:
-            attributes.update(who_attributes(caller))
+        """Write the outcome and the attempts onto ``span`` and end it.
+
+        ``started_model`` is the model :meth:`start_call_span` wrote: when the same deployment
+        served, its attributes are not written again (the caller's were written at the start too).
+        """
+        attributes = outcome_attributes(outcome, record, latency_s, written_model=started_model)
         if self.genai_cost:
             attributes.update(proposed_cost_attributes(outcome))
-        attributes.update(self.backend.llm_span_attributes(attributes))
+        if self.backend is not NO_BACKEND:
+            # A backend maps what the span carries: the start's model and caller included.
+            seen = dict(attributes)
+            if caller is not None:
+                seen = {**who_attributes(caller), **seen}
+            if outcome.model is not None:
+                seen = {**model_attributes(outcome.model), **seen}
+            attributes.update(self.backend.llm_span_attributes(seen))
         span.set_attributes(attributes)
         if outcome.settled is not None and outcome.settled.mismatch:
             span.add_event(sc.EVENT_COST_MISMATCH, settled_attributes(outcome.settled))
@@ -204,16 +228,17 @@ class Telemetry:
         self.duration.record(
             latency_s, sets.duration if outcome.error is None else sets.failed(type(outcome.error).__name__)
         )
-        self.calls.add(1, self._metric_sets.calls(group, result, operation))
+        quiet = self.no_exemplar
+        self.calls.add(1, self._metric_sets.calls(group, result, operation), quiet)
         if outcome.prompt_tokens is not None:
-            self.token_usage.record(outcome.prompt_tokens, sets.tokens("input"))
+            self.token_usage.record(outcome.prompt_tokens, sets.tokens("input"), quiet)
         if outcome.completion_tokens is not None:
-            self.token_usage.record(outcome.completion_tokens, sets.tokens("output"))
+            self.token_usage.record(outcome.completion_tokens, sets.tokens("output"), quiet)
         if outcome.breakdown is not None:
             for token_type, count in detail_token_counts(outcome.breakdown).items():
-                self.token_usage.record(count, sets.tokens(token_type))
+                self.token_usage.record(count, sets.tokens(token_type), quiet)
         if outcome.cost_usd:
-            self.cost.add(outcome.cost_usd, sets.cost(outcome.deployment_id))
+            self.cost.add(outcome.cost_usd, sets.cost(outcome.deployment_id), quiet)
         for attempt in record.attempts:
             self.attempts.add(
                 1,
@@ -223,6 +248,7 @@ class Telemetry:
                     attempt.kind,
                     "success" if attempt.outcome == "success" else "failure",
                 ),
+                quiet,
             )
 
 
@@ -460,8 +486,13 @@ def _attribute_value(value: Any) -> AttributeValue:
     return json.dumps(value, default=str)[:_MAX_METADATA_VALUE]
 
 
-def outcome_attributes(outcome: Outcome, record: CallRecord, latency_s: float) -> dict[str, AttributeValue]:
-    """Attributes known when the call ends: attempts, model, tokens, cost, latency."""
+def outcome_attributes(
+    outcome: Outcome, record: CallRecord, latency_s: float, *, written_model: ModelFacts | None = None
+) -> dict[str, AttributeValue]:
+    """Attributes known when the call ends: attempts, model, tokens, cost, latency.
+
+    The serving model's attributes are left out when they are ``written_model``'s (already on the span).
+    """
     attributes: dict[str, AttributeValue] = {
         sc.ROUTER_ATTEMPTS: len(record.attempts),
         sc.ROUTER_RETRIES: record.retries,
@@ -473,7 +504,7 @@ def outcome_attributes(outcome: Outcome, record: CallRecord, latency_s: float) -
         sc.GEN_AI_COST_TOTAL: outcome.cost_usd,
         **outcome.extra,
     }
-    if outcome.model is not None:
+    if outcome.model is not None and outcome.model is not written_model:
         attributes.update(model_attributes(outcome.model))
     if outcome.response_model:  # the model the provider says answered, when it says so
         attributes[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
