@@ -7,21 +7,16 @@ what it varies (the provider's token count, the prompt, the limit) and checks th
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from costrouter.budget import BudgetPolicy
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import BudgetStatus
 from costrouter.money import usd_to_micros
 from costrouter.testing import ProviderDouble, Reply
+from tests.workers.processes import run_workers
 
-ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 4
 CALLS_PER_PROCESS = 50
 
@@ -58,18 +53,8 @@ def run_shared_session(
     prefix = f"t{uuid.uuid4().hex[:10]}"
     with ProviderDouble(prompt_token_factor=prompt_token_factor) as provider:
         provider.set_default("fast-model", reply)
-        environment = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         arguments = [provider.base_url, redis_url, prefix, str(limit_usd), str(CALLS_PER_PROCESS)]
-        command = [sys.executable, "-m", "tests.workers.concurrent_calls", *arguments, str(repeat), str(max_tokens)]
-        workers = [
-            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, cwd=ROOT)
-            for _ in range(PROCESSES)
-        ]
-        results = []
-        for worker in workers:
-            out, err = worker.communicate(timeout=240)
-            assert worker.returncode == 0, err.decode()[-3000:]
-            results.append(json.loads(out.decode().strip().splitlines()[-1]))
+        results = run_workers("tests.workers.concurrent_calls", [*arguments, str(repeat), str(max_tokens)], PROCESSES)
         requests_seen = provider.request_count("fast-model")
 
     policy = BudgetPolicy.model_validate(

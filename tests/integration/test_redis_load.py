@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-import os
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -33,8 +30,8 @@ from costrouter.testing.redis_server import RedisServer
 from tests.integration.budget_backends import ref
 from tests.routing import expected_cost
 from tests.workers.burst_calls import TEAM, burst_policy, session_of
+from tests.workers.processes import run_workers
 
-ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 3
 CALLS_PER_PROCESS = 256
 COMPLETION_TOKENS = 10
@@ -59,18 +56,8 @@ def private_redis() -> Iterator[RedisServer]:
 
 
 def _run_workers(base_url: str, redis_url: str, prefix: str) -> list[dict[str, object]]:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    command = [sys.executable, "-m", "tests.workers.burst_calls", base_url, redis_url, prefix, str(CALLS_PER_PROCESS)]
-    workers = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, cwd=ROOT)
-        for _ in range(PROCESSES)
-    ]
-    results = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=300)
-        assert worker.returncode == 0, err.decode()[-3000:]
-        results.append(json.loads(out.decode().strip().splitlines()[-1]))
-    return results
+    arguments = [base_url, redis_url, prefix, str(CALLS_PER_PROCESS)]
+    return run_workers("tests.workers.burst_calls", arguments, PROCESSES)
 
 
 @pytest.mark.usefixtures("cpu_hog")
