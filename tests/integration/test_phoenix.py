@@ -86,11 +86,22 @@ def provider() -> Iterator[ProviderDouble]:
         yield double
 
 
-def _wait_for_llm_spans(phoenix: PhoenixServer, count: int) -> list[dict[str, Any]]:
+def _priced(span: dict[str, Any]) -> bool:
+    summary = span.get("costSummary") or {}
+    return (summary.get("total") or {}).get("cost") is not None
+
+
+def _wait_for_llm_spans(phoenix: PhoenixServer, count: int, *, priced: bool = False) -> list[dict[str, Any]]:
+    """The project's LLM spans once ``count`` are in (and, with ``priced``, Phoenix has costed each).
+
+    Phoenix writes a span's cost after the span itself, from its own insertion queue, so a span
+    can be listed before its cost summary is: on a loaded machine that gap was seen in CI.
+    """
     deadline = time.monotonic() + 60
     while True:
         spans = [span for span in phoenix.project_spans(PROJECT) if span["spanKind"] == "llm"]
-        if len(spans) >= count or time.monotonic() > deadline:
+        ready = len(spans) >= count and (not priced or all(_priced(span) for span in spans))
+        if ready or time.monotonic() > deadline:
             return spans
         time.sleep(0.5)
 
@@ -121,7 +132,7 @@ def test_phoenix_shows_costrouters_cost_after_the_price_push(
         router.route_completion(group, MESSAGES, max_tokens=20, session_id=session, user_id=user)
     assert setup.shutdown(timeout=30)
 
-    spans = _wait_for_llm_spans(phoenix, len(calls))
+    spans = _wait_for_llm_spans(phoenix, len(calls), priced=True)
     assert PROJECT in phoenix.project_names()
     # One LLM call per routed call: the attempt spans (two retries' worth, a fallback) are CHAIN steps.
     assert len(spans) == len(calls)
@@ -131,6 +142,7 @@ def test_phoenix_shows_costrouters_cost_after_the_price_push(
     for span in spans:
         attributes = span["attributes"]
         ours = attributes["llm"]["usage"]["cost_usd"]
+        assert _priced(span), f"Phoenix did not price {span['name']} within 60 s: {span.get('costSummary')}"
         # costrouter charges whole micro-dollars (rounded half up); Phoenix keeps the exact product.
         assert abs(span["costSummary"]["total"]["cost"] - ours) <= 0.5e-6 + 1e-12, span["name"]
         assert ours > 0
