@@ -27,6 +27,7 @@ from costrouter.testing import Fail, ProviderDouble, Reply
 from tests.integration.phoenix_server import PhoenixServer
 
 PROJECT = "costrouter-phoenix-test"
+PROBE_PROJECT = "costrouter-phoenix-probe"
 MESSAGES = [{"role": "user", "content": "what is the capital of France"}]
 
 
@@ -106,6 +107,25 @@ def _wait_for_llm_spans(phoenix: PhoenixServer, count: int, *, priced: bool = Fa
         time.sleep(0.5)
 
 
+def _wait_until_phoenix_applies_the_prices(phoenix: PhoenixServer, config: Any) -> None:
+    """Route probe calls to a project of their own until Phoenix prices one.
+
+    Phoenix reads custom model prices into memory on a clock (every 5 s in 20.26), and a span
+    ingested before that read is never priced; a loaded fresh-clone run hit that gap once.
+    """
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        setup = configure_telemetry(Settings(exporter="otlp", project_name=PROBE_PROJECT), set_global=False)
+        router = CostRouter(config, tracer_provider=setup.tracer_provider, meter_provider=setup.meter_provider)
+        router.route_completion("custom", MESSAGES, max_tokens=20)  # a model only the push prices
+        router.shutdown()
+        assert setup.shutdown(timeout=30)
+        time.sleep(1)
+        if any(_priced(span) for span in phoenix.project_spans(PROBE_PROJECT) if span["spanKind"] == "llm"):
+            return
+    raise AssertionError("Phoenix priced no probe span within 60 s of the price push")
+
+
 def test_phoenix_shows_costrouters_cost_after_the_price_push(
     phoenix: PhoenixServer, provider: ProviderDouble, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,6 +138,7 @@ def test_phoenix_shows_costrouters_cost_after_the_price_push(
     assert again.pending == []  # idempotent
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", phoenix.url)
+    _wait_until_phoenix_applies_the_prices(phoenix, config)
     setup = configure_telemetry(Settings(exporter="otlp", project_name=PROJECT), set_global=False)
     router = CostRouter(config, tracer_provider=setup.tracer_provider, meter_provider=setup.meter_provider)
     provider.script("custom-model", Fail(429, retry_after=0.01), Reply(completion_tokens=7))  # a retry
