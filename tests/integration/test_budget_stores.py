@@ -389,6 +389,30 @@ def test_keys_of_one_budget_share_a_hash_tag_and_expire(redis_backend: Backend) 
         client.close()
 
 
+def test_holds_whose_call_index_is_gone_are_not_counted(redis_backend: Backend) -> None:
+    # An evicted or deleted call index leaves no live hold behind: the window's hold counters
+    # are stale, and status, a reserve and a settle heal them instead of counting them.
+    store = redis_backend.store()
+    budget = ref(1000)
+    tag = budget_key(redis_backend.prefix, budget)
+    client = redis.Redis.from_url(redis_backend.redis_url or "", decode_responses=True)
+    try:
+        for heals in ("status", "reserve", "settle"):
+            assert store.reserve(budget, f"held-{heals}", 600, enforce=True).granted
+            client.delete(f"{tag}:calls", f"{tag}:expiry")
+            if heals == "status":
+                status = store.status(budget)
+                assert (status.held_micros, status.active_holds) == (0, 0)
+            elif heals == "reserve":
+                assert store.reserve(budget, "next", 900, enforce=True).granted  # 600 stale + 900 > 1000
+                store.release(budget, "next")
+            else:
+                store.settle(budget, "unheld", 0)
+            assert client.hmget(f"{tag}:w:total", "held", "holds") == ["0", "0"], heals
+    finally:
+        client.close()
+
+
 def test_scripts_are_reloaded_after_script_flush(redis_backend: Backend) -> None:
     store = redis_backend.store()
     budget = ref(1000)

@@ -70,8 +70,8 @@ if charge > 0 then
 end
 
 -- The new hold, in the current window.
-heal(index, wkey)
-local spent, held = counters(wkey, now, record_ttl)
+local spent, call_held, _, lease_held = window_state(index, wkey, now, record_ttl, false)
+local held = call_held + lease_held
 local free = limit - spent - held
 local granted = free - inflight >= need
 local new_hold = inflight

@@ -188,13 +188,6 @@ local function sweep(calls, index, base, now, record_ttl)
   end
 end
 
--- With no call index left, no hold is live: a counter still showing some is stale.
-local function heal(index, wkey)
-  if redis.call('EXISTS', index) == 0 and redis.call('HEXISTS', wkey, 'held') == 1 then
-    redis.call('HSET', wkey, 'held', 0, 'holds', 0)
-  end
-end
-
 local function touch(calls, index, record_ttl)
   redis.call('EXPIRE', calls, record_ttl + 1)
   redis.call('EXPIRE', index, record_ttl + 1)

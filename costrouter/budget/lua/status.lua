@@ -8,6 +8,5 @@ local now = server_now()
 sweep(calls, index, base, now, record_ttl)
 local window = window_of(kind, seconds, now)
 local wkey = base .. ':w:' .. window
-heal(index, wkey)
-local spent, held, holds = counters(wkey, now, record_ttl)
-return {window, spent, held, holds, num(redis.call('HGET', wkey, 'unheld'))}
+local spent, call_held, holds, lease_held = window_state(index, wkey, now, record_ttl, false)
+return {window, spent, call_held + lease_held, holds, num(redis.call('HGET', wkey, 'unheld'))}
