@@ -70,28 +70,6 @@ class ReportRow:
     latencies_ms: list[float] = field(default_factory=list)
     latency_buckets: dict[int, int] = field(default_factory=dict)
 
-    def __reduce__(self) -> tuple[type[ReportRow], tuple[Any, ...]]:
-        # Rows travel from the worker processes by pickle: a tuple of the fields is much
-        # cheaper than the field-by-field state a slotted dataclass pickles by default.
-        return ReportRow, (
-            self.key,
-            self.calls,
-            self.ok,
-            self.failed,
-            self.rejected,
-            self.attempts,
-            self.failed_attempts,
-            self.retries,
-            self.fallbacks,
-            self.input_tokens,
-            self.output_tokens,
-            self.cost_pico,
-            self.latency_count,
-            self.latency_sum_units,
-            self.latencies_ms,
-            self.latency_buckets,
-        )
-
     @property
     def cost_usd(self) -> float:
         """The summed cost: exact to 1e-12 USD, whatever the number of calls."""
@@ -362,10 +340,10 @@ class Aggregator:
     def add_attempt(self, call: CallSummary, attempt: AttemptSummary) -> None:
         """Count one attempt of ``call`` (also one that arrives after its call was counted)."""
         if self.by_attempt:
-            _add_attempt(self._row(self._attempt_key(call, attempt)), attempt)
+            count_attempt(self._row(self._attempt_key(call, attempt)), attempt)
             return
         for key in self.keys_of(call):
-            _add_attempt(self._row(key), attempt)
+            count_attempt(self._row(key), attempt)
 
     def breakdown(self) -> Breakdown:
         """The rows so far, sorted by cost, then calls, then key."""
@@ -383,7 +361,8 @@ def ordered_breakdown(dimensions: Sequence[Dimension], rows: Mapping[tuple[str |
     return Breakdown(tuple(dimensions), tuple(ordered))
 
 
-def _add_attempt(row: ReportRow, attempt: AttemptSummary) -> None:
+def count_attempt(row: ReportRow, attempt: AttemptSummary) -> None:
+    """Count one attempt (and whether it failed, retried or fell back) in ``row``."""
     row.attempts += 1
     if not attempt.succeeded:
         row.failed_attempts += 1

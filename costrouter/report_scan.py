@@ -41,7 +41,7 @@ from costrouter.report_records import (
     call_from_record,
     span_kind,
 )
-from costrouter.report_rows import Aggregator, CallCounts, ReportRow
+from costrouter.report_rows import Aggregator, CallCounts, ReportRow, count_attempt
 from costrouter.report_time import Timeline
 
 __all__ = ["MAX_PROBLEMS_SHOWN", "Partial", "scan_range"]
@@ -166,20 +166,11 @@ def _add_own_attempts(
         row = rows.get(key)
         if row is None:
             row = rows[key] = ReportRow(key)
-        row.attempts += 1
-        if not attempt[_SUCCEEDED]:
-            row.failed_attempts += 1
-        kind = attempt[_KIND]
-        if kind == "retry":
-            row.retries += 1
-        elif kind == "fallback":
-            row.fallbacks += 1
+        count_attempt(row, attempt)
 
 
 _FIELDS: Final = CallSummary._fields
 _ATTEMPT_FIELDS: Final = AttemptSummary._fields
-_KIND: Final = _ATTEMPT_FIELDS.index("kind")
-_SUCCEEDED: Final = AttemptSummary._fields.index("succeeded")
 _TOTAL: Final = "total"
 _SINGLE: Final = "single"
 _SEVERAL: Final = "several"
