@@ -24,6 +24,12 @@ from costrouter.testing.redis_server import free_port
 
 _START_TIMEOUT_SECONDS = 30.0
 _NODE_TIMEOUT_MS = 1000
+_PORT_ATTEMPTS = 5
+_LOG_NAME = "redis.log"
+
+
+class _PortTakenError(RuntimeError):
+    """A node could not bind its port: something took it between the pick and the bind."""
 
 
 def _binary(name: str) -> str:
@@ -39,8 +45,9 @@ class RedisClusterNodes:
 
     def __init__(self, masters: int = 3) -> None:
         """Pick the ports; nothing runs until :meth:`start`."""
-        self.ports = [free_port() for _ in range(masters * 2)]
-        self._bus_ports = {port: free_port() for port in self.ports}  # port + 10000 may not exist
+        self._picked: set[int] = set()
+        self.ports = [self._new_port() for _ in range(masters * 2)]
+        self._bus_ports = {port: self._new_port() for port in self.ports}  # port + 10000 may not exist
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
         self._dir: str | None = None
 
@@ -60,8 +67,8 @@ class RedisClusterNodes:
         self._dir = self._dir or tempfile.mkdtemp(prefix="costrouter-cluster-")
         for port in self.ports:
             self._start_node(port)
-        for port in self.ports:
-            self._wait_ping(port)
+        for index in range(len(self.ports)):
+            self._wait_started(index)
         subprocess.run(
             [
                 _binary("redis-cli"),
@@ -78,6 +85,28 @@ class RedisClusterNodes:
             timeout=_START_TIMEOUT_SECONDS,
         )
         self.wait_ok()
+
+    def _new_port(self) -> int:
+        """A free port this cluster has not picked before (the OS may hand out a released one again)."""
+        while (port := free_port()) in self._picked:
+            pass
+        self._picked.add(port)
+        return port
+
+    def _wait_started(self, index: int) -> None:
+        """Wait for the node at ``index``; if another process took its port meanwhile, move it to new ports."""
+        for _attempt in range(_PORT_ATTEMPTS - 1):
+            try:
+                self._wait_ping(self.ports[index])
+            except _PortTakenError:
+                old = self.ports[index]
+                del self._processes[old], self._bus_ports[old]
+                new = self.ports[index] = self._new_port()
+                self._bus_ports[new] = self._new_port()
+                self._start_node(new)
+            else:
+                return
+        self._wait_ping(self.ports[index])
 
     def _start_node(self, port: int) -> None:
         folder = Path(self._dir or tempfile.mkdtemp(prefix="costrouter-cluster-")) / str(port)
@@ -102,24 +131,39 @@ class RedisClusterNodes:
             "no",
             "--dir",
             str(folder),
+            "--logfile",
+            str(folder / _LOG_NAME),
         ]
         self._processes[port] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _wait_ping(self, port: int) -> None:
+        """Wait until the node started on ``port`` answers: it, not whatever else may listen there."""
+        process = self._processes[port]
         deadline = time.monotonic() + _START_TIMEOUT_SECONDS
         with redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1) as client:
             while True:
+                if process.poll() is not None:
+                    log = self._log_tail(port)
+                    if "Address already in use" in log:
+                        raise _PortTakenError(log)
+                    message = f"redis-server on port {port} exited with {process.returncode}: {log}"
+                    raise RuntimeError(message)
                 try:
-                    if client.ping():
+                    if int(client.info("server")["process_id"]) == process.pid:
                         return
-                except redis.ConnectionError:
-                    process = self._processes[port]
-                    if process.poll() is not None:
-                        message = f"redis-server on port {port} exited with {process.returncode}"
-                        raise RuntimeError(message) from None
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.02)
+                except (redis.ConnectionError, redis.TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    message = f"redis-server on port {port} did not answer within {_START_TIMEOUT_SECONDS:.0f} s"
+                    raise RuntimeError(message)
+                time.sleep(0.02)
+
+    def _log_tail(self, port: int) -> str:
+        log = Path(self._dir or "") / str(port) / _LOG_NAME
+        try:
+            return "\n".join(log.read_text(errors="replace").splitlines()[-5:])
+        except OSError:
+            return "(no log)"
 
     def _live_ports(self) -> list[int]:
         return [port for port, process in self._processes.items() if process.poll() is None]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -197,3 +198,24 @@ def test_async_tasks_keep_exact_books_through_a_failover(
     asyncio.run(run())
     with RedisBudgetStore(config, url=private_cluster.url) as store:
         _check(private_cluster, store, budget, ledger, caplog)
+
+
+def test_a_node_whose_port_was_taken_moves_to_a_free_one() -> None:
+    """Another process binding a node's port between the pick and the start costs a retry, not the test run."""
+    nodes = RedisClusterNodes()
+    taken = nodes.ports[0]
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    squatter.bind(("127.0.0.1", taken))
+    squatter.listen()
+    try:
+        with nodes as cluster:
+            assert taken not in cluster.ports
+            assert len(set(cluster.ports)) == 6
+            client = redis.cluster.RedisCluster.from_url(cluster.url)
+            try:
+                client.set("moved", "1")
+                assert client.get("moved") == b"1"
+            finally:
+                client.close()
+    finally:
+        squatter.close()
