@@ -134,7 +134,11 @@ def main() -> None:
                 ]
                 command += ["--seconds", str(args.seconds), "--pairs", str(args.pairs), "--concurrency"]
                 command += [str(c) for c in args.concurrency]
-                output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+                finished = subprocess.run(command, check=False, capture_output=True, text=True)
+                if finished.returncode != 0:
+                    message = f"the {lease=} worker exited with {finished.returncode}: {finished.stderr[-3000:]}"
+                    raise RuntimeError(message)
+                output = finished.stdout
                 result = json.loads(output.strip().splitlines()[-1])
                 for c, figures in result.items():
                     name = "leases" if lease == "1" else "per call"

@@ -38,6 +38,7 @@ import redis.asyncio
 
 from costrouter.budget import redis_clients, redis_durable
 from costrouter.budget.policy import StoreConfig
+from costrouter.budget.redis_batch import ScriptBatcher
 from costrouter.budget.store import (
     BudgetRef,
     BudgetStatus,
@@ -265,6 +266,7 @@ class RedisBudgetStore(BudgetStore):
         self._async_client = async_client
         self._async_scripts: dict[str, AsyncScript] = {}
         self._gate: redis_clients.AsyncGate | None = None
+        self._batcher: ScriptBatcher | None = None
 
     def _connected(self, connection: redis.Connection) -> None:
         self._connections += 1
@@ -349,6 +351,8 @@ class RedisBudgetStore(BudgetStore):
         if not self._async_scripts:
             self._async_scripts = {name: redis_clients.aregister(client, script_source(name)) for name in SCRIPT_NAMES}
             self._anodes = redis_durable.AsyncNodeClients(client, self.config)
+            if not redis_clients.is_cluster(client):
+                self._batcher = ScriptBatcher(cast("redis.asyncio.Redis", client))
         gate = self._agate()
         script = self._async_scripts[name]
         nodes = self._anodes
@@ -358,6 +362,8 @@ class RedisBudgetStore(BudgetStore):
             )
             if confirm and nodes is not None and self.config.settle_replicas:
                 return await gate.run(lambda: redis_durable.asettle_confirmed(nodes, script, keys, args))
+            if self._batcher is not None:
+                return await self._batcher.run(script, keys, args)
             return await gate.run(lambda: redis_clients.arun_script(client, script, keys, args))
 
     def _index(self, budget: BudgetRef) -> str:
@@ -543,4 +549,5 @@ class RedisBudgetStore(BudgetStore):
             self._async_client = None
             self._async_scripts = {}
             self._gate = None
+            self._batcher = None
         self.close()
