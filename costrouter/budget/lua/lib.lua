@@ -35,6 +35,7 @@ local function window_of(kind, seconds, now)
     return 'total', 0
   end
   if kind == 'fixed' then
+    seconds = tonumber(seconds)
     local start = t - t % seconds
     return int(start), start + seconds
   end
@@ -165,7 +166,8 @@ end
 
 -- A window's counters for a reserve or settle, healed, in one read (plus one EXISTS only when
 -- some call hold shows and the call index is not known to live): spent, call held, holds,
--- lease held, and whether the hash has any of these fields.
+-- lease held, whether the hash has any of these fields, and the HMGET reply (spent, held, holds,
+-- lh, lx as stored; false when missing).
 -- With no call index left, no hold is live: a counter still showing some is stale.
 local function window_state(index, wkey, now, record_ttl, index_live)
   local v = read_window(wkey, now, record_ttl)
@@ -176,7 +178,7 @@ local function window_state(index, wkey, now, record_ttl, index_live)
     held, holds = 0, 0
   end
   local present = (v[1] or v[2] or v[3] or v[4] or v[5]) and true or false
-  return v[1] and tonumber(v[1]) or 0, held, holds, v[4] and tonumber(v[4]) or 0, present
+  return v[1] and tonumber(v[1]) or 0, held, holds, v[4] and tonumber(v[4]) or 0, present, v
 end
 
 local function drop_hold(base, r)
@@ -245,14 +247,22 @@ local function reserve_one(base, call_id, amount, limit, enforce, kind, seconds,
   local expiry = 0
   if window_end > 0 then expiry = window_end + hold_ttl end
   local wkey = base .. ':w:' .. window
-  local spent, call_held, holds, lease_held = window_state(index, wkey, now, record_ttl, false)
+  local spent, call_held, holds, lease_held, _, v = window_state(index, wkey, now, record_ttl, false)
   local held = call_held + lease_held
-  local granted = spent + held + tonumber(amount) <= limit
+  local n = tonumber(amount)
+  local granted = spent + held + n <= limit
 
+  -- The counters as read are the record's text (written by int or HINCRBY), unless healed or summed.
+  local held_text = '0'
+  if lease_held ~= 0 then
+    held_text = int(held)
+  elseif call_held ~= 0 then
+    held_text = v[2]
+  end
   local before = '|' .. window .. '|' .. (expiry > 0 and int(expiry) or '0') .. '|' .. (granted and '1' or '0')
-    .. '|' .. int(spent) .. '|' .. int(held) .. '|0|0|0|'
+    .. '|' .. (v[1] or '0') .. '|' .. held_text .. '|0|0|0|'
   if granted or not enforce then
-    redis.call('HSET', wkey, 'held', int(call_held + tonumber(amount)), 'holds', int(holds + 1))
+    redis.call('HSET', wkey, 'held', int(call_held + n), 'holds', int(holds + 1))
     expire_window(wkey, expiry)
     redis.call('ZADD', index, score_at(t, hold_ttl), call_id)
     redis.call('HSET', calls, call_id, 'held|' .. amount .. before)

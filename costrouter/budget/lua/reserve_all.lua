@@ -13,7 +13,7 @@ local replies = {}
 for i = 5, #ARGV, 5 do
   local enforce = ARGV[i + 2] == '1'
   local reply = reserve_one(ARGV[i], call_id, amount, tonumber(ARGV[i + 1]), enforce, ARGV[i + 3],
-    tonumber(ARGV[i + 4]), hold_ttl, record_ttl, now, t)
+    ARGV[i + 4], hold_ttl, record_ttl, now, t)
   replies[#replies + 1] = reply
   if enforce and reply[1] == 0 then
     break
