@@ -1,7 +1,7 @@
 """Budget counters in Redis, shared by every process and machine that uses the same server.
 
-Each operation is one Lua script (``lua/*.lua``, one a file, with ``lua/lib.lua`` put in
-front), run with EVALSHA and reloaded on NOSCRIPT by redis-py's registered scripts;
+Each operation is one Lua script (``lua/*.lua``, one a file, with the functions of
+``lua/lib.lua`` it uses put in front), run with EVALSHA and reloaded on NOSCRIPT by redis-py's registered scripts;
 the sync and async clients run the same scripts. Window ids and expiries come from the
 server's clock (``TIME``), never the caller's.
 
@@ -25,6 +25,7 @@ ratio), with no expiry.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -81,12 +82,62 @@ SCRIPT_NAMES: Final = (
 """The scripts under ``lua/``, each registered with every client."""
 
 
+_LIB_FUNCTION = re.compile(r"local function (\w+)\(")
+_LUA_WORD = re.compile(r"\w+")
+
+
+def _lua_words(text: str) -> set[str]:
+    """The identifiers of Lua ``text``, comments left out."""
+    return set(_LUA_WORD.findall("\n".join(line.split("--", 1)[0] for line in text.splitlines())))
+
+
+def _lib_functions(lib: str) -> list[tuple[str, str]]:
+    """The top-level functions of ``lua/lib.lua`` in order: (name, text with the comment above it)."""
+    functions: list[tuple[str, str]] = []
+    comment: list[str] = []
+    current: list[str] | None = None
+    for line in lib.splitlines(keepends=True):
+        if current is not None:
+            current.append(line)
+            if line.rstrip() == "end":
+                functions[-1] = (functions[-1][0], "".join(current))
+                current = None
+            continue
+        match = _LIB_FUNCTION.match(line)
+        if match:
+            current = [*comment, line]
+            functions.append((match.group(1), ""))
+            comment = []
+        elif line.startswith("--"):
+            comment.append(line)
+        elif line.strip():
+            message = f"lua/lib.lua holds only local functions at its top level, not: {line!r}"
+            raise ValueError(message)
+        else:
+            comment = []
+    return functions
+
+
 @cache
 def script_source(name: str) -> str:
-    """The text of script ``name``: ``lua/lib.lua`` followed by ``lua/<name>.lua``."""
+    """The text of script ``name``: the functions of ``lua/lib.lua`` it uses, then ``lua/<name>.lua``.
+
+    Each function a script defines is a closure that Redis builds on every call of it, so a
+    script carries only the ones it calls, directly or through another (in ``lib.lua``'s order).
+    """
     folder = files("costrouter.budget").joinpath("lua")
-    lib = folder.joinpath("lib.lua").read_text(encoding="utf-8")
-    return lib + "\n" + folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    body = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    functions = _lib_functions(folder.joinpath("lib.lua").read_text(encoding="utf-8"))
+    uses = {fname: _lua_words(text) for fname, text in functions}
+    needed: set[str] = set()
+    todo = [fname for fname, _ in functions if fname in _lua_words(body)]
+    while todo:
+        fname = todo.pop()
+        if fname not in needed:
+            needed.add(fname)
+            todo += [other for other, _ in functions if other != fname and other in uses[fname]]
+    kept = "".join(text + "\n" for fname, text in functions if fname in needed)
+    return f"-- costrouter budget script {name}: lua/lib.lua (the functions it uses), then lua/{name}.lua\n{kept}{body}"
 
 
 def _raised_in_redis(exc: BaseException) -> bool:

@@ -21,8 +21,8 @@ local lease_ttl, kind, seconds = tonumber(ARGV[12]), ARGV[13], tonumber(ARGV[14]
 local hold_ttl, record_ttl, limit = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
 local field = 'l:' .. owner
 
-local now = server_now()
-sweep(calls, index, base, now, record_ttl)
+local now, t = server_now()
+sweep(calls, index, base, now, record_ttl, t)
 local window, window_end = window_of(kind, seconds, now)
 local wkey = base .. ':w:' .. window
 local expiry = 0

@@ -1,48 +1,31 @@
--- Helpers shared by every budget script; costrouter/budget/redis.py puts this file in
--- front of each script before registering it.
+-- Helpers shared by the budget scripts: costrouter/budget/redis.py puts the ones a script uses
+-- (this file holds only top-level local functions) in front of it before registering it.
 --
 -- Keys of one budget instance, all under the hash tag {prefix:name:scope:id} (= base):
 --   base .. ':calls'        hash  call id -> record (see encode/decode below)
 --   base .. ':expiry'       zset  call id scored by when its hold (or its record) expires
 --   base .. ':w:' .. window hash  spent, held, holds (count), alert:<threshold> flags
 -- Amounts are integers of micro-dollars.
+--
+-- Server time matters here (every budgeted call runs a reserve and a settle): each function a
+-- script carries is a closure Redis builds on every call of it, so scripts carry only those they
+-- use; what runs on every reserve and settle hands redis.call strings, not Lua numbers (Redis
+-- formats a number argument with %.17g, a zset score with a fraction costing the most), and cuts
+-- a record in one string.match, not a loop that grows a table.
 
+-- The server's clock: now (seconds, a number), and the TIME reply {seconds, microseconds}.
 local function server_now()
   local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000, t
+end
+
+-- The text of now + `offset` (whole seconds) as a zset score, from the TIME reply.
+local function score_at(t, offset)
+  return string.format('%d.', tonumber(t[1]) + offset) .. string.sub('00000' .. t[2], -6)
 end
 
 local function int(x)
   return string.format('%d', x)
-end
-
-local function fdiv(a, b)
-  return math.floor(a / b)
-end
-
--- Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms).
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = fdiv(y, 400)
-  local yoe = y - era * 400
-  local mp = m > 2 and m - 3 or m + 9
-  local doy = fdiv(153 * mp + 2, 5) + d - 1
-  local doe = yoe * 365 + fdiv(yoe, 4) - fdiv(yoe, 100) + doy
-  return era * 146097 + doe - 719468
-end
-
-local function civil_from_days(z)
-  z = z + 719468
-  local era = fdiv(z, 146097)
-  local doe = z - era * 146097
-  local yoe = fdiv(doe - fdiv(doe, 1460) + fdiv(doe, 36524) - fdiv(doe, 146096), 365)
-  local doy = doe - (365 * yoe + fdiv(yoe, 4) - fdiv(yoe, 100))
-  local mp = fdiv(5 * doy + 2, 153)
-  local d = doy - fdiv(153 * mp + 2, 5) + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  return y, m, d
 end
 
 -- The window containing `now`: its id and the epoch second it ends (0: never).
@@ -52,8 +35,37 @@ local function window_of(kind, seconds, now)
     return 'total', 0
   end
   if kind == 'fixed' then
+    seconds = tonumber(seconds)
     local start = t - t % seconds
     return int(start), start + seconds
+  end
+  -- Calendar windows (defined here, so that a script whose budget has none builds no closure
+  -- for them): days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's
+  -- algorithms).
+  local function fdiv(a, b)
+    return math.floor(a / b)
+  end
+  local function days_from_civil(y, m, d)
+    if m <= 2 then y = y - 1 end
+    local era = fdiv(y, 400)
+    local yoe = y - era * 400
+    local mp = m > 2 and m - 3 or m + 9
+    local doy = fdiv(153 * mp + 2, 5) + d - 1
+    local doe = yoe * 365 + fdiv(yoe, 4) - fdiv(yoe, 100) + doy
+    return era * 146097 + doe - 719468
+  end
+  local function civil_from_days(z)
+    z = z + 719468
+    local era = fdiv(z, 146097)
+    local doe = z - era * 146097
+    local yoe = fdiv(doe - fdiv(doe, 1460) + fdiv(doe, 36524) - fdiv(doe, 146096), 365)
+    local doy = doe - (365 * yoe + fdiv(yoe, 4) - fdiv(yoe, 100))
+    local mp = fdiv(5 * doy + 2, 153)
+    local d = doy - fdiv(153 * mp + 2, 5) + 1
+    local m = mp < 10 and mp + 3 or mp - 9
+    local y = yoe + era * 400
+    if m <= 2 then y = y + 1 end
+    return y, m, d
   end
   local day = fdiv(t, 86400)
   local y, m, d = civil_from_days(day)
@@ -70,6 +82,12 @@ end
 -- window_expiry: when the window's counters expire (0: never); spent0/held0: the window
 -- before the reserve; charged/spent1/held1/alerts: the outcome of the settle or release.
 local function decode(raw)
+  local a, b, c, d, e, f, g, h, i, j, k = string.match(raw,
+    '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  if a then
+    return {a, b, c, d, e, f, g, h, i, j, k}
+  end
+  -- Not a call record's 11 fields (a lease's 4): split on every '|'.
   local r = {}
   for part in string.gmatch(raw .. '|', '([^|]*)|') do
     r[#r + 1] = part
@@ -89,8 +107,12 @@ end
 --   'l:' .. owner  ->  state|hold|expiry|seq   (state l: live, x: gone; seq: last message applied)
 --   'lh' the sum of the live leases' holds, 'lx' the earliest expiry of a live lease.
 local function lease_decode(raw)
-  local r = decode(raw)
-  return r[1], tonumber(r[2]), tonumber(r[3]), tonumber(r[4])
+  local state, hold, expiry, seq = string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+  if not state then
+    local r = decode(raw)
+    state, hold, expiry, seq = r[1], r[2], r[3], r[4]
+  end
+  return state, tonumber(hold), tonumber(expiry), tonumber(seq)
 end
 
 -- Drop the expired leases of a window out of 'lh' (kept as tombstones for their seq),
@@ -128,7 +150,7 @@ end
 -- are swept first (only when 'lx', the earliest lease expiry, is due: one HMGET otherwise).
 local function read_window(wkey, now, record_ttl)
   local v = redis.call('HMGET', wkey, 'spent', 'held', 'holds', 'lh', 'lx')
-  local due = tonumber(v[5])
+  local due = v[5] and tonumber(v[5])
   if now and due and due <= now then
     sweep_leases(wkey, now, record_ttl)
     v = redis.call('HMGET', wkey, 'spent', 'held', 'holds', 'lh', 'lx')
@@ -144,43 +166,50 @@ end
 
 -- A window's counters for a reserve or settle, healed, in one read (plus one EXISTS only when
 -- some call hold shows and the call index is not known to live): spent, call held, holds,
--- lease held, and whether the hash has any of these fields.
+-- lease held, whether the hash has any of these fields, and the HMGET reply (spent, held, holds,
+-- lh, lx as stored; false when missing).
 -- With no call index left, no hold is live: a counter still showing some is stale.
 local function window_state(index, wkey, now, record_ttl, index_live)
   local v = read_window(wkey, now, record_ttl)
-  local held, holds = num(v[2]), num(v[3])
+  -- Redis gives a missing field as false (num() inline: a field is mostly there, 'lh' mostly not).
+  local held, holds = v[2] and tonumber(v[2]) or 0, v[3] and tonumber(v[3]) or 0
   if (held ~= 0 or holds ~= 0) and not index_live and redis.call('EXISTS', index) == 0 then
-    redis.call('HSET', wkey, 'held', 0, 'holds', 0)
+    redis.call('HSET', wkey, 'held', '0', 'holds', '0')
     held, holds = 0, 0
   end
-  -- Redis gives a missing field as false.
   local present = (v[1] or v[2] or v[3] or v[4] or v[5]) and true or false
-  return num(v[1]), held, holds, num(v[4]), present
+  return v[1] and tonumber(v[1]) or 0, held, holds, v[4] and tonumber(v[4]) or 0, present, v
 end
 
 local function drop_hold(base, r)
   local wkey = base .. ':w:' .. r[3]
   if redis.call('EXISTS', wkey) == 1 then
     if r[2] ~= '0' and redis.call('HINCRBY', wkey, 'held', '-' .. r[2]) < 0 then
-      redis.call('HSET', wkey, 'held', 0)
+      redis.call('HSET', wkey, 'held', '0')
     end
-    if redis.call('HINCRBY', wkey, 'holds', -1) < 0 then
-      redis.call('HSET', wkey, 'holds', 0)
+    if redis.call('HINCRBY', wkey, 'holds', '-1') < 0 then
+      redis.call('HSET', wkey, 'holds', '0')
     end
   end
 end
 
 -- Drop up to 16 expired holds out of `held`; forget records past their retention.
-local function sweep(calls, index, base, now, record_ttl)
-  local due = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, 16)
+-- `t` is the TIME reply that `now` was read from (see server_now).
+local function sweep(calls, index, base, now, record_ttl, t)
+  local due = redis.call('ZRANGEBYSCORE', index, '-inf', t[1] .. '.' .. string.sub('00000' .. t[2], -6),
+    'LIMIT', '0', '16')
+  if #due == 0 then
+    return
+  end
+  local retained = score_at(t, record_ttl)
   for _, id in ipairs(due) do
     local raw = redis.call('HGET', calls, id)
     local r = raw and decode(raw)
     if r and r[1] == 'held' then
       drop_hold(base, r)
       r[1] = 'expired'
-      redis.call('HSET', calls, id, encode(r))
-      redis.call('ZADD', index, now + record_ttl, id)
+      redis.call('HSET', calls, id, table.concat(r, '|'))
+      redis.call('ZADD', index, retained, id)
     else
       redis.call('HDEL', calls, id)
       redis.call('ZREM', index, id)
@@ -188,22 +217,25 @@ local function sweep(calls, index, base, now, record_ttl)
   end
 end
 
-local function touch(calls, index, record_ttl)
-  redis.call('EXPIRE', calls, record_ttl + 1)
-  redis.call('EXPIRE', index, record_ttl + 1)
+-- Keep the call records and their index for `record_ttl` (+ 1 s) after this write; `ttl` is
+-- that text (int(record_ttl + 1)).
+local function touch(calls, index, ttl)
+  redis.call('EXPIRE', calls, ttl)
+  redis.call('EXPIRE', index, ttl)
 end
 
 local function expire_window(wkey, expiry)
   if expiry > 0 then
-    redis.call('EXPIREAT', wkey, expiry)
+    redis.call('EXPIREAT', wkey, int(expiry))
   end
 end
 
 -- Check and hold `amount` (text of an integer) for one call in one budget instance (see
--- reserve.lua). Returns {granted, spent before, held before, window id, replayed}.
-local function reserve_one(base, call_id, amount, limit, enforce, kind, seconds, hold_ttl, record_ttl, now)
+-- reserve.lua); `t` is the TIME reply `now` was read from. Returns {granted, spent before,
+-- held before, window id, replayed}.
+local function reserve_one(base, call_id, amount, limit, enforce, kind, seconds, hold_ttl, record_ttl, now, t)
   local calls, index = base .. ':calls', base .. ':expiry'
-  sweep(calls, index, base, now, record_ttl)
+  sweep(calls, index, base, now, record_ttl, t)
 
   local raw = redis.call('HGET', calls, call_id)
   if raw then
@@ -215,21 +247,29 @@ local function reserve_one(base, call_id, amount, limit, enforce, kind, seconds,
   local expiry = 0
   if window_end > 0 then expiry = window_end + hold_ttl end
   local wkey = base .. ':w:' .. window
-  local spent, call_held, holds, lease_held = window_state(index, wkey, now, record_ttl, false)
+  local spent, call_held, holds, lease_held, _, v = window_state(index, wkey, now, record_ttl, false)
   local held = call_held + lease_held
-  local granted = spent + held + tonumber(amount) <= limit
+  local n = tonumber(amount)
+  local granted = spent + held + n <= limit
 
-  local record
-  if granted or not enforce then
-    redis.call('HSET', wkey, 'held', int(call_held + tonumber(amount)), 'holds', int(holds + 1))
-    expire_window(wkey, expiry)
-    record = {'held', amount, window, int(expiry), granted and '1' or '0', int(spent), int(held), '0', '0', '0', ''}
-    redis.call('ZADD', index, now + hold_ttl, call_id)
-  else
-    record = {'refused', '0', window, int(expiry), '0', int(spent), int(held), '0', '0', '0', ''}
-    redis.call('ZADD', index, now + record_ttl, call_id)
+  -- The counters as read are the record's text (written by int or HINCRBY), unless healed or summed.
+  local held_text = '0'
+  if lease_held ~= 0 then
+    held_text = int(held)
+  elseif call_held ~= 0 then
+    held_text = v[2]
   end
-  redis.call('HSET', calls, call_id, encode(record))
-  touch(calls, index, record_ttl)
+  local before = '|' .. window .. '|' .. (expiry > 0 and int(expiry) or '0') .. '|' .. (granted and '1' or '0')
+    .. '|' .. (v[1] or '0') .. '|' .. held_text .. '|0|0|0|'
+  if granted or not enforce then
+    redis.call('HSET', wkey, 'held', int(call_held + n), 'holds', int(holds + 1))
+    expire_window(wkey, expiry)
+    redis.call('ZADD', index, score_at(t, hold_ttl), call_id)
+    redis.call('HSET', calls, call_id, 'held|' .. amount .. before)
+  else
+    redis.call('ZADD', index, score_at(t, record_ttl), call_id)
+    redis.call('HSET', calls, call_id, 'refused|0' .. before)
+  end
+  touch(calls, index, int(record_ttl + 1))
   return {granted and 1 or 0, spent, held, window, 0}
 end

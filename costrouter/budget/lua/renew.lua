@@ -11,6 +11,7 @@ local raw = redis.call('HGET', calls, call_id)
 if not raw or decode(raw)[1] ~= 'held' then
   return 0
 end
-redis.call('ZADD', index, server_now() + hold_ttl, call_id)
-touch(calls, index, record_ttl)
+local _, t = server_now()
+redis.call('ZADD', index, score_at(t, hold_ttl), call_id)
+touch(calls, index, int(record_ttl + 1))
 return 1

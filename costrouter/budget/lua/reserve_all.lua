@@ -8,12 +8,12 @@
 -- Returns one reserve reply per budget tried (see reserve.lua).
 local call_id, amount = ARGV[1], ARGV[2]
 local hold_ttl, record_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
-local now = server_now()
+local now, t = server_now()
 local replies = {}
 for i = 5, #ARGV, 5 do
   local enforce = ARGV[i + 2] == '1'
   local reply = reserve_one(ARGV[i], call_id, amount, tonumber(ARGV[i + 1]), enforce, ARGV[i + 3],
-    tonumber(ARGV[i + 4]), hold_ttl, record_ttl, now)
+    ARGV[i + 4], hold_ttl, record_ttl, now, t)
   replies[#replies + 1] = reply
   if enforce and reply[1] == 0 then
     break

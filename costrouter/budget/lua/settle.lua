@@ -6,12 +6,13 @@
 -- replayed, window expiry, unheld (1: a charge that found no live hold: expired, reset or
 -- never taken; counted in the window's 'unheld' field)}.
 local calls, index, base = KEYS[1], KEYS[2], ARGV[1]
-local call_id, amount, release = ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
-local kind, seconds = ARGV[5], tonumber(ARGV[6])
+local call_id, amount_text, release = ARGV[2], ARGV[3], ARGV[4] == '1'
+local amount = tonumber(amount_text)
+local kind, seconds = ARGV[5], ARGV[6]
 local hold_ttl, record_ttl = tonumber(ARGV[7]), tonumber(ARGV[8])
 
-local now = server_now()
-sweep(calls, index, base, now, record_ttl)
+local now, t = server_now()
+sweep(calls, index, base, now, record_ttl, t)
 
 local raw = redis.call('HGET', calls, call_id)
 local r = raw and decode(raw)
@@ -33,59 +34,64 @@ local wkey = base .. ':w:' .. window
 local live = r and r[1] == 'held'
 -- A live hold keeps its call id in the index: the index lives, no heal check needed.
 local spent, call_held, holds, lease_held, present = window_state(index, wkey, now, record_ttl, live)
-local fields = {}
+-- The window's counters after the settle, written in one HSET (a dropped hold and the charge).
+local dropped = false
 if live and r[3] == window then
   -- The hold is in this window: drop it with the charge below, in one write (not into a
   -- hash that is gone: a reset or an expiry already dropped it).
   if present or redis.call('EXISTS', wkey) == 1 then
     call_held = math.max(call_held - tonumber(r[2]), 0)
     holds = math.max(holds - 1, 0)
-    fields = {'held', int(call_held), 'holds', int(holds)}
+    dropped = true
   end
 elseif live then
   drop_hold(base, r)
 end
 
 local state, charged, unheld = 'released', 0, 0
-local fired = {}
+local alerts = ''
+local held_text = dropped and int(call_held)
 if not release then
   state, charged = 'settled', amount
   spent = spent + amount
-  fields[#fields + 1] = 'spent'
-  fields[#fields + 1] = int(spent)
 end
-if #fields > 0 then
-  redis.call('HSET', wkey, unpack(fields))
+local spent_text = int(spent)
+if dropped and not release then
+  redis.call('HSET', wkey, 'held', held_text, 'holds', int(holds), 'spent', spent_text)
+elseif dropped then
+  redis.call('HSET', wkey, 'held', held_text, 'holds', int(holds))
+elseif not release then
+  redis.call('HSET', wkey, 'spent', spent_text)
 end
 if not release then
   if not live then
     unheld = 1
-    redis.call('HINCRBY', wkey, 'unheld', 1)
+    redis.call('HINCRBY', wkey, 'unheld', '1')
   end
   expire_window(wkey, expiry)
 end
 local held = call_held + lease_held
 if not release then
   for i = 10, #ARGV, 2 do
-    if spent >= tonumber(ARGV[i + 1]) and redis.call('HSETNX', wkey, 'alert:' .. ARGV[i], 1) == 1 then
-      fired[#fired + 1] = ARGV[i]
+    if spent >= tonumber(ARGV[i + 1]) and redis.call('HSETNX', wkey, 'alert:' .. ARGV[i], '1') == 1 then
+      alerts = alerts == '' and ARGV[i] or alerts .. ',' .. ARGV[i]
     end
   end
 end
-local alerts = table.concat(fired, ',')
 
 local granted, spent0, held0 = '0', '0', '0'
 if r then granted, spent0, held0 = r[5], r[6], r[7] end
 -- On Redis Cluster the index lives in another slot: the client updates it instead.
 if KEYS[3] and charged > 0 then
   local top = KEYS[3] .. ':' .. window
-  redis.call('ZINCRBY', top, charged, ARGV[9])
-  if expiry > 0 then redis.call('EXPIREAT', top, expiry) end
+  redis.call('ZINCRBY', top, amount_text, ARGV[9])
+  if expiry > 0 then redis.call('EXPIREAT', top, int(expiry)) end
 end
 
-local record = {state, r and r[2] or '0', window, int(expiry), granted, spent0, held0,
-  int(charged), int(spent), int(held), alerts}
-redis.call('HSET', calls, call_id, encode(record))
-redis.call('ZADD', index, now + record_ttl, call_id)
-touch(calls, index, record_ttl)
+redis.call('HSET', calls, call_id, state .. '|' .. (r and r[2] or '0') .. '|' .. window .. '|'
+  .. (expiry > 0 and int(expiry) or '0') .. '|' .. granted .. '|' .. spent0 .. '|' .. held0 .. '|'
+  .. (charged > 0 and amount_text or '0') .. '|' .. spent_text .. '|'
+  .. ((lease_held == 0 and held_text) or int(held)) .. '|' .. alerts)
+redis.call('ZADD', index, score_at(t, record_ttl), call_id)
+touch(calls, index, int(record_ttl + 1))
 return {state, charged, spent, held, window, alerts, 0, expiry, unheld}

@@ -4,8 +4,8 @@
 local calls, index, base = KEYS[1], KEYS[2], ARGV[1]
 local kind, seconds, record_ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
-local now = server_now()
-sweep(calls, index, base, now, record_ttl)
+local now, t = server_now()
+sweep(calls, index, base, now, record_ttl, t)
 local window = window_of(kind, seconds, now)
 local wkey = base .. ':w:' .. window
 local spent, call_held, holds, lease_held = window_state(index, wkey, now, record_ttl, false)
