@@ -107,6 +107,8 @@ class Telemetry:
             unit=sc.METRIC_BUDGET_UNHELD_SETTLES_UNIT,
             description="Settles that charged a budget with no live hold for the call (expired, reset).",
         )
+        self.start_attributes: dict[str, AttributeValue] = {}
+        """Attributes every call span starts with (``budget.outcome=unbudgeted`` on a router without budgets)."""
         self._metric_sets = _MetricAttributes()
         self.no_exemplar = trace.set_span_in_context(INVALID_SPAN, Context())
         """The context of every measurement but the duration: no span, so no exemplar offered.
@@ -136,6 +138,8 @@ class Telemetry:
         """
         attributes = request_attributes(group, messages, caller, request, call_id, stream=stream)
         attributes[sc.GEN_AI_OPERATION_NAME] = operation[1]
+        if self.start_attributes:
+            attributes.update(self.start_attributes)
         if model is not None:
             attributes.update(model_attributes(model))
         if self.capture_content:
