@@ -7,8 +7,8 @@ is yielded as ops, so the sync and async entry points share all of it.
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -137,6 +137,8 @@ class CallPlanner:
         self.renewer: HoldRenewer | None = None
         """Keeps live calls' holds from expiring (set by the router when it has a store)."""
         self.guard: StoreGuard | None = None
+        if policy is None:  # written with the span's other start attributes, not by a call of its own
+            telemetry.start_attributes[sc.BUDGET_OUTCOME] = "unbudgeted"
         self.prices = PriceBook.from_config(config)
         self.alerts = AlertDispatcher(policy.alerts if policy else AlertSettings(), telemetry.meter_provider)
         self._reachable = reachable_group_sets(config.fallback_graph())
@@ -156,6 +158,12 @@ class CallPlanner:
             deployment_id: model_facts(deployment, self.deployments[deployment_id].provider)
             for _, deployment_id, deployment in config.deployments()
         }
+        self._primary_models = {
+            group: self.models[primary_deployment_id(config, group)] for group, _, _ in config.deployments()
+        }
+        """Each group's first-priority deployment's model (what a call span starts naming)."""
+        self._mode_checked: set[tuple[str, str]] = set()
+        """(operation, group) pairs whose deployments' modes were found to serve the operation."""
         model_names = {deployment_id: facts.model for deployment_id, facts in self.deployments.items()}
         self.ratios = TokenRatios(policy.defaults.prompt if policy else PromptEstimate(), model_names)
         unpriced = self.prices.unpriced()
@@ -218,10 +226,12 @@ class CallPlanner:
         if group not in self.config.groups:
             known = ", ".join(sorted(self.config.groups))
             raise ValueError(f"unknown model group {group!r}; the router has: {known}")
-        check_mode(operation, group, {d: f.mode for d, f in self.deployments.items() if f.group == group})
-        call_id = uuid.uuid4().hex
+        if (operation.name, group) not in self._mode_checked:
+            check_mode(operation, group, {d: f.mode for d, f in self.deployments.items() if f.group == group})
+            self._mode_checked.add((operation.name, group))
+        call_id = os.urandom(16).hex()  # 128 random bits, as uuid4 without building a UUID
         stream = bool(request.get("stream"))
-        model = self.models[primary_deployment_id(self.config, group)]
+        model = self._primary_models.get(group) or self.models[primary_deployment_id(self.config, group)]
         span = self.telemetry.start_call_span(
             group,
             messages,
@@ -292,8 +302,7 @@ class CallPlanner:
     def _reserve(self, call: RoutedCall) -> Flow[None]:
         call.operation.check(call.messages, call.request)
         policy = self.policy
-        if policy is None:
-            call.span.set_attribute(sc.BUDGET_OUTCOME, "unbudgeted")
+        if policy is None:  # budget.outcome=unbudgeted is a start attribute (__init__)
             return
         yield from self.ratios.refresh_flow()
         caller = call.caller
@@ -434,9 +443,9 @@ class CallPlanner:
             return
         call.finished = True
         call.record.close_pending("failure" if outcome.error else "success", outcome.error)
-        amount = usd_to_micros(outcome.cost_usd)
         reservation = call.reservation
         if reservation is not None and reservation.outcome != "rejected":
+            amount = usd_to_micros(outcome.cost_usd)
             if self.renewer is not None:
                 self.renewer.forget(reservation.reservation_id)
             settled = yield from settle_flow(reservation, amount, self.guard)

@@ -52,6 +52,7 @@ _RATE_OF: Final = {
     **{name: name for name in UNITS},  # unit prices are keyed by unit (Price.units)
 }
 _MICROS: Final = Decimal(MICROS_PER_USD)
+_ZERO: Final = Decimal(0)
 
 CostSource = Literal["computed", "provider"]
 
@@ -88,9 +89,15 @@ def _field(obj: Any, name: str) -> Any:
 
 
 def _count(obj: Any, *names: str) -> int:
+    if obj is None:  # a details block the provider did not send
+        return 0
+    mapping = isinstance(obj, Mapping)
     for name in names:
-        value = _field(obj, name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value:
+        value = obj.get(name) if mapping else getattr(obj, name, None)
+        if value.__class__ is int:  # the usual case, checked first: 18 reads a call
+            if value:
+                return int(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value:
             return int(value)
     return 0
 
@@ -198,12 +205,12 @@ class CostBreakdown:
     @property
     def prompt_micros(self) -> int:
         """The prompt side: input, cache read and writes, audio and image input, the request fee."""
-        return sum(self.components_micros[name] for name in INPUT_COMPONENTS)
+        return sum(map(self.components_micros.__getitem__, INPUT_COMPONENTS))
 
     @property
     def completion_micros(self) -> int:
         """The completion side: output, reasoning, audio and image output."""
-        return sum(self.components_micros[name] for name in OUTPUT_COMPONENTS)
+        return sum(map(self.components_micros.__getitem__, OUTPUT_COMPONENTS))
 
     @property
     def total_usd(self) -> float:
@@ -222,14 +229,16 @@ def compute_cost(price: Price, usage: TokenUsage) -> CostBreakdown:
     """
     rates = {**price.decimal_tier(usage.prompt_tokens), **price.unit_rates_for(usage.image_variant)}
     tokens = billed_tokens(usage)
-    exact = {name: tokens[name] * rates[_RATE_OF[name]] * _MICROS for name in COMPONENTS}
-    total_exact = sum(exact.values(), Decimal(0))
+    # Most components bill nothing (no cache, audio, images ...): no decimal arithmetic for those.
+    exact = {name: tokens[name] * rates[_RATE_OF[name]] * _MICROS if tokens[name] else _ZERO for name in COMPONENTS}
+    total_exact = sum(exact.values(), _ZERO)
     total_micros = int(total_exact.to_integral_value(rounding=ROUND_HALF_UP))
-    floors = {name: int(value.to_integral_value(rounding=ROUND_FLOOR)) for name, value in exact.items()}
+    floors = {name: int(value.to_integral_value(rounding=ROUND_FLOOR)) if value else 0 for name, value in exact.items()}
     left = total_micros - sum(floors.values())
-    by_remainder = sorted(COMPONENTS, key=lambda name: exact[name] - floors[name], reverse=True)
-    for name in by_remainder[:left]:
-        floors[name] += 1
+    if left:  # only when the floors fall short of the rounded total
+        by_remainder = sorted(COMPONENTS, key=lambda name: exact[name] - floors[name], reverse=True)
+        for name in by_remainder[:left]:
+            floors[name] += 1
     return CostBreakdown(usage, tokens, floors, total_micros, total_exact / _MICROS)
 
 

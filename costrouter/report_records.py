@@ -286,6 +286,10 @@ def call_from_record(record: Mapping[str, Any], attempts: Sequence[AttemptSummar
     if trace_id.__class__ is not str or span_id.__class__ is not str:
         trace_id, span_id = str(trace_id), str(span_id)
     outcome = _outcome(record, attributes)
+    if not attempts:  # a call whose one attempt succeeded carries it on its own span
+        kind = get(_ATTEMPT_KIND)
+        if kind is not None:
+            attempts = (_new_attempt((served, deployment, str(kind), get(_ATTEMPT_OUTCOME) == "success")),)
     tags = get(_ROUTER_TAGS, _MISSING)
     if tags.__class__ is list and len(tags) == 1 and tags[0].__class__ is str and tags[0]:
         tags = (tags[0],)

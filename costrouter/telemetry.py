@@ -107,6 +107,8 @@ class Telemetry:
             unit=sc.METRIC_BUDGET_UNHELD_SETTLES_UNIT,
             description="Settles that charged a budget with no live hold for the call (expired, reset).",
         )
+        self.start_attributes: dict[str, AttributeValue] = {}
+        """Attributes every call span starts with (``budget.outcome=unbudgeted`` on a router without budgets)."""
         self._metric_sets = _MetricAttributes()
         self.no_exemplar = trace.set_span_in_context(INVALID_SPAN, Context())
         """The context of every measurement but the duration: no span, so no exemplar offered.
@@ -136,6 +138,8 @@ class Telemetry:
         """
         attributes = request_attributes(group, messages, caller, request, call_id, stream=stream)
         attributes[sc.GEN_AI_OPERATION_NAME] = operation[1]
+        if self.start_attributes:
+            attributes.update(self.start_attributes)
         if model is not None:
             attributes.update(model_attributes(model))
         if self.capture_content:
@@ -156,6 +160,10 @@ class Telemetry:
     ) -> None:
         """Write the outcome and the attempts onto ``span`` and end it.
 
+        A call whose one attempt succeeded carries that attempt's ``router.attempt.*`` attributes
+        itself; any other call gets one child span per attempt (the first included), with each
+        attempt's own start and end.
+
         ``started_model`` is the model :meth:`start_call_span` wrote: when the same deployment
         served, its attributes are not written again (the caller's were written at the start too).
         """
@@ -170,12 +178,22 @@ class Telemetry:
             if outcome.model is not None:
                 seen = {**model_attributes(outcome.model), **seen}
             attributes.update(self.backend.llm_span_attributes(seen))
+        attempts = record.attempts
+        single = len(attempts) == 1 and attempts[0].outcome == "success"
+        if single:  # the one attempt that answered: carried on the parent, no child span
+            attempt = attempts[0]
+            attributes[sc.ATTEMPT_INDEX] = attempt.index
+            attributes[sc.ATTEMPT_KIND] = attempt.kind
+            attributes[sc.ATTEMPT_OUTCOME] = "success"
+            attributes[sc.ATTEMPT_WAIT_MS] = attempt.wait_ns / 1e6
+            attributes[sc.ATTEMPT_MODEL] = attempt.model
         span.set_attributes(attributes)
         if outcome.settled is not None and outcome.settled.mismatch:
             span.add_event(sc.EVENT_COST_MISMATCH, settled_attributes(outcome.settled))
         if self.capture_content and outcome.output_text is not None:
             span.set_attributes(output_message_attributes(outcome, self.content_max_chars))
-        self._attempt_spans(span, record, caller)
+        if not single:
+            self._attempt_spans(span, record, caller)
         if outcome.error is not None:
             span.record_exception(outcome.error)
             span.set_status(Status(StatusCode.ERROR, f"{type(outcome.error).__name__}: {outcome.error}"[:1024]))

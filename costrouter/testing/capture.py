@@ -44,7 +44,12 @@ class TelemetryCapture:
         return [span for span in self.spans() if span.name.startswith(sc.CALL_SPAN_NAME_PREFIXES)]
 
     def attempt_spans(self, parent: ReadableSpan) -> list[ReadableSpan]:
-        """The attempt spans under ``parent``, in attempt order."""
+        """The attempt spans under ``parent``, in attempt order.
+
+        ``[parent]`` when the call's one attempt succeeded: the parent carries it (``router.attempt.*``).
+        """
+        if sc.ATTEMPT_INDEX in (parent.attributes or {}):
+            return [parent]
         parent_id = parent.context.span_id if parent.context else None
         children = [
             span

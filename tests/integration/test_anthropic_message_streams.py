@@ -277,7 +277,8 @@ def test_sync_streams_from_many_threads_keep_their_own_spans(
         attributes = dict(span.attributes or {})
         words = int(str(attributes[sc.SESSION_ID])[1:])
         assert attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == words + 3
-        (attempt,) = capture.attempt_spans(span)  # under its own call span, from another thread
-        assert attempt.attributes[sc.ATTEMPT_OUTCOME] == "success"  # type: ignore[index]
-    attempts = [span for span in capture.spans() if span.name.startswith(f"{sc.ATTEMPT_SPAN_NAME_PREFIX}/")]
-    assert len(attempts) == 6  # none orphaned, none under another call
+        # Its one attempt, on its own call span though the stream ran in another thread.
+        assert capture.attempt_spans(span) == [span]
+        assert attributes[sc.ATTEMPT_OUTCOME] == "success"
+    # No attempt span, orphaned or under another call: each call carried its own attempt.
+    assert not [span for span in capture.spans() if span.name.startswith(f"{sc.ATTEMPT_SPAN_NAME_PREFIX}/")]

@@ -84,8 +84,15 @@ def test_success_span_carries_tokens_cost_model_and_caller(
     assert list(attributes[sc.TAG_TAGS]) == ["search"]  # type: ignore[arg-type]
     assert attributes["router.metadata.feature"] == "autocomplete"
     assert sc.GEN_AI_INPUT_MESSAGES not in attributes  # content capture is off by default
-    attempts = capture.attempt_spans(span)
-    assert [a.name for a in attempts] == ["router.attempt/fast-primary"]
+    # The one attempt, a success, rides on the call span: no child span.
+    assert capture.attempt_spans(span) == [span]
+    assert [s.name for s in capture.spans()] == ["router.completion/fast"]
+    assert attributes[sc.ATTEMPT_INDEX] == 0
+    assert attributes[sc.ATTEMPT_KIND] == "first"
+    assert attributes[sc.ATTEMPT_OUTCOME] == "success"
+    assert attributes[sc.ATTEMPT_WAIT_MS] == 0.0
+    assert attributes[sc.ATTEMPT_MODEL] == "fast-model"
+    assert attributes[sc.ROUTER_DEPLOYMENT_ID] == "fast-primary"
 
 
 def test_attempt_spans_are_steps_not_model_calls(

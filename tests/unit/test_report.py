@@ -20,6 +20,7 @@ from costrouter.report import (
     report_csv,
     report_json,
 )
+from costrouter.report_read import stream_report
 
 TRACE = "0" * 31
 
@@ -160,6 +161,28 @@ def test_requested_dimension_and_missing_values() -> None:
     assert {row.key: row.calls for row in by_requested.rows} == {("capable",): 2, ("fast",): 1}
     by_team = aggregate(calls_from_records(workload()), ["team"])  # type: ignore[arg-type]
     assert [row.key for row in by_team.rows] == [(None,)]
+
+
+def test_a_call_carrying_its_one_attempt_reports_as_with_an_attempt_span(tmp_path: Path) -> None:
+    """A call whose one attempt succeeded carries it on its own span: same figures as a child span."""
+    records = workload()
+    plain = records[1]
+    on_itself = {sc.ATTEMPT_INDEX: 0, sc.ATTEMPT_KIND: "first", sc.ATTEMPT_OUTCOME: "success"}
+    carried = {**plain, "attributes": {**plain["attributes"], **on_itself}}
+    rewritten = [carried, *records[2:]]
+    assert calls_from_records(rewritten)[0].attempts == calls_from_records(records)[0].attempts  # type: ignore[arg-type]
+    breakdowns = [("group",), ("deployment",), ("session", "user")]
+    with_child = json.loads(report_json(build_report("spans.jsonl", records, breakdowns)))  # type: ignore[arg-type]
+    on_parent = json.loads(report_json(build_report("spans.jsonl", rewritten, breakdowns)))  # type: ignore[arg-type]
+    assert on_parent["spans"] == with_child["spans"] - 1
+    for key in ("calls", "total", "breakdowns"):
+        assert on_parent[key] == with_child[key]
+    assert on_parent["total"]["attempts"] == 4
+    path = tmp_path / "spans.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in rewritten))
+    streamed = stream_report(str(path), breakdowns)
+    assert (streamed.total.attempts, streamed.total.fallbacks, streamed.total.failed_attempts) == (4, 1, 2)
+    assert streamed.orphan_attempts == 0
 
 
 def test_parse_breakdowns() -> None:
