@@ -115,7 +115,39 @@ class _Counter:
         self.accept: Callable[[CallSummary], bool] = (
             self._in_range if since_ns is not None or until_ns is not None else _always
         )
-        self._plans = [_plan(aggregator) for aggregator in (self.total, *self.aggregators)]
+        # The total and the breakdowns by one dimension of few values are counted together,
+        # in one row per combination of their values (a dozen or so), and split into their
+        # own rows by :meth:`finish`: one row update a call instead of one per breakdown.
+        self._combined = [self.total] + [
+            aggregator
+            for aggregator in self.aggregators
+            if len(aggregator.dimensions) == 1 and aggregator.dimensions[0] in _FEW_VALUES
+        ]
+        self.combined_dimensions: tuple[Dimension, ...] = tuple(
+            dict.fromkeys(aggregator.dimensions[0] for aggregator in self._combined[1:])
+        )
+        self.combined = Aggregator(self.combined_dimensions)
+        self.combined.by_attempt = False  # attempts count with their call; by_attempt breakdowns fix that in finish
+        combined_plan = _plan(self.combined)
+        if combined_plan[1] in (_TAG, _TAGGED):  # the key holds the call's tags tuple as one value
+            indices = [_FIELDS.index("tags" if name == "tag" else name) for name in self.combined_dimensions]
+            getter: Callable[[CallSummary], tuple[Any, ...]] = itemgetter(*indices) if len(indices) > 1 else _tags_key
+            combined_plan = (
+                self.combined.rows,
+                _SEVERAL,
+                getter,
+                False,
+                None,
+                self.combined,
+            )
+        self._plans = [combined_plan] + [
+            _plan(aggregator) for aggregator in self.aggregators if aggregator not in self._combined
+        ]
+        self._own_attempts = [
+            (aggregator.rows, _ATTEMPT_FIELDS.index(aggregator.dimensions[0]))
+            for aggregator in self._combined
+            if aggregator.by_attempt
+        ]
 
     def _in_range(self, call: CallSummary) -> bool:
         if self.since_ns is not None and call.start_time_ns < self.since_ns:
@@ -126,7 +158,7 @@ class _Counter:
         counts = CallCounts.of(call)
         attempts = counts[_COUNTED_ATTEMPTS]
         values: tuple[Any, ...] = call  # the key values, by index
-        for rows, shape, index, by_attempt, own, aggregator in self._plans:
+        for rows, shape, index, by_attempt, _own, aggregator in self._plans:
             if shape is _SINGLE:
                 keys: Iterable[tuple[str | None, ...]] = ((values[index],),)
             elif shape is _TOTAL:
@@ -142,18 +174,59 @@ class _Counter:
                 if row is None:
                     row = rows[key] = ReportRow(key)
                 row.count(counts, not by_attempt)
-            if attempts and by_attempt:
-                if own is None:
-                    for attempt in call.attempts:
-                        aggregator.add_attempt(call, attempt)
-                else:
-                    _add_own_attempts(rows, own, call.attempts)
+            if attempts and by_attempt:  # group+session and the like (group alone is counted combined)
+                for attempt in call.attempts:
+                    aggregator.add_attempt(call, attempt)
+        if attempts:
+            for rows, own in self._own_attempts:
+                _add_own_attempts(rows, own, call.attempts)
         self.timeline.add(call.group or "(none)", call.start_time_ns, counts.cost_pico)
+
+    def finish(self) -> None:
+        """Split the rows counted together into the rows of the total and of each breakdown they stand for."""
+        dimensions = self.combined_dimensions
+        for combined_key, combined_row in self.combined.rows.items():
+            for aggregator in self._combined:
+                keys = _split_keys(aggregator.dimensions, dimensions, combined_key)
+                rows = aggregator.rows
+                for key in keys:
+                    row = rows.get(key)
+                    if row is None:
+                        row = rows[key] = ReportRow(key)
+                    _merge_call_counts(row, combined_row, not aggregator.by_attempt)
+        self.combined.rows.clear()
 
     def on_late_attempt(self, call: CallSummary, attempt: AttemptSummary) -> None:
         self.total.add_attempt(call, attempt)
         for aggregator in self.aggregators:
             aggregator.add_attempt(call, attempt)
+
+
+def _tags_key(call: CallSummary) -> tuple[Any, ...]:
+    return (call.tags,)
+
+
+def _split_keys(
+    dimensions: Sequence[Dimension], combined: Sequence[Dimension], key: tuple[Any, ...]
+) -> Iterable[tuple[str | None, ...]]:
+    """The keys along ``dimensions`` (none, or one) of a row counted along ``combined``."""
+    if not dimensions:
+        return _NO_KEYS
+    value = key[combined.index(dimensions[0])]
+    if dimensions[0] == "tag":
+        return [(tag,) for tag in value] or [(None,)]
+    return ((value,),)
+
+
+def _merge_call_counts(row: ReportRow, other: ReportRow, with_attempts: bool) -> None:
+    """Add ``other`` to ``row``: all of it, or all but its attempts (counted apart, by their own group)."""
+    if with_attempts:
+        row.merge(other)
+        return
+    attempts = other.attempts, other.failed_attempts, other.retries, other.fallbacks
+    other.attempts = other.failed_attempts = other.retries = other.fallbacks = 0
+    row.merge(other)
+    other.attempts, other.failed_attempts, other.retries, other.fallbacks = attempts
 
 
 def _add_own_attempts(
@@ -176,6 +249,8 @@ _SINGLE: Final = "single"
 _SEVERAL: Final = "several"
 _TAGGED: Final = "tagged"
 _TAG: Final = "tag"
+_FEW_VALUES: Final = frozenset({"group", "requested", "deployment", "tag", "model", "operation"})
+"""Dimensions with a handful of values in any file: their breakdowns are counted together."""
 _COUNTED_ATTEMPTS: Final = CallCounts._fields.index("attempts")
 _NO_KEYS: Final = ((),)
 
@@ -382,6 +457,7 @@ def scan_range(
             joiner = CallJoiner(counter.on_call, counter.on_late_attempt, counter.accept, recent, window)
             _read(handle, start, end, joiner.add, partial)
             follow_waiting(handle, end, joiner, counter)
+        counter.finish()
     finally:
         if collecting:
             gc.enable()
