@@ -7,7 +7,7 @@ or the globals. Every name lives in :mod:`costrouter.semconv`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,8 @@ from costrouter.attempts import CallRecord
 from costrouter.backends.base import NO_BACKEND, Backend
 from costrouter.context import Caller
 from costrouter.cost import CostBreakdown, SettledCost
-from costrouter.cost_attributes import breakdown_attributes, detail_token_counts, settled_attributes
+from costrouter.cost_attributes import breakdown_attributes, settled_attributes
+from costrouter.metrics import CallMetrics
 from costrouter.models import ModelFacts
 
 INSTRUMENTATION_NAME = "costrouter"
@@ -76,40 +77,11 @@ class Telemetry:
         self.capture_content = capture_content
         self.content_max_chars = content_max_chars
         self.genai_cost = genai_cost
-        self.token_usage = meter.create_histogram(
-            sc.METRIC_TOKEN_USAGE,
-            unit=sc.METRIC_TOKEN_USAGE_UNIT,
-            description="Tokens used per routed call, by token type.",
-            explicit_bucket_boundaries_advisory=list(sc.TOKEN_USAGE_BUCKETS),
-        )
-        self.duration = meter.create_histogram(
-            sc.METRIC_OPERATION_DURATION,
-            unit=sc.METRIC_OPERATION_DURATION_UNIT,
-            description="Duration of routed calls, retries and fallbacks included.",
-            explicit_bucket_boundaries_advisory=list(sc.OPERATION_DURATION_BUCKETS),
-        )
-        self.cost = meter.create_counter(
-            sc.METRIC_COST, unit=sc.METRIC_COST_UNIT, description="USD spent on routed calls."
-        )
-        self.calls = meter.create_counter(
-            sc.METRIC_CALLS, unit=sc.METRIC_CALLS_UNIT, description="Routed calls by outcome."
-        )
-        self.attempts = meter.create_counter(
-            sc.METRIC_ATTEMPTS, unit=sc.METRIC_ATTEMPTS_UNIT, description="Provider attempts by kind and outcome."
-        )
-        self.budget_decisions = meter.create_counter(
-            sc.METRIC_BUDGET_DECISIONS,
-            unit=sc.METRIC_BUDGET_DECISIONS_UNIT,
-            description="Budget decisions by scope and outcome.",
-        )
-        self.budget_unheld_settles = meter.create_counter(
-            sc.METRIC_BUDGET_UNHELD_SETTLES,
-            unit=sc.METRIC_BUDGET_UNHELD_SETTLES_UNIT,
-            description="Settles that charged a budget with no live hold for the call (expired, reset).",
-        )
+        self.metrics = CallMetrics(self.meter_provider, meter)
+        self.budget_decisions = self.metrics.budget_decisions
+        self.budget_unheld_settles = self.metrics.budget_unheld_settles
         self.start_attributes: dict[str, AttributeValue] = {}
         """Attributes every call span starts with (``budget.outcome=unbudgeted`` on a router without budgets)."""
-        self._metric_sets = _MetricAttributes()
         self.no_exemplar = trace.set_span_in_context(INVALID_SPAN, Context())
         """The context of every measurement but the duration: no span, so no exemplar offered.
 
@@ -237,149 +209,8 @@ class Telemetry:
     def record_metrics(
         self, group: str, outcome: Outcome, record: CallRecord, latency_s: float, result: str, operation: str = "chat"
     ) -> None:
-        """Metrics of one routed call, by operation; never a session or user id as an attribute.
-
-        The attribute sets repeat from call to call (a few per group), so each is built once
-        and kept (:class:`_MetricAttributes`); the SDK gets the same dict every time.
-        """
-        sets = self._metric_sets.get(group, outcome, operation)
-        self.duration.record(
-            latency_s, sets.duration if outcome.error is None else sets.failed(type(outcome.error).__name__)
-        )
-        quiet = self.no_exemplar
-        self.calls.add(1, self._metric_sets.calls(group, result, operation), quiet)
-        if outcome.prompt_tokens is not None:
-            self.token_usage.record(outcome.prompt_tokens, sets.tokens("input"), quiet)
-        if outcome.completion_tokens is not None:
-            self.token_usage.record(outcome.completion_tokens, sets.tokens("output"), quiet)
-        if outcome.breakdown is not None:
-            for token_type, count in detail_token_counts(outcome.breakdown).items():
-                self.token_usage.record(count, sets.tokens(token_type), quiet)
-        if outcome.cost_usd:
-            self.cost.add(outcome.cost_usd, sets.cost(outcome.deployment_id), quiet)
-        for attempt in record.attempts:
-            self.attempts.add(
-                1,
-                self._metric_sets.attempt(
-                    attempt.model_group,
-                    attempt.deployment_id,
-                    attempt.kind,
-                    "success" if attempt.outcome == "success" else "failure",
-                ),
-                quiet,
-            )
-
-
-_MAX_METRIC_SETS = 4096
-"""Past this many distinct attribute sets the cache starts over (response models come from providers)."""
-
-
-class _GroupSets:
-    """The metric attribute dicts of one (group, operation, model, provider, response model)."""
-
-    def __init__(self, group: str, outcome: Outcome, operation: str) -> None:
-        self.base = metric_attributes(group, outcome, operation)
-        self.duration = dict(self.base)
-        self._served = outcome.served_group or group
-        self._response_model = outcome.response_model or ""
-        self._by_key: dict[tuple[str, str | None], dict[str, AttributeValue]] = {}
-
-    def failed(self, error_type: str) -> dict[str, AttributeValue]:
-        return self._set(("error", error_type), lambda: {**self.base, sc.ERROR_TYPE: error_type})
-
-    def tokens(self, token_type: str) -> dict[str, AttributeValue]:
-        return self._set(("tokens", token_type), lambda: {**self.base, sc.GEN_AI_TOKEN_TYPE: token_type})
-
-    def cost(self, deployment_id: str | None) -> dict[str, AttributeValue]:
-        return self._set(
-            ("cost", deployment_id),
-            lambda: {
-                sc.ROUTER_GROUP: self._served,
-                sc.ROUTER_MODEL_GROUP: self._served,
-                sc.ROUTER_DEPLOYMENT_ID: deployment_id or "",
-                sc.GEN_AI_RESPONSE_MODEL: self._response_model,
-            },
-        )
-
-    def _set(
-        self, key: tuple[str, str | None], build: Callable[[], dict[str, AttributeValue]]
-    ) -> dict[str, AttributeValue]:
-        attributes = self._by_key.get(key)
-        if attributes is None:
-            attributes = self._by_key[key] = build()
-        return attributes
-
-
-class _MetricAttributes:
-    """Every metric attribute set built so far, by what decides it."""
-
-    def __init__(self) -> None:
-        self._groups: dict[tuple[object, ...], _GroupSets] = {}
-        self._calls: dict[tuple[str, str, str], dict[str, AttributeValue]] = {}
-        self._attempts: dict[tuple[str, str, str, str], dict[str, AttributeValue]] = {}
-
-    def _room(self) -> None:
-        if len(self._groups) + len(self._calls) + len(self._attempts) > _MAX_METRIC_SETS:
-            self._groups.clear()
-            self._calls.clear()
-            self._attempts.clear()
-
-    def get(self, group: str, outcome: Outcome, operation: str) -> _GroupSets:
-        key = (group, operation, outcome.model, outcome.provider, outcome.response_model, outcome.served_group)
-        sets = self._groups.get(key)
-        if sets is None:
-            self._room()
-            sets = self._groups[key] = _GroupSets(group, outcome, operation)
-        return sets
-
-    def calls(self, group: str, result: str, operation: str) -> dict[str, AttributeValue]:
-        key = (group, result, operation)
-        attributes = self._calls.get(key)
-        if attributes is None:
-            self._room()
-            attributes = self._calls[key] = {
-                sc.ROUTER_GROUP: group,
-                sc.ROUTER_MODEL_GROUP: group,
-                sc.CALL_OUTCOME: result,
-                sc.GEN_AI_OPERATION_NAME: operation,
-            }
-        return attributes
-
-    def attempt(self, group: str, deployment_id: str, kind: str, outcome: str) -> dict[str, AttributeValue]:
-        key = (group, deployment_id, kind, outcome)
-        attributes = self._attempts.get(key)
-        if attributes is None:
-            self._room()
-            attributes = self._attempts[key] = {
-                sc.ROUTER_GROUP: group,
-                sc.ROUTER_MODEL_GROUP: group,
-                sc.ROUTER_DEPLOYMENT_ID: deployment_id,
-                sc.ATTEMPT_KIND: kind,
-                sc.ATTEMPT_OUTCOME: outcome,
-            }
-        return attributes
-
-
-def metric_attributes(group: str, outcome: Outcome, operation: str = "chat") -> dict[str, AttributeValue]:
-    """The GenAI metric attributes of a routed call: operation, group, model, provider, server."""
-    base: dict[str, AttributeValue] = {
-        sc.GEN_AI_OPERATION_NAME: operation,
-        sc.ROUTER_GROUP: group,
-        sc.ROUTER_MODEL_GROUP: group,
-    }
-    if outcome.model is not None:
-        base.update(
-            {
-                key: value
-                for key, value in model_attributes(outcome.model).items()
-                if key in {sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_PROVIDER_NAME, sc.SERVER_ADDRESS, sc.SERVER_PORT}
-            }
-        )
-    elif outcome.provider:
-        base[sc.GEN_AI_PROVIDER_NAME] = outcome.provider
-    if outcome.response_model:
-        base[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
-    return base
+        """Metrics of one routed call (:meth:`costrouter.metrics.CallMetrics.record`)."""
+        self.metrics.record(group, outcome, record, latency_s, result, operation)
 
 
 def request_attributes(
