@@ -1,10 +1,11 @@
 """How fast `costrouter report` reads a large span file, and how much memory it holds.
 
     uv run --locked python -m benchmarks.report_bench [--spans 1000000] [--sessions 80000] [--runs 3]
+        [--format otlp|records]
 
-Writes a span file of ``--spans`` lines like the ``file`` exporter's (each routed call one
-call span and, on average, one attempt span; some retries and fallbacks), over
-``--sessions`` sessions, 50 users, 4 groups and 3 tags, spread over 30 days. Then times the
+Writes a span file of ``--spans`` spans (each routed call one call span and, on average, one
+attempt span; some retries and fallbacks), over ``--sessions`` sessions, 50 users, 4 groups
+and 3 tags, spread over 30 days. Then times the
 report in a fresh process, as a user runs it (``--by group,session,tag,model``, csv to
 /dev/null), and reads its peak resident memory. A run over the first tenth of the file shows
 that memory does not grow with the number of spans; the whole file is read twice, by one
@@ -13,7 +14,11 @@ reported ``--runs`` times (wall and CPU seconds: on a shared machine CPU time is
 work costs; minimum and median). The child imports compiled bytecode, as an installed
 package does: ``PYTHONDONTWRITEBYTECODE`` is dropped from its environment and one untimed
 run on an empty file writes the caches first.
-Prints one JSON line; ``benchmarks/results/report.json`` keeps the last run.
+``--format otlp`` (the default) writes what the ``file`` exporter writes: OTLP JSON, one
+``TracesData`` object of 512 spans (the BatchSpanProcessor's default batch) a line, the first
+line checked against the exporter's own encoder; ``--format records`` one span record a line
+(the format before OTLP JSON, which the report also reads). The report's outputs are the same
+for both. Prints one JSON line; ``benchmarks/results/report.json`` keeps the last run of each format.
 """
 
 from __future__ import annotations
@@ -28,12 +33,26 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from costrouter.otlp_json import spans_to_otlp_json
 
 GROUPS = ("fast", "capable", "local", "cheap")
 TAGS = ("search", "chat", "batch")
 T0 = 1_793_000_000 * 1_000_000_000
+BATCH = 512
+"""The BatchSpanProcessor's default largest batch: one exported batch is one line."""
+_SPAN_KINDS = {"INTERNAL": 1, "SERVER": 2, "CLIENT": 3, "PRODUCER": 4, "CONSUMER": 5}
+_SPAN_FLAGS = 256
+"""SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK: the SDK's encoder says whether the parent was remote (never here)."""
 
 
 def _call(index: int, rng: random.Random, sessions: int) -> tuple[dict[str, Any], int]:
@@ -74,40 +93,130 @@ def _call(index: int, rng: random.Random, sessions: int) -> tuple[dict[str, Any]
     return record, start
 
 
-def write_spans(path: Path, spans: int, sessions: int) -> None:
-    """About half call spans, half attempt spans (written before their call, as the SDK does)."""
+def span_records(spans: int, sessions: int) -> Iterator[dict[str, Any]]:
+    """About half call spans, half attempt spans (each attempt before its call, as the SDK ends them)."""
     rng = random.Random(1)
     written = index = 0
-    with path.open("w") as handle:
-        while written < spans:
-            call, start = _call(index, rng, sessions)
-            attempts = 1 if rng.random() < 0.9 else 2
-            for attempt in range(min(attempts, spans - written - 1)):
-                record = {
-                    "name": f"router.attempt/{call['attributes']['router.deployment_id']}",
-                    "trace_id": call["trace_id"],
-                    "span_id": f"{index:012x}{attempt:04x}",
-                    "parent_span_id": call["span_id"],
-                    "kind": "CLIENT",
-                    "start_time_ns": start,
-                    "end_time_ns": start + 400_000_000,
-                    "status": {"code": "UNSET", "description": None},
-                    "attributes": {
-                        "router.attempt.index": attempt,
-                        "router.attempt.kind": "first" if attempt == 0 else "retry",
-                        "router.attempt.outcome": "success" if attempt == attempts - 1 else "failure",
-                        "router.model_group": call["attributes"]["router.model_group"],
-                        "router.deployment_id": call["attributes"]["router.deployment_id"],
-                    },
-                    "events": [],
-                    "resource": {"service.name": "bench"},
-                    "scope": "costrouter",
-                }
-                handle.write(json.dumps(record) + "\n")
-                written += 1
-            handle.write(json.dumps(call) + "\n")
+    while written < spans:
+        call, start = _call(index, rng, sessions)
+        attempts = 1 if rng.random() < 0.9 else 2
+        for attempt in range(min(attempts, spans - written - 1)):
+            yield {
+                "name": f"router.attempt/{call['attributes']['router.deployment_id']}",
+                "trace_id": call["trace_id"],
+                "span_id": f"{index:012x}{attempt:04x}",
+                "parent_span_id": call["span_id"],
+                "kind": "CLIENT",
+                "start_time_ns": start,
+                "end_time_ns": start + 400_000_000,
+                "status": {"code": "UNSET", "description": None},
+                "attributes": {
+                    "router.attempt.index": attempt,
+                    "router.attempt.kind": "first" if attempt == 0 else "retry",
+                    "router.attempt.outcome": "success" if attempt == attempts - 1 else "failure",
+                    "router.model_group": call["attributes"]["router.model_group"],
+                    "router.deployment_id": call["attributes"]["router.deployment_id"],
+                },
+                "events": [],
+                "resource": {"service.name": "bench"},
+                "scope": "costrouter",
+            }
             written += 1
-            index += 1
+        yield call
+        written += 1
+        index += 1
+
+
+def _any_value(value: Any) -> dict[str, Any]:
+    """An OTLP JSON ``AnyValue``, as protobuf's ``MessageToDict`` writes it (64-bit ints as strings)."""
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    return {"arrayValue": {"values": [_any_value(item) for item in value]}}
+
+
+def _key_values(attributes: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": key, "value": _any_value(value)} for key, value in attributes.items()]
+
+
+def _otlp_span(record: dict[str, Any]) -> dict[str, Any]:
+    """One span of a ``TracesData`` line, field for field what ``spans_to_otlp_json`` writes (status UNSET)."""
+    span: dict[str, Any] = {"traceId": record["trace_id"], "spanId": record["span_id"]}
+    if record["parent_span_id"]:
+        span["parentSpanId"] = record["parent_span_id"]
+    span.update(
+        name=record["name"],
+        kind=_SPAN_KINDS[record["kind"]],
+        startTimeUnixNano=str(record["start_time_ns"]),
+        endTimeUnixNano=str(record["end_time_ns"]),
+        attributes=_key_values(record["attributes"]),
+        status={},
+        flags=_SPAN_FLAGS,
+    )
+    return span
+
+
+def otlp_line(records: list[dict[str, Any]]) -> str:
+    """One ``TracesData`` line (no newline) holding ``records``, all of one resource and scope."""
+    data = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": _key_values(records[0]["resource"])},
+                "scopeSpans": [{"scope": {"name": records[0]["scope"]}, "spans": [_otlp_span(r) for r in records]}],
+            }
+        ]
+    }
+    return json.dumps(data, separators=(",", ":"))
+
+
+def exporter_line(records: list[dict[str, Any]]) -> str:
+    """What the ``file`` exporter itself writes for ``records`` (through the SDK's spans: slow)."""
+
+    def context(trace_id: str, span_id: str) -> SpanContext:
+        return SpanContext(int(trace_id, 16), int(span_id, 16), False, TraceFlags(TraceFlags.SAMPLED))
+
+    spans = [
+        ReadableSpan(
+            name=record["name"],
+            context=context(record["trace_id"], record["span_id"]),
+            parent=context(record["trace_id"], record["parent_span_id"]) if record["parent_span_id"] else None,
+            resource=Resource(record["resource"]),
+            attributes={k: tuple(v) if isinstance(v, list) else v for k, v in record["attributes"].items()},
+            kind=SpanKind[record["kind"]],
+            start_time=record["start_time_ns"],
+            end_time=record["end_time_ns"],
+            status=Status(StatusCode.UNSET),
+            instrumentation_scope=InstrumentationScope(record["scope"]),
+        )
+        for record in records
+    ]
+    return spans_to_otlp_json(spans)
+
+
+def write_spans(path: Path, spans: int, sessions: int, file_format: str = "otlp") -> None:
+    """Write the span file: ``otlp`` as the ``file`` exporter does (a batch of 512 a line), or ``records``.
+
+    The ``otlp`` lines are built from the records directly (the SDK's own encoder would take
+    minutes for a million spans); the first batch is checked against the exporter's encoder.
+    """
+    records = span_records(spans, sessions)
+    with path.open("w") as handle:
+        if file_format == "records":
+            for record in records:
+                handle.write(json.dumps(record) + "\n")
+            return
+        first = True
+        while batch := list(islice(records, BATCH)):
+            line = otlp_line(batch)
+            if first and line != exporter_line(batch):
+                raise AssertionError("the benchmark's OTLP JSON differs from the file exporter's")
+            first = False
+            handle.write(line + "\n")
 
 
 def _environment() -> dict[str, str]:
@@ -190,16 +299,20 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--sessions", type=int, default=80_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--format",
+        choices=("otlp", "records"),
+        default="otlp",
+        help="otlp: what the file exporter writes (a TracesData object of 512 spans a line); records: a span a line",
+    )
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         full = Path(directory) / "spans.jsonl"
-        write_spans(full, arguments.spans, arguments.sessions)
+        write_spans(full, arguments.spans, arguments.sessions, arguments.format)
         tenth = Path(directory) / "tenth.jsonl"
         with full.open() as source, tenth.open("w") as target:
-            for number, line in enumerate(source):
-                if number >= arguments.spans // 10:
-                    break
-                target.write(line)
+            lines = arguments.spans // (10 if arguments.format == "records" else 10 * BATCH)
+            target.writelines(islice(source, max(lines, 1)))
         empty = Path(directory) / "empty.jsonl"
         empty.touch()
         timed_report(empty)  # writes the bytecode caches
@@ -209,6 +322,7 @@ def main() -> None:
         serial = summarised([timed_report(full, workers=1) for _ in range(arguments.runs)])
         large = summarised([timed_report(full) for _ in range(arguments.runs)])
         figures = {
+            "format": arguments.format,
             "spans": arguments.spans,
             "sessions": arguments.sessions,
             "file_mib": round(full.stat().st_size / 2**20, 1),
@@ -220,7 +334,11 @@ def main() -> None:
             "load_average_after": round(os.getloadavg()[0], 2),
         }
     print(json.dumps(figures))
-    Path(__file__).with_name("results").joinpath("report.json").write_text(json.dumps(figures, indent=2) + "\n")
+    results = Path(__file__).with_name("results").joinpath("report.json")
+    kept = json.loads(results.read_text()) if results.exists() else {}
+    kept = {name: kept[name] for name in ("otlp", "records") if name in kept}  # one entry per format
+    kept[arguments.format] = figures
+    results.write_text(json.dumps(kept, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -85,10 +85,31 @@ def any_value(value: Mapping[str, Any]) -> Any:
 
 def attributes(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A dict from an OTLP JSON list of ``KeyValue``."""
-    return {pair["key"]: any_value(pair.get("value", {})) for pair in pairs}
+    result: dict[str, Any] = {}
+    scalars = _SCALARS
+    for pair in pairs:
+        key = pair["key"]
+        value = pair.get("value", _NO_VALUE)
+        # The common case, one scalar (a string most often), without any_value's walk.
+        if value.__class__ is dict and len(value) == 1:
+            ((kind, item),) = value.items()
+            if kind == "stringValue" and item.__class__ is str:
+                result[key] = item
+                continue
+            convert = scalars.get(kind)
+            if convert is not None:
+                result[key] = convert(item)
+                continue
+        result[key] = any_value(value)
+    return result
+
+
+_NO_VALUE: Final[Mapping[str, Any]] = {}
 
 
 def _enum(value: Any, names: Mapping[int, str], prefix: str) -> str:
+    if value.__class__ is int:
+        return names.get(value, names[0])
     if isinstance(value, str) and not value.isdigit():
         return value.removeprefix(prefix) or names[0]
     return names.get(int(value or 0), names[0])

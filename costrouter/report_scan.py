@@ -331,7 +331,9 @@ def _read(handle: BinaryIO, start: int, end: int, add: Callable[[dict[str, Any]]
                 if record.__class__ is not dict:
                     raise BadRecordError(f"not a JSON span record: a {type(record).__name__}, not an object")
                 if "resourceSpans" in record:
-                    for span in _otlp_spans(record):
+                    otlp = _otlp_spans(record)
+                    spans += len(otlp) - 1  # a TracesData line holds a batch of spans
+                    for span in otlp:
                         add(span)
                 else:
                     add(record)

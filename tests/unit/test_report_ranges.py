@@ -193,3 +193,26 @@ def test_the_command_reads_with_the_workers_it_is_given(tmp_path: Path) -> None:
     assert "total," in outputs[0]
     refused = CliRunner().invoke(app, ["report", str(path), "--workers", "0"])
     assert refused.exit_code == 2
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_batch_a_line_reports_what_a_span_a_line_reports(tmp_path: Path, workers: int) -> None:
+    """The file exporter writes a batch of spans a line: the report counts its spans, not its lines."""
+    rng = random.Random(3)
+    calls = [call(f"{number:05x}", rng) for number in range(60)]
+    document = otlp_line(calls)
+    spans = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    records = tmp_path / "records.jsonl"  # one span a line
+
+    def line(batch: list[dict[str, Any]]) -> str:
+        scope_spans = [{**document["resourceSpans"][0]["scopeSpans"][0], "spans": batch}]
+        return json.dumps({"resourceSpans": [{**document["resourceSpans"][0], "scopeSpans": scope_spans}]}) + "\n"
+
+    records.write_text("".join(line([span]) for span in spans))
+    batched = tmp_path / "batched.jsonl"
+    batched.write_text("".join(line(spans[start : start + 16]) for start in range(0, 60, 16)))
+    by_record = stream_report(records, BREAKDOWNS, workers=workers, chunk_bytes=1_000)
+    by_batch = stream_report(batched, BREAKDOWNS, workers=workers, chunk_bytes=1_000)
+    assert by_batch.spans == by_record.spans == 60
+    assert report_csv(by_batch) == report_csv(by_record)
+    assert report_json(by_batch).replace(str(batched), str(records)) == report_json(by_record)
