@@ -130,7 +130,8 @@ def script_source(name: str) -> str:
     functions = _lib_functions(folder.joinpath("lib.lua").read_text(encoding="utf-8"))
     uses = {fname: _lua_words(text) for fname, text in functions}
     needed: set[str] = set()
-    todo = [fname for fname, _ in functions if fname in _lua_words(body)]
+    called = _lua_words(body)
+    todo = [fname for fname, _ in functions if fname in called]
     while todo:
         fname = todo.pop()
         if fname not in needed:
