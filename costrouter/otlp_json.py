@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
 _ID_FIELDS: Final = ("traceId", "spanId", "parentSpanId")
-_KINDS: Final = {0: "INTERNAL", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
-_STATUS: Final = {0: "UNSET", 1: "OK", 2: "ERROR"}
+KINDS: Final = {0: "INTERNAL", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+STATUS_CODES: Final = {0: "UNSET", 1: "OK", 2: "ERROR"}
 
 
 def spans_to_otlp_json(spans: Sequence[ReadableSpan]) -> str:
@@ -48,7 +48,8 @@ def is_otlp_json(document: Mapping[str, Any]) -> bool:
     return "resourceSpans" in document
 
 
-def _id(value: Any) -> str | None:
+def hex_id(value: Any) -> str | None:
+    """A span or trace id as lowercase hex (OTLP JSON writes hex; protobuf's canonical JSON, base64)."""
     if not value:
         return None
     text = str(value)
@@ -107,7 +108,8 @@ def attributes(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 _NO_VALUE: Final[Mapping[str, Any]] = {}
 
 
-def _enum(value: Any, names: Mapping[int, str], prefix: str) -> str:
+def enum_name(value: Any, names: Mapping[int, str], prefix: str) -> str:
+    """The name of an OTLP enum value given as a number, a numeric string or its full name."""
     if value.__class__ is int:
         return names.get(value, names[0])
     if isinstance(value, str) and not value.isdigit():
@@ -127,14 +129,14 @@ def otlp_json_records(document: Mapping[str, Any]) -> list[dict[str, Any]]:
                 records.append(
                     {
                         "name": span.get("name", ""),
-                        "trace_id": _id(span.get("traceId")) or "",
-                        "span_id": _id(span.get("spanId")) or "",
-                        "parent_span_id": _id(span.get("parentSpanId")),
-                        "kind": _enum(span.get("kind", 0), _KINDS, "SPAN_KIND_"),
+                        "trace_id": hex_id(span.get("traceId")) or "",
+                        "span_id": hex_id(span.get("spanId")) or "",
+                        "parent_span_id": hex_id(span.get("parentSpanId")),
+                        "kind": enum_name(span.get("kind", 0), KINDS, "SPAN_KIND_"),
                         "start_time_ns": int(span.get("startTimeUnixNano", 0)),
                         "end_time_ns": int(span.get("endTimeUnixNano", 0)),
                         "status": {
-                            "code": _enum(status.get("code", 0), _STATUS, "STATUS_CODE_"),
+                            "code": enum_name(status.get("code", 0), STATUS_CODES, "STATUS_CODE_"),
                             "description": status.get("message") or None,
                         },
                         "attributes": attributes(span.get("attributes", [])),
