@@ -1,13 +1,18 @@
-"""An OTLP JSON ``TracesData`` line → span records, fast: typed structs, only the fields a record holds.
+"""OTLP JSON ``TracesData`` lines → span records, fast: typed structs, one span at a time.
 
 :func:`costrouter.otlp_json.otlp_json_records` over ``orjson.loads`` builds a dict for every
-attribute and every attribute value, then a record from them; here msgspec decodes the line
-straight into structs of the fields a span record is made of (unknown fields are passed over),
-and the record is built from those. The records are the same, field for field and type for
-type, as the checked path gives; a line whose fields do not have the types that path expects
-most often (a string id, an integer or string time, ...) is not decoded here at all:
-:func:`otlp_line_records` returns ``None`` and the caller takes the checked path, which
-converts what it can and names what it cannot.
+attribute and every attribute value of a whole line (a batch of 512 spans) before a record is
+made. Here msgspec reads a line's resources and scopes, and keeps each span as the raw bytes
+it spans (:func:`decode_groups`); :func:`decode_span` then decodes one span straight into
+structs of the fields a record holds (unknown fields are passed over) and builds its record,
+so a span is counted while its objects are still in the processor's cache.
+
+The records are the same, field for field and type for type, as the checked path gives. What
+this decoder does not take goes back to that path, which converts what it can and names what
+it cannot: a line that does not start as a ``TracesData`` object does, is not JSON or UTF-8,
+or has resources or scopes of other types (:func:`decode_groups` gives ``None``), and a span
+whose fields do not have the types an exporter writes (:func:`decode_span` raises one of
+:data:`NOT_DECODED`).
 
 One difference, on purpose: a field no record holds (``flags``, ``links``, ``traceState``, an
 unknown field) is checked only for being JSON, not for holding a number a double can hold.
@@ -23,7 +28,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from costrouter.otlp_json import KINDS, STATUS_CODES, enum_name, hex_id
 
-__all__ = ["otlp_line_records"]
+__all__ = ["NOT_DECODED", "SpanGroup", "decode_groups", "decode_span"]
 
 _Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 """A larger integer is left to the checked path: orjson reads one beyond 64 bits as a float."""
@@ -96,7 +101,7 @@ _NO_RESOURCE: Final = _Resource()
 
 class _ScopeSpans(Struct, frozen=True, gc=False, rename="camel"):
     scope: _Scope = _NO_SCOPE
-    spans: list[_Span] = []
+    spans: list[msgspec.Raw] = []
 
 
 class _ResourceSpans(Struct, frozen=True, gc=False, rename="camel"):
@@ -108,9 +113,17 @@ class _TracesData(Struct, frozen=True, gc=False, rename="camel"):
     resource_spans: list[_ResourceSpans] = []
 
 
-_decode = msgspec.json.Decoder(_TracesData).decode
+_decode_line = msgspec.json.Decoder(_TracesData).decode
+_decode_span = msgspec.json.Decoder(_Span).decode
 _TRACES_DATA: Final = re.compile(rb'\s*\{\s*"resourceSpans"\s*:')
 """How a ``TracesData`` line starts: costrouter's and the Collector's ``file`` exporters write it first."""
+NOT_DECODED: Final = (msgspec.DecodeError, ValueError, TypeError, KeyError, RecursionError)
+"""What :func:`decode_span` raises for a span the checked path must read: DecodeError (ValidationError
+is one) for JSON of another type, ValueError for an id or a time the checked path will name,
+RecursionError for nesting deeper than msgspec goes (orjson's own limit names it)."""
+
+SpanGroup = tuple[dict[str, Any], str | None, list[msgspec.Raw]]
+"""``(resource attributes, scope name, the raw spans)`` of one scope of a line."""
 
 
 def _value(value: _AnyValue) -> Any:  # noqa: PLR0911 - a return per kind of value, in any_value's order
@@ -141,64 +154,52 @@ def _attributes(pairs: list[_KeyValue]) -> dict[str, Any]:
     return result
 
 
-def _records(data: _TracesData) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-    append = records.append
-    for resource_spans in data.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes)
-        for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope.name
-            for span in scope_spans.spans:
-                status = span.status
-                events = span.events
-                append(
-                    {
-                        "name": span.name,
-                        "trace_id": hex_id(span.trace_id) or "",
-                        "span_id": hex_id(span.span_id) or "",
-                        "parent_span_id": hex_id(span.parent_span_id),
-                        "kind": enum_name(span.kind, KINDS, "SPAN_KIND_"),
-                        "start_time_ns": int(span.start_time_unix_nano),
-                        "end_time_ns": int(span.end_time_unix_nano),
-                        "status": {
-                            "code": enum_name(status.code, STATUS_CODES, "STATUS_CODE_"),
-                            "description": status.message or None,
-                        },
-                        "attributes": _attributes(span.attributes),
-                        "events": [
-                            {
-                                "name": event.name,
-                                "time_ns": int(event.time_unix_nano),
-                                "attributes": _attributes(event.attributes),
-                            }
-                            for event in events
-                        ]
-                        if events
-                        else [],
-                        "resource": resource,
-                        "scope": scope,
-                    }
-                )
-    return records
+def decode_span(raw: msgspec.Raw, resource: dict[str, Any], scope: str | None) -> dict[str, Any]:
+    """The record of one raw span of a :func:`decode_groups` group; one of :data:`NOT_DECODED` when not read here."""
+    span = _decode_span(raw)
+    status = span.status
+    events = span.events
+    return {
+        "name": span.name,
+        "trace_id": hex_id(span.trace_id) or "",
+        "span_id": hex_id(span.span_id) or "",
+        "parent_span_id": hex_id(span.parent_span_id),
+        "kind": enum_name(span.kind, KINDS, "SPAN_KIND_"),
+        "start_time_ns": int(span.start_time_unix_nano),
+        "end_time_ns": int(span.end_time_unix_nano),
+        "status": {
+            "code": enum_name(status.code, STATUS_CODES, "STATUS_CODE_"),
+            "description": status.message or None,
+        },
+        "attributes": _attributes(span.attributes),
+        "events": [
+            {"name": event.name, "time_ns": int(event.time_unix_nano), "attributes": _attributes(event.attributes)}
+            for event in events
+        ]
+        if events
+        else [],
+        "resource": resource,
+        "scope": scope,
+    }
 
 
-def otlp_line_records(line: bytes) -> list[dict[str, Any]] | None:
-    """The span records of one OTLP JSON line, or ``None`` when the checked path must read it.
+def decode_groups(line: bytes) -> list[SpanGroup] | None:
+    """The scopes of one OTLP JSON line, each with its spans undecoded; ``None`` when the checked path must read it.
 
     ``None`` for a line that does not start as a ``TracesData`` object does (its
     ``resourceSpans`` first, as the ``file`` exporters write it), that is not valid JSON or
-    UTF-8, or that holds a field of a type this decoder does not take; the caller then reads
-    it with ``orjson`` and :func:`~costrouter.otlp_json.otlp_json_records`, which say what is
-    wrong, if anything.
+    UTF-8, or whose resources or scopes hold a field of a type this decoder does not take.
     """
     if _TRACES_DATA.match(line) is None:
         return None
     try:
         if not line.isascii():
             line.decode()  # msgspec does not check the UTF-8 of strings it passes over
-        return _records(_decode(line))
-    except (msgspec.DecodeError, ValueError, TypeError, KeyError, RecursionError):
-        # DecodeError (ValidationError is one): not JSON, or a type this decoder does not
-        # take; ValueError: bad UTF-8, an id or a time the checked path will name;
-        # RecursionError: nesting deeper than msgspec goes (orjson's own limit names it).
+        data = _decode_line(line)
+        return [
+            (_attributes(resource_spans.resource.attributes), scope_spans.scope.name, scope_spans.spans)
+            for resource_spans in data.resource_spans
+            for scope_spans in resource_spans.scope_spans
+        ]
+    except NOT_DECODED:
         return None

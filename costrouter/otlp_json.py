@@ -117,39 +117,59 @@ def enum_name(value: Any, names: Mapping[int, str], prefix: str) -> str:
     return names.get(int(value or 0), names[0])
 
 
-def otlp_json_records(document: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The span records (``costrouter.span_file.SpanRecord`` shape) of one ``TracesData`` object."""
-    records: list[dict[str, Any]] = []
+def span_groups(document: Mapping[str, Any]) -> list[tuple[dict[str, Any], Any, list[Any]]]:
+    """``(resource attributes, scope name, spans)`` of each scope of a ``TracesData`` object, in order.
+
+    ``ValueError``, ``TypeError``, ``KeyError`` or ``AttributeError`` for a document whose
+    resources, scopes or span lists cannot be read; the spans themselves are not read here.
+    """
+    groups: list[tuple[dict[str, Any], Any, list[Any]]] = []
     for resource_spans in document.get("resourceSpans", []):
         resource = attributes(resource_spans.get("resource", {}).get("attributes", []))
         for scope_spans in resource_spans.get("scopeSpans", []):
             scope = scope_spans.get("scope", {}).get("name")
-            for span in scope_spans.get("spans", []):
-                status = span.get("status", {})
-                records.append(
-                    {
-                        "name": span.get("name", ""),
-                        "trace_id": hex_id(span.get("traceId")) or "",
-                        "span_id": hex_id(span.get("spanId")) or "",
-                        "parent_span_id": hex_id(span.get("parentSpanId")),
-                        "kind": enum_name(span.get("kind", 0), KINDS, "SPAN_KIND_"),
-                        "start_time_ns": int(span.get("startTimeUnixNano", 0)),
-                        "end_time_ns": int(span.get("endTimeUnixNano", 0)),
-                        "status": {
-                            "code": enum_name(status.get("code", 0), STATUS_CODES, "STATUS_CODE_"),
-                            "description": status.get("message") or None,
-                        },
-                        "attributes": attributes(span.get("attributes", [])),
-                        "events": [
-                            {
-                                "name": event.get("name", ""),
-                                "time_ns": int(event.get("timeUnixNano", 0)),
-                                "attributes": attributes(event.get("attributes", [])),
-                            }
-                            for event in span.get("events", [])
-                        ],
-                        "resource": resource,
-                        "scope": scope,
-                    }
-                )
-    return records
+            spans = scope_spans.get("spans", [])
+            if spans.__class__ is not list:
+                raise TypeError(f"spans is not a list: {type(spans).__name__}")
+            groups.append((resource, scope, spans))
+    return groups
+
+
+def span_record(span: Mapping[str, Any], resource: dict[str, Any], scope: Any) -> dict[str, Any]:
+    """The span record (``costrouter.span_file.SpanRecord`` shape) of one OTLP JSON span.
+
+    ``ValueError``, ``TypeError``, ``KeyError`` or ``AttributeError`` for a span that is not one.
+    """
+    status = span.get("status", {})
+    return {
+        "name": span.get("name", ""),
+        "trace_id": hex_id(span.get("traceId")) or "",
+        "span_id": hex_id(span.get("spanId")) or "",
+        "parent_span_id": hex_id(span.get("parentSpanId")),
+        "kind": enum_name(span.get("kind", 0), KINDS, "SPAN_KIND_"),
+        "start_time_ns": int(span.get("startTimeUnixNano", 0)),
+        "end_time_ns": int(span.get("endTimeUnixNano", 0)),
+        "status": {
+            "code": enum_name(status.get("code", 0), STATUS_CODES, "STATUS_CODE_"),
+            "description": status.get("message") or None,
+        },
+        "attributes": attributes(span.get("attributes", [])),
+        "events": [
+            {
+                "name": event.get("name", ""),
+                "time_ns": int(event.get("timeUnixNano", 0)),
+                "attributes": attributes(event.get("attributes", [])),
+            }
+            for event in span.get("events", [])
+        ],
+        "resource": resource,
+        "scope": scope,
+    }
+
+
+def otlp_json_records(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The span records (``costrouter.span_file.SpanRecord`` shape) of one ``TracesData`` object.
+
+    Raises (as :func:`span_groups` and :func:`span_record` do) when any part of it cannot be read.
+    """
+    return [span_record(span, resource, scope) for resource, scope, spans in span_groups(document) for span in spans]

@@ -11,9 +11,11 @@ and both are settled here, so that merging is plain addition:
   the end of a range are followed into the rest of the file, and counted by this range with
   the call that takes them (the range holding that call counts the call and its own attempts).
 
-Each line is parsed on its own (orjson); a line that is not a span record, or a call or
-attempt span with a field a report cannot count, is skipped and counted, and the first
-few are kept with their line number within the range.
+Each line is read on its own (:mod:`costrouter.report_lines`), and each span of a batch line
+is counted before the next is decoded. A line that holds no span to read, a span of a batch
+that cannot be read, and a call or attempt span with a field a report cannot count are each
+skipped and counted once (the rest of their line is still read), and the first few are kept
+with their line number within the range (and the span's place in a batch line).
 """
 
 from __future__ import annotations
@@ -26,11 +28,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-import orjson
-from orjson import JSONDecodeError, loads
-
-from costrouter.otlp_decode import otlp_line_records
-from costrouter.otlp_json import otlp_json_records
+from costrouter.report_lines import line_spans
 from costrouter.report_records import (
     RECENT_CALLS,
     AttemptSummary,
@@ -38,7 +36,6 @@ from costrouter.report_records import (
     CallJoiner,
     CallSummary,
     Dimension,
-    attempt_from_record,
     call_from_record,
     span_kind,
 )
@@ -283,37 +280,6 @@ def _always(_call: CallSummary) -> bool:
     return True
 
 
-def _record(line: bytes) -> Any:
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        if not line.endswith(b"\n"):
-            raise BadRecordError("the last line is cut short (its writer stopped mid-line)") from exc
-        raise BadRecordError(f"not a JSON span record: {exc}") from exc
-
-
-def _otlp_spans(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """The span records of an OTLP JSON ``TracesData`` line (the Collector's file exporter writes these)."""
-    try:
-        return otlp_json_records(document)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise BadRecordError(f"not an OTLP JSON traces object: {exc}") from exc
-
-
-def _records(line: bytes) -> list[dict[str, Any]]:
-    """The span records of one line; :class:`BadRecordError` when it holds none."""
-    decoded = otlp_line_records(line)
-    if decoded is not None:
-        return decoded
-    try:
-        record = loads(line)
-    except JSONDecodeError:
-        record = _record(line)  # raises, naming the problem
-    if record.__class__ is not dict:
-        raise BadRecordError(f"not a JSON span record: a {type(record).__name__}, not an object")
-    return _otlp_spans(record) if "resourceSpans" in record else [record]
-
-
 def _read(handle: BinaryIO, start: int, end: int, add: Callable[[dict[str, Any]], None], partial: Partial) -> None:
     """Feed each span of the lines in ``[start, end)`` to ``add``, counting lines, spans and problems."""
     if start >= end:
@@ -326,19 +292,26 @@ def _read(handle: BinaryIO, start: int, end: int, add: Callable[[dict[str, Any]]
         number += 1
         position += len(line)
         if not line.isspace():
-            spans += 1
             try:
-                records = _records(line)
-                spans += len(records) - 1  # a TracesData line holds a batch of spans
-                for record in records:
-                    add(record)
-                # Before the next line is decoded: a batch's records alive beside the next
-                # batch's cost a third more per span (the allocator's pools go cold).
-                del records, record
+                batch, records = line_spans(line)
             except BadRecordError as exc:
+                spans += 1
                 partial.skipped += 1
                 if len(problems) < MAX_PROBLEMS_SHOWN:
                     problems.append((number, str(exc)))
+            else:
+                index = 0
+                for record in records:  # each counted before the next is decoded
+                    index += 1
+                    try:
+                        if isinstance(record, BadRecordError):  # in the place of a span that cannot be read
+                            raise record
+                        add(record)
+                    except BadRecordError as exc:
+                        partial.skipped += 1
+                        if len(problems) < MAX_PROBLEMS_SHOWN:
+                            problems.append((number, f"span {index}: {exc}" if batch else str(exc)))
+                spans += index
         if position >= end:
             break
     partial.lines = number
@@ -347,21 +320,21 @@ def _read(handle: BinaryIO, start: int, end: int, add: Callable[[dict[str, Any]]
 
 # ---- across range bounds -------------------------------------------------------------------
 def _calls_of_line(line: bytes) -> Iterator[tuple[tuple[str, str], Any]]:
-    """``(key, record)`` of each call span a pass would take from ``line`` (it stops at a broken span)."""
+    """``(key, record)`` of each call span a pass would count from ``line`` (it skips a broken span, as a pass does)."""
     try:
-        records = _records(line)
+        _batch, records = line_spans(line)
     except BadRecordError:
         return
     for record in records:
+        if isinstance(record, BadRecordError):
+            continue
         try:
             kind = span_kind(record)
-            if kind == "attempt":
-                attempt_from_record(record)
-            elif kind == "call":
+            if kind == "call":
                 call = call_from_record(record)
                 yield (call.trace_id, call.span_id), call
         except BadRecordError:
-            return
+            continue
 
 
 def _lines_backwards(handle: BinaryIO, start: int) -> Iterator[bytes]:

@@ -16,20 +16,20 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from costrouter.otlp_decode import otlp_line_records
-from costrouter.otlp_json import otlp_json_records, spans_to_otlp_json
+from costrouter.otlp_decode import NOT_DECODED, decode_groups, decode_span
+from costrouter.otlp_json import span_groups, span_record, spans_to_otlp_json
+from costrouter.report_lines import checked_line_spans, line_spans
 from costrouter.report_read import stream_report
-
-REFUSED = "refused"
-"""What the checked path gives for a line it cannot read (the report skips it, naming the reason)."""
+from costrouter.report_records import BadRecordError
 
 
-def checked(line: bytes) -> list[dict[str, Any]] | str:
-    """The records of the checked path (orjson, then otlp_json_records), or REFUSED."""
+def read(line: bytes, reader: Any = line_spans) -> Any:
+    """What a report takes from ``line``: its refusal, or whether it is a batch and each span or its refusal."""
     try:
-        return otlp_json_records(orjson.loads(line))
-    except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, AttributeError):
-        return REFUSED
+        batch, spans = reader(line)
+    except BadRecordError as exc:
+        return ("line refused", str(exc))
+    return batch, [("span refused", str(span)) if isinstance(span, BadRecordError) else span for span in spans]
 
 
 def assert_identical(left: Any, right: Any, where: str = "$") -> None:
@@ -39,7 +39,7 @@ def assert_identical(left: Any, right: Any, where: str = "$") -> None:
         assert list(left) == list(right), where
         for key in left:
             assert_identical(left[key], right[key], f"{where}.{key}")
-    elif isinstance(left, list):
+    elif isinstance(left, (list, tuple)):
         assert len(left) == len(right), where
         for index, (a, b) in enumerate(zip(left, right, strict=True)):
             assert_identical(a, b, f"{where}[{index}]")
@@ -153,46 +153,36 @@ spans = optional(
         "traceState": st.text(max_size=3),
     }
 )
+scope_spans = st.fixed_dictionaries(
+    {"spans": rarely(st.lists(spans, min_size=1, max_size=4), st.one_of(st.just([]), odd))},
+    optional={"scope": rarely(optional({"name": rarely(st.text(max_size=4), odd)}), odd)},
+)
+resource_spans = st.fixed_dictionaries(
+    {"scopeSpans": rarely(st.lists(scope_spans, min_size=1, max_size=2), st.one_of(st.just([]), odd))},
+    optional={"resource": rarely(optional({"attributes": rarely(key_values, odd)}), odd)},
+)
 documents = st.fixed_dictionaries(
-    {
-        "resourceSpans": rarely(
-            st.lists(
-                optional(
-                    {
-                        "resource": rarely(optional({"attributes": rarely(key_values, odd)}), odd),
-                        "scopeSpans": rarely(
-                            st.lists(
-                                optional(
-                                    {
-                                        "scope": rarely(optional({"name": rarely(st.text(max_size=4), odd)}), odd),
-                                        "spans": rarely(st.lists(spans, max_size=4), odd),
-                                    }
-                                ),
-                                max_size=2,
-                            ),
-                            odd,
-                        ),
-                    }
-                ),
-                max_size=2,
-            ),
-            odd,
-        )
-    }
+    {"resourceSpans": rarely(st.lists(resource_spans, min_size=1, max_size=2), st.one_of(st.just([]), odd))}
 )
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=documents, compact=st.booleans())
-def test_the_decoder_gives_the_checked_records_or_hands_the_line_back(document: dict[str, Any], compact: bool) -> None:
+def test_a_line_reads_the_same_through_the_decoder_as_through_the_checked_path(
+    document: dict[str, Any], compact: bool
+) -> None:
     line = json.dumps(document, separators=(",", ":") if compact else None).encode() + b"\n"
-    fast = otlp_line_records(line)
-    event("handed back" if fast is None else "decoded here")
-    if fast is None:
-        return  # the checked path reads it, and says what is wrong with it, if anything
-    slow = checked(line)
-    assert slow != REFUSED, f"the decoder read a line the checked path refuses: {line!r}"
-    assert_identical(fast, slow)
+    groups = decode_groups(line)
+    if groups is None:
+        event("line handed back")
+    for resource, scope, raws in groups or ():
+        for raw in raws:
+            try:
+                decode_span(raw, resource, scope)
+                event("span decoded here")
+            except NOT_DECODED:
+                event("span handed back")
+    assert_identical(read(line), read(line, checked_line_spans))
 
 
 def exporter_spans() -> list[ReadableSpan]:
@@ -241,53 +231,80 @@ def exporter_spans() -> list[ReadableSpan]:
 
 def test_what_the_file_exporter_writes_is_decoded_here_and_matches_the_checked_path() -> None:
     line = (spans_to_otlp_json(exporter_spans()) + "\n").encode()
-    fast = otlp_line_records(line)
-    assert fast is not None
-    assert_identical(fast, checked(line))
-    assert [record["name"] for record in fast] == ["router.attempt/fast-a", "router.completion/fast"]
-    assert fast[1]["attributes"]["router.tags"] == ["a", "b"]
-    assert fast[1]["events"][0]["attributes"] == {"attempt": 2, "reason": "429"}
-    assert fast[1]["status"] == {"code": "ERROR", "description": "provider down"}
+    groups = decode_groups(line)
+    assert groups is not None
+    checked_groups = span_groups(orjson.loads(line))
+    assert_identical([group[:2] for group in groups], [group[:2] for group in checked_groups])
+    records = [
+        decode_span(raw, resource, scope) for resource, scope, raws in groups for raw in raws
+    ]  # none handed back
+    spans = [span_record(span, resource, scope) for resource, scope, spans in checked_groups for span in spans]
+    assert_identical(records, spans)
+    assert [record["name"] for record in records] == ["router.attempt/fast-a", "router.completion/fast"]
+    assert records[1]["attributes"]["router.tags"] == ["a", "b"]
+    assert records[1]["events"][0]["attributes"] == {"attempt": 2, "reason": "429"}
+    assert records[1]["status"] == {"code": "ERROR", "description": "provider down"}
+    assert_identical(read(line), read(line, checked_line_spans))
+
+
+def batch(*spans: str) -> bytes:
+    return ('{"resourceSpans":[{"scopeSpans":[{"spans":[' + ",".join(spans) + "]}]}]}\n").encode()
+
+
+GOOD = '{"traceId":"0a","spanId":"0b","name":"router.completion/fast","startTimeUnixNano":"1"}'
 
 
 @pytest.mark.parametrize(
     "line",
     [
-        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"x","traceId":5}]}]}]}\n',  # an id of another type
-        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}\n',  # int() refuses
-        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":1180591620717411303424}]}]}]}\n',
-        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"\xff"}]}]}]}\n',  # not UTF-8
-        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"flags":"\xff"}]}]}]}\n',  # not UTF-8, in a field passed over
-        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"x"}]}]}]} trailing\n',
+        batch(GOOD).replace(b'"name"', b'"flags":"\xff","name"'),  # not UTF-8, even in a field passed over
+        batch(GOOD) + b"trailing\n",
         b'{"resourceSpans":' + b"[" * 5000 + b"]" * 5000 + b"}\n",
-        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"cut',
+        batch(GOOD)[:-20],  # cut short
+        b'{"resourceSpans":[{"resource":{"attributes":5},"scopeSpans":[]}]}\n',
+        b'{"resourceSpans":[{"scopeSpans":[{"spans":"none"}]}]}\n',
+        b'{"name":"router.completion/fast","attributes":{}}\n',  # a record line
     ],
 )
-def test_a_line_the_decoder_does_not_take_goes_back_to_the_checked_path(line: bytes) -> None:
-    assert otlp_line_records(line) is None
+def test_a_line_the_decoder_does_not_take_goes_to_the_checked_path(line: bytes) -> None:
+    assert decode_groups(line) is None
+    assert_identical(read(line), read(line, checked_line_spans))
 
 
-def test_a_record_line_is_left_to_the_checked_path() -> None:
-    assert otlp_line_records(b'{"name":"router.completion/fast","attributes":{}}\n') is None
+@pytest.mark.parametrize(
+    "span",
+    [
+        '{"name":"x","traceId":5}',  # an id of another type
+        '{"name":"x","startTimeUnixNano":"soon"}',  # int() refuses it
+        '{"name":"x","startTimeUnixNano":1180591620717411303424}',  # past 64 bits: orjson reads a float
+        '{"name":"x","attributes":[{"key":"k","value":{"doubleValue":1e400}}]}',  # past a double
+        "[1,2]",
+    ],
+)
+def test_a_span_the_decoder_does_not_take_goes_to_the_checked_path_alone(span: str) -> None:
+    line = batch(GOOD, span, GOOD)
+    groups = decode_groups(line)
+    assert groups is not None
+    [(resource, scope, raws)] = groups
+    with pytest.raises(NOT_DECODED):
+        decode_span(raws[1], resource, scope)
+    batch_flag, spans = read(line)
+    assert batch_flag is True
+    assert spans[0] == spans[2]
+    assert spans[0]["name"] == "router.completion/fast"
+    if "1e400" not in span:  # orjson refuses the whole line; the decoder, only that span
+        assert_identical((batch_flag, spans), read(line, checked_line_spans))
 
 
-def test_a_number_beyond_a_double_in_a_field_no_record_holds_does_not_cost_the_line(tmp_path: Path) -> None:
-    """orjson refuses 1e400 anywhere in a line; the decoder passes over fields a report never reads."""
-    span = (
-        '{"traceId":"0a","spanId":"0b","name":"router.completion/fast","startTimeUnixNano":"1",'
-        '"attributes":[{"key":"llm.usage.cost_usd","value":{"doubleValue":0.5}}],"flags":1e400}'
-    )
-    line = ('{"resourceSpans":[{"scopeSpans":[{"spans":[' + span + "]}]}]}\n").encode()
-    assert checked(line) == REFUSED
-    records = otlp_line_records(line)
-    assert records is not None
-    assert records[0]["attributes"] == {"llm.usage.cost_usd": 0.5}
+def test_a_number_beyond_a_double_costs_its_span_only_and_nothing_where_no_record_holds_it(tmp_path: Path) -> None:
+    """orjson refuses 1e400 anywhere in a line; the decoder reads the rest of the batch."""
+    cost = '"attributes":[{"key":"llm.usage.cost_usd","value":{"doubleValue":0.5}}]'
+    passed_over = '{"traceId":"0a","spanId":"0c","name":"router.completion/fast","startTimeUnixNano":"1",' + cost
+    line = batch(passed_over + ',"flags":1e400}', passed_over.replace("0.5", "1e400").replace("0c", "0d") + "}")
+    assert read(line, checked_line_spans)[0] == "line refused"
     path = tmp_path / "spans.jsonl"
     path.write_bytes(line)
     report = stream_report(path, [])
-    assert (report.spans, report.skipped, report.total.calls, report.total.cost_usd) == (1, 0, 1, 0.5)
-    # In a field a record holds, the same number still costs the line, as the checked path says.
-    path.write_bytes(line.replace(b'"doubleValue":0.5', b'"doubleValue":1e400'))
-    report = stream_report(path, [])
-    assert (report.spans, report.skipped) == (1, 1)
-    assert "not a JSON span record" in report.problems[0]
+    assert (report.spans, report.skipped, report.total.calls, report.total.cost_usd) == (2, 1, 1, 0.5)
+    [problem] = report.problems
+    assert problem.startswith(f"{path}:1: span 2: not a JSON span record: number is infinity")

@@ -64,18 +64,19 @@ def attempt(parent: dict[str, Any], index: int, rng: random.Random) -> dict[str,
     }
 
 
+def any_value(item: Any) -> dict[str, Any]:
+    """An OTLP JSON ``AnyValue``."""
+    if isinstance(item, list):
+        return {"arrayValue": {"values": [any_value(entry) for entry in item]}}
+    if isinstance(item, float):
+        return {"doubleValue": item}
+    if isinstance(item, int):
+        return {"intValue": str(item)}
+    return {"stringValue": item}
+
+
 def otlp_line(calls: list[dict[str, Any]]) -> dict[str, Any]:
     """Calls as one OTLP JSON ``TracesData`` line (the Collector's file exporter)."""
-
-    def value(item: Any) -> dict[str, Any]:
-        if isinstance(item, list):
-            return {"arrayValue": {"values": [value(entry) for entry in item]}}
-        if isinstance(item, float):
-            return {"doubleValue": item}
-        if isinstance(item, int):
-            return {"intValue": str(item)}
-        return {"stringValue": item}
-
     spans = [
         {
             "traceId": f"{index + 1:032x}",
@@ -83,11 +84,47 @@ def otlp_line(calls: list[dict[str, Any]]) -> dict[str, Any]:
             "name": record["name"],
             "startTimeUnixNano": str(record["start_time_ns"]),
             "endTimeUnixNano": str(record["end_time_ns"]),
-            "attributes": [{"key": key, "value": value(item)} for key, item in record["attributes"].items()],
+            "attributes": [{"key": key, "value": any_value(item)} for key, item in record["attributes"].items()],
         }
         for index, record in enumerate(calls)
     ]
     return {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"scope": {}, "spans": spans}]}]}
+
+
+def otlp_span(record: dict[str, Any]) -> dict[str, Any]:
+    """A call or attempt record as an OTLP JSON span (its ids as the hex of their text, so they still match)."""
+
+    def hexed(value: Any) -> str:
+        return str(value).encode().hex()
+
+    span = {
+        "traceId": hexed(record["trace_id"]),
+        "spanId": hexed(record["span_id"]),
+        "name": record["name"],
+        "startTimeUnixNano": str(record.get("start_time_ns", T0)),
+        "endTimeUnixNano": str(record.get("end_time_ns", T0)),
+        "attributes": [{"key": key, "value": any_value(item)} for key, item in record["attributes"].items()],
+    }
+    if record.get("parent_span_id"):
+        span["parentSpanId"] = hexed(record["parent_span_id"])
+    if record.get("status", {}).get("code") == "ERROR":
+        span["status"] = {"code": 2, "message": "failed"}
+    return span
+
+
+def batch_line(record: dict[str, Any], attempts: list[dict[str, Any]], rng: random.Random) -> str:
+    """A call and its attempts as one batch line, in any order, now and then with a span a report skips."""
+    spans: list[Any] = [otlp_span(item) for item in [*attempts, record]]
+    if rng.random() < 0.3:
+        spans.insert(len(spans) // 2, otlp_span(attempt(record, 0, rng)) | {"startTimeUnixNano": "soon"})
+    if rng.random() < 0.3:
+        spans.insert(rng.randrange(len(spans) + 1), [1, 2])
+    if rng.random() < 0.3:
+        negative = call(f"{record['span_id']}-n", rng, **{sc.LLM_USAGE_COST_USD: -1.0})
+        spans.insert(rng.randrange(len(spans) + 1), otlp_span(negative))
+    if rng.random() < 0.3:
+        rng.shuffle(spans)  # attempts after their call, in the same line
+    return json.dumps({"resourceSpans": [{"scopeSpans": [{"scope": {"name": "costrouter"}, "spans": spans}]}]})
 
 
 def bad_lines(rng: random.Random, number: int) -> list[str]:
@@ -114,7 +151,9 @@ def hostile_file(path: Path, seed: int) -> Path:
         record = call(span, rng)
         attempts = [json.dumps(attempt(record, index, rng)) for index in range(rng.randrange(4))]
         shape = rng.random()
-        if shape < 0.55:
+        if rng.random() < 0.15:  # one batch line, as the file exporter writes
+            lines.append(batch_line(record, [attempt(record, index, rng) for index in range(rng.randrange(4))], rng))
+        elif shape < 0.55:
             lines += [*attempts, json.dumps(record)]
         elif shape < 0.75:  # after their call: within the window of recent calls, or past it
             lines.append(json.dumps(record))
@@ -216,3 +255,23 @@ def test_a_batch_a_line_reports_what_a_span_a_line_reports(tmp_path: Path, worke
     assert by_batch.spans == by_record.spans == 60
     assert report_csv(by_batch) == report_csv(by_record)
     assert report_json(by_batch).replace(str(batched), str(records)) == report_json(by_record)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_span_a_report_cannot_read_costs_only_itself_not_the_rest_of_its_batch(tmp_path: Path, workers: int) -> None:
+    rng = random.Random(7)
+    calls = [call(f"c{number}", rng, **{sc.LLM_USAGE_COST_USD: 0.25}) for number in range(4)]
+    unreadable = otlp_span(calls[0]) | {"startTimeUnixNano": "soon"}  # the decoder and the checked path refuse it
+    uncountable = otlp_span(call("neg", rng, **{sc.LLM_USAGE_COST_USD: -1.0}))  # read, and refused by the checks
+    spans = [otlp_span(calls[0]), unreadable, otlp_span(calls[1]), [1, 2], uncountable, otlp_span(calls[2])]
+    line = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps(calls[3]) + "\n" + line + "\n")
+    report = stream_report(path, BREAKDOWNS, workers=workers, chunk_bytes=len(line) // 2)
+    assert (report.spans, report.skipped, report.total.calls) == (7, 3, 4)
+    assert report.total.cost_usd == 1.0
+    assert report.problems == (
+        f"{path}:2: span 2: not an OTLP JSON span: invalid literal for int() with base 10: 'soon'",
+        f"{path}:2: span 4: not an OTLP JSON span: 'list' object has no attribute 'get'",
+        f"{path}:2: span 5: {sc.LLM_USAGE_COST_USD} must be a finite number not below 0 (at most 1e+06), not -1.0",
+    )
