@@ -21,6 +21,7 @@ unknown field) is checked only for being JSON, not for holding a number a double
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -154,9 +155,27 @@ def _attributes(pairs: list[_KeyValue]) -> dict[str, Any]:
     return result
 
 
-def decode_span(raw: msgspec.Raw, resource: dict[str, Any], scope: str | None) -> dict[str, Any]:
-    """The record of one raw span of a :func:`decode_groups` group; one of :data:`NOT_DECODED` when not read here."""
+def _kept_attributes(pairs: list[_KeyValue], keep: Container[str]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key = pair.key
+        if key in keep:
+            value = pair.value
+            text = value.string_value
+            result[key] = text if text is not UNSET else _value(value)
+    return result
+
+
+def decode_span(
+    raw: msgspec.Raw, resource: dict[str, Any], scope: str | None, keep: Container[str] | None = None
+) -> dict[str, Any]:
+    """The record of one raw span of a :func:`decode_groups` group; one of :data:`NOT_DECODED` when not read here.
+
+    ``keep``: the span attributes to keep (default: all), as
+    :func:`~costrouter.otlp_json.span_record` keeps them.
+    """
     span = _decode_span(raw)
+    pairs = span.attributes
     status = span.status
     events = span.events
     return {
@@ -171,7 +190,7 @@ def decode_span(raw: msgspec.Raw, resource: dict[str, Any], scope: str | None) -
             "code": enum_name(status.code, STATUS_CODES, "STATUS_CODE_"),
             "description": status.message or None,
         },
-        "attributes": _attributes(span.attributes),
+        "attributes": _attributes(pairs) if keep is None else _kept_attributes(pairs, keep),
         "events": [
             {"name": event.name, "time_ns": int(event.time_unix_nano), "attributes": _attributes(event.attributes)}
             for event in events

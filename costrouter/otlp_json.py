@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, Final
 
@@ -108,6 +108,16 @@ def attributes(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 _NO_VALUE: Final[Mapping[str, Any]] = {}
 
 
+def kept_attributes(pairs: Sequence[Mapping[str, Any]], keep: Container[str]) -> dict[str, Any]:
+    """:func:`attributes`, of the keys in ``keep`` only: the others are not converted, nor checked."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key = pair["key"]
+        if key in keep:
+            result[key] = any_value(pair.get("value", _NO_VALUE))
+    return result
+
+
 def enum_name(value: Any, names: Mapping[int, str], prefix: str) -> str:
     """The name of an OTLP enum value given as a number, a numeric string or its full name."""
     if value.__class__ is int:
@@ -135,12 +145,16 @@ def span_groups(document: Mapping[str, Any]) -> list[tuple[dict[str, Any], Any, 
     return groups
 
 
-def span_record(span: Mapping[str, Any], resource: dict[str, Any], scope: Any) -> dict[str, Any]:
+def span_record(
+    span: Mapping[str, Any], resource: dict[str, Any], scope: Any, keep: Container[str] | None = None
+) -> dict[str, Any]:
     """The span record (``costrouter.span_file.SpanRecord`` shape) of one OTLP JSON span.
 
-    ``ValueError``, ``TypeError``, ``KeyError`` or ``AttributeError`` for a span that is not one.
+    ``keep``: the span attributes to keep (default: all). ``ValueError``, ``TypeError``,
+    ``KeyError`` or ``AttributeError`` for a span that is not one.
     """
     status = span.get("status", {})
+    pairs = span.get("attributes", [])
     return {
         "name": span.get("name", ""),
         "trace_id": hex_id(span.get("traceId")) or "",
@@ -153,7 +167,7 @@ def span_record(span: Mapping[str, Any], resource: dict[str, Any], scope: Any) -
             "code": enum_name(status.get("code", 0), STATUS_CODES, "STATUS_CODE_"),
             "description": status.get("message") or None,
         },
-        "attributes": attributes(span.get("attributes", [])),
+        "attributes": attributes(pairs) if keep is None else kept_attributes(pairs, keep),
         "events": [
             {
                 "name": event.get("name", ""),

@@ -5,7 +5,9 @@ object holding a batch of spans (what the ``file`` exporters write). A line that
 not an object, or whose resources and scopes cannot be read holds nothing to count:
 :func:`line_spans` raises :class:`~costrouter.report_records.BadRecordError`. In a batch, each
 span stands alone: one that cannot be read is a :class:`BadRecordError` in its place, and the
-others are read.
+others are read. A batch span's record keeps only the attributes a report reads
+(:data:`~costrouter.report_records.REPORT_ATTRIBUTES`); the others are neither converted nor
+checked.
 
 Batches are decoded by :mod:`costrouter.otlp_decode` where they have the types an exporter
 writes, and by orjson with :mod:`costrouter.otlp_json` (the checked path, which names what is
@@ -22,7 +24,7 @@ import orjson
 
 from costrouter.otlp_decode import NOT_DECODED, SpanGroup, decode_groups, decode_span
 from costrouter.otlp_json import span_groups, span_record
-from costrouter.report_records import BadRecordError
+from costrouter.report_records import REPORT_ATTRIBUTES, BadRecordError
 
 __all__ = ["SpanOrProblem", "checked_line_spans", "line_spans"]
 
@@ -42,7 +44,7 @@ def _json(data: bytes) -> Any:
 
 def _checked_span(span: Any, resource: dict[str, Any], scope: Any) -> SpanOrProblem:
     try:
-        return span_record(span, resource, scope)
+        return span_record(span, resource, scope, REPORT_ATTRIBUTES)
     except _NOT_A_SPAN as exc:
         return BadRecordError(f"not an OTLP JSON span: {exc}")
 
@@ -57,7 +59,7 @@ def _decoded_spans(groups: list[SpanGroup]) -> Iterator[SpanOrProblem]:
     for resource, scope, raws in groups:
         for raw in raws:
             try:
-                yield decode_span(raw, resource, scope)
+                yield decode_span(raw, resource, scope, REPORT_ATTRIBUTES)
             except NOT_DECODED:
                 yield _raw_span(raw, resource, scope)
 

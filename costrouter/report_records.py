@@ -22,6 +22,7 @@ __all__ = [
     "MAX_CALL_COST_USD",
     "PICO",
     "RECENT_CALLS",
+    "REPORT_ATTRIBUTES",
     "AttemptSummary",
     "BadRecordError",
     "CallJoiner",
@@ -73,6 +74,31 @@ _ATTEMPT_KIND: Final = sc.ATTEMPT_KIND
 _ATTEMPT_INDEX: Final = sc.ATTEMPT_INDEX
 _ATTEMPT_OUTCOME: Final = sc.ATTEMPT_OUTCOME
 # (module-level names: a million records read each of them, and a global is cheaper than ``sc.X``)
+REPORT_ATTRIBUTES: Final = frozenset(
+    {
+        _SERVED,
+        _REQUESTED,
+        _DEPLOYMENT,
+        _SESSION,
+        _USER,
+        _TEAM,
+        _RESPONSE_MODEL,
+        sc.GEN_AI_REQUEST_MODEL,
+        _OPERATION,
+        _LATENCY,
+        _COST,
+        _INPUT,
+        _OUTPUT,
+        _BUDGET_OUTCOME,
+        _ERROR_TYPE,
+        _ROUTER_TAGS,
+        _TAG_TAGS,
+        _ATTEMPT_KIND,
+        _ATTEMPT_INDEX,
+        _ATTEMPT_OUTCOME,
+    }
+)
+"""Every span attribute a report reads (of 80-odd on a call span): a span file reader may keep only these."""
 
 
 class BadRecordError(ValueError):

@@ -20,7 +20,7 @@ from costrouter.otlp_decode import NOT_DECODED, decode_groups, decode_span
 from costrouter.otlp_json import span_groups, span_record, spans_to_otlp_json
 from costrouter.report_lines import checked_line_spans, line_spans
 from costrouter.report_read import stream_report
-from costrouter.report_records import BadRecordError
+from costrouter.report_records import REPORT_ATTRIBUTES, BadRecordError, attempt_from_record, call_from_record
 
 
 def read(line: bytes, reader: Any = line_spans) -> Any:
@@ -178,11 +178,13 @@ def test_a_line_reads_the_same_through_the_decoder_as_through_the_checked_path(
     for resource, scope, raws in groups or ():
         for raw in raws:
             try:
-                decode_span(raw, resource, scope)
-                event("span decoded here")
+                record = decode_span(raw, resource, scope)  # every attribute kept
             except NOT_DECODED:
                 event("span handed back")
-    assert_identical(read(line), read(line, checked_line_spans))
+                continue
+            event("span decoded here")
+            assert_identical(record, span_record(orjson.loads(bytes(raw)), resource, scope))
+    assert_identical(read(line), read(line, checked_line_spans))  # what a report keeps
 
 
 def exporter_spans() -> list[ReadableSpan]:
@@ -308,3 +310,38 @@ def test_a_number_beyond_a_double_costs_its_span_only_and_nothing_where_no_recor
     assert (report.spans, report.skipped, report.total.calls, report.total.cost_usd) == (2, 1, 1, 0.5)
     [problem] = report.problems
     assert problem.startswith(f"{path}:1: span 2: not a JSON span record: number is infinity")
+
+
+class ReadKeys(dict[str, Any]):
+    """Attributes that remember every key read from them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return default
+
+
+def test_a_report_reads_no_attribute_it_does_not_keep() -> None:
+    """The batch readers keep only REPORT_ATTRIBUTES: an attribute read anywhere else would always be missing."""
+    for to_summary in (call_from_record, attempt_from_record):
+        attributes = ReadKeys()
+        to_summary({"name": "router.completion/x", "attributes": attributes})
+        assert attributes.read
+        assert attributes.read <= REPORT_ATTRIBUTES, attributes.read - REPORT_ATTRIBUTES
+
+
+def test_an_attribute_a_report_does_not_read_is_not_converted_and_cannot_cost_its_span() -> None:
+    def pair(key: str, value: str) -> str:
+        return '{"key":"' + key + '","value":{"intValue":"' + value + '"}}'
+
+    span = '{"name":"router.completion/fast","traceId":"0a","spanId":"0b","attributes":[' + pair(
+        "router.retries", "many"
+    )
+    for line in (batch(span + "]}"), batch(span + "]}").replace(b'"name"', b'"kind":true,"name"')):  # decoded; checked
+        _batch, [record] = read(line)
+        assert record["attributes"] == {}
+    _batch, [refused] = read(batch(span + "," + pair("gen_ai.usage.input_tokens", "many") + "]}"))
+    assert refused == ("span refused", "not an OTLP JSON span: invalid literal for int() with base 10: 'many'")
