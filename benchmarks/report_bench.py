@@ -1,7 +1,7 @@
 """How fast `costrouter report` reads a large span file, and how much memory it holds.
 
     uv run --locked python -m benchmarks.report_bench [--spans 1000000] [--sessions 80000] [--runs 3]
-        [--format otlp|records]
+        [--format otlp|records] [--template SPAN_FILE]
 
 Writes a span file of ``--spans`` spans (each routed call one call span and, on average, one
 attempt span; some retries and fallbacks), over ``--sessions`` sessions, 50 users, 4 groups
@@ -18,7 +18,10 @@ run on an empty file writes the caches first.
 ``TracesData`` object of 512 spans (the BatchSpanProcessor's default batch) a line, the first
 line checked against the exporter's own encoder; ``--format records`` one span record a line
 (the format before OTLP JSON, which the report also reads). The report's outputs are the same
-for both. Prints one JSON line; ``benchmarks/results/report.json`` keeps the last run of each format.
+for both. ``--template`` copies the call spans of a span file the exporter wrote (the demo's:
+86 attributes and about 6 KiB a span, against 16 attributes and 900 bytes here) with new ids,
+sessions and times, to time a file with the bytes per span of users' files. Prints one JSON
+line; ``benchmarks/results/report.json`` keeps the last run of each (``otlp_template``).
 """
 
 from __future__ import annotations
@@ -219,6 +222,67 @@ def write_spans(path: Path, spans: int, sessions: int, file_format: str = "otlp"
             handle.write(line + "\n")
 
 
+_HOLES = {"traceId": "@@trace@@", "spanId": "@@span@@", "startTimeUnixNano": "@@start@@", "endTimeUnixNano": "@@end@@"}
+
+
+def _call_templates(source: Path) -> list[tuple[str, str]]:
+    """``(resource and scope opening, span text with holes)`` of each call span of an exporter's span file."""
+    templates = []
+    for line in source.read_text().splitlines():
+        if not line.strip():
+            continue
+        for resource_spans in json.loads(line)["resourceSpans"]:
+            for scope_spans in resource_spans["scopeSpans"]:
+                for span in scope_spans["spans"]:
+                    if not span["name"].startswith("router.completion/"):
+                        continue
+                    copy = {**span, **_HOLES}
+                    copy.pop("parentSpanId", None)
+                    for pair in copy["attributes"]:
+                        if pair["key"] == "session.id":
+                            pair["value"] = {"stringValue": "@@session@@"}
+                    text = json.dumps(copy, separators=(",", ":")).replace("{", "{{").replace("}", "}}")
+                    for name in ("trace", "span", "start", "end", "session"):
+                        text = text.replace(f"@@{name}@@", "{" + name + "}")
+                    opening = json.dumps(
+                        {"resource": resource_spans.get("resource", {}), "scope": scope_spans.get("scope", {})},
+                        separators=(",", ":"),
+                    )
+                    templates.append((opening, text))
+    if not templates:
+        raise SystemExit(f"{source}: no router.completion span to copy")
+    return templates
+
+
+def write_template_spans(path: Path, spans: int, sessions: int, source: Path) -> None:
+    """Copies of the call spans of ``source`` (a file the exporter wrote), each with its own ids, session and time.
+
+    Each copy carries every attribute the original did (86 on a chat call of costrouter 0.2),
+    so the file has the bytes per span that users' files have; the first template's resource
+    and scope open each line of 512.
+    """
+    templates = _call_templates(source)
+    rng = random.Random(1)
+    opening = templates[0][0]
+    with path.open("w") as handle:
+        for first in range(0, spans, BATCH):
+            batch = []
+            for index in range(first, min(first + BATCH, spans)):
+                start = T0 + rng.randrange(30 * 86_400) * 1_000_000_000
+                batch.append(
+                    templates[index % len(templates)][1].format(
+                        trace=f"{index:032x}",
+                        span=f"{index:016x}",
+                        start=start,
+                        end=start + 500_000_000,
+                        session=f"sess-{rng.randrange(sessions):06d}",
+                    )
+                )
+            handle.write('{"resourceSpans":[' + opening[:-1] + ',"scopeSpans":[{"scope":')
+            handle.write(json.dumps(json.loads(opening)["scope"], separators=(",", ":")))
+            handle.write(',"spans":[' + ",".join(batch) + "]}]}]}\n")
+
+
 def _environment() -> dict[str, str]:
     environment = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     environment.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -305,13 +369,23 @@ def main() -> None:
         default="otlp",
         help="otlp: what the file exporter writes (a TracesData object of 512 spans a line); records: a span a line",
     )
+    parser.add_argument(
+        "--template",
+        type=Path,
+        help="copy the call spans of this span file (written by the file exporter, e.g. by `costrouter demo` "
+        "with COSTROUTER_EXPORTER=file) instead of the benchmark's own spans of 16 attributes",
+    )
     arguments = parser.parse_args()
+    name = arguments.format if arguments.template is None else "otlp_template"
     with tempfile.TemporaryDirectory() as directory:
         full = Path(directory) / "spans.jsonl"
-        write_spans(full, arguments.spans, arguments.sessions, arguments.format)
+        if arguments.template is None:
+            write_spans(full, arguments.spans, arguments.sessions, arguments.format)
+        else:
+            write_template_spans(full, arguments.spans, arguments.sessions, arguments.template)
         tenth = Path(directory) / "tenth.jsonl"
         with full.open() as source, tenth.open("w") as target:
-            lines = arguments.spans // (10 if arguments.format == "records" else 10 * BATCH)
+            lines = arguments.spans // (10 if name == "records" else 10 * BATCH)
             target.writelines(islice(source, max(lines, 1)))
         empty = Path(directory) / "empty.jsonl"
         empty.touch()
@@ -322,7 +396,8 @@ def main() -> None:
         serial = summarised([timed_report(full, workers=1) for _ in range(arguments.runs)])
         large = summarised([timed_report(full) for _ in range(arguments.runs)])
         figures = {
-            "format": arguments.format,
+            "format": name,
+            "template": None if arguments.template is None else arguments.template.name,
             "spans": arguments.spans,
             "sessions": arguments.sessions,
             "file_mib": round(full.stat().st_size / 2**20, 1),
@@ -336,8 +411,8 @@ def main() -> None:
     print(json.dumps(figures))
     results = Path(__file__).with_name("results").joinpath("report.json")
     kept = json.loads(results.read_text()) if results.exists() else {}
-    kept = {name: kept[name] for name in ("otlp", "records") if name in kept}  # one entry per format
-    kept[arguments.format] = figures
+    kept = {kind: kept[kind] for kind in ("otlp", "records", "otlp_template") if kind in kept}  # one entry each
+    kept[name] = figures
     results.write_text(json.dumps(kept, indent=2) + "\n")
 
 
