@@ -810,7 +810,7 @@ def report(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, help="Processes reading the file at once (default: one per core for a large file)."),
+        typer.Option(min=1, help="Processes reading the file at once (default: one per usable CPU for a large file)."),
     ] = None,
 ) -> None:
     """Cost, tokens, latency and attempts of the routed calls in a span file, by group, deployment, session, user."""

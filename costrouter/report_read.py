@@ -21,6 +21,7 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Final
 
+from costrouter.cpus import usable_cpus
 from costrouter.report import Report, ReportRow, ordered_breakdown
 from costrouter.report_records import RECENT_CALLS, Dimension
 from costrouter.report_scan import MAX_PROBLEMS_SHOWN, Partial, scan_range
@@ -78,15 +79,16 @@ def stream_report(
 ) -> Report:
     """Read ``path`` once and aggregate the routed calls that started in ``[since, until)``.
 
-    ``workers``: processes that count ranges at the same time (default: one per core for a
-    file of :data:`PARALLEL_MIN_BYTES` or more, else none besides this one); ``chunk_bytes``:
+    ``workers``: processes that count ranges at the same time (default: one per CPU this
+    process may use, its affinity and cgroup quota counted, for a file of
+    :data:`PARALLEL_MIN_BYTES` or more, else none besides this one); ``chunk_bytes``:
     the size of a range (default: the file split evenly among the workers). Neither changes
     the result. ``OSError`` when the file cannot be read; bad lines never raise.
     """
     source = str(path)
     size = os.path.getsize(path)
     if workers is None:
-        workers = (os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 1
+        workers = usable_cpus() if size >= PARALLEL_MIN_BYTES else 1
     workers = max(1, workers)
     ranges = split_ranges(path, chunk_bytes or max(1, -(-size // workers)))
     jobs = [(path, start, end, breakdowns, since_ns, until_ns, recent) for start, end in ranges]
