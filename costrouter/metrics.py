@@ -14,7 +14,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -38,16 +38,27 @@ class _Cell:
         self.total = total
 
 
+CARDINALITY_LIMIT: Final = 2000
+"""Attribute sets a summed counter keeps, as the SDK's default cardinality limit; the rest add into one more."""
+_OVERFLOW_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = {"otel.metric.overflow": True}
+_OVERFLOW_KEY: Final = tuple(_OVERFLOW_ATTRIBUTES.items())
+
+
 class SummedCounter:
     """A monotonic counter summed in process, exported by an ``ObservableCounter``.
 
     ``add`` has the signature of the API's ``Counter.add``; the context is accepted and
     unused (an observable counter carries no exemplar, as the synchronous counters, always
     given a context without a span, carried none). Thread-safe; its lock is renewed in a
-    forked child.
+    forked child. Memory is bounded as the SDK bounds a counter's: past
+    ``cardinality_limit`` attribute sets, new ones add into the set
+    ``{"otel.metric.overflow": True}``.
     """
 
-    def __init__(self, meter: Meter, name: str, unit: str, description: str) -> None:
+    def __init__(
+        self, meter: Meter, name: str, unit: str, description: str, cardinality_limit: int = CARDINALITY_LIMIT
+    ) -> None:
+        self._limit = cardinality_limit
         self._lock = threading.Lock()
         self._cells: dict[tuple[tuple[str, AttributeValue], ...], _Cell] = {}
         meter.create_observable_counter(name, callbacks=[self._observe], unit=unit, description=description)
@@ -61,9 +72,13 @@ class SummedCounter:
         with self._lock:
             cell = self._cells.get(key)
             if cell is None:
-                self._cells[key] = _Cell(dict(attributes), amount)
-            else:
-                cell.total += amount
+                if len(self._cells) >= self._limit:  # as the SDK does: the sets past the limit share one
+                    key, attributes = _OVERFLOW_KEY, _OVERFLOW_ATTRIBUTES
+                    cell = self._cells.get(key)
+                if cell is None:
+                    self._cells[key] = _Cell(dict(attributes), amount)
+                    return
+            cell.total += amount
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:  # noqa: ARG002
         with self._lock:

@@ -122,3 +122,25 @@ def test_a_forked_child_adds_though_a_thread_held_the_lock_at_fork() -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     provider.shutdown()
+
+
+def test_past_the_cardinality_limit_new_sets_fold_into_the_overflow_set_as_the_sdk_folds_them() -> None:
+    """Memory stays bounded; the export is the synchronous SDK counter's, overflow point included."""
+    summed_reader = reader_for(AggregationTemporality.CUMULATIVE)
+    sync_reader = reader_for(AggregationTemporality.CUMULATIVE)
+    summed_provider = MeterProvider(metric_readers=[summed_reader], shutdown_on_exit=False)
+    sync_provider = MeterProvider(metric_readers=[sync_reader], shutdown_on_exit=False)
+    summed = SummedCounter(summed_provider.get_meter("costrouter"), "costrouter.calls", "{call}", "Calls.")
+    synchronous = sync_provider.get_meter("costrouter").create_counter(
+        "costrouter.calls", unit="{call}", description="Calls."
+    )
+    limit = costrouter_metrics.CARDINALITY_LIMIT
+    for number in [*range(limit + 50), 7, limit + 10]:  # a kept set and a folded one, again
+        attributes = {sc.GEN_AI_RESPONSE_MODEL: f"model-{number}"}
+        summed.add(1, attributes)
+        synchronous.add(1, attributes)
+    assert len(summed._cells) == limit + 1
+    [(*_, points)] = exported(summed_reader)
+    assert points == exported(sync_reader)[0][-1]
+    assert points[frozenset({("otel.metric.overflow", True)})] == (int, 51)
+    assert points[frozenset({(sc.GEN_AI_RESPONSE_MODEL, "model-7")})] == (int, 2)
