@@ -208,9 +208,6 @@ class CallMetrics:
             )
 
 
-"""Past this many distinct attribute sets the cache starts over (response models come from providers)."""
-
-
 _MAX_METRIC_SETS = 4096
 """Past this many distinct attribute sets the cache starts over (response models come from providers)."""
 
