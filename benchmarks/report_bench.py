@@ -225,8 +225,9 @@ def write_spans(path: Path, spans: int, sessions: int, file_format: str = "otlp"
 _HOLES = {"traceId": "@@trace@@", "spanId": "@@span@@", "startTimeUnixNano": "@@start@@", "endTimeUnixNano": "@@end@@"}
 
 
-def _call_templates(source: Path) -> list[tuple[str, str]]:
-    """``(resource and scope opening, span text with holes)`` of each call span of an exporter's span file."""
+def _call_templates(source: Path) -> tuple[str, list[str]]:
+    """The opening of a line (the first call span's resource and scope), and each call span's text with holes."""
+    opening = ""
     templates = []
     for line in source.read_text().splitlines():
         if not line.strip():
@@ -244,33 +245,34 @@ def _call_templates(source: Path) -> list[tuple[str, str]]:
                     text = json.dumps(copy, separators=(",", ":")).replace("{", "{{").replace("}", "}}")
                     for name in ("trace", "span", "start", "end", "session"):
                         text = text.replace(f"@@{name}@@", "{" + name + "}")
-                    opening = json.dumps(
-                        {"resource": resource_spans.get("resource", {}), "scope": scope_spans.get("scope", {})},
-                        separators=(",", ":"),
-                    )
-                    templates.append((opening, text))
+                    templates.append(text)
+                    if not opening:
+                        resource = json.dumps(resource_spans.get("resource", {}), separators=(",", ":"))
+                        scope = json.dumps(scope_spans.get("scope", {}), separators=(",", ":"))
+                        opening = (
+                            f'{{"resourceSpans":[{{"resource":{resource},"scopeSpans":[{{"scope":{scope},"spans":['
+                        )
     if not templates:
         raise SystemExit(f"{source}: no router.completion span to copy")
-    return templates
+    return opening, templates
 
 
 def write_template_spans(path: Path, spans: int, sessions: int, source: Path) -> None:
     """Copies of the call spans of ``source`` (a file the exporter wrote), each with its own ids, session and time.
 
     Each copy carries every attribute the original did (86 on a chat call of costrouter 0.2),
-    so the file has the bytes per span that users' files have; the first template's resource
+    so the file has the bytes per span that users' files have; the first call span's resource
     and scope open each line of 512.
     """
-    templates = _call_templates(source)
+    opening, templates = _call_templates(source)
     rng = random.Random(1)
-    opening = templates[0][0]
     with path.open("w") as handle:
         for first in range(0, spans, BATCH):
             batch = []
             for index in range(first, min(first + BATCH, spans)):
                 start = T0 + rng.randrange(30 * 86_400) * 1_000_000_000
                 batch.append(
-                    templates[index % len(templates)][1].format(
+                    templates[index % len(templates)].format(
                         trace=f"{index:032x}",
                         span=f"{index:016x}",
                         start=start,
@@ -278,9 +280,7 @@ def write_template_spans(path: Path, spans: int, sessions: int, source: Path) ->
                         session=f"sess-{rng.randrange(sessions):06d}",
                     )
                 )
-            handle.write('{"resourceSpans":[' + opening[:-1] + ',"scopeSpans":[{"scope":')
-            handle.write(json.dumps(json.loads(opening)["scope"], separators=(",", ":")))
-            handle.write(',"spans":[' + ",".join(batch) + "]}]}]}\n")
+            handle.write(opening + ",".join(batch) + "]}]}]}\n")
 
 
 def _environment() -> dict[str, str]:
