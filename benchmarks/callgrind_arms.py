@@ -24,8 +24,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from costrouter import CostRouter
-from costrouter.building import build_litellm_router
-from costrouter.config import parse_router_config
+from costrouter.config.groups import parse_router_config
+from costrouter.routing.building import build_litellm_router
 
 ARMS: tuple[tuple[str, str], ...] = (
     ("bare", "bare `Router.acompletion`"),

@@ -13,10 +13,10 @@ import inspect
 from collections.abc import Callable, Generator
 from typing import Any
 
-from costrouter.attempts import AttemptTracker
-from costrouter.calls import CallPlanner
-from costrouter.operations import CHAT
-from costrouter.telemetry import Telemetry
+from costrouter.otel.attempts import AttemptTracker
+from costrouter.otel.telemetry import Telemetry
+from costrouter.routing.calls import CallPlanner
+from costrouter.routing.operations import CHAT
 
 LAYERS: tuple[tuple[int, str, str], ...] = (
     (0, "spans", "spans + attributes (start and end of the call span, attempt spans)"),

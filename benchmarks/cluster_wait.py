@@ -11,10 +11,10 @@ import sys
 import time
 import uuid
 
-from costrouter.budget.policy import StoreConfig
 from costrouter.budget.redis import RedisBudgetStore
-from costrouter.budget.store import BudgetRef
-from costrouter.budget.windows import parse_window
+from costrouter.config.budget_ref import BudgetRef
+from costrouter.config.budgets import StoreConfig
+from costrouter.config.windows import parse_window
 from costrouter.testing.redis_cluster import RedisClusterNodes
 
 

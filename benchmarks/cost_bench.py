@@ -24,11 +24,11 @@ import layer_bench
 from litellm.litellm_core_utils.llm_cost_calc.utils import generic_cost_per_token
 from litellm.types.utils import Usage
 
-from costrouter import price_fields as pf
 from costrouter.budget import CostSettings
-from costrouter.cost import TokenUsage, compute_cost, price_call, token_usage
-from costrouter.cost_attributes import breakdown_attributes, settled_attributes
-from costrouter.pricing import Price
+from costrouter.config import price_fields as pf
+from costrouter.otel.cost_attributes import breakdown_attributes, settled_attributes
+from costrouter.pricing.cost import TokenUsage, compute_cost, price_call, token_usage
+from costrouter.pricing.prices import Price
 
 RESULTS = Path(__file__).parent / "results" / "cost_bench.md"
 

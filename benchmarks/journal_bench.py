@@ -22,10 +22,10 @@ from pathlib import Path
 
 from costrouter.budget import BudgetPolicy, MemoryBudgetStore, RedisBudgetStore
 from costrouter.budget.journal import SettleJournal, new_entry
-from costrouter.budgeting import Reservation, settle_flow
+from costrouter.budget.reserving import Reservation, settle_flow
+from costrouter.budget.settling import Replayer, StoreGuard
 from costrouter.ops import Op, StoreOp, drive
-from costrouter.settling import Replayer, StoreGuard
-from costrouter.telemetry import Telemetry
+from costrouter.otel.telemetry import Telemetry
 from costrouter.testing.redis_server import RedisServer
 
 POLICY = {"budgets": [{"scope": "session", "limit_usd": 1_000_000.0}]}

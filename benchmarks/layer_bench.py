@@ -22,7 +22,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from costrouter import CostRouter
-from costrouter.attempts import AttemptTracker
+from costrouter.otel.attempts import AttemptTracker
 
 LAYERS = (
     ("costrouter", None),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from costrouter.budget.policy import LeaseSettings
+from costrouter.config.budgets import LeaseSettings
 from costrouter.testing.redis_server import RedisServer
 from tests.integration import lease_runs
 

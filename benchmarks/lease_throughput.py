@@ -28,7 +28,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from benchmarks.provider_process import ProviderProcess
 from benchmarks.variants import GROUP, MAX_TOKENS, MESSAGES, SESSIONS, CallbackSwitch, _router_calls, router_config
 from costrouter import CostRouter
-from costrouter.attempts import AttemptTracker
+from costrouter.otel.attempts import AttemptTracker
 from costrouter.testing.redis_server import RedisServer
 
 

@@ -39,10 +39,11 @@ from typing import Any
 import redis
 
 from costrouter.budget.leases import LeasedStore
-from costrouter.budget.policy import LeaseSettings, StoreConfig
 from costrouter.budget.redis import RedisBudgetStore
-from costrouter.budget.store import GLOBAL_SCOPE_ID, BudgetRef, BudgetStore
-from costrouter.budget.windows import parse_window
+from costrouter.budget.store import BudgetStore
+from costrouter.config.budget_ref import GLOBAL_SCOPE_ID, BudgetRef
+from costrouter.config.budgets import LeaseSettings, StoreConfig
+from costrouter.config.windows import parse_window
 from costrouter.testing.redis_server import RedisServer, free_port
 
 ESTIMATE = 400

@@ -46,7 +46,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from costrouter.otlp_json import spans_to_otlp_json
+from costrouter.otel.otlp_json import spans_to_otlp_json
 
 GROUPS = ("fast", "capable", "local", "cheap")
 TAGS = ("search", "chat", "batch")

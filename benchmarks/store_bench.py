@@ -22,7 +22,8 @@ import redis
 import variants
 
 from costrouter.budget import BudgetPolicy, BudgetRef, BudgetStore, MemoryBudgetStore, RedisBudgetStore
-from costrouter.budget.store import budget_key, top_key
+from costrouter.budget.store import top_key
+from costrouter.config.budget_ref import budget_key
 
 AMOUNT = 250
 SETTLED = 120

@@ -123,7 +123,7 @@ def counting_cost() -> None:
     """Microseconds per call: costrouter's bound count against LiteLLM's token_counter (which it replaced)."""
     import timeit  # noqa: PLC0415
 
-    from costrouter.tokens import prompt_token_count  # noqa: PLC0415
+    from costrouter.pricing.tokens import prompt_token_count  # noqa: PLC0415
 
     cases = {
         "one short message": [{"role": "user", "content": "summarise the quarterly report in three bullets"}],

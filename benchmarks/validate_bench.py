@@ -25,10 +25,10 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from costrouter.cli import app
-from costrouter.config import load_router_config
-from costrouter.pricing import PriceBook
-from costrouter.reachability import worst_case_prices
+from costrouter.cli.commands import app
+from costrouter.config.groups import load_router_config
+from costrouter.config.reachability import worst_case_prices
+from costrouter.pricing.prices import PriceBook
 
 
 def write_ring(path: Path, size: int) -> None:

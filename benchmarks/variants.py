@@ -28,9 +28,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from costrouter import CostRouter
-from costrouter.attempts import AttemptTracker
-from costrouter.building import build_litellm_router
-from costrouter.config import parse_router_config
+from costrouter.config.groups import parse_router_config
+from costrouter.otel.attempts import AttemptTracker
+from costrouter.routing.building import build_litellm_router
 
 GROUP = "bench"
 MODEL = "bench-model"

@@ -23,7 +23,7 @@ from costrouter.context import Caller, context, current_caller
 from costrouter.errors import BudgetExceededError, BudgetStoreError, ConfigError, CostRouterError
 
 if TYPE_CHECKING:
-    from costrouter._default import (
+    from costrouter.routing.default import (
         aroute_completion,
         aroute_embedding,
         aroute_image,
@@ -46,31 +46,31 @@ if TYPE_CHECKING:
         route_text_completion,
         route_transcription,
     )
-    from costrouter.router import CostRouter
+    from costrouter.routing.router import CostRouter
 
 _LAZY = {
-    "CostRouter": "costrouter.router",
-    "aroute_completion": "costrouter._default",
-    "aroute_embedding": "costrouter._default",
-    "aroute_image": "costrouter._default",
-    "aroute_image_edit": "costrouter._default",
-    "route_image_edit": "costrouter._default",
-    "aroute_messages": "costrouter._default",
-    "aroute_rerank": "costrouter._default",
-    "route_rerank": "costrouter._default",
-    "aroute_response": "costrouter._default",
-    "aroute_speech": "costrouter._default",
-    "route_speech": "costrouter._default",
-    "aroute_text_completion": "costrouter._default",
-    "aroute_transcription": "costrouter._default",
-    "route_transcription": "costrouter._default",
-    "default_router": "costrouter._default",
-    "route_completion": "costrouter._default",
-    "route_embedding": "costrouter._default",
-    "route_image": "costrouter._default",
-    "route_messages": "costrouter._default",
-    "route_response": "costrouter._default",
-    "route_text_completion": "costrouter._default",
+    "CostRouter": "costrouter.routing.router",
+    "aroute_completion": "costrouter.routing.default",
+    "aroute_embedding": "costrouter.routing.default",
+    "aroute_image": "costrouter.routing.default",
+    "aroute_image_edit": "costrouter.routing.default",
+    "route_image_edit": "costrouter.routing.default",
+    "aroute_messages": "costrouter.routing.default",
+    "aroute_rerank": "costrouter.routing.default",
+    "route_rerank": "costrouter.routing.default",
+    "aroute_response": "costrouter.routing.default",
+    "aroute_speech": "costrouter.routing.default",
+    "route_speech": "costrouter.routing.default",
+    "aroute_text_completion": "costrouter.routing.default",
+    "aroute_transcription": "costrouter.routing.default",
+    "route_transcription": "costrouter.routing.default",
+    "default_router": "costrouter.routing.default",
+    "route_completion": "costrouter.routing.default",
+    "route_embedding": "costrouter.routing.default",
+    "route_image": "costrouter.routing.default",
+    "route_messages": "costrouter.routing.default",
+    "route_response": "costrouter.routing.default",
+    "route_text_completion": "costrouter.routing.default",
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from costrouter import CostRouter
-from costrouter import semconv as sc
+from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, TelemetryCapture
 
 EMBED_PRICE = 1e-6

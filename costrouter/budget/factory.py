@@ -9,13 +9,16 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, cast
 
+from costrouter.budget.journal import journal_dir_for
 from costrouter.budget.memory import MemoryBudgetStore
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from costrouter.budget.leases import LeasedStore
-    from costrouter.budget.policy import StoreConfig
     from costrouter.budget.redis import RedisBudgetStore
     from costrouter.budget.store import BudgetStore
+    from costrouter.config.budgets import BudgetPolicy, StoreConfig
 
 
 def store_from_config(config: StoreConfig, *, redis_url: str | None = None) -> BudgetStore:
@@ -50,3 +53,12 @@ def leased_store_of(store: BudgetStore | None) -> LeasedStore | None:
     if module is None or not isinstance(store, module.LeasedStore):
         return None
     return cast("LeasedStore", store)
+
+
+def journal_directory(policy: BudgetPolicy, store: BudgetStore) -> Path | None:
+    """The journal directory of ``store``, or ``None`` (no journal: memory store, or ``journal_dir: null``)."""
+    base = policy.store.journal_dir
+    redis_store = redis_store_of(store)
+    if base is None or redis_store is None:
+        return None
+    return journal_dir_for(base, redis_store.url, policy.store.key_prefix)

@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from costrouter.budget.factory import redis_store_of
-from costrouter.budget.store import BudgetRef, BudgetStore
-from costrouter.budget.windows import parse_window
+from costrouter.config.budget_ref import BudgetRef
+from costrouter.config.windows import parse_window
 
 if TYPE_CHECKING:
-    from costrouter.budget.policy import BudgetPolicy
+    pass
 
 logger = logging.getLogger("costrouter.budget")
 
@@ -51,15 +50,6 @@ def journal_dir_for(base: str | Path, redis_url: str, key_prefix: str) -> Path:
     """
     digest = hashlib.sha256(f"{redis_url}\n{key_prefix}".encode()).hexdigest()[:16]
     return Path(base) / digest
-
-
-def journal_directory(policy: BudgetPolicy, store: BudgetStore) -> Path | None:
-    """The journal directory of ``store``, or ``None`` (no journal: memory store, or ``journal_dir: null``)."""
-    base = policy.store.journal_dir
-    redis_store = redis_store_of(store)
-    if base is None or redis_store is None:
-        return None
-    return journal_dir_for(base, redis_store.url, policy.store.key_prefix)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from costrouter.budget.policy import LeaseSettings, StoreConfig
-from costrouter.budget.store import BudgetRef, alert_label, alert_threshold_micros, check_amount
+from costrouter.budget.store import alert_label, alert_threshold_micros, check_amount
+from costrouter.config.budget_ref import BudgetRef
+from costrouter.config.budgets import LeaseSettings, StoreConfig
 
 FRACTION_SCALE: Final = 1_000_000
 """The lease fraction travels as an integer of millionths."""

@@ -38,7 +38,8 @@ from typing import Final, Literal
 from costrouter.budget.journal import PendingSettle, SettleJournal
 from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_seq, parse_reply
 from costrouter.budget.redis import RedisBudgetStore
-from costrouter.budget.store import BudgetRef, BudgetStatus, BudgetStore, EpochState, ReserveOutcome, SettleOutcome
+from costrouter.budget.store import BudgetStatus, BudgetStore, EpochState, ReserveOutcome, SettleOutcome
+from costrouter.config.budget_ref import BudgetRef
 from costrouter.errors import BudgetStoreError
 
 logger = logging.getLogger("costrouter.budget")

@@ -13,21 +13,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from costrouter.budget.policy import StoreConfig
 from costrouter.budget.store import (
-    BudgetRef,
     BudgetStatus,
     BudgetStore,
     ReserveOutcome,
     SettleOutcome,
     alert_threshold_micros,
-    budget_key,
     check_amount,
     check_ratio,
     make_status,
     next_token_ratio,
 )
-from costrouter.budget.windows import window_at
+from costrouter.config.budget_ref import BudgetRef, budget_key
+from costrouter.config.budgets import StoreConfig
+from costrouter.config.windows import window_at
 
 _PURGE_EVERY = 4096
 

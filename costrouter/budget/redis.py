@@ -38,10 +38,8 @@ import redis
 import redis.asyncio
 
 from costrouter.budget import redis_clients, redis_durable
-from costrouter.budget.policy import StoreConfig
 from costrouter.budget.redis_batch import ScriptBatcher
 from costrouter.budget.store import (
-    BudgetRef,
     BudgetStatus,
     BudgetStore,
     EpochState,
@@ -49,7 +47,6 @@ from costrouter.budget.store import (
     SettleOutcome,
     alert_label,
     alert_threshold_micros,
-    budget_key,
     check_amount,
     check_ratio,
     epoch_keys,
@@ -57,8 +54,10 @@ from costrouter.budget.store import (
     token_ratio_key,
     top_key,
 )
+from costrouter.config.budget_ref import BudgetRef, budget_key
+from costrouter.config.budgets import StoreConfig
+from costrouter.config.redaction import mask_url
 from costrouter.errors import BudgetStoreError
-from costrouter.redaction import mask_url
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript, Script

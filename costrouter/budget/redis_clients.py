@@ -32,8 +32,9 @@ from redis.commands.core import AsyncScript, Script
 from redis.retry import Retry
 
 if TYPE_CHECKING:
-    from costrouter.budget.policy import StoreConfig
-    from costrouter.budget.store import BudgetRef, SettleOutcome
+    from costrouter.budget.store import SettleOutcome
+    from costrouter.config.budget_ref import BudgetRef
+    from costrouter.config.budgets import StoreConfig
 
 SyncClient = redis.Redis | redis.cluster.RedisCluster
 AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster

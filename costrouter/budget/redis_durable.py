@@ -28,7 +28,7 @@ from costrouter.budget import redis_clients
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript, Script
 
-    from costrouter.budget.policy import StoreConfig
+    from costrouter.config.budgets import StoreConfig
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ import threading
 import weakref
 from collections.abc import Sequence
 
-from costrouter.budget.store import BudgetRef, BudgetStore
+from costrouter.budget.store import BudgetStore
+from costrouter.config.budget_ref import BudgetRef
 from costrouter.errors import BudgetStoreError
 
 logger = logging.getLogger("costrouter.budget")

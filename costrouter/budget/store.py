@@ -15,28 +15,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, Self
 
+from costrouter.config.budget_ref import BudgetRef, key_part
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
-
-    from costrouter.budget.windows import WindowSpec
-
-GLOBAL_SCOPE_ID = "*"
-"""The scope id of a ``global`` budget."""
-
-
-@dataclass(frozen=True)
-class BudgetRef:
-    """One budget instance: a budget of the policy applied to one scope id."""
-
-    name: str
-    scope: str
-    scope_id: str
-    window: WindowSpec
-    limit_micros: int
-    alert_at: tuple[float, ...] = ()
-    on_exceeded: str = "reject"
-    downgrade_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,20 +88,9 @@ def make_status(budget: BudgetRef, window_id: str, spent: int, held: int, holds:
     )
 
 
-def _key_part(text: str) -> str:
-    """Escape the characters that delimit key parts and Redis Cluster hash tags."""
-    return text.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
-
-
-def budget_key(prefix: str, budget: BudgetRef) -> str:
-    """The hash tag shared by every key of one budget instance: ``{prefix:name:scope:id}``."""
-    parts = (prefix, _key_part(budget.name), budget.scope, _key_part(budget.scope_id))
-    return "{" + ":".join(parts) + "}"
-
-
 def top_key(prefix: str, budget: BudgetRef) -> str:
     """The hash tag of the largest-spender index of a budget: ``{prefix:top:name}``."""
-    return "{" + f"{prefix}:top:{_key_part(budget.name)}" + "}"
+    return "{" + f"{prefix}:top:{key_part(budget.name)}" + "}"
 
 
 def token_ratio_key(prefix: str) -> str:

@@ -3,6 +3,8 @@
 ``costrouter prices push phoenix URL`` registers each model's prices as Phoenix custom
 models, so Phoenix's cost equals costrouter's. One module per backend; :data:`TARGETS`
 names them and :func:`register_target` adds one.
+
+Layer 5: imports the foundation, config, pricing and otel, never routing, budgets or the CLI.
 """
 
 from __future__ import annotations

@@ -44,10 +44,10 @@ def push(
     (PHOENIX_API_KEY, SIGNOZ_API_KEY). Models whose deployments disagree on price are named, not pushed.
     """
     # The backends' clients (httpx, the OTel SDK, the settings) load only when a push runs.
-    from costrouter.config import load_router_config
+    from costrouter.config.groups import load_router_config
+    from costrouter.config.settings import Settings
     from costrouter.prices_push.phoenix import PushError
     from costrouter.prices_push.registry import push_prices
-    from costrouter.settings import Settings
 
     try:
         router_config = load_router_config(config or Settings().config)

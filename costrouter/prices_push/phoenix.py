@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import httpx
 
-from costrouter import price_fields as pf
+from costrouter.config import price_fields as pf
 from costrouter.errors import CostRouterError
 from costrouter.prices_push.plan import Change, ModelPrice, PushPlan, unchanged_or
 

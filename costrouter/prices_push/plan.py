@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from costrouter.config import RouterConfig
-from costrouter.models import model_facts
+from costrouter.config.groups import RouterConfig
+from costrouter.otel.models import model_facts
 
 Action = Literal["create", "update", "unchanged"]
 
@@ -97,7 +97,7 @@ def _per_million(value: float | None) -> str:
 
 def model_prices(config: RouterConfig) -> tuple[list[ModelPrice], list[Conflict]]:
     """Every priced deployment's prices grouped by the model name its spans carry."""
-    from costrouter.pricing import PriceBook  # noqa: PLC0415 - imports LiteLLM; the command must start without it
+    from costrouter.pricing.prices import PriceBook  # noqa: PLC0415 - imports LiteLLM; the command must start without it
 
     book = PriceBook.from_config(config)
     by_model: dict[str, dict[str, dict[str, float]]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from costrouter.config import RouterConfig
+from costrouter.config.groups import RouterConfig
 from costrouter.errors import ConfigError
 from costrouter.prices_push.langfuse import LangfuseTarget
 from costrouter.prices_push.phoenix import PhoenixTarget

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from costrouter import price_fields as pf
+from costrouter.config import price_fields as pf
 from costrouter.prices_push.phoenix import PushError
 from costrouter.prices_push.plan import Change, ModelPrice, PushPlan
 

@@ -1,4 +1,7 @@
-"""Helpers for testing code that uses costrouter: a provider double, span capture and an OTLP receiver."""
+"""Helpers for testing code that uses costrouter: a provider double, span capture and an OTLP receiver.
+
+Layer 5, public: imports the foundation and :mod:`costrouter.otel`, never routing or budgets.
+"""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from costrouter import semconv as sc
+from costrouter.otel import semconv as sc
 
 
 def _attempt_index(span: ReadableSpan) -> int:

@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 
 from costrouter.budget.memory import MemoryBudgetStore
-from costrouter.budget.policy import StoreConfig
 from costrouter.budget.redis import RedisBudgetStore
-from costrouter.budget.store import BudgetRef, BudgetStore
-from costrouter.budget.windows import parse_window
+from costrouter.budget.store import BudgetStore
+from costrouter.config.budget_ref import BudgetRef
+from costrouter.config.budgets import StoreConfig
+from costrouter.config.windows import parse_window
 
 BACKENDS = [
     pytest.param("memory", id="memory"),

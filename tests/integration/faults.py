@@ -32,8 +32,8 @@ from typing import Any
 import redis
 
 from costrouter import BudgetExceededError, BudgetStoreError, CostRouter
-from costrouter import semconv as sc
 from costrouter.money import usd_to_micros
+from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, TelemetryCapture
 from costrouter.testing.redis_server import RedisServer
 from tests.routing import PRICES, router_config

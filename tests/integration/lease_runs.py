@@ -15,10 +15,10 @@ import uuid
 from dataclasses import dataclass
 
 from costrouter.budget.leases import LeasedStore
-from costrouter.budget.policy import LeaseSettings, StoreConfig
 from costrouter.budget.redis import RedisBudgetStore
-from costrouter.budget.store import GLOBAL_SCOPE_ID, BudgetRef
-from costrouter.budget.windows import parse_window
+from costrouter.config.budget_ref import GLOBAL_SCOPE_ID, BudgetRef
+from costrouter.config.budgets import LeaseSettings, StoreConfig
+from costrouter.config.windows import parse_window
 from tests.integration.budget_backends import worker_context
 
 ESTIMATE = 500

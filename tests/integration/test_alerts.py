@@ -17,9 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from costrouter import CostRouter
-from costrouter.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from costrouter.budget import BudgetPolicy
-from costrouter.cli import app
+from costrouter.budget.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from costrouter.cli.commands import app
 from costrouter.testing import ProviderDouble, TelemetryCapture, WebhookReceiver
 from tests.routing import router_config
 from tests.workers.alert_calls import THRESHOLDS

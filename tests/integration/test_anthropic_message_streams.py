@@ -12,9 +12,9 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from costrouter import BudgetExceededError, CostRouter
-from costrouter import semconv as sc
 from costrouter.money import usd_to_micros
-from costrouter.operations.messages_stream import sse_events
+from costrouter.otel import semconv as sc
+from costrouter.routing.operations.messages_stream import sse_events
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import anthropic_usage, count_prompt_tokens
 from tests.calltypes import (

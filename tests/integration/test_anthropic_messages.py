@@ -9,7 +9,7 @@ import litellm
 import pytest
 
 from costrouter import BudgetExceededError, CostRouter
-from costrouter import semconv as sc
+from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import anthropic_usage
 from tests.calltypes import (

@@ -13,8 +13,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 
 from costrouter import CostRouter
-from costrouter import semconv as sc
-from costrouter.settings import Settings
+from costrouter.config.settings import Settings
+from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from tests.routing import router_config
 

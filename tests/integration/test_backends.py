@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from costrouter import CostRouter
-from costrouter import semconv as sc
-from costrouter.config import parse_router_config
-from costrouter.exporters import configure_telemetry
+from costrouter.config.groups import parse_router_config
+from costrouter.config.settings import Settings
+from costrouter.otel import semconv as sc
+from costrouter.otel.exporters import configure_telemetry
 from costrouter.prices_push.plan import model_prices
 from costrouter.prices_push.signoz import rules_for
-from costrouter.settings import Settings
 from costrouter.testing import Fail, OtlpReceiver, ProviderDouble, ReceivedSpan, Refuse
 from tests.integration.conftest import _OTEL_VARIABLES
 from tests.routing import router_config

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 import pytest
 import redis.cluster
 
-from costrouter.budget.policy import StoreConfig
 from costrouter.budget.redis import RedisBudgetStore
-from costrouter.budget.store import BudgetRef, budget_key
+from costrouter.config.budget_ref import BudgetRef, budget_key
+from costrouter.config.budgets import StoreConfig
 from costrouter.errors import BudgetStoreError
 from costrouter.testing.redis_cluster import RedisClusterNodes
 from tests.integration.budget_backends import ref

@@ -9,9 +9,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from costrouter.budget.memory import MemoryBudgetStore
-from costrouter.budget.policy import StoreConfig
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import BudgetStore
+from costrouter.config.budgets import StoreConfig
 from tests.integration.budget_backends import ref, worker_context
 
 PROCESSES = 4

@@ -14,8 +14,8 @@ import pytest
 
 from costrouter import CostRouter
 from costrouter.budget.leases import LeasedStore
-from costrouter.budget.policy import LeaseSettings, StoreConfig
 from costrouter.budget.redis import RedisBudgetStore
+from costrouter.config.budgets import LeaseSettings, StoreConfig
 from costrouter.testing import ProviderDouble
 from tests.integration import lease_runs
 from tests.integration.budget_backends import ref
@@ -89,7 +89,7 @@ def test_a_refusal_needs_the_other_process_lease_to_be_short(redis_url: str) -> 
 _DIE_WITH_A_LEASE = """
 import os, sys
 from costrouter.budget.leases import LeasedStore
-from costrouter.budget.policy import LeaseSettings, StoreConfig
+from costrouter.config.budgets import LeaseSettings, StoreConfig
 from costrouter.budget.redis import RedisBudgetStore
 from tests.integration.budget_backends import ref
 config = StoreConfig(backend="redis", key_prefix=sys.argv[2], lease=LeaseSettings(enabled=True, ttl_seconds=3))

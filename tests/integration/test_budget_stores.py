@@ -19,10 +19,11 @@ from redis.crc import key_slot
 
 from costrouter.budget import store_from_config
 from costrouter.budget.memory import MemoryBudgetStore
-from costrouter.budget.policy import StoreConfig
 from costrouter.budget.redis import RedisBudgetStore
-from costrouter.budget.store import BudgetStore, budget_key
-from costrouter.budget.windows import parse_window, window_at
+from costrouter.budget.store import BudgetStore
+from costrouter.config.budget_ref import budget_key
+from costrouter.config.budgets import StoreConfig
+from costrouter.config.windows import parse_window, window_at
 from costrouter.errors import BudgetStoreError
 from costrouter.testing.redis_server import RedisServer
 from tests.integration.budget_backends import BACKENDS, Backend, FakeClock, make_backend, ref, worker_context

@@ -13,8 +13,9 @@ from redis.crc import key_slot
 from typer.testing import CliRunner
 
 from costrouter.budget import RedisBudgetStore, load_policy
-from costrouter.budget.store import budget_key, top_key
-from costrouter.cli import app
+from costrouter.budget.store import top_key
+from costrouter.cli.commands import app
+from costrouter.config.budget_ref import budget_key
 from costrouter.money import usd_to_micros
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import costrouter
-from costrouter import _default
+from costrouter.routing import default as _default
 from costrouter.testing import ProviderDouble
 from tests.routing import router_config
 

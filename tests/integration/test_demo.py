@@ -12,9 +12,9 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from costrouter import semconv as sc
-from costrouter.cli import app
-from costrouter.report import load_span_records
+from costrouter.cli.commands import app
+from costrouter.otel import semconv as sc
+from costrouter.report.summary import load_span_records
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from costrouter.budget import BudgetPolicy
-from costrouter.config import parse_router_config
+from costrouter.config.groups import parse_router_config
 from costrouter.testing import ProviderDouble
 
 ROOT = Path(__file__).resolve().parents[2]

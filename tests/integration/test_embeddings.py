@@ -9,7 +9,7 @@ import litellm
 import pytest
 
 from costrouter import BudgetExceededError, CostRouter
-from costrouter import semconv as sc
+from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from tests.calltypes import EMBED_PRICE, budgeted_router, call_attributes, open_router, sized_call_spans, store_config
 

@@ -11,8 +11,8 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from costrouter import CostRouter
-from costrouter import semconv as sc
 from costrouter.money import usd_to_micros
+from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from tests.routing import router_config
 from tests.unit.test_tokens import png_url, wav

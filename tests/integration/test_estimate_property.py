@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from costrouter import CostRouter
-from costrouter import semconv as sc
 from costrouter.money import usd_to_micros
+from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from tests.routing import router_config
 from tests.unit.test_tokens import png_url, wav

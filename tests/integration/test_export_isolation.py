@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from opentelemetry.trace import Status, StatusCode
 
-from costrouter import semconv as sc
-from costrouter.exporters import TelemetrySetup, configure_telemetry
-from costrouter.settings import Settings
+from costrouter.config.settings import Settings
+from costrouter.otel import semconv as sc
+from costrouter.otel.exporters import TelemetrySetup, configure_telemetry
 from costrouter.testing import Accept, OtlpReceiver, Refuse
 
 SPANS = 200
@@ -211,7 +211,7 @@ _EXIT_SCRIPT = textwrap.dedent(
 
     from opentelemetry import metrics, trace
 
-    from costrouter.exporters import configure_telemetry
+    from costrouter.otel.exporters import configure_telemetry
 
     # COSTROUTER_EXPORTER=otlp and OTEL_EXPORTER_OTLP_ENDPOINT come from the environment.
     first = configure_telemetry()  # no provider installed yet: builds them and installs them globally

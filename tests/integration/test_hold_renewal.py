@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from costrouter import BudgetExceededError, CostRouter
-from costrouter import semconv as sc
 from costrouter.budget import BudgetPolicy, BudgetRef, MemoryBudgetStore
 from costrouter.budget.renewal import HoldRenewer
 from costrouter.money import usd_to_micros
+from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from tests.integration.budget_backends import BACKENDS, Backend, make_backend, ref
 from tests.routing import router_config

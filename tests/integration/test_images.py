@@ -10,7 +10,7 @@ import litellm
 import pytest
 
 from costrouter import BudgetExceededError, CostRouter
-from costrouter import semconv as sc
+from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from tests.calltypes import (
     IMAGE_BACKUP_PRICE,

@@ -17,9 +17,9 @@ import litellm
 import pytest
 
 from costrouter import CostRouter
-from costrouter import semconv as sc
 from costrouter.budget import BudgetPolicy, BudgetRef
 from costrouter.money import usd_to_micros
+from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.redis_server import free_port
 from tests.routing import router_config

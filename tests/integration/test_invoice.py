@@ -13,10 +13,10 @@ import litellm
 import pytest
 
 from costrouter import CostRouter
-from costrouter import semconv as sc
 from costrouter.budget import BudgetPolicy
-from costrouter.cost import COMPONENTS
 from costrouter.money import usd_to_micros
+from costrouter.otel import semconv as sc
+from costrouter.pricing.cost import COMPONENTS
 from costrouter.testing import ProviderDouble, TelemetryCapture
 from costrouter.testing.provider import Reply, anthropic_usage, gemini_usage, openai_usage
 

@@ -45,7 +45,7 @@ def test_a_router_without_otlp_export_does_not_import_the_otlp_exporter() -> Non
     for exporter in ("none", "console"):
         modules = _modules_after_build("{}", COSTROUTER_EXPORTER=exporter)
         assert _loaded(modules, "opentelemetry.exporter.otlp") == [], exporter
-        assert "costrouter.calls" in modules  # the router really was built
+        assert "costrouter.routing.calls" in modules  # the router really was built
 
 
 def test_a_router_with_otlp_export_imports_it() -> None:
@@ -80,7 +80,15 @@ def test_the_command_line_loads_budgets_settings_and_the_sdk_only_in_the_command
         [sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True, timeout=120
     )
     modules = json.loads(result.stdout.strip().splitlines()[-1])
-    for package in ("litellm", "redis", "pydantic", "opentelemetry.sdk", "costrouter.budget", "costrouter.settings"):
+    for package in (
+        "litellm",
+        "redis",
+        "pydantic",
+        "opentelemetry.sdk",
+        "costrouter.budget",
+        "costrouter.config.settings",
+        "costrouter.config.budgets",
+    ):
         assert _loaded(modules, package) == [], package
     assert "costrouter.prices_push.phoenix" not in modules
-    assert "costrouter.report_read" in modules  # the command module really was imported
+    assert "costrouter.report.read" in modules  # the command module really was imported

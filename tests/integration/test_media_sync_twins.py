@@ -16,8 +16,8 @@ import pytest
 from litellm.types.llms.openai import HttpxBinaryResponseContent
 
 from costrouter import BudgetExceededError, CostRouter
-from costrouter import semconv as sc
 from costrouter.money import usd_to_micros
+from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from tests.calltypes import (
     IMAGE_PRICES,

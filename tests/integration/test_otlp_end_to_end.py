@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from costrouter import CostRouter
-from costrouter import semconv as sc
-from costrouter.exporters import configure_telemetry, read_span_records
-from costrouter.settings import Settings
+from costrouter.config.settings import Settings
+from costrouter.otel import semconv as sc
+from costrouter.otel.exporters import configure_telemetry, read_span_records
 from costrouter.testing import Fail, OtlpReceiver, ProviderDouble, Reply
 from tests.routing import router_config
 

@@ -16,13 +16,13 @@ import yaml
 from typer.testing import CliRunner
 
 from costrouter import CostRouter
-from costrouter import semconv as sc
-from costrouter.cli import app
-from costrouter.config import parse_router_config
-from costrouter.exporters import configure_telemetry
+from costrouter.cli.commands import app
+from costrouter.config.groups import parse_router_config
+from costrouter.config.settings import Settings
+from costrouter.otel import semconv as sc
+from costrouter.otel.exporters import configure_telemetry
 from costrouter.prices_push import push_prices
 from costrouter.prices_push.command import PENDING_EXIT
-from costrouter.settings import Settings
 from costrouter.testing import Fail, ProviderDouble, Reply
 from tests.integration.phoenix_server import PhoenixServer
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from costrouter.cli import app
+from costrouter.cli.commands import app
 from costrouter.prices_push.command import PENDING_EXIT
 from tests.routing import PRICES, router_config
 

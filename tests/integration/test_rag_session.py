@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from costrouter import BudgetExceededError
-from costrouter import semconv as sc
+from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from tests.calltypes import calltypes_router, session_budget
 

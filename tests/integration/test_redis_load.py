@@ -20,8 +20,8 @@ import pytest
 import redis
 
 from costrouter.budget import BudgetPolicy
-from costrouter.budget.policy import StoreConfig
 from costrouter.budget.redis import SCRIPT_NAMES, RedisBudgetStore, script_source
+from costrouter.config.budgets import StoreConfig
 from costrouter.errors import BudgetStoreError
 from costrouter.money import usd_to_micros
 from costrouter.testing import ProviderDouble, Reply

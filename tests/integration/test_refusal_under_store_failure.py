@@ -10,7 +10,7 @@ import pytest
 
 from costrouter import BudgetExceededError, CostRouter
 from costrouter.budget import BudgetPolicy, RedisBudgetStore, SettleOutcome
-from costrouter.budget.store import BudgetRef
+from costrouter.config.budget_ref import BudgetRef
 from costrouter.testing import ProviderDouble, TelemetryCapture
 from costrouter.testing.redis_server import RedisServer
 from tests.routing import router_config

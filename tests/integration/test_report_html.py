@@ -17,8 +17,8 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from costrouter import semconv as sc
-from costrouter.cli import app
+from costrouter.cli.commands import app
+from costrouter.otel import semconv as sc
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "img" / "report-html.png"

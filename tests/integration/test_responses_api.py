@@ -9,9 +9,9 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from costrouter import BudgetExceededError, CostRouter
-from costrouter import semconv as sc
+from costrouter.otel import semconv as sc
+from costrouter.pricing.tokens import count_text_tokens
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
-from costrouter.tokens import count_text_tokens
 from tests.calltypes import ANSWER_PRICES, budgeted_router, call_attributes, open_router, store_config
 
 QUESTION = "which ships passed the headland last night"

@@ -12,8 +12,8 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from costrouter import CostRouter, context
-from costrouter import semconv as sc
-from costrouter.settings import Settings
+from costrouter.config.settings import Settings
+from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import count_prompt_tokens
 from tests.routing import expected_cost, router_config

@@ -13,9 +13,9 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from costrouter import BudgetExceededError, BudgetStoreError, ConfigError, CostRouter
-from costrouter import semconv as sc
 from costrouter.budget import BudgetPolicy
 from costrouter.money import usd_to_micros
+from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import count_prompt_tokens
 from costrouter.testing.redis_server import RedisServer

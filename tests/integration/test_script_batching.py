@@ -17,9 +17,9 @@ import redis.asyncio
 import redis.exceptions
 from redis.commands.core import AsyncScript
 
-from costrouter.budget.policy import StoreConfig
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.redis_batch import MAX_BATCH, ScriptBatcher
+from costrouter.config.budgets import StoreConfig
 from tests.integration.budget_backends import ref
 
 INCREMENT = "return redis.call('INCRBY', KEYS[1], ARGV[1])"

@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 from costrouter import CostRouter
 from costrouter.budget import RedisBudgetStore, load_policy
-from costrouter.cli import app
-from costrouter.config import load_router_config
+from costrouter.cli.commands import app
+from costrouter.config.groups import load_router_config
+from costrouter.config.redaction import is_secret_name, mask_mapping, mask_url
+from costrouter.config.settings import Settings
 from costrouter.errors import BudgetStoreError
-from costrouter.redaction import is_secret_name, mask_mapping, mask_url
-from costrouter.settings import Settings
 from costrouter.testing import ProviderDouble, TelemetryCapture
 
 CANARY = "canary-s3cr3t-7f1d"

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from costrouter.budget.policy import MAX_LIMIT_USD, MAX_TTL_SECONDS, BudgetPolicy
+from costrouter.config.budgets import MAX_LIMIT_USD, MAX_TTL_SECONDS, BudgetPolicy
 from costrouter.money import usd_to_micros
 from tests.integration.budget_backends import BACKENDS, Backend, make_backend
 

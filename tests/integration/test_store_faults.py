@@ -27,12 +27,12 @@ from opentelemetry.trace import StatusCode
 from typer.testing import CliRunner
 
 from costrouter import BudgetStoreError, CostRouter
-from costrouter import semconv as sc
 from costrouter.budget import BudgetPolicy, BudgetRef, RedisBudgetStore, StoreConfig
 from costrouter.budget.journal import SettleJournal, journal_dir_for, new_entry, read_pending
-from costrouter.cli import app
+from costrouter.budget.settling import StoreLostError
+from costrouter.cli.commands import app
 from costrouter.money import usd_to_micros
-from costrouter.settling import StoreLostError
+from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.redis_server import RedisServer
 from tests.routing import expected_cost, router_config

@@ -7,7 +7,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from costrouter import CostRouter
-from costrouter import semconv as sc
+from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import count_prompt_tokens
 from tests.routing import expected_cost

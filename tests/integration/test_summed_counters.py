@@ -15,10 +15,10 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics import ObservableCounter as SdkObservableCounter
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader, Sum
 
-from costrouter import metrics as costrouter_metrics
-from costrouter import semconv as sc
-from costrouter.metrics import SummedCounter
-from costrouter.telemetry import Telemetry
+from costrouter.otel import metrics as costrouter_metrics
+from costrouter.otel import semconv as sc
+from costrouter.otel.metrics import SummedCounter
+from costrouter.otel.telemetry import Telemetry
 
 A = {sc.ROUTER_GROUP: "fast", sc.CALL_OUTCOME: "success"}
 B = {sc.ROUTER_GROUP: "fast", sc.CALL_OUTCOME: "error"}

@@ -11,11 +11,11 @@ import pytest
 import redis
 
 from costrouter import CostRouter
-from costrouter import semconv as sc
-from costrouter.budget.policy import StoreConfig
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import token_ratio_key
+from costrouter.config.budgets import StoreConfig
 from costrouter.money import usd_to_micros
+from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from tests.integration.budget_backends import BACKENDS, Backend, make_backend
 from tests.routing import router_config

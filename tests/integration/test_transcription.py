@@ -11,7 +11,7 @@ import litellm
 import pytest
 
 from costrouter import BudgetExceededError, CostRouter
-from costrouter import semconv as sc
+from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from tests.calltypes import (
     STT_PRICE,

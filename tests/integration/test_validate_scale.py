@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from costrouter.cli import app
+from costrouter.cli.commands import app
 
 
 def ring(path: Path, size: int) -> Path:

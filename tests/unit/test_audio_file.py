@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from costrouter.operations.audio_file import audio_seconds_bound, read_audio_file, wav_seconds
+from costrouter.routing.operations.audio_file import audio_seconds_bound, read_audio_file, wav_seconds
 from tests.calltypes import wav_audio
 
 

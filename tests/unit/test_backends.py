@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from costrouter import semconv as sc
-from costrouter.backends import BACKENDS, NO_BACKEND, backend
-from costrouter.backends.export import exporter_options
-from costrouter.backends.langsmith import llm_span as langsmith_llm
-from costrouter.backends.langsmith import step_span as langsmith_step
+from costrouter.otel import semconv as sc
+from costrouter.otel.backends import BACKENDS, NO_BACKEND, backend
+from costrouter.otel.backends.export import exporter_options
+from costrouter.otel.backends.langsmith import llm_span as langsmith_llm
+from costrouter.otel.backends.langsmith import step_span as langsmith_step
 
 CALL = {
     sc.SESSION_ID: "s-1",

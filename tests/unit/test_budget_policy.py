@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from costrouter._yaml import validate
-from costrouter.budget.policy import BudgetPolicy, load_policy
-from costrouter.budget.store import budget_key
+from costrouter.config.budget_ref import budget_key
+from costrouter.config.budgets import BudgetPolicy, load_policy
+from costrouter.config.reader import validate
 from costrouter.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "budgets.yaml"

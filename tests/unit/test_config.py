@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from costrouter.building import build_model_list
-from costrouter.config import load_router_config, parse_router_config
+from costrouter.config.groups import load_router_config, parse_router_config
 from costrouter.errors import ConfigError
+from costrouter.routing.building import build_model_list
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from litellm.litellm_core_utils.llm_cost_calc.utils import generic_cost_per_token
 from litellm.types.utils import Usage
 
-from costrouter import price_fields as pf
 from costrouter.budget import load_policy
-from costrouter.cost import (
+from costrouter.config import price_fields as pf
+from costrouter.errors import ConfigError
+from costrouter.money import usd_to_micros
+from costrouter.pricing.cost import (
     COMPONENTS,
     TokenUsage,
     compute_cost,
@@ -23,9 +25,7 @@ from costrouter.cost import (
     settle_cost,
     token_usage,
 )
-from costrouter.errors import ConfigError
-from costrouter.money import usd_to_micros
-from costrouter.pricing import Price
+from costrouter.pricing.prices import Price
 
 rates_ = st.floats(min_value=0, max_value=1e-4, allow_nan=False, allow_infinity=False)
 tokens_ = st.integers(min_value=0, max_value=300_000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from costrouter.cpus import usable_cpus
+from costrouter.report.cpus import usable_cpus
 
 AFFINITY = len(os.sched_getaffinity(0))
 

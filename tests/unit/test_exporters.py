@@ -10,10 +10,10 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from costrouter import semconv as sc
+from costrouter.config.settings import Settings
 from costrouter.errors import ConfigError
-from costrouter.exporters import configure_telemetry, read_span_records
-from costrouter.settings import Settings
+from costrouter.otel import semconv as sc
+from costrouter.otel.exporters import configure_telemetry, read_span_records
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 

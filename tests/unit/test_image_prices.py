@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from costrouter.config import Deployment
-from costrouter.image_key import variant_key
-from costrouter.image_prices import price_map_variants, variant_rate
-from costrouter.pricing import deployment_price
+from costrouter.config.groups import Deployment
+from costrouter.config.image_key import variant_key
+from costrouter.pricing.image_prices import price_map_variants, variant_rate
+from costrouter.pricing.prices import deployment_price
 
 RATES = {"standard/1024x1024": 0.04, "hd/1024x1024": 0.08, "standard/1792x1024": 0.08, "hd/1792x1024": 0.12}
 

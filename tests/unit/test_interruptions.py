@@ -8,9 +8,14 @@ import httpx
 import litellm
 import pytest
 
-from costrouter.attempts import Attempt
-from costrouter.budgeting import Reservation
-from costrouter.interruptions import interrupted_call_charge, interrupted_stream_charge, is_interruption, never_sent
+from costrouter.budget.reserving import Reservation
+from costrouter.otel.attempts import Attempt
+from costrouter.routing.interruptions import (
+    interrupted_call_charge,
+    interrupted_stream_charge,
+    is_interruption,
+    never_sent,
+)
 
 HOLD = 1234
 

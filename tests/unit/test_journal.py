@@ -12,9 +12,9 @@ import pytest
 
 from costrouter.budget import BudgetPolicy
 from costrouter.budget.journal import PendingSettle, SettleJournal, journal_dir_for, new_entry, read_pending
-from costrouter.budget.policy import default_journal_dir
-from costrouter.budget.store import BudgetRef
-from costrouter.budget.windows import parse_window
+from costrouter.config.budget_ref import BudgetRef
+from costrouter.config.budgets import default_journal_dir
+from costrouter.config.windows import parse_window
 
 BUDGET = BudgetRef("session-total", "session", "s-1", parse_window("total"), 1_000_000, (0.5,), "reject", None)
 

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from costrouter.budget.lease_message import applied_seq, spare_room
-from costrouter.budget.policy import BudgetPolicy, LeaseSettings
+from costrouter.config.budgets import BudgetPolicy, LeaseSettings
 
 
 def test_the_spare_is_capped_by_calls_then_by_the_free_share() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from costrouter.budget import load_policy
-from costrouter.config import load_router_config
+from costrouter.config.groups import load_router_config
 from costrouter.errors import ConfigError
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from costrouter.loop_thread import LoopThread, shared_loop
+from costrouter.routing.loop_thread import LoopThread, shared_loop
 
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="none")
 

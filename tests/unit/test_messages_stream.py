@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from costrouter.operations.messages_stream import MessagesTally, sse_events
-from costrouter.tokens import count_text_tokens
+from costrouter.pricing.tokens import count_text_tokens
+from costrouter.routing.operations.messages_stream import MessagesTally, sse_events
 
 
 def event(payload: dict[str, Any], newline: str = "\n") -> bytes:

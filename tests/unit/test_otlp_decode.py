@@ -16,11 +16,11 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from costrouter.otlp_decode import NOT_DECODED, decode_groups, decode_span
-from costrouter.otlp_json import span_groups, span_record, spans_to_otlp_json
-from costrouter.report_lines import checked_line_spans, line_spans
-from costrouter.report_read import stream_report
-from costrouter.report_records import REPORT_ATTRIBUTES, BadRecordError, attempt_from_record, call_from_record
+from costrouter.otel.otlp_json import span_groups, span_record, spans_to_otlp_json
+from costrouter.report.lines import checked_line_spans, line_spans
+from costrouter.report.otlp_decode import NOT_DECODED, decode_groups, decode_span
+from costrouter.report.read import stream_report
+from costrouter.report.records import REPORT_ATTRIBUTES, BadRecordError, attempt_from_record, call_from_record
 
 
 def read(line: bytes, reader: Any = line_spans) -> Any:

@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costrouter import price_fields as pf
-from costrouter.building import build_model_list
-from costrouter.config import parse_router_config
-from costrouter.cost import TokenUsage, compute_cost
+from costrouter.config import price_fields as pf
+from costrouter.config.groups import parse_router_config
 from costrouter.errors import ConfigError
 from costrouter.money import usd_to_micros_ceil
-from costrouter.pricing import Price, PriceBook, WorstCase, deployment_price, estimate_usd
+from costrouter.pricing.cost import TokenUsage, compute_cost
+from costrouter.pricing.prices import Price, PriceBook, WorstCase, deployment_price, estimate_usd
+from costrouter.routing.building import build_model_list
 from tests.unit.test_cost import prices
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from costrouter.config import parse_router_config
+from costrouter.config.groups import parse_router_config
 from costrouter.errors import ConfigError
 from costrouter.prices_push import model_prices, push_prices
 from costrouter.prices_push.phoenix import name_pattern, phoenix_rates

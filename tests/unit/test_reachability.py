@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from costrouter.config import parse_router_config
-from costrouter.pricing import Price, PriceBook
-from costrouter.reachability import components, reachable_group_sets
+from costrouter.config.groups import parse_router_config
+from costrouter.config.reachability import components, reachable_group_sets
+from costrouter.pricing.prices import Price, PriceBook
 
 
 def config_of(fallbacks: dict[str, list[str]], prices: dict[str, tuple[float, float]]) -> dict[str, object]:

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from costrouter import semconv as sc
-from costrouter.report import (
+from costrouter.otel import semconv as sc
+from costrouter.report.read import stream_report
+from costrouter.report.summary import (
     aggregate,
     build_report,
     calls_from_records,
@@ -20,7 +21,6 @@ from costrouter.report import (
     report_csv,
     report_json,
 )
-from costrouter.report_read import stream_report
 
 TRACE = "0" * 31
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from costrouter import semconv as sc
-from costrouter.cli import app
-from costrouter.report import report_csv, report_json
-from costrouter.report_html import report_html
-from costrouter.report_read import split_ranges, stream_report
+from costrouter.cli.commands import app
+from costrouter.otel import semconv as sc
+from costrouter.report.html import report_html
+from costrouter.report.read import split_ranges, stream_report
+from costrouter.report.summary import report_csv, report_json
 
 NS = 1_000_000_000
 T0 = 1_790_000_000 * NS

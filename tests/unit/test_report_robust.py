@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from costrouter import semconv as sc
-from costrouter.report import ReportRow, report_csv
-from costrouter.report_read import MAX_PROBLEMS_SHOWN, stream_report
-from costrouter.report_time import Timeline, parse_instant
+from costrouter.otel import semconv as sc
+from costrouter.report.read import MAX_PROBLEMS_SHOWN, stream_report
+from costrouter.report.summary import ReportRow, report_csv
+from costrouter.report.times import Timeline, parse_instant
 
 NS = 1_000_000_000
 DAY = 86_400 * NS

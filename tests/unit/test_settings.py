@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from costrouter.exporters import build_resource, configure_telemetry
-from costrouter.settings import Settings
+from costrouter.config.settings import Settings
+from costrouter.otel.exporters import build_resource, configure_telemetry
 from costrouter.testing import OtlpReceiver
 
 pytestmark = pytest.mark.usefixtures("clean_env")

@@ -9,7 +9,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from costrouter.span_queue import QueuedSpanProcessor
+from costrouter.otel.span_queue import QueuedSpanProcessor
 
 
 class RecordingExporter(SpanExporter):

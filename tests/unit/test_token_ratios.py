@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from costrouter.budget.memory import MemoryBudgetStore
-from costrouter.budget.policy import PromptEstimate
+from costrouter.config.budgets import PromptEstimate
 from costrouter.errors import BudgetStoreError
 from costrouter.ops import Op, StoreOp, drive
-from costrouter.token_ratios import TokenRatios
+from costrouter.pricing.token_ratios import TokenRatios
 
 
 class Clock:

@@ -11,9 +11,9 @@ import litellm
 import pytest
 from pydantic import BaseModel
 
-from costrouter.budget.policy import PromptEstimate
-from costrouter.media_tokens import UNKNOWN_IMAGE_TOKENS, anthropic_image_tokens, openai_image_tokens
-from costrouter.tokens import (
+from costrouter.config.budgets import PromptEstimate
+from costrouter.pricing.media_tokens import UNKNOWN_IMAGE_TOKENS, anthropic_image_tokens, openai_image_tokens
+from costrouter.pricing.tokens import (
     TOOL_PROMPT_TOKENS,
     completions,
     content_tokens,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from costrouter.budget.windows import Window, parse_window, window_at, window_id
+from costrouter.config.windows import Window, parse_window, window_at, window_id
 
 # 1970-01-01 .. 2200-01-01
 moments = st.floats(min_value=0, max_value=7_258_118_400, allow_nan=False, allow_infinity=False)

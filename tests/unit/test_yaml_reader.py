@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from costrouter import _yaml
+from costrouter.config import reader as _yaml
 from costrouter.errors import ConfigError
 
 SAME_AS_COMPOSER = [

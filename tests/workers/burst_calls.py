@@ -17,8 +17,8 @@ import sys
 from typing import Any
 
 from costrouter import BudgetExceededError, BudgetStoreError, CostRouter
-from costrouter import semconv as sc
 from costrouter.money import usd_to_micros
+from costrouter.otel import semconv as sc
 from costrouter.testing import TelemetryCapture
 from tests.routing import router_config
 

@@ -1,0 +1,206 @@
+"""Budget decisions for one routed call: reserve before, settle after, as flows of store ops."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from opentelemetry.metrics import Counter
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
+
+from costrouter.budget import BudgetRef, ReserveOutcome, SettleOutcome
+from costrouter.budget.settling import Journaled, StoreGuard
+from costrouter.errors import BudgetExceededError, BudgetStoreError
+from costrouter.money import micros_to_usd
+from costrouter.ops import Flow, StoreOp
+from costrouter.otel import semconv as sc
+
+logger = logging.getLogger("costrouter.budget")
+
+BudgetOutcome = Literal["allowed", "rejected", "downgraded", "warned", "store_error", "unbudgeted"]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The first budget that refused a reservation, and what it saw."""
+
+    budget: BudgetRef
+    outcome: ReserveOutcome
+    amount_micros: int
+
+    def error(self) -> BudgetExceededError:
+        """The caller-facing exception for this refusal."""
+        return BudgetExceededError(
+            scope=self.budget.scope,
+            scope_id=self.budget.scope_id,
+            budget=self.budget.name,
+            limit_usd=micros_to_usd(self.budget.limit_micros),
+            spent_usd=micros_to_usd(self.outcome.spent_micros),
+            held_usd=micros_to_usd(self.outcome.held_micros),
+            estimate_usd=micros_to_usd(self.amount_micros),
+        )
+
+
+@dataclass
+class Reservation:
+    """The holds of one routed call (one per applicable budget)."""
+
+    reservation_id: str
+    budgets: list[BudgetRef]
+    amount_micros: int
+    outcomes: list[ReserveOutcome] = field(default_factory=list)
+    outcome: BudgetOutcome = "allowed"
+    downgraded_to: str | None = None
+    store_error: BudgetStoreError | None = None
+    journaled: list[Journaled] = field(default_factory=list)
+
+    def attributes(self) -> dict[str, AttributeValue]:
+        """The decision as span attributes (tightest budget's limit and spend)."""
+        attributes: dict[str, AttributeValue] = {
+            sc.BUDGET_OUTCOME: self.outcome,
+            sc.BUDGET_SCOPES: sorted({budget.scope for budget in self.budgets}),
+            sc.BUDGET_NAMES: [budget.name for budget in self.budgets],
+            sc.BUDGET_ESTIMATE_USD: micros_to_usd(self.amount_micros),
+        }
+        if self.downgraded_to is not None:
+            attributes[sc.BUDGET_DOWNGRADED_TO] = self.downgraded_to
+        if self.store_error is not None:
+            attributes[sc.BUDGET_STORE_ERROR] = str(self.store_error)
+        tightest = _tightest(self.budgets, self.outcomes)
+        if tightest is not None:
+            budget, reserved = tightest
+            attributes[sc.BUDGET_LIMIT_USD] = micros_to_usd(budget.limit_micros)
+            attributes[sc.BUDGET_SPENT_BEFORE_USD] = micros_to_usd(reserved.spent_micros)
+        return attributes
+
+
+def _tightest(
+    budgets: Sequence[BudgetRef], outcomes: Sequence[ReserveOutcome]
+) -> tuple[BudgetRef, ReserveOutcome] | None:
+    pairs = list(zip(budgets, outcomes, strict=False))
+    if not pairs:
+        return None
+    return min(pairs, key=lambda pair: pair[0].limit_micros - pair[1].spent_micros - pair[1].held_micros)
+
+
+def reserve_flow(
+    budgets: Sequence[BudgetRef], reservation_id: str, amount_micros: int
+) -> Flow[list[ReserveOutcome] | Refusal]:
+    """Hold ``amount_micros`` in every budget, in their fixed order; all or nothing.
+
+    A ``warn`` budget holds even past its limit. When an enforcing budget refuses,
+    the holds already taken are released and the refusal is returned, even when a
+    release fails (see :func:`_release_after_refusal`).
+    """
+    enforce = [budget.on_exceeded != "warn" for budget in budgets]
+    if len(budgets) == 1:
+        outcomes: list[ReserveOutcome] = [
+            (yield StoreOp("reserve", (budgets[0], reservation_id, amount_micros), {"enforce": enforce[0]}))
+        ]
+    else:  # one round trip for all of them where the store can (Redis, standalone)
+        outcomes = yield StoreOp("reserve_all", (budgets, reservation_id, amount_micros, enforce))
+    for k, (budget, outcome) in enumerate(zip(budgets, outcomes, strict=False)):
+        if enforce[k] and not outcome.granted:
+            yield from _release_after_refusal(budgets[:k], reservation_id)
+            return Refusal(budget, outcome, amount_micros)
+    return outcomes
+
+
+def _release_after_refusal(budgets: Sequence[BudgetRef], reservation_id: str) -> Flow[None]:
+    """Release the holds a refused call took; a store failure here never undoes the refusal.
+
+    Whatever ``on_store_error`` says, the call was refused: a hold that cannot be
+    released is logged and left to expire by the hold TTL (it only over-reserves).
+    """
+    for held in budgets:
+        try:
+            yield StoreOp("release", (held, reservation_id))
+        except BudgetStoreError as exc:
+            logger.warning(
+                "costrouter: call %s was refused; its hold on budget %s (%s %r) could not be released "
+                "and expires by its TTL: %s",
+                reservation_id,
+                held.name,
+                held.scope,
+                held.scope_id,
+                exc,
+            )
+
+
+def settle_flow(
+    reservation: Reservation, amount_micros: int, guard: StoreGuard | None = None
+) -> Flow[list[SettleOutcome]]:
+    """Replace every hold by the actual cost (a release when nothing was billed).
+
+    A store failure here never reaches the caller (the provider already answered): with
+    a ``guard`` the settle is retried, then journaled for replay; without one it is
+    logged and the hold expires by its TTL.
+    """
+    results: list[SettleOutcome] = []
+    for budget in reservation.budgets:
+        try:
+            if guard is not None:
+                retry = not reservation.journaled
+                result = yield from guard.settle_flow(budget, reservation.reservation_id, amount_micros, retry=retry)
+            elif amount_micros > 0:
+                result = yield StoreOp("settle", (budget, reservation.reservation_id, amount_micros))
+            else:
+                result = yield StoreOp("release", (budget, reservation.reservation_id))
+        except BudgetStoreError as exc:
+            reservation.store_error = exc
+            logger.warning("costrouter: could not settle budget %s: %s", budget.name, exc)
+            continue
+        if isinstance(result, Journaled):
+            reservation.store_error = result.error
+            reservation.journaled.append(result)
+            continue
+        results.append(result)
+    return results
+
+
+def settle_attributes(reservation: Reservation, settled: Sequence[SettleOutcome], amount_micros: int) -> dict[str, Any]:
+    """Settled cost and the remaining amount of the tightest budget."""
+    attributes: dict[str, Any] = {sc.BUDGET_SETTLED_USD: micros_to_usd(amount_micros)}
+    remaining = [
+        budget.limit_micros - result.spent_micros - result.held_micros
+        for budget, result in zip(reservation.budgets, settled, strict=False)
+    ]
+    if remaining:
+        attributes[sc.BUDGET_REMAINING_USD] = micros_to_usd(max(0, min(remaining)))
+    if reservation.store_error is not None:
+        attributes[sc.BUDGET_STORE_ERROR] = str(reservation.store_error)
+    if reservation.journaled:
+        attributes[sc.BUDGET_SETTLE_JOURNALED] = len(reservation.journaled)
+    return attributes
+
+
+def note_unheld_settle(span: Span, counter: Counter, budget: BudgetRef, settle: SettleOutcome) -> None:
+    """Make a charge that found no live hold visible: span event, log line and metric.
+
+    Its hold expired while the call ran (no renewal reached it in time), was reset,
+    or was never taken (the store failed at reserve under ``fail_open``): the spend is
+    counted, but no hold kept the room for it, so the budget may pass its limit.
+    """
+    attributes: dict[str, AttributeValue] = {
+        "budget": budget.name,
+        "scope": budget.scope,
+        "scope_id": budget.scope_id,
+        "charged_usd": micros_to_usd(settle.charged_micros),
+        "spent_usd": micros_to_usd(settle.spent_micros),
+        "limit_usd": micros_to_usd(budget.limit_micros),
+    }
+    span.add_event(sc.EVENT_UNHELD_SETTLE, attributes)
+    counter.add(1, {sc.BUDGET_SCOPE: budget.scope})
+    logger.warning(
+        "costrouter: budget %s for %s %r charged $%.6f with no live hold (expired, reset or never taken); "
+        "spent $%.6f of $%.6f",
+        budget.name,
+        budget.scope,
+        budget.scope_id,
+        micros_to_usd(settle.charged_micros),
+        micros_to_usd(settle.spent_micros),
+        micros_to_usd(budget.limit_micros),
+    )

@@ -1,0 +1,56 @@
+"""Read and manage budgets by scope and id: ``router.budgets.status("session", "sess-1")``."""
+
+from __future__ import annotations
+
+from costrouter.budget import BudgetPolicy, BudgetRef, BudgetStatus, BudgetStore
+from costrouter.budget.factory import journal_directory
+from costrouter.budget.journal import PendingSettle, read_pending
+from costrouter.config.budget_ref import GLOBAL_SCOPE_ID
+
+SCOPES = ("session", "user", "team", "tag", "global")
+
+
+class BudgetsView:
+    """Spend, holds and what remains, per scope and id, for applications and the CLI."""
+
+    def __init__(self, policy: BudgetPolicy, store: BudgetStore) -> None:
+        self.policy = policy
+        self.store = store
+
+    def refs(self, scope: str, scope_id: str | None = None) -> list[BudgetRef]:
+        """Every budget of ``scope`` that applies to ``scope_id`` (``global`` needs no id)."""
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
+        if scope == "global":
+            scope_id = GLOBAL_SCOPE_ID
+        elif not scope_id:
+            raise ValueError(f"a {scope} budget needs an id")
+        return [budget.ref(scope_id) for budget in self.policy.budgets_of(scope, scope_id)]
+
+    def status(self, scope: str, scope_id: str | None = None) -> list[BudgetStatus]:
+        """The current window of each budget of ``scope`` for ``scope_id``."""
+        return [self.store.status(ref) for ref in self.refs(scope, scope_id)]
+
+    async def astatus(self, scope: str, scope_id: str | None = None) -> list[BudgetStatus]:
+        """The async twin of :meth:`status`."""
+        return [await self.store.astatus(ref) for ref in self.refs(scope, scope_id)]
+
+    def pending_settles(self) -> list[PendingSettle]:
+        """Settles waiting in this machine's journal for the store (not in ``spent`` until replayed)."""
+        directory = journal_directory(self.policy, self.store)
+        return [] if directory is None else [e for e in read_pending(directory) if e.state == "settle"]
+
+    def reset(self, scope: str, scope_id: str | None = None) -> list[str]:
+        """Clear the current window's spend and holds; returns the names of the budgets reset."""
+        refs = self.refs(scope, scope_id)
+        for ref in refs:
+            self.store.reset(ref)
+        return [ref.name for ref in refs]
+
+    def top(self, scope: str, n: int = 10) -> dict[str, list[tuple[str, int]]]:
+        """The largest spenders (id, micro-dollars) of each budget of ``scope``, current window."""
+        placeholder = GLOBAL_SCOPE_ID if scope == "global" else "*"
+        return {
+            budget.budget_name: self.store.top(budget.ref(budget.id or placeholder), n)
+            for budget in self.policy.budgets_of(scope)
+        }

@@ -1,0 +1,319 @@
+"""Prices per deployment, the worst-case estimate before a call, the actual cost after it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+import litellm
+
+from costrouter.config import price_fields as pf
+from costrouter.config.groups import Deployment, RouterConfig
+from costrouter.pricing.image_prices import ImageVariant, price_map_variants, variant_rate
+
+PriceSource = Literal["deployment", "litellm_params", "model_info", "price_map", "derived", "default"]
+"""Where one price came from: a layer of the file (highest first), LiteLLM's price map, a rule
+(``derived``: a cache or modality price that falls back to the input or output price, as LiteLLM
+bills it), or the budget policy's default price for unpriced models."""
+
+_INPUT_SIDE = (pf.INPUT, pf.CACHE_READ, pf.CACHE_CREATION, pf.CACHE_CREATION_1H, pf.INPUT_AUDIO, pf.INPUT_IMAGE)
+_OUTPUT_SIDE = (pf.OUTPUT, pf.REASONING, pf.OUTPUT_AUDIO, pf.OUTPUT_IMAGE)
+_INCLUSIVE_THRESHOLD_PROVIDERS = frozenset({"xai"})  # bill the higher tier once the prompt reaches it
+
+
+@dataclass(frozen=True)
+class Price:
+    """Every price of one deployment (USD, by LiteLLM's price-map names) and its largest output.
+
+    ``rates`` holds each dimension the file or the price map gives (input and output always);
+    ``sources`` says where each came from. :meth:`tier` resolves the prices one call pays.
+    """
+
+    input_per_token: float
+    output_per_token: float
+    max_output_tokens: int | None
+    source: PriceSource
+    rates: Mapping[str, float] = field(default_factory=dict)
+    sources: Mapping[str, PriceSource] = field(default_factory=dict)
+    inclusive_threshold: bool = False
+    image_rates: Mapping[str, float] = field(default_factory=dict)
+    """USD per image by variant (``quality/WxH`` or ``WxH``): :mod:`costrouter.image_prices`."""
+    image_source: PriceSource = "deployment"
+    _tiers: tuple[tuple[int, Mapping[str, float]], ...] = field(init=False, repr=False, compare=False)
+    _decimal_tiers: dict[int, Mapping[str, Decimal]] = field(init=False, repr=False, compare=False)
+    units: Mapping[str, Decimal] = field(init=False, repr=False, compare=False)
+    """The price of each unit (:func:`unit_rates`)."""
+
+    def __post_init__(self) -> None:
+        rates = {**self.rates, pf.INPUT: self.input_per_token, pf.OUTPUT: self.output_per_token}
+        sources = {pf.INPUT: self.source, pf.OUTPUT: self.source, **self.sources}
+        tiers: dict[int, dict[str, float]] = {}
+        for key, value in rates.items():
+            parsed = pf.parse_threshold(key)
+            if parsed is not None:
+                tiers.setdefault(parsed[1], {})[parsed[0]] = value
+        object.__setattr__(self, "rates", rates)
+        object.__setattr__(self, "sources", sources)
+        object.__setattr__(self, "_tiers", tuple(sorted(tiers.items())))
+        object.__setattr__(self, "_decimal_tiers", {})
+        object.__setattr__(self, "units", unit_rates(rates))
+
+    @property
+    def thresholds(self) -> tuple[int, ...]:
+        """The prompt-token thresholds past which other prices apply, ascending."""
+        return tuple(threshold for threshold, _ in self._tiers)
+
+    def crosses(self, prompt_tokens: int, threshold: int) -> bool:
+        """Whether a prompt of ``prompt_tokens`` pays the prices above ``threshold``."""
+        return prompt_tokens > threshold or (self.inclusive_threshold and prompt_tokens == threshold)
+
+    def tier(self, prompt_tokens: int) -> dict[str, float]:
+        """The price of each dimension for a call whose prompt has ``prompt_tokens`` tokens.
+
+        LiteLLM's rules: every threshold the prompt passes overrides the prices it names; a
+        missing cache price is the input price; a missing audio or image price is the input or
+        output price; a missing reasoning price is the output price.
+        """
+        flat = {key: self.rates[key] for key in pf.TIERED_FIELDS if key in self.rates}
+        if flat[pf.OUTPUT] == 0 and pf.OUTPUT_IMAGE in self.rates:
+            flat[pf.OUTPUT] = self.rates[pf.OUTPUT_IMAGE]  # LiteLLM: an image model bills output as image tokens
+        for threshold, prices in self._tiers:
+            if self.crosses(prompt_tokens, threshold):
+                flat.update(prices)
+        return _resolved(flat, self.rates)
+
+    def decimal_tier(self, prompt_tokens: int) -> Mapping[str, Decimal]:
+        """:meth:`tier` as exact decimals (cached per tier), for the cost function."""
+        crossed = sum(1 for threshold, _ in self._tiers if self.crosses(prompt_tokens, threshold))
+        cached = self._decimal_tiers.get(crossed)
+        if cached is None:
+            cached = {key: Decimal(repr(value)) for key, value in self.tier(prompt_tokens).items()}
+            self._decimal_tiers[crossed] = cached
+        return cached
+
+    def unit_rates_for(self, variant: ImageVariant | None) -> Mapping[str, Decimal]:
+        """:attr:`units`, with the price of an image of ``variant`` (quality, size) when priced by variant."""
+        if variant is None or not self.image_rates:
+            return self.units
+        rate = variant_rate(self.image_rates, variant[0], variant[1])
+        if rate is None:
+            return self.units
+        return {**self.units, "images": Decimal(repr(rate)), "pixels": Decimal(0)}
+
+    def upper_bound_usd(
+        self,
+        prompt_tokens: int,
+        max_output_tokens: int,
+        units: Mapping[str, Decimal] | None = None,
+        variant: ImageVariant | None = None,
+    ) -> float:
+        """The most a call can cost, whatever its usage turns out to be.
+
+        Every prompt token at the dearest input-side price, every output token at the dearest
+        output-side price (of any tier ``prompt + output`` can reach), plus the per-request fee,
+        plus each unit bound (``search_units``, ``audio_seconds`` … see :func:`unit_rates`) at its price.
+        """
+        reach = prompt_tokens + max_output_tokens
+        tiers = [self.tier(0)] + [self.tier(threshold + 1) for threshold in self.thresholds if reach >= threshold]
+        input_rate = max(Decimal(repr(tier[key])) for tier in tiers for key in _INPUT_SIDE)
+        output_rate = max(Decimal(repr(tier[key])) for tier in tiers for key in _OUTPUT_SIDE)
+        fee = Decimal(repr(self.rates.get(pf.REQUEST, 0.0)))
+        unit_rate = self.unit_rates_for(variant)
+        per_unit = sum((count * unit_rate[name] for name, count in (units or {}).items()), Decimal(0))
+        return float(prompt_tokens * input_rate + max_output_tokens * output_rate + fee + per_unit)
+
+    def dimensions(self) -> list[tuple[str, float, PriceSource]]:
+        """Every price of the deployment, derived ones included, with where it came from."""
+        rows: list[tuple[str, float, PriceSource]] = []
+        base = self.tier(0)
+        for key in (*pf.PER_TOKEN_FIELDS, pf.REQUEST):
+            if key in self.rates:
+                rows.append((key, self.rates[key], self.sources.get(key, "derived")))
+            elif key in base:
+                rows.append((key, base[key], "derived"))
+        rows.extend(
+            (key, self.rates[key], self.sources.get(key, "derived")) for key in pf.UNIT_FIELDS if key in self.rates
+        )
+        rows.extend((f"image {key}", value, self.image_source) for key, value in sorted(self.image_rates.items()))
+        rows.extend(
+            (key, value, self.sources.get(key, "derived"))
+            for key, value in sorted(self.rates.items())
+            if pf.parse_threshold(key) is not None
+        )
+        return rows
+
+
+UNITS: Final = ("search_units", "audio_seconds", "characters", "images", "pixels")
+"""What a call priced per unit consumes, besides tokens (the names of :func:`unit_rates`)."""
+
+
+def unit_rates(rates: Mapping[str, float]) -> dict[str, Decimal]:
+    """The price of each unit, by LiteLLM's rules.
+
+    A second of audio costs ``output_cost_per_second`` when it is set above zero, else
+    ``input_cost_per_second``; an image costs ``input_cost_per_image``, else
+    ``output_cost_per_image``; pixels are billed only when neither price per image is set.
+    """
+
+    def rate(key: str) -> Decimal:
+        return Decimal(repr(rates.get(key, 0.0)))
+
+    per_image = rates.get(pf.INPUT_PER_IMAGE, rates.get(pf.OUTPUT_PER_IMAGE))
+    return {
+        "search_units": rate(pf.QUERY),
+        "audio_seconds": rate(pf.OUTPUT_SECOND) if rates.get(pf.OUTPUT_SECOND) else rate(pf.INPUT_SECOND),
+        "characters": rate(pf.CHARACTER),
+        "images": Decimal(repr(per_image)) if per_image is not None else Decimal(0),
+        "pixels": rate(pf.PIXEL) if per_image is None else Decimal(0),
+    }
+
+
+def _resolved(flat: Mapping[str, float], rates: Mapping[str, float]) -> dict[str, float]:
+    input_rate, output_rate = flat[pf.INPUT], flat[pf.OUTPUT]
+    cache_creation = flat.get(pf.CACHE_CREATION, input_rate)
+    return {
+        pf.INPUT: input_rate,
+        pf.OUTPUT: output_rate,
+        pf.CACHE_READ: flat.get(pf.CACHE_READ, input_rate),
+        pf.CACHE_CREATION: cache_creation,
+        pf.CACHE_CREATION_1H: flat.get(pf.CACHE_CREATION_1H, cache_creation),
+        pf.INPUT_AUDIO: rates.get(pf.INPUT_AUDIO, input_rate),
+        pf.INPUT_IMAGE: rates.get(pf.INPUT_IMAGE, input_rate),
+        pf.REASONING: rates.get(pf.REASONING, output_rate),
+        pf.OUTPUT_AUDIO: rates.get(pf.OUTPUT_AUDIO, output_rate),
+        pf.OUTPUT_IMAGE: rates.get(pf.OUTPUT_IMAGE, output_rate),
+        pf.REQUEST: rates.get(pf.REQUEST, 0.0),
+    }
+
+
+def _price_map_entry(model: str) -> Mapping[str, Any] | None:
+    try:
+        info = litellm.get_model_info(model)
+    except Exception:  # LiteLLM raises a bare Exception for unmapped models
+        return None
+    return info
+
+
+def deployment_price(deployment: Deployment) -> Price | None:
+    """Every price of ``deployment``, field by field: the file's layers, then the price map.
+
+    Precedence, highest first: the deployment's top-level fields, ``litellm_params``, a proxy's
+    ``model_info``, LiteLLM's public price map. ``None`` when no layer has an input price
+    (unpriced: the budget policy's default price applies).
+    """
+    entry = _price_map_entry(deployment.model)
+    map_prices = pf.prices_in(entry or {})
+    rates: dict[str, float] = {}
+    sources: dict[str, PriceSource] = {}
+    layers: list[tuple[PriceSource, Mapping[str, float]]] = [*deployment.price_layers(), ("price_map", map_prices)]
+    for name, prices in layers:
+        for key, value in prices.items():
+            if key not in rates:
+                rates[key] = value
+                sources[key] = name
+    image_rates: dict[str, float] = dict(deployment.image_prices)
+    image_source: PriceSource = "deployment"
+    if not image_rates and not any(key in deployment.file_prices() for key in pf.IMAGE_FIELDS):
+        image_rates, image_source = price_map_variants(deployment.model), "price_map"
+    if pf.INPUT not in rates:
+        if not image_rates and not any(key in rates for key in pf.UNIT_FIELDS):
+            return None
+        rates[pf.INPUT] = 0.0  # priced per unit only (search units, seconds, characters, images)
+        sources[pf.INPUT] = "default"
+    if pf.OUTPUT not in rates:
+        rates[pf.OUTPUT] = 0.0  # a price-map entry without an output price: LiteLLM bills output at 0
+        sources[pf.OUTPUT] = "default"
+    map_max_output = (entry.get("max_output_tokens") or entry.get("max_tokens")) if entry is not None else None
+    max_output = deployment.max_output_tokens or map_max_output
+    provider = str(deployment.litellm_params.get("custom_llm_provider") or deployment.model.split("/", 1)[0])
+    return Price(
+        rates[pf.INPUT],
+        rates[pf.OUTPUT],
+        int(max_output) if max_output else None,
+        sources[pf.INPUT],
+        rates,
+        sources,
+        inclusive_threshold=provider in _INCLUSIVE_THRESHOLD_PROVIDERS,
+        image_rates=image_rates,
+        image_source=image_source,
+    )
+
+
+@dataclass(frozen=True)
+class WorstCase:
+    """The prices a call may end up paying (every deployment it can reach), for its estimate."""
+
+    prices: tuple[Price, ...]
+    max_output_tokens: int | None
+
+
+@dataclass(frozen=True)
+class PriceBook:
+    """Every deployment's price and which deployments each group holds."""
+
+    prices: Mapping[str, Price | None]
+    group_deployments: Mapping[str, Sequence[str]]
+
+    @classmethod
+    def from_config(cls, config: RouterConfig) -> PriceBook:
+        """Look every deployment's price up once, when the router is built."""
+        prices: dict[str, Price | None] = {}
+        groups: dict[str, list[str]] = {}
+        for group, deployment_id, deployment in config.deployments():
+            prices[deployment_id] = deployment_price(deployment)
+            groups.setdefault(group, []).append(deployment_id)
+        return cls(prices, groups)
+
+    def unpriced(self) -> list[str]:
+        """Deployments with no price in the file nor in the price map."""
+        return [deployment_id for deployment_id, price in self.prices.items() if price is None]
+
+    def worst_case(self, groups: Iterable[str], default: Price | None) -> WorstCase:
+        """Every price a call over ``groups`` may pay, and the largest output among them.
+
+        An unpriced deployment counts at ``default`` (a policy price); with no default
+        it counts as free, which the router reports at build time.
+        """
+        prices: list[Price] = []
+        max_output: int | None = None
+        for group in groups:
+            for deployment_id in self.group_deployments.get(group, ()):
+                price = self.prices.get(deployment_id) or default
+                if price is None:
+                    continue
+                prices.append(price)
+                if price.max_output_tokens is not None:
+                    max_output = max(max_output or 0, price.max_output_tokens)
+        return WorstCase(tuple(prices), max_output)
+
+
+def output_cap(requested: int | None, worst: WorstCase, policy_default: int) -> int:
+    """The most output tokens a call can produce: ``max_tokens``, else a capped default."""
+    if requested is not None:
+        return requested
+    if worst.max_output_tokens is not None:
+        return min(policy_default, worst.max_output_tokens)
+    return policy_default
+
+
+def estimate_usd(
+    prompt_tokens: int,
+    max_output_tokens: int,
+    worst: WorstCase,
+    units: Mapping[str, Decimal] | None = None,
+    variant: ImageVariant | None = None,
+) -> float:
+    """Worst-case cost: the highest upper bound (:meth:`Price.upper_bound_usd`) among the prices."""
+    return max(
+        (price.upper_bound_usd(prompt_tokens, max_output_tokens, units, variant) for price in worst.prices),
+        default=0.0,
+    )
+
+
+def response_cost_usd(response: Any) -> float | None:
+    """The cost LiteLLM computed for ``response`` with the deployment's own prices."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    cost = hidden.get("response_cost")
+    return float(cost) if isinstance(cost, (int, float)) else None

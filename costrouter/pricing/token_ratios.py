@@ -1,0 +1,107 @@
+"""Each deployment's prompt-token ratio (provider's ``prompt_tokens`` ÷ costrouter's count), learned and shared.
+
+The ratios live in the budget store, so every process that shares it learns from every
+answered call. A process keeps a copy and reads the store again at most once per
+``ratio_refresh_seconds``; the common call makes no extra round trip.
+
+Learning goes up at once and down slowly: an observation above the known ratio is sent
+immediately and replaces it (an under-estimate can overspend a limit, so it must not
+last); observations below it are kept, and the lowest ratio of each deployment that a
+refresh period proved (its largest observation) is sent once per period, pulling the
+stored ratio ``ratio_decay`` of the way down. Nothing decays with time alone: a
+deployment nobody called keeps what it taught. A deployment never answered yet takes the
+ratio learned for another deployment of the same model (the same tokenizer), else the
+policy's ``unlearned_ratio``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+from costrouter.config.budgets import PromptEstimate
+from costrouter.errors import BudgetStoreError
+from costrouter.ops import Flow, StoreOp
+
+logger = logging.getLogger("costrouter.budget")
+
+
+class TokenRatios:
+    """The in-process view of the learned ratios, and the flows that read and teach the store."""
+
+    def __init__(
+        self,
+        settings: PromptEstimate,
+        models: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """An empty view; the first call that needs a ratio reads the store.
+
+        ``models`` maps deployment ids to their model: a deployment not yet learned takes
+        the ratio learned for another deployment of the same model (the same tokenizer).
+        """
+        self.settings = settings
+        self.models = dict(models or {})
+        self.clock = clock
+        self.ratios: dict[str, float] = {}
+        self._read_at: float | None = None
+        self._pending: dict[str, float] = {}
+        self._sent_at: dict[str, float] = {}
+
+    def ratio(self, deployment_ids: Iterable[str]) -> float:
+        """The largest ratio over ``deployment_ids``.
+
+        One not learned yet counts the largest ratio learned for its model, else ``unlearned_ratio``.
+        """
+        return max((self._ratio_of(deployment_id) for deployment_id in deployment_ids), default=self._unlearned)
+
+    @property
+    def _unlearned(self) -> float:
+        return self.settings.unlearned_ratio
+
+    def _ratio_of(self, deployment_id: str) -> float:
+        learned = self.ratios.get(deployment_id)
+        if learned is not None:
+            return learned
+        model = self.models.get(deployment_id)
+        siblings = [
+            ratio for other, ratio in self.ratios.items() if model is not None and self.models.get(other) == model
+        ]
+        return max(siblings, default=self._unlearned)
+
+    def refresh_flow(self) -> Flow[None]:
+        """Read the store's ratios when the copy is older than ``ratio_refresh_seconds``."""
+        now = self.clock()
+        if self._read_at is not None and now - self._read_at < self.settings.ratio_refresh_seconds:
+            return
+        self._read_at = now  # concurrent calls keep the old copy meanwhile: one read per period
+        try:
+            stored: dict[str, float] = yield StoreOp("token_ratios", ())
+        except BudgetStoreError as exc:
+            logger.warning("costrouter: could not read the learned token ratios: %s", exc)
+            return
+        for deployment_id, ratio in stored.items():
+            self.ratios[deployment_id] = ratio
+
+    def observe_flow(self, deployment_id: str | None, reported: int | None, counted: int | None) -> Flow[None]:
+        """Learn from a call the provider answered with its own ``prompt_tokens``."""
+        if not self.settings.learn or deployment_id is None or not reported or not counted:
+            return
+        observed = reported / counted
+        known = self.ratios.get(deployment_id)
+        now = self.clock()
+        if known is not None and observed <= known:
+            self._pending[deployment_id] = max(observed, self._pending.get(deployment_id, 0.0))
+            if now - self._sent_at.get(deployment_id, 0.0) < self.settings.ratio_refresh_seconds:
+                return
+            observed = self._pending.pop(deployment_id)
+        else:
+            self.ratios[deployment_id] = observed  # raise at once here; the store's answer follows
+        self._sent_at[deployment_id] = now
+        try:
+            stored: float = yield StoreOp("observe_token_ratio", (deployment_id, observed, self.settings.ratio_decay))
+        except BudgetStoreError as exc:
+            logger.warning("costrouter: could not store the token ratio of %s: %s", deployment_id, exc)
+            return
+        self.ratios[deployment_id] = stored

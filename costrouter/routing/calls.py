@@ -1,0 +1,528 @@
+"""One routed call, from context to settled cost, as a flow of I/O ops (see :mod:`ops`).
+
+Everything here is plain computation; the only I/O (budget store, LiteLLM Router)
+is yielded as ops, so the sync and async entry points share all of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import litellm
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
+
+from costrouter.budget import BudgetPolicy, BudgetRef, CostSettings, ReserveOutcome
+from costrouter.budget.alerts import AlertDispatcher, AlertSettings
+from costrouter.budget.alerts.message import budget_alert
+from costrouter.budget.renewal import HoldRenewer
+from costrouter.budget.reserving import (
+    Refusal,
+    Reservation,
+    note_unheld_settle,
+    reserve_flow,
+    settle_attributes,
+    settle_flow,
+)
+from costrouter.budget.settling import StoreGuard
+from costrouter.config.budgets import Defaults, PromptEstimate
+from costrouter.config.groups import RouterConfig
+from costrouter.config.image_key import ImageVariant
+from costrouter.config.reachability import reachable_group_sets
+from costrouter.context import Caller
+from costrouter.errors import BudgetExceededError, BudgetStoreError
+from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
+from costrouter.ops import Flow, RouteOp
+from costrouter.otel import semconv as sc
+from costrouter.otel.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
+from costrouter.otel.models import ModelFacts, model_facts, primary_deployment_id
+from costrouter.otel.outcome import Outcome
+from costrouter.otel.telemetry import Telemetry
+from costrouter.pricing.cost import call_usage, price_call, provider_reported_cost
+from costrouter.pricing.prices import Price, PriceBook, WorstCase, estimate_usd, output_cap, response_cost_usd
+from costrouter.pricing.token_ratios import TokenRatios
+from costrouter.pricing.tokens import prompt_token_bound
+from costrouter.routing.interruptions import charge_estimated, interrupted_call_charge
+from costrouter.routing.operations import CHAT, Operation, Reading
+from costrouter.routing.operations.modes import check_mode, deployment_mode
+
+logger = logging.getLogger("costrouter")
+
+_MAX_DOWNGRADES = 3
+
+
+@dataclass
+class RoutedCall:
+    """The state of one routed call while it runs."""
+
+    call_id: str
+    requested_group: str
+    group: str
+    messages: Sequence[Mapping[str, Any]]
+    request: dict[str, Any]
+    caller: Caller
+    stream: bool
+    span: Span
+    record: CallRecord
+    started: float
+    prompt_tokens: int | None = None
+    reservation: Reservation | None = None
+    finished: bool = False
+    extra_attributes: dict[str, Any] = field(default_factory=dict)
+    operation: Operation = CHAT
+    model: ModelFacts | None = None
+    """The model the span's start named (the group's first-priority deployment)."""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a response or a stream showed of the call."""
+
+    deployment_id: str | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    litellm_cost: float | None = None
+    usage_source: str | None = None
+    output_text: str | None = None
+    usage: Any = None
+    hidden_params: Mapping[str, Any] = field(default_factory=dict)
+    units: Mapping[str, Decimal] = field(default_factory=dict)
+    variant: ImageVariant | None = None
+
+
+@dataclass(frozen=True)
+class DeploymentFacts:
+    """What the router knows of a deployment beyond LiteLLM's view."""
+
+    group: str
+    model: str
+    provider: str
+    price: Price | None
+    mode: str | None = None
+
+
+def _provider_of(model: str) -> str:
+    if "/" in model:
+        return model.split("/", 1)[0]
+    try:
+        return str(litellm.get_llm_provider(model)[1])
+    except Exception:  # an unknown bare model name has no provider LiteLLM can tell
+        return "unknown"
+
+
+class CallPlanner:
+    """The decisions of routed calls: estimates, budgets, attributes. No I/O."""
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        telemetry: Telemetry,
+        tracker: AttemptTracker,
+        policy: BudgetPolicy | None,
+    ) -> None:
+        self.config = config
+        self.telemetry = telemetry
+        self.tracker = tracker
+        self.policy = policy
+        self.renewer: HoldRenewer | None = None
+        """Keeps live calls' holds from expiring (set by the router when it has a store)."""
+        self.guard: StoreGuard | None = None
+        if policy is None:  # written with the span's other start attributes, not by a call of its own
+            telemetry.start_attributes[sc.BUDGET_OUTCOME] = "unbudgeted"
+        self.prices = PriceBook.from_config(config)
+        self.alerts = AlertDispatcher(policy.alerts if policy else AlertSettings(), telemetry.meter_provider)
+        self._reachable = reachable_group_sets(config.fallback_graph())
+        self._worst_by_reach: dict[frozenset[str], tuple[WorstCase, tuple[str, ...]]] = {}
+        """Each reachable set's worst case and deployment ids (groups of one fallback ring share one set)."""
+        self.deployments = {
+            deployment_id: DeploymentFacts(
+                group,
+                deployment.model,
+                _provider_of(deployment.model),
+                self.prices.prices[deployment_id],
+                deployment_mode(deployment),
+            )
+            for group, deployment_id, deployment in config.deployments()
+        }
+        self.models = {
+            deployment_id: model_facts(deployment, self.deployments[deployment_id].provider)
+            for _, deployment_id, deployment in config.deployments()
+        }
+        self._primary_models = {
+            group: self.models[primary_deployment_id(config, group)] for group, _, _ in config.deployments()
+        }
+        """Each group's first-priority deployment's model (what a call span starts naming)."""
+        self._mode_checked: set[tuple[str, str]] = set()
+        """(operation, group) pairs whose deployments' modes were found to serve the operation."""
+        model_names = {deployment_id: facts.model for deployment_id, facts in self.deployments.items()}
+        self.ratios = TokenRatios(policy.defaults.prompt if policy else PromptEstimate(), model_names)
+        unpriced = self.prices.unpriced()
+        if unpriced:
+            logger.warning(
+                "costrouter: deployments %s have no price in the file nor in LiteLLM's price map; "
+                "estimates use the budget policy's default price",
+                ", ".join(unpriced),
+            )
+
+    # ---- the whole call ----------------------------------------------------------------
+    def completion_flow(
+        self,
+        group: str,
+        messages: Sequence[Mapping[str, Any]],
+        caller: Caller,
+        request: dict[str, Any],
+    ) -> Flow[Any]:
+        """:meth:`call_flow` of a chat completion."""
+        return self.call_flow(CHAT, group, messages, caller, request)
+
+    def call_flow(
+        self,
+        operation: Operation,
+        group: str,
+        messages: Sequence[Mapping[str, Any]],
+        caller: Caller,
+        request: dict[str, Any],
+    ) -> Flow[Any]:
+        """Route one call of ``operation``'s kind: span, budgets, the Router call, settle, record.
+
+        Returns LiteLLM's response; for a stream, ``(call, stream)`` so the caller
+        can wrap the stream and finish the call when it ends.
+        """
+        call = self._begin(operation, group, messages, caller, request)
+        token = otel_context.attach(trace.set_span_in_context(call.span))
+        try:
+            try:
+                yield from self._reserve(call)
+                call.record.group = call.group
+                response = yield RouteOp(self._route_kwargs(call), operation.method, operation.sync_through_loop)
+            except BaseException as exc:
+                yield from self.fail_flow(call, exc)
+                raise
+            if call.stream:
+                return call, response
+            yield from self.finish_flow(call, self._outcome_from_response(call, response))
+            return response
+        finally:
+            otel_context.detach(token)
+
+    def _begin(
+        self,
+        operation: Operation,
+        group: str,
+        messages: Sequence[Mapping[str, Any]],
+        caller: Caller,
+        request: dict[str, Any],
+    ) -> RoutedCall:
+        if group not in self.config.groups:
+            known = ", ".join(sorted(self.config.groups))
+            raise ValueError(f"unknown model group {group!r}; the router has: {known}")
+        if (operation.name, group) not in self._mode_checked:
+            check_mode(operation, group, {d: f.mode for d, f in self.deployments.items() if f.group == group})
+            self._mode_checked.add((operation.name, group))
+        call_id = os.urandom(16).hex()  # 128 random bits, as uuid4 without building a UUID
+        stream = bool(request.get("stream"))
+        model = self._primary_models.get(group) or self.models[primary_deployment_id(self.config, group)]
+        span = self.telemetry.start_call_span(
+            group,
+            messages,
+            caller,
+            request,
+            call_id,
+            stream=stream,
+            model=model,
+            operation=(operation.name, operation.genai_name),
+        )
+        record = self.tracker.open(call_id)
+        return RoutedCall(
+            call_id=call_id,
+            requested_group=group,
+            group=group,
+            messages=messages,
+            request=dict(request),
+            caller=caller,
+            stream=stream,
+            span=span,
+            record=record,
+            started=time.perf_counter(),
+            operation=operation,
+            model=model,
+        )
+
+    def _route_kwargs(self, call: RoutedCall) -> dict[str, Any]:
+        kwargs = dict(call.request)
+        kwargs["model"] = call.group
+        if call.operation.takes_messages:
+            kwargs["messages"] = list(call.messages)
+        key = call.operation.metadata_arg
+        kwargs[key] = {**(kwargs.get(key) or {}), CALL_ID_KEY: call.call_id}
+        if call.stream and call.operation.takes_messages:
+            stream_options = dict(kwargs.get("stream_options") or {})
+            stream_options.setdefault("include_usage", True)
+            kwargs["stream_options"] = stream_options
+        return kwargs
+
+    # ---- budgets -----------------------------------------------------------------------
+    def _estimate_micros(self, policy: BudgetPolicy, call: RoutedCall, group: str) -> int:
+        defaults = policy.defaults
+        default_price = Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
+        groups = self._reachable.get(group, frozenset((group,)))
+        reach = self._worst_by_reach.get(groups)
+        if reach is None:
+            deployment_ids = tuple(d for g in groups for d in self.prices.group_deployments.get(g, ()))
+            reach = self._worst_by_reach[groups] = (self.prices.worst_case(groups, default_price), deployment_ids)
+        worst, deployment_ids = reach
+        operation = call.operation
+        if operation.usage_bound is not None:
+            bound = operation.usage_bound(call.request, defaults)
+            estimate = estimate_usd(bound.prompt_tokens, bound.output_tokens, worst, bound.units, bound.variant)
+            return usd_to_micros_ceil(estimate)
+        if call.prompt_tokens is None:
+            call.prompt_tokens = operation.prompt_tokens(call.messages, call.request, defaults.prompt)
+        ratio = self.ratios.ratio(deployment_ids)
+        cap = 0
+        if operation.output_arg is not None:
+            requested = operation.requested_output(call.request)
+            cap = output_cap(requested, worst, defaults.max_output_tokens)
+            if requested is None:
+                # Pass the cap on, so the hold is a true upper bound of what the call can cost.
+                call.request[operation.output_arg] = cap
+        prompt_bound = prompt_token_bound(call.prompt_tokens, ratio, defaults.prompt)
+        return usd_to_micros_ceil(estimate_usd(prompt_bound, cap * operation.output_count(call.request), worst))
+
+    def _reserve(self, call: RoutedCall) -> Flow[None]:
+        call.operation.check(call.messages, call.request)
+        policy = self.policy
+        if policy is None:  # budget.outcome=unbudgeted is a start attribute (__init__)
+            return
+        yield from self.ratios.refresh_flow()
+        caller = call.caller
+        budgets = policy.budgets_for(
+            session_id=caller.session_id, user_id=caller.user_id, team_id=caller.team_id, tags=caller.tags
+        )
+        tried = {call.group}
+        reservation_id = call.call_id
+        downgraded_to: str | None = None
+        while True:
+            amount = self._estimate_micros(policy, call, call.group)
+            reservation = Reservation(reservation_id, budgets, amount, downgraded_to=downgraded_to)
+            call.reservation = reservation
+            if self.guard is not None:
+                yield from self.guard.epoch_flow(call.span)
+            try:
+                result = yield from reserve_flow(budgets, reservation_id, amount)
+            except BudgetStoreError as exc:
+                self._on_store_error(call, reservation, exc, policy.store.on_store_error)
+                return
+            if self.guard is not None:  # a reserve that reconnected may have met an empty store
+                yield from self.guard.after_reserve_flow(call.span)
+            if not isinstance(result, Refusal):
+                self._on_reserved(call, reservation, result)
+                return
+            target = result.budget.downgrade_to if result.budget.on_exceeded == "downgrade" else None
+            if target is None or target in tried or len(tried) > _MAX_DOWNGRADES:
+                reservation.outcome = "rejected"
+                reservation.outcomes = [result.outcome]
+                reservation.budgets = [result.budget]
+                raise result.error()
+            tried.add(target)
+            call.group = downgraded_to = target
+            reservation_id = f"{call.call_id}~{target}"
+            call.span.add_event(
+                sc.EVENT_BUDGET_WARNING,
+                {"budget": result.budget.name, "scope": result.budget.scope, "action": "downgrade", "to": target},
+            )
+
+    def _on_reserved(self, call: RoutedCall, reservation: Reservation, outcomes: list[ReserveOutcome]) -> None:
+        reservation.outcomes = outcomes
+        if self.renewer is not None:
+            self.renewer.track(reservation.reservation_id, reservation.budgets)
+        over = [budget for budget, outcome in zip(reservation.budgets, outcomes, strict=True) if not outcome.granted]
+        if reservation.downgraded_to is not None:
+            reservation.outcome = "downgraded"
+        elif over:
+            reservation.outcome = "warned"
+            for budget in over:
+                logger.warning(
+                    "costrouter: budget %s for %s %r is over its limit (on_exceeded: warn)",
+                    budget.name,
+                    budget.scope,
+                    budget.scope_id,
+                )
+                call.span.add_event(
+                    sc.EVENT_BUDGET_WARNING, {"budget": budget.name, "scope": budget.scope, "scope_id": budget.scope_id}
+                )
+        call.span.set_attributes(reservation.attributes())
+
+    def _on_store_error(self, call: RoutedCall, reservation: Reservation, error: BudgetStoreError, mode: str) -> None:
+        reservation.outcome = "store_error"
+        reservation.store_error = error
+        call.span.add_event(sc.EVENT_STORE_ERROR, {"error": str(error), "on_store_error": mode})
+        call.span.set_attributes(reservation.attributes())
+        logger.warning("costrouter: budget store failed (%s): %s", mode, error)
+        if mode == "fail_closed":
+            raise error
+
+    # ---- the end of a call ---------------------------------------------------------------
+    def _outcome_from_response(self, call: RoutedCall, response: Any) -> Outcome:
+        reading = call.operation.read(response)
+        hidden = reading.hidden_params or getattr(response, "_hidden_params", None) or {}
+        call.record.finish(hidden.get("litellm_call_id"), "success")
+        attempts = call.record.attempts
+        observed = Observed(
+            # A binary response (speech) carries no hidden params: the last attempt served it.
+            deployment_id=hidden.get("model_id") or (attempts[-1].deployment_id if attempts else None) or None,
+            response_model=reading.response_model or getattr(response, "model", None),
+            response_id=reading.response_id or getattr(response, "id", None),
+            finish_reasons=reading.finish_reasons,
+            prompt_tokens=reading.prompt_tokens,
+            completion_tokens=reading.completion_tokens,
+            litellm_cost=response_cost_usd(response),
+            usage_source="reported" if reading.prompt_tokens is not None else None,
+            output_text=reading.output_text,
+            usage=reading.usage,
+            hidden_params=hidden,
+            units=self._units(call, response, reading),
+            variant=call.operation.variant(call.request, response) if call.operation.variant else None,
+        )
+        return self.outcome_for(call, observed)
+
+    def _units(self, call: RoutedCall, response: Any, reading: Reading) -> Mapping[str, Decimal]:
+        """The units a call consumed; a response that reports neither units nor tokens is charged its bound."""
+        operation = call.operation
+        units = operation.units(call.request, response) if operation.units is not None else {}
+        if not units and reading.prompt_tokens is None and operation.usage_bound is not None:
+            units = operation.usage_bound(call.request, self.policy.defaults if self.policy else Defaults()).units
+        return units
+
+    def outcome_for(self, call: RoutedCall, observed: Observed, error: BaseException | None = None) -> Outcome:
+        """Price what the deployment did (:func:`costrouter.cost.compute_cost`), else LiteLLM's cost."""
+        facts = self.deployments.get(observed.deployment_id or "")
+        prompt_tokens, completion_tokens = observed.prompt_tokens, observed.completion_tokens
+        provider = facts.provider if facts else None
+        breakdown, settled = price_call(
+            facts.price if facts else None,
+            call_usage(observed.usage, prompt_tokens, completion_tokens, observed.units, observed.variant),
+            observed.litellm_cost,
+            provider_reported_cost(observed.usage, observed.hidden_params, provider),
+            self.policy.cost if self.policy is not None else CostSettings(),
+        )
+        return Outcome(
+            served_group=facts.group if facts else call.group,
+            deployment_id=observed.deployment_id,
+            provider=facts.provider if facts else None,
+            response_model=observed.response_model,
+            response_id=observed.response_id,
+            finish_reasons=observed.finish_reasons,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=settled.usd,
+            prompt_cost_usd=micros_to_usd(breakdown.prompt_micros) if breakdown is not None else None,
+            completion_cost_usd=micros_to_usd(breakdown.completion_micros) if breakdown is not None else None,
+            usage_source=observed.usage_source,
+            output_text=observed.output_text,
+            error=error,
+            extra=call.extra_attributes,
+            breakdown=breakdown,
+            settled=settled,
+            model=self.models.get(observed.deployment_id or ""),
+        )
+
+    def finish_flow(self, call: RoutedCall, outcome: Outcome, result: str | None = None) -> Flow[None]:
+        """Settle the budgets with the actual cost, then write the span and the metrics."""
+        if call.finished:
+            return
+        call.finished = True
+        call.record.close_pending("failure" if outcome.error else "success", outcome.error)
+        reservation = call.reservation
+        if reservation is not None and reservation.outcome != "rejected":
+            amount = usd_to_micros(outcome.cost_usd)
+            if self.renewer is not None:
+                self.renewer.forget(reservation.reservation_id)
+            settled = yield from settle_flow(reservation, amount, self.guard)
+            call.span.set_attributes(settle_attributes(reservation, settled, amount))
+            for journaled in reservation.journaled:
+                call.span.add_event(sc.EVENT_SETTLE_JOURNALED, journaled.event_attributes())
+            for budget, settle in zip(reservation.budgets, settled, strict=False):
+                for threshold in settle.alerts:
+                    self._alert(call, budget, threshold, settle.spent_micros, settle.window_id)
+                if settle.unheld:
+                    note_unheld_settle(call.span, self.telemetry.budget_unheld_settles, budget, settle)
+            if outcome.usage_source == "reported":
+                yield from self.ratios.observe_flow(outcome.deployment_id, outcome.prompt_tokens, call.prompt_tokens)
+        latency = time.perf_counter() - call.started
+        call_result = result or ("success" if outcome.error is None else "error")
+        self.telemetry.end_call_span(call.span, outcome, call.record, latency, call.caller, started_model=call.model)
+        self.telemetry.record_metrics(
+            call.requested_group, outcome, call.record, latency, call_result, call.operation.genai_name
+        )
+        self._record_budget_metric(call)
+        self.tracker.close(call.call_id)
+
+    def fail_flow(self, call: RoutedCall, error: BaseException) -> Flow[None]:
+        """End a call that failed before any output: release its holds, record the error.
+
+        A call interrupted after a provider got it is charged instead (:mod:`costrouter.interruptions`).
+        """
+        rejected = isinstance(error, BudgetExceededError)
+        if rejected and call.reservation is not None:
+            call.span.set_attributes(call.reservation.attributes())
+        outcome = self.outcome_for(call, Observed(litellm_cost=0.0), error)
+        mode = self.policy.defaults.on_interrupted if self.policy is not None else "release"
+        charge = interrupted_call_charge(error, call.record.attempts, call.reservation, mode)
+        if charge is not None:
+            outcome = charge_estimated(outcome, call.span, charge, mode)
+        yield from self.finish_flow(call, outcome, "rejected" if rejected else "error")
+
+    def lease_alert(self, budget: BudgetRef, threshold: float, spent_micros: int, window: str) -> None:
+        """An alert a lease message found (off any call: no span event, the dispatcher and a log line)."""
+        self.alerts.submit(budget_alert(budget, threshold, spent_micros, window))
+        logger.warning(
+            "costrouter: budget %s for %s %r reached %.0f%% of its limit ($%.6f of $%.6f)",
+            budget.name,
+            budget.scope,
+            budget.scope_id,
+            threshold * 100,
+            micros_to_usd(spent_micros),
+            micros_to_usd(budget.limit_micros),
+        )
+
+    def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int, window: str) -> None:
+        self.alerts.submit(budget_alert(budget, threshold, spent_micros, window))
+        attributes: dict[str, AttributeValue] = {
+            "budget": budget.name,
+            "scope": budget.scope,
+            "scope_id": budget.scope_id,
+            "threshold": threshold,
+            "spent_usd": micros_to_usd(spent_micros),
+            "limit_usd": micros_to_usd(budget.limit_micros),
+        }
+        call.span.add_event(sc.EVENT_BUDGET_ALERT, attributes)
+        logger.warning(
+            "costrouter: budget %s for %s %r reached %.0f%% of its limit ($%.6f of $%.6f)",
+            budget.name,
+            budget.scope,
+            budget.scope_id,
+            threshold * 100,
+            micros_to_usd(spent_micros),
+            micros_to_usd(budget.limit_micros),
+        )
+
+    def _record_budget_metric(self, call: RoutedCall) -> None:
+        reservation = call.reservation
+        if reservation is None:
+            return
+        for scope in sorted({budget.scope for budget in reservation.budgets}) or ["none"]:
+            self.telemetry.budget_decisions.add(
+                1, {sc.BUDGET_SCOPE: scope, sc.BUDGET_OUTCOME: reservation.outcome}, self.telemetry.no_exemplar
+            )
