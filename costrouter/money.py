@@ -35,3 +35,20 @@ def usd_to_micros_ceil(usd: float) -> int:
 def micros_to_usd(micros: int) -> float:
     """Convert micro-dollars to dollars (a float, for display)."""
     return micros / MICROS_PER_USD
+
+
+MAX_CALL_USD: Final = 10_000
+"""The most one routed call is ever charged, per budget: a larger figure is an untrusted answer.
+
+No provider's price list reaches it for one call (a million output tokens of the dearest model
+cost a few hundred dollars); an amount past it is charged this cap, flagged on the span and logged.
+"""
+
+MAX_CALL_MICROS: Final = MAX_CALL_USD * MICROS_PER_USD
+""":data:`MAX_CALL_USD` in micro-dollars."""
+
+MAX_COUNTER_MICROS: Final = 2**53 - 1
+"""The largest amount a counter holds: every store keeps it exactly (a Lua number is a double).
+
+Counters saturate here instead of wrapping; it is about 9 billion dollars.
+"""
