@@ -1,13 +1,9 @@
-"""The benchmark's Redis: a throwaway ``redis-server`` (costrouter.testing's), plus what the report needs."""
+"""The version of the benchmark's redis-server, for the report (each phase starts its own server)."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-
-import redis
-
-from costrouter.testing import RedisServer
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -18,9 +14,3 @@ def redis_version() -> str:
         if part.startswith("v="):
             return part[2:]
     return out.strip()
-
-
-def flush(server: RedisServer) -> None:
-    """Empty the server between benchmark phases."""
-    with redis.Redis.from_url(server.url) as client:
-        client.flushall()

@@ -28,7 +28,6 @@ import store_bench
 import variants
 from children import run_in_child
 from provider_process import ProviderProcess
-from redis_process import flush
 
 from costrouter.testing import RedisServer
 
@@ -122,27 +121,31 @@ def run(plan: Plan, quick: bool) -> dict[str, Any]:
     context.set_forkserver_preload(PRELOAD)
     _log("import and build, in fresh interpreters …")
     results["startup"] = startup_bench.measure(plan.startup_repetitions)
-    with RedisServer() as redis_server, ProviderProcess(context) as provider:
-        _log(f"provider double at {provider.base_url}, redis-server at {redis_server.url}")
-        _log("variants against the bare Router …")
-        with matrix.workers(context, plan.variant_names, provider.base_url, redis_server.url) as pool:
-            records = matrix.run(pool, plan.cells, plan.repetitions, plan.warmup_s, plan.window, _log)
+    # Each phase gets a Redis of its own: emptying one under a live fleet is a store lost, which
+    # costrouter rightly refuses (on_store_lost: fail_closed) until an operator accepts it.
+    with ProviderProcess(context) as provider:
+        with RedisServer() as redis_server:
+            _log(f"provider double at {provider.base_url}, redis-server at {redis_server.url}")
+            _log("variants against the bare Router …")
+            with matrix.workers(context, plan.variant_names, provider.base_url, redis_server.url) as pool:
+                records = matrix.run(pool, plan.cells, plan.repetitions, plan.warmup_s, plan.window, _log)
         results["matrix_raw"] = records
         results["matrix"] = matrix.aggregate(records)
-        _log("costrouter's own layer (stubbed Router) …")
-        flush(redis_server)
-        results["layer"] = run_in_child(
-            context, layer_bench.measure, redis_server.url, plan.layer_calls, plan.layer_repetitions
-        )
-        _log("budget stores alone …")
-        flush(redis_server)
-        results["stores"] = run_in_child(
-            context, store_bench.throughput, redis_server.url, plan.store_warmup_s, plan.store_window_s
-        )
-        _log(f"budget checks with {', '.join(f'{n:,}' for n in plan.session_counts)} live sessions …")
-        results["sessions"] = run_in_child(
-            context, store_bench.sessions, redis_server.url, plan.session_counts, plan.session_checks
-        )
+        with RedisServer() as redis_server:
+            _log("costrouter's own layer (stubbed Router) …")
+            results["layer"] = run_in_child(
+                context, layer_bench.measure, redis_server.url, plan.layer_calls, plan.layer_repetitions
+            )
+        with RedisServer() as redis_server:
+            _log("budget stores alone …")
+            results["stores"] = run_in_child(
+                context, store_bench.throughput, redis_server.url, plan.store_warmup_s, plan.store_window_s
+            )
+        with RedisServer() as redis_server:
+            _log(f"budget checks with {', '.join(f'{n:,}' for n in plan.session_counts)} live sessions …")
+            results["sessions"] = run_in_child(
+                context, store_bench.sessions, redis_server.url, plan.session_counts, plan.session_checks
+            )
     results["load_average_end"] = os.getloadavg()
     results["elapsed_s"] = time.perf_counter() - started
     return results
