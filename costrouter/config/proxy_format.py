@@ -115,14 +115,17 @@ def proxy_to_native(data: Mapping[str, Any], deployment_fields: frozenset[str]) 
         model_list = []
     groups: dict[str, Any] = {}
     group_lines: dict[str, int | None] = {}
+    placed: list[tuple[str, int, dict[str, Any]]] = []
     for index, entry in enumerate(model_list):
         deployment = _deployment(data, index, entry, deployment_fields, result.problems)
         if deployment is None:
             continue
         name = str(entry["model_name"])
+        placed.append((name, index, deployment))
         group_lines.setdefault(name, line_of(data, ("model_list", index, "model_name")))
         group = groups.setdefault(name, lined({"deployments": []}, {"deployments": group_lines[name]}))
         group["deployments"].append(deployment)
+    result.notes += _unordered(data, placed)
     settings = data.get("router_settings") or {}
     if not isinstance(settings, Mapping):
         result.problems.append(
@@ -215,7 +218,7 @@ def _deployment(
     lines: dict[str, int | None] = {key: param_lines[key] for key in deployment}
     if "model" not in deployment:
         lines["model"] = line_of(data, (*where, "litellm_params")) or line_of(data, where)
-    order = params.pop("order", model_info.get("order"))
+    order = params.get("order", model_info.get("order"))
     if order is not None:
         deployment["priority"] = order
         lines["priority"] = param_lines.get("order") or line_of(data, (*where, "model_info", "order"))
@@ -229,6 +232,26 @@ def _deployment(
         deployment["model_info"] = rest
         lines["model_info"] = line_of(data, (*where, "model_info"))
     return lined(deployment, lines)
+
+
+def _unordered(data: Mapping[str, Any], placed: list[tuple[str, int, dict[str, Any]]]) -> list[ConfigProblem]:
+    """Deployments without ``order`` in a group whose others have one: LiteLLM never serves them.
+
+    LiteLLM's Router serves the lowest ``order`` and, on failure, the next orders; a deployment
+    without one is in no order level. Each gets a priority after the group's orders (so costrouter
+    shows it last; the ``order`` LiteLLM gets stays as written) and a note.
+    """
+    orders: dict[str, list[int]] = {}
+    for name, _, deployment in placed:
+        if isinstance(deployment.get("priority"), int):
+            orders.setdefault(name, []).append(deployment["priority"])
+    notes: list[ConfigProblem] = []
+    for name, index, deployment in placed:
+        if name in orders and "priority" not in deployment:
+            deployment["priority"] = max(orders[name]) + 1
+            reason = f"no order, while other deployments of {name!r} have one: LiteLLM's Router never serves it"
+            notes.append(ConfigProblem(f"model_list[{index}]", reason, line_of(data, ("model_list", index))))
+    return notes
 
 
 def _router(

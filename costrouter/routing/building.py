@@ -37,6 +37,8 @@ def build_model_list(config: RouterConfig, source: str = "<config>") -> list[dic
     model_list = []
     for group_name, group in config.groups.items():
         orders = _orders([deployment.priority for deployment in group.deployments])
+        # A LiteLLM proxy file's own `order` values reach LiteLLM as written, as its proxy passes them.
+        written_orders = any("order" in deployment.litellm_params for deployment in group.deployments)
         for index, deployment in enumerate(group.deployments):
             location = f"groups.{group_name}.deployments[{index}]"
             params: dict[str, Any] = {**deployment.litellm_params, "model": deployment.model}
@@ -49,7 +51,7 @@ def build_model_list(config: RouterConfig, source: str = "<config>") -> list[dic
                 "stream_timeout": deployment.stream_timeout,
             }
             params.update({key: value for key, value in optional.items() if value is not None})
-            if len(orders) > 1:
+            if len(orders) > 1 and not written_orders:
                 params["order"] = orders[deployment.priority]
             params = resolve_secrets(params, location, source, problems)
             deployment_id = deployment_id_of(group_name, index, deployment)
