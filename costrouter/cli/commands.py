@@ -243,7 +243,12 @@ _GROUPS_SHOWN = 50
 """How many model groups ``validate`` lists without ``--all``."""
 
 
+_WILDCARD_CELLS = ("per model", "per model", "the model a call names")
+
+
 def _print_groups(console: Console, config: RouterConfig, *, show_all: bool = False) -> None:
+    from costrouter.config.groups import WILDCARD
+
     groups = _table(console)
     for name in (
         "group",
@@ -275,10 +280,10 @@ def _print_groups(console: Console, config: RouterConfig, *, show_all: bool = Fa
                 str(deployment.priority),
                 deployment_id,
                 deployment.model,
-                *_price_cells(deployment),
+                *(_WILDCARD_CELLS if WILDCARD in group else _price_cells(deployment)),
                 chain if position == 0 else "",
             )
-            for row in _dimension_rows(deployment_id, deployment):
+            for row in [] if WILDCARD in group else _dimension_rows(deployment_id, deployment):
                 prices.add_row(*row)
             endpoints.add_row(
                 deployment_id,
@@ -294,6 +299,41 @@ def _print_groups(console: Console, config: RouterConfig, *, show_all: bool = Fa
     console.print(endpoints)
     if hidden:
         console.print(f"… and {hidden:,} more model groups, all valid (--all lists them)", markup=False)
+
+
+def _print_router(console: Console, config: RouterConfig) -> None:
+    """The router settings: costrouter's own, those passed to LiteLLM's Router, those left out and why."""
+    from costrouter.config.groups import OWNED_ROUTER_ARGS, literal_secrets
+    from costrouter.routing.building import router_args
+
+    router = config.router
+    console.print(
+        f"router: num_retries {router.num_retries}, retry_after {router.retry_after:g} s, "
+        f"allowed_fails {router.allowed_fails}, cooldown {router.cooldown_time} s, {router.routing_strategy}, "
+        f"timeout {router.timeout} s",
+        markup=False,
+    )
+    passed, left_out = router_args(config)
+    if passed:
+        console.print(f"router: passed to LiteLLM's Router as written: {', '.join(passed)}", markup=False)
+    for key, reason in left_out.items():
+        console.print(f"router: left out {key}: {reason}", markup=False)
+    owned = ", ".join(f"{key} ({reason})" for key, reason in OWNED_ROUTER_ARGS.items())
+    console.print(f"router: costrouter sets {owned}", markup=False)
+    wildcards = config.wildcard_groups()
+    if wildcards:
+        console.print(
+            f"wildcard groups: {', '.join(wildcards)}: each serves any model its pattern matches, "
+            "held and priced per the model a call names (the budget policy's default price when no price "
+            "list knows it)",
+            markup=False,
+        )
+    for entry in config.custom_provider_map:
+        console.print(f"custom provider {entry.provider}: {entry.custom_handler} (registered)", markup=False)
+    literal = literal_secrets(config)
+    if literal:
+        shown = ", ".join(literal[:5]) + (f" and {len(literal) - 5} more" if len(literal) > 5 else "")
+        console.print(f"note: secrets written as literals in the file: {shown}: prefer os.environ/NAME", markup=False)
 
 
 def _store_line(policy: BudgetPolicy) -> str:
@@ -353,27 +393,25 @@ def validate(
     and exits 1. Secrets show as their ``os.environ/NAME`` reference, literals as ``***``.
     """
     from costrouter.budget import load_policy
-    from costrouter.config.groups import load_router_config
+    from costrouter.config.groups import read_router_config
     from costrouter.config.settings import Settings
+    from costrouter.routing.building import register_custom_providers
 
     settings = Settings()
     router_path = router_file or settings.config
     budgets_path = budgets_file or settings.budgets
     with _config_errors():
-        config = load_router_config(router_path)
+        config, notes = read_router_config(router_path)
+        register_custom_providers(config, str(router_path))
         policy = load_policy(budgets_path) if budgets_path is not None else None
         if policy is not None:
             policy.check_downgrade_targets(config.groups, str(budgets_path))
     console = _console()
     deployments = len(config.deployments())
     console.print(f"{router_path}: {len(config.groups)} model groups, {deployments} deployments: valid", markup=False)
-    router = config.router
-    console.print(
-        f"router: num_retries {router.num_retries}, retry_after {router.retry_after:g} s, "
-        f"allowed_fails {router.allowed_fails}, cooldown {router.cooldown_time} s, {router.routing_strategy}, "
-        f"timeout {router.timeout} s",
-        markup=False,
-    )
+    _print_router(console, config)
+    for note in notes:
+        console.print(f"note: {note}", markup=False)
     _print_groups(console, config, show_all=show_all)
     if policy is not None:
         _heading(console, f"{budgets_path}: {len(policy.budgets)} budgets: valid; {_store_line(policy)}")

@@ -9,7 +9,9 @@ Two formats load into one :class:`RouterConfig`:
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,9 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, fi
 
 from costrouter.config import price_fields as pf
 from costrouter.config.image_key import variant_key
-from costrouter.config.reader import format_location, line_of, lined, read_yaml_and_problems, validate
-from costrouter.config.redaction import masked_repr_args
-from costrouter.errors import ConfigProblem
+from costrouter.config.proxy_format import is_proxy_format, proxy_to_native
+from costrouter.config.reader import by_line, format_location, line_of, read_yaml_and_problems, validate
+from costrouter.config.redaction import is_secret_name, masked_repr_args
+from costrouter.errors import ConfigError, ConfigProblem
+
+logger = logging.getLogger("costrouter")
 
 SECRET_PREFIX = "os.environ/"
 
@@ -199,6 +204,64 @@ class RouterSettings(_Strict):
     cooldown_time: float | None = Field(default=None, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
     routing_strategy: RoutingStrategy = "simple-shuffle"
     timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
+    litellm_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Further arguments of LiteLLM's `Router` (`enable_pre_call_checks`, `stream_timeout`, "
+            "`context_window_fallbacks` …), passed through as is; a name the installed Router does not "
+            "take is left out with a warning, as LiteLLM's proxy does."
+        ),
+    )
+
+    @field_validator("litellm_args")
+    @classmethod
+    def _args_costrouter_does_not_own(cls, args: dict[str, Any]) -> dict[str, Any]:
+        problems = [
+            f"{key}: {OWNED_ROUTER_ARGS[key]}" if key in OWNED_ROUTER_ARGS else f"{key}: set it as router.{key}"
+            for key in args
+            if key in OWNED_ROUTER_ARGS or key in cls.model_fields
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return args
+
+    def fallback_args(self) -> dict[str, list[Any]]:
+        """The fallback-shaped Router arguments (``default_fallbacks`` and rules of other errors)."""
+        return {key: value for key in FALLBACK_ARGS if isinstance(value := self.litellm_args.get(key), list)}
+
+
+OWNED_ROUTER_ARGS: Final = {
+    "model_list": "costrouter builds it from the groups",
+    "fallbacks": "write each group's fallbacks under the group (a LiteLLM proxy file's router_settings.fallbacks "
+    "is read into them)",
+}
+"""LiteLLM Router arguments costrouter sets itself, and why."""
+
+FALLBACK_ARGS: Final = ("default_fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
+"""Router arguments that send a failed call to other groups, which its hold must cover."""
+
+WILDCARD: Final = "*"
+"""A group name holding it is a pattern (``openai/*``): it serves every model the pattern matches."""
+
+
+class CustomProvider(_Strict):
+    """One ``custom_provider_map`` entry: a provider name served by a ``CustomLLM`` handler."""
+
+    provider: str = Field(min_length=1, description="The provider prefix deployments use (`my-llm/model`).")
+    custom_handler: str = Field(description="`module.instance`: a module next to the config file, else importable.")
+
+    @field_validator("custom_handler")
+    @classmethod
+    def _dotted_path(cls, value: str) -> str:
+        if not _DOTTED.fullmatch(value):
+            raise ValueError(
+                f"{value!r} must be module.instance (a module next to the config file, or importable); "
+                "costrouter does not load handlers from s3:// or gcs://"
+            )
+        return value
+
+
+_DOTTED: Final = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
 class RouterConfig(_Strict):
@@ -206,13 +269,15 @@ class RouterConfig(_Strict):
 
     groups: dict[str, ModelGroup] = Field(min_length=1)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    custom_provider_map: list[CustomProvider] = Field(
+        default_factory=list, description="LiteLLM custom providers, registered when the router is built."
+    )
 
     @field_validator("groups")
     @classmethod
-    def _names_are_words(cls, groups: dict[str, ModelGroup]) -> dict[str, ModelGroup]:
-        for name in groups:
-            if not name or "/" in name:
-                raise ValueError(f"group name {name!r} must be non-empty and contain no '/'")
+    def _names_are_not_empty(cls, groups: dict[str, ModelGroup]) -> dict[str, ModelGroup]:
+        if "" in groups:
+            raise ValueError("a group name must not be empty")
         return groups
 
     @model_validator(mode="after")
@@ -233,11 +298,23 @@ class RouterConfig(_Strict):
         ]
 
     def fallback_graph(self) -> dict[str, list[str]]:
-        """Each group's fallback targets."""
-        return {name: group.fallbacks for name, group in self.groups.items()}
+        """Each group's fallback targets: its own (else the default fallbacks), then other errors' rules."""
+        args = self.router.fallback_args()
+        default = [str(target) for target in args.get("default_fallbacks", [])]
+        rules = [rule for key in FALLBACK_ARGS[1:] for rule in args.get(key, []) if isinstance(rule, Mapping)]
+        graph: dict[str, list[str]] = {}
+        for name, group in self.groups.items():
+            targets = list(group.fallbacks) or [target for target in default if target != name]
+            for rule in rules:
+                extra = rule.get(name)
+                if isinstance(extra, list):
+                    targets.extend(str(target) for target in extra if str(target) not in targets)
+            graph[name] = targets
+        return graph
 
     def reachable_groups(self, group: str, limit: int | None = None) -> list[str]:
         """``group`` and every group its fallbacks can reach, in fallback order (at most ``limit``)."""
+        graph = self.fallback_graph()
         order: list[str] = []
         seen: set[str] = set()
         pending = deque([group])
@@ -247,8 +324,12 @@ class RouterConfig(_Strict):
                 continue
             seen.add(name)
             order.append(name)
-            pending.extend(self.groups[name].fallbacks)
+            pending.extend(graph[name])
         return order
+
+    def wildcard_groups(self) -> list[str]:
+        """The groups whose name is a pattern (``openai/*``, ``*``)."""
+        return [name for name in self.groups if WILDCARD in name]
 
 
 _REFERENCES_CHECKED: Final = object()
@@ -289,7 +370,31 @@ def reference_problems(data: Any) -> list[ConfigProblem]:
                 reason = f"duplicate deployment id {deployment_id!r} (also in group {seen[deployment_id]!r})"
                 problems.append(ConfigProblem(format_location(id_at), reason, line_of(data, id_at)))
             seen[deployment_id] = str(group_name)
-    return problems
+    return problems + _fallback_arg_problems(data, groups)
+
+
+def _fallback_arg_problems(data: Mapping[str, Any], groups: Mapping[str, Any]) -> list[ConfigProblem]:
+    """Targets of ``router.litellm_args``' fallback rules that name no group."""
+    router = data.get("router")
+    args = router.get("litellm_args") if isinstance(router, Mapping) else None
+    if not isinstance(args, Mapping):
+        return []
+    found: list[tuple[tuple[str | int, ...], Any]] = []
+    for key in FALLBACK_ARGS:
+        value = args.get(key)
+        base: tuple[str | int, ...] = ("router", "litellm_args", key)
+        if key == "default_fallbacks" and isinstance(value, list):
+            found += [((*base, index), target) for index, target in enumerate(value)]
+        elif isinstance(value, list):
+            for index, rule in enumerate(value):
+                for source, targets in rule.items() if isinstance(rule, Mapping) else ():
+                    if isinstance(targets, list):
+                        found += [((*base, index, source), target) for target in targets]
+    return [
+        ConfigProblem(format_location(where), f"unknown fallback target {target!r}", line_of(data, where))
+        for where, target in found
+        if not isinstance(target, str) or target not in groups
+    ]
 
 
 def deployment_id_of(group: str, index: int, deployment: Deployment) -> str:
@@ -299,156 +404,63 @@ def deployment_id_of(group: str, index: int, deployment: Deployment) -> str:
 
 # ---- loading ---------------------------------------------------------------------------
 
-_PROXY_IGNORED_SECTIONS = frozenset(
-    {"litellm_settings", "general_settings", "environment_variables", "include", "mcp_servers"}
-)
-_PROXY_ROUTER_KEYS = {
-    "num_retries": "num_retries",
-    "retry_after": "retry_after",
-    "allowed_fails": "allowed_fails",
-    "cooldown_time": "cooldown_time",
-    "routing_strategy": "routing_strategy",
-    "timeout": "timeout",
-}
 _DEPLOYMENT_FIELDS = frozenset(
     key
     for key in Deployment.model_fields
     if key not in {"id", "priority", "litellm_params", "model_info", pf.PRICE_MAP_FALLBACK}
     and not pf.is_price_field(key)
 )
-_MODEL_INFO_READ = frozenset({"id", "order"})
-
-
-def _proxy_to_native(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[ConfigProblem]]:
-    """A LiteLLM proxy ``config.yaml`` mapping in costrouter's own layout, and what is wrong with it.
-
-    The converted mapping keeps the proxy file's lines, so later problems still point at it.
-    """
-    problems = [
-        ConfigProblem(str(key), "unknown key", line_of(data, (key,)))
-        for key in data
-        if key not in _PROXY_IGNORED_SECTIONS | {"model_list", "router_settings"}
-    ]
-    model_list = data.get("model_list")
-    if not isinstance(model_list, list):
-        problems.append(ConfigProblem("model_list", "must be a list of deployments", line_of(data, ("model_list",))))
-        model_list = []
-    groups: dict[str, Any] = {}
-    group_lines: dict[str, int | None] = {}
-    for index, entry in enumerate(model_list):
-        where = ("model_list", index)
-        deployment = _proxy_deployment(data, index, entry, problems)
-        if deployment is None:
-            continue
-        name = str(entry["model_name"])
-        group_lines.setdefault(name, line_of(data, (*where, "model_name")))
-        group = groups.setdefault(name, lined({"deployments": []}, {"deployments": group_lines[name]}))
-        group["deployments"].append(deployment)
-    settings = data.get("router_settings") or {}
-    if not isinstance(settings, Mapping):
-        problems.append(ConfigProblem("router_settings", "must be a mapping", line_of(data, ("router_settings",))))
-        settings = {}
-    _proxy_fallbacks(data, settings.get("fallbacks") or [], groups, group_lines, problems)
-    router = lined(
-        {ours: settings[theirs] for theirs, ours in _PROXY_ROUTER_KEYS.items() if theirs in settings},
-        {ours: line_of(data, ("router_settings", theirs)) for theirs, ours in _PROXY_ROUTER_KEYS.items()},
-    )
-    native = lined(
-        {"groups": lined(groups, group_lines), "router": router},
-        {"groups": line_of(data, ("model_list",)), "router": line_of(data, ("router_settings",))},
-    )
-    return native, problems
-
-
-def _proxy_deployment(
-    data: Mapping[str, Any], index: int, entry: Any, problems: list[ConfigProblem]
-) -> dict[str, Any] | None:
-    """One ``model_list`` entry as a native deployment mapping; ``None`` (and a problem) when unusable."""
-    where = ("model_list", index)
-    if not isinstance(entry, Mapping) or "model_name" not in entry:
-        problems.append(
-            ConfigProblem(format_location(where), "needs model_name and litellm_params", line_of(data, where))
-        )
-        return None
-    sections: dict[str, dict[str, Any]] = {}
-    for section in ("litellm_params", "model_info"):
-        value = entry.get(section)
-        if value is not None and not isinstance(value, Mapping):
-            location = (*where, section)
-            kind = next(t.__name__ for t in type(value).__mro__ if t.__module__ == "builtins")
-            reason = f"must be a mapping of parameters, not {kind} {value!r}"
-            problems.append(ConfigProblem(format_location(location), reason, line_of(data, location)))
-            return None
-        sections[section] = dict(value or {})
-    params, model_info = sections["litellm_params"], sections["model_info"]
-    param_lines = {key: line_of(data, (*where, "litellm_params", key)) for key in params}
-    deployment: dict[str, Any] = {key: params.pop(key) for key in list(params) if key in _DEPLOYMENT_FIELDS}
-    lines: dict[str, int | None] = {key: param_lines[key] for key in deployment}
-    order = params.pop("order", model_info.get("order"))
-    if order is not None:
-        deployment["priority"] = order
-        lines["priority"] = param_lines.get("order") or line_of(data, (*where, "model_info", "order"))
-    if "id" in model_info:
-        deployment["id"] = str(model_info["id"])
-        lines["id"] = line_of(data, (*where, "model_info", "id"))
-    deployment["litellm_params"] = params
-    lines["litellm_params"] = line_of(data, (*where, "litellm_params"))
-    rest = {key: value for key, value in model_info.items() if key not in _MODEL_INFO_READ}
-    if rest:
-        deployment["model_info"] = rest
-        lines["model_info"] = line_of(data, (*where, "model_info"))
-    return lined(deployment, lines)
-
-
-def _proxy_fallbacks(
-    data: Mapping[str, Any],
-    rules: Any,
-    groups: dict[str, Any],
-    group_lines: dict[str, int | None],
-    problems: list[ConfigProblem],
-) -> None:
-    """``router_settings.fallbacks`` (a list of ``{group: [targets]}``) into each native group."""
-    where: tuple[str | int, ...] = ("router_settings", "fallbacks")
-    if not isinstance(rules, list):
-        problems.append(
-            ConfigProblem(format_location(where), "must be a list of {group: [fallbacks]}", line_of(data, where))
-        )
-        return
-    for index, rule in enumerate(rules):
-        if not isinstance(rule, Mapping):
-            location = (*where, index)
-            problems.append(
-                ConfigProblem(format_location(location), "must be {group: [fallbacks]}", line_of(data, location))
-            )
-            continue
-        for group_name, targets in rule.items():
-            location = (*where, index, group_name)
-            line = line_of(data, location)
-            if not isinstance(targets, list):
-                problems.append(ConfigProblem(format_location(location), "must be a list of group names", line))
-                continue
-            group_lines.setdefault(str(group_name), line)
-            group = groups.setdefault(str(group_name), lined({"deployments": []}, {"deployments": line}))
-            group["fallbacks"] = targets
-            group.lines["fallbacks"] = line
 
 
 def parse_router_config(data: Any, source: str = "<dict>", problems: Sequence[ConfigProblem] = ()) -> RouterConfig:
     """Validate a mapping (either format) as a :class:`RouterConfig`; every problem in one ConfigError."""
+    return _parse(data, source, problems)[0]
+
+
+def _parse(data: Any, source: str, problems: Sequence[ConfigProblem]) -> tuple[RouterConfig, list[ConfigProblem]]:
     if isinstance(data, RouterConfig):
-        return data
+        return data, []
     found = list(problems)
-    if isinstance(data, Mapping) and "model_list" in data:
-        data, converted = _proxy_to_native(data)
-        found += converted
+    notes: list[ConfigProblem] = []
+    if is_proxy_format(data):
+        conversion = proxy_to_native(data, _DEPLOYMENT_FIELDS)
+        data, notes = conversion.native, conversion.notes
+        found += conversion.problems
+        if "groups" not in data:  # no model_list: its problem says it all
+            raise ConfigError(source, by_line(found))
     found += reference_problems(data)
-    return validate(RouterConfig, data, source, found, context=_REFERENCES_CHECKED)
+    return validate(RouterConfig, data, source, found, context=_REFERENCES_CHECKED), notes
+
+
+def read_router_config(path: str | Path) -> tuple[RouterConfig, list[ConfigProblem]]:
+    """Read and validate a model-group YAML file (either format), with notes on what it leaves aside.
+
+    A LiteLLM proxy file's notes name the sections that configure the proxy server only.
+    """
+    data, problems = read_yaml_and_problems(path)
+    return _parse(data, str(path), problems)
 
 
 def load_router_config(path: str | Path) -> RouterConfig:
-    """Read and validate a model-group YAML file (either format)."""
-    data, problems = read_yaml_and_problems(path)
-    return parse_router_config(data, str(path), problems)
+    """Read and validate a model-group YAML file (either format); its notes go to the log, one line each."""
+    config, notes = read_router_config(path)
+    for note in notes:
+        logger.info("costrouter: %s: %s", path, note)
+    return config
+
+
+def literal_secrets(config: RouterConfig) -> list[str]:
+    """``group[index].param`` of every secret written in the file as a literal, not ``os.environ/NAME``."""
+    found = []
+    for group, group_config in config.groups.items():
+        for index, deployment in enumerate(group_config.deployments):
+            params = {"api_key": deployment.api_key, **deployment.litellm_params}
+            found += [
+                f"{group}[{index}].{key}"
+                for key, value in params.items()
+                if isinstance(value, str) and value and is_secret_name(key) and not value.startswith(SECRET_PREFIX)
+            ]
+    return found
 
 
 def resolve_secrets(value: Any, location: str, source: str, problems: list[ConfigProblem]) -> Any:

@@ -270,17 +270,22 @@ class PriceBook:
         """Deployments with no price in the file nor in the price map."""
         return [deployment_id for deployment_id, price in self.prices.items() if price is None]
 
-    def worst_case(self, groups: Iterable[str], default: Price | None) -> WorstCase:
+    def worst_case(
+        self, groups: Iterable[str], default: Price | None, called: Mapping[str, Price | None] | None = None
+    ) -> WorstCase:
         """Every price a call over ``groups`` may pay, and the largest output among them.
 
         An unpriced deployment counts at ``default`` (a policy price); with no default
-        it counts as free, which the router reports at build time.
+        it counts as free, which the router reports at build time. ``called`` replaces the
+        price of a wildcard group's deployments by that of the model the call names.
         """
         prices: list[Price] = []
         max_output: int | None = None
         for group in groups:
             for deployment_id in self.group_deployments.get(group, ()):
-                price = self.prices.get(deployment_id) or default
+                price = (
+                    called[deployment_id] if called and deployment_id in called else self.prices.get(deployment_id)
+                ) or default
                 if price is None:
                     continue
                 prices.append(price)

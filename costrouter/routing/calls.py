@@ -53,6 +53,7 @@ from costrouter.pricing.tokens import prompt_token_bound
 from costrouter.routing.interruptions import charge_estimated, interrupted_call_charge
 from costrouter.routing.operations import CHAT, Operation, Reading
 from costrouter.routing.operations.modes import check_mode, deployment_mode
+from costrouter.routing.wildcards import GroupResolver, Resolved
 
 logger = logging.getLogger("costrouter")
 
@@ -80,6 +81,10 @@ class RoutedCall:
     operation: Operation = CHAT
     model: ModelFacts | None = None
     """The model the span's start named (the group's first-priority deployment)."""
+    routed_name: str = ""
+    """The name LiteLLM is called with: the group's, or the model a caller named for a wildcard group."""
+    wildcard: Resolved | None = None
+    """How a wildcard group serves this call (the model each of its deployments calls), else ``None``."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,7 @@ class CallPlanner:
         if policy is None:  # written with the span's other start attributes, not by a call of its own
             telemetry.start_attributes[sc.BUDGET_OUTCOME] = "unbudgeted"
         self.prices = PriceBook.from_config(config)
+        self.resolver = GroupResolver(config)
         self.alerts = AlertDispatcher(policy.alerts if policy else AlertSettings(), telemetry.meter_provider)
         self._reachable = reachable_group_sets(config.fallback_graph())
         self._worst_by_reach: dict[frozenset[str], tuple[WorstCase, tuple[str, ...]]] = {}
@@ -224,15 +230,22 @@ class CallPlanner:
         caller: Caller,
         request: dict[str, Any],
     ) -> RoutedCall:
-        if group not in self.config.groups:
+        requested = group
+        resolved = self.resolver.resolve(requested)
+        if resolved is None:
             known = ", ".join(sorted(self.config.groups))
-            raise ValueError(f"unknown model group {group!r}; the router has: {known}")
+            raise ValueError(f"unknown model group {requested!r}; the router has: {known}")
+        group = resolved.group
         if (operation.name, group) not in self._mode_checked:
             check_mode(operation, group, {d: f.mode for d, f in self.deployments.items() if f.group == group})
             self._mode_checked.add((operation.name, group))
         call_id = os.urandom(16).hex()  # 128 random bits, as uuid4 without building a UUID
         stream = bool(request.get("stream"))
         model = self._primary_models.get(group) or self.models[primary_deployment_id(self.config, group)]
+        wildcard = resolved if resolved.wildcard else None
+        if wildcard is not None:
+            primary = primary_deployment_id(self.config, group)
+            model = self.resolver.facts(primary, wildcard.models[primary], self.deployments[primary].provider)
         span = self.telemetry.start_call_span(
             group,
             messages,
@@ -257,11 +270,13 @@ class CallPlanner:
             started=time.perf_counter(),
             operation=operation,
             model=model,
+            routed_name=requested,
+            wildcard=wildcard,
         )
 
     def _route_kwargs(self, call: RoutedCall) -> dict[str, Any]:
         kwargs = dict(call.request)
-        kwargs["model"] = call.group
+        kwargs["model"] = call.routed_name or call.group
         if call.operation.takes_messages:
             kwargs["messages"] = list(call.messages)
         key = call.operation.metadata_arg
@@ -275,13 +290,18 @@ class CallPlanner:
     # ---- budgets -----------------------------------------------------------------------
     def _estimate_micros(self, policy: BudgetPolicy, call: RoutedCall, group: str) -> int:
         defaults = policy.defaults
-        default_price = Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
+        default_price = self._default_price()
         groups = self._reachable.get(group, frozenset((group,)))
         reach = self._worst_by_reach.get(groups)
         if reach is None:
             deployment_ids = tuple(d for g in groups for d in self.prices.group_deployments.get(g, ()))
             reach = self._worst_by_reach[groups] = (self.prices.worst_case(groups, default_price), deployment_ids)
         worst, deployment_ids = reach
+        wildcard = call.wildcard
+        if wildcard is not None and group == wildcard.group:
+            # The hold covers the model the caller named, not the pattern: priced per call.
+            called = {d: self.resolver.price(d, model) for d, model in wildcard.models.items()}
+            worst = self.prices.worst_case(groups, default_price, called)
         operation = call.operation
         if operation.usage_bound is not None:
             bound = operation.usage_bound(call.request, defaults)
@@ -336,7 +356,8 @@ class CallPlanner:
                 reservation.budgets = [result.budget]
                 raise result.error()
             tried.add(target)
-            call.group = downgraded_to = target
+            call.group = call.routed_name = downgraded_to = target
+            call.wildcard = None
             reservation_id = f"{call.call_id}~{target}"
             call.span.add_event(
                 sc.EVENT_BUDGET_WARNING,
@@ -410,8 +431,14 @@ class CallPlanner:
         facts = self.deployments.get(observed.deployment_id or "")
         prompt_tokens, completion_tokens = observed.prompt_tokens, observed.completion_tokens
         provider = facts.provider if facts else None
+        price = facts.price if facts else None
+        model = self.models.get(observed.deployment_id or "")
+        called = call.wildcard.models.get(observed.deployment_id or "") if call.wildcard is not None else None
+        if called is not None and observed.deployment_id is not None:
+            price = self.resolver.price(observed.deployment_id, called) or self._default_price()
+            model = self.resolver.facts(observed.deployment_id, called, provider)
         breakdown, settled = price_call(
-            facts.price if facts else None,
+            price,
             call_usage(observed.usage, prompt_tokens, completion_tokens, observed.units, observed.variant),
             observed.litellm_cost,
             provider_reported_cost(observed.usage, observed.hidden_params, provider),
@@ -435,8 +462,15 @@ class CallPlanner:
             extra=call.extra_attributes,
             breakdown=breakdown,
             settled=settled,
-            model=self.models.get(observed.deployment_id or ""),
+            model=model,
         )
+
+    def _default_price(self) -> Price | None:
+        """The budget policy's price for a model no price list knows (``None`` without a policy)."""
+        if self.policy is None:
+            return None
+        defaults = self.policy.defaults
+        return Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
 
     def finish_flow(self, call: RoutedCall, outcome: Outcome, result: str | None = None) -> Flow[None]:
         """Settle the budgets with the actual cost, then write the span and the metrics."""

@@ -169,7 +169,12 @@ litellm_settings:
     assert [d.priority for d in fast] == [1, 2]
     # Prices stay where the proxy file wrote them (the precedence knows its layers).
     assert fast[0].file_prices() == {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002}
-    assert fast[0].litellm_params == {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002, "rpm": 100}
+    assert fast[0].litellm_params == {
+        "input_cost_per_token": 0.000001,
+        "output_cost_per_token": 0.000002,
+        "order": 1,  # reaches LiteLLM as written, as the proxy passes it
+        "rpm": 100,
+    }
     model_list = build_model_list(config)
     assert model_list[0]["litellm_params"]["api_key"] == "sk-test"
 

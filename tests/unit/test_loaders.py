@@ -99,5 +99,9 @@ general_setings: {}
     assert (15, "router.num_retries", "Input should be greater than or equal to 0") in found
     assert (16, "groups.capable.fallbacks[1]", "unknown fallback target 'nowhere'") in found
     assert (16, "router_settings.fallbacks[1].cheap", "must be a list of group names") in found
-    assert (17, "general_setings", "unknown key") in found
+    assert (
+        17,
+        "general_setings",
+        "unknown key (did you mean 'general_settings'? LiteLLM's proxy would ignore it silently)",
+    ) in found
     assert [line for line, _, _ in found] == sorted(line for line, _, _ in found)
