@@ -18,8 +18,8 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator, model_validator
 
 from costrouter.config import price_fields as pf
-from costrouter.config.modes import canonical_mode, mode_problem
 from costrouter.config.image_key import variant_key
+from costrouter.config.modes import canonical_mode, mode_problem
 from costrouter.config.reader import format_location, line_of, lined, read_yaml_and_problems, validate
 from costrouter.config.redaction import masked_repr_args
 from costrouter.errors import ConfigProblem

@@ -12,6 +12,7 @@ import litellm
 from costrouter.config import price_fields as pf
 from costrouter.config.groups import Deployment, RouterConfig
 from costrouter.pricing.image_prices import ImageVariant, price_map_variants, variant_rate
+from costrouter.pricing.service_tiers import servable_tiers
 
 PriceSource = Literal["deployment", "litellm_params", "model_info", "price_map", "derived", "default"]
 """Where one price came from: a layer of the file (highest first), LiteLLM's price map, a rule
@@ -225,22 +226,6 @@ def unit_rates(rates: Mapping[str, float]) -> dict[str, Decimal]:
         "images": Decimal(repr(per_image)) if per_image is not None else Decimal(0),
         "pixels": rate(pf.PIXEL) if per_image is None else Decimal(0),
     }
-
-
-def servable_tiers(requested: str | None) -> tuple[str | None, ...]:
-    """The priced tiers a request asking for ``requested`` may be served (and billed) at; ``None`` is standard.
-
-    OpenAI's documented behaviour: ``auto`` (the default) serves at the project's tier, ``default``
-    unless the project is set otherwise (name the tier on the deployment then); ``flex`` serves at
-    flex or refuses (429 ``resource unavailable``), it never upgrades; ``priority`` may be served at
-    standard when the priority ramp is exceeded. A tier with no price of its own bills as standard.
-    """
-    tier = pf.billed_tier(requested)
-    if tier is None:
-        return (None,)
-    if tier == "flex":
-        return ("flex",)
-    return (tier, None)
 
 
 def _resolved(

@@ -106,6 +106,7 @@ class ResponsesTally:
         self.finish_reasons: list[str] = []
         self.response_id: str | None = None
         self.model: str | None = None
+        self.service_tier: str | None = None
 
     def observe(self, event: Any) -> None:
         """Take one event into account."""
@@ -119,6 +120,7 @@ class ResponsesTally:
             return
         self.response_id = self.response_id or getattr(response, "id", None)
         self.model = self.model or getattr(response, "model", None)
+        self.service_tier = getattr(response, "service_tier", None) or self.service_tier
         usage = chat_usage(getattr(response, "usage", None))
         if usage is not None:
             self.usage = litellm.Usage(**usage)
