@@ -360,6 +360,7 @@ class ProviderDouble:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_post("/chat/completions", self._handle)
+        app.router.add_post("/openai/deployments/{deployment:.+}/chat/completions", self._handle)  # Azure OpenAI
         app.router.add_post("/v1/messages", self._handle_messages)
         app.router.add_post("/v1/embeddings", self._handle_embeddings)
         app.router.add_post("/v1/responses", self._handle_responses)
