@@ -362,7 +362,7 @@ _DEPLOYMENT_FIELDS = frozenset(
     if key not in {"id", "priority", "litellm_params", "model_info", pf.PRICE_MAP_FALLBACK}
     and not pf.is_price_field(key)
 )
-_MODEL_INFO_READ = frozenset({"id", "order"})
+_MODEL_INFO_READ = frozenset({"id", "order", pf.PRICE_MAP_FALLBACK})
 
 
 def _proxy_to_native(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[ConfigProblem]]:
@@ -437,6 +437,9 @@ def _proxy_deployment(
     if order is not None:
         deployment["priority"] = order
         lines["priority"] = param_lines.get("order") or line_of(data, (*where, "model_info", "order"))
+    if pf.PRICE_MAP_FALLBACK in model_info:  # costrouter's own key: model_info, where LiteLLM sends nothing on
+        deployment[pf.PRICE_MAP_FALLBACK] = model_info[pf.PRICE_MAP_FALLBACK]
+        lines[pf.PRICE_MAP_FALLBACK] = line_of(data, (*where, "model_info", pf.PRICE_MAP_FALLBACK))
     if "id" in model_info:
         deployment["id"] = str(model_info["id"])
         lines["id"] = line_of(data, (*where, "model_info", "id"))
