@@ -26,10 +26,20 @@ _GEMINI_TRAFFIC_TYPES: Final = {
 """Gemini / Vertex AI ``usageMetadata.trafficType`` as a tier (``_GEMINI_TRAFFIC_TYPE_TO_SERVICE_TIER``)."""
 
 
+_NOT_PYDANTIC: Final = object()
+
+
 def _field(obj: Any, name: str) -> Any:
+    """``obj``'s ``name``, without pydantic's slow miss (``getattr`` of an absent field costs ~4 µs)."""
     if isinstance(obj, Mapping):
         return obj.get(name)
-    return getattr(obj, name, None)
+    fields = getattr(obj, "__dict__", None)
+    if fields is not None and name in fields:
+        return fields[name]
+    extra: Any = getattr(obj, "__pydantic_extra__", _NOT_PYDANTIC)
+    if extra is _NOT_PYDANTIC:
+        return getattr(obj, name, None)
+    return extra.get(name) if extra else None
 
 
 def reported_tier(response: Any, usage: Any = None, hidden_params: Mapping[str, Any] | None = None) -> str | None:
@@ -41,7 +51,9 @@ def reported_tier(response: Any, usage: Any = None, hidden_params: Mapping[str, 
         tier = _field(source, "service_tier") if source is not None else None
         if isinstance(tier, str):
             return tier
-    specific = (hidden_params or {}).get("provider_specific_fields")
+    if not hidden_params:
+        return None
+    specific = hidden_params.get("provider_specific_fields")
     traffic = specific.get("traffic_type") if isinstance(specific, Mapping) else None
     return _GEMINI_TRAFFIC_TYPES.get(traffic.upper(), STANDARD) if isinstance(traffic, str) else None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import litellm
 import pytest
 
 from costrouter.pricing.service_tiers import STANDARD, call_tier, reported_tier, servable_tiers
@@ -56,3 +57,12 @@ def test_the_reported_tier_is_read_from_the_response_then_usage_then_geminis_tra
 )
 def test_the_tiers_a_request_may_be_served_at(requested: str | None, tiers: tuple[str | None, ...]) -> None:
     assert servable_tiers(requested) == tiers
+
+
+def test_the_tier_is_read_from_litellms_objects_where_they_keep_it() -> None:
+    served = litellm.ModelResponse(model="gpt-5", service_tier="flex")  # a pydantic extra
+    chunk = litellm.ModelResponseStream(model="gpt-5", service_tier="priority")
+    plain = litellm.ModelResponse(model="gpt-5", usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7})
+    assert reported_tier(served) == "flex"
+    assert reported_tier(chunk) == "priority"
+    assert reported_tier(plain, plain.usage, {}) is None
