@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from costrouter.budget import Budget, BudgetPolicy, BudgetStore
     from costrouter.budget.journal import PendingSettle
     from costrouter.cli.demo import DemoResult
-    from costrouter.config.groups import Deployment, RouterConfig
+    from costrouter.config.groups import RouterConfig
+    from costrouter.pricing.prices import Price, PriceSource
 
 
 class ExitCode(IntEnum):
@@ -187,22 +188,24 @@ _SOURCE_LABELS = {
 }
 
 
-def _price_cells(deployment: Deployment) -> tuple[str, str, str]:
-    from costrouter.pricing.prices import deployment_price  # LiteLLM's price map: only validate pays for it
+def _source_label(price: Price, source: PriceSource) -> str:
+    """Where a price came from; the price map's as ``base_model <name>`` when the deployment names one."""
+    if source == "price_map" and price.base_model is not None:
+        return f"base_model {price.base_model}"
+    return _SOURCE_LABELS[source]
 
-    price = deployment_price(deployment)
+
+def _price_cells(price: Price | None) -> tuple[str, str, str]:
     if price is None:
         return "-", "-", "unpriced: policy default"
-    source = _SOURCE_LABELS[price.source]
+    source = _source_label(price, price.source)
     return _per_million(price.input_per_token), _per_million(price.output_per_token), source
 
 
-def _dimension_rows(deployment_id: str, deployment: Deployment) -> list[tuple[str, str, str, str]]:
+def _dimension_rows(deployment_id: str, price: Price | None) -> list[tuple[str, str, str, str]]:
     """One row per price dimension of the deployment: name, price, where it came from."""
     from costrouter.config.price_fields import PER_MILLION_UNIT_FIELDS, REQUEST, UNIT_FIELDS, unit_name
-    from costrouter.pricing.prices import deployment_price
 
-    price = deployment_price(deployment)
     if price is None:
         return [(deployment_id, "every dimension", "-", "unpriced: policy default")]
     rows = []
@@ -216,7 +219,7 @@ def _dimension_rows(deployment_id: str, deployment: Deployment) -> list[tuple[st
             )
         else:
             shown = _usd(value) if key == REQUEST else _per_million(value)
-        label = _SOURCE_LABELS[source]
+        label = _source_label(price, source)
         if source == "derived":
             label = "rule: as " + ("output" if key.startswith("output") else "input")
         rows.append((deployment_id if position == 0 else "", key, shown, label))
@@ -246,9 +249,12 @@ _GROUPS_SHOWN = 50
 _WILDCARD_CELLS = ("per model", "per model", "the model a call names")
 
 
-def _print_groups(console: Console, config: RouterConfig, *, show_all: bool = False) -> None:
+def _print_groups(console: Console, config: RouterConfig, *, show_all: bool = False) -> list[str]:
+    """Print the groups, their prices and endpoints; return the warnings of deployments priced $0 by mistake."""
     from costrouter.config.groups import WILDCARD
+    from costrouter.pricing.prices import deployment_price, free_warning  # LiteLLM's price map: only validate
 
+    warnings: list[str] = []
     groups = _table(console)
     for name in (
         "group",
@@ -275,15 +281,18 @@ def _print_groups(console: Console, config: RouterConfig, *, show_all: bool = Fa
         chain = " → ".join(reach[:_CHAIN_SHOWN]) + (" → …" if len(reach) > _CHAIN_SHOWN else "") or "-"
         for position, (index, deployment) in enumerate(ranked):
             deployment_id = deployment.id or f"{group}-{index}"
+            price = None if WILDCARD in group else deployment_price(deployment)
+            if price is not None and price.suspect_free:
+                warnings.append(free_warning(deployment_id, price))
             groups.add_row(
                 group if position == 0 else "",
                 str(deployment.priority),
                 deployment_id,
                 deployment.model,
-                *(_WILDCARD_CELLS if WILDCARD in group else _price_cells(deployment)),
+                *(_WILDCARD_CELLS if WILDCARD in group else _price_cells(price)),
                 chain if position == 0 else "",
             )
-            for row in [] if WILDCARD in group else _dimension_rows(deployment_id, deployment):
+            for row in [] if WILDCARD in group else _dimension_rows(deployment_id, price):
                 prices.add_row(*row)
             endpoints.add_row(
                 deployment_id,
@@ -299,6 +308,7 @@ def _print_groups(console: Console, config: RouterConfig, *, show_all: bool = Fa
     console.print(endpoints)
     if hidden:
         console.print(f"… and {hidden:,} more model groups, all valid (--all lists them)", markup=False)
+    return warnings
 
 
 def _print_router(console: Console, config: RouterConfig) -> None:
@@ -412,7 +422,7 @@ def validate(
     _print_router(console, config)
     for note in notes:
         console.print(f"note: {note}", markup=False)
-    _print_groups(console, config, show_all=show_all)
+    warnings = _print_groups(console, config, show_all=show_all)
     if policy is not None:
         _heading(console, f"{budgets_path}: {len(policy.budgets)} budgets: valid; {_store_line(policy)}")
         console.print(_budgets_table(console, policy))
@@ -425,6 +435,8 @@ def validate(
         console.print("no budget policy given: spend is traced, nothing is enforced", markup=False)
     missing = _missing_env(config)
     errors = _console(stderr=True)
+    for warning in warnings:
+        errors.print(f"warning: {router_path}: {warning}", markup=False)
     for problem in missing:
         errors.print(f"{'error' if strict else 'warning'}: {router_path}: {problem}", markup=False)
     if missing and strict:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, fi
 
 from costrouter.config import price_fields as pf
 from costrouter.config.image_key import variant_key
+from costrouter.config.modes import canonical_mode, mode_problem
 from costrouter.config.proxy_format import is_proxy_format, proxy_to_native
 from costrouter.config.reader import by_line, format_location, line_of, read_yaml_and_problems, validate
 from costrouter.config.redaction import is_secret_name, masked_repr_args
@@ -29,6 +30,8 @@ from costrouter.errors import ConfigError, ConfigProblem
 logger = logging.getLogger("costrouter")
 
 SECRET_PREFIX = "os.environ/"
+BASE_MODEL: Final = "base_model"
+"""The ``model_info`` / ``litellm_params`` key naming the model a deployment is priced as."""
 
 MAX_RETRIES: Final = 100
 """More retries than this is a typo: each one is a billed request."""
@@ -109,7 +112,11 @@ class Deployment(_Strict):
         default_factory=dict, description="A LiteLLM proxy's `model_info` (prices it holds are read)."
     )
     mode: str | None = Field(
-        default=None, description="The kind of call it serves (`chat`, `embedding` …); default: the price map's."
+        default=None,
+        description=(
+            "The kind of call it serves (`chat`, `embedding` …, in costrouter's or LiteLLM's spelling); "
+            "default: `model_info.mode`, else the price map's."
+        ),
     )
     max_output_tokens: int | None = Field(default=None, gt=0)
     timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
@@ -131,6 +138,45 @@ class Deployment(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return {variant_key(str(key)): float(price) for key, price in value.items()}
+
+    @field_validator("mode")
+    @classmethod
+    def _mode_is_routed(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        problem = mode_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return canonical_mode(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mode_from_model_info(cls, data: Any) -> Any:
+        """A proxy's ``model_info.mode`` is the deployment's mode when it sets none itself (checked as one)."""
+        if isinstance(data, Mapping) and data.get("mode") is None:
+            model_info = data.get("model_info")
+            if isinstance(model_info, Mapping) and model_info.get("mode") is not None:
+                return {**data, "mode": model_info["mode"]}
+        return data
+
+    @field_validator("model_info", "litellm_params")
+    @classmethod
+    def _base_model_is_a_name(cls, value: dict[str, Any]) -> dict[str, Any]:
+        base_model = value.get(BASE_MODEL)
+        if base_model is not None and (not isinstance(base_model, str) or not base_model.strip()):
+            raise ValueError(f"{BASE_MODEL}: must be a model name such as azure/o1, not {base_model!r}")
+        return value
+
+    @property
+    def base_model(self) -> str | None:
+        """The model LiteLLM prices this deployment as (Azure and other custom deployment names).
+
+        LiteLLM's cost path reads ``litellm_params.base_model`` first, then ``model_info.base_model``
+        (``litellm.utils.get_base_model_from_metadata``; the Router puts the deployment's
+        ``model_info`` into the call's metadata); its own prices, when the deployment sets them,
+        come before either (``litellm.cost_calculator.select_model_name_for_cost_calc``).
+        """
+        return self.litellm_params.get(BASE_MODEL) or self.model_info.get(BASE_MODEL) or None
 
     @model_validator(mode="after")
     def _prices_are_sane(self) -> Deployment:

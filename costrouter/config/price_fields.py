@@ -66,6 +66,21 @@ TIERED_FIELDS: Final = (INPUT, OUTPUT, CACHE_READ, CACHE_CREATION, CACHE_CREATIO
 THRESHOLD_KEY: Final = re.compile(rf"^({'|'.join(TIERED_FIELDS)})_above_(\d+)(k?)_tokens$")
 """A price above a prompt-token threshold, as LiteLLM's price map writes it."""
 
+SERVICE_TIERS: Final = ("flex", "balanced", "priority", "ultrafast")
+"""Service tiers LiteLLM's price map prices apart, as the suffix of a price (``input_cost_per_token_flex``)."""
+TIER_SPELLINGS: Final = {"fast": "priority"}
+"""Tiers a provider names otherwise, priced as another (LiteLLM's ``_SERVICE_TIER_TO_COST_KEY_SUFFIX``)."""
+STANDARD_TIERS: Final = frozenset({"default", "standard"})
+"""Tiers a provider reports for the standard price (no suffix)."""
+SERVICE_TIERED_FIELDS: Final = (INPUT, OUTPUT, CACHE_READ, CACHE_CREATION, REASONING, INPUT_AUDIO, INPUT_IMAGE)
+"""Prices a service tier may set apart (LiteLLM looks each up with the tier's suffix first)."""
+
+SERVICE_TIER_KEY: Final = re.compile(
+    rf"^((?:{'|'.join(SERVICE_TIERED_FIELDS)})|(?:{'|'.join(TIERED_FIELDS)})_above_\d+k?_tokens)"
+    rf"_({'|'.join(SERVICE_TIERS)})$"
+)
+"""A price of one service tier: a flat price or a threshold price, with the tier's suffix."""
+
 MAX_PER_TOKEN_USD: Final = 0.01
 """The most a token may cost ($10,000 per million): larger is a typo (a price per million)."""
 MAX_PER_REQUEST_USD: Final = 100.0
@@ -102,9 +117,33 @@ def parse_threshold(key: str) -> tuple[str, int] | None:
     return match.group(1), int(match.group(2)) * (1000 if match.group(3) else 1)
 
 
+def parse_service_tier(key: str) -> tuple[str, str] | None:
+    """``(price, tier)`` of a service-tier price key (``input_cost_per_token_flex``), else ``None``."""
+    match = SERVICE_TIER_KEY.match(key)
+    return (match.group(1), match.group(2)) if match is not None else None
+
+
+def billed_tier(tier: str | None) -> str | None:
+    """The priced tier ``tier`` bills at (``fast`` → ``priority``); ``None`` for the standard price.
+
+    A tier the price map does not price apart (``default``, ``auto``, ``scale`` …) is ``None``.
+    """
+    if tier is None:
+        return None
+    name = tier.lower()
+    name = TIER_SPELLINGS.get(name, name)
+    return name if name in SERVICE_TIERS else None
+
+
 def is_price_field(key: str) -> bool:
-    """Whether ``key`` is a price costrouter models (a flat price, a fee or a threshold price)."""
-    return key in PER_TOKEN_FIELDS or key == REQUEST or key in UNIT_FIELDS or THRESHOLD_KEY.match(key) is not None
+    """Whether ``key`` is a price costrouter models (a flat price, a fee, a threshold or a tier price)."""
+    return (
+        key in PER_TOKEN_FIELDS
+        or key == REQUEST
+        or key in UNIT_FIELDS
+        or THRESHOLD_KEY.match(key) is not None
+        or SERVICE_TIER_KEY.match(key) is not None
+    )
 
 
 def price_problem(key: str, value: Any) -> str | None:

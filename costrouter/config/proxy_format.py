@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from costrouter.config import price_fields as pf
 from costrouter.config.reader import format_location, line_of, lined
 from costrouter.errors import ConfigProblem
 
@@ -72,7 +73,7 @@ _REFUSED_ROUTER_KEYS: Final = {
     "health_check_interval": "belongs in general_settings (LiteLLM's proxy refuses it here too)",
     "health_check_concurrency": "belongs in general_settings (LiteLLM's proxy refuses it here too)",
 }
-_MODEL_INFO_READ: Final = frozenset({"id", "order"})
+_MODEL_INFO_READ: Final = frozenset({"id", "order", pf.PRICE_MAP_FALLBACK})
 
 
 @dataclass
@@ -218,10 +219,16 @@ def _deployment(
     lines: dict[str, int | None] = {key: param_lines[key] for key in deployment}
     if "model" not in deployment:
         lines["model"] = line_of(data, (*where, "litellm_params")) or line_of(data, where)
+    if "mode" not in deployment and "mode" in model_info:  # LiteLLM's place for it; kept for LiteLLM too
+        deployment["mode"] = model_info["mode"]
+        lines["mode"] = line_of(data, (*where, "model_info", "mode"))
     order = params.get("order", model_info.get("order"))
     if order is not None:
         deployment["priority"] = order
         lines["priority"] = param_lines.get("order") or line_of(data, (*where, "model_info", "order"))
+    if pf.PRICE_MAP_FALLBACK in model_info:  # costrouter's own key: model_info, where LiteLLM sends nothing on
+        deployment[pf.PRICE_MAP_FALLBACK] = model_info[pf.PRICE_MAP_FALLBACK]
+        lines[pf.PRICE_MAP_FALLBACK] = line_of(data, (*where, "model_info", pf.PRICE_MAP_FALLBACK))
     if "id" in model_info:
         deployment["id"] = str(model_info["id"])
         lines["id"] = line_of(data, (*where, "model_info", "id"))

@@ -50,6 +50,8 @@ def breakdown_attributes(breakdown: CostBreakdown) -> dict[str, AttributeValue]:
     attributes.update(
         zip(_TOKEN_COMPONENT_ATTRIBUTES, [micros[name] / MICROS_PER_USD for name in _TOKEN_COMPONENTS], strict=True)
     )
+    if usage.service_tier is not None:
+        attributes[sc.ROUTER_SERVICE_TIER] = usage.service_tier
     for name in usage.units:  # a unit the call is billed by (none for a token call)
         attributes[f"{sc.ROUTER_COST_PREFIX}{name}"] = micros_to_usd(micros[name])
     attributes.update(

@@ -110,6 +110,9 @@ ROUTER_COST_PROVIDER_USD: Final = "router.cost.provider_usd"
 """OpenRouter's ``usage.cost`` or a LiteLLM proxy's ``x-litellm-response-cost``, when present."""
 ROUTER_COST_MISMATCH: Final = "router.cost.mismatch"
 """``true`` when the provider's and the computed cost differ by more than the policy's tolerance."""
+ROUTER_SERVICE_TIER: Final = "router.service_tier"
+"""The service tier the call was billed at (``flex``, ``priority`` …, ``default`` for the standard price),
+when the response reported one or the request asked for one."""
 
 # ---- tokens ----------------------------------------------------------------------------
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"

@@ -78,6 +78,8 @@ class TokenUsage:
     """Units other than tokens (:data:`costrouter.pricing.UNITS`): search units, audio seconds …"""
     image_variant: ImageVariant | None = None
     """The quality and size of the images, for a deployment priced per image by variant."""
+    service_tier: str | None = None
+    """The service tier the call is billed at (:func:`costrouter.pricing.service_tiers.call_tier`)."""
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -227,7 +229,8 @@ def compute_cost(price: Price, usage: TokenUsage) -> CostBreakdown:
 
     The total rounds half up to a micro-dollar; the components share it by largest remainder.
     """
-    rates = {**price.decimal_tier(usage.prompt_tokens), **price.unit_rates_for(usage.image_variant)}
+    tier = price.decimal_tier(usage.prompt_tokens, usage.service_tier)
+    rates = {**tier, **price.unit_rates_for(usage.image_variant)}
     tokens = billed_tokens(usage)
     # Most components bill nothing (no cache, audio, images ...): no decimal arithmetic for those.
     exact = {name: tokens[name] * rates[_RATE_OF[name]] * _MICROS if tokens[name] else _ZERO for name in COMPONENTS}

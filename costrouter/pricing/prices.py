@@ -12,6 +12,7 @@ import litellm
 from costrouter.config import price_fields as pf
 from costrouter.config.groups import Deployment, RouterConfig
 from costrouter.pricing.image_prices import ImageVariant, price_map_variants, variant_rate
+from costrouter.pricing.service_tiers import servable_tiers
 
 PriceSource = Literal["deployment", "litellm_params", "model_info", "price_map", "derived", "default"]
 """Where one price came from: a layer of the file (highest first), LiteLLM's price map, a rule
@@ -41,8 +42,21 @@ class Price:
     image_rates: Mapping[str, float] = field(default_factory=dict)
     """USD per image by variant (``quality/WxH`` or ``WxH``): :mod:`costrouter.image_prices`."""
     image_source: PriceSource = "deployment"
+    base_model: str | None = None
+    """The model the price map priced the deployment as, when it names a ``base_model``."""
+    service_tier: str | None = None
+    """The service tier the deployment asks for by default (its ``litellm_params.service_tier``)."""
+    suspect_free: bool = False
+    """$0 from the price map for a model the map does not list as free (:func:`free_warning`)."""
     _tiers: tuple[tuple[int, Mapping[str, float]], ...] = field(init=False, repr=False, compare=False)
-    _decimal_tiers: dict[int, Mapping[str, Decimal]] = field(init=False, repr=False, compare=False)
+    _service: Mapping[str, Mapping[str, float]] = field(init=False, repr=False, compare=False)
+    """Each service tier's own flat prices (``input_cost_per_token_flex`` under ``flex``, by base name)."""
+    _service_tiers: Mapping[str, tuple[tuple[int, Mapping[str, float]], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    """Each service tier's own threshold prices."""
+    _all_thresholds: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _decimal_tiers: dict[tuple[str | None, int], Mapping[str, Decimal]] = field(init=False, repr=False, compare=False)
     units: Mapping[str, Decimal] = field(init=False, repr=False, compare=False)
     """The price of each unit (:func:`unit_rates`)."""
 
@@ -50,47 +64,84 @@ class Price:
         rates = {**self.rates, pf.INPUT: self.input_per_token, pf.OUTPUT: self.output_per_token}
         sources = {pf.INPUT: self.source, pf.OUTPUT: self.source, **self.sources}
         tiers: dict[int, dict[str, float]] = {}
+        service: dict[str, dict[str, float]] = {}
+        service_tiers: dict[str, dict[int, dict[str, float]]] = {}
         for key, value in rates.items():
             parsed = pf.parse_threshold(key)
             if parsed is not None:
                 tiers.setdefault(parsed[1], {})[parsed[0]] = value
+                continue
+            tiered = pf.parse_service_tier(key)
+            if tiered is None:
+                continue
+            base, service_tier = tiered
+            above = pf.parse_threshold(base)
+            if above is None:
+                service.setdefault(service_tier, {})[base] = value
+            else:
+                service_tiers.setdefault(service_tier, {}).setdefault(above[1], {})[above[0]] = value
         object.__setattr__(self, "rates", rates)
         object.__setattr__(self, "sources", sources)
         object.__setattr__(self, "_tiers", tuple(sorted(tiers.items())))
+        object.__setattr__(self, "_service", service)
+        object.__setattr__(
+            self, "_service_tiers", {name: tuple(sorted(found.items())) for name, found in service_tiers.items()}
+        )
+        everything = {threshold for threshold, _ in self._tiers}
+        everything.update(threshold for found in service_tiers.values() for threshold in found)
+        object.__setattr__(self, "_all_thresholds", tuple(sorted(everything)))
         object.__setattr__(self, "_decimal_tiers", {})
         object.__setattr__(self, "units", unit_rates(rates))
 
     @property
     def thresholds(self) -> tuple[int, ...]:
-        """The prompt-token thresholds past which other prices apply, ascending."""
-        return tuple(threshold for threshold, _ in self._tiers)
+        """The prompt-token thresholds past which other prices apply (of any service tier), ascending."""
+        return self._all_thresholds
+
+    @property
+    def service_tiers(self) -> tuple[str, ...]:
+        """The service tiers priced apart from the standard price (``flex``, ``priority`` …)."""
+        return tuple(name for name in pf.SERVICE_TIERS if name in self._service or name in self._service_tiers)
 
     def crosses(self, prompt_tokens: int, threshold: int) -> bool:
         """Whether a prompt of ``prompt_tokens`` pays the prices above ``threshold``."""
         return prompt_tokens > threshold or (self.inclusive_threshold and prompt_tokens == threshold)
 
-    def tier(self, prompt_tokens: int) -> dict[str, float]:
+    def tier(self, prompt_tokens: int, service_tier: str | None = None) -> dict[str, float]:
         """The price of each dimension for a call whose prompt has ``prompt_tokens`` tokens.
 
-        LiteLLM's rules: every threshold the prompt passes overrides the prices it names; a
-        missing cache price is the input price; a missing audio or image price is the input or
-        output price; a missing reasoning price is the output price.
+        LiteLLM's rules (``litellm_core_utils/llm_cost_calc/utils.py``, ``_get_token_base_cost``):
+        a service tier's price (``input_cost_per_token_flex``) replaces the standard one it names;
+        every threshold the prompt passes overrides the prices it names, the tier's own threshold
+        price first; a missing cache price is the input price; a missing audio or image price is
+        the input or output price; a missing reasoning price is the output price.
+        ``service_tier`` is a priced tier (:func:`costrouter.config.price_fields.billed_tier`).
         """
+        service = self._service.get(service_tier, {}) if service_tier is not None else {}
         flat = {key: self.rates[key] for key in pf.TIERED_FIELDS if key in self.rates}
+        flat.update((key, value) for key, value in service.items() if key in pf.TIERED_FIELDS)
         if flat[pf.OUTPUT] == 0 and pf.OUTPUT_IMAGE in self.rates:
             flat[pf.OUTPUT] = self.rates[pf.OUTPUT_IMAGE]  # LiteLLM: an image model bills output as image tokens
-        for threshold, prices in self._tiers:
-            if self.crosses(prompt_tokens, threshold):
-                flat.update(prices)
-        return _resolved(flat, self.rates)
+        if service_tier is None or service_tier not in self._service_tiers:
+            for threshold, prices in self._tiers:
+                if self.crosses(prompt_tokens, threshold):
+                    flat.update(prices)
+        else:
+            standard = dict(self._tiers)
+            own = dict(self._service_tiers[service_tier])
+            for threshold in sorted(standard.keys() | own.keys()):
+                if self.crosses(prompt_tokens, threshold):
+                    flat.update(standard.get(threshold, {}))
+                    flat.update(own.get(threshold, {}))
+        return _resolved(flat, self.rates, service)
 
-    def decimal_tier(self, prompt_tokens: int) -> Mapping[str, Decimal]:
-        """:meth:`tier` as exact decimals (cached per tier), for the cost function."""
-        crossed = sum(1 for threshold, _ in self._tiers if self.crosses(prompt_tokens, threshold))
-        cached = self._decimal_tiers.get(crossed)
+    def decimal_tier(self, prompt_tokens: int, service_tier: str | None = None) -> Mapping[str, Decimal]:
+        """:meth:`tier` as exact decimals (cached per service tier and threshold), for the cost function."""
+        crossed = sum(1 for threshold in self._all_thresholds if self.crosses(prompt_tokens, threshold))
+        cached = self._decimal_tiers.get((service_tier, crossed))
         if cached is None:
-            cached = {key: Decimal(repr(value)) for key, value in self.tier(prompt_tokens).items()}
-            self._decimal_tiers[crossed] = cached
+            cached = {key: Decimal(repr(value)) for key, value in self.tier(prompt_tokens, service_tier).items()}
+            self._decimal_tiers[service_tier, crossed] = cached
         return cached
 
     def unit_rates_for(self, variant: ImageVariant | None) -> Mapping[str, Decimal]:
@@ -108,15 +159,22 @@ class Price:
         max_output_tokens: int,
         units: Mapping[str, Decimal] | None = None,
         variant: ImageVariant | None = None,
+        service_tier: str | None = None,
     ) -> float:
         """The most a call can cost, whatever its usage turns out to be.
 
         Every prompt token at the dearest input-side price, every output token at the dearest
-        output-side price (of any tier ``prompt + output`` can reach), plus the per-request fee,
-        plus each unit bound (``search_units``, ``audio_seconds`` … see :func:`unit_rates`) at its price.
+        output-side price (of any threshold ``prompt + output`` can reach, and of any service
+        tier the request may be served at: :func:`servable_tiers` of ``service_tier``, else of the
+        deployment's own), plus the per-request fee, plus each unit bound (``search_units``,
+        ``audio_seconds`` … see :func:`unit_rates`) at its price.
         """
         reach = prompt_tokens + max_output_tokens
-        tiers = [self.tier(0)] + [self.tier(threshold + 1) for threshold in self.thresholds if reach >= threshold]
+        tiers = [
+            self.tier(prompt, served)
+            for served in servable_tiers(service_tier or self.service_tier)
+            for prompt in (0, *(threshold + 1 for threshold in self.thresholds if reach >= threshold))
+        ]
         input_rate = max(Decimal(repr(tier[key])) for tier in tiers for key in _INPUT_SIDE)
         output_rate = max(Decimal(repr(tier[key])) for tier in tiers for key in _OUTPUT_SIDE)
         fee = Decimal(repr(self.rates.get(pf.REQUEST, 0.0)))
@@ -140,7 +198,7 @@ class Price:
         rows.extend(
             (key, value, self.sources.get(key, "derived"))
             for key, value in sorted(self.rates.items())
-            if pf.parse_threshold(key) is not None
+            if pf.parse_threshold(key) is not None or pf.parse_service_tier(key) is not None
         )
         return rows
 
@@ -170,25 +228,35 @@ def unit_rates(rates: Mapping[str, float]) -> dict[str, Decimal]:
     }
 
 
-def _resolved(flat: Mapping[str, float], rates: Mapping[str, float]) -> dict[str, float]:
+def _resolved(
+    flat: Mapping[str, float], rates: Mapping[str, float], service: Mapping[str, float] | None = None
+) -> dict[str, float]:
     input_rate, output_rate = flat[pf.INPUT], flat[pf.OUTPUT]
     cache_creation = flat.get(pf.CACHE_CREATION, input_rate)
+    service = service or {}
+    if pf.REASONING in service:
+        reasoning = service[pf.REASONING]
+    elif pf.OUTPUT in service:  # LiteLLM: a tier that prices output apart bills reasoning at that output price
+        reasoning = output_rate
+    else:
+        reasoning = rates.get(pf.REASONING, output_rate)
     return {
         pf.INPUT: input_rate,
         pf.OUTPUT: output_rate,
         pf.CACHE_READ: flat.get(pf.CACHE_READ, input_rate),
         pf.CACHE_CREATION: cache_creation,
         pf.CACHE_CREATION_1H: flat.get(pf.CACHE_CREATION_1H, cache_creation),
-        pf.INPUT_AUDIO: rates.get(pf.INPUT_AUDIO, input_rate),
-        pf.INPUT_IMAGE: rates.get(pf.INPUT_IMAGE, input_rate),
-        pf.REASONING: rates.get(pf.REASONING, output_rate),
+        pf.INPUT_AUDIO: service.get(pf.INPUT_AUDIO, rates.get(pf.INPUT_AUDIO, input_rate)),
+        pf.INPUT_IMAGE: service.get(pf.INPUT_IMAGE, rates.get(pf.INPUT_IMAGE, input_rate)),
+        pf.REASONING: reasoning,
         pf.OUTPUT_AUDIO: rates.get(pf.OUTPUT_AUDIO, output_rate),
         pf.OUTPUT_IMAGE: rates.get(pf.OUTPUT_IMAGE, output_rate),
         pf.REQUEST: rates.get(pf.REQUEST, 0.0),
     }
 
 
-def _price_map_entry(model: str) -> Mapping[str, Any] | None:
+def price_map_entry(model: str) -> Mapping[str, Any] | None:
+    """LiteLLM's price-map entry of ``model`` (``litellm.get_model_info``), ``None`` when unmapped."""
     try:
         info = litellm.get_model_info(model)
     except Exception:  # LiteLLM raises a bare Exception for unmapped models
@@ -196,14 +264,54 @@ def _price_map_entry(model: str) -> Mapping[str, Any] | None:
     return info
 
 
+def price_map_model(deployment: Deployment) -> str:
+    """The model whose price-map entry prices ``deployment``: its ``base_model``, else its ``model``.
+
+    A ``base_model`` without a provider LiteLLM knows takes the deployment's provider, as
+    ``litellm.cost_calculator.select_model_name_for_cost_calc`` prefixes it (``o1`` on Azure is
+    ``azure/o1``).
+    """
+    base_model = deployment.base_model
+    if base_model is None:
+        return deployment.model
+    provider = deployment.litellm_params.get("custom_llm_provider") or (
+        deployment.model.split("/", 1)[0] if "/" in deployment.model else None
+    )
+    if provider is None or base_model.split("/", 1)[0] in litellm.provider_list:
+        return base_model
+    return f"{provider}/{base_model}"
+
+
+def known_free(entry: Mapping[str, Any] | None) -> bool:
+    """Whether LiteLLM means the entry's $0 (a listed free model, a self-hosted provider's) or made it up.
+
+    LiteLLM answers some names it does not list (``azure/o_series/o1``) with an entry of zero
+    prices and no ``mode``; an entry it prices at $0 on purpose (``ollama/llama3.2``, listed or
+    by the provider's rule) says which kind of call it serves.
+    """
+    return entry is not None and entry.get("mode") is not None
+
+
+def free_warning(deployment_id: str, price: Price) -> str:
+    """The load-time warning for a deployment priced at $0 by a price-map entry that lists no price."""
+    model = f"base_model {price.base_model}" if price.base_model else "its model"
+    return (
+        f"deployment {deployment_id} is priced at $0 by LiteLLM's price map, which lists no price for "
+        f"{model}: its calls would be traced and budgeted as free. Set its prices (an explicit 0 if it is "
+        f"free), a base_model the map prices, or {pf.PRICE_MAP_FALLBACK}: true to accept the map's $0."
+    )
+
+
 def deployment_price(deployment: Deployment) -> Price | None:
     """Every price of ``deployment``, field by field: the file's layers, then the price map.
 
     Precedence, highest first: the deployment's top-level fields, ``litellm_params``, a proxy's
-    ``model_info``, LiteLLM's public price map. ``None`` when no layer has an input price
-    (unpriced: the budget policy's default price applies).
+    ``model_info``, LiteLLM's public price map entry of its ``base_model``, else of its model
+    (:func:`price_map_model`). ``None`` when no layer has an input price (unpriced: the budget
+    policy's default price applies).
     """
-    entry = _price_map_entry(deployment.model)
+    map_model = price_map_model(deployment)
+    entry = price_map_entry(map_model)
     map_prices = pf.prices_in(entry or {})
     rates: dict[str, float] = {}
     sources: dict[str, PriceSource] = {}
@@ -216,7 +324,7 @@ def deployment_price(deployment: Deployment) -> Price | None:
     image_rates: dict[str, float] = dict(deployment.image_prices)
     image_source: PriceSource = "deployment"
     if not image_rates and not any(key in deployment.file_prices() for key in pf.IMAGE_FIELDS):
-        image_rates, image_source = price_map_variants(deployment.model), "price_map"
+        image_rates, image_source = price_map_variants(map_model), "price_map"
     if pf.INPUT not in rates:
         if not image_rates and not any(key in rates for key in pf.UNIT_FIELDS):
             return None
@@ -228,6 +336,8 @@ def deployment_price(deployment: Deployment) -> Price | None:
     map_max_output = (entry.get("max_output_tokens") or entry.get("max_tokens")) if entry is not None else None
     max_output = deployment.max_output_tokens or map_max_output
     provider = str(deployment.litellm_params.get("custom_llm_provider") or deployment.model.split("/", 1)[0])
+    from_map_only = not deployment.file_prices() and not deployment.image_prices
+    requested_tier = deployment.litellm_params.get("service_tier")
     return Price(
         rates[pf.INPUT],
         rates[pf.OUTPUT],
@@ -238,6 +348,13 @@ def deployment_price(deployment: Deployment) -> Price | None:
         inclusive_threshold=provider in _INCLUSIVE_THRESHOLD_PROVIDERS,
         image_rates=image_rates,
         image_source=image_source,
+        base_model=map_model if deployment.base_model is not None else None,
+        service_tier=requested_tier if isinstance(requested_tier, str) else None,
+        suspect_free=from_map_only
+        and not deployment.prices_from_price_map
+        and not any(rates.values())
+        and not any(image_rates.values())
+        and not known_free(entry),
     )
 
 
@@ -269,6 +386,14 @@ class PriceBook:
     def unpriced(self) -> list[str]:
         """Deployments with no price in the file nor in the price map."""
         return [deployment_id for deployment_id, price in self.prices.items() if price is None]
+
+    def suspect_free(self) -> list[str]:
+        """Warnings for deployments priced at $0 by a price-map entry that lists no price (:func:`free_warning`)."""
+        return [
+            free_warning(deployment_id, price)
+            for deployment_id, price in self.prices.items()
+            if price is not None and price.suspect_free
+        ]
 
     def worst_case(
         self, groups: Iterable[str], default: Price | None, called: Mapping[str, Price | None] | None = None
@@ -309,10 +434,17 @@ def estimate_usd(
     worst: WorstCase,
     units: Mapping[str, Decimal] | None = None,
     variant: ImageVariant | None = None,
+    service_tier: str | None = None,
 ) -> float:
-    """Worst-case cost: the highest upper bound (:meth:`Price.upper_bound_usd`) among the prices."""
+    """Worst-case cost: the highest upper bound (:meth:`Price.upper_bound_usd`) among the prices.
+
+    ``service_tier`` is the request's (each deployment's own applies when the request names none).
+    """
     return max(
-        (price.upper_bound_usd(prompt_tokens, max_output_tokens, units, variant) for price in worst.prices),
+        (
+            price.upper_bound_usd(prompt_tokens, max_output_tokens, units, variant, service_tier)
+            for price in worst.prices
+        ),
         default=0.0,
     )
 

@@ -10,7 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -48,6 +48,7 @@ from costrouter.otel.outcome import Outcome
 from costrouter.otel.telemetry import Telemetry
 from costrouter.pricing.cost import call_usage, price_call, provider_reported_cost
 from costrouter.pricing.prices import Price, PriceBook, WorstCase, estimate_usd, output_cap, response_cost_usd
+from costrouter.pricing.service_tiers import call_tier, reported_tier
 from costrouter.pricing.token_ratios import TokenRatios
 from costrouter.pricing.tokens import prompt_token_bound
 from costrouter.routing.interruptions import charge_estimated, interrupted_call_charge
@@ -104,6 +105,8 @@ class Observed:
     hidden_params: Mapping[str, Any] = field(default_factory=dict)
     units: Mapping[str, Decimal] = field(default_factory=dict)
     variant: ImageVariant | None = None
+    service_tier: str | None = None
+    """The service tier the provider reported (:func:`costrouter.pricing.service_tiers.reported_tier`)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,8 @@ class CallPlanner:
                 "estimates use the budget policy's default price",
                 ", ".join(unpriced),
             )
+        for warning in self.prices.suspect_free():
+            logger.warning("costrouter: %s", warning)
 
     # ---- the whole call ----------------------------------------------------------------
     def completion_flow(
@@ -305,7 +310,8 @@ class CallPlanner:
         operation = call.operation
         if operation.usage_bound is not None:
             bound = operation.usage_bound(call.request, defaults)
-            estimate = estimate_usd(bound.prompt_tokens, bound.output_tokens, worst, bound.units, bound.variant)
+            tier = call.request.get("service_tier")
+            estimate = estimate_usd(bound.prompt_tokens, bound.output_tokens, worst, bound.units, bound.variant, tier)
             return usd_to_micros_ceil(estimate)
         if call.prompt_tokens is None:
             call.prompt_tokens = operation.prompt_tokens(call.messages, call.request, defaults.prompt)
@@ -318,7 +324,9 @@ class CallPlanner:
                 # Pass the cap on, so the hold is a true upper bound of what the call can cost.
                 call.request[operation.output_arg] = cap
         prompt_bound = prompt_token_bound(call.prompt_tokens, ratio, defaults.prompt)
-        return usd_to_micros_ceil(estimate_usd(prompt_bound, cap * operation.output_count(call.request), worst))
+        output_bound = cap * operation.output_count(call.request)
+        tier = call.request.get("service_tier")
+        return usd_to_micros_ceil(estimate_usd(prompt_bound, output_bound, worst, service_tier=tier))
 
     def _reserve(self, call: RoutedCall) -> Flow[None]:
         call.operation.check(call.messages, call.request)
@@ -415,6 +423,7 @@ class CallPlanner:
             hidden_params=hidden,
             units=self._units(call, response, reading),
             variant=call.operation.variant(call.request, response) if call.operation.variant else None,
+            service_tier=reported_tier(response, reading.usage, hidden),
         )
         return self.outcome_for(call, observed)
 
@@ -437,9 +446,13 @@ class CallPlanner:
         if called is not None and observed.deployment_id is not None:
             price = self.resolver.price(observed.deployment_id, called) or self._default_price()
             model = self.resolver.facts(observed.deployment_id, called, provider)
+        usage = call_usage(observed.usage, prompt_tokens, completion_tokens, observed.units, observed.variant)
+        requested = call.request.get("service_tier") or (price.service_tier if price is not None else None)
+        if usage is not None and (requested is not None or observed.service_tier is not None):
+            usage = replace(usage, service_tier=call_tier(requested, observed.service_tier))
         breakdown, settled = price_call(
             price,
-            call_usage(observed.usage, prompt_tokens, completion_tokens, observed.units, observed.variant),
+            usage,
             observed.litellm_cost,
             provider_reported_cost(observed.usage, observed.hidden_params, provider),
             self.policy.cost if self.policy is not None else CostSettings(),

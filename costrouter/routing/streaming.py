@@ -15,6 +15,7 @@ from costrouter.money import micros_to_usd, usd_to_micros
 from costrouter.ops import Flow, through_cancellation
 from costrouter.otel import semconv as sc
 from costrouter.otel.outcome import Outcome
+from costrouter.pricing.service_tiers import reported_tier
 from costrouter.pricing.tokens import count_text_tokens
 from costrouter.routing.calls import CallPlanner, Observed, RoutedCall
 from costrouter.routing.interruptions import charge_estimated, interrupted_stream_charge, is_interruption
@@ -31,11 +32,13 @@ class StreamTally:
         self.finish_reasons: list[str] = []
         self.response_id: str | None = None
         self.model: str | None = None
+        self.service_tier: str | None = None
 
     def observe(self, chunk: Any) -> None:
         """Take one chunk into account."""
         self.response_id = self.response_id or getattr(chunk, "id", None)
         self.model = self.model or getattr(chunk, "model", None)
+        self.service_tier = reported_tier(chunk) or self.service_tier
         usage = getattr(chunk, "usage", None)
         if usage is not None and getattr(usage, "completion_tokens", None) is not None:
             self.usage = usage
@@ -87,6 +90,7 @@ def stream_finish_flow(
         output_text=text,
         usage=tally.usage,
         hidden_params=hidden,
+        service_tier=getattr(tally, "service_tier", None),
     )
     outcome = planner.outcome_for(call, observed, error)
     if deployment_id not in planner.deployments and call.reservation is not None and error is not None:

@@ -49,10 +49,12 @@ def embeddings_payload(body: dict[str, Any], prompt_tokens: int) -> dict[str, An
 
 
 def response_object(
-    body: dict[str, Any], text: str, input_tokens: int, output_tokens: int, status: str
+    body: dict[str, Any], text: str, input_tokens: int, output_tokens: int, status: str, service_tier: str | None = None
 ) -> dict[str, Any]:
-    """A Responses API ``response`` object with one output message."""
+    """A Responses API ``response`` object with one output message (and the ``service_tier`` it was served at)."""
+    tier = {"service_tier": service_tier} if service_tier is not None else {}
     return {
+        **tier,
         "id": f"resp_{uuid.uuid4().hex[:24]}",
         "object": "response",
         "created_at": int(time.time()),
@@ -97,7 +99,12 @@ async def paced(
 
 
 async def responses_stream(
-    http_request: web.Request, body: dict[str, Any], pieces: list[str], input_tokens: int, cut_after: int | None
+    http_request: web.Request,
+    body: dict[str, Any],
+    pieces: list[str],
+    input_tokens: int,
+    cut_after: int | None,
+    service_tier: str | None = None,
 ) -> tuple[web.StreamResponse, int]:
     """Send ``pieces`` as ``response.output_text.delta`` events, then ``response.completed``.
 
@@ -119,7 +126,7 @@ async def responses_stream(
         sent += 1
     if sent < len(pieces):
         return response, sent
-    final = response_object(body, "".join(pieces), input_tokens, len(pieces), "completed")
+    final = response_object(body, "".join(pieces), input_tokens, len(pieces), "completed", service_tier)
     final["id"] = started["id"]
     await send({"type": "response.completed", "sequence_number": len(pieces) + 1, "response": final})
     await response.write_eof()

@@ -65,6 +65,9 @@ class Reply:
     :func:`gemini_usage`, or OpenRouter's ``{"cost": ...}``); ``headers`` are added to
     the response (a LiteLLM proxy's ``x-litellm-response-cost``). Reasoning tokens in
     ``usage_details`` are counted inside ``completion_tokens``, as providers count them.
+    ``service_tier`` is the tier the answer reports it was served at (chat and Responses, as
+    OpenAI writes it); by default the request's ``service_tier`` is echoed (``auto`` as
+    ``default``), and a request that names none gets no ``service_tier``.
     """
 
     completion_tokens: int = 8
@@ -77,6 +80,7 @@ class Reply:
     usage_details: Mapping[str, Any] | None = None
     headers: Mapping[str, str] | None = None
     chunk_delay: float = 0.0
+    service_tier: str | None = None
 
 
 @dataclass(frozen=True)
@@ -356,6 +360,7 @@ class ProviderDouble:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_post("/chat/completions", self._handle)
+        app.router.add_post("/openai/deployments/{deployment:.+}/chat/completions", self._handle)  # Azure OpenAI
         app.router.add_post("/v1/messages", self._handle_messages)
         app.router.add_post("/v1/embeddings", self._handle_embeddings)
         app.router.add_post("/v1/responses", self._handle_responses)
@@ -431,10 +436,12 @@ class ProviderDouble:
         if behaviour.prompt_tokens is not None:
             tokens = behaviour.prompt_tokens
         pieces = _completion_tokens_text(behaviour)
+        tier = _served_tier(body, behaviour)
         if not body.get("stream"):
             self._bill(Answer(model, tokens, len(pieces)))
-            return web.json_response(response_object(body, "".join(pieces), tokens, len(pieces), "completed"))
-        response, sent = await responses_stream(http_request, body, pieces, tokens, behaviour.cut_after)
+            payload = response_object(body, "".join(pieces), tokens, len(pieces), "completed", tier)
+            return web.json_response(payload)
+        response, sent = await responses_stream(http_request, body, pieces, tokens, behaviour.cut_after, tier)
         self._bill(Answer(model, tokens, sent, complete=sent == len(pieces)))
         return response
 
@@ -577,9 +584,19 @@ def _usage(body: dict[str, Any], reply: Reply, text_tokens: int) -> dict[str, An
     }
 
 
+def _served_tier(body: Mapping[str, Any], reply: Reply) -> str | None:
+    """The ``service_tier`` an answer reports: the scripted one, else the request's (``auto`` served as ``default``)."""
+    if reply.service_tier is not None:
+        return reply.service_tier
+    requested = body.get("service_tier")
+    if not isinstance(requested, str):
+        return None
+    return "default" if requested == "auto" else requested
+
+
 def _completion_payload(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     pieces = _completion_tokens_text(reply)
-    return {
+    payload = {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",
         "created": int(time.time()),
@@ -593,6 +610,10 @@ def _completion_payload(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         ],
         "usage": _usage(body, reply, len(pieces)),
     }
+    tier = _served_tier(body, reply)
+    if tier is not None:
+        payload["service_tier"] = tier
+    return payload
 
 
 async def _stream_response(
@@ -603,15 +624,19 @@ async def _stream_response(
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = body.get("model", "")
+    tier = _served_tier(body, reply)
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {
+        payload = {
             "id": completion_id,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
+        if tier is not None:  # OpenAI writes it on every chunk
+            payload["service_tier"] = tier
+        return payload
 
     async def send(payload: dict[str, Any] | str) -> None:
         data = payload if isinstance(payload, str) else json.dumps(payload)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from costrouter.pricing.cost import (
     token_usage,
 )
 from costrouter.pricing.prices import Price
+from costrouter.pricing.service_tiers import call_tier
 
 rates_ = st.floats(min_value=0, max_value=1e-4, allow_nan=False, allow_infinity=False)
 tokens_ = st.integers(min_value=0, max_value=300_000)
@@ -225,3 +227,41 @@ def test_the_policy_cost_section_is_checked(tmp_path: Path, section: dict[str, A
         load_policy(path)
     path.write_text(json.dumps({"cost": {"source": "provider"}}))
     assert load_policy(path).cost.source == "provider"
+
+
+@st.composite
+def tiered_prices(draw: st.DrawFn) -> Price:
+    """A price (:func:`prices`) plus any service tier's own prices, flat and above thresholds."""
+    base = draw(prices())
+    rates = dict(base.rates)
+    for tier in draw(st.lists(st.sampled_from(pf.SERVICE_TIERS), max_size=2, unique=True)):
+        for key in pf.SERVICE_TIERED_FIELDS:
+            if draw(st.booleans()):
+                rates[f"{key}_{tier}"] = draw(rates_)
+        for threshold in draw(st.lists(st.sampled_from(["200k", "272k"]), max_size=1)):
+            for key in pf.TIERED_FIELDS:
+                if key != pf.CACHE_CREATION_1H and draw(st.booleans()):
+                    rates[f"{key}_above_{threshold}_tokens_{tier}"] = draw(rates_)
+    return Price(base.input_per_token, base.output_per_token, None, "deployment", rates)
+
+
+@settings(max_examples=600, deadline=None)
+@given(price=tiered_prices(), raw=usages(), tier=st.sampled_from([None, *pf.SERVICE_TIERS, "fast", "default"]))
+def test_a_service_tier_is_billed_as_litellm_bills_it(price: Price, raw: dict[str, Any], tier: str | None) -> None:
+    usage = Usage(**raw)
+    prompt_usd, completion_usd = generic_cost_per_token(
+        model="any",
+        usage=usage,
+        custom_llm_provider="openai",
+        model_info=dict(price.rates),  # type: ignore[arg-type]
+        service_tier=tier,
+    )
+    billed = call_tier(tier, None)
+    breakdown = compute_cost(price, replace(token_usage(usage), service_tier=billed))
+    fee = price.rates.get(pf.REQUEST, 0.0)
+
+    rates = price.decimal_tier(usage.prompt_tokens, billed)
+    ours_prompt = float(sum(breakdown.tokens[n] * rates[r] for n, r in _INPUT_RATES))
+    assert math.isclose(ours_prompt, prompt_usd, rel_tol=1e-9, abs_tol=1e-15)
+    assert math.isclose(float(breakdown.exact_usd) - ours_prompt - fee, completion_usd, rel_tol=1e-9, abs_tol=1e-12)
+    assert sum(breakdown.components_micros.values()) == breakdown.total_micros

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import litellm
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,8 +16,9 @@ from costrouter.errors import ConfigError
 from costrouter.money import usd_to_micros_ceil
 from costrouter.pricing.cost import TokenUsage, compute_cost
 from costrouter.pricing.prices import Price, PriceBook, WorstCase, deployment_price, estimate_usd
+from costrouter.pricing.service_tiers import servable_tiers
 from costrouter.routing.building import build_model_list
-from tests.unit.test_cost import prices
+from tests.unit.test_cost import prices, tiered_prices
 
 
 def one(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -170,3 +173,101 @@ def test_worst_case_counts_unpriced_deployments_at_the_default() -> None:
     assert book.unpriced() == ["d"]
     worst = book.worst_case(["g"], Price(1e-5, 3e-5, None, "default"))
     assert estimate_usd(100, 10, worst) == pytest.approx(100 * 1e-5 + 10 * 3e-5)
+
+
+def test_base_model_prices_the_deployment_litellm_params_first() -> None:
+    both = price_of(
+        {
+            "model": "azure/o_series/prod",
+            "litellm_params": {"base_model": "o3"},  # no provider: the deployment's, as LiteLLM prefixes it
+            "model_info": {"base_model": "azure/o1"},
+        }
+    )
+    assert both.base_model == "azure/o3"
+    assert both.rates[pf.INPUT] == litellm.model_cost["azure/o3"][pf.INPUT]
+    assert both.sources[pf.INPUT] == "price_map"
+    assert not both.suspect_free
+    info_only = price_of({"model": "azure/o_series/prod", "model_info": {"base_model": "azure/o1"}})
+    assert (info_only.base_model, info_only.rates[pf.OUTPUT]) == ("azure/o1", litellm.model_cost["azure/o1"][pf.OUTPUT])
+
+
+def test_the_files_own_prices_come_before_the_base_model() -> None:
+    price = price_of(
+        {
+            "model": "azure/o_series/prod",
+            "input_cost_per_token": 1e-6,
+            "prices_from_price_map": True,
+            "model_info": {"base_model": "azure/o1"},
+        }
+    )
+    assert price.rates[pf.INPUT] == 1e-6
+    assert price.rates[pf.OUTPUT] == litellm.model_cost["azure/o1"][pf.OUTPUT]
+
+
+@pytest.mark.parametrize(
+    ("deployment", "suspect"),
+    [
+        ({"model": "azure/o_series/o1"}, True),  # LiteLLM makes up a $0 entry for the name
+        ({"model": "azure/o_series/o1", "model_info": {"base_model": "azure/o_series/o1"}}, True),
+        ({"model": "ollama/llama3.2"}, False),  # self-hosted: $0 on purpose
+        ({"model": "azure/o_series/o1", "input_cost_per_token": 0, "output_cost_per_token": 0}, False),
+        ({"model": "azure/o_series/o1", "prices_from_price_map": True}, False),
+    ],
+)
+def test_a_made_up_zero_price_is_suspect(deployment: dict[str, Any], suspect: bool) -> None:
+    assert price_of(deployment).suspect_free is suspect
+
+
+def test_a_base_model_must_be_a_name() -> None:
+    with pytest.raises(ConfigError, match="base_model: must be a model name"):
+        parse_router_config(one({"model": "azure/x", "model_info": {"base_model": ""}}))
+
+
+def test_service_tier_prices_come_from_the_map_and_the_file() -> None:
+    gpt5 = litellm.model_cost["gpt-5"]
+    price = price_of({"model": "openai/gpt-5", "litellm_params": {"output_cost_per_token_flex": 4e-6}})
+    assert price.service_tiers == ("flex", "priority")
+    assert price.tier(10, "flex")[pf.INPUT] == gpt5["input_cost_per_token_flex"]
+    assert price.tier(10, "flex")[pf.OUTPUT] == 4e-6  # the file's, field by field
+    assert price.tier(10, "flex")[pf.REASONING] == 4e-6  # a tier pricing output apart prices reasoning alike
+    assert price.tier(10, "priority")[pf.CACHE_READ] == gpt5["cache_read_input_token_cost_priority"]
+    assert price.tier(10, "balanced") == price.tier(10)  # no price of its own: standard
+    rows = {key for key, _, _ in price.dimensions()}
+    assert {"input_cost_per_token_flex", "output_cost_per_token_priority"} <= rows
+
+
+def test_a_tiers_own_threshold_price_applies_above_the_threshold() -> None:
+    price = Price(
+        1e-6,
+        2e-6,
+        None,
+        "deployment",
+        {
+            "input_cost_per_token_priority": 2e-6,
+            "input_cost_per_token_above_272k_tokens": 3e-6,
+            "input_cost_per_token_above_272k_tokens_priority": 5e-6,
+        },
+    )
+    assert price.tier(272_001)[pf.INPUT] == 3e-6
+    assert price.tier(272_001, "priority")[pf.INPUT] == 5e-6
+    assert price.tier(272_000, "priority")[pf.INPUT] == 2e-6
+    assert price.tier(272_001, "flex")[pf.INPUT] == 3e-6
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    price=tiered_prices(),
+    data=st.data(),
+    requested=st.sampled_from([None, "auto", "flex", "priority", "balanced", "ultrafast"]),
+)
+def test_the_estimate_covers_every_tier_the_request_may_be_served_at(
+    price: Price, data: st.DataObject, requested: str | None
+) -> None:
+    prompt_tokens = data.draw(st.integers(0, 300_000))
+    max_output = data.draw(st.integers(0, 40_000))
+    usage = data.draw(consistent_usages(prompt_tokens, max_output))
+    bound = usd_to_micros_ceil(
+        estimate_usd(prompt_tokens, max_output, WorstCase((price,), None), service_tier=requested)
+    )
+    for served in servable_tiers(requested):
+        assert compute_cost(price, replace(usage, service_tier=served)).total_micros <= bound

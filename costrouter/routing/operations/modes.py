@@ -4,26 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import litellm
-
 from costrouter.config.groups import Deployment
+from costrouter.config.modes import canonical_mode
+from costrouter.pricing.prices import price_map_entry, price_map_model
 from costrouter.routing.operations.base import Operation
 
 
 def deployment_mode(deployment: Deployment) -> str | None:
-    """The deployment's ``mode``: the file's field, a proxy's ``model_info.mode``, else the price map's.
+    """The deployment's ``mode``: the file's field (or a proxy's ``model_info.mode``), else the price map's.
 
-    ``None`` when nothing says (any kind of call is let through).
+    The price map's entry is its ``base_model``'s when it names one. ``None`` when nothing says
+    (any kind of call is let through).
     """
     if deployment.mode is not None:
         return deployment.mode
-    if isinstance(deployment.model_info.get("mode"), str):
-        return str(deployment.model_info["mode"])
-    try:
-        mode = litellm.get_model_info(deployment.model).get("mode")
-    except Exception:  # LiteLLM raises a bare Exception for unmapped models
-        return None
-    return str(mode) if mode else None
+    mode = (price_map_entry(price_map_model(deployment)) or {}).get("mode")
+    return canonical_mode(str(mode)) if mode else None
 
 
 def check_mode(operation: Operation, group: str, modes: Mapping[str, str | None]) -> None:

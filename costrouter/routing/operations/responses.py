@@ -14,6 +14,7 @@ import litellm
 
 from costrouter.config.budgets import PromptEstimate
 from costrouter.pricing.request_checks import check_count
+from costrouter.pricing.service_tiers import reported_tier
 from costrouter.pricing.tokens import count_text_tokens, prompt_token_count
 from costrouter.routing.operations.base import Operation, Reading
 
@@ -106,6 +107,7 @@ class ResponsesTally:
         self.finish_reasons: list[str] = []
         self.response_id: str | None = None
         self.model: str | None = None
+        self.service_tier: str | None = None
 
     def observe(self, event: Any) -> None:
         """Take one event into account."""
@@ -119,6 +121,7 @@ class ResponsesTally:
             return
         self.response_id = self.response_id or getattr(response, "id", None)
         self.model = self.model or getattr(response, "model", None)
+        self.service_tier = reported_tier(response) or self.service_tier
         usage = chat_usage(getattr(response, "usage", None))
         if usage is not None:
             self.usage = litellm.Usage(**usage)
