@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Generator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -44,7 +45,21 @@ class SleepOp:
     seconds: float
 
 
-Op = StoreOp | RouteOp | SleepOp
+@dataclass(frozen=True)
+class WaitOp:
+    """Wait for ``future`` (set by another thread or task) and resume with its result.
+
+    The future must be running (``set_running_or_notify_cancel``), so that a waiter that
+    is cancelled cannot cancel it for the others. A wait past ``timeout`` raises
+    ``TimeoutError`` into the flow: a sync waiter on an event loop's own thread would
+    otherwise wait for a task of that loop for ever.
+    """
+
+    future: Future[Any]
+    timeout: float
+
+
+Op = StoreOp | RouteOp | SleepOp | WaitOp
 Flow = Generator[Op, Any, T]
 
 
@@ -87,6 +102,16 @@ async def through_cancellation(awaitable: Awaitable[T]) -> T:
                 raise
             if task.done():
                 return task.result()
+
+
+def wait(op: WaitOp) -> Any:
+    """Execute a :class:`WaitOp` synchronously."""
+    return op.future.result(op.timeout)
+
+
+async def await_wait(op: WaitOp) -> Any:
+    """Execute a :class:`WaitOp` in a task (the future may be set from any thread or loop)."""
+    return await asyncio.wait_for(asyncio.wrap_future(op.future), op.timeout)
 
 
 async def adrive(flow: Flow[T], execute: Callable[[Op], Awaitable[Any]]) -> T:

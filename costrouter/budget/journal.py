@@ -8,14 +8,24 @@ a file nobody holds a lock on belongs to a dead process, and the next process to
 
 A file is append-only JSON lines, each written with ``fsync``: ``{"kind": "pending", ...}``
 for a settle or release to replay, ``{"kind": "done", "id": ...}`` once it was replayed.
-A torn last line (a crash mid-write) is skipped. Entries are deduplicated by id, so a
-crash between copying a dead file and removing it replays nothing twice (and replays are
-idempotent by call id in the store anyway).
+Entries are deduplicated by id, so a crash between copying a dead file and removing it
+replays nothing twice (and replays are idempotent by call id in the store anyway).
+
+A write is all or nothing: one cut short (a full disk, a file-size quota) or not
+fsynced is cut back off the file and reported as not written; should that cut fail, the
+next write first ends the torn line with a NUL, so it can never read as an entry. A
+reader takes only lines ended by a newline, and skips (naming file and line) any line
+that is too long, nested too deep, not JSON, or whose fields are out of bounds (see
+:mod:`~costrouter.budget.journal_lines`); an ``amount_micros`` outside
+``0..MAX_CALL_MICROS`` is such a line: no writer of this package journals more than one
+call's capped charge. A file that cannot grow gets a ``<file>.fault`` marker beside it
+(its reason inside, when that fits), which ``costrouter budget status`` shows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -26,13 +36,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from costrouter.budget.journal_lines import JournalLineError, decode_line, integer, read_lines, real, text
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.config.windows import parse_window
-
-if TYPE_CHECKING:
-    pass
+from costrouter.errors import CostRouterError
+from costrouter.money import MAX_CALL_MICROS, MAX_COUNTER_MICROS
 
 logger = logging.getLogger("costrouter.budget")
 
@@ -40,6 +50,8 @@ SettleState = Literal["settle", "release"]
 
 _PREFIX = "journal-"
 _SUFFIX = ".jsonl"
+_FAULT = ".fault"
+_TORN_END = b"\x00\n"
 
 
 def journal_dir_for(base: str | Path, redis_url: str, key_prefix: str) -> Path:
@@ -94,35 +106,38 @@ class PendingSettle:
 
     @classmethod
     def from_json(cls, line: dict[str, Any]) -> PendingSettle:
-        """An entry from its journal line; raises KeyError/ValueError/TypeError when malformed."""
+        """An entry from its journal line; raises :class:`JournalLineError` (or KeyError) when malformed."""
         budget = line["budget"]
+        if not isinstance(budget, dict):
+            raise JournalLineError("budget must be an object")
         state = line["state"]
         if state not in ("settle", "release"):
-            raise ValueError(f"unknown state {state!r}")
-        amount = line["amount_micros"]
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-            raise ValueError(f"amount_micros must be a non-negative integer, not {amount!r}")
+            raise JournalLineError(f"unknown state {str(state)[:20]!r}")
+        alert_at = budget["alert_at"]
+        if not isinstance(alert_at, list):
+            raise JournalLineError("budget.alert_at must be a list")
+        downgrade_to = budget["downgrade_to"]
         ref = BudgetRef(
-            name=str(budget["name"]),
-            scope=str(budget["scope"]),
-            scope_id=str(budget["scope_id"]),
-            window=parse_window(str(budget["window"])),
-            limit_micros=int(budget["limit_micros"]),
-            alert_at=tuple(float(t) for t in budget["alert_at"]),
-            on_exceeded=str(budget["on_exceeded"]),
-            downgrade_to=budget["downgrade_to"],
+            name=text(budget["name"], "budget.name"),
+            scope=text(budget["scope"], "budget.scope"),
+            scope_id=text(budget["scope_id"], "budget.scope_id"),
+            window=parse_window(text(budget["window"], "budget.window")),
+            limit_micros=integer(budget["limit_micros"], "budget.limit_micros", MAX_COUNTER_MICROS),
+            alert_at=tuple(real(t, "budget.alert_at") for t in alert_at),
+            on_exceeded=text(budget["on_exceeded"], "budget.on_exceeded"),
+            downgrade_to=None if downgrade_to is None else text(downgrade_to, "budget.downgrade_to"),
         )
         lease = line.get("lease")
         return cls(
-            str(line["id"]),
-            str(line["call_id"]),
+            text(line["id"], "id"),
+            text(line["call_id"], "call_id"),
             ref,
-            amount,
+            integer(line["amount_micros"], "amount_micros", MAX_CALL_MICROS),
             state,
-            float(line["at"]),
-            None if lease is None else str(lease),
-            int(line.get("seq", 0)),
-            str(line.get("window", "")),
+            real(line["at"], "at"),
+            None if lease is None else text(lease, "lease"),
+            integer(line.get("seq", 0), "seq", MAX_COUNTER_MICROS),
+            text(line.get("window", ""), "window"),
         )
 
 
@@ -132,27 +147,30 @@ def new_entry(budget: BudgetRef, call_id: str, amount_micros: int, state: Settle
 
 
 def _parse_lines(path: Path) -> tuple[dict[str, PendingSettle], set[str]]:
-    """The pending entries and done ids of one file; a torn or malformed line is skipped."""
+    """The pending entries and done ids of one file; a torn, malformed or out-of-bounds line is skipped."""
     pending: dict[str, PendingSettle] = {}
     done: set[str] = set()
     try:
-        data = path.read_bytes()
+        for number, raw, ended in read_lines(path):
+            if not ended:  # the last line, unterminated, is a torn write: expected after a crash
+                break
+            if raw is not None and not raw.strip():
+                continue
+            try:
+                line = decode_line(raw)
+                kind = line["kind"]
+                if kind == "done":
+                    done.add(text(line["id"], "id"))
+                elif kind == "pending":
+                    entry = PendingSettle.from_json(line)
+                    pending[entry.id] = entry
+                else:
+                    raise JournalLineError(f"unknown kind {str(kind)[:20]!r}")
+            except (KeyError, TypeError, ValueError, CostRouterError) as exc:
+                reason = f"no field {exc}" if isinstance(exc, KeyError) else str(exc)
+                logger.error("costrouter: skipping line %d of settle journal %s: %s", number, path, reason[:300])
     except FileNotFoundError:
-        return pending, done
-    lines = data.split(b"\n")
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            line = json.loads(raw)
-            if line["kind"] == "done":
-                done.add(str(line["id"]))
-            else:
-                entry = PendingSettle.from_json(line)
-                pending[entry.id] = entry
-        except (ValueError, KeyError, TypeError) as exc:
-            if number < len(lines):  # the last line, unterminated, is a torn write: expected after a crash
-                logger.warning("costrouter: skipping malformed line %d of settle journal %s: %s", number, path, exc)
+        pass
     return pending, done
 
 
@@ -171,6 +189,40 @@ def read_pending(directory: str | Path) -> list[PendingSettle]:
         pending.update(entries)
         done |= finished
     return sorted((e for i, e in pending.items() if i not in done), key=lambda e: e.at)
+
+
+def journal_trouble(journal: SettleJournal) -> str:
+    """Why ``journal`` refused an entry, for a log line: it cannot grow, or it is full."""
+    if journal.fault is not None:
+        return f"cannot grow ({journal.fault})"
+    return f"is full ({journal.max_entries} entries wait)"
+
+
+@dataclass(frozen=True)
+class JournalFault:
+    """A journal file that could not grow, as its ``.fault`` marker says."""
+
+    path: Path
+    reason: str
+    since: float
+
+
+def read_faults(directory: str | Path) -> list[JournalFault]:
+    """The journal files of ``directory`` that could not grow when last written (live or dead processes)."""
+    folder = Path(directory)
+    faults = []
+    for marker in sorted(folder.glob(f"{_PREFIX}*{_SUFFIX}{_FAULT}")):
+        journal = marker.with_name(marker.name.removesuffix(_FAULT))
+        try:
+            since = marker.stat().st_mtime
+            with marker.open("rb") as file:
+                reason = file.read(200).decode("utf-8", "replace").strip()
+        except OSError:
+            continue  # removed meanwhile
+        if journal.exists():
+            printable = "".join(c if c.isprintable() else "?" for c in reason)
+            faults.append(JournalFault(journal, printable or "unknown (the disk refused even the reason)", since))
+    return faults
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -197,6 +249,9 @@ class SettleJournal:
         self._pending: dict[str, PendingSettle] = {}
         self._lines = 0
         self._closed = False
+        self._torn = False
+        self.fault: str | None = None
+        """Why the last write failed (``File too large``, ``No space left on device``), else ``None``."""
         self.path, self._fd = self._create_file()
 
     # ---- files ---------------------------------------------------------------------------
@@ -212,11 +267,49 @@ class SettleJournal:
         return path, descriptor
 
     def _write(self, lines: list[dict[str, Any]], *, sync: bool = True) -> None:
+        """Append ``lines`` whole, or raise OSError with the file as it was (see the module's docstring)."""
         data = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
-        os.write(self._fd, data)
-        if sync:
-            os.fsync(self._fd)
+        if self._torn:
+            data = _TORN_END + data
+        start = os.fstat(self._fd).st_size
+        try:
+            written = 0
+            while written < len(data):  # a short write is followed by the error that cut it
+                count = os.write(self._fd, data[written:])
+                if count == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                written += count
+            if sync:
+                os.fsync(self._fd)
+        except OSError:
+            self._cut_back(start)
+            raise
+        self._torn = False
         self._lines += len(lines)
+
+    def _cut_back(self, size: int) -> None:
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError:
+            self._torn = os.fstat(self._fd).st_size != size
+            logger.exception("costrouter: could not cut a torn write off the settle journal %s", self.path)
+
+    def _fault(self, error: OSError | None) -> None:
+        """Record (or clear) that this file cannot grow, in :attr:`fault` and in its ``.fault`` marker."""
+        marker = self.path.with_name(self.path.name + _FAULT)
+        if error is None:
+            if self.fault is not None:
+                self.fault = None
+                with contextlib.suppress(OSError):
+                    marker.unlink()
+            return
+        reason = error.strerror or str(error)
+        if self.fault != reason:
+            self.fault = reason
+            logger.error("costrouter: the settle journal %s cannot grow: %s", self.path, reason)
+        with contextlib.suppress(OSError):  # a disk this full may refuse the marker's text, rarely its name
+            marker.touch(mode=0o600)
+            marker.write_text(f"{reason}\n", encoding="utf-8")
 
     def sync(self) -> None:
         """Flush the done marks written since the last sync (a lost one only replays an idempotent settle)."""
@@ -255,6 +348,8 @@ class SettleJournal:
                     self._write([e.to_json() for e in fresh])
                     self._pending.update((e.id, e) for e in fresh)
             path.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                path.with_name(path.name + _FAULT).unlink()
             _fsync_dir(self.directory)
             if fresh:
                 logger.warning(
@@ -266,7 +361,7 @@ class SettleJournal:
 
     # ---- entries -------------------------------------------------------------------------
     def append(self, entry: PendingSettle, *, sync: bool = True) -> bool:
-        """Keep ``entry`` (written and fsynced before this returns); ``False`` when full.
+        """Keep ``entry`` (written and fsynced before this returns); ``False`` when full or unwritable.
 
         ``sync=False`` writes without ``fsync``: the entry survives a crash of the process
         (the kernel has it), not of the machine; for the settles of leased calls.
@@ -286,7 +381,12 @@ class SettleJournal:
                 if evicted is None:
                     return False
                 lines.append({"kind": "done", "id": evicted.id})
-            self._write(lines, sync=sync)
+            try:
+                self._write(lines, sync=sync)
+            except OSError as exc:
+                self._fault(exc)
+                return False
+            self._fault(None)
             self._pending[entry.id] = entry
             if evicted is not None:
                 del self._pending[evicted.id]
@@ -297,26 +397,44 @@ class SettleJournal:
             return True
 
     def mark_done(self, entry_id: str) -> None:
-        """Record that ``entry_id`` reached the store (not fsynced: see :meth:`sync`); compact when grown."""
+        """Record that ``entry_id`` reached the store (not fsynced: see :meth:`sync`); compact when grown.
+
+        Never raises: a mark the disk refuses only lets a restart replay an idempotent settle.
+        """
         with self._lock:
             if self._closed or entry_id not in self._pending:
                 return
-            self._write([{"kind": "done", "id": entry_id}], sync=False)
             del self._pending[entry_id]
-            if not self._pending:
-                os.ftruncate(self._fd, 0)
-                os.fsync(self._fd)
-                self._lines = 0
-            elif self._lines > 2 * self.max_entries:
-                self._compact()
+            try:
+                if not self._pending:
+                    os.ftruncate(self._fd, 0)
+                    os.fsync(self._fd)
+                    self._lines = 0
+                    self._torn = False
+                    return
+                self._write([{"kind": "done", "id": entry_id}], sync=False)
+                if self._lines > 2 * self.max_entries:
+                    self._compact()
+            except OSError as exc:
+                # The store has the entry: at worst it is replayed again, and a replay is idempotent.
+                self._fault(exc)
 
     def _compact(self) -> None:
         """Move the pending entries to a new file of this process, then drop the old one."""
-        old_path, old_fd = self.path, self._fd
+        old_path, old_fd, old_lines = self.path, self._fd, self._lines
         self.path, self._fd = self._create_file()
         self._lines = 0
-        self._write([e.to_json() for e in self._pending.values()])
+        try:
+            self._write([e.to_json() for e in self._pending.values()])
+        except OSError:
+            self.path.unlink()
+            os.close(self._fd)
+            self.path, self._fd, self._lines = old_path, old_fd, old_lines
+            raise
+        self._torn = False
         old_path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            old_path.with_name(old_path.name + _FAULT).unlink()
         _fsync_dir(self.directory)
         os.close(old_fd)
 
@@ -344,4 +462,6 @@ class SettleJournal:
             if not self._pending:
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.with_name(self.path.name + _FAULT).unlink()
             os.close(self._fd)

@@ -21,6 +21,14 @@ idle for ``idle_seconds``. Each message has a sequence number; the script applie
 once (a retry after a timeout is answered, not applied again), and journaled settles
 carry the number of the message that charges them, so the replay of a dead process's
 journal charges only what its messages did not.
+
+Leased spend waits in memory between messages, so it is safe only while the journal keeps
+it. When the journal refuses an entry (a full disk, a file-size quota, or full), the call
+that met it is still settled (in memory, carried by the next message: never an error to
+a caller the provider billed), and the store *degrades* for the rest of its life: the
+waiting spend goes to Redis at once, every lease is given back as its calls end, and
+every later reserve and settle goes to Redis per call (:attr:`LeasedStore.fault` says
+why; the call's span and ``costrouter budget status`` show it).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from costrouter.budget.journal import PendingSettle, SettleJournal
+from costrouter.budget.journal import PendingSettle, SettleJournal, journal_trouble
 from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_seq, parse_reply
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import BudgetStatus, BudgetStore, EpochState, ReserveOutcome, SettleOutcome
@@ -107,6 +115,20 @@ class LeasedStore(BudgetStore):
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.fault: str | None = None
+        """Why the leases fell back to per-call budgets (the journal refused a leased settle), else ``None``."""
+
+    def _degrade(self, reason: str) -> None:
+        """Fall back to per-call budgets for good: the journal cannot keep what leases hold in memory."""
+        if self.fault is None:
+            self.fault = reason
+            logger.error(
+                "costrouter: the settle journal %s: budget leases fall back to per-call reserves and settles "
+                "(each a Redis round trip) until this router restarts; leased spend goes to Redis now",
+                reason,
+            )
+        self._start()
+        self._wake.set()
 
     # ---- reserve ------------------------------------------------------------------------
     def _fast(self, budget: BudgetRef, call_id: str, amount: int) -> ReserveOutcome | None:
@@ -135,11 +157,15 @@ class LeasedStore(BudgetStore):
 
     def reserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
         """See :meth:`BudgetStore.reserve`: from the lease, else after a message for this call."""
+        if self.fault is not None:
+            return self.inner.reserve(budget, call_id, amount_micros, enforce=enforce)
         fast = self._fast(budget, call_id, amount_micros)
         return fast if fast is not None else self._slow(budget, call_id, amount_micros, enforce)
 
     async def areserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
         """See :meth:`BudgetStore.reserve` (a message, when needed, goes out from a worker thread)."""
+        if self.fault is not None:
+            return await self.inner.areserve(budget, call_id, amount_micros, enforce=enforce)
         fast = self._fast(budget, call_id, amount_micros)
         if fast is not None:
             return fast
@@ -235,6 +261,7 @@ class LeasedStore(BudgetStore):
     # ---- settle -------------------------------------------------------------------------
     def _local_settle(self, budget: BudgetRef, call_id: str, amount: int) -> SettleOutcome | None:
         key = (call_id, budget)
+        refused: str | None = None
         with self._lock:
             held = self._calls.pop(key, None)
             if held is None:
@@ -258,11 +285,21 @@ class LeasedStore(BudgetStore):
                 )
                 lease.entries.append(entry.id)
                 if self.journal is not None and not self.journal.append(entry, sync=False):
-                    logger.error("costrouter: the settle journal is full; a crash now would lose call %s", call_id)
+                    refused = journal_trouble(self.journal)
             state: Literal["settled", "released"] = "settled" if amount > 0 else "released"
-            return SettleOutcome(
-                state, amount, lease.spent_seen + lease.settled, lease.held_seen, lease.window, (), replayed=False
+            outcome = SettleOutcome(
+                state,
+                amount,
+                lease.spent_seen + lease.settled,
+                lease.held_seen,
+                lease.window,
+                (),
+                replayed=False,
+                journal_fault=refused,
             )
+        if refused is not None:
+            self._degrade(refused)
+        return outcome
 
     def settle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
         """See :meth:`BudgetStore.settle`: in memory for a leased call, else in Redis."""
@@ -349,10 +386,11 @@ class LeasedStore(BudgetStore):
         with self._lock:
             if lease.sending or (lease.hold == 0 and not lease.settled and lease.unacked is None):
                 return None
+            degraded = self.fault is not None
             reasons = (
                 ("resend", lease.unacked is not None),
-                ("give back", now - lease.last_used >= settings.idle_seconds and not lease.inflight),
-                ("flush", bool(lease.settled) and now - lease.last_message >= settings.flush_seconds),
+                ("give back", (degraded or now - lease.last_used >= settings.idle_seconds) and not lease.inflight),
+                ("flush", bool(lease.settled) and (degraded or now - lease.last_message >= settings.flush_seconds)),
                 ("renew", lease.valid_until - now < settings.ttl_seconds * 2 / 3),
                 ("refill", bool(lease.spare) and lease.room() < lease.spare // 2),
                 ("roll over", bool(lease.window_end) and time.time() >= lease.window_end - CLOCK_MARGIN_SECONDS),

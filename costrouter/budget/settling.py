@@ -8,8 +8,9 @@
   some wait, and once when the router is built (after adopting dead processes' files).
 * The store's epoch (``lua/epoch.lua``) is checked before and after a reserve whenever
   the store opened a new connection (a reconnect), every ``EPOCH_CHECK_SECONDS`` and at
-  start; a store that lost its data is refused (``on_store_lost: fail_closed``) or warned
-  about (``warn``), never silently taken as a fresh budget.
+  start (see :mod:`~costrouter.budget.epoch_watch`; callers meeting a check in flight wait
+  for its verdict); a store that lost its data is refused (``on_store_lost: fail_closed``)
+  or warned about (``warn``), never silently taken as a fresh budget.
 
 The flows here yield store ops like the rest of the call (see :mod:`costrouter.ops`);
 the journal's file I/O is small and synchronous on both paths.
@@ -19,13 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -34,12 +34,13 @@ from opentelemetry.util.types import AttributeValue
 
 from costrouter._version import __version__
 from costrouter.budget import BudgetPolicy, BudgetRef, BudgetStore, SettleOutcome
+from costrouter.budget.epoch_watch import EpochWatch
 from costrouter.budget.factory import journal_directory, leased_store_of
-from costrouter.budget.journal import PendingSettle, SettleJournal, new_entry
+from costrouter.budget.journal import PendingSettle, SettleJournal, journal_trouble, new_entry
 from costrouter.budget.store import EpochState
 from costrouter.errors import BudgetStoreError
 from costrouter.money import micros_to_usd
-from costrouter.ops import Flow, SleepOp, StoreOp
+from costrouter.ops import Flow, SleepOp, StoreOp, WaitOp
 from costrouter.otel import semconv as sc
 from costrouter.otel.telemetry import INSTRUMENTATION_NAME, Telemetry
 
@@ -49,8 +50,6 @@ BACKOFF_SECONDS: Final = (0.05, 0.2, 0.5)
 """Waits between tries of a settle (the last repeats when there are more tries)."""
 REPLAY_INTERVAL_SECONDS: Final = 5.0
 """How often the background thread retries journaled settles while some wait."""
-EPOCH_CHECK_SECONDS: Final = 30.0
-"""The longest time between two checks of the store's epoch."""
 _MARKER = "epoch"
 
 
@@ -177,54 +176,6 @@ def _lease_applied(store: BudgetStore, entry: PendingSettle) -> int:
     return leased.lease_applied(entry.budget, entry.window, entry.lease)
 
 
-class EpochWatch:
-    """What this process knows of the store's epoch, and when to look again."""
-
-    def __init__(self, marker: Path | None) -> None:
-        """Start from the epoch ``marker`` (a file of the journal directory) recorded, if any."""
-        self.marker = marker
-        self.known: str | None = None
-        if marker is not None:
-            with contextlib.suppress(OSError):
-                self.known = marker.read_text(encoding="utf-8").strip() or None
-        self.seen_connections = -1
-        self.checked_at = float("-inf")
-        self.lost: str | None = None
-        self.checking = False
-
-    def due(self, connections: int, *, fail_closed: bool) -> bool:
-        """Whether to check now: a new connection, the interval passed, or refusing on a loss."""
-        if self.checking:
-            return False
-        if self.lost is not None and fail_closed:
-            return True
-        return connections != self.seen_connections or time.monotonic() - self.checked_at >= EPOCH_CHECK_SECONDS
-
-    def observe(self, state: EpochState, connections: int) -> bool:
-        """Take a check's answer; ``True`` when this check newly found the store lost."""
-        self.seen_connections = connections
-        self.checked_at = time.monotonic()
-        if state.lost:
-            newly = self.lost != state.epoch
-            self.lost = state.epoch
-            return newly
-        self.lost = None
-        if state.epoch != self.known:
-            self.known = state.epoch
-            self._write_marker(state.epoch)
-        return False
-
-    def _write_marker(self, epoch: str) -> None:
-        if self.marker is None:
-            return
-        temporary = self.marker.with_name(f".{_MARKER}.{os.getpid()}.new")
-        try:
-            temporary.write_text(epoch + "\n", encoding="utf-8")
-            temporary.replace(self.marker)
-        except OSError:
-            logger.warning("costrouter: could not record the store's epoch in %s", self.marker, exc_info=True)
-
-
 class StoreGuard:
     """Settle retries, the journal and its replay, and the store-loss check of one router."""
 
@@ -298,12 +249,7 @@ class StoreGuard:
         self, budget: BudgetRef, call_id: str, amount_micros: int, method: str, error: BudgetStoreError, tries: int
     ) -> Journaled:
         entry = new_entry(budget, call_id, amount_micros, "settle" if method == "settle" else "release")
-        kept = False
-        if self.journal is not None:
-            try:
-                kept = self.journal.append(entry)
-            except OSError:
-                logger.exception("costrouter: could not write the settle journal in %s", self.journal.directory)
+        kept = self.journal is not None and self.journal.append(entry)
         self.count(entry, "journaled" if kept else "dropped")
         if kept:
             logger.warning(
@@ -318,7 +264,7 @@ class StoreGuard:
             )
         else:
             level = logging.ERROR if method == "settle" else logging.WARNING
-            reason = "no journal" if self.journal is None else "the journal is full or unwritable"
+            reason = "no journal" if self.journal is None else f"the journal {journal_trouble(self.journal)}"
             logger.log(
                 level,
                 "costrouter: LOST the %s of budget %s %s %r for call %s (%d micro-USD): %s and the store fails: %s",
@@ -333,6 +279,17 @@ class StoreGuard:
             )
         return Journaled(budget, entry, error, kept)
 
+    def note_lease_fault(self, span: Span, settled: Sequence[SettleOutcome]) -> None:
+        """Say on a call's span that the leases run per call, and why (an event on the call that met it)."""
+        leased = leased_store_of(self.store)
+        if leased is None or leased.fault is None:
+            return
+        span.set_attribute(sc.BUDGET_LEASE_FAULT, leased.fault)
+        refused = next((outcome.journal_fault for outcome in settled if outcome.journal_fault), None)
+        if refused is not None:
+            journal = "" if self.journal is None else str(self.journal.path)
+            span.add_event(sc.EVENT_LEASE_DEGRADED, {"reason": refused, "journal": journal})
+
     # ---- the store's epoch ---------------------------------------------------------------
     def after_reserve_flow(self, span: Span | None) -> Flow[None]:
         """After a reserve that worked: wake the replay if settles wait, check the epoch if due."""
@@ -341,22 +298,55 @@ class StoreGuard:
         yield from self.epoch_flow(span)
 
     def epoch_flow(self, span: Span | None) -> Flow[None]:
-        """Check the store's epoch when due; raise BudgetStoreError on a loss under fail_closed."""
+        """Check the store's epoch when due; raise BudgetStoreError on a loss under fail_closed.
+
+        While another call's check is in flight, wait for its verdict (no Redis round trip);
+        a wait past the store's longest answer time checks here instead.
+        """
         fail_closed = self.config.on_store_lost == "fail_closed"
         watch = self.epoch
-        if not watch.due(self.store.connections, fail_closed=fail_closed):
-            return
-        watch.checking = True
+        while True:
+            claimed = watch.claim(self.store.connections, fail_closed=fail_closed)
+            if claimed is None:
+                return
+            check, mine = claimed
+            if mine:
+                yield from self._check_epoch(span, check)
+                return
+            try:
+                state: EpochState | None = yield WaitOp(check, self._longest_answer_seconds())
+            except TimeoutError:
+                yield from self._check_epoch(span, None)
+                return
+            if state is None:
+                return  # that check had no answer: as for the call that ran it, the store ops decide
+            if state.lost:
+                self._refuse_if_lost(span, state)
+                return
+            # A good verdict: check again only if a connection opened since that check began.
+
+    def _longest_answer_seconds(self) -> float:
+        """How long one store op may take: a pool wait, and a retry after a broken connection."""
+        config = self.config
+        return config.pool_timeout_seconds + 2 * (config.connect_timeout_seconds + config.timeout_seconds)
+
+    def _check_epoch(self, span: Span | None, check: Future[EpochState | None] | None) -> Flow[None]:
+        """Run one check (``check``: the claimed one, finished with its verdict; ``None``: a lone one)."""
+        watch = self.epoch
+        connections = self.store.connections if check is None else watch.check_connections
+        state: EpochState | None = None
         try:
-            state: EpochState | None = yield StoreOp("epoch", (uuid.uuid4().hex, watch.known))
+            state = yield StoreOp("epoch", (uuid.uuid4().hex, watch.known))
+            if state is None:  # a store that keeps no epoch: nothing to check, ever
+                watch.seen_connections, watch.checked_at = connections, float("inf")
+                return
+            newly = watch.observe(state, connections)
         except BudgetStoreError:
             return  # the reserve meets the same failure and applies on_store_error
         finally:
-            watch.checking = False
-        if state is None:
-            watch.seen_connections, watch.checked_at = self.store.connections, float("inf")
-            return
-        if watch.observe(state, self.store.connections):
+            if check is not None:
+                watch.finish(check, state)
+        if newly:
             self._lost_counter.add(1, {sc.BUDGET_ON_STORE_LOST: self.config.on_store_lost})
             logger.error(
                 "costrouter: the budget store lost its data (epoch %s, this machine knew %s): its counters "
@@ -364,19 +354,28 @@ class StoreGuard:
                 state.epoch,
                 watch.known,
                 self.config.on_store_lost,
-                "; calls are refused until `costrouter budget accept-loss`" if fail_closed else "",
+                "; calls are refused until `costrouter budget accept-loss`"
+                if self.config.on_store_lost == "fail_closed"
+                else "",
             )
-        if watch.lost is None:
-            return
+        if state.lost:
+            self._refuse_if_lost(span, state)
+
+    def _refuse_if_lost(self, span: Span | None, state: EpochState) -> None:
+        """A verdict of loss: a span event, and under fail_closed the error that refuses the call."""
         if span is not None:
             span.add_event(
                 sc.EVENT_STORE_LOST,
-                {"epoch": state.epoch, "known_epoch": watch.known or "", "on_store_lost": self.config.on_store_lost},
+                {
+                    "epoch": state.epoch,
+                    "known_epoch": self.epoch.known or "",
+                    "on_store_lost": self.config.on_store_lost,
+                },
             )
-        if fail_closed:
+        if self.config.on_store_lost == "fail_closed":
             cause = StoreLostError(
                 f"the budget store lost its data (a Redis restarted empty: epoch {state.epoch}, "
-                f"known {watch.known}); on_store_lost: fail_closed refuses calls until an operator runs "
+                f"known {self.epoch.known}); on_store_lost: fail_closed refuses calls until an operator runs "
                 "`costrouter budget accept-loss`"
             )
             raise BudgetStoreError("epoch check", cause) from cause

@@ -46,6 +46,8 @@ class SettleOutcome:
     replayed: bool
     unheld: bool = False
     """A charge that found no live hold (it expired, was reset, or was never taken)."""
+    journal_fault: str | None = None
+    """A leased settle the journal refused: why (the store's leases fell back to per-call budgets)."""
 
 
 @dataclass(frozen=True)

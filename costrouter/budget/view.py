@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+
 from costrouter.budget import BudgetPolicy, BudgetRef, BudgetStatus, BudgetStore
 from costrouter.budget.factory import journal_directory
-from costrouter.budget.journal import PendingSettle, read_pending
+from costrouter.budget.journal import JournalFault, PendingSettle, read_faults, read_pending
 from costrouter.config.budget_ref import GLOBAL_SCOPE_ID
 
 SCOPES = ("session", "user", "team", "tag", "global")
@@ -39,6 +41,22 @@ class BudgetsView:
         """Settles waiting in this machine's journal for the store (not in ``spent`` until replayed)."""
         directory = journal_directory(self.policy, self.store)
         return [] if directory is None else [e for e in read_pending(directory) if e.state == "settle"]
+
+    def journal_faults(self) -> list[JournalFault]:
+        """Journal files of this machine's store that could not grow (a full disk, a quota) when last written."""
+        directory = journal_directory(self.policy, self.store)
+        return [] if directory is None else read_faults(directory)
+
+    def journal_fault_lines(self) -> list[str]:
+        """:meth:`journal_faults`, one line each, for a terminal."""
+        lines = []
+        for fault in self.journal_faults():
+            since = datetime.datetime.fromtimestamp(fault.since, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            lines.append(
+                f"journal fault: {fault.path} could not grow ({fault.reason}) at {since}: its router runs "
+                "budget leases per call, and a settle the store refuses now is lost"
+            )
+        return lines
 
     def reset(self, scope: str, scope_id: str | None = None) -> list[str]:
         """Clear the current window's spend and holds; returns the names of the budgets reset."""

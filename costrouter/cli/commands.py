@@ -700,6 +700,8 @@ def _print_pending(console: Console, policy: BudgetPolicy, store: BudgetStore) -
         )
     else:
         console.print("pending settles: none", markup=False)
+    for line in BudgetsView(policy, store).journal_fault_lines():
+        console.print(line, markup=False)
     return entries
 
 

@@ -17,6 +17,13 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 _Loader: Final[type[yaml.SafeLoader]] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR_TAG: Final = "tag:yaml.org,2002:str"
 
+MAX_YAML_BYTES: Final = 32 * 1024 * 1024
+"""The largest YAML file read: a router file of 10,000 groups is about 1 MB."""
+ALIAS_NODES: Final = 100_000
+"""The nodes that anchors and aliases (and merge keys) may add to a file, beyond :data:`ALIAS_FACTOR`."""
+ALIAS_FACTOR: Final = 10
+"""A file's aliases may also expand it to this many times its own nodes (templates reused in a large file)."""
+
 
 class _LinedDict(dict[Any, Any]):
     """A dict that knows the source line of each of its keys."""
@@ -178,6 +185,54 @@ def _line(event: Any) -> int:
     return int(event.start_mark.line) + 1
 
 
+def _check_expansion(root: yaml.Node, source: str) -> None:
+    """Refuse a document whose aliases expand it past the budget (a "billion laughs"), before building it.
+
+    Each node's expanded size is computed once (aliases share their anchor's node), so the
+    check costs one pass over the file's own nodes, however far its aliases would expand.
+    """
+    distinct: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in distinct:
+            continue
+        distinct.add(id(node))
+        stack.extend(_children(node))
+    limit = ALIAS_NODES + ALIAS_FACTOR * len(distinct)
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in open_nodes:  # an alias inside its own anchor: it expands without end
+            total = limit + 1
+        else:
+            open_nodes.add(id(node))
+            total = 1 + sum(size(child) for child in _children(node))
+            open_nodes.discard(id(node))
+        if total > limit:
+            reason = (
+                f"its aliases expand this value past {limit:,} nodes (the file itself has {len(distinct):,}): "
+                "refused as an alias bomb"
+            )
+            raise ConfigError.single(source, "", reason, node.start_mark.line + 1)
+        sizes[id(node)] = total
+        return total
+
+    size(root)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 def _read_events(text: str) -> tuple[Any, list[ConfigProblem]]:
     loader = _Loader(text)
     try:
@@ -194,9 +249,18 @@ def read_yaml_and_problems(path: str | Path) -> tuple[Any, list[ConfigProblem]]:
     """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as file:
+            raw = file.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
         raise ConfigError.single(source, "", f"cannot read file: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError.single(
+            source, "", f"the file is larger than {MAX_YAML_BYTES // 2**20} MiB: not a configuration"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError.single(source, "", f"cannot read file: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
     try:
         return _read_events(text)
     except (_UnusualError, yaml.YAMLError, TypeError, RecursionError):
@@ -206,6 +270,7 @@ def read_yaml_and_problems(path: str | Path) -> tuple[Any, list[ConfigProblem]]:
         node = loader.get_single_node()
         if node is None:
             return None, []
+        _check_expansion(node, source)
         builder = _Builder(loader)
         return builder.build(node), builder.duplicates
     except yaml.YAMLError as exc:

@@ -500,6 +500,8 @@ class CallPlanner:
             call.span.set_attributes(settle_attributes(reservation, settled, amount))
             for journaled in reservation.journaled:
                 call.span.add_event(sc.EVENT_SETTLE_JOURNALED, journaled.event_attributes())
+            if self.guard is not None:
+                self.guard.note_lease_fault(call.span, settled)
             for budget, settle in zip(reservation.budgets, settled, strict=False):
                 for threshold in settle.alerts:
                     self._alert(call, budget, threshold, settle.spent_micros, settle.window_id)

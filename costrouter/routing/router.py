@@ -21,7 +21,7 @@ from costrouter.config.groups import RouterConfig, load_router_config, parse_rou
 from costrouter.config.reader import validate
 from costrouter.config.settings import Settings
 from costrouter.context import Caller, Id, Tags, resolve_caller
-from costrouter.ops import Op, RouteOp, SleepOp, adrive, drive
+from costrouter.ops import Op, RouteOp, SleepOp, WaitOp, adrive, await_wait, drive, wait
 from costrouter.otel.attempts import attempt_tracker
 from costrouter.otel.backends import backend as backend_preset
 from costrouter.otel.exporters import TelemetrySetup, configure_telemetry
@@ -518,6 +518,8 @@ class CostRouter:
             return getattr(self.litellm_router, op.method)(**op.kwargs)
         if isinstance(op, SleepOp):
             return time.sleep(op.seconds)
+        if isinstance(op, WaitOp):
+            return wait(op)
         return getattr(self._store(), op.method)(*op.args, **op.kwargs)
 
     async def _aexecute(self, op: Op) -> Any:
@@ -525,6 +527,8 @@ class CostRouter:
             return await getattr(self.litellm_router, f"a{op.method}")(**op.kwargs)
         if isinstance(op, SleepOp):
             return await asyncio.sleep(op.seconds)
+        if isinstance(op, WaitOp):
+            return await await_wait(op)
         return await getattr(self._store(), f"a{op.method}")(*op.args, **op.kwargs)
 
     def _store(self) -> BudgetStore:

@@ -17,6 +17,9 @@ counter of a ``reject`` budget above its limit.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import subprocess
 import sys
 import threading
@@ -25,7 +28,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,7 @@ from costrouter.testing import ProviderDouble, TelemetryCapture
 from costrouter.testing.redis_server import RedisServer
 from tests.routing import PRICES, router_config
 
+ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = [{"role": "user", "content": "one call of a scenario under faults"}]
 MAX_TOKENS = 20
 TEAM = "team-faults"
@@ -312,3 +316,189 @@ def read_books(
         held_micros=held,
         session_limit_micros=usd_to_micros(SESSION_LIMIT_USD),
     )
+
+
+# ---- a Redis restarted empty while many callers route at once ----------------------------------
+@dataclass(frozen=True)
+class LossBooks:
+    """The books of a restart-empty scenario: exact before the loss, nothing admitted after it."""
+
+    before: Books
+    requests_after: int
+    outcomes_after: Outcomes
+    counters_after: dict[str, int]
+    held_after: int
+    spans_after_micros: int
+
+    def row(self) -> str:
+        """One line: the scenario before, then what the calls after the loss got."""
+        after = self.outcomes_after
+        return (
+            f"{self.before.row()} after the loss: {self.requests_after} provider requests, "
+            f"{after.completed} completed, {after.rejected} rejected, {after.store_errors} store errors"
+        )
+
+    def check(self) -> None:
+        """Exact before; after the loss no request reached the provider, no counter moved, no hold left."""
+        self.before.check()
+        assert self.outcomes_after.other_errors == []
+        assert self.requests_after == 0
+        assert self.outcomes_after.completed == 0
+        assert self.spans_after_micros == 0
+        assert set(self.counters_after.values()) == {0}
+        assert self.held_after == 0
+
+
+def _spend_to_the_limit(router: CostRouter, session: str, outcomes: Outcomes) -> None:
+    while True:
+        try:
+            router.route_completion("fast", MESSAGES, max_tokens=MAX_TOKENS, session_id=session, team_id=TEAM)
+        except BudgetExceededError:
+            outcomes.add("rejected")
+            return
+        outcomes.add("completed")
+
+
+async def _aroute(router: CostRouter, sessions: list[str], calls: int, offset: int, outcomes: Outcomes) -> None:
+    for index in range(calls):
+        session = sessions[(offset + index) % len(sessions)]
+        try:
+            await router.aroute_completion("fast", MESSAGES, max_tokens=MAX_TOKENS, session_id=session, team_id=TEAM)
+        except BudgetExceededError:
+            outcomes.add("rejected")
+        except BudgetStoreError:
+            outcomes.add("store_error")
+        except Exception as exc:  # reported by LossBooks.check
+            outcomes.add("other", repr(exc))
+        else:
+            outcomes.add("completed")
+
+
+def _route_all(router: CostRouter, sessions: list[str], calls: int, offset: int, outcomes: Outcomes) -> None:
+    for index in range(calls):
+        _route(router, sessions[(offset + index) % len(sessions)], 1, outcomes)
+
+
+def run_restart_empty(
+    provider: ProviderDouble,
+    journal_dir: Path,
+    *,
+    callers: str,
+    workers: int,
+    sessions: int = 8,
+    calls_per_worker: int = 9,
+    **store: Any,
+) -> LossBooks:
+    """Spend ``sessions`` sessions to their limits, restart Redis empty, then route from ``workers`` at once.
+
+    ``callers``: ``"tasks"`` (async tasks on one loop) or ``"threads"``. Under
+    ``on_store_lost: fail_closed`` (the default) every call after the loss is refused.
+    """
+    provider.reset()
+    prefix = f"r{uuid.uuid4().hex[:10]}"
+    names = [f"s{index}" for index in range(sessions)]
+    with private_redis() as server:
+        budgets = policy(server.url, prefix, journal_dir, **store)
+        capture = TelemetryCapture()
+        router = CostRouter(router_config(provider.base_url), budgets=budgets, tracer_provider=capture.tracer_provider)
+        outcomes = Outcomes()
+        for session in names:
+            _spend_to_the_limit(router, session, outcomes)
+        settled(router, names)
+        before = read_books("restart empty", router, capture, provider, names, outcomes)
+        requests_before, spans_before = provider.request_count(), len(capture.call_spans())
+
+        server.restart()  # killed: every key is gone
+        after = Outcomes()
+        if callers == "tasks":
+
+            async def burst() -> None:
+                await asyncio.gather(*(_aroute(router, names, calls_per_worker, n, after) for n in range(workers)))
+
+            asyncio.run(burst())
+        else:
+            threads = [
+                threading.Thread(target=_route_all, args=(router, names, calls_per_worker, n, after))
+                for n in range(workers)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        spans_after = capture.call_spans()[spans_before:]
+        spent_after = sum(
+            usd_to_micros(float((span.attributes or {}).get(sc.LLM_USAGE_COST_USD, 0.0)))  # type: ignore[arg-type]
+            for span in spans_after
+        )
+        router.shutdown()
+        reader = CostRouter(router_config(provider.base_url), budgets=budgets)
+        view = reader.budgets
+        assert view is not None
+        counters = {session: view.status("session", session)[0].spent_micros for session in names}
+        counters["team"] = view.status("team", TEAM)[0].spent_micros
+        counters["global"] = view.status("global")[0].spent_micros
+        held = sum(view.status("session", session)[0].held_micros for session in names)
+        held += view.status("team", TEAM)[0].held_micros + view.status("global")[0].held_micros
+        reader.shutdown()
+        capture.shutdown()
+        return LossBooks(before, provider.request_count() - requests_before, after, counters, held, spent_after)
+
+
+# ---- leases whose journal cannot grow (a full disk, a quota) ------------------------------------
+@dataclass(frozen=True)
+class FullJournalBooks:
+    """The books of the full-journal scenario, and what the worker's spans and ``budget status`` said."""
+
+    books: Books
+    report: dict[str, Any]
+
+    def row(self) -> str:
+        """The books' line, with the lease fault."""
+        return f"{self.books.row()} lease fault: {self.report['fault']}"
+
+    def check(self) -> None:
+        """Exact books, no call raised after billing, and the fault on the spans and in ``budget status``."""
+        self.books.check()
+        report = self.report
+        assert report["fault"] == "cannot grow (File too large)"
+        assert report["degraded_events"] >= 1
+        assert report["spans_with_fault"] >= 1
+        assert report["status_exit"] == 0, report["status"]
+        assert "journal fault:" in report["status"]
+        assert "(File too large)" in report["status"]
+
+
+def run_full_journal_with_leases(
+    provider: ProviderDouble, journal_dir: Path, *, limit_bytes: int = 100, threads: int = 6, calls_per_thread: int = 20
+) -> FullJournalBooks:
+    """Route leased calls in a worker process whose files may not pass ``limit_bytes``; recover; read the books."""
+    provider.reset()
+    prefix = f"j{uuid.uuid4().hex[:10]}"
+    sessions = [f"s{index}" for index in range(threads)]
+    with private_redis() as server:
+        budgets = policy(server.url, prefix, journal_dir, lease={"enabled": True})
+        policy_file = journal_dir.parent / "budgets.json"
+        policy_file.write_text(json.dumps(budgets))
+        environment = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        command = [
+            sys.executable,
+            "-m",
+            "tests.workers.full_journal_calls",
+            str(policy_file),
+            provider.base_url,
+            str(limit_bytes),
+            str(threads),
+            str(calls_per_thread),
+        ]
+        worker = subprocess.run(command, capture_output=True, env=environment, cwd=ROOT, check=False)
+        assert worker.returncode == 0, worker.stderr.decode()[-3000:]
+        report = json.loads(worker.stdout.decode().strip().splitlines()[-1])
+        outcomes = Outcomes(report["completed"], report["rejected"], report["store_errors"], report["other_errors"])
+        recovered = CostRouter(router_config(provider.base_url), budgets=budgets)
+        settled(recovered, sessions)
+        capture = TelemetryCapture()  # the worker's spans came back as figures: none here
+        books = read_books("journal cannot grow, leases", recovered, capture, provider, sessions, outcomes)
+        books = replace(books, span_micros_by_session={s: int(report["span_micros"].get(s, 0)) for s in sessions})
+        recovered.shutdown()
+        capture.shutdown()
+        return FullJournalBooks(books, report)

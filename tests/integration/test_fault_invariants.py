@@ -39,3 +39,22 @@ def test_books_balance_after_fault(
     books = faults.run_scenario(name, fault, provider, tmp_path / "journal", lease={"enabled": leases})
     print("\n" + books.row())
     books.check()
+
+
+@pytest.mark.parametrize("leases", [False, True], ids=["per-call", "leases"])
+@pytest.mark.parametrize(("callers", "workers"), [("tasks", 16), ("threads", 4)])
+def test_a_redis_restarted_empty_admits_nothing_to_concurrent_callers(
+    callers: str, workers: int, leases: bool, provider: ProviderDouble, tmp_path: Path
+) -> None:
+    books = faults.run_restart_empty(
+        provider, tmp_path / "journal", callers=callers, workers=workers, lease={"enabled": leases}
+    )
+    print("\n" + books.row())
+    books.check()
+
+
+def test_leases_whose_journal_cannot_grow_never_raise_after_billing(provider: ProviderDouble, tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    books = faults.run_full_journal_with_leases(provider, tmp_path / "run" / "journal")
+    print("\n" + books.row())
+    books.check()

@@ -379,3 +379,35 @@ def test_a_replay_past_the_call_records_life_still_charges_and_says_it_may_charg
     assert "after the store forgot the call" in caplog.text
     assert spent_and_held(router, budget) == (77, 0)
     router.shutdown()
+
+
+# ---- a dead process's journal with a hostile line ------------------------------------------------
+def test_a_deeply_nested_journal_line_is_skipped_and_every_router_still_builds(
+    provider: ProviderDouble,
+    capture: TelemetryCapture,
+    fault_redis: RedisServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    budgets = policy(fault_redis.url, tmp_path, prefix)
+    (budget, *_) = BudgetPolicy.model_validate(budgets).budgets_for(session_id="kept")
+    directory = journal_dir_for(tmp_path, fault_redis.url, prefix)
+    journal = SettleJournal(directory)
+    journal.append(new_entry(budget, "kept-call", 55, "settle"))
+    journal.close()  # a dead process's file, with its pending settle
+    (dead,) = directory.glob("journal-*.jsonl")
+    with dead.open("ab") as file:
+        file.write(b"[" * 60_000 + b"\n")  # json.loads: RecursionError, which stopped every router build
+        file.write(json.dumps({**new_entry(budget, "forged", 10**30, "settle").to_json()}).encode() + b"\n")
+
+    with caplog.at_level(logging.ERROR, logger="costrouter"):
+        router = make_router(provider, capture, budgets)
+        second = make_router(provider, capture, budgets)
+    assert spent_and_held(router, budget) == (55, 0)  # the good entry replayed, the forged amount not charged
+    named = [r.getMessage() for r in caplog.records if str(dead) in r.getMessage()]
+    assert any(f"line 2 of settle journal {dead}: nested deeper than 8 levels" in m for m in named)
+    assert any(f"line 3 of settle journal {dead}: amount_micros" in m for m in named)
+    router.route_completion("fast", MESSAGES, max_tokens=20, session_id="after")
+    router.shutdown()
+    second.shutdown()

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from costrouter.budget import BudgetPolicy
-from costrouter.budget.journal import PendingSettle, SettleJournal, journal_dir_for, new_entry, read_pending
+from costrouter.budget.journal import (
+    PendingSettle,
+    SettleJournal,
+    journal_dir_for,
+    new_entry,
+    read_faults,
+    read_pending,
+)
+from costrouter.budget.journal_lines import MAX_LINE_BYTES
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.config.budgets import default_journal_dir
 from costrouter.config.windows import parse_window
+from costrouter.money import MAX_CALL_MICROS
 
 BUDGET = BudgetRef("session-total", "session", "s-1", parse_window("total"), 1_000_000, (0.5,), "reject", None)
 
@@ -117,3 +128,149 @@ def test_each_store_has_its_own_directory_and_the_default_follows_xdg(
     monkeypatch.setenv("XDG_STATE_HOME", "relative/ignored")
     assert default_journal_dir() == str(Path.home() / ".local" / "state" / "costrouter" / "journal")
     assert BudgetPolicy.model_validate({"store": {"journal_dir": None}}).store.journal_dir is None
+
+
+# ---- hostile files: one bad line is skipped and named, never fatal ----------------------------
+def dead_file(directory: Path, *lines: bytes) -> Path:
+    """A journal file as a dead process would leave it (nobody holds its lock)."""
+    path = directory / "journal-999999-deadbeef0000.jsonl"
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+def line_of(entry: PendingSettle) -> bytes:
+    return json.dumps(entry.to_json(), separators=(",", ":")).encode() + b"\n"
+
+
+def with_amount(amount: object) -> bytes:
+    return json.dumps({**settle(1, "bad").to_json(), "amount_micros": amount}).encode() + b"\n"
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (b"[" * 60_000 + b"\n", "nested deeper than 8 levels"),  # json.loads: RecursionError
+        (b'{"kind": "pending", "x": "' + b"a" * (MAX_LINE_BYTES + 10) + b'"}\n', "longer than 65536 bytes"),
+        (with_amount(10**30), "amount_micros 1000000000000000000000000000000 is outside 0..10000000000"),
+        (with_amount(1e30), "amount_micros must be an integer, not 1e+30"),
+        (with_amount(-5), "amount_micros -5 is outside"),
+        (with_amount("5"), "amount_micros must be an integer, not '5'"),
+        (with_amount(MAX_CALL_MICROS + 1), "is outside 0..10000000000"),
+        (json.dumps({**settle(1).to_json(), "at": float("nan")}).encode() + b"\n", "NaN is not a number"),
+        (b'{"kind": "pending", "id": 5}\n', "no field 'budget'"),
+        (b'{"kind": "done", "id": {"a": 1}}\n', "id must be a string"),
+        (b'"just a string"\n', "not a JSON object but str"),
+        (b"\xff\xfe garbage\n", "not JSON"),
+    ],
+    ids=[
+        "deep",
+        "long",
+        "huge-amount",
+        "float-amount",
+        "negative",
+        "text-amount",
+        "past-cap",
+        "nan",
+        "no-budget",
+        "id-object",
+        "not-object",
+        "not-utf8",
+    ],
+)
+def test_a_bad_line_of_a_dead_file_is_skipped_and_named(
+    tmp_path: Path, bad: bytes, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    before, after = settle(10, "before"), settle(20, "after")
+    path = dead_file(tmp_path, line_of(before), bad, line_of(after))
+    with caplog.at_level(logging.ERROR, logger="costrouter"):
+        assert {e.call_id for e in read_pending(tmp_path)} == {"before", "after"}
+        journal = SettleJournal(tmp_path)
+        assert journal.adopt() == 2  # what a router build does: the good entries, not a crash
+    assert {e.call_id for e in journal.pending()} == {"before", "after"}
+    journal.close()
+    named = [r.getMessage() for r in caplog.records if f"line 2 of settle journal {path}" in r.getMessage()]
+    assert len(named) == 2  # once by the reader, once by the adoption
+    assert reason in named[0]
+
+
+def test_the_largest_amount_one_call_is_charged_is_read(tmp_path: Path) -> None:
+    dead_file(tmp_path, line_of(settle(MAX_CALL_MICROS, "cap")))
+    assert [e.amount_micros for e in read_pending(tmp_path)] == [MAX_CALL_MICROS]
+
+
+def test_a_torn_tail_is_never_an_entry_even_when_it_parses(tmp_path: Path) -> None:
+    whole = line_of(settle(10, "whole"))
+    dead_file(tmp_path, whole, line_of(settle(20, "cut before its newline"))[:-1])
+    assert [e.call_id for e in read_pending(tmp_path)] == ["whole"]
+
+
+def test_a_torn_line_that_could_not_be_cut_back_is_ended_before_the_next_entry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = SettleJournal(tmp_path)
+    with journal.path.open("ab") as file:  # what a cut-short write leaves when the cut back failed too
+        file.write(line_of(settle(20, "cut"))[:-1])
+    journal._torn = True
+    assert journal.append(settle(10, "next"))
+    with caplog.at_level(logging.ERROR, logger="costrouter"):
+        assert [e.call_id for e in read_pending(tmp_path)] == ["next"]
+    assert "line 1 of settle journal" in caplog.text
+    journal.close()
+
+
+# ---- a journal that cannot grow: all or nothing -----------------------------------------------
+GROW_UNTIL_REFUSED = """
+import json, resource, sys
+from costrouter.budget.journal import SettleJournal, read_faults, read_pending
+from tests.unit.test_journal import settle
+
+journal = SettleJournal(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+answers, sizes = [], []
+for index in range(4):
+    answers.append(journal.append(settle(index + 1, f"c{index}")))
+    sizes.append(journal.path.stat().st_size)
+print(json.dumps({
+    "answers": answers,
+    "sizes": sizes,
+    "kept": [e.call_id for e in read_pending(sys.argv[1])],
+    "fault": journal.fault,
+    "faults": [[f.path.name, f.reason] for f in read_faults(sys.argv[1])],
+    "file": journal.path.name,
+}))
+"""
+
+
+def grow_until_refused(directory: Path, limit: int) -> dict[str, object]:
+    """Append four entries in a child process whose files may not pass ``limit`` bytes (RLIMIT_FSIZE)."""
+    root = Path(__file__).resolve().parents[2]
+    environment = {**os.environ, "PYTHONPATH": str(root)}
+    child = subprocess.run(
+        [sys.executable, "-c", GROW_UNTIL_REFUSED, str(directory), str(limit)],
+        capture_output=True,
+        env=environment,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(child.stdout)
+    return result
+
+
+@pytest.mark.parametrize("room_for", [0, 2])
+def test_a_write_the_file_size_limit_cuts_short_is_not_written(tmp_path: Path, room_for: int) -> None:
+    limit = room_for * len(line_of(settle(1, "c0"))) + 100  # the next entry fits about 100 of its bytes
+    result = grow_until_refused(tmp_path, limit)
+    assert result["answers"] == [True] * room_for + [False] * (4 - room_for)
+    sizes = cast("list[int]", result["sizes"])
+    assert sizes[room_for:] == [sizes[room_for - 1] if room_for else 0] * (4 - room_for)  # cut back off
+    assert result["kept"] == [f"c{index}" for index in range(room_for)]
+    assert result["fault"] == "File too large"
+    assert result["faults"] == [[result["file"], "File too large"]]
+
+
+def test_a_fault_marker_goes_with_its_file(tmp_path: Path) -> None:
+    grow_until_refused(tmp_path, 100)  # the child died with its file: a dead process's, with a marker
+    assert len(read_faults(tmp_path)) == 1
+    journal = SettleJournal(tmp_path)
+    journal.adopt()
+    assert read_faults(tmp_path) == []
+    journal.close()

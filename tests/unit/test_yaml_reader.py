@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +111,67 @@ def test_bad_files_are_still_named(tmp_path: Path, text: str, reason: str) -> No
 
 def test_the_reader_uses_the_c_parser() -> None:
     assert issubclass(_yaml._Loader, yaml.CSafeLoader)
+
+
+# ---- hostile files: an alias bomb is refused at once, with its line ------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+BILLION_LAUGHS = "\n".join(
+    [
+        'l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+        *(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 9)}]" for level in range(1, 9)),
+    ]
+)
+MERGE_BOMB = "\n".join(
+    ["m0: &m0 {a: 1, b: 2}", *(f"m{level}: &m{level} {{<<: [*m{level - 1}, *m{level - 1}]}}" for level in range(1, 40))]
+)
+
+
+def validate_in_a_child(*files: Path) -> subprocess.CompletedProcess[str]:
+    """``costrouter validate`` with its memory and CPU capped: a bomb that expands ends there, not in the host."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+        resource.setrlimit(resource.RLIMIT_CPU, (120, 120))
+
+    environment = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    command = [sys.executable, "-m", "costrouter", "validate", *map(str, files)]
+    return subprocess.run(
+        command, capture_output=True, text=True, env=environment, cwd=ROOT, preexec_fn=cap, check=False
+    )
+
+
+@pytest.mark.parametrize(("bomb", "line"), [(BILLION_LAUGHS, 6), (MERGE_BOMB, 15)], ids=["billion-laughs", "merges"])
+@pytest.mark.parametrize("role", ["router", "budgets"])
+def test_an_alias_bomb_is_refused_with_its_file_and_line(tmp_path: Path, bomb: str, line: int, role: str) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(bomb + "\n")
+    files = [path] if role == "router" else [ROOT / "configs" / "router.yaml", path]
+    result = validate_in_a_child(*files)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert f"{path}:{line}: its aliases expand this value past" in result.stderr
+    assert "alias bomb" in result.stderr
+
+
+def test_templates_reused_through_aliases_still_load(tmp_path: Path) -> None:
+    template = "defaults: &d {api_base: 'http://x', rpm: 10, tpm: 1000, timeout: 30}\n"
+    groups = "".join(f"g{index}: {{<<: *d, model: m{index}}}\n" for index in range(2_000))
+    path = tmp_path / "reused.yaml"
+    path.write_text(template + groups)
+    data, problems = _yaml.read_yaml_and_problems(path)
+    assert problems == []
+    assert data["g1999"] == {"api_base": "http://x", "rpm": 10, "tpm": 1000, "timeout": 30, "model": "m1999"}
+
+
+def test_a_file_past_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as file:
+        file.truncate(_yaml.MAX_YAML_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(ConfigError, match="larger than 32 MiB"):
+        _yaml.read_yaml(path)
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"a: \xe9t\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        _yaml.read_yaml(path)

@@ -1,0 +1,110 @@
+"""What a process knows of its budget store's epoch, and the one check of it in flight.
+
+The epoch (``lua/epoch.lua``) tells a store that kept its data from one that restarted
+empty. :class:`EpochWatch` says when a check is due (a new connection, the interval,
+a loss being refused) and lets one caller run it while the others wait for its verdict;
+:class:`~costrouter.budget.settling.StoreGuard` runs the checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Final
+
+from costrouter.budget.store import EpochState
+
+logger = logging.getLogger("costrouter.budget")
+
+EPOCH_CHECK_SECONDS: Final = 30.0
+"""The longest time between two checks of the store's epoch."""
+
+
+class EpochWatch:
+    """What this process knows of the store's epoch, when to look again, and the check in flight.
+
+    One check runs at a time; a caller that finds one in flight waits for its verdict
+    (:meth:`claim`), so no call goes on against a store that may have restarted empty
+    while its check is out (answering "not due" instead admitted a full limit again).
+    """
+
+    def __init__(self, marker: Path | None) -> None:
+        """Start from the epoch ``marker`` (a file of the journal directory) recorded, if any."""
+        self.marker = marker
+        self.known: str | None = None
+        if marker is not None:
+            with contextlib.suppress(OSError):
+                self.known = marker.read_text(encoding="utf-8").strip() or None
+        self.seen_connections = -1
+        self.checked_at = float("-inf")
+        self.lost: str | None = None
+        self._lock = threading.Lock()
+        self._check: Future[EpochState | None] | None = None
+        self._check_connections = -1
+
+    def due(self, connections: int, *, fail_closed: bool) -> bool:
+        """Whether to check now: a new connection, the interval passed, or refusing on a loss."""
+        if self.lost is not None and fail_closed:
+            return True
+        return connections != self.seen_connections or time.monotonic() - self.checked_at >= EPOCH_CHECK_SECONDS
+
+    def claim(self, connections: int, *, fail_closed: bool) -> tuple[Future[EpochState | None], bool] | None:
+        """``None`` when no check is due; else the check in flight and whether this caller runs it.
+
+        The caller that runs it must :meth:`finish` it; the others wait for its verdict.
+        """
+        with self._lock:
+            if self._check is not None:
+                return self._check, False
+            if not self.due(connections, fail_closed=fail_closed):
+                return None
+            check: Future[EpochState | None] = Future()
+            check.set_running_or_notify_cancel()
+            self._check, self._check_connections = check, connections
+            return check, True
+
+    def finish(self, check: Future[EpochState | None], state: EpochState | None) -> None:
+        """End the check in flight with its verdict (``None``: no answer) and wake its waiters."""
+        with self._lock:
+            if self._check is check:
+                self._check = None
+        if not check.done():
+            check.set_result(state)
+
+    @property
+    def check_connections(self) -> int:
+        """The store's connection count when the check in flight began (what its verdict covers)."""
+        return self._check_connections
+
+    def observe(self, state: EpochState, connections: int) -> bool:
+        """Take a check's answer; ``True`` when this check newly found the store lost.
+
+        ``connections`` is the count when the check began: a connection opened meanwhile
+        may have met a restarted store the check did not see, so it makes a check due again.
+        """
+        self.seen_connections = connections
+        self.checked_at = time.monotonic()
+        if state.lost:
+            newly = self.lost != state.epoch
+            self.lost = state.epoch
+            return newly
+        self.lost = None
+        if state.epoch != self.known:
+            self.known = state.epoch
+            self._write_marker(state.epoch)
+        return False
+
+    def _write_marker(self, epoch: str) -> None:
+        if self.marker is None:
+            return
+        temporary = self.marker.with_name(f".{self.marker.name}.{os.getpid()}.new")
+        try:
+            temporary.write_text(epoch + "\n", encoding="utf-8")
+            temporary.replace(self.marker)
+        except OSError:
+            logger.warning("costrouter: could not record the store's epoch in %s", self.marker, exc_info=True)
