@@ -59,7 +59,8 @@ def read_span_records(path: str | os.PathLike[str]) -> Iterator[SpanRecord]:
     Collector's ``file`` exporter write) or one span record (the format before OTLP JSON).
 
     A last line cut short (the process died while writing it) is skipped; any other line
-    that is not a JSON object raises ``ValueError`` naming the file and line.
+    that is not a JSON object (nested too deep to decode, say) raises ``ValueError`` naming
+    the file and line.
     """
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -71,6 +72,8 @@ def read_span_records(path: str | os.PathLike[str]) -> Iterator[SpanRecord]:
                 if not line.endswith("\n"):
                     return
                 raise ValueError(f"{path}:{number}: not a JSON span record: {exc}") from exc
+            except RecursionError:  # json recurses once per level: a hostile line of '[' x 100,000
+                raise ValueError(f"{path}:{number}: not a JSON span record: nested too deep") from None
             if not isinstance(record, dict):
                 raise ValueError(f"{path}:{number}: not a JSON span record")
             if is_otlp_json(record):

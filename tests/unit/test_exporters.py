@@ -71,6 +71,15 @@ def test_reading_skips_a_line_cut_short_but_refuses_a_broken_one(tmp_path: Path)
         list(read_span_records(broken))
 
 
+def test_a_line_nested_too_deep_is_a_named_error_not_a_recursion_error(tmp_path: Path) -> None:
+    hostile = tmp_path / "deep.jsonl"
+    hostile.write_text(json.dumps({"name": "a"}) + "\n" + "[" * 100_000 + "\n", encoding="utf-8")
+    records = read_span_records(hostile)
+    assert next(records)["name"] == "a"
+    with pytest.raises(ValueError, match=r"deep\.jsonl:2: .*nested too deep"):
+        next(records)
+
+
 def test_an_unwritable_file_is_a_counted_drop_not_an_exception(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("", encoding="utf-8")
