@@ -84,6 +84,13 @@ class Settings(BaseSettings):
             "variables, and the span attributes it reads. Every OTEL_* variable still wins."
         ),
     )
+    preset_headers_to_otel_endpoint: bool = Field(
+        default=False,
+        description=(
+            "Let a backend preset's secret headers (API keys) go to an OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT on "
+            "another host than the preset names. Off: such a configuration is refused with a ConfigError."
+        ),
+    )
     export_logs: bool = Field(
         default=True,
         description=(
