@@ -6,7 +6,8 @@
     ├── ConfigError             a configuration file or object is invalid (file, field path, reason)
     ├── BudgetExceededError     a budget refused a call before any provider was called
     ├── BudgetStoreError        the budget store (Redis) failed and the policy is fail_closed
-    └── OutboundError           a request to a configured URL (alert sink, price push) failed
+    ├── OutboundError           a request to a configured URL (alert sink, price push) failed
+    └── PushError               a backend refused or failed a price push
 
 LiteLLM's own exceptions (``litellm.RateLimitError`` …) reach the caller unchanged.
 """
@@ -117,6 +118,10 @@ class OutboundError(CostRouterError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), {"reason": self.reason, "retryable": self.retryable}))
+
+
+class PushError(CostRouterError):
+    """A backend refused or failed a price push (one line: which backend, its masked URL, why)."""
 
 
 def _rebuild(cls: type[CostRouterError], fields: dict[str, Any]) -> CostRouterError:
