@@ -81,7 +81,8 @@ class Settings(BaseSettings):
         description=(
             "A backend preset (arthur, langsmith, fiddler, signoz, phoenix, langfuse, datadog, collector): "
             "its endpoint layout, signals, headers and resource attributes from its own environment "
-            "variables, and the span attributes it reads. Every OTEL_* variable still wins."
+            "variables, and the span attributes it reads. Every OTEL_* variable still wins, but the preset's "
+            "secret headers go only to its own host (see preset_headers_to_otel_endpoint)."
         ),
     )
     preset_headers_to_otel_endpoint: bool = Field(
