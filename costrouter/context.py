@@ -3,6 +3,11 @@
 Ids are checked where they enter: a string id is kept as it is, an int becomes its
 decimal string, and an empty or blank string, bytes, a bool or any other type raises
 an error naming the argument. ``tags`` is one tag (a string) or an iterable of them.
+
+An id longer than :data:`MAX_ID_BYTES` (UTF-8) or holding a control character (Unicode
+category ``Cc``: C0, DEL, C1 — newlines, tabs, terminal escapes) is refused with
+``ValueError`` naming the argument, before any budget hold and any provider call:
+an id becomes part of store keys, span attributes, log lines and terminal output.
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
+
+MAX_ID_BYTES: Final = 256
+"""The longest session, user, team or tag id, in bytes of UTF-8."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,23 @@ def check_id(name: str, value: object) -> str | None:
     if not text.strip():
         message = f"{name} must not be empty or blank (got {value!r}); pass None for no {name}"
         raise ValueError(message)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_ID_BYTES:
+        message = f"{name} is {size:,} bytes of UTF-8; an id may have at most {MAX_ID_BYTES} (starts {text[:32]!r})"
+        raise ValueError(message)
+    control = next((character for character in text if _is_control(character)), None)
+    if control is not None:
+        message = (
+            f"{name} holds the control character {control!r} at {text.index(control)}; "
+            "ids are printable text (no newlines, tabs or escapes)"
+        )
+        raise ValueError(message)
     return text
+
+
+def _is_control(character: str) -> bool:
+    code = ord(character)
+    return code < 0x20 or 0x7F <= code <= 0x9F  # Unicode category Cc
 
 
 def check_tags(tags: object) -> tuple[str, ...]:

@@ -5,7 +5,9 @@
     CostRouterError
     ├── ConfigError             a configuration file or object is invalid (file, field path, reason)
     ├── BudgetExceededError     a budget refused a call before any provider was called
-    └── BudgetStoreError        the budget store (Redis) failed and the policy is fail_closed
+    ├── BudgetStoreError        the budget store (Redis) failed and the policy is fail_closed
+    ├── OutboundError           a request to a configured URL (alert sink, price push) failed
+    └── PushError               a backend refused or failed a price push
 
 LiteLLM's own exceptions (``litellm.RateLimitError`` …) reach the caller unchanged.
 """
@@ -103,6 +105,25 @@ class BudgetStoreError(CostRouterError):
         return (type(self), (self.operation, self.cause))
 
 
-def _rebuild(cls: type[BudgetExceededError], fields: dict[str, Any]) -> BudgetExceededError:
+class OutboundError(CostRouterError):
+    """An HTTP request to a URL the configuration names failed; the message never shows the URL.
+
+    ``retryable`` says whether another try may succeed (a timeout, a refused connection).
+    """
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        self.reason = reason
+        self.retryable = retryable
+        super().__init__(reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), {"reason": self.reason, "retryable": self.retryable}))
+
+
+class PushError(CostRouterError):
+    """A backend refused or failed a price push (one line: which backend, its masked URL, why)."""
+
+
+def _rebuild(cls: type[CostRouterError], fields: dict[str, Any]) -> CostRouterError:
     """Unpickle an error whose constructor takes keyword arguments only."""
     return cls(**fields)

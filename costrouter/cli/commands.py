@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -39,6 +40,7 @@ from costrouter.report.summary import (
     report_json,
     report_table,
 )
+from costrouter.report.terminal import cell, printable
 from costrouter.report.times import parse_instant
 
 # The budget, config and settings modules (pydantic models, the alert sinks, YAML) load in the
@@ -129,12 +131,14 @@ def _table(console: Console) -> Table:
 
 
 def _heading(console: Console, text: str) -> None:
+    """A heading; ids in ``text`` are escaped (control characters and rich markup alike)."""
     console.print()
-    console.print(f"[bold]{text}[/bold]" if console.is_terminal else text, markup=console.is_terminal)
+    safe = printable(text)
+    console.print(f"[bold]{escape(safe)}[/bold]" if console.is_terminal else safe, markup=console.is_terminal)
 
 
 def _fail(message: str, code: ExitCode = ExitCode.INVALID) -> NoReturn:
-    _console(stderr=True).print(f"error: {message}", markup=False)
+    _console(stderr=True).print(f"error: {printable(message)}", markup=False)
     raise typer.Exit(int(code))
 
 
@@ -670,8 +674,8 @@ def status(
                 e.amount_micros for e in pending if (e.budget.name, e.budget.scope_id) == (budget.budget_name, target)
             )
             table.add_row(
-                state.budget,
-                state.window_id,
+                cell(state.budget),
+                cell(state.window_id),
                 format_usd(micros_to_usd(state.limit_micros)),
                 format_usd(micros_to_usd(state.spent_micros)),
                 format_usd(micros_to_usd(state.held_micros)),
@@ -752,12 +756,12 @@ def reset(
     policy, _ = _load_budget_policy(budgets, redis)
     matched = _matching(policy, scope, target, name)
     names = ", ".join(budget.budget_name for budget in matched)
-    if not yes and not typer.confirm(f"Reset {names} for {scope.value} {target}?", default=False):
+    if not yes and not typer.confirm(printable(f"Reset {names} for {scope.value} {target}?"), default=False):
         _fail("not reset: confirmation declined")
     with _open_store(policy, redis) as store, _store_errors():
         for budget in matched:
             store.reset(budget.ref(target))
-    _console().print(f"reset {names} for {scope.value} {target} (current window)", markup=False)
+    _console().print(printable(f"reset {names} for {scope.value} {target} (current window)"), markup=False)
 
 
 @budget_app.command(
@@ -789,7 +793,7 @@ def top(
             ranked = store.top(budget.ref(_scope_id(Scope.global_, None)), count)
             for rank, (scope_id, spent) in enumerate(ranked, start=1):
                 share = micros_to_usd(spent) / budget.limit_usd
-                table.add_row(str(rank), scope_id, format_usd(micros_to_usd(spent)), f"{share:.1%}")
+                table.add_row(str(rank), cell(scope_id), format_usd(micros_to_usd(spent)), f"{share:.1%}")
             console.print(table)
 
 
@@ -797,7 +801,7 @@ def top(
 def _print_report(report: Report, output: ReportFormat, destination: Path | None) -> None:
     errors = _console(stderr=True)
     for problem in report.problems:
-        errors.print(f"warning: {problem}", markup=False)
+        errors.print(f"warning: {printable(problem)}", markup=False)
     if report.skipped:
         errors.print(
             f"warning: skipped {report.skipped:,} of {report.spans:,} lines that are not countable span records"
@@ -820,7 +824,7 @@ def _print_report(report: Report, output: ReportFormat, destination: Path | None
             sys.stdout.write(text)
         return
     console = _console()
-    console.print(f"{report.source}: {report.spans} spans, {report.total.calls} routed calls", markup=False)
+    console.print(printable(f"{report.source}: {report.spans} spans, {report.total.calls} routed calls"), markup=False)
     for breakdown in report.breakdowns:
         _heading(console, breakdown_title(breakdown))
         console.print(report_table(breakdown, report.total, ascii_only=not console.is_terminal))

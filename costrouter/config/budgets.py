@@ -385,7 +385,8 @@ class Budget(BaseModel):
 class BudgetPolicy(BaseModel):
     """The whole policy file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A rejected value (a sink URL with a token, a Redis URL with a password) never enters the error.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     store: StoreConfig = StoreConfig()
     defaults: Defaults = Defaults()

@@ -81,7 +81,15 @@ class Settings(BaseSettings):
         description=(
             "A backend preset (arthur, langsmith, fiddler, signoz, phoenix, langfuse, datadog, collector): "
             "its endpoint layout, signals, headers and resource attributes from its own environment "
-            "variables, and the span attributes it reads. Every OTEL_* variable still wins."
+            "variables, and the span attributes it reads. Every OTEL_* variable still wins, but the preset's "
+            "secret headers go only to its own host (see preset_headers_to_otel_endpoint)."
+        ),
+    )
+    preset_headers_to_otel_endpoint: bool = Field(
+        default=False,
+        description=(
+            "Let a backend preset's secret headers (API keys) go to an OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT on "
+            "another host than the preset names. Off: such a configuration is refused with a ConfigError."
         ),
     )
     export_logs: bool = Field(

@@ -407,11 +407,18 @@ def _exporters(settings: Settings) -> tuple[SpanExporter, MetricExporter | None]
     if settings.export_timeout_seconds is not None:
         kwargs["timeout"] = settings.export_timeout_seconds
     preset, grpc = backend_preset(settings.backend), settings.otlp_protocol == "grpc"
+    anywhere = settings.preset_headers_to_otel_endpoint
+    options = exporter_options(preset, "traces", os.environ, grpc=grpc, headers_to_otel_endpoint=anywhere)
+    metric_options = (
+        exporter_options(preset, "metrics", os.environ, grpc=grpc, headers_to_otel_endpoint=anywhere)
+        if preset.exports("metrics")
+        else None
+    )
     span_cls, metric_cls = _grpc_exporters() if grpc else _http_exporters()
-    spans = span_cls(**kwargs, **exporter_options(preset, "traces", os.environ, grpc=grpc))
-    if not preset.exports("metrics"):
+    spans = span_cls(**kwargs, **options)
+    if metric_options is None:
         return cast(SpanExporter, spans), None
-    metrics_exporter = metric_cls(**kwargs, **exporter_options(preset, "metrics", os.environ, grpc=grpc))
+    metrics_exporter = metric_cls(**kwargs, **metric_options)
     return cast(SpanExporter, spans), cast(MetricExporter, metrics_exporter)
 
 
@@ -425,7 +432,9 @@ def _log_export(settings: Settings, resource: Resource, ledger: _DropLedger) -> 
         if grpc
         else "opentelemetry.exporter.otlp.proto.http._log_exporter"
     )
-    kwargs: dict[str, Any] = exporter_options(preset, "logs", os.environ, grpc=grpc)
+    kwargs: dict[str, Any] = exporter_options(
+        preset, "logs", os.environ, grpc=grpc, headers_to_otel_endpoint=settings.preset_headers_to_otel_endpoint
+    )
     if settings.export_timeout_seconds is not None:
         kwargs["timeout"] = settings.export_timeout_seconds
     exporter = GuardedLogExporter(import_module(module).OTLPLogExporter(**kwargs), ledger.record_log_failure)

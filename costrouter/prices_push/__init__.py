@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from costrouter.prices_push.phoenix import PushError
+    from costrouter.errors import PushError
     from costrouter.prices_push.plan import Change, Conflict, ModelPrice, PushPlan, model_prices
     from costrouter.prices_push.registry import TARGETS, PriceTarget, push_prices, register_target
 
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 _HOMES = {
-    "PushError": "phoenix",
+    "PushError": "transport",
     **dict.fromkeys(("Change", "Conflict", "ModelPrice", "PushPlan", "model_prices"), "plan"),
     **dict.fromkeys(("TARGETS", "PriceTarget", "push_prices", "register_target"), "registry"),
 }

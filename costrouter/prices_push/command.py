@@ -43,10 +43,10 @@ def push(
     Idempotent: a second --apply writes nothing. Secrets come from the environment
     (PHOENIX_API_KEY, SIGNOZ_API_KEY). Models whose deployments disagree on price are named, not pushed.
     """
-    # The backends' clients (httpx, the OTel SDK, the settings) load only when a push runs.
+    # The backends' clients (aiohttp, the OTel SDK, the settings) load only when a push runs.
     from costrouter.config.groups import load_router_config
     from costrouter.config.settings import Settings
-    from costrouter.prices_push.phoenix import PushError
+    from costrouter.errors import PushError
     from costrouter.prices_push.registry import push_prices
 
     try:

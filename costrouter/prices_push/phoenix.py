@@ -15,11 +15,14 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-import httpx
+from pydantic import BaseModel
 
 from costrouter.config import price_fields as pf
-from costrouter.errors import CostRouterError
+from costrouter.errors import PushError
 from costrouter.prices_push.plan import Change, ModelPrice, PushPlan, unchanged_or
+from costrouter.prices_push.transport import DEFAULT_TIMEOUT_SECONDS, excerpt, exchange, json_answer, where
+
+__all__ = ["API_KEY_ENV", "PhoenixTarget", "PushError", "name_pattern", "phoenix_rates", "unpushable"]
 
 API_KEY_ENV: Final = "PHOENIX_API_KEY"
 """Phoenix's API key, when its authentication is on (sent as a bearer token)."""
@@ -49,10 +52,6 @@ mutation($input: CreateModelMutationInput!) { createModel(input: $input) { model
 _UPDATE = """
 mutation($input: UpdateModelMutationInput!) { updateModel(input: $input) { model { id } } }
 """
-
-
-class PushError(CostRouterError):
-    """A backend refused or failed a price push (the message says which and why)."""
 
 
 def phoenix_rates(rates: Mapping[str, float]) -> dict[str, float]:
@@ -89,38 +88,77 @@ def _token_price(key: str, per_token: float) -> dict[str, Any]:
     return {"tokenType": token_type, "kind": kind.upper(), "costPerMillionTokens": per_token * 1e6}
 
 
+class _TokenPrice(BaseModel):
+    tokenType: str  # noqa: N815 - Phoenix's GraphQL names
+    kind: str
+    costPerToken: float  # noqa: N815
+
+
+class _Model(BaseModel):
+    id: str
+    name: str
+    namePattern: str  # noqa: N815
+    kind: str
+    tokenPrices: list[_TokenPrice]  # noqa: N815
+
+
+def custom_models(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Phoenix's custom models by name from a ``generativeModels`` answer.
+
+    ``KeyError``, ``TypeError`` or ``ValueError`` when a field this push reads is missing or of another type.
+    """
+    models: dict[str, dict[str, Any]] = {}
+    for edge in data["generativeModels"]["edges"]:
+        node = _Model.model_validate(edge["node"])
+        if node.kind != "BUILT_IN":
+            models[node.name] = node.model_dump()
+    return models
+
+
 class PhoenixTarget:
     """Reads and writes a Phoenix server's custom models over its GraphQL API."""
 
     name = "phoenix"
 
-    def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         self.url = url.rstrip("/")
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.timeout = timeout
 
     def close(self) -> None:
-        """Close the HTTP client."""
-        self._client.close()
+        """Nothing held open between requests."""
 
     def _graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        try:
-            response = self._client.post("/graphql", json={"query": query, "variables": dict(variables or {})})
-        except httpx.HTTPError as exc:
-            raise PushError(f"phoenix at {self.url}: {exc}") from exc
-        if response.status_code != httpx.codes.OK:
-            raise PushError(f"phoenix at {self.url}: HTTP {response.status_code}: {response.text[:300]}")
-        body: dict[str, Any] = response.json()
-        if body.get("errors"):
-            messages = "; ".join(str(error.get("message")) for error in body["errors"])
-            raise PushError(f"phoenix at {self.url}: {messages}")
-        data: dict[str, Any] = body["data"]
+        payload = {"query": query, "variables": dict(variables or {})}
+        answer = exchange(
+            "phoenix", self.url, "POST", "/graphql", payload=payload, headers=self._headers, timeout=self.timeout
+        )
+        if answer.status != 200:
+            raise PushError(f"{where('phoenix', self.url)}: HTTP {answer.status}: {excerpt(answer.body)!r}")
+        body = json_answer("phoenix", self.url, answer)
+        if not isinstance(body, dict):
+            raise self._shape("an object")
+        errors = body.get("errors")
+        if errors:
+            listed = errors if isinstance(errors, list) else [errors]
+            messages = "; ".join(
+                excerpt(str(error.get("message") if isinstance(error, dict) else error).encode()) for error in listed
+            )
+            raise PushError(f"{where('phoenix', self.url)}: {messages}")
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise self._shape("an object with 'data'")
         return data
 
+    def _shape(self, expected: str) -> PushError:
+        return PushError(f"{where('phoenix', self.url)}: the GraphQL answer is not {expected}; is this Phoenix?")
+
     def _custom_models(self) -> dict[str, dict[str, Any]]:
-        edges = self._graphql(_LIST)["generativeModels"]["edges"]
-        return {edge["node"]["name"]: edge["node"] for edge in edges if edge["node"]["kind"] != "BUILT_IN"}
+        try:
+            return custom_models(self._graphql(_LIST))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise self._shape("generativeModels.edges[].node with name, kind, id, namePattern, tokenPrices") from None
 
     def plan(self, prices: list[ModelPrice], plan: PushPlan) -> None:
         """Add a change per model to ``plan``: create, update or unchanged, from what Phoenix holds."""

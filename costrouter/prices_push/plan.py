@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from costrouter.config.groups import RouterConfig
+from costrouter.config.redaction import mask_url
 from costrouter.otel.models import model_facts
 
 Action = Literal["create", "update", "unchanged"]
@@ -72,7 +73,7 @@ class PushPlan:
 
     def render(self) -> str:
         """A diff a person reads before ``--apply``: ``+`` create, ``~`` update, ``=`` unchanged."""
-        lines = [f"{self.target} at {self.url}:"]
+        lines = [f"{self.target} at {mask_url(self.url)}:"]
         marks = {"create": "+", "update": "~", "unchanged": "="}
         for change in self.changes:
             lines.append(f"  {marks[change.action]} {change.model}")

@@ -15,16 +15,15 @@ notes: SigNoz's cost misses them, costrouter's does not.
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from costrouter.config import price_fields as pf
-from costrouter.prices_push.phoenix import PushError
+from costrouter.config.outbound import url_problem
+from costrouter.errors import PushError
 from costrouter.prices_push.plan import Change, ModelPrice, PushPlan
+from costrouter.prices_push.transport import DEFAULT_TIMEOUT_SECONDS, excerpt, exchange, where
 
 PATH: Final = "/api/v1/llm_pricing_rules"
 """SigNoz's pricing-rule batch endpoint (PUT)."""
@@ -93,10 +92,10 @@ class SignozTarget:
 
     name = "signoz"
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PushError(f"signoz: URL must be http(s)://host[:port], not {url!r}")
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        problem = url_problem(url)
+        if problem is not None:
+            raise PushError(f"signoz: {problem} (it must be http(s)://host[:port])")
         self.url = url
         self.timeout = timeout
         self._rules: list[dict[str, Any]] = []
@@ -121,28 +120,18 @@ class SignozTarget:
         """PUT the planned rules with ``SIGNOZ-API-KEY``; :class:`PushError` when SigNoz refuses."""
         key = os.environ.get(API_KEY_ENV)
         if not key:
-            raise PushError(f"signoz: set {API_KEY_ENV} to push to {plan.url}")
+            raise PushError(f"signoz: set {API_KEY_ENV} to push to {where('signoz', plan.url)}")
         pending = {change.model for change in plan.pending}
         rules = [rule for rule in self._rules if rule["modelName"] in pending]
-        status = self._put(rules, key)
-        if status >= 300:
-            raise PushError(f"signoz at {self.url}: push refused with HTTP {status}")
-
-    def _put(self, rules: list[dict[str, Any]], key: str) -> int:
-        parts = urlsplit(self.url)
-        connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        connection = connection_class(parts.hostname or "", parts.port, timeout=self.timeout)
-        try:
-            connection.request(
-                "PUT",
-                parts.path.rstrip("/") + PATH,
-                body=json.dumps({"rules": rules}),
-                headers={"content-type": "application/json", "SIGNOZ-API-KEY": key},
-            )
-            response = connection.getresponse()
-            response.read()
-            return int(response.status)
-        except OSError as error:
-            raise PushError(f"signoz at {self.url}: push failed: {error}") from error
-        finally:
-            connection.close()
+        answer = exchange(
+            "signoz",
+            self.url,
+            "PUT",
+            PATH,
+            payload={"rules": rules},
+            headers={"SIGNOZ-API-KEY": key},
+            timeout=self.timeout,
+        )
+        if answer.status >= 300:
+            detail = f": {excerpt(answer.body)!r}" if answer.body else ""
+            raise PushError(f"{where('signoz', self.url)}: push refused with HTTP {answer.status}{detail}")

@@ -54,6 +54,8 @@ from costrouter.report.rows import (
     ReportRow,
     ordered_breakdown,
 )
+from costrouter.report.terminal import cell as terminal_cell
+from costrouter.report.terminal import printable
 from costrouter.report.times import Timeline
 
 __all__ = [
@@ -223,11 +225,13 @@ _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise_cell(value: str) -> str:
-    """A CSV cell a spreadsheet will not run: one starting with ``= + - @``, tab or CR gets a ``'``.
+    """A CSV cell a spreadsheet will not run and a terminal will not obey.
 
-    OWASP's advice for CSV injection; the csv module quotes the cell when it needs to.
+    One starting with ``= + - @``, tab or CR gets a ``'`` (OWASP's advice for CSV injection;
+    the csv module quotes the cell when it needs to); control characters are then escaped
+    (:func:`~costrouter.report.terminal.printable`), so ``cat report.csv`` is safe too.
     """
-    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+    return printable(f"'{value}" if value.startswith(_FORMULA_STARTS) else value)
 
 
 def _csv(value: Any) -> str:
@@ -276,5 +280,7 @@ def report_table(breakdown: Breakdown, total_row: ReportRow, *, ascii_only: bool
     for name, cell in _TABLE_COLUMNS:
         table.add_column(name, footer=cell(total_row), justify="right", no_wrap=True)
     for row in breakdown.rows:
-        table.add_row(*(value or NONE_LABEL for value in row.key), *(cell(row) for _, cell in _TABLE_COLUMNS))
+        table.add_row(
+            *(terminal_cell(value or NONE_LABEL) for value in row.key), *(cell(row) for _, cell in _TABLE_COLUMNS)
+        )
     return table

@@ -1,4 +1,8 @@
-"""A real HTTP receiver on loopback for alert webhooks: records each POST, answers as scripted."""
+"""A real HTTP receiver on loopback for alert webhooks: records each POST, answers as scripted.
+
+``stall="drip"`` makes it a slow sink: it answers one byte every ``drip_seconds`` for as long as
+it runs; ``stall="hang"`` reads the request and never answers. Both end when the receiver stops.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["ReceivedWebhook", "WebhookReceiver"]
 
@@ -32,13 +36,18 @@ class WebhookReceiver:
     """``with WebhookReceiver() as hook:`` → POST to ``hook.url``; ``hook.answer(500, 500)`` scripts replies.
 
     Replies are taken in order; once the script is used up every request gets ``default_status``.
+    With ``stall`` the request is recorded, then answered one byte at a time (``drip``) or never
+    (``hang``), until :meth:`stop`.
     """
 
-    def __init__(self, default_status: int = 200) -> None:
+    def __init__(
+        self, default_status: int = 200, *, stall: Literal["drip", "hang"] | None = None, drip_seconds: float = 1.0
+    ) -> None:
         self.default_status = default_status
         self.requests: list[ReceivedWebhook] = []
         self._script: deque[int] = deque()
         self._lock = threading.Condition()
+        self._stopped = threading.Event()
         receiver = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -48,10 +57,25 @@ class WebhookReceiver:
                     status = receiver._script.popleft() if receiver._script else receiver.default_status
                     receiver.requests.append(ReceivedWebhook(self.path, dict(self.headers.items()), body, status))
                     receiver._lock.notify_all()
+                if stall is not None:
+                    self._stall(stall)
+                    return
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
+
+            def _stall(self, how: str) -> None:
+                answer = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"." * 1_000_000
+                for index in range(len(answer)):
+                    if receiver._stopped.wait(drip_seconds):
+                        return
+                    if how == "drip":
+                        try:
+                            self.wfile.write(answer[index : index + 1])
+                            self.wfile.flush()
+                        except OSError:  # the client gave up: that is the point
+                            return
 
             def log_message(self, *_: Any) -> None:
                 return
@@ -87,7 +111,8 @@ class WebhookReceiver:
         return self
 
     def stop(self) -> None:
-        """Stop serving and free the port."""
+        """Stop serving (a stalled answer ends) and free the port."""
+        self._stopped.set()
         self._server.shutdown()
         self._server.server_close()
 

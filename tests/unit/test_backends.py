@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from costrouter.errors import ConfigError
 from costrouter.otel import semconv as sc
 from costrouter.otel.backends import BACKENDS, NO_BACKEND, backend
 from costrouter.otel.backends.export import exporter_options
@@ -67,6 +68,23 @@ def test_exporter_options_build_the_url_and_headers_and_let_otel_variables_win()
     assert exporter_options(arthur, "traces", overridden, grpc=False) == {"headers": {"authorization": "Bearer other"}}
     assert not arthur.exports("metrics")
     assert not arthur.exports("logs")
+
+
+def test_a_preset_secret_header_never_goes_to_an_otel_endpoint_on_another_host() -> None:
+    langsmith = backend("langsmith")
+    environ = {"LANGSMITH_API_KEY": "k", "LANGSMITH_PROJECT": "p", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://u:pw@x:4318"}
+    with pytest.raises(ConfigError) as raised:
+        exporter_options(langsmith, "traces", environ, grpc=False)
+    assert "x-api-key to https://api.smith.langchain.com/otel/v1/traces only" in str(raised.value)
+    assert "pw" not in str(raised.value)
+    assert exporter_options(langsmith, "traces", environ, grpc=False, headers_to_otel_endpoint=True) == {
+        "headers": {"x-api-key": "k", "langsmith-project": "p"}
+    }
+    same_host = {**environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "https://api.smith.langchain.com:443"}
+    assert exporter_options(langsmith, "traces", same_host, grpc=False)["headers"]["x-api-key"] == "k"
+    # A preset whose only headers are not secrets (the project) sends them anywhere.
+    project_only = {"LANGSMITH_PROJECT": "p", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318"}
+    assert exporter_options(langsmith, "traces", project_only, grpc=False) == {"headers": {"langsmith-project": "p"}}
 
 
 def test_grpc_takes_the_base_url_and_header_pairs() -> None:

@@ -8,6 +8,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Final
+from urllib.parse import quote
 
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.money import micros_to_usd
@@ -18,6 +19,7 @@ __all__ = [
     "TIMESTAMP_HEADER",
     "BudgetAlert",
     "budget_alert",
+    "header_id",
     "sign",
     "slack_body",
     "webhook_body",
@@ -28,7 +30,13 @@ SIGNATURE_HEADER: Final = "X-Costrouter-Signature"
 TIMESTAMP_HEADER: Final = "X-Costrouter-Timestamp"
 """Unix seconds when the request was signed (a receiver rejects old ones against replays)."""
 ALERT_ID_HEADER: Final = "X-Costrouter-Alert-Id"
-"""The alert's id, the same on every retry, so a receiver can drop a duplicate delivery."""
+"""The alert's id, percent-encoded (UTF-8), the same on every retry, so a receiver can drop a duplicate.
+
+``urllib.parse.unquote`` of the header is the body's ``id``.
+"""
+
+_HEADER_SAFE: Final = ":/@"
+"""Kept as they are in :data:`ALERT_ID_HEADER` besides letters, digits and ``_.-~``."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,14 @@ class BudgetAlert:
         return self.threshold >= 1.0
 
 
+def header_id(alert_id: str) -> str:
+    """``alert_id`` as an HTTP header value: percent-encoded UTF-8, so any id (emoji, CJK, CR/LF) fits.
+
+    An ASCII id of letters, digits and ``_.-~:/@`` is unchanged.
+    """
+    return quote(alert_id, safe=_HEADER_SAFE)
+
+
 def webhook_body(alert: BudgetAlert) -> bytes:
     """The generic webhook's JSON body."""
     document = {"type": "budget.threshold", "id": alert.id, "exceeded": alert.exceeded, **asdict(alert)}
@@ -70,12 +86,17 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 def slack_body(alert: BudgetAlert) -> bytes:
     """A Slack incoming-webhook message."""
     icon = ":rotating_light:" if alert.exceeded else ":warning:"
-    scope = "global" if alert.scope == "global" else f"{alert.scope} `{alert.scope_id}`"
+    scope = "global" if alert.scope == "global" else f"{alert.scope} `{_slack_escaped(alert.scope_id)}`"
     text = (
         f"{icon} costrouter budget *{alert.budget}* for {scope} reached {alert.threshold:.0%} of its limit: "
         f"${alert.spent_usd:,.6f} of ${alert.limit_usd:,.6f} (window {alert.window_id})"
     )
     return json.dumps({"text": text}).encode()
+
+
+def _slack_escaped(text: str) -> str:
+    """Slack's three control characters escaped, so an id cannot mention ``<!channel>`` or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
 
 
 def budget_alert(budget: BudgetRef, threshold: float, spent_micros: int, window_id: str) -> BudgetAlert:
