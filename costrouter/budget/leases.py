@@ -38,7 +38,14 @@ from typing import Final, Literal
 from costrouter.budget.journal import PendingSettle, SettleJournal
 from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_seq, parse_reply
 from costrouter.budget.redis import RedisBudgetStore
-from costrouter.budget.store import BudgetStatus, BudgetStore, EpochState, ReserveOutcome, SettleOutcome
+from costrouter.budget.store import (
+    BudgetStatus,
+    BudgetStore,
+    EpochState,
+    ReserveOutcome,
+    SettleOutcome,
+    saturating_add,
+)
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.errors import BudgetStoreError
 
@@ -244,7 +251,7 @@ class LeasedStore(BudgetStore):
             lease = self._leases[budget]
             lease.inflight -= held
             if amount > 0:
-                lease.settled += amount
+                lease.settled = saturating_add(lease.settled, amount)
                 entry = PendingSettle(
                     uuid.uuid4().hex,
                     call_id,

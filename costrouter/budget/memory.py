@@ -23,6 +23,7 @@ from costrouter.budget.store import (
     check_ratio,
     make_status,
     next_token_ratio,
+    saturating_add,
 )
 from costrouter.config.budget_ref import BudgetRef, budget_key
 from costrouter.config.budgets import StoreConfig
@@ -174,7 +175,7 @@ class MemoryBudgetStore(BudgetStore):
             instance = self._touch(base, now)
             if granted or not enforce:
                 counter = counter or self._counter_for(base, budget, (window, expires_at), now)
-                counter.held += amount
+                counter.held = saturating_add(counter.held, amount)
                 counter.holds += 1
                 record = _Record("held", amount, window, expires_at, outcome)
                 instance.put(call_id, record, now + self.config.hold_ttl_seconds)
@@ -206,7 +207,7 @@ class MemoryBudgetStore(BudgetStore):
                 counter = self._counter(base, window, now)
             else:
                 counter = self._counter_for(base, budget, (window, expires_at), now)
-                counter.spent += amount
+                counter.spent = saturating_add(counter.spent, amount)
                 unheld = record is None or record.state != "held"
                 counter.unheld += unheld
                 for threshold in budget.alert_at:

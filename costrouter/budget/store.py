@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, Self
 
 from costrouter.config.budget_ref import BudgetRef, key_part
+from costrouter.money import MAX_COUNTER_MICROS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -129,11 +130,20 @@ def alert_threshold_micros(limit_micros: int, threshold: float) -> int:
 
 
 def check_amount(amount_micros: int) -> int:
-    """Reject negative or non-integer amounts before they reach a store."""
+    """Reject negative or non-integer amounts before they reach a store; saturate large ones.
+
+    An amount past :data:`~costrouter.money.MAX_COUNTER_MICROS` is that ceiling: no counter
+    holds more, and every store keeps it exactly (a Lua number is a double).
+    """
     if isinstance(amount_micros, bool) or not isinstance(amount_micros, int) or amount_micros < 0:
         message = f"amounts are non-negative integers of micro-dollars, not {amount_micros!r}"
         raise ValueError(message)
-    return amount_micros
+    return min(amount_micros, MAX_COUNTER_MICROS)
+
+
+def saturating_add(counter: int, amount: int) -> int:
+    """``counter + amount``, held at :data:`~costrouter.money.MAX_COUNTER_MICROS` (as the Lua scripts' ``sat``)."""
+    return min(counter + amount, MAX_COUNTER_MICROS)
 
 
 class BudgetStore(ABC):
