@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from costrouter import BudgetExceededError, CostRouter
+from costrouter.budget.memory import MemoryBudgetStore
 from costrouter.budget.redis import RedisBudgetStore, _Call
 from costrouter.budget.store import BudgetStore
 from costrouter.config.budget_ref import BudgetRef
@@ -136,8 +137,8 @@ def test_every_hostile_figure_is_flagged_and_charged_the_hold(
         router.shutdown()
     attributes = dict(capture.call_spans()[-1].attributes or {})
     assert attributes[sc.ROUTER_USAGE_IMPLAUSIBLE] == flagged
-    assert status.spent_micros == _micros(attributes, sc.BUDGET_ESTIMATE_USD) == _micros(
-        attributes, sc.LLM_USAGE_COST_USD
+    assert (
+        status.spent_micros == _micros(attributes, sc.BUDGET_ESTIMATE_USD) == _micros(attributes, sc.LLM_USAGE_COST_USD)
     )
 
 
@@ -165,8 +166,6 @@ def _ref() -> BudgetRef:
 
 
 def _store(backend: str, redis_url: str) -> BudgetStore:
-    from costrouter.budget.memory import MemoryBudgetStore
-
     prefix = f"h{uuid.uuid4().hex[:10]}"
     if backend == "memory":
         return MemoryBudgetStore(StoreConfig(key_prefix=prefix))
