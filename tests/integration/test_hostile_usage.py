@@ -8,6 +8,7 @@ figures) to a real router on a real Redis, with and without leases.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterator
@@ -200,3 +201,26 @@ def test_the_scripts_saturate_an_amount_given_past_the_ceiling(redis_url: str) -
         client = redis.Redis.from_url(redis_url)
         assert client.hget(f"{call.base}:w:total", "spent") == str(MAX_COUNTER_MICROS).encode()
         client.close()
+
+
+@pytest.mark.parametrize("mode", ["stream", "async"])
+def test_a_stream_or_an_async_call_is_bounded_the_same_way(
+    provider: ProviderDouble, capture: TelemetryCapture, redis_url: str, mode: str
+) -> None:
+    provider.reset()
+    provider.script("fast-model", Reply(completion_tokens=5, usage_details={"completion_tokens": 10**20}))
+    store = {"backend": "redis", "redis_url": redis_url, "key_prefix": f"h{uuid.uuid4().hex[:10]}"}
+    router = _router(provider, capture, store)
+    try:
+        if mode == "stream":
+            for _ in router.route_completion("fast", MESSAGES, max_tokens=5, session_id="s", stream=True):
+                pass
+        else:
+            asyncio.run(router.aroute_completion("fast", MESSAGES, max_tokens=5, session_id="s"))
+    finally:
+        router.shutdown()
+    attributes = dict(capture.call_spans()[-1].attributes or {})
+    assert "completion_tokens" in attributes[sc.ROUTER_USAGE_IMPLAUSIBLE]  # a stream's details say it too
+    assert (
+        _spent(store, "s") == _micros(attributes, sc.BUDGET_ESTIMATE_USD) == _micros(attributes, sc.LLM_USAGE_COST_USD)
+    )
