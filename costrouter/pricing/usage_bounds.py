@@ -69,6 +69,12 @@ def deployment_limits(model: str, max_output_tokens: int | None) -> UsageLimits:
     return UsageLimits(context * CONTEXT_MARGIN, max(output, 1) * CONTEXT_MARGIN)
 
 
+def choices_asked(request: Mapping[str, Any]) -> int:
+    """The completions a request asked for (``n``), 1 when it says nothing valid (never raises)."""
+    n = request.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
+
+
 DEFAULT_LIMITS: Final = UsageLimits(MAX_CONTEXT_TOKENS * CONTEXT_MARGIN, MAX_CONTEXT_TOKENS * CONTEXT_MARGIN)
 """The limits of an answer whose deployment is unknown."""
 

@@ -49,10 +49,11 @@ from costrouter.otel.telemetry import Telemetry
 from costrouter.pricing.cost import SettledCost, call_usage, price_call, provider_reported_cost
 from costrouter.pricing.prices import Price, PriceBook, WorstCase, estimate_usd, output_cap, response_cost_usd
 from costrouter.pricing.token_ratios import TokenRatios
-from costrouter.pricing.tokens import completions, prompt_token_bound
+from costrouter.pricing.tokens import prompt_token_bound
 from costrouter.pricing.usage_bounds import (
     DEFAULT_LIMITS,
     bounded_count,
+    choices_asked,
     deployment_limits,
     implausible_charge_micros,
     implausible_figures,
@@ -427,7 +428,7 @@ class CallPlanner:
         """
         facts = self.deployments.get(observed.deployment_id or "")
         limits = self.usage_limits.get(observed.deployment_id or "", DEFAULT_LIMITS)
-        limits = limits.for_choices(completions(call.request))
+        limits = limits.for_choices(choices_asked(call.request))  # a refused request (n: 0) ends here too
         implausible = implausible_figures(
             observed.usage, observed.prompt_tokens, observed.completion_tokens, observed.units, limits
         )

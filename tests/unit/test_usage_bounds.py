@@ -17,6 +17,7 @@ from costrouter.pricing.usage_bounds import (
     MAX_CONTEXT_TOKENS,
     UsageLimits,
     bounded_count,
+    choices_asked,
     deployment_limits,
     implausible_charge_micros,
     implausible_figures,
@@ -106,3 +107,9 @@ def test_the_ratio_cap_is_never_below_the_prior() -> None:
     with pytest.raises(ValidationError, match="ratio_max"):
         PromptEstimate(unlearned_ratio=4.0, ratio_max=3.0)
     assert PromptEstimate(unlearned_ratio=4.0, ratio_max=4.0).ratio_max == 4.0
+
+
+def test_the_choices_asked_never_raise_on_a_request_refused_for_them() -> None:
+    assert choices_asked({"n": 3}) == 3
+    assert [choices_asked({"n": n}) for n in (0, -1, "2", True, None)] == [1, 1, 1, 1, 1]
+    assert choices_asked({}) == 1
