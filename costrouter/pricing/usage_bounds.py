@@ -21,7 +21,7 @@ and its span says which figures failed (``router.usage.implausible``).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -99,23 +99,35 @@ def bounded_count(value: object, limit: int) -> int | None:
     return int(min(max(value, 0), limit))
 
 
-def _leaves(block: Any, depth: int = 0) -> list[tuple[str, object]]:
-    """The named fields of a usage block and its detail blocks (a mapping or an object with ``__dict__``)."""
+def _bad_token_fields(block: Any, limit: int, depth: int = 0) -> list[str]:
+    """The ``*tokens*`` fields of a usage block and its detail blocks that are no count up to ``limit``.
+
+    A block is a mapping or an object with ``__dict__`` (LiteLLM's ``Usage``); the common field,
+    an ``int`` in range, is checked first (this runs on every call).
+    """
     if depth > _MAX_DEPTH or block is None:
         return []
-    if isinstance(block, Mapping):
-        items = list(block.items())
+    items: Iterable[tuple[Any, Any]]
+    if isinstance(block, dict):
+        items = block.items()
     elif hasattr(block, "__dict__"):
-        items = [(name, value) for name, value in vars(block).items() if not name.startswith("_")]
+        items = vars(block).items()
+    elif isinstance(block, Mapping):
+        items = block.items()
     else:
         return []
-    found: list[tuple[str, object]] = []
+    bad: list[str] = []
     for name, value in items:
-        if isinstance(value, Mapping) or (value is not None and hasattr(value, "__dict__")):
-            found += _leaves(value, depth + 1)
-        else:
-            found.append((str(name), value))
-    return found
+        if value.__class__ is int:
+            if (value < 0 or value > limit) and "token" in name:
+                bad.append(str(name))
+        elif value is None or (isinstance(name, str) and name.startswith("_")):
+            continue
+        elif isinstance(value, (dict, Mapping)) or hasattr(value, "__dict__"):
+            bad += _bad_token_fields(value, limit, depth + 1)
+        elif "token" in str(name) and not plausible_count(value, limit):
+            bad.append(str(name))
+    return bad
 
 
 def implausible_figures(
@@ -132,9 +144,7 @@ def implausible_figures(
     if not plausible_count(completion_tokens, limits.completion_tokens):
         failed.append("completion_tokens")
     largest = limits.prompt_tokens + limits.completion_tokens  # a detail or the total: never past both
-    for name, value in _leaves(usage):
-        if "token" in name and name not in failed and value is not None and not plausible_count(value, largest):
-            failed.append(name)
+    failed += [name for name in _bad_token_fields(usage, largest) if name not in failed]
     for name, count in units.items():
         if not (count.is_finite() and Decimal(0) <= count <= MAX_UNITS):
             failed.append(name)
