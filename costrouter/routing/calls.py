@@ -168,11 +168,10 @@ class CallPlanner:
             deployment_id: model_facts(deployment, self.deployments[deployment_id].provider)
             for _, deployment_id, deployment in config.deployments()
         }
+        largest_outputs = {d: price.max_output_tokens if price else None for d, price in self.prices.prices.items()}
         self.usage_limits = {
-            deployment_id: deployment_limits(deployment.model, price.max_output_tokens if price else None)
-            for deployment_id, deployment, price in (
-                (d, dep, self.deployments[d].price) for _, d, dep in config.deployments()
-            )
+            deployment_id: deployment_limits(deployment.model, largest_outputs[deployment_id])
+            for _, deployment_id, deployment in config.deployments()
         }
         """Each deployment's largest plausible usage figures (:mod:`costrouter.pricing.usage_bounds`)."""
         self._primary_models = {
