@@ -47,7 +47,7 @@ def test_a_ratio_learns_upward_by_bounded_steps_and_decays_by_evidence(backend: 
     assert store.observe_token_ratio("dep-a", 1e9, _rule(0.5)) == 8.0  # never past the cap
     assert store.observe_token_ratio("dep-b", 0.5, _rule(0.5)) == 0.5
     assert _ratios(store) == {"dep-a": (8.0, 7), "dep-b": (0.5, 1)}
-    assert all(0 <= learned.age_seconds < 60 for learned in store.token_ratios().values())
+    assert all(learned.age_seconds >= 0 for learned in store.token_ratios().values())
 
     async def twins() -> tuple[float, dict[str, float]]:
         learned = await store.aobserve_token_ratio("dep-b", 3.0, _rule(0.5))
@@ -78,13 +78,15 @@ def test_a_ratio_that_would_poison_estimates_is_refused(backend: Backend, ratio:
 def test_redis_keeps_the_ratios_under_the_key_prefix_for_every_store(redis_url: str) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     config = StoreConfig(backend="redis", key_prefix=prefix)
+    client = redis.Redis.from_url(redis_url)
+    before = client.time()
     with RedisBudgetStore(config, url=redis_url) as one, RedisBudgetStore(config, url=redis_url) as other:
         one.observe_token_ratio("dep", 1.6, _rule(0.02))
         assert _ratios(other) == {"dep": (1.6, 1)}
-    client = redis.Redis.from_url(redis_url)
+    after = client.time()
     ratio, observations, at = client.hget(token_ratio_key(prefix), "dep").decode().split("|")
     assert (ratio, observations) == ("1.6000000000000001", "1")
-    assert abs(float(at) - float(client.time()[0])) < 60
+    assert before[0] + before[1] / 1e6 <= float(at) <= after[0] + after[1] / 1e6  # the server's clock
     assert token_ratio_key(prefix).startswith("{" + prefix + ":")
     client.close()
 
