@@ -46,9 +46,17 @@ from typing import Final, Literal
 from costrouter.budget.journal import PendingSettle, SettleJournal, journal_trouble
 from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_seq, parse_reply
 from costrouter.budget.redis import RedisBudgetStore
-from costrouter.budget.store import BudgetStatus, BudgetStore, EpochState, ReserveOutcome, SettleOutcome
+from costrouter.budget.store import (
+    BudgetStatus,
+    BudgetStore,
+    EpochState,
+    ReserveOutcome,
+    SettleOutcome,
+    saturating_add,
+)
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.errors import BudgetStoreError
+from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule
 
 logger = logging.getLogger("costrouter.budget")
 
@@ -271,7 +279,7 @@ class LeasedStore(BudgetStore):
             lease = self._leases[budget]
             lease.inflight -= held
             if amount > 0:
-                lease.settled += amount
+                lease.settled = saturating_add(lease.settled, amount)
                 entry = PendingSettle(
                     uuid.uuid4().hex,
                     call_id,
@@ -451,21 +459,25 @@ class LeasedStore(BudgetStore):
         """See :meth:`BudgetStore.top`."""
         return await self.inner.atop(budget, n)
 
-    def token_ratios(self) -> dict[str, float]:
+    def token_ratios(self) -> dict[str, LearnedRatio]:
         """See :meth:`BudgetStore.token_ratios`."""
         return self.inner.token_ratios()
 
-    async def atoken_ratios(self) -> dict[str, float]:
+    async def atoken_ratios(self) -> dict[str, LearnedRatio]:
         """See :meth:`BudgetStore.token_ratios`."""
         return await self.inner.atoken_ratios()
 
-    def observe_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+    def observe_token_ratio(self, deployment_id: str, ratio: float, rule: RatioRule) -> float:
         """See :meth:`BudgetStore.observe_token_ratio`."""
-        return self.inner.observe_token_ratio(deployment_id, ratio, decay)
+        return self.inner.observe_token_ratio(deployment_id, ratio, rule)
 
-    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, rule: RatioRule) -> float:
         """See :meth:`BudgetStore.observe_token_ratio`."""
-        return await self.inner.aobserve_token_ratio(deployment_id, ratio, decay)
+        return await self.inner.aobserve_token_ratio(deployment_id, ratio, rule)
+
+    def reset_token_ratios(self, deployment_id: str | None = None) -> list[str]:
+        """See :meth:`BudgetStore.reset_token_ratios`."""
+        return self.inner.reset_token_ratios(deployment_id)
 
     def epoch(self, candidate: str, known: str | None) -> EpochState:
         """See :meth:`BudgetStore.epoch`."""

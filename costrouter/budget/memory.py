@@ -22,11 +22,12 @@ from costrouter.budget.store import (
     check_amount,
     check_ratio,
     make_status,
-    next_token_ratio,
+    saturating_add,
 )
 from costrouter.config.budget_ref import BudgetRef, budget_key
 from costrouter.config.budgets import StoreConfig
 from costrouter.config.windows import window_at
+from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule, next_token_ratio
 
 _PURGE_EVERY = 4096
 
@@ -81,7 +82,8 @@ class MemoryBudgetStore(BudgetStore):
         self._counters: dict[tuple[str, str], _Counter] = {}
         self._instances: dict[str, _Instance] = {}
         self._operations = 0
-        self._token_ratios: dict[str, float] = {}
+        self._token_ratios: dict[str, tuple[float, int, float]] = {}
+        """Deployment id -> (ratio, observations, when last taught)."""
 
     def _counter(self, base: str, window: str, now: float) -> _Counter | None:
         counter = self._counters.get((base, window))
@@ -174,7 +176,7 @@ class MemoryBudgetStore(BudgetStore):
             instance = self._touch(base, now)
             if granted or not enforce:
                 counter = counter or self._counter_for(base, budget, (window, expires_at), now)
-                counter.held += amount
+                counter.held = saturating_add(counter.held, amount)
                 counter.holds += 1
                 record = _Record("held", amount, window, expires_at, outcome)
                 instance.put(call_id, record, now + self.config.hold_ttl_seconds)
@@ -206,7 +208,7 @@ class MemoryBudgetStore(BudgetStore):
                 counter = self._counter(base, window, now)
             else:
                 counter = self._counter_for(base, budget, (window, expires_at), now)
-                counter.spent += amount
+                counter.spent = saturating_add(counter.spent, amount)
                 unheld = record is None or record.state != "held"
                 counter.unheld += unheld
                 for threshold in budget.alert_at:
@@ -301,18 +303,31 @@ class MemoryBudgetStore(BudgetStore):
         spenders.sort(reverse=True)
         return [(scope_id, spent) for spent, scope_id in spenders[: max(n, 0)]]
 
-    def token_ratios(self) -> dict[str, float]:
+    def _learned(self, deployment_id: str, now: float) -> LearnedRatio | None:
+        entry = self._token_ratios.get(deployment_id)
+        return None if entry is None else LearnedRatio(entry[0], entry[1], max(now - entry[2], 0.0))
+
+    def token_ratios(self) -> dict[str, LearnedRatio]:
         """See :meth:`BudgetStore.token_ratios`."""
         with self._lock:
-            return dict(self._token_ratios)
+            now = self.clock()
+            return {d: learned for d in self._token_ratios if (learned := self._learned(d, now)) is not None}
 
-    def observe_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+    def observe_token_ratio(self, deployment_id: str, ratio: float, rule: RatioRule) -> float:
         """See :meth:`BudgetStore.observe_token_ratio`."""
-        check_ratio(ratio, decay)
+        check_ratio(ratio, rule)
         with self._lock:
-            learned = next_token_ratio(self._token_ratios.get(deployment_id), ratio, decay)
-            self._token_ratios[deployment_id] = learned
+            now = self.clock()
+            stored = self._learned(deployment_id, now)
+            learned = next_token_ratio(stored, ratio, rule)
+            self._token_ratios[deployment_id] = (learned, (stored.observations if stored else 0) + 1, now)
             return learned
+
+    def reset_token_ratios(self, deployment_id: str | None = None) -> list[str]:
+        """See :meth:`BudgetStore.reset_token_ratios`."""
+        with self._lock:
+            named = sorted(self._token_ratios) if deployment_id is None else [deployment_id]
+            return [d for d in named if self._token_ratios.pop(d, None) is not None]
 
     def close(self) -> None:
         """Nothing to release; the counters stay readable."""
@@ -345,13 +360,13 @@ class MemoryBudgetStore(BudgetStore):
         """See :meth:`BudgetStore.top`."""
         return self.top(budget, n)
 
-    async def atoken_ratios(self) -> dict[str, float]:
+    async def atoken_ratios(self) -> dict[str, LearnedRatio]:
         """See :meth:`BudgetStore.token_ratios`."""
         return self.token_ratios()
 
-    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, rule: RatioRule) -> float:
         """See :meth:`BudgetStore.observe_token_ratio`."""
-        return self.observe_token_ratio(deployment_id, ratio, decay)
+        return self.observe_token_ratio(deployment_id, ratio, rule)
 
     async def aclose(self) -> None:
         """See :meth:`BudgetStore.close`."""

@@ -19,7 +19,7 @@ is a report, not a counter: a settle whose index update fails is logged, not fai
 Several budgets of one call are reserved by one script (``lua/reserve_all.lua``) on
 standalone Redis; on a cluster their hash tags differ, so each has its own reserve script.
 The learned prompt-token ratios are one hash, ``{prefix:token-ratios}`` (deployment id ->
-ratio), with no expiry.
+``ratio|observations|updated at``, server time), with no expiry.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from costrouter.budget.store import (
     check_ratio,
     epoch_keys,
     make_status,
+    parse_ratio_record,
     token_ratio_key,
     top_key,
 )
@@ -58,6 +59,7 @@ from costrouter.config.budget_ref import BudgetRef, budget_key
 from costrouter.config.budgets import StoreConfig
 from costrouter.config.redaction import mask_url
 from costrouter.errors import BudgetStoreError
+from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript, Script
@@ -73,6 +75,7 @@ SCRIPT_NAMES: Final = (
     "top",
     "window",
     "token_ratio",
+    "token_ratios",
     "renew",
     "epoch",
     "accept",
@@ -272,6 +275,23 @@ def parse_top(reply: Sequence[Any]) -> list[tuple[str, int]]:
     """A top script's reply as ``(scope_id, spent)`` pairs."""
     flat = list(reply[1])
     return [(_text(flat[i]), round(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+
+def ratio_args(deployment_id: str, ratio: float, rule: RatioRule) -> list[str]:
+    """The arguments of ``lua/token_ratio.lua``."""
+    half_life = "" if rule.half_life_seconds is None else repr(rule.half_life_seconds)
+    return [deployment_id, repr(ratio), repr(rule.decay), repr(rule.step), repr(rule.cap), repr(rule.prior), half_life]
+
+
+def parse_ratios(reply: Sequence[Any]) -> dict[str, LearnedRatio]:
+    """A ``lua/token_ratios.lua`` reply; a record that does not parse is left out."""
+    now, flat = float(_text(reply[0])), list(reply[1])
+    ratios: dict[str, LearnedRatio] = {}
+    for i in range(0, len(flat), 2):
+        learned = parse_ratio_record(_text(flat[i + 1]), now)
+        if learned is not None:
+            ratios[_text(flat[i])] = learned
+    return ratios
 
 
 def index_entry(config: StoreConfig, budget: BudgetRef, outcome: SettleOutcome) -> str | None:
@@ -494,17 +514,28 @@ class RedisBudgetStore(BudgetStore):
         window, end = self._run("window", "window", [], [*_window_args(budget), repr(at)])
         return _text(window), int(end)
 
-    def token_ratios(self) -> dict[str, float]:
+    def token_ratios(self) -> dict[str, LearnedRatio]:
         """See :meth:`BudgetStore.token_ratios`."""
-        with wrap_errors("token_ratios"):
-            stored: dict[Any, Any] = self._client.hgetall(token_ratio_key(self.config.key_prefix))  # type: ignore[assignment]
-        return {_text(key): float(value) for key, value in stored.items()}
+        return parse_ratios(self._run("token_ratios", "token_ratios", [token_ratio_key(self.config.key_prefix)], []))
 
-    def observe_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+    def observe_token_ratio(self, deployment_id: str, ratio: float, rule: RatioRule) -> float:
         """See :meth:`BudgetStore.observe_token_ratio`."""
-        check_ratio(ratio, decay)
+        check_ratio(ratio, rule)
         keys = [token_ratio_key(self.config.key_prefix)]
-        return float(self._run("observe_token_ratio", "token_ratio", keys, [deployment_id, repr(ratio), repr(decay)]))
+        return float(self._run("observe_token_ratio", "token_ratio", keys, ratio_args(deployment_id, ratio, rule)))
+
+    def reset_token_ratios(self, deployment_id: str | None = None) -> list[str]:
+        """See :meth:`BudgetStore.reset_token_ratios`."""
+        key = token_ratio_key(self.config.key_prefix)
+        self._ensure_warm()
+        with wrap_errors("reset_token_ratios"):
+            if deployment_id is not None:
+                return [deployment_id] if self._client.hdel(key, deployment_id) else []
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.hkeys(key)
+                pipe.delete(key)
+                names, _ = pipe.execute()
+        return sorted(_text(name) for name in names)
 
     def __repr__(self) -> str:
         return f"RedisBudgetStore(url={mask_url(self.url)!r}, key_prefix={self.config.key_prefix!r})"
@@ -577,17 +608,16 @@ class RedisBudgetStore(BudgetStore):
         self._require_index()
         return parse_top(await self._arun("top", "top", [self._index(budget)], [*_window_args(budget), str(n)]))
 
-    async def atoken_ratios(self) -> dict[str, float]:
+    async def atoken_ratios(self) -> dict[str, LearnedRatio]:
         """See :meth:`BudgetStore.token_ratios`."""
-        with wrap_errors("token_ratios"):
-            stored: dict[Any, Any] = await self._aclient().hgetall(token_ratio_key(self.config.key_prefix))  # type: ignore[misc]
-        return {_text(key): float(value) for key, value in stored.items()}
-
-    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
-        """See :meth:`BudgetStore.observe_token_ratio`."""
-        check_ratio(ratio, decay)
         keys = [token_ratio_key(self.config.key_prefix)]
-        args = [deployment_id, repr(ratio), repr(decay)]
+        return parse_ratios(await self._arun("token_ratios", "token_ratios", keys, []))
+
+    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, rule: RatioRule) -> float:
+        """See :meth:`BudgetStore.observe_token_ratio`."""
+        check_ratio(ratio, rule)
+        keys = [token_ratio_key(self.config.key_prefix)]
+        args = ratio_args(deployment_id, ratio, rule)
         return float(await self._arun("observe_token_ratio", "token_ratio", keys, args))
 
     async def aclose(self) -> None:

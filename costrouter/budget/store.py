@@ -16,6 +16,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, Self
 
 from costrouter.config.budget_ref import BudgetRef, key_part
+from costrouter.money import MAX_COUNTER_MICROS
+from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -100,18 +102,31 @@ def token_ratio_key(prefix: str) -> str:
     return "{" + f"{prefix}:token-ratios" + "}"
 
 
-def next_token_ratio(stored: float | None, observed: float, decay: float) -> float:
-    """Learn upward at once; a lower observation pulls the ratio ``decay`` of the way down."""
-    if stored is None or observed >= stored:
-        return observed
-    return stored - (stored - observed) * decay
-
-
-def check_ratio(ratio: float, decay: float) -> None:
-    """Reject a ratio or decay that would poison every later estimate."""
-    if not (0 < ratio < math.inf) or not (0 <= decay <= 1):
-        message = f"a token ratio is positive and finite, and a decay in [0, 1], not {ratio!r} and {decay!r}"
+def check_ratio(ratio: float, rule: RatioRule) -> None:
+    """Reject a ratio or a rule that would poison every later estimate."""
+    steps = (rule.prior, rule.step, rule.cap, rule.half_life_seconds or 1.0)
+    if not (0 < ratio < math.inf) or not (0 <= rule.decay <= 1) or not all(0 < x < math.inf for x in steps):
+        message = f"a token ratio is positive and finite, and a decay in [0, 1], not {ratio!r} and {rule!r}"
         raise ValueError(message)
+
+
+def ratio_record(ratio: float, observations: int, at: float) -> str:
+    """A learned ratio as the stores keep it: ``ratio|observations|updated at`` (as ``token_ratio.lua``)."""
+    return f"{ratio!r}|{observations}|{at!r}"
+
+
+def parse_ratio_record(raw: str, now: float) -> LearnedRatio | None:
+    """A stored ratio record read at ``now`` (a bare number: a ratio an earlier version wrote); ``None`` if garbled."""
+    parts = raw.split("|")
+    try:
+        ratio = float(parts[0])
+        observations = int(parts[1]) if len(parts) > 1 else 0
+        at = float(parts[2]) if len(parts) > 2 else now
+    except ValueError:
+        return None
+    if not (0 < ratio < math.inf) or not math.isfinite(at):
+        return None
+    return LearnedRatio(ratio, max(observations, 0), max(now - at, 0.0))
 
 
 def epoch_keys(prefix: str) -> list[str]:
@@ -131,11 +146,20 @@ def alert_threshold_micros(limit_micros: int, threshold: float) -> int:
 
 
 def check_amount(amount_micros: int) -> int:
-    """Reject negative or non-integer amounts before they reach a store."""
+    """Reject negative or non-integer amounts before they reach a store; saturate large ones.
+
+    An amount past :data:`~costrouter.money.MAX_COUNTER_MICROS` is that ceiling: no counter
+    holds more, and every store keeps it exactly (a Lua number is a double).
+    """
     if isinstance(amount_micros, bool) or not isinstance(amount_micros, int) or amount_micros < 0:
         message = f"amounts are non-negative integers of micro-dollars, not {amount_micros!r}"
         raise ValueError(message)
-    return amount_micros
+    return min(amount_micros, MAX_COUNTER_MICROS)
+
+
+def saturating_add(counter: int, amount: int) -> int:
+    """``counter + amount``, held at :data:`~costrouter.money.MAX_COUNTER_MICROS` (as the Lua scripts' ``sat``)."""
+    return min(counter + amount, MAX_COUNTER_MICROS)
 
 
 class BudgetStore(ABC):
@@ -182,12 +206,19 @@ class BudgetStore(ABC):
         """The ``n`` largest ``(scope_id, spent_micros)`` of the budget in its current window."""
 
     @abstractmethod
-    def token_ratios(self) -> dict[str, float]:
-        """The learned prompt-token ratio (provider ÷ counted) of every deployment seen."""
+    def token_ratios(self) -> dict[str, LearnedRatio]:
+        """The learned prompt-token ratio (provider ÷ counted) of every deployment seen, with its age."""
 
     @abstractmethod
-    def observe_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
-        """Teach ``deployment_id``'s ratio an observation (see :func:`next_token_ratio`); the new ratio."""
+    def observe_token_ratio(self, deployment_id: str, ratio: float, rule: RatioRule) -> float:
+        """Teach ``deployment_id``'s ratio an observation (see :func:`~costrouter.pricing.ratio_rule.next_token_ratio`).
+
+        Returns the new ratio.
+        """
+
+    @abstractmethod
+    def reset_token_ratios(self, deployment_id: str | None = None) -> list[str]:
+        """Forget the learned ratio of ``deployment_id`` (``None``: of every deployment); the ids forgotten."""
 
     @abstractmethod
     def close(self) -> None:
@@ -222,11 +253,11 @@ class BudgetStore(ABC):
         """Coroutine twin of :meth:`top`."""
 
     @abstractmethod
-    async def atoken_ratios(self) -> dict[str, float]:
+    async def atoken_ratios(self) -> dict[str, LearnedRatio]:
         """Coroutine twin of :meth:`token_ratios`."""
 
     @abstractmethod
-    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, decay: float) -> float:
+    async def aobserve_token_ratio(self, deployment_id: str, ratio: float, rule: RatioRule) -> float:
         """Coroutine twin of :meth:`observe_token_ratio`."""
 
     @abstractmethod

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime
+from dataclasses import replace
 
 from costrouter.budget import BudgetPolicy, BudgetRef, BudgetStatus, BudgetStore
 from costrouter.budget.factory import journal_directory
 from costrouter.budget.journal import JournalFault, PendingSettle, read_faults, read_pending
 from costrouter.config.budget_ref import GLOBAL_SCOPE_ID
+from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule, aged_ratio
 
 SCOPES = ("session", "user", "team", "tag", "global")
 
@@ -64,6 +66,21 @@ class BudgetsView:
         for ref in refs:
             self.store.reset(ref)
         return [ref.name for ref in refs]
+
+    def token_ratios(self) -> dict[str, LearnedRatio]:
+        """Each deployment's learned prompt-token ratio, as the next call uses it (aged, within the cap)."""
+        rule = RatioRule.of(self.policy.defaults.prompt)
+        return {
+            deployment_id: replace(learned, ratio=aged_ratio(learned.ratio, learned.age_seconds, rule))
+            for deployment_id, learned in sorted(self.store.token_ratios().items())
+        }
+
+    def reset_token_ratios(self, deployment_id: str | None = None) -> list[str]:
+        """Forget the learned ratio of ``deployment_id`` (``None``: every one); the deployments forgotten.
+
+        Routers on the store take ``unlearned_ratio`` again at their next refresh.
+        """
+        return self.store.reset_token_ratios(deployment_id)
 
     def top(self, scope: str, n: int = 10) -> dict[str, list[tuple[str, int]]]:
         """The largest spenders (id, micro-dollars) of each budget of ``scope``, current window."""

@@ -797,6 +797,58 @@ def top(
             console.print(table)
 
 
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+@budget_app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  costrouter budget ratios\n\n"
+        "  costrouter budget ratios --reset gpt-4o-primary\n\n"
+        "  costrouter budget ratios --reset-all --redis redis://localhost:6379/0\n\n"
+        "A ratio is what a deployment's provider counts per token costrouter counts in a prompt; holds\n"
+        "are sized by it. A reset deployment is held at unlearned_ratio again until answers teach it.\n\n"
+        f"{_STORE_EPILOG}"
+    )
+)
+def ratios(
+    budgets: BudgetsOption = None,
+    redis: RedisOption = None,
+    reset_one: Annotated[
+        str | None, typer.Option("--reset", metavar="DEPLOYMENT", help="Forget this deployment's ratio.")
+    ] = None,
+    reset_all: Annotated[bool, typer.Option("--reset-all", help="Forget every deployment's ratio.")] = False,
+) -> None:
+    """The learned prompt-token ratio of each deployment (ratio, observations, age), or reset them."""
+    from costrouter.budget.view import BudgetsView
+
+    if reset_one is not None and reset_all:
+        raise typer.BadParameter("give --reset DEPLOYMENT or --reset-all, not both", param_hint="--reset")
+    policy, _ = _load_budget_policy(budgets, redis)
+    console = _console()
+    with _open_store(policy, redis) as store, _store_errors():
+        view = BudgetsView(policy, store)
+        if reset_one is not None or reset_all:
+            forgotten = view.reset_token_ratios(reset_one)
+            if reset_one is not None and not forgotten:
+                _fail(f"no learned ratio for deployment {printable(reset_one)!r}")
+            names = ", ".join(printable(name) for name in forgotten) or "none"
+            console.print(f"forgot the learned ratio of: {names}", markup=False)
+            return
+        learned = view.token_ratios()
+    _heading(console, f"learned prompt-token ratios (unlearned: {policy.defaults.prompt.unlearned_ratio:g})")
+    table = _table(console)
+    for column in ("deployment", "ratio", "observations", "age"):
+        table.add_column(column, justify="left" if column == "deployment" else "right")
+    for deployment_id, ratio in learned.items():
+        table.add_row(cell(deployment_id), f"{ratio.ratio:.3f}", str(ratio.observations), _age(ratio.age_seconds))
+    console.print(table)
+
+
 # ---- report -----------------------------------------------------------------------------------
 def _print_report(report: Report, output: ReportFormat, destination: Path | None) -> None:
     errors = _console(stderr=True)

@@ -239,9 +239,33 @@ class PromptEstimate(BaseModel):
         allow_inf_nan=False,
         description="A lower observation pulls the stored ratio this fraction of the way down (0: never).",
     )
+    ratio_step: float = Field(
+        default=2.0,
+        ge=1,
+        le=100,
+        allow_inf_nan=False,
+        description="One observation raises a ratio at most this many times (the first: from unlearned_ratio).",
+    )
+    ratio_max: float = Field(
+        default=8.0, ge=1, le=1000, allow_inf_nan=False, description="No deployment's ratio goes past this."
+    )
+    ratio_half_life_seconds: float | None = Field(
+        default=86_400.0,
+        gt=0,
+        le=365 * 86_400,
+        allow_inf_nan=False,
+        description="A ratio no answer confirmed for this long is halfway back to unlearned_ratio (null: never).",
+    )
     unknown_file_tokens: int = Field(
         default=128_000, ge=1, le=100_000_000, description="A file given by id only (its size is unknown here)."
     )
+
+    @model_validator(mode="after")
+    def _cap_above_prior(self) -> PromptEstimate:
+        if self.ratio_max < self.unlearned_ratio:
+            message = f"ratio_max ({self.ratio_max}) is below unlearned_ratio ({self.unlearned_ratio})"
+            raise ValueError(message)
+        return self
 
 
 class Defaults(BaseModel):

@@ -164,6 +164,11 @@ class CallMetrics:
             unit=sc.METRIC_BUDGET_UNHELD_SETTLES_UNIT,
             description="Settles that charged a budget with no live hold for the call (expired, reset).",
         )
+        self.implausible_usage = meter.create_counter(
+            sc.METRIC_IMPLAUSIBLE_USAGE,
+            unit=sc.METRIC_IMPLAUSIBLE_USAGE_UNIT,
+            description="Answers with an implausible usage figure or amount, charged their hold.",
+        )
         self._sets = _MetricAttributes()
         self.no_exemplar = trace.set_span_in_context(INVALID_SPAN, Context())
         """The context of the token-usage measurements: no span, so no exemplar offered.
@@ -196,6 +201,8 @@ class CallMetrics:
                 self.token_usage.record(count, sets.tokens(token_type), quiet)
         if outcome.cost_usd:
             self.cost.add(outcome.cost_usd, sets.cost(outcome.deployment_id))
+        if outcome.implausible:
+            self.implausible_usage.add(1, {sc.ROUTER_DEPLOYMENT_ID: outcome.deployment_id or "unknown"}, quiet)
         for attempt in record.attempts:
             self.attempts.add(
                 1,

@@ -34,3 +34,5 @@ class Outcome:
     settled: SettledCost | None = None
     model: ModelFacts | None = None
     """The serving deployment's model, provider and server, once known."""
+    implausible: tuple[str, ...] = ()
+    """The figures of the answer that failed a plausibility check (the call was charged its hold)."""

@@ -56,7 +56,11 @@ ROUTER_USAGE_SOURCE: Final = "router.usage.source"
 """``reported``: usage from the response or the stream's final usage chunk (the provider's,
 or LiteLLM's own count when the provider sent none); ``counted``: a stream that ended before
 its usage chunk (closed early, cut), whose tokens costrouter counted itself; ``estimated``: a
-call cancelled, interrupted or timed out after a provider received it, charged its hold."""
+call cancelled, interrupted or timed out after a provider received it, or whose answer
+failed a plausibility check (``router.usage.implausible``), charged its hold."""
+ROUTER_USAGE_IMPLAUSIBLE: Final = "router.usage.implausible"
+"""The figures of an answer that failed a plausibility check (``completion_tokens``, ``cost`` …):
+the call was charged its hold, and its token counts are held at their bounds. See ``docs/budgets.md``."""
 
 ATTEMPT_INDEX: Final = "router.attempt.index"
 ATTEMPT_KIND: Final = "router.attempt.kind"
@@ -265,6 +269,10 @@ METRIC_BUDGET_DECISIONS_UNIT: Final = "{decision}"
 """Counter; Prometheus: ``costrouter_budget_decisions_total``."""
 METRIC_BUDGET_UNHELD_SETTLES_UNIT: Final = "{settle}"
 """Counter; Prometheus: ``costrouter_budget_unheld_settles_total``."""
+METRIC_IMPLAUSIBLE_USAGE: Final = "costrouter.usage.implausible"
+"""Counter of answers with an implausible usage figure or amount (charged their hold), by deployment."""
+METRIC_IMPLAUSIBLE_USAGE_UNIT: Final = "{call}"
+"""Counter; Prometheus: ``costrouter_usage_implausible_total``."""
 
 TOKEN_USAGE_BUCKETS: Final = (
     1,

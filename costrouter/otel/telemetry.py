@@ -344,6 +344,8 @@ def outcome_attributes(
         sc.GEN_AI_COST_COMPLETION: outcome.completion_cost_usd,
     }
     attributes.update({key: value for key, value in optional.items() if value is not None})
+    if outcome.implausible:
+        attributes[sc.ROUTER_USAGE_IMPLAUSIBLE] = list(outcome.implausible)
     if outcome.finish_reasons:
         attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(outcome.finish_reasons)
         attributes[sc.LLM_FINISH_REASON] = outcome.finish_reasons[0]

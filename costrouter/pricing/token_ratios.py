@@ -4,14 +4,17 @@ The ratios live in the budget store, so every process that shares it learns from
 answered call. A process keeps a copy and reads the store again at most once per
 ``ratio_refresh_seconds``; the common call makes no extra round trip.
 
-Learning goes up at once and down slowly: an observation above the known ratio is sent
-immediately and replaces it (an under-estimate can overspend a limit, so it must not
-last); observations below it are kept, and the lowest ratio of each deployment that a
-refresh period proved (its largest observation) is sent once per period, pulling the
-stored ratio ``ratio_decay`` of the way down. Nothing decays with time alone: a
-deployment nobody called keeps what it taught. A deployment never answered yet takes the
-ratio learned for another deployment of the same model (the same tokenizer), else the
-policy's ``unlearned_ratio``.
+Learning goes up fast and down slowly, by the rule of :mod:`costrouter.pricing.ratio_rule`:
+an observation above the known ratio is sent immediately and raises it, at most
+``ratio_step`` times and never past ``ratio_max`` (an under-estimate can overspend a limit,
+so it must not last; one lying answer must not refuse every later call); observations below
+it are kept, and the lowest ratio of each deployment that a refresh period proved (its
+largest observation) is sent once per period, pulling the stored ratio ``ratio_decay`` of
+the way down. A ratio no answer confirmed for ``ratio_half_life_seconds`` is halfway back
+to ``unlearned_ratio``. A deployment never answered yet takes the ratio learned for another
+deployment of the same model (the same tokenizer), else the policy's ``unlearned_ratio``.
+A refresh replaces the copy with the store's: a ratio reset there (``costrouter budget
+ratios --reset``) is forgotten here too.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from costrouter.config.budgets import PromptEstimate
 from costrouter.errors import BudgetStoreError
 from costrouter.ops import Flow, StoreOp
+from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule, aged_ratio, next_token_ratio
 
 logger = logging.getLogger("costrouter.budget")
 
@@ -42,6 +46,7 @@ class TokenRatios:
         the ratio learned for another deployment of the same model (the same tokenizer).
         """
         self.settings = settings
+        self.rule = RatioRule.of(settings)
         self.models = dict(models or {})
         self.clock = clock
         self.ratios: dict[str, float] = {}
@@ -77,12 +82,11 @@ class TokenRatios:
             return
         self._read_at = now  # concurrent calls keep the old copy meanwhile: one read per period
         try:
-            stored: dict[str, float] = yield StoreOp("token_ratios", ())
+            stored: dict[str, LearnedRatio] = yield StoreOp("token_ratios", ())
         except BudgetStoreError as exc:
             logger.warning("costrouter: could not read the learned token ratios: %s", exc)
             return
-        for deployment_id, ratio in stored.items():
-            self.ratios[deployment_id] = ratio
+        self.ratios = {d: aged_ratio(learned.ratio, learned.age_seconds, self.rule) for d, learned in stored.items()}
 
     def observe_flow(self, deployment_id: str | None, reported: int | None, counted: int | None) -> Flow[None]:
         """Learn from a call the provider answered with its own ``prompt_tokens``."""
@@ -96,11 +100,13 @@ class TokenRatios:
             if now - self._sent_at.get(deployment_id, 0.0) < self.settings.ratio_refresh_seconds:
                 return
             observed = self._pending.pop(deployment_id)
-        else:
-            self.ratios[deployment_id] = observed  # raise at once here; the store's answer follows
+        else:  # raise at once here (by the rule's bounded step); the store's answer follows
+            self.ratios[deployment_id] = next_token_ratio(
+                None if known is None else LearnedRatio(known, 1, 0.0), observed, self.rule
+            )
         self._sent_at[deployment_id] = now
         try:
-            stored: float = yield StoreOp("observe_token_ratio", (deployment_id, observed, self.settings.ratio_decay))
+            stored: float = yield StoreOp("observe_token_ratio", (deployment_id, observed, self.rule))
         except BudgetStoreError as exc:
             logger.warning("costrouter: could not store the token ratio of %s: %s", deployment_id, exc)
             return

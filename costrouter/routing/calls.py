@@ -39,18 +39,27 @@ from costrouter.config.image_key import ImageVariant
 from costrouter.config.reachability import reachable_group_sets
 from costrouter.context import Caller
 from costrouter.errors import BudgetExceededError, BudgetStoreError
-from costrouter.money import micros_to_usd, usd_to_micros, usd_to_micros_ceil
+from costrouter.money import MAX_CALL_MICROS, micros_to_usd, usd_to_micros, usd_to_micros_ceil
 from costrouter.ops import Flow, RouteOp
 from costrouter.otel import semconv as sc
 from costrouter.otel.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
 from costrouter.otel.models import ModelFacts, model_facts, primary_deployment_id
 from costrouter.otel.outcome import Outcome
 from costrouter.otel.telemetry import Telemetry
-from costrouter.pricing.cost import call_usage, price_call, provider_reported_cost
+from costrouter.pricing.cost import SettledCost, call_usage, price_call, provider_reported_cost
 from costrouter.pricing.prices import Price, PriceBook, WorstCase, estimate_usd, output_cap, response_cost_usd
 from costrouter.pricing.service_tiers import call_tier, reported_tier
 from costrouter.pricing.token_ratios import TokenRatios
 from costrouter.pricing.tokens import prompt_token_bound
+from costrouter.pricing.usage_bounds import (
+    DEFAULT_LIMITS,
+    bounded_count,
+    choices_asked,
+    deployment_limits,
+    implausible_charge_micros,
+    implausible_figures,
+    plausible_amount_usd,
+)
 from costrouter.routing.interruptions import charge_estimated, interrupted_call_charge
 from costrouter.routing.operations import CHAT, Operation, Reading
 from costrouter.routing.operations.modes import check_mode, deployment_mode
@@ -168,6 +177,12 @@ class CallPlanner:
             deployment_id: model_facts(deployment, self.deployments[deployment_id].provider)
             for _, deployment_id, deployment in config.deployments()
         }
+        largest_outputs = {d: price.max_output_tokens if price else None for d, price in self.prices.prices.items()}
+        self.usage_limits = {
+            deployment_id: deployment_limits(deployment.model, largest_outputs[deployment_id])
+            for _, deployment_id, deployment in config.deployments()
+        }
+        """Each deployment's largest plausible usage figures (:mod:`costrouter.pricing.usage_bounds`)."""
         self._primary_models = {
             group: self.models[primary_deployment_id(config, group)] for group, _, _ in config.deployments()
         }
@@ -436,8 +451,26 @@ class CallPlanner:
         return units
 
     def outcome_for(self, call: RoutedCall, observed: Observed, error: BaseException | None = None) -> Outcome:
-        """Price what the deployment did (:func:`costrouter.cost.compute_cost`), else LiteLLM's cost."""
+        """Price what the deployment did (:func:`costrouter.cost.compute_cost`), else LiteLLM's cost.
+
+        An answer with an implausible figure (:mod:`costrouter.pricing.usage_bounds`) is charged its hold.
+        """
         facts = self.deployments.get(observed.deployment_id or "")
+        limits = self.usage_limits.get(observed.deployment_id or "", DEFAULT_LIMITS)
+        limits = limits.for_choices(choices_asked(call.request))  # a refused request (n: 0) ends here too
+        implausible = implausible_figures(
+            observed.usage, observed.prompt_tokens, observed.completion_tokens, observed.units, limits
+        )
+        if implausible:  # nothing of the answer is read but its counts, held at their bounds
+            observed = replace(
+                observed,
+                prompt_tokens=bounded_count(observed.prompt_tokens, limits.prompt_tokens),
+                completion_tokens=bounded_count(observed.completion_tokens, limits.completion_tokens),
+                usage=None,
+                units={},
+                litellm_cost=None,
+                hidden_params={},
+            )
         prompt_tokens, completion_tokens = observed.prompt_tokens, observed.completion_tokens
         provider = facts.provider if facts else None
         price = facts.price if facts else None
@@ -450,13 +483,20 @@ class CallPlanner:
         requested = call.request.get("service_tier") or (price.service_tier if price is not None else None)
         if usage is not None and (requested is not None or observed.service_tier is not None):
             usage = replace(usage, service_tier=call_tier(requested, observed.service_tier))
+        provider_usd = provider_reported_cost(observed.usage, observed.hidden_params, provider)
+        if not plausible_amount_usd(provider_usd):
+            implausible, provider_usd = (*implausible, "provider_cost"), None
         breakdown, settled = price_call(
             price,
             usage,
             observed.litellm_cost,
-            provider_reported_cost(observed.usage, observed.hidden_params, provider),
+            provider_usd,
             self.policy.cost if self.policy is not None else CostSettings(),
         )
+        if not plausible_amount_usd(settled.usd):
+            implausible = (*implausible, "cost")
+        if implausible:
+            breakdown, settled = self._implausible(call, observed, implausible, settled)
         return Outcome(
             served_group=facts.group if facts else call.group,
             deployment_id=observed.deployment_id,
@@ -469,13 +509,14 @@ class CallPlanner:
             cost_usd=settled.usd,
             prompt_cost_usd=micros_to_usd(breakdown.prompt_micros) if breakdown is not None else None,
             completion_cost_usd=micros_to_usd(breakdown.completion_micros) if breakdown is not None else None,
-            usage_source=observed.usage_source,
+            usage_source="estimated" if implausible else observed.usage_source,
             output_text=observed.output_text,
             error=error,
             extra=call.extra_attributes,
             breakdown=breakdown,
             settled=settled,
             model=model,
+            implausible=implausible,
         )
 
     def _default_price(self) -> Price | None:
@@ -484,6 +525,23 @@ class CallPlanner:
             return None
         defaults = self.policy.defaults
         return Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
+
+    def _implausible(
+        self, call: RoutedCall, observed: Observed, implausible: tuple[str, ...], priced: SettledCost
+    ) -> tuple[None, SettledCost]:
+        """The charge of an answer that failed a plausibility check (its hold), logged."""
+        reservation = call.reservation
+        hold = reservation.amount_micros if reservation is not None and reservation.outcome != "rejected" else None
+        bounded = usd_to_micros(priced.usd) if plausible_amount_usd(priced.usd) else MAX_CALL_MICROS
+        usd = micros_to_usd(implausible_charge_micros(hold, bounded))
+        logger.warning(
+            "costrouter: deployment %s answered implausible %s; the call is charged $%.6f (%s)",
+            observed.deployment_id,
+            ", ".join(implausible),
+            usd,
+            "its hold" if hold is not None else "its figures held at their bounds",
+        )
+        return None, SettledCost(usd, "computed", usd, None, mismatch=False)
 
     def finish_flow(self, call: RoutedCall, outcome: Outcome, result: str | None = None) -> Flow[None]:
         """Settle the budgets with the actual cost, then write the span and the metrics."""

@@ -12,7 +12,11 @@ not settle), and the books are read:
 * every budget counter (sessions, team, global) and its limit.
 
 The invariant: provider = spans = each counter family, to the micro-dollar, and no
-counter of a ``reject`` budget above its limit.
+counter of a ``reject`` budget above its limit. A scenario may script the provider's answers
+(``answers``): an answer with an absurd usage figure (:data:`HUGE_TOKENS`) is charged the hold
+of its call (see ``docs/budgets.md``), so "provider" then counts what the double billed for the
+plausible answers plus the holds of the calls flagged ``router.usage.implausible``, and every
+absurd answer must be flagged exactly once.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,7 +41,8 @@ import redis
 from costrouter import BudgetExceededError, BudgetStoreError, CostRouter
 from costrouter.money import usd_to_micros
 from costrouter.otel import semconv as sc
-from costrouter.testing import ProviderDouble, TelemetryCapture
+from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
+from costrouter.testing.provider import Answer, Behaviour
 from costrouter.testing.redis_server import RedisServer
 from tests.routing import PRICES, router_config
 
@@ -74,10 +79,26 @@ def policy(redis_url: str, prefix: str, journal_dir: Path, **store: Any) -> dict
     }
 
 
+HUGE_TOKENS = 10**20
+"""The usage figure of an absurd answer (the red team's ``completion_tokens: 1e20``)."""
+
+
+def huge_usage_answers(count: int = 40, every: int = 5) -> list[Behaviour]:
+    """``count`` answers of which every ``every``-th reports ``completion_tokens: 1e20``."""
+    huge = Reply(usage_details={"completion_tokens": HUGE_TOKENS})
+    return [huge if index % every == 0 else Reply() for index in range(count)]
+
+
+def _absurd(answer: Answer) -> bool:
+    return answer.completion_tokens >= HUGE_TOKENS or answer.prompt_tokens >= HUGE_TOKENS
+
+
 def provider_micros(provider: ProviderDouble) -> int:
-    """What the double billed, priced per call at the answering deployment's prices."""
+    """What the double billed for its plausible answers, priced per call at the answering deployment's prices."""
     total = 0
     for answer in provider.answers:
+        if _absurd(answer):
+            continue
         input_price, output_price = PRICES[MODEL_DEPLOYMENT[answer.model]]
         total += usd_to_micros(answer.prompt_tokens * input_price + answer.completion_tokens * output_price)
     return total
@@ -118,6 +139,10 @@ class Books:
     global_counter: int
     held_micros: int
     session_limit_micros: int
+    absurd_answers: int = 0
+    flagged_spans: int = 0
+    flagged_holds_micros: int = 0
+    """The holds charged for the calls whose answers were flagged implausible."""
 
     @property
     def span_micros(self) -> int:
@@ -127,7 +152,7 @@ class Books:
         """One line of the README's table."""
         return (
             f"| {self.scenario} | {self.outcomes.completed} | {self.outcomes.rejected} | "
-            f"{self.outcomes.store_errors} | {self.provider_micros} | {self.span_micros} | "
+            f"{self.outcomes.store_errors} | {self.provider_micros + self.flagged_holds_micros} | {self.span_micros} | "
             f"{sum(self.session_counters.values())} | {self.team_counter} | {self.global_counter} | "
             f"{max(self.session_counters.values(), default=0)} / {self.session_limit_micros} |"
         )
@@ -136,10 +161,12 @@ class Books:
         """provider = spans = sessions = team = global; no session counter past its limit; no hold left."""
         assert self.outcomes.other_errors == []
         assert self.provider_micros > 0
-        assert self.span_micros == self.provider_micros
+        assert self.flagged_spans == self.absurd_answers
+        billed = self.provider_micros + self.flagged_holds_micros
+        assert self.span_micros == billed
         assert self.session_counters == self.span_micros_by_session
-        assert self.team_counter == self.provider_micros
-        assert self.global_counter == self.provider_micros
+        assert self.team_counter == billed
+        assert self.global_counter == billed
         assert max(self.session_counters.values()) <= self.session_limit_micros
         assert self.held_micros == 0
 
@@ -235,10 +262,15 @@ def run_scenario(
     *,
     threads: int = 6,
     calls_per_thread: int = 30,
+    answers: Sequence[Behaviour] = (),
     **store: Any,
 ) -> Books:
-    """Route calls from ``threads`` threads while ``fault`` runs; recover; read the books."""
+    """Route calls from ``threads`` threads while ``fault`` runs; recover; read the books.
+
+    ``answers`` are what the provider answers first (then its default answer).
+    """
     provider.reset()
+    provider.script("fast-model", *answers)
     prefix = f"f{uuid.uuid4().hex[:10]}"
     with private_redis() as server:
         budgets = policy(server.url, prefix, journal_dir, **store)
@@ -296,10 +328,16 @@ def read_books(
     view = router.budgets
     assert view is not None
     span_micros: dict[str, int] = defaultdict(int)
+    flagged, flagged_holds = 0, 0
     for span in capture.call_spans():
         attributes = span.attributes or {}
         session = str(attributes.get(sc.SESSION_ID))
-        span_micros[session] += usd_to_micros(float(attributes.get(sc.LLM_USAGE_COST_USD, 0.0)))  # type: ignore[arg-type]
+        cost = usd_to_micros(float(attributes.get(sc.LLM_USAGE_COST_USD, 0.0)))  # type: ignore[arg-type]
+        span_micros[session] += cost
+        if sc.ROUTER_USAGE_IMPLAUSIBLE in attributes:
+            flagged += 1
+            flagged_holds += usd_to_micros(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
+            assert cost == usd_to_micros(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
     session_counters = {session: view.status("session", session)[0].spent_micros for session in sessions}
     team = view.status("team", TEAM)[0]
     global_ = view.status("global")[0]
@@ -315,6 +353,9 @@ def read_books(
         global_counter=global_.spent_micros,
         held_micros=held,
         session_limit_micros=usd_to_micros(SESSION_LIMIT_USD),
+        absurd_answers=sum(1 for answer in provider.answers if _absurd(answer)),
+        flagged_spans=flagged,
+        flagged_holds_micros=flagged_holds,
     )
 
 

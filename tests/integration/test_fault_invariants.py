@@ -58,3 +58,18 @@ def test_leases_whose_journal_cannot_grow_never_raise_after_billing(provider: Pr
     books = faults.run_full_journal_with_leases(provider, tmp_path / "run" / "journal")
     print("\n" + books.row())
     books.check()
+
+
+def test_books_balance_when_answers_report_absurd_usage(leases: bool, provider: ProviderDouble, tmp_path: Path) -> None:
+    # Every 5th of the first 40 answers reports completion_tokens: 1e20 (issue 25, finding 1).
+    books = faults.run_scenario(
+        "completion_tokens 1e20, 1 in 5",
+        lambda server, done: None,
+        provider,
+        tmp_path / "journal",
+        answers=faults.huge_usage_answers(),
+        lease={"enabled": leases},
+    )
+    print("\n" + books.row())
+    assert books.absurd_answers == 8
+    books.check()

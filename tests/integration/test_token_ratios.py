@@ -12,10 +12,11 @@ import redis
 
 from costrouter import CostRouter
 from costrouter.budget.redis import RedisBudgetStore
-from costrouter.budget.store import token_ratio_key
+from costrouter.budget.store import BudgetStore, token_ratio_key
 from costrouter.config.budgets import StoreConfig
 from costrouter.money import usd_to_micros
 from costrouter.otel import semconv as sc
+from costrouter.pricing.ratio_rule import RatioRule
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from tests.integration.budget_backends import BACKENDS, Backend, make_backend
 from tests.routing import router_config
@@ -26,40 +27,78 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     yield from make_backend(request)
 
 
-def test_a_ratio_learns_upward_at_once_and_decays_by_evidence(backend: Backend) -> None:
+def _rule(decay: float) -> RatioRule:
+    return RatioRule(prior=2.0, decay=decay, step=2.0, cap=8.0, half_life_seconds=None)
+
+
+def _ratios(store: BudgetStore) -> dict[str, tuple[float, int]]:
+    return {d: (learned.ratio, learned.observations) for d, learned in store.token_ratios().items()}
+
+
+def test_a_ratio_learns_upward_by_bounded_steps_and_decays_by_evidence(backend: Backend) -> None:
     store = backend.store()
     assert store.token_ratios() == {}
-    assert store.observe_token_ratio("dep-a", 1.25, 0.5) == 1.25
-    assert store.observe_token_ratio("dep-a", 1.75, 0.5) == 1.75  # up: at once
-    assert store.observe_token_ratio("dep-a", 0.75, 0.5) == 1.25  # down: half of the gap
-    assert store.observe_token_ratio("dep-a", 0.75, 0.0) == 1.25  # decay 0: never down
-    assert store.observe_token_ratio("dep-b", 0.5, 0.5) == 0.5
-    assert store.token_ratios() == {"dep-a": 1.25, "dep-b": 0.5}
+    assert store.observe_token_ratio("dep-a", 1.25, _rule(0.5)) == 1.25
+    assert store.observe_token_ratio("dep-a", 1.75, _rule(0.5)) == 1.75  # up: at once, within a step
+    assert store.observe_token_ratio("dep-a", 0.75, _rule(0.5)) == 1.25  # down: half of the gap
+    assert store.observe_token_ratio("dep-a", 0.75, _rule(0.0)) == 1.25  # decay 0: never down
+    assert store.observe_token_ratio("dep-a", 1e9, _rule(0.5)) == 2.5  # an outlier: one step up
+    assert store.observe_token_ratio("dep-a", 1e9, _rule(0.5)) == 5.0
+    assert store.observe_token_ratio("dep-a", 1e9, _rule(0.5)) == 8.0  # never past the cap
+    assert store.observe_token_ratio("dep-b", 0.5, _rule(0.5)) == 0.5
+    assert _ratios(store) == {"dep-a": (8.0, 7), "dep-b": (0.5, 1)}
+    assert all(learned.age_seconds >= 0 for learned in store.token_ratios().values())
 
     async def twins() -> tuple[float, dict[str, float]]:
-        learned = await store.aobserve_token_ratio("dep-b", 3.0, 0.5)
+        learned = await store.aobserve_token_ratio("dep-b", 3.0, _rule(0.5))
         ratios = await store.atoken_ratios()
         await store.aclose()
-        return learned, ratios
+        return learned, {d: r.ratio for d, r in ratios.items()}
 
-    assert asyncio.run(twins()) == (3.0, {"dep-a": 1.25, "dep-b": 3.0})
+    assert asyncio.run(twins()) == (1.0, {"dep-a": 8.0, "dep-b": 1.0})
+
+
+def test_a_ratio_is_forgotten_one_by_one_or_all_at_once(backend: Backend) -> None:
+    store = backend.store()
+    for deployment_id in ("a", "b", "c"):
+        store.observe_token_ratio(deployment_id, 1.5, _rule(0.02))
+    assert store.reset_token_ratios("b") == ["b"]
+    assert store.reset_token_ratios("b") == []
+    assert sorted(store.token_ratios()) == ["a", "c"]
+    assert store.reset_token_ratios() == ["a", "c"]
+    assert store.token_ratios() == {}
 
 
 @pytest.mark.parametrize(("ratio", "decay"), [(0.0, 0.1), (-1.0, 0.1), (float("inf"), 0.1), (1.0, 1.5)])
 def test_a_ratio_that_would_poison_estimates_is_refused(backend: Backend, ratio: float, decay: float) -> None:
     with pytest.raises(ValueError, match="token ratio"):
-        backend.store().observe_token_ratio("dep", ratio, decay)
+        backend.store().observe_token_ratio("dep", ratio, _rule(decay))
 
 
 def test_redis_keeps_the_ratios_under_the_key_prefix_for_every_store(redis_url: str) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     config = StoreConfig(backend="redis", key_prefix=prefix)
-    with RedisBudgetStore(config, url=redis_url) as one, RedisBudgetStore(config, url=redis_url) as other:
-        one.observe_token_ratio("dep", 1.6, 0.02)
-        assert other.token_ratios() == {"dep": 1.6}
     client = redis.Redis.from_url(redis_url)
-    assert client.hgetall(token_ratio_key(prefix)) == {b"dep": b"1.6000000000000001"}
+    before = client.time()
+    with RedisBudgetStore(config, url=redis_url) as one, RedisBudgetStore(config, url=redis_url) as other:
+        one.observe_token_ratio("dep", 1.6, _rule(0.02))
+        assert _ratios(other) == {"dep": (1.6, 1)}
+    after = client.time()
+    ratio, observations, at = client.hget(token_ratio_key(prefix), "dep").decode().split("|")
+    assert (ratio, observations) == ("1.6000000000000001", "1")
+    assert before[0] + before[1] / 1e6 <= float(at) <= after[0] + after[1] / 1e6  # the server's clock
     assert token_ratio_key(prefix).startswith("{" + prefix + ":")
+    client.close()
+
+
+def test_a_record_of_an_earlier_version_or_garbage_is_read_safely(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    client = redis.Redis.from_url(redis_url)
+    client.hset(token_ratio_key(prefix), mapping={"old": "3333333.5", "junk": "nan|x|y", "neg": "-2"})
+    with RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url) as store:
+        assert _ratios(store) == {"old": (3333333.5, 0)}
+        assert store.observe_token_ratio("old", 1.0, _rule(0.5)) == 8.0 - 7.0 * 0.5  # read within the cap first
+        assert store.observe_token_ratio("junk", 1.5, _rule(0.5)) == 1.5  # garbage counts as no record
     client.close()
 
 

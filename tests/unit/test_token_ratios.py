@@ -8,6 +8,7 @@ from costrouter.budget.memory import MemoryBudgetStore
 from costrouter.config.budgets import PromptEstimate
 from costrouter.errors import BudgetStoreError
 from costrouter.ops import Op, StoreOp, drive
+from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule, aged_ratio, next_token_ratio
 from costrouter.pricing.token_ratios import TokenRatios
 
 
@@ -23,7 +24,7 @@ class Recorder:
     """Runs store ops on a memory store and keeps their names; can be told to fail."""
 
     def __init__(self) -> None:
-        self.store = MemoryBudgetStore()
+        self.store = MemoryBudgetStore(clock=lambda: 1_700_000_000.0)  # ratios do not age here
         self.ops: list[str] = []
         self.failing = False
 
@@ -51,7 +52,7 @@ def test_an_unlearned_deployment_counts_the_prior_and_the_max_is_taken() -> None
 
 def test_the_store_is_read_once_per_refresh_period() -> None:
     ratios, store, clock = make(ratio_refresh_seconds=5)
-    store.store.observe_token_ratio("a", 1.4, 0.02)
+    store.store.observe_token_ratio("a", 1.4, RatioRule())
     for _ in range(10):
         drive(ratios.refresh_flow(), store)
     assert store.ops == ["token_ratios"]
@@ -105,3 +106,44 @@ def test_a_deployment_not_yet_learned_takes_the_ratio_of_its_model() -> None:
     assert ratios.ratio(["eu", "other"]) == 2.0
     ratios.ratios["eu"] = 1.1  # its own, once learned
     assert ratios.ratio(["eu"]) == 1.1
+
+
+def test_one_outlier_raises_a_ratio_one_bounded_step_and_never_past_the_cap() -> None:
+    rule = RatioRule(prior=2.0, decay=0.02, step=2.0, cap=8.0, half_life_seconds=None)
+    # 50,000,000 prompt tokens reported for a 15-token prompt: the first answer starts from the prior.
+    assert next_token_ratio(None, 50_000_000 / 15, rule) == 4.0
+    assert next_token_ratio(LearnedRatio(4.0, 1, 0.0), 50_000_000 / 15, rule) == 8.0
+    assert next_token_ratio(LearnedRatio(8.0, 2, 0.0), 50_000_000 / 15, rule) == 8.0
+    assert next_token_ratio(None, 1.25, rule) == 1.25  # below the prior: taken as it is
+    assert next_token_ratio(LearnedRatio(1.25, 1, 0.0), 1.75, rule) == 1.75  # a true rise within a step: at once
+    assert next_token_ratio(LearnedRatio(4.0, 9, 0.0), 1.0, rule) == 4.0 - 3.0 * 0.02  # down by evidence
+
+
+def test_a_ratio_ages_back_to_the_prior_by_its_half_life_and_reads_within_the_cap() -> None:
+    rule = RatioRule(prior=2.0, cap=8.0, half_life_seconds=3600.0)
+    assert aged_ratio(6.0, 0.0, rule) == 6.0
+    assert aged_ratio(6.0, 3600.0, rule) == 4.0
+    assert aged_ratio(6.0, 7200.0, rule) == 3.0
+    assert aged_ratio(1.0, 3600.0, rule) == 1.5  # a low ratio ages up: never below what is safe for long
+    assert aged_ratio(3_333_333.0, 0.0, rule) == 8.0  # an earlier version's poisoned record reads capped
+    assert aged_ratio(6.0, 1e9, RatioRule(half_life_seconds=None)) == 6.0
+
+
+def test_a_refresh_replaces_the_copy_so_a_reset_reaches_every_router() -> None:
+    ratios, store, clock = make(ratio_refresh_seconds=5)
+    store.store.observe_token_ratio("a", 3.0, ratios.rule)
+    drive(ratios.refresh_flow(), store)
+    assert ratios.ratio(["a"]) == 3.0
+    assert store.store.reset_token_ratios("a") == ["a"]
+    clock.now += 5
+    drive(ratios.refresh_flow(), store)
+    assert ratios.ratio(["a"]) == 2.0
+
+
+def test_the_local_raise_takes_the_same_bounded_step_as_the_store() -> None:
+    ratios, store, _ = make(unlearned_ratio=2.0, ratio_step=2.0, ratio_max=8.0)
+    drive(ratios.observe_flow("a", 50_000_000, 15), store)
+    assert ratios.ratios["a"] == 4.0
+    store.failing = True
+    drive(ratios.observe_flow("a", 50_000_000, 15), store)
+    assert ratios.ratios["a"] == 8.0  # the store is down: the local copy still stops at the cap

@@ -15,7 +15,8 @@
 -- Returns {granted, hold, spent, held, window, window end, alerts (comma list), replayed}.
 local calls, index, base = KEYS[1], KEYS[2], ARGV[1]
 local owner, old_window, seq = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local charge, inflight, need, enforce = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8] == '1'
+local charge, inflight, need = sat(tonumber(ARGV[5])), sat(tonumber(ARGV[6])), sat(tonumber(ARGV[7]))
+local enforce = ARGV[8] == '1'
 local extra_max, fraction, extra_min = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local lease_ttl, kind, seconds = tonumber(ARGV[12]), ARGV[13], tonumber(ARGV[14])
 local hold_ttl, record_ttl, limit = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
@@ -56,7 +57,9 @@ if raw then
 end
 local fired = {}
 if charge > 0 then
-  local spent = redis.call('HINCRBY', ckey, 'spent', ARGV[5])
+  -- Added in Lua, not by HINCRBY: the counter saturates (sat) where HINCRBY would fail the message.
+  local spent = sat(num(redis.call('HGET', ckey, 'spent')) + charge)
+  redis.call('HSET', ckey, 'spent', int(spent))
   for i = 19, #ARGV, 2 do
     if spent >= tonumber(ARGV[i + 1]) and redis.call('HSETNX', ckey, 'alert:' .. ARGV[i], 1) == 1 then
       fired[#fired + 1] = ARGV[i]
@@ -64,32 +67,32 @@ if charge > 0 then
   end
   if KEYS[3] then
     local top = KEYS[3] .. ':' .. string.sub(ckey, #base + 4)
-    redis.call('ZINCRBY', top, charge, ARGV[18])
+    redis.call('ZINCRBY', top, int(charge), ARGV[18])
     if expiry > 0 then redis.call('EXPIREAT', top, expiry) end
   end
 end
 
 -- The new hold, in the current window.
 local spent, call_held, _, lease_held = window_state(index, wkey, now, record_ttl, false)
-local held = call_held + lease_held
+local held = sat(call_held + lease_held)
 local free = limit - spent - held
 local granted = free - inflight >= need
 local new_hold = inflight
 if granted or not enforce then
-  new_hold = inflight + need
+  new_hold = sat(inflight + need)
   if granted then
     local extra = math.floor((free - inflight - need) * fraction / 1000000)
     if extra > extra_max then extra = extra_max end
-    if extra >= extra_min and extra > 0 then new_hold = new_hold + extra end
+    if extra >= extra_min and extra > 0 then new_hold = sat(new_hold + extra) end
   end
 end
 if new_hold > 0 then
   local until_ = now + lease_ttl
   redis.call('HSET', wkey, field, encode({'l', int(new_hold), int(until_), int(seq)}))
-  redis.call('HINCRBY', wkey, 'lh', new_hold)
+  redis.call('HSET', wkey, 'lh', int(num(redis.call('HGET', wkey, 'lh')) + new_hold))
   local lx = tonumber(redis.call('HGET', wkey, 'lx'))
   if not lx or until_ < lx then redis.call('HSET', wkey, 'lx', int(until_)) end
-  held = held + new_hold
+  held = sat(held + new_hold)
 elseif raw or charge > 0 then
   redis.call('HSET', wkey, field, encode({'x', '0', int(now), int(seq)}))
 end

@@ -24,8 +24,21 @@ local function score_at(t, offset)
   return string.format('%d.', tonumber(t[1]) + offset) .. string.sub('00000' .. t[2], -6)
 end
 
+-- A counter's value held at the largest integer a Lua number keeps exactly (2^53 - 1, as
+-- costrouter.money.MAX_COUNTER_MICROS): past it, %d and Redis's integer replies would wrap.
+local function sat(x)
+  if x > 9007199254740991 then
+    return 9007199254740991
+  end
+  if x < -9007199254740991 then
+    return -9007199254740991
+  end
+  return x
+end
+
+-- The text of an integer, saturated (see sat).
 local function int(x)
-  return string.format('%d', x)
+  return string.format('%d', sat(x))
 end
 
 -- The window containing `now`: its id and the epoch second it ends (0: never).
@@ -161,7 +174,7 @@ end
 -- spent, held (call holds and live leases), holds (calls) of a window, leases swept first.
 local function counters(wkey, now, record_ttl)
   local v = read_window(wkey, now, record_ttl)
-  return num(v[1]), num(v[2]) + num(v[4]), num(v[3])
+  return num(v[1]), sat(num(v[2]) + num(v[4])), num(v[3])
 end
 
 -- A window's counters for a reserve or settle, healed, in one read (plus one EXISTS only when
@@ -249,7 +262,7 @@ local function reserve_one(base, call_id, amount, limit, enforce, kind, seconds,
   local wkey = base .. ':w:' .. window
   local spent, call_held, holds, lease_held, _, v = window_state(index, wkey, now, record_ttl, false)
   local held = call_held + lease_held
-  local n = tonumber(amount)
+  local n = sat(tonumber(amount))
   local granted = spent + held + n <= limit
 
   -- The counters as read are the record's text (written by int or HINCRBY), unless healed or summed.
@@ -265,11 +278,11 @@ local function reserve_one(base, call_id, amount, limit, enforce, kind, seconds,
     redis.call('HSET', wkey, 'held', int(call_held + n), 'holds', int(holds + 1))
     expire_window(wkey, expiry)
     redis.call('ZADD', index, score_at(t, hold_ttl), call_id)
-    redis.call('HSET', calls, call_id, 'held|' .. amount .. before)
+    redis.call('HSET', calls, call_id, 'held|' .. int(n) .. before)
   else
     redis.call('ZADD', index, score_at(t, record_ttl), call_id)
     redis.call('HSET', calls, call_id, 'refused|0' .. before)
   end
   touch(calls, index, int(record_ttl + 1))
-  return {granted and 1 or 0, spent, held, window, 0}
+  return {granted and 1 or 0, sat(spent), sat(held), window, 0}
 end

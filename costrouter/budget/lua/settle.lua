@@ -6,8 +6,9 @@
 -- replayed, window expiry, unheld (1: a charge that found no live hold: expired, reset or
 -- never taken; counted in the window's 'unheld' field)}.
 local calls, index, base = KEYS[1], KEYS[2], ARGV[1]
-local call_id, amount_text, release = ARGV[2], ARGV[3], ARGV[4] == '1'
-local amount = tonumber(amount_text)
+local call_id, release = ARGV[2], ARGV[4] == '1'
+local amount = sat(tonumber(ARGV[3]))
+local amount_text = int(amount)
 local kind, seconds = ARGV[5], ARGV[6]
 local hold_ttl, record_ttl = tonumber(ARGV[7]), tonumber(ARGV[8])
 
@@ -53,7 +54,7 @@ local alerts = ''
 local held_text = dropped and int(call_held)
 if not release then
   state, charged = 'settled', amount
-  spent = spent + amount
+  spent = sat(spent + amount)
 end
 local spent_text = int(spent)
 if dropped and not release then
@@ -70,7 +71,7 @@ if not release then
   end
   expire_window(wkey, expiry)
 end
-local held = call_held + lease_held
+local held = sat(call_held + lease_held)
 if not release then
   for i = 10, #ARGV, 2 do
     if spent >= tonumber(ARGV[i + 1]) and redis.call('HSETNX', wkey, 'alert:' .. ARGV[i], '1') == 1 then

@@ -9,4 +9,4 @@ sweep(calls, index, base, now, record_ttl, t)
 local window = window_of(kind, seconds, now)
 local wkey = base .. ':w:' .. window
 local spent, call_held, holds, lease_held = window_state(index, wkey, now, record_ttl, false)
-return {window, spent, call_held + lease_held, holds, num(redis.call('HGET', wkey, 'unheld'))}
+return {window, spent, sat(call_held + lease_held), holds, num(redis.call('HGET', wkey, 'unheld'))}
