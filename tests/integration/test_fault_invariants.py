@@ -60,6 +60,7 @@ def test_leases_whose_journal_cannot_grow_never_raise_after_billing(provider: Pr
     books.check()
 
 
+@pytest.mark.parametrize("leases", [False, True], ids=["per-call", "leases"])
 def test_books_balance_when_answers_report_absurd_usage(leases: bool, provider: ProviderDouble, tmp_path: Path) -> None:
     # Every 5th of the first 40 answers reports completion_tokens: 1e20 (issue 25, finding 1).
     books = faults.run_scenario(
