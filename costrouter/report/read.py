@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from costrouter.report.cpus import usable_cpus
+from costrouter.report.file_lines import skip_line
 from costrouter.report.records import RECENT_CALLS, Dimension
 from costrouter.report.scan import MAX_PROBLEMS_SHOWN, Partial, scan_range
 from costrouter.report.summary import Report, ReportRow, ordered_breakdown
@@ -40,7 +41,7 @@ def split_ranges(path: str | Path, chunk_bytes: int) -> list[tuple[int, int]]:
         position = chunk_bytes
         while position < size:
             handle.seek(position - 1)
-            handle.readline()  # to the end of the line holding the byte before ``position``
+            skip_line(handle)  # to the end of the line holding the byte before ``position``
             bound = handle.tell()
             if bound >= size:
                 break

@@ -28,6 +28,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
+from costrouter.report.file_lines import MAX_LINE_BYTES, LongLine, bounded_lines
 from costrouter.report.lines import line_spans
 from costrouter.report.records import (
     RECENT_CALLS,
@@ -287,35 +288,44 @@ def _read(handle: BinaryIO, start: int, end: int, add: Callable[[dict[str, Any]]
     handle.seek(start)
     position = start
     number = spans = 0
-    problems = partial.problems
-    for line in handle:
+    for line in bounded_lines(handle):
         number += 1
-        position += len(line)
-        if not line.isspace():
-            try:
-                batch, records = line_spans(line)
-            except BadRecordError as exc:
-                spans += 1
-                partial.skipped += 1
-                if len(problems) < MAX_PROBLEMS_SHOWN:
-                    problems.append((number, str(exc)))
-            else:
-                index = 0
-                for record in records:  # each counted before the next is decoded
-                    index += 1
-                    try:
-                        if isinstance(record, BadRecordError):  # in the place of a span that cannot be read
-                            raise record
-                        add(record)
-                    except BadRecordError as exc:
-                        partial.skipped += 1
-                        if len(problems) < MAX_PROBLEMS_SHOWN:
-                            problems.append((number, f"span {index}: {exc}" if batch else str(exc)))
-                spans += index
+        if isinstance(line, LongLine):
+            position += line.length
+            _skip(partial, number, f"longer than {MAX_LINE_BYTES:,} bytes: not read")
+        else:
+            position += len(line)
+            if not line.isspace():
+                spans += _count_line(line, number, add, partial)
         if position >= end:
             break
     partial.lines = number
     partial.spans = spans
+
+
+def _skip(partial: Partial, number: int, reason: str) -> None:
+    partial.skipped += 1
+    if len(partial.problems) < MAX_PROBLEMS_SHOWN:
+        partial.problems.append((number, reason))
+
+
+def _count_line(line: bytes, number: int, add: Callable[[dict[str, Any]], None], partial: Partial) -> int:
+    """Feed each span of one line to ``add``; the number of spans the line holds."""
+    try:
+        batch, records = line_spans(line)
+    except BadRecordError as exc:
+        _skip(partial, number, str(exc))
+        return 1
+    index = 0
+    for record in records:  # each counted before the next is decoded
+        index += 1
+        try:
+            if isinstance(record, BadRecordError):  # in the place of a span that cannot be read
+                raise record
+            add(record)
+        except BadRecordError as exc:
+            _skip(partial, number, f"span {index}: {exc}" if batch else str(exc))
+    return index
 
 
 # ---- across range bounds -------------------------------------------------------------------
@@ -338,17 +348,29 @@ def _calls_of_line(line: bytes) -> Iterator[tuple[tuple[str, str], Any]]:
 
 
 def _lines_backwards(handle: BinaryIO, start: int) -> Iterator[bytes]:
-    """The lines before ``start`` (a line start), last first, without their newline."""
-    position, carry, first = start, b"", True
+    """The lines before ``start`` (a line start), last first, without their newline.
+
+    A line longer than :data:`MAX_LINE_BYTES` is passed over, as a forward read passes it over.
+    """
+    position, carry, first, carry_long = start, b"", True, False
     while position > 0:
         size = min(_BLOCK, position)
         position -= size
         handle.seek(position)
-        parts = (handle.read(size) + carry).split(b"\n")
+        parts = handle.read(size).split(b"\n")
+        if carry_long:
+            parts.pop()  # more of the long line: its start is at the newline before it, if any here
+            if not parts:
+                continue
+            carry_long = False
+        else:
+            parts[-1] += carry
         if first:
             parts.pop()  # the empty text after the range's last newline
             first = False
-        carry = parts.pop(0) if position > 0 else b""
+        carry = parts.pop(0) if position > 0 and parts else b""
+        if len(carry) > MAX_LINE_BYTES:
+            carry, carry_long = b"", True
         yield from reversed(parts)
     if carry:
         yield carry
@@ -389,7 +411,9 @@ def follow_waiting(handle: BinaryIO, end: int, joiner: CallJoiner, counter: _Cou
         return
     ids = _searchable(pending)
     handle.seek(end)
-    for line in handle:
+    for line in bounded_lines(handle):
+        if isinstance(line, LongLine):
+            continue
         if (
             ids is not None
             and b"\\" not in line

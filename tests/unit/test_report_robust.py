@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from costrouter.otel import semconv as sc
+from costrouter.report.file_lines import MAX_LINE_BYTES
 from costrouter.report.read import MAX_PROBLEMS_SHOWN, stream_report
 from costrouter.report.summary import ReportRow, report_csv
 from costrouter.report.times import Timeline, parse_instant
@@ -245,3 +246,22 @@ def test_the_collector_is_left_as_it_was(tmp_path: Path, enabled: bool) -> None:
         assert gc.isenabled() is enabled
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 1_000_000])
+def test_a_line_past_the_limit_is_passed_over_named_and_never_held(tmp_path: Path, chunk_bytes: int | None) -> None:
+    path = tmp_path / "spans.jsonl"
+    with path.open("w") as out:
+        out.write(json.dumps(call("before", 0.25)) + "\n")
+        out.write(json.dumps(attempt("after")) + "\n")  # an attempt whose call comes after the long line
+        filler = "x" * (1 << 20)
+        for _ in range(MAX_LINE_BYTES // len(filler) + 1):
+            out.write(filler)
+        out.write("\n")
+        out.write(json.dumps(call("after", 0.5)) + "\n")
+    options = {"workers": 1} if chunk_bytes is None else {"workers": 1, "chunk_bytes": chunk_bytes}
+    report = stream_report(path, [("group",)], **options)
+    assert report.total.calls == 2
+    assert report.total.cost_usd == 0.75
+    assert report.skipped == 1
+    assert f"{path}:3: longer than {MAX_LINE_BYTES:,} bytes: not read" in "\n".join(report.problems)
