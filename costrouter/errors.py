@@ -5,7 +5,8 @@
     CostRouterError
     ├── ConfigError             a configuration file or object is invalid (file, field path, reason)
     ├── BudgetExceededError     a budget refused a call before any provider was called
-    └── BudgetStoreError        the budget store (Redis) failed and the policy is fail_closed
+    ├── BudgetStoreError        the budget store (Redis) failed and the policy is fail_closed
+    └── MissingExtraError       the call needs a package of an extra that is not installed
 
 LiteLLM's own exceptions (``litellm.RateLimitError`` …) reach the caller unchanged.
 """
@@ -101,6 +102,25 @@ class BudgetStoreError(CostRouterError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.operation, self.cause))
+
+
+class MissingExtraError(CostRouterError):
+    """The call needs packages of an extra that is not installed; no hold was made, no provider called.
+
+    ``extra`` names the extra (``pip install 'costrouter-litellm[<extra>]'``), ``modules`` the
+    packages missing, ``needed_for`` what in the call needs them.
+    """
+
+    def __init__(self, extra: str, modules: Sequence[str], needed_for: str) -> None:
+        self.extra = extra
+        self.modules = tuple(modules)
+        self.needed_for = needed_for
+        super().__init__(
+            f"{needed_for} needs {', '.join(self.modules)}, not installed: pip install 'costrouter-litellm[{extra}]'"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.extra, self.modules, self.needed_for))
 
 
 def _rebuild(cls: type[BudgetExceededError], fields: dict[str, Any]) -> BudgetExceededError:

@@ -51,6 +51,7 @@ from costrouter.pricing.prices import Price, PriceBook, WorstCase, estimate_usd,
 from costrouter.pricing.token_ratios import TokenRatios
 from costrouter.pricing.tokens import prompt_token_bound
 from costrouter.routing.interruptions import charge_estimated, interrupted_call_charge
+from costrouter.routing.needs import check_extras
 from costrouter.routing.operations import CHAT, Operation, Reading
 from costrouter.routing.operations.modes import check_mode, deployment_mode
 
@@ -227,6 +228,7 @@ class CallPlanner:
         if group not in self.config.groups:
             known = ", ".join(sorted(self.config.groups))
             raise ValueError(f"unknown model group {group!r}; the router has: {known}")
+        check_extras(operation.name, request)
         if (operation.name, group) not in self._mode_checked:
             check_mode(operation, group, {d: f.mode for d, f in self.deployments.items() if f.group == group})
             self._mode_checked.add((operation.name, group))
