@@ -174,8 +174,10 @@ def billed_tokens(usage: TokenUsage) -> dict[str, int | Decimal]:
             out_text, reasoning, out_audio, out_image = usage.completion_tokens, 0, 0, 0
     creation_1h = 0
     if usage.cache_creation_5m_tokens is not None or usage.cache_creation_1h_tokens is not None:
-        # With Anthropic's split by cache lifetime, the split is what is billed.
-        creation, creation_1h = usage.cache_creation_5m_tokens or 0, usage.cache_creation_1h_tokens or 0
+        # With Anthropic's split by cache lifetime, the split is what is billed, and writes it does not
+        # cover at the base write rate, as LiteLLM bills them from 1.109 (before, it dropped them).
+        creation_5m, creation_1h = usage.cache_creation_5m_tokens or 0, usage.cache_creation_1h_tokens or 0
+        creation = creation_5m + max(creation - creation_5m - creation_1h, 0)
     return {
         "input": text,
         "cache_read": hit,

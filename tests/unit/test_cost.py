@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from litellm.litellm_core_utils.llm_cost_calc.utils import generic_cost_per_token
 from litellm.types.utils import Usage
+from packaging.version import Version
 
 from costrouter.budget import load_policy
 from costrouter.config import price_fields as pf
@@ -26,10 +27,14 @@ from costrouter.pricing.cost import (
     token_usage,
 )
 from costrouter.pricing.prices import Price
+from costrouter.routing.needs import litellm_version
 
 rates_ = st.floats(min_value=0, max_value=1e-4, allow_nan=False, allow_infinity=False)
 tokens_ = st.integers(min_value=0, max_value=300_000)
 small_ = st.integers(min_value=0, max_value=60_000)
+UNATTRIBUTED_WRITES_BILLED_SINCE = Version("1.109.0")
+"""LiteLLM bills cache writes its lifetime split does not cover at the base write rate from 1.109;
+before, it dropped them. costrouter bills them (``billed_tokens``) on every LiteLLM."""
 OPTIONAL = (
     pf.CACHE_READ,
     pf.CACHE_CREATION,
@@ -93,8 +98,12 @@ def test_agrees_with_litellm_and_adds_up(price: Price, raw: dict[str, Any]) -> N
         custom_llm_provider="openai",
         model_info=dict(price.rates),  # type: ignore[arg-type]
     )
-    breakdown = compute_cost(price, token_usage(usage))
+    read = token_usage(usage)
+    breakdown = compute_cost(price, read)
     fee = price.rates.get(pf.REQUEST, 0.0)
+    version = litellm_version()
+    if version is not None and version < UNATTRIBUTED_WRITES_BILLED_SINCE:
+        prompt_usd += float(_unattributed_writes(read) * price.decimal_tier(usage.prompt_tokens)[pf.CACHE_CREATION])
 
     exact = breakdown.exact_usd
     ours_prompt = float(sum(breakdown.tokens[n] * price.decimal_tier(usage.prompt_tokens)[r] for n, r in _INPUT_RATES))
@@ -106,6 +115,31 @@ def test_agrees_with_litellm_and_adds_up(price: Price, raw: dict[str, Any]) -> N
     assert sum(breakdown.components_micros.values()) == breakdown.total_micros
     assert breakdown.prompt_micros + breakdown.completion_micros == breakdown.total_micros
     assert all(value >= 0 for value in breakdown.components_micros.values())
+
+
+def _unattributed_writes(usage: TokenUsage) -> int:
+    """Cache writes that a lifetime split, when there is one, does not cover."""
+    if usage.cache_creation_5m_tokens is None and usage.cache_creation_1h_tokens is None:
+        return 0
+    split = (usage.cache_creation_5m_tokens or 0) + (usage.cache_creation_1h_tokens or 0)
+    return max(usage.cache_creation_tokens - split, 0)
+
+
+def test_cache_writes_the_lifetime_split_does_not_cover_bill_at_the_base_write_rate() -> None:
+    price = Price(1e-6, 4e-6, None, "deployment", {pf.CACHE_CREATION: 2e-6, pf.CACHE_CREATION_1H: 3e-6})
+    usage = Usage(
+        prompt_tokens=1_000,
+        completion_tokens=0,
+        cache_creation_input_tokens=600,
+        prompt_tokens_details={
+            "cache_creation_token_details": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200}
+        },
+    )
+    breakdown = compute_cost(price, token_usage(usage))
+    assert breakdown.tokens["cache_creation"] == 100 + 300  # the 5-minute writes and the 300 unattributed
+    assert breakdown.tokens["cache_creation_1h"] == 200
+    assert breakdown.components_micros["cache_creation"] == 800
+    assert breakdown.components_micros["cache_creation_1h"] == 600
 
 
 _INPUT_RATES = (
