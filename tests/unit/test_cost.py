@@ -20,6 +20,7 @@ from costrouter.errors import ConfigError
 from costrouter.money import usd_to_micros
 from costrouter.pricing.cost import (
     COMPONENTS,
+    UPSTREAM_USAGE_COST,
     TokenUsage,
     compute_cost,
     provider_reported_cost,
@@ -235,6 +236,14 @@ def test_provider_cost_from_usage_or_proxy_header() -> None:
     assert provider_reported_cost(None, {"additional_headers": {"x-litellm-response-cost": "nan"}}, "openai") is None
     assert provider_reported_cost({"cost": -1}, {}, "openrouter") is None
     assert provider_reported_cost(None, {}, None) is None
+
+
+def test_the_provider_cost_litellm_kept_aside_wins_over_its_own_bill_in_usage() -> None:
+    # LiteLLM 1.109 on: a stream's last chunk carries LiteLLM's bill in usage.cost, OpenRouter's aside.
+    assert provider_reported_cost({"cost": 0.018}, {UPSTREAM_USAGE_COST: 0.03}, "openrouter") == 0.03
+    assert provider_reported_cost({"cost": 0.018}, {UPSTREAM_USAGE_COST: None}, "openrouter") is None
+    # Before 1.109 (no such key) usage.cost is the provider's own figure.
+    assert provider_reported_cost({"cost": 0.03}, {}, "openrouter") == 0.03
 
 
 def test_settle_cost_follows_the_policy_and_flags_mismatch() -> None:
