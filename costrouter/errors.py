@@ -107,8 +107,8 @@ class BudgetStoreError(CostRouterError):
 class MissingExtraError(CostRouterError):
     """The call needs packages of an extra that is not installed; no hold was made, no provider called.
 
-    ``extra`` names the extra (``pip install 'costrouter-litellm[<extra>]'``), ``modules`` the
-    packages missing, ``needed_for`` what in the call needs them.
+    ``extra`` names the extra to install (``anthropic``: ``pip install 'costrouter-litellm[anthropic]'``),
+    ``modules`` the packages missing, ``needed_for`` what in the call needs them.
     """
 
     def __init__(self, extra: str, modules: Sequence[str], needed_for: str) -> None:
