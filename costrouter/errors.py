@@ -7,7 +7,8 @@
     ├── BudgetExceededError     a budget refused a call before any provider was called
     ├── BudgetStoreError        the budget store (Redis) failed and the policy is fail_closed
     ├── OutboundError           a request to a configured URL (alert sink, price push) failed
-    └── PushError               a backend refused or failed a price push
+    ├── PushError               a backend refused or failed a price push
+    └── MissingExtraError       the call needs a package of an extra that is not installed
 
 LiteLLM's own exceptions (``litellm.RateLimitError`` …) reach the caller unchanged.
 """
@@ -122,6 +123,25 @@ class OutboundError(CostRouterError):
 
 class PushError(CostRouterError):
     """A backend refused or failed a price push (one line: which backend, its masked URL, why)."""
+
+
+class MissingExtraError(CostRouterError):
+    """The call needs packages of an extra that is not installed; no hold was made, no provider called.
+
+    ``extra`` names the extra to install (``anthropic``: ``pip install 'costrouter-litellm[anthropic]'``),
+    ``modules`` the packages missing, ``needed_for`` what in the call needs them.
+    """
+
+    def __init__(self, extra: str, modules: Sequence[str], needed_for: str) -> None:
+        self.extra = extra
+        self.modules = tuple(modules)
+        self.needed_for = needed_for
+        super().__init__(
+            f"{needed_for} needs {', '.join(self.modules)}, not installed: pip install 'costrouter-litellm[{extra}]'"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.extra, self.modules, self.needed_for))
 
 
 def _rebuild(cls: type[CostRouterError], fields: dict[str, Any]) -> CostRouterError:

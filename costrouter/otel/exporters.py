@@ -89,7 +89,7 @@ DEFAULT_SERVICE_NAME = "costrouter"
 
 _DEFAULT_BATCH_SIZE = 512
 _GRPC_HINT = (
-    "otlp_protocol 'grpc' needs the optional extra: pip install 'costrouter[grpc]' "
+    "otlp_protocol 'grpc' needs the optional extra: pip install 'costrouter-litellm[grpc]' "
     "(the package opentelemetry-exporter-otlp-proto-grpc)"
 )
 

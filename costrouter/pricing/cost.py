@@ -176,8 +176,10 @@ def billed_tokens(usage: TokenUsage) -> dict[str, int | Decimal]:
             out_text, reasoning, out_audio, out_image = usage.completion_tokens, 0, 0, 0
     creation_1h = 0
     if usage.cache_creation_5m_tokens is not None or usage.cache_creation_1h_tokens is not None:
-        # With Anthropic's split by cache lifetime, the split is what is billed.
-        creation, creation_1h = usage.cache_creation_5m_tokens or 0, usage.cache_creation_1h_tokens or 0
+        # With Anthropic's split by cache lifetime, the split is what is billed, and writes it does not
+        # cover at the base write rate, as LiteLLM bills them from 1.109 (before, it dropped them).
+        creation_5m, creation_1h = usage.cache_creation_5m_tokens or 0, usage.cache_creation_1h_tokens or 0
+        creation = creation_5m + max(creation - creation_5m - creation_1h, 0)
     return {
         "input": text,
         "cache_read": hit,
@@ -305,6 +307,10 @@ def price_call(
 PROVIDER_COST_HEADER: Final = "x-litellm-response-cost"
 """A LiteLLM proxy's header with the cost it billed."""
 USAGE_COST_PROVIDERS: Final = frozenset({"openrouter"})
+UPSTREAM_USAGE_COST: Final = "upstream_usage_cost"
+"""Where LiteLLM keeps the provider's ``usage.cost`` once it wrote its own bill there: from 1.109 a
+Router stream's last chunk (and a Responses terminal event) carries LiteLLM's figure in ``usage.cost``
+and the provider's under this hidden param; before 1.109, ``usage.cost`` stayed the provider's."""
 """Providers whose ``usage.cost`` is their billed amount. (LiteLLM writes its own computed cost
 into ``usage.cost`` of other providers' streams, which is no provider's figure.)"""
 
@@ -315,7 +321,9 @@ def provider_reported_cost(usage: Any, hidden_params: Mapping[str, Any], provide
     OpenRouter's ``usage.cost``, else a LiteLLM proxy's ``x-litellm-response-cost`` header
     (LiteLLM passes response headers on prefixed ``llm_provider-``).
     """
-    cost = _field(usage, "cost") if provider in USAGE_COST_PROVIDERS else None
+    cost = None
+    if provider in USAGE_COST_PROVIDERS:
+        cost = hidden_params[UPSTREAM_USAGE_COST] if UPSTREAM_USAGE_COST in hidden_params else _field(usage, "cost")
     if isinstance(cost, (int, float)) and not isinstance(cost, bool) and math.isfinite(cost) and cost >= 0:
         return float(cost)
     headers = hidden_params.get("additional_headers") or {}

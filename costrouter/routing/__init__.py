@@ -3,6 +3,7 @@
 - ``router``: :class:`CostRouter`, its ``route_*`` methods and their async twins;
 - ``calls``: the call flow, a generator that decides and yields only I/O (:mod:`costrouter.ops`);
 - ``streaming``, ``interruptions``: streams and cancelled calls finishing their routed call;
+- ``needs``: the extras a call needs on the installed LiteLLM, checked before its hold;
 - ``operations``: one description per kind of call; ``building``: the LiteLLM ``Router``
   from the config; ``loop_thread``: a private loop for sync twins; ``default``: the module-level
   ``costrouter.route_*`` functions.

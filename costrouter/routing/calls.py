@@ -61,6 +61,7 @@ from costrouter.pricing.usage_bounds import (
     plausible_amount_usd,
 )
 from costrouter.routing.interruptions import charge_estimated, interrupted_call_charge
+from costrouter.routing.needs import check_extras
 from costrouter.routing.operations import CHAT, Operation, Reading
 from costrouter.routing.operations.modes import check_mode, deployment_mode
 from costrouter.routing.wildcards import GroupResolver, Resolved
@@ -256,6 +257,7 @@ class CallPlanner:
             known = ", ".join(sorted(self.config.groups))
             raise ValueError(f"unknown model group {requested!r}; the router has: {known}")
         group = resolved.group
+        check_extras(operation.name, request)
         if (operation.name, group) not in self._mode_checked:
             check_mode(operation, group, {d: f.mode for d, f in self.deployments.items() if f.group == group})
             self._mode_checked.add((operation.name, group))

@@ -6,7 +6,7 @@ by the sync and async wrappers, and the call is finished by the router's flow.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -15,6 +15,7 @@ from costrouter.money import micros_to_usd, usd_to_micros
 from costrouter.ops import Flow, through_cancellation
 from costrouter.otel import semconv as sc
 from costrouter.otel.outcome import Outcome
+from costrouter.pricing.cost import UPSTREAM_USAGE_COST
 from costrouter.pricing.service_tiers import reported_tier
 from costrouter.pricing.tokens import count_text_tokens
 from costrouter.routing.calls import CallPlanner, Observed, RoutedCall
@@ -33,6 +34,8 @@ class StreamTally:
         self.response_id: str | None = None
         self.model: str | None = None
         self.service_tier: str | None = None
+        self.usage_hidden: dict[str, Any] = {}
+        """What the usage chunk's hidden params say of the provider's own cost (LiteLLM 1.109 on)."""
 
     def observe(self, chunk: Any) -> None:
         """Take one chunk into account."""
@@ -42,6 +45,9 @@ class StreamTally:
         usage = getattr(chunk, "usage", None)
         if usage is not None and getattr(usage, "completion_tokens", None) is not None:
             self.usage = usage
+            hidden = getattr(chunk, "_hidden_params", None)
+            if isinstance(hidden, Mapping) and UPSTREAM_USAGE_COST in hidden:
+                self.usage_hidden = {UPSTREAM_USAGE_COST: hidden[UPSTREAM_USAGE_COST]}
         for choice in getattr(chunk, "choices", None) or []:
             delta = getattr(choice, "delta", None)
             content = getattr(delta, "content", None) if delta is not None else None
@@ -89,7 +95,7 @@ def stream_finish_flow(
         usage_source=source,
         output_text=text,
         usage=tally.usage,
-        hidden_params=hidden,
+        hidden_params={**hidden, **getattr(tally, "usage_hidden", {})},
         service_tier=getattr(tally, "service_tier", None),
     )
     outcome = planner.outcome_for(call, observed, error)

@@ -1,7 +1,8 @@
 """Every code sample of the README and docs/ runs (Python) or loads (YAML, JSON), so none goes stale.
 
 Python samples run each in a fresh interpreter from the repository root, with the example
-configs pointed at a provider double (top-level ``await`` allowed); YAML samples load as a
+configs pointed at a provider double, as written (no top-level ``await``: async samples use
+``asyncio.run``); YAML samples load as a
 model-group file or a budget policy; JSON samples parse. Shell sessions (``console``, ``bash``)
 and program output (``text``) are shown, not run.
 """
@@ -28,13 +29,10 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 SHOWN_ONLY = {"console", "bash", "text", ""}
 RUNNER = """
-import ast, asyncio, sys
-source = sys.stdin.read()
-code = compile(source, "<sample>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-result = eval(code, {"__name__": "__main__"})
-if asyncio.iscoroutine(result):
-    asyncio.run(result)
+import sys
+exec(compile(sys.stdin.read(), "<sample>", "exec"), {"__name__": "__main__"})
 """
+"""Runs a sample as written: a plain script, so an async sample must run its coroutines itself."""
 
 
 def samples(language: str) -> Iterator[object]:

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 
 import litellm
 import pytest
+from packaging.version import Version
 
 from costrouter import BudgetExceededError, CostRouter
 from costrouter.otel import semconv as sc
+from costrouter.routing.needs import litellm_version
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from tests.calltypes import (
     IMAGE_BACKUP_PRICE,
@@ -48,16 +50,28 @@ def test_an_image_generation_is_a_span_with_its_images_and_cost(
     assert provider.requests[0].body["quality"] == "hd"
 
 
-def test_a_sync_image_generation_retries_a_429_inside_the_openai_sdk(
+ROUTER_RETRIES_SYNC_IMAGES_SINCE = Version("1.109.0")
+"""Before it, LiteLLM's sync image call retries inside the OpenAI SDK, below LiteLLM's callbacks."""
+
+
+def test_a_sync_image_generation_retried_after_a_429_is_charged_once(
     router: CostRouter, provider: ProviderDouble, capture: TelemetryCapture
 ) -> None:
-    """LiteLLM 1.106's sync image call goes through the OpenAI SDK, which retries below LiteLLM's callbacks."""
     provider.script("img-model", Fail(429, retry_after=0.01), Reply())
 
     router.route_image("images", prompt=PROMPT, size="1024x1024", quality="standard")
 
-    assert [r.headers.get("x-stainless-retry-count") for r in provider.requests] == ["0", "1"]
-    assert call_attributes(capture)[sc.LLM_USAGE_COST_USD] == pytest.approx(IMAGE_PRICES["standard/1024x1024"])
+    attributes = call_attributes(capture)
+    version = litellm_version()
+    assert version is not None
+    retry_counts = [r.headers.get("x-stainless-retry-count") for r in provider.requests]
+    if version < ROUTER_RETRIES_SYNC_IMAGES_SINCE:  # the SDK's retry: one attempt on the span
+        assert retry_counts == ["0", "1"]
+        assert (attributes[sc.ROUTER_ATTEMPTS], attributes[sc.ROUTER_RETRIES]) == (1, 0)
+    else:  # LiteLLM's Router retries it, as the async call: each attempt on the span
+        assert retry_counts == ["0", "0"]
+        assert (attributes[sc.ROUTER_ATTEMPTS], attributes[sc.ROUTER_RETRIES]) == (2, 1)
+    assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(IMAGE_PRICES["standard/1024x1024"])
 
 
 async def test_an_image_generation_is_retried_after_a_429(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from litellm.litellm_core_utils.llm_cost_calc.utils import generic_cost_per_token
 from litellm.types.utils import Usage
+from packaging.version import Version
 
 from costrouter.budget import load_policy
 from costrouter.config import price_fields as pf
@@ -20,6 +23,7 @@ from costrouter.errors import ConfigError
 from costrouter.money import usd_to_micros
 from costrouter.pricing.cost import (
     COMPONENTS,
+    UPSTREAM_USAGE_COST,
     TokenUsage,
     compute_cost,
     provider_reported_cost,
@@ -28,10 +32,14 @@ from costrouter.pricing.cost import (
 )
 from costrouter.pricing.prices import Price
 from costrouter.pricing.service_tiers import call_tier
+from costrouter.routing.needs import litellm_version
 
 rates_ = st.floats(min_value=0, max_value=1e-4, allow_nan=False, allow_infinity=False)
 tokens_ = st.integers(min_value=0, max_value=300_000)
 small_ = st.integers(min_value=0, max_value=60_000)
+UNATTRIBUTED_WRITES_BILLED_SINCE = Version("1.109.0")
+"""LiteLLM bills cache writes its lifetime split does not cover at the base write rate from 1.109;
+before, it dropped them. costrouter bills them (``billed_tokens``) on every LiteLLM."""
 OPTIONAL = (
     pf.CACHE_READ,
     pf.CACHE_CREATION,
@@ -95,8 +103,10 @@ def test_agrees_with_litellm_and_adds_up(price: Price, raw: dict[str, Any]) -> N
         custom_llm_provider="openai",
         model_info=dict(price.rates),  # type: ignore[arg-type]
     )
-    breakdown = compute_cost(price, token_usage(usage))
+    read = token_usage(usage)
+    breakdown = compute_cost(price, read)
     fee = price.rates.get(pf.REQUEST, 0.0)
+    prompt_usd = _as_litellm_109_bills(prompt_usd, read, price.decimal_tier(usage.prompt_tokens))
 
     exact = breakdown.exact_usd
     ours_prompt = float(sum(breakdown.tokens[n] * price.decimal_tier(usage.prompt_tokens)[r] for n, r in _INPUT_RATES))
@@ -108,6 +118,39 @@ def test_agrees_with_litellm_and_adds_up(price: Price, raw: dict[str, Any]) -> N
     assert sum(breakdown.components_micros.values()) == breakdown.total_micros
     assert breakdown.prompt_micros + breakdown.completion_micros == breakdown.total_micros
     assert all(value >= 0 for value in breakdown.components_micros.values())
+
+
+def _as_litellm_109_bills(prompt_usd: float, read: TokenUsage, rates: Mapping[str, Decimal]) -> float:
+    """LiteLLM's prompt cost as 1.109 on bills it: before, it dropped the writes its split does not cover."""
+    version = litellm_version()
+    if version is not None and version < UNATTRIBUTED_WRITES_BILLED_SINCE:
+        prompt_usd += float(_unattributed_writes(read) * rates[pf.CACHE_CREATION])
+    return prompt_usd
+
+
+def _unattributed_writes(usage: TokenUsage) -> int:
+    """Cache writes that a lifetime split, when there is one, does not cover."""
+    if usage.cache_creation_5m_tokens is None and usage.cache_creation_1h_tokens is None:
+        return 0
+    split = (usage.cache_creation_5m_tokens or 0) + (usage.cache_creation_1h_tokens or 0)
+    return max(usage.cache_creation_tokens - split, 0)
+
+
+def test_cache_writes_the_lifetime_split_does_not_cover_bill_at_the_base_write_rate() -> None:
+    price = Price(1e-6, 4e-6, None, "deployment", {pf.CACHE_CREATION: 2e-6, pf.CACHE_CREATION_1H: 3e-6})
+    usage = Usage(
+        prompt_tokens=1_000,
+        completion_tokens=0,
+        cache_creation_input_tokens=600,
+        prompt_tokens_details={
+            "cache_creation_token_details": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200}
+        },
+    )
+    breakdown = compute_cost(price, token_usage(usage))
+    assert breakdown.tokens["cache_creation"] == 100 + 300  # the 5-minute writes and the 300 unattributed
+    assert breakdown.tokens["cache_creation_1h"] == 200
+    assert breakdown.components_micros["cache_creation"] == 800
+    assert breakdown.components_micros["cache_creation_1h"] == 600
 
 
 _INPUT_RATES = (
@@ -205,6 +248,14 @@ def test_provider_cost_from_usage_or_proxy_header() -> None:
     assert provider_reported_cost(None, {}, None) is None
 
 
+def test_the_provider_cost_litellm_kept_aside_wins_over_its_own_bill_in_usage() -> None:
+    # LiteLLM 1.109 on: a stream's last chunk carries LiteLLM's bill in usage.cost, OpenRouter's aside.
+    assert provider_reported_cost({"cost": 0.018}, {UPSTREAM_USAGE_COST: 0.03}, "openrouter") == 0.03
+    assert provider_reported_cost({"cost": 0.018}, {UPSTREAM_USAGE_COST: None}, "openrouter") is None
+    # Before 1.109 (no such key) usage.cost is the provider's own figure.
+    assert provider_reported_cost({"cost": 0.03}, {}, "openrouter") == 0.03
+
+
 def test_settle_cost_follows_the_policy_and_flags_mismatch() -> None:
     close = settle_cost(0.0100, 0.0101, prefer="computed", tolerance_usd=1e-6, tolerance_ratio=0.02)
     assert (close.usd, close.source, close.mismatch) == (0.0100, "computed", False)
@@ -261,6 +312,7 @@ def test_a_service_tier_is_billed_as_litellm_bills_it(price: Price, raw: dict[st
     fee = price.rates.get(pf.REQUEST, 0.0)
 
     rates = price.decimal_tier(usage.prompt_tokens, billed)
+    prompt_usd = _as_litellm_109_bills(prompt_usd, token_usage(usage), rates)
     ours_prompt = float(sum(breakdown.tokens[n] * rates[r] for n, r in _INPUT_RATES))
     assert math.isclose(ours_prompt, prompt_usd, rel_tol=1e-9, abs_tol=1e-15)
     assert math.isclose(float(breakdown.exact_usd) - ours_prompt - fee, completion_usd, rel_tol=1e-9, abs_tol=1e-12)

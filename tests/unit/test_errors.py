@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pickle
 
-from costrouter.errors import BudgetExceededError, BudgetStoreError, ConfigError, ConfigProblem, CostRouterError
+from costrouter.errors import (
+    BudgetExceededError,
+    BudgetStoreError,
+    ConfigError,
+    ConfigProblem,
+    CostRouterError,
+    MissingExtraError,
+)
 
 
 def test_every_error_is_a_costrouter_error_and_pickles() -> None:
@@ -33,3 +40,19 @@ def test_messages_name_what_went_wrong() -> None:
     assert str(error) == "invalid configuration in router.yaml:\n  groups.fast.pirce (line 5): unknown key"
     store = BudgetStoreError("settle", TimeoutError("timed out"))
     assert str(store) == "budget store failed during settle: TimeoutError: timed out"
+
+
+def test_a_missing_extra_names_the_extra_to_install() -> None:
+    error = MissingExtraError("anthropic", ["fastapi", "backoff"], "an Anthropic-messages stream")
+    assert isinstance(error, CostRouterError)
+    assert str(error) == (
+        "an Anthropic-messages stream needs fastapi, backoff, not installed: "
+        "pip install 'costrouter-litellm[anthropic]'"
+    )
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.extra, copy.modules, copy.needed_for, str(copy)) == (
+        error.extra,
+        error.modules,
+        error.needed_for,
+        str(error),
+    )

@@ -95,7 +95,7 @@ def test_an_unwritable_file_is_a_counted_drop_not_an_exception(tmp_path: Path) -
     reason="the grpc extra is installed",
 )
 def test_grpc_without_the_extra_is_a_clear_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"costrouter\[grpc\]") as caught:
+    with pytest.raises(ConfigError, match=r"costrouter-litellm\[grpc\]") as caught:
         configure_telemetry(Settings(exporter="otlp", otlp_protocol="grpc"), set_global=False)
     assert caught.value.problems[0].location == "otlp_protocol"
 
