@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
@@ -51,7 +52,10 @@ class Telemetry:
         self.capture_content = capture_content
         self.content_max_chars = content_max_chars
         self.genai_cost = genai_cost
-        self.metrics = CallMetrics(self.meter_provider, meter)
+        scope = getattr(meter, "_instrumentation_scope", None)
+        if not isinstance(scope, InstrumentationScope):
+            scope = InstrumentationScope(INSTRUMENTATION_NAME, __version__)
+        self.metrics = CallMetrics(self.meter_provider, meter, scope)
         self.budget_decisions = self.metrics.budget_decisions
         self.budget_unheld_settles = self.metrics.budget_unheld_settles
         self.start_attributes: dict[str, AttributeValue] = {}
