@@ -248,9 +248,14 @@ class _Producer:
 
     def __init__(self, provider: SdkMeterProvider, scope: InstrumentationScope, sampling: str) -> None:
         self._resource = provider._sdk_config.resource
+        self._consumer = provider._measurement_consumer
         self.scope = scope
         self.sampling = sampling
         self.histograms: dict[str, InProcessHistogram] = {}
+
+    def readers(self) -> list[MetricReader]:
+        """The provider's readers now."""
+        return list(getattr(self._consumer, "_reader_storages", ()))
 
     def merge(self, reader: MetricReader, data: MetricsData | None) -> MetricsData | None:
         temporality = reader._instrument_class_temporality[_Histogram]
@@ -317,7 +322,7 @@ def _producer(
         return None
     consumer = getattr(provider, "_measurement_consumer", None)
     config = getattr(provider, "_sdk_config", None)
-    readers = getattr(provider, "_all_metric_readers", None)
+    readers = getattr(consumer, "_reader_storages", None)  # the provider's readers, as keys
     if consumer is None or config is None or readers is None:
         return None
     sampling = _SAMPLING.get(type(config.exemplar_filter))
@@ -357,7 +362,7 @@ def in_process_histograms(
         for name, unit, description, buckets in specs:
             if name not in producer.histograms:
                 histogram = InProcessHistogram(name, unit, description, buckets, producer.sampling)
-                for reader in list(getattr(provider, "_all_metric_readers", ())):
+                for reader in list(producer.readers()):
                     histogram.add_reader(reader, reader._instrument_class_temporality[_Histogram])
                 producer.histograms[name] = histogram
         return {name: producer.histograms[name] for name, *_ in specs}
