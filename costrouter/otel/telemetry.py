@@ -90,8 +90,8 @@ class Telemetry:
         attributes[sc.GEN_AI_OPERATION_NAME] = operation[1]
         if self.start_attributes:
             attributes.update(self.start_attributes)
-        if model is not None:
-            attributes.update(model_attributes(model))
+        if model is not None:  # the response model is written once, at the end (the provider may name another)
+            attributes.update(model_attributes(model, response_model=False))
         if self.capture_content:
             attributes.update(input_message_attributes(messages, self.content_max_chars))
         attributes.update(self.backend.llm_span_attributes(attributes))
@@ -238,13 +238,15 @@ def who_attributes(caller: Caller) -> dict[str, AttributeValue]:
     return attributes
 
 
-def model_attributes(model: ModelFacts) -> dict[str, AttributeValue]:
-    """The real model, provider and server of the routed call (never the group alias)."""
-    attributes: dict[str, AttributeValue] = {
-        sc.GEN_AI_REQUEST_MODEL: model.model,
-        sc.GEN_AI_RESPONSE_MODEL: model.model,
-        sc.LLM_MODEL_NAME: model.model,
-    }
+def model_attributes(model: ModelFacts, *, response_model: bool = True) -> dict[str, AttributeValue]:
+    """The real model, provider and server of the routed call (never the group alias).
+
+    ``response_model=False`` leaves out ``gen_ai.response.model`` (known only at the end).
+    """
+    attributes: dict[str, AttributeValue] = {sc.GEN_AI_REQUEST_MODEL: model.model}
+    if response_model:
+        attributes[sc.GEN_AI_RESPONSE_MODEL] = model.model
+    attributes[sc.LLM_MODEL_NAME] = model.model
     if model.provider:
         attributes[sc.GEN_AI_PROVIDER_NAME] = model.provider
         attributes[sc.GEN_AI_SYSTEM] = model.provider
@@ -332,9 +334,12 @@ def outcome_attributes(
         **outcome.extra,
     }
     if outcome.model is not None and outcome.model is not written_model:
-        attributes.update(model_attributes(outcome.model))
-    if outcome.response_model:  # the model the provider says answered, when it says so
-        attributes[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
+        attributes.update(model_attributes(outcome.model, response_model=False))
+    served = outcome.model or written_model
+    # the model the provider says answered, when it says so; else the deployment's
+    response_model = outcome.response_model or (served.model if served is not None else None)
+    if response_model:
+        attributes[sc.GEN_AI_RESPONSE_MODEL] = response_model
     optional: dict[str, AttributeValue | None] = {
         sc.ROUTER_SERVED_GROUP: outcome.served_group,
         sc.ROUTER_DEPLOYMENT_ID: outcome.deployment_id,
