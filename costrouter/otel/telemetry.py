@@ -29,6 +29,7 @@ from costrouter.otel.outcome import Outcome
 
 INSTRUMENTATION_NAME = "costrouter"
 _MAX_METADATA_VALUE = 256
+_OK = Status(StatusCode.OK)
 
 
 class Telemetry:
@@ -94,7 +95,8 @@ class Telemetry:
             attributes.update(model_attributes(model, response_model=False))
         if self.capture_content:
             attributes.update(input_message_attributes(messages, self.content_max_chars))
-        attributes.update(self.backend.llm_span_attributes(attributes))
+        if self.backend is not NO_BACKEND:
+            attributes.update(self.backend.llm_span_attributes(attributes))
         name = f"{sc.CALL_SPAN_PREFIX}{operation[0]}/{group}"
         return self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
 
@@ -148,7 +150,7 @@ class Telemetry:
             span.record_exception(outcome.error)
             span.set_status(Status(StatusCode.ERROR, f"{type(outcome.error).__name__}: {outcome.error}"[:1024]))
         else:
-            span.set_status(Status(StatusCode.OK))
+            span.set_status(_OK)
         span.end()
 
     def _attempt_spans(self, parent: Span, record: CallRecord, caller: Caller | None) -> None:

@@ -6,6 +6,21 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 _NOT_PYDANTIC: Final = object()
+_MAPPING_TYPES: dict[type, bool] = {dict: True}
+"""Whether a type is a ``Mapping``, by type: ``isinstance`` against the ABC runs Python code on every miss."""
+_MAX_TYPES: Final = 256
+
+
+def is_mapping(obj: object) -> bool:
+    """``isinstance(obj, Mapping)``, remembered per type (response objects come in a few types)."""
+    kind = type(obj)
+    known = _MAPPING_TYPES.get(kind)
+    if known is None:
+        if len(_MAPPING_TYPES) >= _MAX_TYPES:
+            _MAPPING_TYPES.clear()
+            _MAPPING_TYPES[dict] = True
+        known = _MAPPING_TYPES[kind] = isinstance(obj, Mapping)
+    return known
 
 
 def field_of(obj: Any, name: str) -> Any:
@@ -17,7 +32,7 @@ def field_of(obj: Any, name: str) -> Any:
     """
     if obj is None:
         return None
-    if isinstance(obj, Mapping):
+    if is_mapping(obj):
         return obj.get(name)
     fields = getattr(obj, "__dict__", None)
     if fields is not None and name in fields:
