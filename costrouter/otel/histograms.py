@@ -161,6 +161,11 @@ class InProcessHistogram:
             if id(reader) not in self._states:
                 self._states = {**self._states, id(reader): _ReaderState(temporality)}
 
+    def remove_reader(self, reader: MetricReader) -> None:
+        """Forget ``reader`` (removed from its provider)."""
+        with self._lock:
+            self._states = {key: state for key, state in self._states.items() if key != id(reader)}
+
     def collect(self, reader: MetricReader, now_ns: int) -> Metric | None:
         """The reader's points since its last collection (delta) or since the start (cumulative)."""
         with self._lock:
@@ -238,6 +243,16 @@ class _ProducingConsumer:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    def add_metric_reader(self, metric_reader: MetricReader) -> None:
+        """The SDK's, then the histograms keep points for the reader from now on, as the SDK's storage does."""
+        self._inner.add_metric_reader(metric_reader)
+        self._producer.add_reader(metric_reader)
+
+    def remove_metric_reader(self, metric_reader: MetricReader) -> None:
+        """The SDK's, then the histograms forget the reader."""
+        self._inner.remove_metric_reader(metric_reader)
+        self._producer.remove_reader(metric_reader)
+
     def collect(self, metric_reader: MetricReader, timeout_millis: float = 10_000) -> MetricsData | None:
         data: MetricsData | None = self._inner.collect(metric_reader, timeout_millis=timeout_millis)
         return self._producer.merge(metric_reader, data)
@@ -257,12 +272,22 @@ class _Producer:
         """The provider's readers now."""
         return list(getattr(self._consumer, "_reader_storages", ()))
 
+    def add_reader(self, reader: MetricReader) -> None:
+        """Points for ``reader`` from now on, in every histogram."""
+        for histogram in self.histograms.values():
+            histogram.add_reader(reader, reader._instrument_class_temporality[_Histogram])
+
+    def remove_reader(self, reader: MetricReader) -> None:
+        """No more points for ``reader``."""
+        for histogram in self.histograms.values():
+            histogram.remove_reader(reader)
+
     def merge(self, reader: MetricReader, data: MetricsData | None) -> MetricsData | None:
         temporality = reader._instrument_class_temporality[_Histogram]
         now = time_ns()
         metrics: list[Metric] = []
         for histogram in self.histograms.values():
-            histogram.add_reader(reader, temporality)  # a reader added to the provider later starts here
+            histogram.add_reader(reader, temporality)  # no-op but for a reader the wrapper did not see added
             metric = histogram.collect(reader, now)
             if metric is not None:
                 metrics.append(metric)
