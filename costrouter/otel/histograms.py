@@ -105,7 +105,8 @@ class InProcessHistogram:
 
     ``record`` has the meaning of the API's ``Histogram.record``; ``span`` is the span an
     exemplar would come from (``INVALID_SPAN``: none, as a measurement in a context without
-    a span). Negative and non-finite values are dropped, as the SDK drops them.
+    a span). Negative values are dropped, as the SDK drops them; NaN and infinity too (the SDK
+    would add them into the sum, which no backend could read again).
     """
 
     def __init__(self, name: str, unit: str, description: str, boundaries: Sequence[float], sampling: str) -> None:
