@@ -28,7 +28,8 @@ from opentelemetry.util.types import AttributeValue
 from costrouter.otel import semconv as sc
 from costrouter.otel.attempts import CallRecord
 from costrouter.otel.cost_attributes import detail_token_counts
-from costrouter.otel.histograms import CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTES, OVERFLOW_KEY, in_process_histograms
+from costrouter.otel.histograms import CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTES, OVERFLOW_KEY
+from costrouter.otel.metric_producer import in_process_histograms
 
 if TYPE_CHECKING:
     from costrouter.otel.outcome import Outcome

@@ -15,7 +15,8 @@ from opentelemetry.trace import INVALID_SPAN, Span
 
 from costrouter.otel import semconv as sc
 from costrouter.otel.exporters import _views
-from costrouter.otel.histograms import CARDINALITY_LIMIT, in_process_histograms
+from costrouter.otel.histograms import CARDINALITY_LIMIT
+from costrouter.otel.metric_producer import in_process_histograms
 from costrouter.otel.telemetry import Telemetry
 
 NAME, UNIT, DESCRIPTION = sc.METRIC_TOKEN_USAGE, sc.METRIC_TOKEN_USAGE_UNIT, "Tokens."
