@@ -1,6 +1,8 @@
 """The metric instruments of routed calls and their recording.
 
-The histograms (duration, token usage) go to the SDK on every call. The counters
+The histograms (duration, token usage) are aggregated in process and handed to an SDK
+provider's readers as finished points (:mod:`costrouter.otel.histograms`); any other
+provider gets them through the API's ``Histogram.record``. The counters
 (calls, cost, attempts, budget decisions) are summed here, per attribute set, and read by
 the SDK through ``ObservableCounter`` callbacks when a reader collects: a synchronous
 ``Counter.add`` costs about 97 k instructions inside the SDK (a measurement object, an
@@ -19,12 +21,15 @@ from typing import TYPE_CHECKING, Final
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
-from opentelemetry.trace import INVALID_SPAN
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import INVALID_SPAN, Span
 from opentelemetry.util.types import AttributeValue
 
 from costrouter.otel import semconv as sc
 from costrouter.otel.attempts import CallRecord
 from costrouter.otel.cost_attributes import detail_token_counts
+from costrouter.otel.histograms import CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTES, OVERFLOW_KEY
+from costrouter.otel.metric_producer import in_process_histograms
 
 if TYPE_CHECKING:
     from costrouter.otel.outcome import Outcome
@@ -38,10 +43,8 @@ class _Cell:
         self.total = total
 
 
-CARDINALITY_LIMIT: Final = 2000
-"""Attribute sets a summed counter keeps, as the SDK's default cardinality limit; the rest add into one more."""
-_OVERFLOW_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = {"otel.metric.overflow": True}
-_OVERFLOW_KEY: Final = tuple(_OVERFLOW_ATTRIBUTES.items())
+_OVERFLOW_ATTRIBUTES: Final = OVERFLOW_ATTRIBUTES
+_OVERFLOW_KEY: Final = OVERFLOW_KEY
 
 
 class SummedCounter:
@@ -141,19 +144,15 @@ def _counters(provider: MeterProvider, meter: Meter) -> _Counters:
 class CallMetrics:
     """The metric instruments of one CostRouter and the recording of a routed call."""
 
-    def __init__(self, meter_provider: MeterProvider, meter: Meter) -> None:
-        self.token_usage = meter.create_histogram(
-            sc.METRIC_TOKEN_USAGE,
-            unit=sc.METRIC_TOKEN_USAGE_UNIT,
-            description="Tokens used per routed call, by token type.",
-            explicit_bucket_boundaries_advisory=list(sc.TOKEN_USAGE_BUCKETS),
-        )
-        self.duration = meter.create_histogram(
-            sc.METRIC_OPERATION_DURATION,
-            unit=sc.METRIC_OPERATION_DURATION_UNIT,
-            description="Duration of routed calls, retries and fallbacks included.",
-            explicit_bucket_boundaries_advisory=list(sc.OPERATION_DURATION_BUCKETS),
-        )
+    def __init__(self, meter_provider: MeterProvider, meter: Meter, scope: InstrumentationScope) -> None:
+        histograms = in_process_histograms(meter_provider, scope, _HISTOGRAMS)
+        self.token_usage: _Recorder
+        self.duration: _Recorder
+        if histograms is not None:
+            self.token_usage = histograms[sc.METRIC_TOKEN_USAGE].record
+            self.duration = histograms[sc.METRIC_OPERATION_DURATION].record
+        else:
+            self.token_usage, self.duration = _api_histograms(meter)
         counters = _counters(meter_provider, meter)
         self.cost = counters.cost
         self.calls = counters.calls
@@ -187,22 +186,24 @@ class CallMetrics:
         and kept (:class:`_MetricAttributes`); the SDK gets the same dict every time.
         """
         sets = self._sets.get(group, outcome, operation)
-        self.duration.record(
-            latency_s, sets.duration if outcome.error is None else sets.failed(type(outcome.error).__name__)
+        self.duration(
+            latency_s,
+            sets.duration if outcome.error is None else sets.failed(type(outcome.error).__name__),
+            trace.get_current_span(),
         )
-        quiet = self.no_exemplar
         self.calls.add(1, self._sets.calls(group, result, operation))
+        token_usage = self.token_usage
         if outcome.prompt_tokens is not None:
-            self.token_usage.record(outcome.prompt_tokens, sets.tokens("input"), quiet)
+            token_usage(outcome.prompt_tokens, sets.tokens("input"), INVALID_SPAN)
         if outcome.completion_tokens is not None:
-            self.token_usage.record(outcome.completion_tokens, sets.tokens("output"), quiet)
+            token_usage(outcome.completion_tokens, sets.tokens("output"), INVALID_SPAN)
         if outcome.breakdown is not None:
             for token_type, count in detail_token_counts(outcome.breakdown).items():
-                self.token_usage.record(count, sets.tokens(token_type), quiet)
+                token_usage(count, sets.tokens(token_type), INVALID_SPAN)
         if outcome.cost_usd:
             self.cost.add(outcome.cost_usd, sets.cost(outcome.deployment_id))
         if outcome.implausible:
-            self.implausible_usage.add(1, {sc.ROUTER_DEPLOYMENT_ID: outcome.deployment_id or "unknown"}, quiet)
+            self.implausible_usage.add(1, {sc.ROUTER_DEPLOYMENT_ID: outcome.deployment_id or "unknown"}, self.no_exemplar)
         for attempt in record.attempts:
             self.attempts.add(
                 1,
@@ -214,6 +215,46 @@ class CallMetrics:
                 ),
             )
 
+
+_Recorder = Callable[[float, Mapping[str, AttributeValue], Span], None]
+"""Records one measurement; the span is where an exemplar would come from (``INVALID_SPAN``: none)."""
+
+_HISTOGRAMS: Final = (
+    (
+        sc.METRIC_TOKEN_USAGE,
+        sc.METRIC_TOKEN_USAGE_UNIT,
+        "Tokens used per routed call, by token type.",
+        tuple(float(bound) for bound in sc.TOKEN_USAGE_BUCKETS),
+    ),
+    (
+        sc.METRIC_OPERATION_DURATION,
+        sc.METRIC_OPERATION_DURATION_UNIT,
+        "Duration of routed calls, retries and fallbacks included.",
+        tuple(sc.OPERATION_DURATION_BUCKETS),
+    ),
+)
+
+
+def _api_histograms(meter: Meter) -> tuple[_Recorder, _Recorder]:
+    """Token usage and duration through the API's histograms (a provider that is not the SDK's)."""
+    token_usage, duration = (
+        meter.create_histogram(
+            name, unit=unit, description=description, explicit_bucket_boundaries_advisory=list(buckets)
+        )
+        for name, unit, description, buckets in _HISTOGRAMS
+    )
+
+    def record_tokens(value: float, attributes: Mapping[str, AttributeValue], span: Span) -> None:  # noqa: ARG001
+        token_usage.record(value, attributes, _NO_SPAN)
+
+    def record_duration(value: float, attributes: Mapping[str, AttributeValue], span: Span) -> None:  # noqa: ARG001
+        duration.record(value, attributes)  # in the current context: its span's exemplar links metrics to the trace
+
+    return record_tokens, record_duration
+
+
+_NO_SPAN: Final = trace.set_span_in_context(INVALID_SPAN, Context())
+"""A context without a span: no exemplar offered (the SDK's trace-based filter samples one a span)."""
 
 _MAX_METRIC_SETS = 4096
 """Past this many distinct attribute sets the cache starts over (response models come from providers)."""

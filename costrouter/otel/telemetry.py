@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
@@ -28,6 +29,7 @@ from costrouter.otel.outcome import Outcome
 
 INSTRUMENTATION_NAME = "costrouter"
 _MAX_METADATA_VALUE = 256
+_OK = Status(StatusCode.OK)
 
 
 class Telemetry:
@@ -51,7 +53,10 @@ class Telemetry:
         self.capture_content = capture_content
         self.content_max_chars = content_max_chars
         self.genai_cost = genai_cost
-        self.metrics = CallMetrics(self.meter_provider, meter)
+        scope = getattr(meter, "_instrumentation_scope", None)
+        if not isinstance(scope, InstrumentationScope):
+            scope = InstrumentationScope(INSTRUMENTATION_NAME, __version__)
+        self.metrics = CallMetrics(self.meter_provider, meter, scope)
         self.budget_decisions = self.metrics.budget_decisions
         self.budget_unheld_settles = self.metrics.budget_unheld_settles
         self.start_attributes: dict[str, AttributeValue] = {}
@@ -86,11 +91,12 @@ class Telemetry:
         attributes[sc.GEN_AI_OPERATION_NAME] = operation[1]
         if self.start_attributes:
             attributes.update(self.start_attributes)
-        if model is not None:
-            attributes.update(model_attributes(model))
+        if model is not None:  # the response model is written once, at the end (the provider may name another)
+            attributes.update(model_attributes(model, response_model=False))
         if self.capture_content:
             attributes.update(input_message_attributes(messages, self.content_max_chars))
-        attributes.update(self.backend.llm_span_attributes(attributes))
+        if self.backend is not NO_BACKEND:
+            attributes.update(self.backend.llm_span_attributes(attributes))
         name = f"{sc.CALL_SPAN_PREFIX}{operation[0]}/{group}"
         return self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
 
@@ -144,7 +150,7 @@ class Telemetry:
             span.record_exception(outcome.error)
             span.set_status(Status(StatusCode.ERROR, f"{type(outcome.error).__name__}: {outcome.error}"[:1024]))
         else:
-            span.set_status(Status(StatusCode.OK))
+            span.set_status(_OK)
         span.end()
 
     def _attempt_spans(self, parent: Span, record: CallRecord, caller: Caller | None) -> None:
@@ -234,13 +240,15 @@ def who_attributes(caller: Caller) -> dict[str, AttributeValue]:
     return attributes
 
 
-def model_attributes(model: ModelFacts) -> dict[str, AttributeValue]:
-    """The real model, provider and server of the routed call (never the group alias)."""
-    attributes: dict[str, AttributeValue] = {
-        sc.GEN_AI_REQUEST_MODEL: model.model,
-        sc.GEN_AI_RESPONSE_MODEL: model.model,
-        sc.LLM_MODEL_NAME: model.model,
-    }
+def model_attributes(model: ModelFacts, *, response_model: bool = True) -> dict[str, AttributeValue]:
+    """The real model, provider and server of the routed call (never the group alias).
+
+    ``response_model=False`` leaves out ``gen_ai.response.model`` (known only at the end).
+    """
+    attributes: dict[str, AttributeValue] = {sc.GEN_AI_REQUEST_MODEL: model.model}
+    if response_model:
+        attributes[sc.GEN_AI_RESPONSE_MODEL] = model.model
+    attributes[sc.LLM_MODEL_NAME] = model.model
     if model.provider:
         attributes[sc.GEN_AI_PROVIDER_NAME] = model.provider
         attributes[sc.GEN_AI_SYSTEM] = model.provider
@@ -328,9 +336,12 @@ def outcome_attributes(
         **outcome.extra,
     }
     if outcome.model is not None and outcome.model is not written_model:
-        attributes.update(model_attributes(outcome.model))
-    if outcome.response_model:  # the model the provider says answered, when it says so
-        attributes[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
+        attributes.update(model_attributes(outcome.model, response_model=False))
+    served = outcome.model or written_model
+    # the model the provider says answered, when it says so; else the deployment's
+    response_model = outcome.response_model or (served.model if served is not None else None)
+    if response_model:
+        attributes[sc.GEN_AI_RESPONSE_MODEL] = response_model
     optional: dict[str, AttributeValue | None] = {
         sc.ROUTER_SERVED_GROUP: outcome.served_group,
         sc.ROUTER_DEPLOYMENT_ID: outcome.deployment_id,

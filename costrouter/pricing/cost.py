@@ -18,6 +18,7 @@ from costrouter.config import price_fields as pf
 from costrouter.config.budgets import CostSettings
 from costrouter.config.image_key import ImageVariant
 from costrouter.money import MICROS_PER_USD, micros_to_usd
+from costrouter.pricing.fields import field_of, is_mapping
 from costrouter.pricing.prices import UNITS, Price
 
 INPUT_COMPONENTS: Final = (
@@ -82,20 +83,15 @@ class TokenUsage:
     """The service tier the call is billed at (:func:`costrouter.pricing.service_tiers.call_tier`)."""
 
 
-def _field(obj: Any, name: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
+_field = field_of
 
 
 def _count(obj: Any, *names: str) -> int:
     if obj is None:  # a details block the provider did not send
         return 0
-    mapping = isinstance(obj, Mapping)
+    mapping = is_mapping(obj)
     for name in names:
-        value = obj.get(name) if mapping else getattr(obj, name, None)
+        value = obj.get(name) if mapping else field_of(obj, name)
         if value.__class__ is int:  # the usual case, checked first: 18 reads a call
             if value:
                 return int(value)

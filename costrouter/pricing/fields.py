@@ -1,0 +1,43 @@
+"""Reading a field of a provider's response object without raising on a miss."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+_NOT_PYDANTIC: Final = object()
+_MAPPING_TYPES: dict[type, bool] = {dict: True}
+"""Whether a type is a ``Mapping``, by type: ``isinstance`` against the ABC runs Python code on every miss."""
+_MAX_TYPES: Final = 256
+
+
+def is_mapping(obj: object) -> bool:
+    """``isinstance(obj, Mapping)``, remembered per type (response objects come in a few types)."""
+    kind = type(obj)
+    known = _MAPPING_TYPES.get(kind)
+    if known is None:
+        if len(_MAPPING_TYPES) >= _MAX_TYPES:
+            _MAPPING_TYPES.clear()
+            _MAPPING_TYPES[dict] = True
+        known = _MAPPING_TYPES[kind] = isinstance(obj, Mapping)
+    return known
+
+
+def field_of(obj: Any, name: str) -> Any:
+    """``obj``'s ``name``, or ``None``: a mapping's key, else an attribute.
+
+    Looks in the instance ``__dict__`` and pydantic's extra fields first: ``getattr`` of a
+    field LiteLLM's ``Usage`` does not have raises ``AttributeError`` inside pydantic
+    (about 23 k instructions a miss) before the default comes back.
+    """
+    if obj is None:
+        return None
+    if is_mapping(obj):
+        return obj.get(name)
+    fields = getattr(obj, "__dict__", None)
+    if fields is not None and name in fields:
+        return fields[name]
+    extra: Any = getattr(obj, "__pydantic_extra__", _NOT_PYDANTIC)
+    if extra is _NOT_PYDANTIC:
+        return getattr(obj, name, None)
+    return extra.get(name) if extra else None
