@@ -203,7 +203,9 @@ class CallMetrics:
         if outcome.cost_usd:
             self.cost.add(outcome.cost_usd, sets.cost(outcome.deployment_id))
         if outcome.implausible:
-            self.implausible_usage.add(1, {sc.ROUTER_DEPLOYMENT_ID: outcome.deployment_id or "unknown"}, self.no_exemplar)
+            self.implausible_usage.add(
+                1, {sc.ROUTER_DEPLOYMENT_ID: outcome.deployment_id or "unknown"}, self.no_exemplar
+            )
         for attempt in record.attempts:
             self.attempts.add(
                 1,
