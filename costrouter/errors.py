@@ -34,7 +34,10 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         where = self.location or "<root>"
-        line = f" (line {self.line})" if self.line is not None else ""
+        line = ""
+        if self.line is not None:  # a line of an included file knows its file
+            file = getattr(self.line, "file", None)
+            line = f" ({file} line {self.line})" if file else f" (line {self.line})"
         return f"{where}{line}: {self.reason}"
 
 

@@ -5,7 +5,8 @@ LiteLLM's ``proxy/proxy_server.py`` cannot be imported in the dev environment (i
 of the installed LiteLLM step by step, with LiteLLM's own helpers, for the part that makes
 the Router:
 
-1. ``get_config``: ``yaml.safe_load`` of the file, then every ``os.environ/`` value resolved
+1. ``get_config``: ``yaml.safe_load`` of the file, its ``include`` files merged in with LiteLLM's
+   own ``resolve_includes`` (``_process_includes``), then every ``os.environ/`` value resolved
    with ``get_secret`` (``_check_for_os_environ_vars``);
 2. ``litellm_settings.custom_provider_map``: each handler loaded with ``get_instance_fn``
    relative to the file, ``litellm.custom_provider_map`` set, ``custom_llm_setup()``;
@@ -22,12 +23,16 @@ deployments or settings.
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import litellm
 import yaml
 from litellm.constants import ROUTER_SETTINGS_MANAGED_OUTSIDE_CONFIG
+from litellm.proxy.common_utils.config_includes import resolve_include_file_path, resolve_includes
 from litellm.proxy.types_utils.utils import get_instance_fn
 from litellm.router import Router
 from litellm.secret_managers.main import get_secret
@@ -45,10 +50,25 @@ def _resolved(value: Any) -> Any:
     return value
 
 
+def proxy_config(path: Path) -> dict[str, Any]:
+    """The file as the proxy reads it: ``yaml.safe_load``, then its ``_process_includes`` (LiteLLM's own merge)."""
+    root = os.path.abspath(path)
+    with path.open(encoding="utf-8") as file:
+        config = yaml.safe_load(file)
+
+    async def read(location: str) -> Mapping[str, object]:
+        text = await asyncio.to_thread(Path(location).read_text, encoding="utf-8")
+        return dict(yaml.safe_load(text))
+
+    def resolve(entry: str, declared_in: str) -> str:
+        return resolve_include_file_path(entry, declared_in, root)
+
+    return dict(asyncio.run(resolve_includes(config=config, location=root, resolve=resolve, read=read)))
+
+
 def proxy_router(path: Path) -> Router:
     """The Router LiteLLM's proxy would serve ``path`` with."""
-    with path.open(encoding="utf-8") as file:
-        config = _resolved(yaml.safe_load(file))
+    config = _resolved(proxy_config(path))
     for item in (config.get("litellm_settings") or {}).get("custom_provider_map") or []:
         handler = get_instance_fn(item["custom_handler"], config_file_path=str(path))
         litellm.custom_provider_map = [

@@ -143,7 +143,7 @@ def _fail(message: str, code: ExitCode = ExitCode.INVALID) -> NoReturn:
 
 
 def _problem_line(source: str, problem: ConfigProblem) -> str:
-    where = f"{source}:{problem.line}" if problem.line is not None else source
+    where = f"{getattr(problem.line, 'file', None) or source}:{problem.line}" if problem.line is not None else source
     return f"{where}: {problem.location}: {problem.reason}" if problem.location else f"{where}: {problem.reason}"
 
 

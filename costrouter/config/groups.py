@@ -23,6 +23,7 @@ from costrouter.config import price_fields as pf
 from costrouter.config.image_key import variant_key
 from costrouter.config.modes import canonical_mode, mode_problem
 from costrouter.config.proxy_format import is_proxy_format, proxy_to_native
+from costrouter.config.proxy_includes import with_includes
 from costrouter.config.reader import by_line, format_location, line_of, read_yaml_and_problems, validate
 from costrouter.config.redaction import is_secret_name, masked_repr_args
 from costrouter.errors import ConfigError, ConfigProblem
@@ -481,9 +482,11 @@ def _parse(data: Any, source: str, problems: Sequence[ConfigProblem]) -> tuple[R
 def read_router_config(path: str | Path) -> tuple[RouterConfig, list[ConfigProblem]]:
     """Read and validate a model-group YAML file (either format), with notes on what it leaves aside.
 
-    A LiteLLM proxy file's notes name the sections that configure the proxy server only.
+    A LiteLLM proxy file's notes name the sections that configure the proxy server only; its
+    ``include`` files are read and merged as the proxy merges them (:mod:`costrouter.config.proxy_includes`).
     """
     data, problems = read_yaml_and_problems(path)
+    data, problems = with_includes(data, path, problems)
     return _parse(data, str(path), problems)
 
 

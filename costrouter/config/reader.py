@@ -41,6 +41,55 @@ class _LinedList(list[Any]):
         self.lines = lines
 
 
+class SourceLine(int):
+    """A line of another file than the one a problem is reported against (an ``include``d file)."""
+
+    file: str
+
+    def __new__(cls, line: int, file: str) -> SourceLine:
+        """Line ``line`` of ``file``."""
+        value = super().__new__(cls, line)
+        value.file = file
+        return value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SourceLine, (int(self), self.file))
+
+
+def in_file(data: Any, file: str) -> Any:
+    """``data`` as read, with every line it knows marked as a line of ``file`` (:class:`SourceLine`)."""
+    if isinstance(data, (_LinedDict, _LinedList)):
+        data.lines = {key: SourceLine(line, file) for key, line in data.lines.items()}
+    if isinstance(data, Mapping):
+        for value in data.values():
+            in_file(value, file)
+    elif isinstance(data, list):
+        for item in data:
+            in_file(item, file)
+    return data
+
+
+def merged_documents(base: Mapping[Any, Any], included: Mapping[Any, Any]) -> dict[Any, Any]:
+    """``included`` merged into ``base`` as LiteLLM's proxy merges an include: lists extended, other values replaced.
+
+    Every key and list item keeps the line (and file) it was read from.
+    """
+    out = dict(base)
+    lines = dict(getattr(base, "lines", {}))
+    included_lines = getattr(included, "lines", {})
+    for key, value in included.items():
+        old = out.get(key)
+        if isinstance(value, list) and isinstance(old, list):
+            item_lines = dict(getattr(old, "lines", {}))
+            item_lines.update({len(old) + index: line for index, line in getattr(value, "lines", {}).items()})
+            out[key] = _LinedList([*old, *value], item_lines)
+            continue
+        out[key] = value
+        if key in included_lines:
+            lines[key] = included_lines[key]
+    return _LinedDict(out, lines)
+
+
 def lined(data: Mapping[Any, Any], lines: Mapping[Any, int | None]) -> dict[Any, Any]:
     """A mapping built from another file layout that still knows where each key came from."""
     return _LinedDict(data, {key: line for key, line in lines.items() if line is not None})

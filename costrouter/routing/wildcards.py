@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from litellm.router_utils.pattern_match_deployments import PatternMatchRouter
 
@@ -59,9 +59,21 @@ class GroupResolver:
                 self._patterns.add_pattern(group, {**entry, "model_info": {"id": deployment_id}})
         self._resolved: dict[str, Resolved | None] = {}
         self._prices: dict[tuple[str, str], Price | None] = {}
+        self._aliases = group_aliases(config.router.litellm_args.get("model_group_alias"))
 
     def resolve(self, name: str) -> Resolved | None:
-        """The group serving ``name`` (a group's own name first, as LiteLLM does); ``None`` if none does."""
+        """The group serving ``name``; ``None`` if none does.
+
+        LiteLLM's order: a ``model_group_alias`` first (it is resolved once, and LiteLLM is still
+        called with the alias), then a group's own name, then a wildcard pattern.
+        """
+        target = self._aliases.get(name)
+        if target is not None and target != name:
+            resolved = self._resolve_name(target)
+            return None if resolved is None else Resolved(resolved.group, name, resolved.models)
+        return self._resolve_name(name)
+
+    def _resolve_name(self, name: str) -> Resolved | None:
         if name in self._groups:
             return Resolved(name, name)
         if not self._deployments:
@@ -102,3 +114,20 @@ class GroupResolver:
     def facts(self, deployment_id: str, model: str, provider: str | None) -> ModelFacts:
         """What the span says of the model the wildcard deployment calls."""
         return model_facts(self.called(deployment_id, model), provider)
+
+
+def group_aliases(model_group_alias: Any) -> dict[str, str]:
+    """``router_settings.model_group_alias`` as alias -> group, both of its shapes.
+
+    ``{"gpt-4": "gpt-4o"}`` and ``{"gpt-4": {"model": "gpt-4o", "hidden": true}}``, as LiteLLM's
+    ``resolve_model_group_alias`` reads them; an entry of another shape is passed over, as LiteLLM
+    passes it over.
+    """
+    if not isinstance(model_group_alias, Mapping):
+        return {}
+    aliases = {}
+    for alias, entry in model_group_alias.items():
+        target = entry.get("model") if isinstance(entry, Mapping) else entry
+        if isinstance(alias, str) and isinstance(target, str) and target:
+            aliases[alias] = target
+    return aliases

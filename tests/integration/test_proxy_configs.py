@@ -16,7 +16,6 @@ from typing import Any
 
 import litellm
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from costrouter import CostRouter
@@ -27,7 +26,7 @@ from costrouter.otel import semconv as sc
 from costrouter.pricing.prices import deployment_price
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import count_prompt_tokens
-from tests.proxy_router import proxy_router
+from tests.proxy_router import proxy_config, proxy_router
 
 CORPUS = Path(__file__).resolve().parents[1] / "proxy_configs"
 LOADABLE = sorted(path.name for path in CORPUS.glob("*.yaml") if path.name != "no_model_list.yaml")
@@ -71,7 +70,7 @@ def test_costrouter_builds_the_router_the_proxy_builds(name: str) -> None:
     router = CostRouter.from_files(path)
     ours = router.litellm_router
     theirs = proxy_router(path)
-    written = yaml.safe_load(path.read_text(encoding="utf-8"))
+    written = proxy_config(path)  # with its includes merged in
 
     assert [d["model_name"] for d in ours.model_list] == [d["model_name"] for d in theirs.model_list]
     assert len(ours.model_list) == len(written["model_list"])
@@ -283,3 +282,86 @@ def deployment_price_of(model: str) -> float:
     price = deployment_price(Deployment(model=model))
     assert price is not None
     return price.upper_bound_usd(count_prompt_tokens(MESSAGES), 40)
+
+
+def test_includes_are_merged_as_the_proxy_merges_them() -> None:
+    config = load_router_config(CORPUS / "includes.yaml")
+    assert list(config.groups) == ["fast", "capable", "local"]
+    assert config.router.num_retries == 3  # a value of an included file replaces the includer's
+    assert config.groups["fast"].fallbacks == ["capable"]
+
+
+def test_a_problem_in_an_included_file_is_reported_at_its_own_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "models.yaml").write_text(
+        "model_list:\n  - model_name: fast\n    litellm_params:\n      model: openai/gpt-4o-mini\n"
+        "  - model_name: broken\n    litellm_params: [not, a, mapping]\n",
+        encoding="utf-8",
+    )
+    root = tmp_path / "config.yaml"
+    root.write_text("include:\n  - parts/models.yaml\n  - parts/missing.yaml\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_router_config(root)
+    text = str(caught.value)
+    assert f"model_list[1].litellm_params ({tmp_path / 'parts' / 'models.yaml'} line 6)" in text
+    assert "include (line 3): 'parts/missing.yaml': no such file next to config.yaml" in text
+    result = CliRunner().invoke(app, ["validate", str(root)], terminal_width=400)
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'parts' / 'models.yaml'}:6: model_list[1].litellm_params" in result.output
+    assert f"{root}:3: include" in result.output
+
+
+def test_an_include_circle_reads_each_file_once(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "include: [b.yaml]\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/gpt-4o-mini}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "b.yaml").write_text(
+        "include: [a.yaml]\nmodel_list:\n  - model_name: b\n    litellm_params: {model: openai/gpt-4o}\n",
+        encoding="utf-8",
+    )
+    assert list(load_router_config(tmp_path / "a.yaml").groups) == ["a", "b"]
+
+
+@pytest.mark.parametrize("alias", ["gpt-4", "hidden-gpt-4"])
+def test_a_model_group_alias_routes_to_its_group_priced_and_held_as_that_group(
+    provider: ProviderDouble, capture: TelemetryCapture, tmp_path: Path, alias: str
+) -> None:
+    provider.reset()
+    provider.script("corpus-fast", Reply(completion_tokens=8))
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "model_list:\n"
+        "  - model_name: fast\n"
+        "    litellm_params:\n"
+        "      model: openai/corpus-fast\n"
+        f"      api_base: {provider.base_url}\n"
+        "      api_key: os.environ/CORPUS_API_KEY\n"
+        "      input_cost_per_token: 0.000001\n"
+        "      output_cost_per_token: 0.000002\n"
+        "router_settings:\n"
+        "  model_group_alias:\n"
+        "    gpt-4: fast\n"
+        "    hidden-gpt-4: {model: fast, hidden: true}\n",
+        encoding="utf-8",
+    )
+    router = CostRouter(
+        load_router_config(path),
+        budgets={"store": {"backend": "memory"}, "budgets": [{"scope": "session", "limit_usd": 5}]},
+        tracer_provider=capture.tracer_provider,
+        meter_provider=capture.meter_provider,
+        source=str(path),
+    )
+    router.route_completion(alias, MESSAGES, max_tokens=40, session_id="s-alias")
+    (request,) = provider.requests
+    assert request.model == "corpus-fast"
+    (span,) = capture.call_spans()
+    attributes = dict(span.attributes or {})
+    assert span.name == "router.completion/fast"
+    assert attributes[sc.ROUTER_GROUP] == "fast"
+    prompt = count_prompt_tokens(MESSAGES)
+    assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(prompt * 1e-6 + 8 * 2e-6, abs=1e-6)
+    assert float(attributes[sc.BUDGET_ESTIMATE_USD]) >= 40 * 2e-6  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown model group 'gpt-5'"):
+        router.route_completion("gpt-5", MESSAGES, max_tokens=40, session_id="s-alias")
+    router.shutdown()
