@@ -14,6 +14,7 @@ around it (:meth:`costrouter.routing.calls.CallPlanner.hold_flow`):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -28,13 +29,14 @@ from typing_extensions import override
 
 from costrouter.config.settings import Settings
 from costrouter.errors import BudgetExceededError, BudgetStoreError, ConfigError, ConfigProblem
+from costrouter.ops import through_cancellation
 from costrouter.otel.attempts import CALL_ID_KEY, attempt_tracker
 from costrouter.proxy.payer import METADATA_KEYS, payer
 from costrouter.proxy.refusal import refusal_exception
 from costrouter.routing.calls import RoutedCall
 from costrouter.routing.operations import CHAT, EMBEDDING, RESPONSES, TEXT_COMPLETION, Operation
 from costrouter.routing.router import CostRouter
-from costrouter.routing.streaming import AsyncRoutedStream
+from costrouter.routing.streaming import StreamEnd, StreamTally, stream_finish_flow
 
 logger = logging.getLogger("costrouter")
 
@@ -222,13 +224,21 @@ class CostRouterProxyHandler(CustomLogger):
                 yield chunk
             return
         router = self.router
-        stream = AsyncRoutedStream(router.planner, call, response, router.arun_flow, router.run_flow)
-        async with stream:
-            try:
-                async for chunk in stream:
-                    yield chunk
-            except GeneratorExit:
-                # The client went away (the proxy closes the generator): charged what it was sent,
-                # as a library caller closing its stream early.
-                await stream.aclose()
-                raise
+        tally = (call.operation.stream_tally or StreamTally)()
+        end: StreamEnd = "completed"
+        error: BaseException | None = None
+        try:
+            async for chunk in response:
+                tally.observe(chunk)
+                yield chunk
+        except (GeneratorExit, asyncio.CancelledError):
+            # The client went away (the proxy cancels the response, or closes this generator):
+            # charged what it was sent, as a library caller that closes its stream early.
+            end = "closed_early"
+            raise
+        except BaseException as exc:
+            end, error = "failed", exc
+            raise
+        finally:
+            flow = stream_finish_flow(router.planner, call, response, tally, end, error)
+            await through_cancellation(router.arun_flow(flow))
