@@ -30,11 +30,14 @@ MASTER_KEY = "sk-costrouter-test"
 _START_TIMEOUT_SECONDS = 180.0  # the proxy imports a lot; a loaded 2-core machine is slow
 
 
-def proxy_config(provider_url: str, groups: Mapping[str, Mapping[str, Any]], **router_settings: Any) -> dict[str, Any]:
+def proxy_config(
+    provider_url: str, groups: Mapping[str, Mapping[str, Any]], *, plugin: bool = True, **router_settings: Any
+) -> dict[str, Any]:
     """A proxy ``config.yaml`` whose groups are deployments on the provider double, with the plugin.
 
     ``groups`` maps a group name to ``{"model": ..., "input": $/token, "output": $/token}``
-    (one deployment each; a list under ``"deployments"`` for several).
+    (one deployment each; a list under ``"deployments"`` for several; ``"params"`` are added
+    to its ``litellm_params``). ``plugin=False`` leaves costrouter out (the proxy alone).
     """
     model_list = [
         {
@@ -55,7 +58,7 @@ def proxy_config(provider_url: str, groups: Mapping[str, Mapping[str, Any]], **r
     return {
         "model_list": model_list,
         "router_settings": router_settings,
-        "litellm_settings": {"callbacks": ["costrouter.proxy.handler"], "drop_params": True},
+        "litellm_settings": {"callbacks": ["costrouter.proxy.handler"] if plugin else [], "drop_params": True},
         "general_settings": {"master_key": MASTER_KEY},
     }
 

@@ -299,3 +299,24 @@ def test_the_burst_on_two_proxies_never_passes_the_cap(provider: ProviderDouble,
     allowed = [span for span in spans if span["attributes"][sc.BUDGET_OUTCOME] == "allowed"]
     assert len(allowed) == completed
     assert _span_micros(allowed) == billed  # spans = provider
+
+
+def test_a_bad_budget_file_stops_the_proxy_start_naming_it(provider: ProviderDouble) -> None:
+    policy = {"budgets": [{"name": "per-session", "scope": "sessions", "limit_usd": 1, "window": "total"}]}
+
+    with pytest.raises(RuntimeError, match=r"budgets\.yaml") as raised, ProxyServer(_config(provider), policy):
+        pass
+
+    assert "scope" in str(raised.value)
+
+
+def test_a_stream_without_include_usage_reaches_the_client_as_asked(
+    proxy: ProxyServer, provider: ProviderDouble
+) -> None:
+    """The plugin asks the provider for usage; the proxy strips it again for a client that did not ask."""
+    provider.set_default("chat-model", Reply(completion_tokens=4))
+
+    chunks = list(_client(proxy).chat.completions.create(model="chat", messages=MESSAGES, max_tokens=20, stream=True))
+
+    assert all(chunk.usage is None for chunk in chunks)
+    assert provider.requests[-1].body["stream_options"] == {"include_usage": True}

@@ -1,0 +1,146 @@
+"""The LiteLLM proxy alone against the proxy with costrouter's plugin (issue 26).
+
+Three runs of each, a fresh proxy process each run, the provider double upstream
+(answers in 1.5 s, bills 1.5x tiktoken's prompt tokens, $2/M in, $4/M out):
+
+- the burst: 4 client processes x 50 concurrent calls on one session, a $0.002 cap (the proxy
+  alone: a per-deployment ``max_budget``, the only cap it enforces without its database; with
+  the plugin: a costrouter session budget in Redis). Completed calls, the provider's bill, the
+  overspend, and how long refused requests waited for their answer;
+- latency: 200 sequential calls (the provider answering at once), the p50 of each and the
+  plugin's added p50.
+
+    LITELLM_LOCAL_MODEL_COST_MAP=True uv run python benchmarks/proxy_bench.py [--runs 3]
+
+Needs ``.proxy-venv`` (see ``.ci/run``) and ``redis-server``. Writes
+``benchmarks/results/proxy_bench.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from costrouter.money import usd_to_micros
+from costrouter.testing import ProviderDouble, Reply
+from costrouter.testing.redis_server import RedisServer
+from tests.integration.proxy_server import MASTER_KEY, ProxyServer, proxy_config
+from tests.workers.processes import run_each_worker
+
+CAP_USD = 0.002
+PRICE_IN, PRICE_OUT = 2e-6, 4e-6
+RESULTS = Path(__file__).parent / "results" / "proxy_bench.md"
+
+
+def _groups(plugin: bool) -> dict[str, Any]:
+    params = {} if plugin else {"max_budget": CAP_USD, "budget_duration": "1d"}
+    return {"chat": {"model": "chat-model", "input": PRICE_IN, "output": PRICE_OUT, "id": "chat-1", "params": params}}
+
+
+def _billed(provider: ProviderDouble, since: int) -> float:
+    answers = provider.answers[since:]
+    return sum(usd_to_micros(a.prompt_tokens * PRICE_IN + a.completion_tokens * PRICE_OUT) for a in answers) / 1e6
+
+
+def burst(provider: ProviderDouble, redis_url: str, plugin: bool) -> dict[str, Any]:
+    """One burst on a fresh proxy: completed, billed, refused waits."""
+    provider.set_default("chat-model", Reply(completion_tokens=20, delay=1.5))
+    provider.set_prompt_token_factor("chat-model", 1.5)
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    policy = {
+        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
+        "budgets": [{"name": "per-session", "scope": "session", "limit_usd": CAP_USD, "window": "total"}],
+    }
+    since = len(provider.answers)
+    with ProxyServer(proxy_config(provider.base_url, _groups(plugin), plugin=plugin), policy if plugin else None) as px:
+        results = run_each_worker("tests.workers.proxy_calls", [[px.url, MASTER_KEY, prefix, "50", "20"]] * 4)
+    provider.set_prompt_token_factor("chat-model", None)
+    refused = [wait for result in results for wait in result["wait_ms"]["rejected"]]
+    return {
+        "completed": sum(result["completed"] for result in results),
+        "refused": len(refused),
+        "errors": sum(result["errors"] for result in results),
+        "billed": _billed(provider, since),
+        "refused_p50_ms": statistics.median(refused) if refused else None,
+        "refused_max_ms": max(refused) if refused else None,
+    }
+
+
+def latency(provider: ProviderDouble, redis_url: str, plugin: bool, calls: int = 200) -> float:
+    """The p50 in ms of ``calls`` sequential chat completions through a fresh proxy."""
+    provider.set_default("chat-model", Reply(completion_tokens=20))
+    policy = {
+        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": f"lat{uuid.uuid4().hex[:8]}"},
+        "budgets": [{"name": "per-session", "scope": "session", "limit_usd": 1000.0, "window": "total"}],
+    }
+    config = proxy_config(provider.base_url, _groups(True), plugin=plugin)
+    with ProxyServer(config, policy if plugin else None) as px:
+        client = openai.OpenAI(base_url=px.url, api_key=MASTER_KEY, max_retries=0)
+        body = {"litellm_session_id": "latency"}
+        for _ in range(20):  # warm-up: first-request imports and connections
+            client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}], extra_body=body)
+        times = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}], extra_body=body)
+            times.append((time.perf_counter() - started) * 1000)
+        client.close()
+    return statistics.median(times)
+
+
+def _row(label: str, runs: list[dict[str, Any]]) -> str:
+    completed = " / ".join(str(run["completed"]) for run in runs)
+    billed = " / ".join(f"${run['billed']:.5f}" for run in runs)
+    over = " / ".join(f"{(run['billed'] / CAP_USD - 1) * 100:+.0f} %" for run in runs)
+    waits = " / ".join(
+        "-" if run["refused_p50_ms"] is None else f"{run['refused_p50_ms']:.0f} ({run['refused_max_ms']:.0f})"
+        for run in runs
+    )
+    errors = sum(run["errors"] for run in runs)
+    return f"| {label} | {completed} | {billed} | {over} | {waits} | {errors} |"
+
+
+def main() -> None:
+    """Run the comparison and write the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    redis = RedisServer()
+    redis.start()
+    try:
+        with ProviderDouble() as provider:
+            alone = [burst(provider, redis.url, plugin=False) for _ in range(args.runs)]
+            plugin = [burst(provider, redis.url, plugin=True) for _ in range(args.runs)]
+            p50_alone = [latency(provider, redis.url, plugin=False) for _ in range(args.runs)]
+            p50_plugin = [latency(provider, redis.url, plugin=True) for _ in range(args.runs)]
+    finally:
+        redis.stop()
+    lines = [
+        "# The LiteLLM proxy alone vs the proxy with costrouter's plugin",
+        "",
+        f"Burst: 4 processes x 50 concurrent calls, one session, ${CAP_USD} cap; {args.runs} runs each.",
+        "",
+        "| system | completed | provider billed | over the cap | refused wait p50 (max), ms | errors |",
+        "|---|---|---|---|---|---|",
+        _row("LiteLLM proxy 1.106.12, per-deployment `max_budget`", alone),
+        _row("LiteLLM proxy + costrouter plugin (Redis session budget)", plugin),
+        "",
+        "Latency, 200 sequential calls (provider answers at once), p50 in ms per run:",
+        "",
+        "| proxy alone | proxy + plugin | added by the plugin |",
+        "|---|---|---|",
+        *(f"| {a:.2f} | {b:.2f} | {b - a:+.2f} |" for a, b in zip(p50_alone, p50_plugin, strict=True)),
+        "",
+    ]
+    RESULTS.write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
