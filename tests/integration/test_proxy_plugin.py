@@ -37,13 +37,26 @@ GROUPS: dict[str, dict[str, Any]] = {
     "chat": {"model": "chat-model", "input": CHAT_IN, "output": CHAT_OUT, "id": "chat-primary"},
     "flaky": {"model": "flaky-model", "input": FLAKY_IN, "output": FLAKY_OUT, "id": "flaky-primary"},
     "embed": {"model": "embed-model", "input": EMBED_IN, "output": 0.0, "id": "embed-primary"},
+    "cheap": {"model": "cheap-model", "input": FLAKY_IN, "output": FLAKY_OUT, "id": "cheap-primary"},
 }
+DOWNGRADE_TAG = "downgrade-me"
 
 
 def _policy(redis_url: str, prefix: str, session_limit: float = SESSION_LIMIT_USD) -> dict[str, Any]:
     return {
         "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
-        "budgets": [{"name": "per-session", "scope": "session", "limit_usd": session_limit, "window": "total"}],
+        "budgets": [
+            {"name": "per-session", "scope": "session", "limit_usd": session_limit, "window": "total"},
+            {
+                "name": "tag-downgrade",
+                "scope": "tag",
+                "id": DOWNGRADE_TAG,
+                "limit_usd": 0.0001,  # the chat call needs more, the cheap one less
+                "window": "total",
+                "on_exceeded": "downgrade",
+                "downgrade_to": "cheap",
+            },
+        ],
     }
 
 
@@ -320,3 +333,26 @@ def test_a_stream_without_include_usage_reaches_the_client_as_asked(
 
     assert all(chunk.usage is None for chunk in chunks)
     assert provider.requests[-1].body["stream_options"] == {"include_usage": True}
+
+
+def test_a_downgrade_rewrites_the_model_the_proxy_routes(
+    proxy: ProxyServer, provider: ProviderDouble, prefix: str, redis_server: RedisServer
+) -> None:
+    provider.set_default("cheap-model", Reply(completion_tokens=3))
+    cheap_before, chat_before = provider.request_count("cheap-model"), provider.request_count("chat-model")
+    session = f"s-{uuid.uuid4().hex[:8]}"
+
+    _client(proxy).chat.completions.create(
+        model="chat",
+        messages=MESSAGES,
+        max_tokens=20,
+        extra_body={"litellm_session_id": session, "metadata": {"tags": [DOWNGRADE_TAG]}},
+    )
+
+    assert provider.request_count("cheap-model") == cheap_before + 1
+    assert provider.request_count("chat-model") == chat_before
+    (span,) = _call_spans(proxy, session, 1)
+    assert span["attributes"][sc.BUDGET_OUTCOME] == "downgraded"
+    assert span["attributes"][sc.ROUTER_SERVED_GROUP] == "cheap"
+    spent, held = _spent_micros(redis_server.url, prefix, session)
+    assert (spent, held) == (_span_micros([span]), 0)
