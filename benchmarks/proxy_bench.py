@@ -7,6 +7,8 @@ Three runs of each, a fresh proxy process each run, the provider double upstream
   alone: a per-deployment ``max_budget``, the only cap it enforces without its database; with
   the plugin: a costrouter session budget in Redis). Completed calls, the provider's bill, the
   overspend, and how long refused requests waited for their answer;
+- refusals one at a time: after the burst, 20 sequential calls on the spent session, how long
+  each refusal took (the proxy alone refuses only once its deployment budget is spent);
 - latency: 200 sequential calls (the provider answering at once), the p50 of each and the
   plugin's added p50.
 
@@ -60,16 +62,38 @@ def burst(provider: ProviderDouble, redis_url: str, plugin: bool) -> dict[str, A
     since = len(provider.answers)
     with ProxyServer(proxy_config(provider.base_url, _groups(plugin), plugin=plugin), policy if plugin else None) as px:
         results = run_each_worker("tests.workers.proxy_calls", [[px.url, MASTER_KEY, prefix, "50", "20"]] * 4)
+        billed = _billed(provider, since)
+        idle = _idle_refusals(px.url, prefix)
     provider.set_prompt_token_factor("chat-model", None)
     refused = [wait for result in results for wait in result["wait_ms"]["rejected"]]
     return {
         "completed": sum(result["completed"] for result in results),
         "refused": len(refused),
         "errors": sum(result["errors"] for result in results),
-        "billed": _billed(provider, since),
+        "billed": billed,
+        "idle_refused_p50_ms": statistics.median(idle) if idle else None,
         "refused_p50_ms": statistics.median(refused) if refused else None,
         "refused_max_ms": max(refused) if refused else None,
     }
+
+
+def _idle_refusals(url: str, session: str, calls: int = 20) -> list[float]:
+    """After the burst, on the spent session: how long each of ``calls`` sequential refusals took (ms)."""
+    client = openai.OpenAI(base_url=url, api_key=MASTER_KEY, max_retries=0, timeout=120)
+    waits = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        try:
+            client.chat.completions.create(
+                model="chat",
+                messages=[{"role": "user", "content": "hi"}],
+                max_tokens=20,
+                extra_body={"litellm_session_id": session},
+            )
+        except openai.RateLimitError:
+            waits.append((time.perf_counter() - started) * 1000)
+    client.close()
+    return waits
 
 
 def latency(provider: ProviderDouble, redis_url: str, plugin: bool, calls: int = 200) -> float:
@@ -102,8 +126,11 @@ def _row(label: str, runs: list[dict[str, Any]]) -> str:
         "-" if run["refused_p50_ms"] is None else f"{run['refused_p50_ms']:.0f} ({run['refused_max_ms']:.0f})"
         for run in runs
     )
+    idle = " / ".join(
+        "-" if run["idle_refused_p50_ms"] is None else f"{run['idle_refused_p50_ms']:.1f}" for run in runs
+    )
     errors = sum(run["errors"] for run in runs)
-    return f"| {label} | {completed} | {billed} | {over} | {waits} | {errors} |"
+    return f"| {label} | {completed} | {billed} | {over} | {waits} | {idle} | {errors} |"
 
 
 def main() -> None:
@@ -115,10 +142,12 @@ def main() -> None:
     redis.start()
     try:
         with ProviderDouble() as provider:
-            alone = [burst(provider, redis.url, plugin=False) for _ in range(args.runs)]
-            plugin = [burst(provider, redis.url, plugin=True) for _ in range(args.runs)]
-            p50_alone = [latency(provider, redis.url, plugin=False) for _ in range(args.runs)]
-            p50_plugin = [latency(provider, redis.url, plugin=True) for _ in range(args.runs)]
+            alone, plugin, p50_alone, p50_plugin = [], [], [], []
+            for _ in range(args.runs):  # interleaved, so a busy spell of the machine hits both
+                alone.append(burst(provider, redis.url, plugin=False))
+                plugin.append(burst(provider, redis.url, plugin=True))
+                p50_alone.append(latency(provider, redis.url, plugin=False))
+                p50_plugin.append(latency(provider, redis.url, plugin=True))
     finally:
         redis.stop()
     lines = [
@@ -126,8 +155,9 @@ def main() -> None:
         "",
         f"Burst: 4 processes x 50 concurrent calls, one session, ${CAP_USD} cap; {args.runs} runs each.",
         "",
-        "| system | completed | provider billed | over the cap | refused wait p50 (max), ms | errors |",
-        "|---|---|---|---|---|---|",
+        "| system | completed | provider billed | over the cap | refused in the burst: wait p50 (max), ms "
+        "| refused after it, one at a time: p50, ms | errors |",
+        "|---|---|---|---|---|---|---|",
         _row("LiteLLM proxy 1.106.12, per-deployment `max_budget`", alone),
         _row("LiteLLM proxy + costrouter plugin (Redis session budget)", plugin),
         "",

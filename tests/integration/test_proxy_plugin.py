@@ -39,6 +39,7 @@ GROUPS: dict[str, dict[str, Any]] = {
     "embed": {"model": "embed-model", "input": EMBED_IN, "output": 0.0, "id": "embed-primary"},
     "cheap": {"model": "cheap-model", "input": FLAKY_IN, "output": FLAKY_OUT, "id": "cheap-primary"},
 }
+GROUPS["broken"] = {"model": "broken-model", "input": CHAT_IN, "output": CHAT_OUT, "id": "broken-primary"}
 DOWNGRADE_TAG = "downgrade-me"
 
 
@@ -356,3 +357,21 @@ def test_a_downgrade_rewrites_the_model_the_proxy_routes(
     assert span["attributes"][sc.ROUTER_SERVED_GROUP] == "cheap"
     spent, held = _spent_micros(redis_server.url, prefix, session)
     assert (spent, held) == (_span_micros([span]), 0)
+
+
+def test_a_failed_request_releases_its_hold(
+    proxy: ProxyServer, provider: ProviderDouble, prefix: str, redis_server: RedisServer
+) -> None:
+    provider.set_default("broken-model", Fail(500))
+    session = f"s-{uuid.uuid4().hex[:8]}"
+
+    with pytest.raises(openai.InternalServerError):
+        _client(proxy).chat.completions.create(
+            model="broken", messages=MESSAGES, max_tokens=20, extra_body={"litellm_session_id": session}
+        )
+
+    (span,) = _call_spans(proxy, session, 1)
+    assert span["status"]["code"] == "ERROR"
+    assert span["attributes"][sc.ROUTER_ATTEMPTS] == 2  # the first and its retry
+    assert _span_micros([span]) == 0
+    assert _spent_micros(redis_server.url, prefix, session) == (0, 0)
