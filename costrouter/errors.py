@@ -79,6 +79,7 @@ class BudgetExceededError(CostRouterError):
         spent_usd: float,
         held_usd: float,
         estimate_usd: float,
+        window: str | None = None,
     ) -> None:
         self.scope = scope
         self.scope_id = scope_id
@@ -87,13 +88,15 @@ class BudgetExceededError(CostRouterError):
         self.spent_usd = spent_usd
         self.held_usd = held_usd
         self.estimate_usd = estimate_usd
+        self.window = window
+        """The budget's window as its policy wrote it (``total``, ``1d``, ``monthly`` …), when known."""
         super().__init__(
             f"budget {budget!r} for {scope} {scope_id!r} exceeded: limit ${limit_usd:.6f}, "
             f"spent ${spent_usd:.6f}, held ${held_usd:.6f}, this call needs up to ${estimate_usd:.6f}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        fields = ("scope", "scope_id", "budget", "limit_usd", "spent_usd", "held_usd", "estimate_usd")
+        fields = ("scope", "scope_id", "budget", "limit_usd", "spent_usd", "held_usd", "estimate_usd", "window")
         return (_rebuild, (type(self), {name: getattr(self, name) for name in fields}))
 
 

@@ -41,6 +41,7 @@ class Refusal:
             spent_usd=micros_to_usd(self.outcome.spent_micros),
             held_usd=micros_to_usd(self.outcome.held_micros),
             estimate_usd=micros_to_usd(self.amount_micros),
+            window=self.budget.window.text,
         )
 
 

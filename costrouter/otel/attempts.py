@@ -39,6 +39,8 @@ class Attempt:
     outcome: Literal["pending", "success", "failure"] = "pending"
     error_type: str | None = None
     error_message: str | None = None
+    key: str = ""
+    """What tells this attempt from the call's others (LiteLLM's call id, unless the proxy shares it)."""
 
 
 @dataclass
@@ -61,11 +63,18 @@ class CallRecord:
         """Attempts that moved to another model group."""
         return sum(1 for attempt in self.attempts if attempt.kind == "fallback")
 
-    def start(self, model_group: str, deployment_id: str, model: str, litellm_call_id: str) -> None:
-        """Open an attempt (idempotent per LiteLLM call id)."""
+    def start(
+        self, model_group: str, deployment_id: str, model: str, litellm_call_id: str, key: str | None = None
+    ) -> None:
+        """Open an attempt (idempotent per ``key``, by default the LiteLLM call id).
+
+        LiteLLM's proxy gives every attempt of a request the request's call id, so the
+        tracker keys attempts by call id, group, deployment and retry number.
+        """
         now = time.time_ns()
+        key = key or litellm_call_id
         with self.lock:
-            if any(a.litellm_call_id == litellm_call_id for a in self.attempts):
+            if any(a.key == key for a in self.attempts):
                 return
             previous = self.attempts[-1] if self.attempts else None
             # A group whose deployments are all cooling down is skipped without an attempt:
@@ -76,7 +85,9 @@ class CallRecord:
                 kind = "retry" if previous.model_group == model_group else "fallback"
                 wait_ns = max(0, now - (previous.end_ns or now))
             self.attempts.append(
-                Attempt(len(self.attempts), kind, model_group, deployment_id, model, litellm_call_id, now, wait_ns)
+                Attempt(
+                    len(self.attempts), kind, model_group, deployment_id, model, litellm_call_id, now, wait_ns, key=key
+                )
             )
 
     def finish(
@@ -85,11 +96,15 @@ class CallRecord:
         outcome: Literal["success", "failure"],
         error: BaseException | None = None,
     ) -> None:
-        """Close the attempt with this LiteLLM call id (else the last open one)."""
+        """Close an open attempt with this LiteLLM call id (any open one for ``None``).
+
+        Of several open attempts sharing the id (the proxy's), a failure closes the oldest
+        (failure events may arrive after the next attempt started), a success the newest.
+        """
         now = time.time_ns()
         with self.lock:
-            attempt = self._find(litellm_call_id)
-            if attempt is None or attempt.outcome != "pending":
+            attempt = self._find(litellm_call_id, oldest=outcome == "failure")
+            if attempt is None:
                 return
             attempt.end_ns = now
             attempt.outcome = outcome
@@ -103,11 +118,15 @@ class CallRecord:
             if attempt.outcome == "pending":
                 self.finish(attempt.litellm_call_id, outcome, error)
 
-    def _find(self, litellm_call_id: str | None) -> Attempt | None:
-        for attempt in reversed(self.attempts):
-            if litellm_call_id is None or attempt.litellm_call_id == litellm_call_id:
-                return attempt
-        return None
+    def _find(self, litellm_call_id: str | None, *, oldest: bool) -> Attempt | None:
+        pending = [
+            attempt
+            for attempt in self.attempts
+            if attempt.outcome == "pending" and litellm_call_id in (None, attempt.litellm_call_id)
+        ]
+        if not pending:
+            return None
+        return pending[0] if oldest else pending[-1]
 
 
 def _metadata(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -152,11 +171,16 @@ class AttemptTracker(CustomLogger):
         if record is None:
             return
         model_info = metadata.get("model_info") or {}
+        model_group = str(metadata.get("model_group") or "")
+        deployment_id = str(model_info.get("id") or "")
+        litellm_call_id = str(kwargs.get("litellm_call_id") or "")
+        retry = metadata.get("attempted_retries")
         record.start(
-            model_group=str(metadata.get("model_group") or ""),
-            deployment_id=str(model_info.get("id") or ""),
+            model_group=model_group,
+            deployment_id=deployment_id,
             model=str(model),
-            litellm_call_id=str(kwargs.get("litellm_call_id") or ""),
+            litellm_call_id=litellm_call_id,
+            key=f"{litellm_call_id}|{model_group}|{deployment_id}|{retry}",
         )
 
     @override

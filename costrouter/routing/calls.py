@@ -232,7 +232,7 @@ class CallPlanner:
             try:
                 yield from self._reserve(call)
                 call.record.group = call.group
-                response = yield RouteOp(self._route_kwargs(call), operation.method, operation.sync_through_loop)
+                response = yield RouteOp(self.route_kwargs(call), operation.method, operation.sync_through_loop)
             except BaseException as exc:
                 yield from self.fail_flow(call, exc)
                 raise
@@ -242,6 +242,34 @@ class CallPlanner:
             return response
         finally:
             otel_context.detach(token)
+
+    def hold_flow(
+        self,
+        operation: Operation,
+        group: str,
+        messages: Sequence[Mapping[str, Any]],
+        caller: Caller,
+        request: dict[str, Any],
+    ) -> Flow[RoutedCall]:
+        """The first half of :meth:`call_flow` for a router that is not ours (the LiteLLM proxy's).
+
+        Starts the span and holds every applicable budget; a refusal or a failed store
+        finishes the call (span, metrics) and raises. :meth:`route_kwargs` then says what
+        the Router must be called with, :meth:`response_flow`, :meth:`fail_flow` or
+        :func:`costrouter.routing.streaming.stream_finish_flow` end the call.
+        """
+        call = self._begin(operation, group, messages, caller, request)
+        try:
+            yield from self._reserve(call)
+        except BaseException as exc:
+            yield from self.fail_flow(call, exc)
+            raise
+        call.record.group = call.group
+        return call
+
+    def response_flow(self, call: RoutedCall, response: Any) -> Flow[None]:
+        """Settle and record a call held by :meth:`hold_flow` from the response the Router returned."""
+        yield from self.finish_flow(call, self._outcome_from_response(call, response))
 
     def _begin(
         self,
@@ -296,7 +324,8 @@ class CallPlanner:
             wildcard=wildcard,
         )
 
-    def _route_kwargs(self, call: RoutedCall) -> dict[str, Any]:
+    def route_kwargs(self, call: RoutedCall) -> dict[str, Any]:
+        """The Router's arguments for ``call``: its group, the call id in metadata, the output cap, usage in streams."""
         kwargs = dict(call.request)
         kwargs["model"] = call.routed_name or call.group
         if call.operation.takes_messages:

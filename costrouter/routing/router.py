@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -21,7 +21,7 @@ from costrouter.config.groups import RouterConfig, load_router_config, parse_rou
 from costrouter.config.reader import validate
 from costrouter.config.settings import Settings
 from costrouter.context import Caller, Id, Tags, resolve_caller
-from costrouter.ops import Op, RouteOp, SleepOp, WaitOp, adrive, await_wait, drive, wait
+from costrouter.ops import Flow, Op, RouteOp, SleepOp, WaitOp, adrive, await_wait, drive, wait
 from costrouter.otel.attempts import attempt_tracker
 from costrouter.otel.backends import backend as backend_preset
 from costrouter.otel.exporters import TelemetrySetup, configure_telemetry
@@ -45,6 +45,7 @@ from costrouter.routing.operations import (
 from costrouter.routing.streaming import AsyncRoutedStream, RoutedStream
 
 Messages = Sequence[Mapping[str, Any]]
+T = TypeVar("T")
 
 
 def _hold_ttl(store: BudgetStore, policy: BudgetPolicy) -> int:
@@ -508,6 +509,20 @@ class CostRouter:
             return result
         call, stream = result
         return AsyncRoutedStream(self._planner, call, stream, self._adrive, self._drive)
+
+    # ---- for routers that are not ours (the LiteLLM proxy's) -----------------------------
+    @property
+    def planner(self) -> CallPlanner:
+        """The decisions of this router's calls (estimates, budgets, attributes), for :mod:`costrouter.proxy`."""
+        return self._planner
+
+    async def arun_flow(self, flow: Flow[T]) -> T:
+        """Run one of the planner's flows, awaiting its store ops (:func:`costrouter.ops.adrive`)."""
+        return await adrive(flow, self._aexecute)
+
+    def run_flow(self, flow: Flow[T]) -> T:
+        """Run one of the planner's flows, blocking on its store ops (:func:`costrouter.ops.drive`)."""
+        return drive(flow, self._execute)
 
     # ---- I/O -----------------------------------------------------------------------------
     def _execute(self, op: Op) -> Any:

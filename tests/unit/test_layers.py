@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("costrouter.otel",),
     ("costrouter.budget",),
     ("costrouter.routing", "costrouter.report", "costrouter.prices_push", "costrouter.testing"),
-    ("costrouter.cli",),
+    ("costrouter.cli", "costrouter.proxy"),
     FACE,
 )
 """Lowest first. A module may import its own package and any lower layer; never a sibling package

@@ -17,11 +17,21 @@ def run_workers(module: str, arguments: list[str], processes: int, *, timeout: f
 
     A worker that fails fails the test with the tail of its stderr.
     """
+    return run_each_worker(module, [arguments] * processes, timeout=timeout)
+
+
+def run_each_worker(module: str, arguments: list[list[str]], *, timeout: float = 300.0) -> list[dict[str, Any]]:
+    """Run one ``python -m module *args`` process per entry of ``arguments``, all at once; their results."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    command = [sys.executable, "-m", module, *arguments]
     workers = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, cwd=ROOT)
-        for _ in range(processes)
+        subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment,
+            cwd=ROOT,
+        )
+        for args in arguments
     ]
     results = []
     for worker in workers:
