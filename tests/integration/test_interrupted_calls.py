@@ -111,6 +111,18 @@ async def await_until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.01)
 
 
+@pytest.fixture(autouse=True)
+def _sigint_raises_keyboard_interrupt() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt, as in a shell, even where pytest started with SIGINT ignored.
+
+    A background job (``cmd &`` in a script) inherits SIGINT ignored, and Python then installs no
+    handler: the Ctrl-C these tests send would be dropped and the tests would fail for their runner.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def interrupt_main_thread_when(condition: Callable[[], bool]) -> threading.Thread:
     """Send SIGINT to the main thread (a real Ctrl-C) once ``condition`` holds."""
     main = threading.main_thread().ident
