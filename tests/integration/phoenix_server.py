@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 
 from costrouter.testing.redis_server import free_port
+from tests.integration.server_process import wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOENIX_BIN = ROOT / ".phoenix-venv" / "bin" / "phoenix"
@@ -54,18 +54,14 @@ class PhoenixServer:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(f"phoenix exited with {self._process.returncode}: {self._log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"phoenix did not answer within {_START_TIMEOUT_SECONDS}s: {self._log.read_text()[-2000:]}")
+        assert self._process is not None
+        wait_until_healthy(
+            self._process,
+            f"{self.url}/healthz",
+            "phoenix",
+            _START_TIMEOUT_SECONDS,
+            lambda: self._log.read_text()[-2000:],
+        )
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None

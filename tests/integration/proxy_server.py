@@ -12,17 +12,16 @@ import os
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import httpx
 import yaml
 
 from costrouter.otel.span_file import SpanRecord, read_span_records
 from costrouter.testing.redis_server import free_port
+from tests.integration.server_process import wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY_BIN = ROOT / ".proxy-venv" / "bin" / "litellm"
@@ -110,18 +109,10 @@ class ProxyServer:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(f"the proxy exited with {self._process.returncode}: {self.tail()}")
-            try:
-                if httpx.get(f"{self.url}/health/liveliness", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"the proxy did not answer within {_START_TIMEOUT_SECONDS}s: {self.tail()}")
+        assert self._process is not None
+        wait_until_healthy(
+            self._process, f"{self.url}/health/liveliness", "the proxy", _START_TIMEOUT_SECONDS, self.tail
+        )
 
     def tail(self) -> str:
         """The end of the proxy's log (for failure messages)."""
