@@ -8,7 +8,7 @@ Loaded the proxy's own way, by dotted path::
       callbacks: ["costrouter.proxy.handler"]
 
 ``handler`` is the :class:`CostRouterProxyHandler` the proxy calls; it needs the ``proxy``
-extra (``pip install 'costrouter[proxy]'``). See ``docs/proxy.md``.
+extra (``pip install 'costrouter-litellm[proxy]'``). See ``docs/proxy.md``.
 """
 
 from __future__ import annotations

@@ -65,4 +65,4 @@ def test_the_install_lines_are_found() -> None:
     with pytest.raises(AssertionError, match="does not name"):
         check_target("costrouter[grpc]")
     with pytest.raises(AssertionError, match="no extra"):
-        check_target(f"{DIST}[proxy]")
+        check_target(f"{DIST}[no-such-extra]")
