@@ -45,7 +45,7 @@ def environment() -> dict[str, Any]:
         "opentelemetry-sdk",
         "openinference-instrumentation-litellm",
         "redis",
-        "costrouter",
+        "costrouter-litellm",
     ]
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -17,7 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from litellm.router_utils.pattern_match_deployments import PatternMatchRouter
+try:  # LiteLLM 1.110 moved the pattern router out of router_utils; its API is the same
+    from litellm.litellm_core_utils.pattern_match_deployments import PatternMatchRouter
+except ImportError:  # LiteLLM 1.106-1.109
+    from litellm.router_utils.pattern_match_deployments import PatternMatchRouter
 
 from costrouter.config.groups import WILDCARD, Deployment, RouterConfig
 from costrouter.otel.models import ModelFacts, model_facts
