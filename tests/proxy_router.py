@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,19 @@ def proxy_config(path: Path) -> dict[str, Any]:
         return resolve_include_file_path(entry, declared_in, root)
 
     return dict(asyncio.run(resolve_includes(config=config, location=root, resolve=resolve, read=read)))
+
+
+def deployments_of(router: Router) -> list[dict[str, Any]]:
+    """A Router's deployments: ``registry().all()`` where LiteLLM has it (1.110 deprecates ``model_list``)."""
+    registry = getattr(router, "registry", None)
+    return list(registry().all() if callable(registry) else router.model_list)
+
+
+def setting_of(router: Router, name: str) -> Any:
+    """A Router setting by its attribute, on every LiteLLM (1.110 deprecates the attributes for accessors)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return getattr(router, name)
 
 
 def proxy_router(path: Path) -> Router:

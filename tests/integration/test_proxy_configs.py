@@ -26,7 +26,7 @@ from costrouter.otel import semconv as sc
 from costrouter.pricing.prices import deployment_price
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import count_prompt_tokens
-from tests.proxy_router import proxy_config, proxy_router
+from tests.proxy_router import deployments_of, proxy_config, proxy_router, setting_of
 
 CORPUS = Path(__file__).resolve().parents[1] / "proxy_configs"
 LOADABLE = sorted(path.name for path in CORPUS.glob("*.yaml") if path.name != "no_model_list.yaml")
@@ -72,10 +72,10 @@ def test_costrouter_builds_the_router_the_proxy_builds(name: str) -> None:
     theirs = proxy_router(path)
     written = proxy_config(path)  # with its includes merged in
 
-    assert [d["model_name"] for d in ours.model_list] == [d["model_name"] for d in theirs.model_list]
-    assert len(ours.model_list) == len(written["model_list"])
-    assert _ranked(ours.model_list) == _ranked(theirs.model_list)
-    for mine, proxy, entry in zip(ours.model_list, theirs.model_list, written["model_list"], strict=True):
+    assert [d["model_name"] for d in deployments_of(ours)] == [d["model_name"] for d in deployments_of(theirs)]
+    assert len(deployments_of(ours)) == len(written["model_list"])
+    assert _ranked(deployments_of(ours)) == _ranked(deployments_of(theirs))
+    for mine, proxy, entry in zip(deployments_of(ours), deployments_of(theirs), written["model_list"], strict=True):
         assert mine["litellm_params"] == proxy["litellm_params"], entry["model_name"]
         file_info = entry.get("model_info") or {}
         # costrouter names a deployment {group}-{index} where the file gives no id (LiteLLM hashes one),
@@ -85,7 +85,7 @@ def test_costrouter_builds_the_router_the_proxy_builds(name: str) -> None:
                 continue
             assert mine["model_info"][key] == value, (entry["model_name"], key)
     for attribute in ROUTER_ATTRIBUTES:
-        assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
+        assert setting_of(ours, attribute) == setting_of(theirs, attribute), attribute
     router.shutdown()
 
 
@@ -95,8 +95,8 @@ def test_validate_reports_the_groups_the_proxy_serves(name: str) -> None:
     result = CliRunner().invoke(app, ["validate", str(path), "--all"], terminal_width=400)
     assert result.exit_code == 0, result.output
     theirs = proxy_router(path)
-    groups = list(dict.fromkeys(d["model_name"] for d in theirs.model_list))
-    deployments = len(theirs.model_list)
+    groups = list(dict.fromkeys(d["model_name"] for d in deployments_of(theirs)))
+    deployments = len(deployments_of(theirs))
     assert f"{path}: {len(groups)} model groups, {deployments} deployments: valid" in result.output
     for group in groups:
         assert group in result.output
