@@ -636,7 +636,7 @@ class CallPlanner:
         )
 
     def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int, window: str) -> None:
-        self.alerts.submit(budget_alert(budget, threshold, spent_micros, window))
+        """An alert a call's settle found: a span event on the call, then what every alert gets."""
         attributes: dict[str, AttributeValue] = {
             "budget": budget.name,
             "scope": budget.scope,
@@ -646,15 +646,7 @@ class CallPlanner:
             "limit_usd": micros_to_usd(budget.limit_micros),
         }
         call.span.add_event(sc.EVENT_BUDGET_ALERT, attributes)
-        logger.warning(
-            "costrouter: budget %s for %s %r reached %.0f%% of its limit ($%.6f of $%.6f)",
-            budget.name,
-            budget.scope,
-            budget.scope_id,
-            threshold * 100,
-            micros_to_usd(spent_micros),
-            micros_to_usd(budget.limit_micros),
-        )
+        self.lease_alert(budget, threshold, spent_micros, window)
 
     def _record_budget_metric(self, call: RoutedCall) -> None:
         reservation = call.reservation
