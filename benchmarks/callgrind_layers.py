@@ -87,7 +87,7 @@ def install(cgmark: Any, router: Any) -> None:
         setattr(Telemetry, name, _through(cgmark, 0, getattr(Telemetry, name)))
     Telemetry.record_metrics = _through(cgmark, 1, Telemetry.record_metrics)  # type: ignore[method-assign]
     CallPlanner._record_budget_metric = _through(cgmark, 1, CallPlanner._record_budget_metric)  # type: ignore[method-assign]
-    CallPlanner._estimate_micros = _through(cgmark, 2, CallPlanner._estimate_micros)  # type: ignore[method-assign]
+    CallPlanner._estimate_units = _through(cgmark, 2, CallPlanner._estimate_units)  # type: ignore[method-assign]
     object.__setattr__(CHAT, "prompt_tokens", _through(cgmark, 5, CHAT.prompt_tokens))
     for name in ("log_pre_api_call", "log_failure_event"):
         setattr(AttemptTracker, name, _through(cgmark, 4, getattr(AttemptTracker, name)))

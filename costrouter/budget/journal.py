@@ -16,10 +16,17 @@ fsynced is cut back off the file and reported as not written; should that cut fa
 next write first ends the torn line with a NUL, so it can never read as an entry. A
 reader takes only lines ended by a newline, and skips (naming file and line) any line
 that is too long, nested too deep, not JSON, or whose fields are out of bounds (see
-:mod:`~costrouter.budget.journal_lines`); an ``amount_micros`` outside
-``0..MAX_CALL_MICROS`` is such a line: no writer of this package journals more than one
-call's capped charge. A file that cannot grow gets a ``<file>.fault`` marker beside it
-(its reason inside, when that fits), which ``costrouter budget status`` shows.
+:mod:`~costrouter.budget.journal_lines`); an amount outside
+``0..MAX_CALL_UNITS`` is such a line: no writer of this package journals more than one
+call's capped charge.
+
+Amounts are units (nano-dollars), marked by the line's ``"v": 2`` and its ``amount_units`` /
+``limit_units`` fields. A line of costrouter 0.2 (no ``v``, ``amount_micros`` /
+``limit_micros``: micro-dollars) is read in units (times 1,000, exact), so a journal an older
+process left behind replays at the same dollars after an upgrade.
+
+A file that cannot grow gets a ``<file>.fault`` marker beside it (its reason inside, when that
+fits), which ``costrouter budget status`` shows.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from costrouter.budget.journal_lines import JournalLineError, decode_line, integ
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.config.windows import parse_window
 from costrouter.errors import CostRouterError
-from costrouter.money import MAX_CALL_MICROS, MAX_COUNTER_MICROS
+from costrouter.money import LEGACY_UNITS_PER_USD, MAX_CALL_UNITS, MAX_COUNTER_UNITS, UNITS_PER_USD
 
 logger = logging.getLogger("costrouter.budget")
 
@@ -52,6 +59,9 @@ _PREFIX = "journal-"
 _SUFFIX = ".jsonl"
 _FAULT = ".fault"
 _TORN_END = b"\x00\n"
+LINE_VERSION = 2
+"""The journal line format this package writes: amounts in units (nano-dollars)."""
+_LEGACY_SCALE = UNITS_PER_USD // LEGACY_UNITS_PER_USD
 
 
 def journal_dir_for(base: str | Path, redis_url: str, key_prefix: str) -> Path:
@@ -71,7 +81,7 @@ class PendingSettle:
     id: str
     call_id: str
     budget: BudgetRef
-    amount_micros: int
+    amount_units: int
     state: SettleState
     at: float
     lease: str | None = None
@@ -87,17 +97,18 @@ class PendingSettle:
         return {
             **lease,
             "kind": "pending",
+            "v": LINE_VERSION,
             "id": self.id,
             "call_id": self.call_id,
             "state": self.state,
-            "amount_micros": self.amount_micros,
+            "amount_units": self.amount_units,
             "at": self.at,
             "budget": {
                 "name": budget.name,
                 "scope": budget.scope,
                 "scope_id": budget.scope_id,
                 "window": budget.window.text,
-                "limit_micros": budget.limit_micros,
+                "limit_units": budget.limit_units,
                 "alert_at": list(budget.alert_at),
                 "on_exceeded": budget.on_exceeded,
                 "downgrade_to": budget.downgrade_to,
@@ -110,6 +121,13 @@ class PendingSettle:
         budget = line["budget"]
         if not isinstance(budget, dict):
             raise JournalLineError("budget must be an object")
+        version = line.get("v")
+        if version is None:  # costrouter 0.2: micro-dollars
+            amount_key, limit_key, scale = "amount_micros", "limit_micros", _LEGACY_SCALE
+        elif version == LINE_VERSION:
+            amount_key, limit_key, scale = "amount_units", "limit_units", 1
+        else:
+            raise JournalLineError(f"unknown line version {str(version)[:20]!r}")
         state = line["state"]
         if state not in ("settle", "release"):
             raise JournalLineError(f"unknown state {str(state)[:20]!r}")
@@ -122,7 +140,9 @@ class PendingSettle:
             scope=text(budget["scope"], "budget.scope"),
             scope_id=text(budget["scope_id"], "budget.scope_id"),
             window=parse_window(text(budget["window"], "budget.window")),
-            limit_micros=integer(budget["limit_micros"], "budget.limit_micros", MAX_COUNTER_MICROS),
+            limit_units=min(
+                integer(budget[limit_key], f"budget.{limit_key}", MAX_COUNTER_UNITS) * scale, MAX_COUNTER_UNITS
+            ),
             alert_at=tuple(real(t, "budget.alert_at") for t in alert_at),
             on_exceeded=text(budget["on_exceeded"], "budget.on_exceeded"),
             downgrade_to=None if downgrade_to is None else text(downgrade_to, "budget.downgrade_to"),
@@ -132,18 +152,18 @@ class PendingSettle:
             text(line["id"], "id"),
             text(line["call_id"], "call_id"),
             ref,
-            integer(line["amount_micros"], "amount_micros", MAX_CALL_MICROS),
+            integer(line[amount_key], amount_key, MAX_CALL_UNITS // scale) * scale,
             state,
             real(line["at"], "at"),
             None if lease is None else text(lease, "lease"),
-            integer(line.get("seq", 0), "seq", MAX_COUNTER_MICROS),
+            integer(line.get("seq", 0), "seq", MAX_COUNTER_UNITS),
             text(line.get("window", ""), "window"),
         )
 
 
-def new_entry(budget: BudgetRef, call_id: str, amount_micros: int, state: SettleState) -> PendingSettle:
+def new_entry(budget: BudgetRef, call_id: str, amount_units: int, state: SettleState) -> PendingSettle:
     """A fresh journal entry, stamped now."""
-    return PendingSettle(uuid.uuid4().hex, call_id, budget, amount_micros, state, time.time())
+    return PendingSettle(uuid.uuid4().hex, call_id, budget, amount_units, state, time.time())
 
 
 def _parse_lines(path: Path) -> tuple[dict[str, PendingSettle], set[str]]:
@@ -448,10 +468,10 @@ class SettleJournal:
         """How many entries wait (a cheap read, for the call path)."""
         return len(self._pending)
 
-    def pending_micros(self) -> int:
+    def pending_units(self) -> int:
         """The amount the pending settles will charge once replayed."""
         with self._lock:
-            return sum(e.amount_micros for e in self._pending.values() if e.state == "settle")
+            return sum(e.amount_units for e in self._pending.values() if e.state == "settle")
 
     def close(self) -> None:
         """Unlock the file (left for the next process when entries wait, removed when not)."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from costrouter.budget.store import alert_label, alert_threshold_micros, check_amount
+from costrouter.budget.store import alert_label, alert_threshold_units, check_amount
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.config.budgets import LeaseSettings, StoreConfig
 
@@ -54,11 +54,11 @@ class LeaseMessage:
             str(budget.window.seconds),
             str(config.hold_ttl_seconds),
             str(config.record_ttl_seconds),
-            str(budget.limit_micros),
+            str(budget.limit_units),
             budget.scope_id,
         ]
         for threshold in budget.alert_at:
-            args += [alert_label(threshold), str(alert_threshold_micros(budget.limit_micros, threshold))]
+            args += [alert_label(threshold), str(alert_threshold_units(budget.limit_units, threshold))]
         return args
 
 

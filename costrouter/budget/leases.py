@@ -163,21 +163,21 @@ class LeasedStore(BudgetStore):
     def _outcome(lease: Lease, *, granted: bool) -> ReserveOutcome:
         return ReserveOutcome(granted, lease.spent_seen + lease.settled, lease.held_seen, lease.window, replayed=False)
 
-    def reserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
+    def reserve(self, budget: BudgetRef, call_id: str, amount_units: int, *, enforce: bool) -> ReserveOutcome:
         """See :meth:`BudgetStore.reserve`: from the lease, else after a message for this call."""
         if self.fault is not None:
-            return self.inner.reserve(budget, call_id, amount_micros, enforce=enforce)
-        fast = self._fast(budget, call_id, amount_micros)
-        return fast if fast is not None else self._slow(budget, call_id, amount_micros, enforce)
+            return self.inner.reserve(budget, call_id, amount_units, enforce=enforce)
+        fast = self._fast(budget, call_id, amount_units)
+        return fast if fast is not None else self._slow(budget, call_id, amount_units, enforce)
 
-    async def areserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
+    async def areserve(self, budget: BudgetRef, call_id: str, amount_units: int, *, enforce: bool) -> ReserveOutcome:
         """See :meth:`BudgetStore.reserve` (a message, when needed, goes out from a worker thread)."""
         if self.fault is not None:
-            return await self.inner.areserve(budget, call_id, amount_micros, enforce=enforce)
-        fast = self._fast(budget, call_id, amount_micros)
+            return await self.inner.areserve(budget, call_id, amount_units, enforce=enforce)
+        fast = self._fast(budget, call_id, amount_units)
         if fast is not None:
             return fast
-        future = self._pool.submit(self._slow, budget, call_id, amount_micros, enforce)
+        future = self._pool.submit(self._slow, budget, call_id, amount_units, enforce)
         return await asyncio.wrap_future(future)
 
     def _slow(self, budget: BudgetRef, call_id: str, amount: int, enforce: bool) -> ReserveOutcome:
@@ -309,20 +309,20 @@ class LeasedStore(BudgetStore):
             self._degrade(refused)
         return outcome
 
-    def settle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
+    def settle(self, budget: BudgetRef, call_id: str, amount_units: int) -> SettleOutcome:
         """See :meth:`BudgetStore.settle`: in memory for a leased call, else in Redis."""
-        local = self._local_settle(budget, call_id, amount_micros)
-        return local if local is not None else self.inner.settle(budget, call_id, amount_micros)
+        local = self._local_settle(budget, call_id, amount_units)
+        return local if local is not None else self.inner.settle(budget, call_id, amount_units)
 
     def release(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """See :meth:`BudgetStore.release`."""
         local = self._local_settle(budget, call_id, 0)
         return local if local is not None else self.inner.release(budget, call_id)
 
-    async def asettle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
+    async def asettle(self, budget: BudgetRef, call_id: str, amount_units: int) -> SettleOutcome:
         """See :meth:`BudgetStore.settle`."""
-        local = self._local_settle(budget, call_id, amount_micros)
-        return local if local is not None else await self.inner.asettle(budget, call_id, amount_micros)
+        local = self._local_settle(budget, call_id, amount_units)
+        return local if local is not None else await self.inner.asettle(budget, call_id, amount_units)
 
     async def arelease(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """See :meth:`BudgetStore.release`."""

@@ -18,7 +18,7 @@ from costrouter.budget.store import (
     BudgetStore,
     ReserveOutcome,
     SettleOutcome,
-    alert_threshold_micros,
+    alert_threshold_units,
     check_amount,
     check_ratio,
     make_status,
@@ -153,9 +153,9 @@ class MemoryBudgetStore(BudgetStore):
         for base in [b for b, i in self._instances.items() if i.expires_at <= now]:
             del self._instances[base]
 
-    def reserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
+    def reserve(self, budget: BudgetRef, call_id: str, amount_units: int, *, enforce: bool) -> ReserveOutcome:
         """See :meth:`BudgetStore.reserve`."""
-        amount = check_amount(amount_micros)
+        amount = check_amount(amount_units)
         base = budget_key(self.config.key_prefix, budget)
         with self._lock:
             now = self.clock()
@@ -171,7 +171,7 @@ class MemoryBudgetStore(BudgetStore):
             counter = self._counter(base, window, now)
             self._heal(base, counter, now)
             spent, held = (counter.spent, counter.held) if counter else (0, 0)
-            granted = spent + held + amount <= budget.limit_micros
+            granted = spent + held + amount <= budget.limit_units
             outcome = ReserveOutcome(granted, spent, held, window, replayed=False)
             instance = self._touch(base, now)
             if granted or not enforce:
@@ -212,15 +212,15 @@ class MemoryBudgetStore(BudgetStore):
                 unheld = record is None or record.state != "held"
                 counter.unheld += unheld
                 for threshold in budget.alert_at:
-                    crossed = counter.spent >= alert_threshold_micros(budget.limit_micros, threshold)
+                    crossed = counter.spent >= alert_threshold_units(budget.limit_units, threshold)
                     if crossed and threshold not in counter.alerts:
                         counter.alerts.add(threshold)
                         alerts.append(threshold)
             outcome = SettleOutcome(
                 state="released" if release else "settled",
-                charged_micros=0 if release else amount,
-                spent_micros=counter.spent if counter else 0,
-                held_micros=counter.held if counter else 0,
+                charged_units=0 if release else amount,
+                spent_units=counter.spent if counter else 0,
+                held_units=counter.held if counter else 0,
                 window_id=window,
                 alerts=tuple(alerts),
                 replayed=False,
@@ -237,9 +237,9 @@ class MemoryBudgetStore(BudgetStore):
             self._touch(base, now).put(call_id, stored, now + self.config.record_ttl_seconds)
             return outcome
 
-    def settle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
+    def settle(self, budget: BudgetRef, call_id: str, amount_units: int) -> SettleOutcome:
         """See :meth:`BudgetStore.settle`."""
-        return self._settle(budget, call_id, check_amount(amount_micros), release=False)
+        return self._settle(budget, call_id, check_amount(amount_units), release=False)
 
     def release(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """See :meth:`BudgetStore.release`."""
@@ -332,13 +332,13 @@ class MemoryBudgetStore(BudgetStore):
     def close(self) -> None:
         """Nothing to release; the counters stay readable."""
 
-    async def areserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
+    async def areserve(self, budget: BudgetRef, call_id: str, amount_units: int, *, enforce: bool) -> ReserveOutcome:
         """See :meth:`BudgetStore.reserve`."""
-        return self.reserve(budget, call_id, amount_micros, enforce=enforce)
+        return self.reserve(budget, call_id, amount_units, enforce=enforce)
 
-    async def asettle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
+    async def asettle(self, budget: BudgetRef, call_id: str, amount_units: int) -> SettleOutcome:
         """See :meth:`BudgetStore.settle`."""
-        return self.settle(budget, call_id, amount_micros)
+        return self.settle(budget, call_id, amount_units)
 
     async def arelease(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """See :meth:`BudgetStore.release`."""

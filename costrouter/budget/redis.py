@@ -46,7 +46,7 @@ from costrouter.budget.store import (
     ReserveOutcome,
     SettleOutcome,
     alert_label,
-    alert_threshold_micros,
+    alert_threshold_units,
     check_amount,
     check_ratio,
     epoch_keys,
@@ -193,7 +193,7 @@ class _Call:
             self.base,
             call_id,
             str(check_amount(amount)),
-            str(self.budget.limit_micros),
+            str(self.budget.limit_units),
             "1" if enforce else "0",
             *_window_args(self.budget),
             str(self.config.hold_ttl_seconds),
@@ -212,7 +212,7 @@ class _Call:
             self.budget.scope_id,
         ]
         for threshold in self.budget.alert_at:
-            args += [alert_label(threshold), str(alert_threshold_micros(self.budget.limit_micros, threshold))]
+            args += [alert_label(threshold), str(alert_threshold_units(self.budget.limit_units, threshold))]
         return args
 
     def renew(self, call_id: str) -> list[str]:
@@ -231,7 +231,7 @@ def reserve_all_call(
     for budget, enforcing in zip(budgets, enforce, strict=True):
         base = budget_key(config.key_prefix, budget)
         keys += [f"{base}:calls", f"{base}:expiry"]
-        args += [base, str(budget.limit_micros), "1" if enforcing else "0", *_window_args(budget)]
+        args += [base, str(budget.limit_units), "1" if enforcing else "0", *_window_args(budget)]
     return keys, args
 
 
@@ -240,8 +240,8 @@ def parse_reserve(reply: Sequence[Any]) -> ReserveOutcome:
     granted, spent, held, window, replayed = reply
     return ReserveOutcome(
         granted=bool(granted),
-        spent_micros=int(spent),
-        held_micros=int(held),
+        spent_units=int(spent),
+        held_units=int(held),
         window_id=_text(window),
         replayed=bool(replayed),
     )
@@ -253,9 +253,9 @@ def parse_settle(budget: BudgetRef, reply: Sequence[Any]) -> tuple[SettleOutcome
     labels = set(_text(alerts).split(",")) - {""}
     outcome = SettleOutcome(
         state="settled" if _text(state) == "settled" else "released",
-        charged_micros=int(charged),
-        spent_micros=int(spent),
-        held_micros=int(held),
+        charged_units=int(charged),
+        spent_units=int(spent),
+        held_units=int(held),
         window_id=_text(window),
         alerts=tuple(t for t in budget.alert_at if alert_label(t) in labels),
         replayed=bool(replayed),
@@ -296,7 +296,7 @@ def parse_ratios(reply: Sequence[Any]) -> dict[str, LearnedRatio]:
 
 def index_entry(config: StoreConfig, budget: BudgetRef, outcome: SettleOutcome) -> str | None:
     """The top-index key that the client must add a settle's charge to (Redis Cluster only)."""
-    if not (config.top_index and config.cluster) or outcome.replayed or outcome.charged_micros <= 0:
+    if not (config.top_index and config.cluster) or outcome.replayed or outcome.charged_units <= 0:
         return None
     return f"{top_key(config.key_prefix, budget)}:{outcome.window_id}"
 
@@ -389,12 +389,12 @@ class RedisBudgetStore(BudgetStore):
         call = _Call(self.config, budget)
         return call.base, call.settle_keys()
 
-    def add_to_index(self, budget: BudgetRef, window: str, amount_micros: int) -> None:
+    def add_to_index(self, budget: BudgetRef, window: str, amount_units: int) -> None:
         """Add a charge to the largest-spender index (Redis Cluster; on standalone the scripts do it)."""
-        if not (self.config.top_index and self.config.cluster) or amount_micros <= 0:
+        if not (self.config.top_index and self.config.cluster) or amount_units <= 0:
             return
         try:
-            self._client.zincrby(f"{self._index(budget)}:{window}", amount_micros, budget.scope_id)
+            self._client.zincrby(f"{self._index(budget)}:{window}", amount_units, budget.scope_id)
         except (redis.RedisError, OSError):
             logger.warning("could not update the top index of budget %s", budget.name, exc_info=True)
 
@@ -445,19 +445,19 @@ class RedisBudgetStore(BudgetStore):
             message = "top() needs the largest-spender index: set store.top_index to true"
             raise ValueError(message)
 
-    def reserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
+    def reserve(self, budget: BudgetRef, call_id: str, amount_units: int, *, enforce: bool) -> ReserveOutcome:
         """See :meth:`BudgetStore.reserve`."""
         call = _Call(self.config, budget)
-        args = call.reserve(call_id, amount_micros, enforce=enforce)
+        args = call.reserve(call_id, amount_units, enforce=enforce)
         return parse_reserve(self._run("reserve", "reserve", call.keys, args))
 
     def reserve_all(
-        self, budgets: Sequence[BudgetRef], call_id: str, amount_micros: int, enforce: Sequence[bool]
+        self, budgets: Sequence[BudgetRef], call_id: str, amount_units: int, enforce: Sequence[bool]
     ) -> list[ReserveOutcome]:
         """See :meth:`BudgetStore.reserve_all`: one script on standalone Redis, one per budget on a cluster."""
         if self.config.cluster or len(budgets) < 2:  # one budget: the plain reserve
-            return super().reserve_all(budgets, call_id, amount_micros, enforce)
-        keys, args = reserve_all_call(self.config, budgets, call_id, amount_micros, enforce)
+            return super().reserve_all(budgets, call_id, amount_units, enforce)
+        keys, args = reserve_all_call(self.config, budgets, call_id, amount_units, enforce)
         return [parse_reserve(reply) for reply in self._run("reserve", "reserve_all", keys, args)]
 
     def _settle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
@@ -471,7 +471,7 @@ class RedisBudgetStore(BudgetStore):
         if key is not None:
             try:
                 with self._client.pipeline(transaction=False) as pipe:
-                    pipe.zincrby(key, outcome.charged_micros, budget.scope_id)
+                    pipe.zincrby(key, outcome.charged_units, budget.scope_id)
                     if expiry:
                         pipe.expireat(key, expiry)
                     pipe.execute()
@@ -479,9 +479,9 @@ class RedisBudgetStore(BudgetStore):
                 logger.warning("could not update the top index of budget %s", budget.name, exc_info=True)
         return outcome
 
-    def settle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
+    def settle(self, budget: BudgetRef, call_id: str, amount_units: int) -> SettleOutcome:
         """See :meth:`BudgetStore.settle`."""
-        return self._settle(budget, call_id, amount_micros, release=False)
+        return self._settle(budget, call_id, amount_units, release=False)
 
     def release(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """See :meth:`BudgetStore.release`."""
@@ -546,19 +546,19 @@ class RedisBudgetStore(BudgetStore):
         if self._owns_client:
             self._client.close()
 
-    async def areserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
+    async def areserve(self, budget: BudgetRef, call_id: str, amount_units: int, *, enforce: bool) -> ReserveOutcome:
         """See :meth:`BudgetStore.reserve`."""
         call = _Call(self.config, budget)
-        args = call.reserve(call_id, amount_micros, enforce=enforce)
+        args = call.reserve(call_id, amount_units, enforce=enforce)
         return parse_reserve(await self._arun("reserve", "reserve", call.keys, args))
 
     async def areserve_all(
-        self, budgets: Sequence[BudgetRef], call_id: str, amount_micros: int, enforce: Sequence[bool]
+        self, budgets: Sequence[BudgetRef], call_id: str, amount_units: int, enforce: Sequence[bool]
     ) -> list[ReserveOutcome]:
         """See :meth:`BudgetStore.reserve_all`."""
         if self.config.cluster or len(budgets) < 2:  # one budget: the plain reserve
-            return await super().areserve_all(budgets, call_id, amount_micros, enforce)
-        keys, args = reserve_all_call(self.config, budgets, call_id, amount_micros, enforce)
+            return await super().areserve_all(budgets, call_id, amount_units, enforce)
+        keys, args = reserve_all_call(self.config, budgets, call_id, amount_units, enforce)
         return [parse_reserve(reply) for reply in await self._arun("reserve", "reserve_all", keys, args)]
 
     async def _asettle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
@@ -578,9 +578,9 @@ class RedisBudgetStore(BudgetStore):
                 logger.warning("could not update the top index of budget %s", budget.name, exc_info=True)
         return outcome
 
-    async def asettle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
+    async def asettle(self, budget: BudgetRef, call_id: str, amount_units: int) -> SettleOutcome:
         """See :meth:`BudgetStore.settle`."""
-        return await self._asettle(budget, call_id, amount_micros, release=False)
+        return await self._asettle(budget, call_id, amount_units, release=False)
 
     async def arelease(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """See :meth:`BudgetStore.release`."""

@@ -166,7 +166,7 @@ async def warm_async(client: AsyncClient, config: StoreConfig, scripts: Iterable
 async def aadd_to_index(client: AsyncClient, key: str, budget: BudgetRef, outcome: SettleOutcome, expiry: int) -> None:
     """Add a settle's charge to the top index ``key`` (Redis Cluster: another slot than the budget's)."""
     async with client.pipeline(transaction=False) as pipe:
-        pipe.zincrby(key, outcome.charged_micros, budget.scope_id)
+        pipe.zincrby(key, outcome.charged_units, budget.scope_id)
         if expiry:
             pipe.expireat(key, expiry)
         await pipe.execute()

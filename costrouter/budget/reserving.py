@@ -14,7 +14,7 @@ from opentelemetry.util.types import AttributeValue
 from costrouter.budget import BudgetRef, ReserveOutcome, SettleOutcome
 from costrouter.budget.settling import Journaled, StoreGuard
 from costrouter.errors import BudgetExceededError, BudgetStoreError
-from costrouter.money import micros_to_usd
+from costrouter.money import units_to_usd
 from costrouter.ops import Flow, StoreOp
 from costrouter.otel import semconv as sc
 
@@ -29,7 +29,7 @@ class Refusal:
 
     budget: BudgetRef
     outcome: ReserveOutcome
-    amount_micros: int
+    amount_units: int
 
     def error(self) -> BudgetExceededError:
         """The caller-facing exception for this refusal."""
@@ -37,10 +37,10 @@ class Refusal:
             scope=self.budget.scope,
             scope_id=self.budget.scope_id,
             budget=self.budget.name,
-            limit_usd=micros_to_usd(self.budget.limit_micros),
-            spent_usd=micros_to_usd(self.outcome.spent_micros),
-            held_usd=micros_to_usd(self.outcome.held_micros),
-            estimate_usd=micros_to_usd(self.amount_micros),
+            limit_usd=units_to_usd(self.budget.limit_units),
+            spent_usd=units_to_usd(self.outcome.spent_units),
+            held_usd=units_to_usd(self.outcome.held_units),
+            estimate_usd=units_to_usd(self.amount_units),
             window=self.budget.window.text,
         )
 
@@ -51,7 +51,7 @@ class Reservation:
 
     reservation_id: str
     budgets: list[BudgetRef]
-    amount_micros: int
+    amount_units: int
     outcomes: list[ReserveOutcome] = field(default_factory=list)
     outcome: BudgetOutcome = "allowed"
     downgraded_to: str | None = None
@@ -64,7 +64,7 @@ class Reservation:
             sc.BUDGET_OUTCOME: self.outcome,
             sc.BUDGET_SCOPES: sorted({budget.scope for budget in self.budgets}),
             sc.BUDGET_NAMES: [budget.name for budget in self.budgets],
-            sc.BUDGET_ESTIMATE_USD: micros_to_usd(self.amount_micros),
+            sc.BUDGET_ESTIMATE_USD: units_to_usd(self.amount_units),
         }
         if self.downgraded_to is not None:
             attributes[sc.BUDGET_DOWNGRADED_TO] = self.downgraded_to
@@ -73,8 +73,8 @@ class Reservation:
         tightest = _tightest(self.budgets, self.outcomes)
         if tightest is not None:
             budget, reserved = tightest
-            attributes[sc.BUDGET_LIMIT_USD] = micros_to_usd(budget.limit_micros)
-            attributes[sc.BUDGET_SPENT_BEFORE_USD] = micros_to_usd(reserved.spent_micros)
+            attributes[sc.BUDGET_LIMIT_USD] = units_to_usd(budget.limit_units)
+            attributes[sc.BUDGET_SPENT_BEFORE_USD] = units_to_usd(reserved.spent_units)
         return attributes
 
 
@@ -84,13 +84,13 @@ def _tightest(
     pairs = list(zip(budgets, outcomes, strict=False))
     if not pairs:
         return None
-    return min(pairs, key=lambda pair: pair[0].limit_micros - pair[1].spent_micros - pair[1].held_micros)
+    return min(pairs, key=lambda pair: pair[0].limit_units - pair[1].spent_units - pair[1].held_units)
 
 
 def reserve_flow(
-    budgets: Sequence[BudgetRef], reservation_id: str, amount_micros: int
+    budgets: Sequence[BudgetRef], reservation_id: str, amount_units: int
 ) -> Flow[list[ReserveOutcome] | Refusal]:
-    """Hold ``amount_micros`` in every budget, in their fixed order; all or nothing.
+    """Hold ``amount_units`` in every budget, in their fixed order; all or nothing.
 
     A ``warn`` budget holds even past its limit. When an enforcing budget refuses,
     the holds already taken are released and the refusal is returned, even when a
@@ -99,14 +99,14 @@ def reserve_flow(
     enforce = [budget.on_exceeded != "warn" for budget in budgets]
     if len(budgets) == 1:
         outcomes: list[ReserveOutcome] = [
-            (yield StoreOp("reserve", (budgets[0], reservation_id, amount_micros), {"enforce": enforce[0]}))
+            (yield StoreOp("reserve", (budgets[0], reservation_id, amount_units), {"enforce": enforce[0]}))
         ]
     else:  # one round trip for all of them where the store can (Redis, standalone)
-        outcomes = yield StoreOp("reserve_all", (budgets, reservation_id, amount_micros, enforce))
+        outcomes = yield StoreOp("reserve_all", (budgets, reservation_id, amount_units, enforce))
     for k, (budget, outcome) in enumerate(zip(budgets, outcomes, strict=False)):
         if enforce[k] and not outcome.granted:
             yield from _release_after_refusal(budgets[:k], reservation_id)
-            return Refusal(budget, outcome, amount_micros)
+            return Refusal(budget, outcome, amount_units)
     return outcomes
 
 
@@ -132,7 +132,7 @@ def _release_after_refusal(budgets: Sequence[BudgetRef], reservation_id: str) ->
 
 
 def settle_flow(
-    reservation: Reservation, amount_micros: int, guard: StoreGuard | None = None
+    reservation: Reservation, amount_units: int, guard: StoreGuard | None = None
 ) -> Flow[list[SettleOutcome]]:
     """Replace every hold by the actual cost (a release when nothing was billed).
 
@@ -145,9 +145,9 @@ def settle_flow(
         try:
             if guard is not None:
                 retry = not reservation.journaled
-                result = yield from guard.settle_flow(budget, reservation.reservation_id, amount_micros, retry=retry)
-            elif amount_micros > 0:
-                result = yield StoreOp("settle", (budget, reservation.reservation_id, amount_micros))
+                result = yield from guard.settle_flow(budget, reservation.reservation_id, amount_units, retry=retry)
+            elif amount_units > 0:
+                result = yield StoreOp("settle", (budget, reservation.reservation_id, amount_units))
             else:
                 result = yield StoreOp("release", (budget, reservation.reservation_id))
         except BudgetStoreError as exc:
@@ -162,15 +162,15 @@ def settle_flow(
     return results
 
 
-def settle_attributes(reservation: Reservation, settled: Sequence[SettleOutcome], amount_micros: int) -> dict[str, Any]:
+def settle_attributes(reservation: Reservation, settled: Sequence[SettleOutcome], amount_units: int) -> dict[str, Any]:
     """Settled cost and the remaining amount of the tightest budget."""
-    attributes: dict[str, Any] = {sc.BUDGET_SETTLED_USD: micros_to_usd(amount_micros)}
+    attributes: dict[str, Any] = {sc.BUDGET_SETTLED_USD: units_to_usd(amount_units)}
     remaining = [
-        budget.limit_micros - result.spent_micros - result.held_micros
+        budget.limit_units - result.spent_units - result.held_units
         for budget, result in zip(reservation.budgets, settled, strict=False)
     ]
     if remaining:
-        attributes[sc.BUDGET_REMAINING_USD] = micros_to_usd(max(0, min(remaining)))
+        attributes[sc.BUDGET_REMAINING_USD] = units_to_usd(max(0, min(remaining)))
     if reservation.store_error is not None:
         attributes[sc.BUDGET_STORE_ERROR] = str(reservation.store_error)
     if reservation.journaled:
@@ -189,9 +189,9 @@ def note_unheld_settle(span: Span, counter: Counter, budget: BudgetRef, settle: 
         "budget": budget.name,
         "scope": budget.scope,
         "scope_id": budget.scope_id,
-        "charged_usd": micros_to_usd(settle.charged_micros),
-        "spent_usd": micros_to_usd(settle.spent_micros),
-        "limit_usd": micros_to_usd(budget.limit_micros),
+        "charged_usd": units_to_usd(settle.charged_units),
+        "spent_usd": units_to_usd(settle.spent_units),
+        "limit_usd": units_to_usd(budget.limit_units),
     }
     span.add_event(sc.EVENT_UNHELD_SETTLE, attributes)
     counter.add(1, {sc.BUDGET_SCOPE: budget.scope})
@@ -201,7 +201,7 @@ def note_unheld_settle(span: Span, counter: Counter, budget: BudgetRef, settle: 
         budget.name,
         budget.scope,
         budget.scope_id,
-        micros_to_usd(settle.charged_micros),
-        micros_to_usd(settle.spent_micros),
-        micros_to_usd(budget.limit_micros),
+        units_to_usd(settle.charged_units),
+        units_to_usd(settle.spent_units),
+        units_to_usd(budget.limit_units),
     )

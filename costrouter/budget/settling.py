@@ -39,7 +39,7 @@ from costrouter.budget.factory import journal_directory, leased_store_of
 from costrouter.budget.journal import PendingSettle, SettleJournal, journal_trouble, new_entry
 from costrouter.budget.store import EpochState
 from costrouter.errors import BudgetStoreError
-from costrouter.money import micros_to_usd
+from costrouter.money import units_to_usd
 from costrouter.ops import Flow, SleepOp, StoreOp, WaitOp
 from costrouter.otel import semconv as sc
 from costrouter.otel.telemetry import INSTRUMENTATION_NAME, Telemetry
@@ -73,7 +73,7 @@ class Journaled:
             "scope": self.budget.scope,
             "scope_id": self.budget.scope_id,
             "state": self.entry.state,
-            "amount_usd": micros_to_usd(self.entry.amount_micros),
+            "amount_usd": units_to_usd(self.entry.amount_units),
             "kept": self.kept,
             "error": str(self.error),
         }
@@ -139,7 +139,7 @@ class Replayer:
                     if entry.lease is not None and entry.seq <= _lease_applied(self.store, entry):
                         pass  # the dead process's lease message had charged it
                     elif entry.state == "settle":
-                        self.store.settle(entry.budget, entry.call_id, entry.amount_micros)
+                        self.store.settle(entry.budget, entry.call_id, entry.amount_units)
                     else:
                         self.store.release(entry.budget, entry.call_id)
                 except BudgetStoreError as exc:
@@ -153,7 +153,7 @@ class Replayer:
                     entry.state,
                     entry.call_id,
                     entry.budget.name,
-                    entry.amount_micros,
+                    entry.amount_units,
                     time.time() - entry.at,
                 )
             if landed:
@@ -221,7 +221,7 @@ class StoreGuard:
 
     # ---- settle --------------------------------------------------------------------------
     def settle_flow(
-        self, budget: BudgetRef, call_id: str, amount_micros: int, *, retry: bool = True
+        self, budget: BudgetRef, call_id: str, amount_units: int, *, retry: bool = True
     ) -> Flow[SettleOutcome | Journaled]:
         """Settle (or release, for 0) with retries; journal it when the store keeps failing.
 
@@ -229,8 +229,8 @@ class StoreGuard:
         every try, so that a call waits for one budget's retries, not each budget's.
         """
         attempts = self.config.settle_attempts if retry else 1
-        method = "settle" if amount_micros > 0 else "release"
-        args = (budget, call_id, amount_micros) if amount_micros > 0 else (budget, call_id)
+        method = "settle" if amount_units > 0 else "release"
+        args = (budget, call_id, amount_units) if amount_units > 0 else (budget, call_id)
         tries = 0
         while True:
             try:
@@ -238,7 +238,7 @@ class StoreGuard:
             except BudgetStoreError as exc:
                 tries += 1
                 if tries >= attempts:
-                    return self._journal(budget, call_id, amount_micros, method, exc, tries)
+                    return self._journal(budget, call_id, amount_units, method, exc, tries)
                 yield SleepOp(BACKOFF_SECONDS[min(tries, len(BACKOFF_SECONDS)) - 1])
                 continue
             if self.replayer is not None:
@@ -246,9 +246,9 @@ class StoreGuard:
             return result
 
     def _journal(
-        self, budget: BudgetRef, call_id: str, amount_micros: int, method: str, error: BudgetStoreError, tries: int
+        self, budget: BudgetRef, call_id: str, amount_units: int, method: str, error: BudgetStoreError, tries: int
     ) -> Journaled:
-        entry = new_entry(budget, call_id, amount_micros, "settle" if method == "settle" else "release")
+        entry = new_entry(budget, call_id, amount_units, "settle" if method == "settle" else "release")
         kept = self.journal is not None and self.journal.append(entry)
         self.count(entry, "journaled" if kept else "dropped")
         if kept:
@@ -258,7 +258,7 @@ class StoreGuard:
                 method,
                 budget.name,
                 call_id,
-                amount_micros,
+                amount_units,
                 tries,
                 error,
             )
@@ -273,7 +273,7 @@ class StoreGuard:
                 budget.scope,
                 budget.scope_id,
                 call_id,
-                amount_micros,
+                amount_units,
                 reason,
                 error,
             )
@@ -398,10 +398,10 @@ class StoreGuard:
             self.replayer.kick()
 
     def pending(self) -> tuple[int, int]:
-        """``(count, micro-dollars)`` of the settles waiting in this process's journal."""
+        """``(count, units)`` of the settles waiting in this process's journal."""
         if self.journal is None:
             return 0, 0
-        return self.journal.pending_count, self.journal.pending_micros()
+        return self.journal.pending_count, self.journal.pending_units()
 
     def close(self) -> None:
         """Stop the replay thread and unlock the journal (kept for the next start when entries wait).

@@ -1,7 +1,7 @@
 """The budget store interface, its results, and the factory that builds a store from the policy.
 
 A store keeps, per budget instance (one budget for one scope id) and window, the
-settled spend and the live holds, all in integer micro-dollars. Every operation is
+settled spend and the live holds, all in integer units (nano-dollars, :mod:`costrouter.money`). Every operation is
 atomic and idempotent by call id; see :class:`BudgetStore` for the contract. The store
 never decides between fail-open and fail-closed: it raises
 :class:`~costrouter.errors.BudgetStoreError` and the caller applies the policy.
@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, Self
 
 from costrouter.config.budget_ref import BudgetRef, key_part
-from costrouter.money import MAX_COUNTER_MICROS
+from costrouter.money import MAX_COUNTER_UNITS
 from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule
 
 if TYPE_CHECKING:
@@ -29,8 +29,8 @@ class ReserveOutcome:
     """The decision of a reserve; amounts are the window's state before this hold."""
 
     granted: bool
-    spent_micros: int
-    held_micros: int
+    spent_units: int
+    held_units: int
     window_id: str
     replayed: bool
 
@@ -40,9 +40,9 @@ class SettleOutcome:
     """The result of a settle or release; amounts are the window's state after it."""
 
     state: Literal["settled", "released"]
-    charged_micros: int
-    spent_micros: int
-    held_micros: int
+    charged_units: int
+    spent_units: int
+    held_units: int
     window_id: str
     alerts: tuple[float, ...]
     replayed: bool
@@ -60,11 +60,11 @@ class BudgetStatus:
     scope: str
     scope_id: str
     window_id: str
-    limit_micros: int
-    spent_micros: int
-    held_micros: int
+    limit_units: int
+    spent_units: int
+    held_units: int
     active_holds: int
-    remaining_micros: int
+    remaining_units: int
     unheld_settles: int = 0
     """Charges of this window that found no live hold (expired, reset, never taken)."""
 
@@ -84,11 +84,11 @@ def make_status(budget: BudgetRef, window_id: str, spent: int, held: int, holds:
         scope=budget.scope,
         scope_id=budget.scope_id,
         window_id=window_id,
-        limit_micros=budget.limit_micros,
-        spent_micros=spent,
-        held_micros=held,
+        limit_units=budget.limit_units,
+        spent_units=spent,
+        held_units=held,
         active_holds=holds,
-        remaining_micros=max(0, budget.limit_micros - spent - held),
+        remaining_units=max(0, budget.limit_units - spent - held),
     )
 
 
@@ -140,26 +140,26 @@ def alert_label(threshold: float) -> str:
     return format(threshold, "g")
 
 
-def alert_threshold_micros(limit_micros: int, threshold: float) -> int:
+def alert_threshold_units(limit_units: int, threshold: float) -> int:
     """The spend at which ``threshold`` (a fraction of the limit) is crossed, rounded up."""
-    return math.ceil(Decimal(repr(threshold)) * limit_micros)
+    return math.ceil(Decimal(repr(threshold)) * limit_units)
 
 
-def check_amount(amount_micros: int) -> int:
+def check_amount(amount_units: int) -> int:
     """Reject negative or non-integer amounts before they reach a store; saturate large ones.
 
-    An amount past :data:`~costrouter.money.MAX_COUNTER_MICROS` is that ceiling: no counter
+    An amount past :data:`~costrouter.money.MAX_COUNTER_UNITS` is that ceiling: no counter
     holds more, and every store keeps it exactly (a Lua number is a double).
     """
-    if isinstance(amount_micros, bool) or not isinstance(amount_micros, int) or amount_micros < 0:
-        message = f"amounts are non-negative integers of micro-dollars, not {amount_micros!r}"
+    if isinstance(amount_units, bool) or not isinstance(amount_units, int) or amount_units < 0:
+        message = f"amounts are non-negative integers of units (nano-dollars), not {amount_units!r}"
         raise ValueError(message)
-    return min(amount_micros, MAX_COUNTER_MICROS)
+    return min(amount_units, MAX_COUNTER_UNITS)
 
 
 def saturating_add(counter: int, amount: int) -> int:
-    """``counter + amount``, held at :data:`~costrouter.money.MAX_COUNTER_MICROS` (as the Lua scripts' ``sat``)."""
-    return min(counter + amount, MAX_COUNTER_MICROS)
+    """``counter + amount``, held at :data:`~costrouter.money.MAX_COUNTER_UNITS` (as the Lua scripts' ``sat``)."""
+    return min(counter + amount, MAX_COUNTER_UNITS)
 
 
 class BudgetStore(ABC):
@@ -178,12 +178,12 @@ class BudgetStore(ABC):
     """
 
     @abstractmethod
-    def reserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
-        """Check and hold ``amount_micros`` against ``budget`` for ``call_id``."""
+    def reserve(self, budget: BudgetRef, call_id: str, amount_units: int, *, enforce: bool) -> ReserveOutcome:
+        """Check and hold ``amount_units`` against ``budget`` for ``call_id``."""
 
     @abstractmethod
-    def settle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
-        """Charge the actual ``amount_micros`` of ``call_id``, replacing its hold."""
+    def settle(self, budget: BudgetRef, call_id: str, amount_units: int) -> SettleOutcome:
+        """Charge the actual ``amount_units`` of ``call_id``, replacing its hold."""
 
     @abstractmethod
     def release(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
@@ -203,7 +203,7 @@ class BudgetStore(ABC):
 
     @abstractmethod
     def top(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
-        """The ``n`` largest ``(scope_id, spent_micros)`` of the budget in its current window."""
+        """The ``n`` largest ``(scope_id, spent_units)`` of the budget in its current window."""
 
     @abstractmethod
     def token_ratios(self) -> dict[str, LearnedRatio]:
@@ -225,11 +225,11 @@ class BudgetStore(ABC):
         """Release the store's resources (connections)."""
 
     @abstractmethod
-    async def areserve(self, budget: BudgetRef, call_id: str, amount_micros: int, *, enforce: bool) -> ReserveOutcome:
+    async def areserve(self, budget: BudgetRef, call_id: str, amount_units: int, *, enforce: bool) -> ReserveOutcome:
         """Coroutine twin of :meth:`reserve`."""
 
     @abstractmethod
-    async def asettle(self, budget: BudgetRef, call_id: str, amount_micros: int) -> SettleOutcome:
+    async def asettle(self, budget: BudgetRef, call_id: str, amount_units: int) -> SettleOutcome:
         """Coroutine twin of :meth:`settle`."""
 
     @abstractmethod
@@ -265,7 +265,7 @@ class BudgetStore(ABC):
         """Coroutine twin of :meth:`close`."""
 
     def reserve_all(
-        self, budgets: Sequence[BudgetRef], call_id: str, amount_micros: int, enforce: Sequence[bool]
+        self, budgets: Sequence[BudgetRef], call_id: str, amount_units: int, enforce: Sequence[bool]
     ) -> list[ReserveOutcome]:
         """:meth:`reserve` in each budget in order, stopping after the first enforced refusal.
 
@@ -275,19 +275,19 @@ class BudgetStore(ABC):
         """
         outcomes: list[ReserveOutcome] = []
         for budget, enforcing in zip(budgets, enforce, strict=True):
-            outcome = self.reserve(budget, call_id, amount_micros, enforce=enforcing)
+            outcome = self.reserve(budget, call_id, amount_units, enforce=enforcing)
             outcomes.append(outcome)
             if enforcing and not outcome.granted:
                 break
         return outcomes
 
     async def areserve_all(
-        self, budgets: Sequence[BudgetRef], call_id: str, amount_micros: int, enforce: Sequence[bool]
+        self, budgets: Sequence[BudgetRef], call_id: str, amount_units: int, enforce: Sequence[bool]
     ) -> list[ReserveOutcome]:
         """Coroutine twin of :meth:`reserve_all`."""
         outcomes: list[ReserveOutcome] = []
         for budget, enforcing in zip(budgets, enforce, strict=True):
-            outcome = await self.areserve(budget, call_id, amount_micros, enforce=enforcing)
+            outcome = await self.areserve(budget, call_id, amount_units, enforce=enforcing)
             outcomes.append(outcome)
             if enforcing and not outcome.granted:
                 break

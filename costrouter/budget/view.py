@@ -83,7 +83,7 @@ class BudgetsView:
         return self.store.reset_token_ratios(deployment_id)
 
     def top(self, scope: str, n: int = 10) -> dict[str, list[tuple[str, int]]]:
-        """The largest spenders (id, micro-dollars) of each budget of ``scope``, current window."""
+        """The largest spenders (id, units) of each budget of ``scope``, current window."""
         placeholder = GLOBAL_SCOPE_ID if scope == "global" else "*"
         return {
             budget.budget_name: self.store.top(budget.ref(budget.id or placeholder), n)

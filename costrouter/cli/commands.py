@@ -25,7 +25,7 @@ from rich.table import Table
 
 from costrouter.config.redaction import mask_url
 from costrouter.errors import BudgetStoreError, ConfigError, ConfigProblem
-from costrouter.money import micros_to_usd
+from costrouter.money import units_to_usd
 from costrouter.prices_push.command import prices_app
 from costrouter.report.html import report_html
 from costrouter.report.read import stream_report
@@ -669,19 +669,19 @@ def status(
         pending = _print_pending(console, policy, store)
         for budget in _matching(policy, scope, target, name):
             state = store.status(budget.ref(target))
-            used = (state.spent_micros + state.held_micros) / state.limit_micros if state.limit_micros else 0.0
+            used = (state.spent_units + state.held_units) / state.limit_units if state.limit_units else 0.0
             waiting = sum(
-                e.amount_micros for e in pending if (e.budget.name, e.budget.scope_id) == (budget.budget_name, target)
+                e.amount_units for e in pending if (e.budget.name, e.budget.scope_id) == (budget.budget_name, target)
             )
             table.add_row(
                 cell(state.budget),
                 cell(state.window_id),
-                format_usd(micros_to_usd(state.limit_micros)),
-                format_usd(micros_to_usd(state.spent_micros)),
-                format_usd(micros_to_usd(state.held_micros)),
+                format_usd(units_to_usd(state.limit_units)),
+                format_usd(units_to_usd(state.spent_units)),
+                format_usd(units_to_usd(state.held_units)),
                 str(state.active_holds),
-                format_usd(micros_to_usd(waiting)),
-                format_usd(micros_to_usd(state.remaining_micros)),
+                format_usd(units_to_usd(waiting)),
+                format_usd(units_to_usd(state.remaining_units)),
                 f"{used:.1%}",
                 str(state.unheld_settles),
             )
@@ -696,7 +696,7 @@ def _print_pending(console: Console, policy: BudgetPolicy, store: BudgetStore) -
     directory = journal_directory(policy, store)
     entries = BudgetsView(policy, store).pending_settles()
     if entries:
-        amount = format_usd(micros_to_usd(sum(e.amount_micros for e in entries)))
+        amount = format_usd(units_to_usd(sum(e.amount_units for e in entries)))
         console.print(
             f"pending settles: {len(entries)} ({amount}) wait in the journal {directory}; "
             "a router of this store replays them when the store answers (they are not in 'spent' yet)",
@@ -792,8 +792,8 @@ def top(
                 table.add_column(column, justify="right" if column != scope.value else "left")
             ranked = store.top(budget.ref(_scope_id(Scope.global_, None)), count)
             for rank, (scope_id, spent) in enumerate(ranked, start=1):
-                share = micros_to_usd(spent) / budget.limit_usd
-                table.add_row(str(rank), cell(scope_id), format_usd(micros_to_usd(spent)), f"{share:.1%}")
+                share = units_to_usd(spent) / budget.limit_usd
+                table.add_row(str(rank), cell(scope_id), format_usd(units_to_usd(spent)), f"{share:.1%}")
             console.print(table)
 
 

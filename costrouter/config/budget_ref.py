@@ -22,7 +22,7 @@ class BudgetRef:
     scope: str
     scope_id: str
     window: WindowSpec
-    limit_micros: int
+    limit_units: int
     alert_at: tuple[float, ...] = ()
     on_exceeded: str = "reject"
     downgrade_to: str | None = None

@@ -20,7 +20,7 @@ from costrouter.config.reader import load_model
 from costrouter.config.redaction import masked_repr_args
 from costrouter.config.windows import WindowSpec, parse_window
 from costrouter.errors import ConfigError, ConfigProblem
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 
 Scope = Literal["session", "user", "team", "tag", "global"]
 OnExceeded = Literal["reject", "downgrade", "warn"]
@@ -29,10 +29,11 @@ _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 MAX_TTL_SECONDS: Final = 10 * 365 * 86400
 """Ten years: store TTLs above it are a typo, and far past it Redis refuses the expiry."""
-MAX_LIMIT_USD: Final = 1e9
-"""Limits stay below 2**53 micro-dollars, the integers the Redis scripts' Lua numbers hold exactly."""
-MIN_LIMIT_USD: Final = 1e-6
-"""One micro-dollar, the unit of the store: a smaller limit would round to $0."""
+MAX_LIMIT_USD: Final = 9_000_000.0
+"""Limits stay below 2**53 units (nano-dollars, $9,007,199.25), the integers the Redis scripts' Lua
+numbers hold exactly (:data:`costrouter.money.MAX_COUNTER_UNITS`)."""
+MIN_LIMIT_USD: Final = 1e-9
+"""One unit (a nano-dollar), the unit of the store: a smaller limit would round to $0."""
 MAX_PRICE_PER_TOKEN: Final = 0.01
 """$10,000 per million tokens, far above any model's price: a higher one is a per-million price."""
 MAX_OUTPUT_TOKENS: Final = 1_000_000
@@ -331,8 +332,8 @@ class Budget(BaseModel):
     @field_validator("limit_usd")
     @classmethod
     def _check_limit(cls, value: float) -> float:
-        if usd_to_micros(value) < 1:
-            message = f"limit_usd must be at least one micro-dollar ({MIN_LIMIT_USD:.6f}), not {value!r}"
+        if usd_to_units(value) < 1:
+            message = f"limit_usd must be at least one nano-dollar ({MIN_LIMIT_USD:.0e}), not {value!r}"
             raise ValueError(message)
         return value
 
@@ -390,7 +391,7 @@ class Budget(BaseModel):
             scope=self.scope,
             scope_id=scope_id,
             window=self.window_spec,
-            limit_micros=usd_to_micros(self.limit_usd),
+            limit_units=usd_to_units(self.limit_usd),
             alert_at=self.alert_at,
             on_exceeded=self.on_exceeded,
             downgrade_to=self.downgrade_to,

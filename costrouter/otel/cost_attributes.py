@@ -10,7 +10,7 @@ from typing import Final
 
 from opentelemetry.util.types import AttributeValue
 
-from costrouter.money import MICROS_PER_USD, micros_to_usd
+from costrouter.money import ATTOS_PER_USD, attos_to_usd
 from costrouter.otel import semconv as sc
 from costrouter.pricing.cost import COMPONENTS, CostBreakdown, SettledCost
 
@@ -45,19 +45,19 @@ def breakdown_attributes(breakdown: CostBreakdown) -> dict[str, AttributeValue]:
     }
     for unit, count in usage.units.items():
         attributes[sc.USAGE_UNIT_ATTRIBUTES[unit]] = int(count) if count == int(count) else float(count)
-    micros = breakdown.components_micros
-    # micros_to_usd, inlined: these 18 attributes are written on every call.
+    attos = breakdown.components_attos
+    # attos_to_usd, inlined: these 18 attributes are written on every call.
     attributes.update(
-        zip(_TOKEN_COMPONENT_ATTRIBUTES, [micros[name] / MICROS_PER_USD for name in _TOKEN_COMPONENTS], strict=True)
+        zip(_TOKEN_COMPONENT_ATTRIBUTES, [attos[name] / ATTOS_PER_USD for name in _TOKEN_COMPONENTS], strict=True)
     )
     if usage.service_tier is not None:
         attributes[sc.ROUTER_SERVICE_TIER] = usage.service_tier
     for name in usage.units:  # a unit the call is billed by (none for a token call)
-        attributes[f"{sc.ROUTER_COST_PREFIX}{name}"] = micros_to_usd(micros[name])
+        attributes[f"{sc.ROUTER_COST_PREFIX}{name}"] = attos_to_usd(attos[name])
     attributes.update(
         zip(
             _OPENINFERENCE_ATTRIBUTES,
-            [sum(map(micros.__getitem__, names)) / MICROS_PER_USD for names in _OPENINFERENCE_NAMES],
+            [sum(map(attos.__getitem__, names)) / ATTOS_PER_USD for names in _OPENINFERENCE_NAMES],
             strict=True,
         )
     )

@@ -24,6 +24,8 @@ class Outcome:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost_usd: float = 0.0
+    cost_units: int | None = None
+    """``cost_usd`` in units when known exactly (a computed cost, a hold charged): what settles the budgets."""
     prompt_cost_usd: float | None = None
     completion_cost_usd: float | None = None
     usage_source: str | None = None

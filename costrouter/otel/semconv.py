@@ -105,7 +105,8 @@ ROUTER_COST_PREFIX: Final = "router.cost."
 """``router.cost.{component}``: every cost component in USD (``input``, ``cache_read``,
 ``cache_creation`` (five-minute writes, or all writes), ``cache_creation_1h``, ``input_audio``,
 ``input_image``, ``request``, ``output``, ``reasoning``, ``output_audio``, ``output_image``); they
-add up to ``llm.usage.cost_usd`` to the micro-dollar when the computed cost settles."""
+add up to ``llm.usage.cost_usd`` exactly in atto-dollars (each is the nearest float to its exact
+figure) when the computed cost settles."""
 ROUTER_COST_SOURCE: Final = "router.cost.source"
 """Which cost settled the budget: ``computed`` (the price model) or ``provider`` (the billed
 amount the response carried)."""

@@ -2,8 +2,10 @@
 
 Responses, streams, cut streams and every split attribute take their numbers from
 :func:`compute_cost`. It bills each token kind the way LiteLLM's calculator does
-(``generic_cost_per_token``, proved equal by a property test) and splits the total in
-micro-dollars so that the components always add up to it exactly.
+(``generic_cost_per_token``, proved equal by a property test) with integers: every price is an
+integer of atto-dollars (:func:`costrouter.money.usd_to_attos`), so each component and the total
+are exact integers and the components add up to the total. The counters take the total rounded
+half to even to a unit (:func:`costrouter.money.attos_to_units`).
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final, Literal
 
 from costrouter.config import price_fields as pf
 from costrouter.config.budgets import CostSettings
 from costrouter.config.image_key import ImageVariant
-from costrouter.money import MICROS_PER_USD, micros_to_usd
+from costrouter.money import ATTOS_PER_USD, attos_to_units, attos_to_usd
 from costrouter.pricing.fields import field_of, is_mapping
 from costrouter.pricing.prices import UNITS, Price
 
@@ -52,8 +54,6 @@ _RATE_OF: Final = {
     "output_image": pf.OUTPUT_IMAGE,
     **{name: name for name in UNITS},  # unit prices are keyed by unit (Price.units)
 }
-_MICROS: Final = Decimal(MICROS_PER_USD)
-_ZERO: Final = Decimal(0)
 
 CostSource = Literal["computed", "provider"]
 
@@ -188,59 +188,70 @@ def billed_tokens(usage: TokenUsage) -> dict[str, int | Decimal]:
         "reasoning": reasoning,
         "output_audio": out_audio,
         "output_image": out_image,
-        **{name: usage.units.get(name, Decimal(0)) for name in UNITS},
+        **{name: usage.units.get(name, 0) for name in UNITS},
     }
 
 
 @dataclass(frozen=True)
 class CostBreakdown:
-    """A call's cost: the exact total in micro-dollars and its components, which add up to it."""
+    """A call's cost: the exact total in atto-dollars and its components, which add up to it."""
 
     usage: TokenUsage
     tokens: Mapping[str, int | Decimal]
-    components_micros: Mapping[str, int]
-    total_micros: int
-    exact_usd: Decimal
+    components_attos: Mapping[str, int]
+    total_attos: int
 
     @property
-    def prompt_micros(self) -> int:
+    def prompt_attos(self) -> int:
         """The prompt side: input, cache read and writes, audio and image input, the request fee."""
-        return sum(map(self.components_micros.__getitem__, INPUT_COMPONENTS))
+        return sum(map(self.components_attos.__getitem__, INPUT_COMPONENTS))
 
     @property
-    def completion_micros(self) -> int:
+    def completion_attos(self) -> int:
         """The completion side: output, reasoning, audio and image output."""
-        return sum(map(self.components_micros.__getitem__, OUTPUT_COMPONENTS))
+        return sum(map(self.components_attos.__getitem__, OUTPUT_COMPONENTS))
 
     @property
     def total_usd(self) -> float:
-        """The total in USD (from the micro-dollars, so every view shows one number)."""
-        return micros_to_usd(self.total_micros)
+        """The total in USD: the float nearest the exact amount."""
+        return self.total_attos / ATTOS_PER_USD
+
+    @property
+    def total_units(self) -> int:
+        """The total in units (nano-dollars), rounded half to even: what the call charges a counter."""
+        return attos_to_units(self.total_attos)
+
+    @property
+    def exact_usd(self) -> Decimal:
+        """The total in USD as an exact decimal."""
+        return Decimal(self.total_attos).scaleb(-18)
 
     def component_usd(self, name: str) -> float:
-        """One component in USD."""
-        return micros_to_usd(self.components_micros[name])
+        """One component in USD (the float nearest its exact amount)."""
+        return attos_to_usd(self.components_attos[name])
+
+
+def _billed(count: int | Decimal, rate: int) -> int:
+    """``count`` units at ``rate`` atto-dollars each: exact for whole counts, else to the nearest atto-dollar."""
+    if isinstance(count, int):
+        return count * rate
+    return int((count * rate).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 def compute_cost(price: Price, usage: TokenUsage) -> CostBreakdown:
-    """Bill ``usage`` at ``price``, split into components that add up to the total exactly.
+    """Bill ``usage`` at ``price``, in atto-dollars: integer components that add up to the total.
 
-    The total rounds half up to a micro-dollar; the components share it by largest remainder.
+    Exact for tokens (an integer count at an integer price); a fractional count of units
+    (seconds of audio …) rounds its component to the nearest atto-dollar.
     """
-    tier = price.decimal_tier(usage.prompt_tokens, usage.service_tier)
-    rates = {**tier, **price.unit_rates_for(usage.image_variant)}
+    rates = price.atto_tier(usage.prompt_tokens, usage.service_tier)
+    unit_rates = price.unit_rates_for(usage.image_variant)
     tokens = billed_tokens(usage)
-    # Most components bill nothing (no cache, audio, images ...): no decimal arithmetic for those.
-    exact = {name: tokens[name] * rates[_RATE_OF[name]] * _MICROS if tokens[name] else _ZERO for name in COMPONENTS}
-    total_exact = sum(exact.values(), _ZERO)
-    total_micros = int(total_exact.to_integral_value(rounding=ROUND_HALF_UP))
-    floors = {name: int(value.to_integral_value(rounding=ROUND_FLOOR)) if value else 0 for name, value in exact.items()}
-    left = total_micros - sum(floors.values())
-    if left:  # only when the floors fall short of the rounded total
-        by_remainder = sorted(COMPONENTS, key=lambda name: exact[name] - floors[name], reverse=True)
-        for name in by_remainder[:left]:
-            floors[name] += 1
-    return CostBreakdown(usage, tokens, floors, total_micros, total_exact / _MICROS)
+    components = {
+        name: _billed(count, unit_rates[name] if name in unit_rates else rates[_RATE_OF[name]]) if count else 0
+        for name, count in tokens.items()
+    }
+    return CostBreakdown(usage, tokens, components, sum(components.values()))
 
 
 @dataclass(frozen=True)
@@ -252,6 +263,8 @@ class SettledCost:
     computed_usd: float | None
     provider_usd: float | None
     mismatch: bool
+    units: int | None = None
+    """The charge in units, when known exactly (a computed cost: its total rounded half to even)."""
 
 
 def settle_cost(
@@ -261,11 +274,13 @@ def settle_cost(
     prefer: CostSource,
     tolerance_usd: float,
     tolerance_ratio: float,
+    computed_units: int | None = None,
 ) -> SettledCost:
     """Choose the cost that settles the budget and flag a disagreement beyond the tolerance.
 
     The provider's figure settles only when ``prefer`` is ``provider`` and the response carried
     one; without a computed cost (an unpriced model) the provider's figure is all there is.
+    ``computed_units`` is the computed cost in units, when it is known exactly.
     """
     mismatch = (
         computed_usd is not None
@@ -274,7 +289,7 @@ def settle_cost(
     )
     if provider_usd is not None and (prefer == "provider" or computed_usd is None):
         return SettledCost(provider_usd, "provider", computed_usd, provider_usd, mismatch)
-    return SettledCost(computed_usd or 0.0, "computed", computed_usd, provider_usd, mismatch)
+    return SettledCost(computed_usd or 0.0, "computed", computed_usd, provider_usd, mismatch, computed_units)
 
 
 def price_call(
@@ -296,6 +311,7 @@ def price_call(
         prefer=settings.source,
         tolerance_usd=settings.tolerance_usd,
         tolerance_ratio=settings.tolerance_ratio,
+        computed_units=breakdown.total_units if breakdown is not None else None,
     )
     return breakdown, settled
 

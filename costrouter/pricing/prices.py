@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any, Final, Literal
 
 import litellm
 
 from costrouter.config import price_fields as pf
 from costrouter.config.groups import Deployment, RouterConfig
+from costrouter.money import attos_to_units_ceil, attos_to_usd, usd_to_attos
 from costrouter.pricing.image_prices import ImageVariant, price_map_variants, variant_rate
 from costrouter.pricing.service_tiers import servable_tiers
 
@@ -56,9 +57,11 @@ class Price:
     )
     """Each service tier's own threshold prices."""
     _all_thresholds: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    _decimal_tiers: dict[tuple[str | None, int], Mapping[str, Decimal]] = field(init=False, repr=False, compare=False)
-    units: Mapping[str, Decimal] = field(init=False, repr=False, compare=False)
-    """The price of each unit (:func:`unit_rates`)."""
+    _atto_tiers: dict[tuple[str | None, int], Mapping[str, int]] = field(init=False, repr=False, compare=False)
+    units: Mapping[str, int] = field(init=False, repr=False, compare=False)
+    """The price of each unit in atto-dollars (:func:`unit_rates`)."""
+    inexact: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """The prices finer than an atto-dollar, rounded to one at load (:func:`costrouter.money.usd_to_attos`)."""
 
     def __post_init__(self) -> None:
         rates = {**self.rates, pf.INPUT: self.input_per_token, pf.OUTPUT: self.output_per_token}
@@ -90,8 +93,11 @@ class Price:
         everything = {threshold for threshold, _ in self._tiers}
         everything.update(threshold for found in service_tiers.values() for threshold in found)
         object.__setattr__(self, "_all_thresholds", tuple(sorted(everything)))
-        object.__setattr__(self, "_decimal_tiers", {})
+        object.__setattr__(self, "_atto_tiers", {})
         object.__setattr__(self, "units", unit_rates(rates))
+        inexact = [key for key, value in rates.items() if usd_to_attos(value)[1]]
+        inexact += [f"image {key}" for key, value in self.image_rates.items() if usd_to_attos(value)[1]]
+        object.__setattr__(self, "inexact", tuple(inexact))
 
     @property
     def thresholds(self) -> tuple[int, ...]:
@@ -135,23 +141,25 @@ class Price:
                     flat.update(own.get(threshold, {}))
         return _resolved(flat, self.rates, service)
 
-    def decimal_tier(self, prompt_tokens: int, service_tier: str | None = None) -> Mapping[str, Decimal]:
-        """:meth:`tier` as exact decimals (cached per service tier and threshold), for the cost function."""
-        crossed = sum(1 for threshold in self._all_thresholds if self.crosses(prompt_tokens, threshold))
-        cached = self._decimal_tiers.get((service_tier, crossed))
+    def atto_tier(self, prompt_tokens: int, service_tier: str | None = None) -> Mapping[str, int]:
+        """:meth:`tier` in atto-dollars (cached per service tier and threshold), for the cost function."""
+        crossed = 0
+        for threshold in self._all_thresholds:
+            crossed += self.crosses(prompt_tokens, threshold)
+        cached = self._atto_tiers.get((service_tier, crossed))
         if cached is None:
-            cached = {key: Decimal(repr(value)) for key, value in self.tier(prompt_tokens, service_tier).items()}
-            self._decimal_tiers[service_tier, crossed] = cached
+            cached = {key: usd_to_attos(value)[0] for key, value in self.tier(prompt_tokens, service_tier).items()}
+            self._atto_tiers[service_tier, crossed] = cached
         return cached
 
-    def unit_rates_for(self, variant: ImageVariant | None) -> Mapping[str, Decimal]:
+    def unit_rates_for(self, variant: ImageVariant | None) -> Mapping[str, int]:
         """:attr:`units`, with the price of an image of ``variant`` (quality, size) when priced by variant."""
         if variant is None or not self.image_rates:
             return self.units
         rate = variant_rate(self.image_rates, variant[0], variant[1])
         if rate is None:
             return self.units
-        return {**self.units, "images": Decimal(repr(rate)), "pixels": Decimal(0)}
+        return {**self.units, "images": usd_to_attos(rate)[0], "pixels": 0}
 
     def upper_bound_usd(
         self,
@@ -161,26 +169,41 @@ class Price:
         variant: ImageVariant | None = None,
         service_tier: str | None = None,
     ) -> float:
-        """The most a call can cost, whatever its usage turns out to be.
+        """:meth:`upper_bound_attos` in USD (the nearest float)."""
+        return attos_to_usd(self.upper_bound_attos(prompt_tokens, max_output_tokens, units, variant, service_tier))
+
+    def upper_bound_attos(
+        self,
+        prompt_tokens: int,
+        max_output_tokens: int,
+        units: Mapping[str, Decimal] | None = None,
+        variant: ImageVariant | None = None,
+        service_tier: str | None = None,
+    ) -> int:
+        """The most a call can cost (atto-dollars), whatever its usage turns out to be.
 
         Every prompt token at the dearest input-side price, every output token at the dearest
         output-side price (of any threshold ``prompt + output`` can reach, and of any service
         tier the request may be served at: :func:`servable_tiers` of ``service_tier``, else of the
         deployment's own), plus the per-request fee, plus each unit bound (``search_units``,
-        ``audio_seconds`` … see :func:`unit_rates`) at its price.
+        ``audio_seconds`` … see :func:`unit_rates`) at its price (a fractional count of units
+        rounds up to the atto-dollar).
         """
         reach = prompt_tokens + max_output_tokens
         tiers = [
-            self.tier(prompt, served)
+            self.atto_tier(prompt, served)
             for served in servable_tiers(service_tier or self.service_tier)
             for prompt in (0, *(threshold + 1 for threshold in self.thresholds if reach >= threshold))
         ]
-        input_rate = max(Decimal(repr(tier[key])) for tier in tiers for key in _INPUT_SIDE)
-        output_rate = max(Decimal(repr(tier[key])) for tier in tiers for key in _OUTPUT_SIDE)
-        fee = Decimal(repr(self.rates.get(pf.REQUEST, 0.0)))
+        input_rate = max(tier[key] for tier in tiers for key in _INPUT_SIDE)
+        output_rate = max(tier[key] for tier in tiers for key in _OUTPUT_SIDE)
+        fee = tiers[0][pf.REQUEST]
         unit_rate = self.unit_rates_for(variant)
-        per_unit = sum((count * unit_rate[name] for name, count in (units or {}).items()), Decimal(0))
-        return float(prompt_tokens * input_rate + max_output_tokens * output_rate + fee + per_unit)
+        per_unit = sum(
+            int((count * unit_rate[name]).to_integral_value(rounding=ROUND_CEILING))
+            for name, count in (units or {}).items()
+        )
+        return prompt_tokens * input_rate + max_output_tokens * output_rate + fee + per_unit
 
     def dimensions(self) -> list[tuple[str, float, PriceSource]]:
         """Every price of the deployment, derived ones included, with where it came from."""
@@ -207,24 +230,24 @@ UNITS: Final = ("search_units", "audio_seconds", "characters", "images", "pixels
 """What a call priced per unit consumes, besides tokens (the names of :func:`unit_rates`)."""
 
 
-def unit_rates(rates: Mapping[str, float]) -> dict[str, Decimal]:
-    """The price of each unit, by LiteLLM's rules.
+def unit_rates(rates: Mapping[str, float]) -> dict[str, int]:
+    """The price of each unit in atto-dollars, by LiteLLM's rules.
 
     A second of audio costs ``output_cost_per_second`` when it is set above zero, else
     ``input_cost_per_second``; an image costs ``input_cost_per_image``, else
     ``output_cost_per_image``; pixels are billed only when neither price per image is set.
     """
 
-    def rate(key: str) -> Decimal:
-        return Decimal(repr(rates.get(key, 0.0)))
+    def rate(key: str) -> int:
+        return usd_to_attos(rates.get(key, 0.0))[0]
 
     per_image = rates.get(pf.INPUT_PER_IMAGE, rates.get(pf.OUTPUT_PER_IMAGE))
     return {
         "search_units": rate(pf.QUERY),
         "audio_seconds": rate(pf.OUTPUT_SECOND) if rates.get(pf.OUTPUT_SECOND) else rate(pf.INPUT_SECOND),
         "characters": rate(pf.CHARACTER),
-        "images": Decimal(repr(per_image)) if per_image is not None else Decimal(0),
-        "pixels": rate(pf.PIXEL) if per_image is None else Decimal(0),
+        "images": usd_to_attos(per_image)[0] if per_image is not None else 0,
+        "pixels": rate(pf.PIXEL) if per_image is None else 0,
     }
 
 
@@ -428,6 +451,39 @@ def output_cap(requested: int | None, worst: WorstCase, policy_default: int) -> 
     return policy_default
 
 
+def estimate_attos(
+    prompt_tokens: int,
+    max_output_tokens: int,
+    worst: WorstCase,
+    units: Mapping[str, Decimal] | None = None,
+    variant: ImageVariant | None = None,
+    service_tier: str | None = None,
+) -> int:
+    """Worst-case cost in atto-dollars: the highest upper bound (:meth:`Price.upper_bound_attos`) of the prices.
+
+    ``service_tier`` is the request's (each deployment's own applies when the request names none).
+    """
+    return max(
+        (
+            price.upper_bound_attos(prompt_tokens, max_output_tokens, units, variant, service_tier)
+            for price in worst.prices
+        ),
+        default=0,
+    )
+
+
+def estimate_units(
+    prompt_tokens: int,
+    max_output_tokens: int,
+    worst: WorstCase,
+    units: Mapping[str, Decimal] | None = None,
+    variant: ImageVariant | None = None,
+    service_tier: str | None = None,
+) -> int:
+    """:func:`estimate_attos` in units, rounded up: the hold of a call."""
+    return attos_to_units_ceil(estimate_attos(prompt_tokens, max_output_tokens, worst, units, variant, service_tier))
+
+
 def estimate_usd(
     prompt_tokens: int,
     max_output_tokens: int,
@@ -436,17 +492,8 @@ def estimate_usd(
     variant: ImageVariant | None = None,
     service_tier: str | None = None,
 ) -> float:
-    """Worst-case cost: the highest upper bound (:meth:`Price.upper_bound_usd`) among the prices.
-
-    ``service_tier`` is the request's (each deployment's own applies when the request names none).
-    """
-    return max(
-        (
-            price.upper_bound_usd(prompt_tokens, max_output_tokens, units, variant, service_tier)
-            for price in worst.prices
-        ),
-        default=0.0,
-    )
+    """:func:`estimate_attos` in USD (the nearest float)."""
+    return attos_to_usd(estimate_attos(prompt_tokens, max_output_tokens, worst, units, variant, service_tier))
 
 
 def response_cost_usd(response: Any) -> float | None:

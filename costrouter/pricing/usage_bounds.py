@@ -14,7 +14,7 @@ counter, a learned ratio or a span it is checked here:
 * an amount (the computed cost, the provider's own figure) is finite, non-negative and at most
   :data:`~costrouter.money.MAX_CALL_USD`.
 
-A call whose answer fails a check is charged its hold (see :func:`implausible_charge_micros`),
+A call whose answer fails a check is charged its hold (see :func:`implausible_charge_units`),
 and its span says which figures failed (``router.usage.implausible``).
 """
 
@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import litellm
 
-from costrouter.money import MAX_CALL_MICROS
+from costrouter.money import MAX_CALL_UNITS, MAX_CALL_USD
 
 CONTEXT_MARGIN: Final = 2
 """How far past a deployment's context window (or largest output) a reported count may go."""
@@ -153,15 +153,15 @@ def implausible_figures(
 
 def plausible_amount_usd(usd: float | None) -> bool:
     """Whether an amount in dollars is finite, non-negative and at most the per-call cap."""
-    return usd is None or (math.isfinite(usd) and 0 <= usd * 1_000_000 <= MAX_CALL_MICROS)
+    return usd is None or (math.isfinite(usd) and 0 <= usd <= MAX_CALL_USD)
 
 
-def implausible_charge_micros(hold_micros: int | None, bounded_micros: int) -> int:
+def implausible_charge_units(hold_units: int | None, bounded_units: int) -> int:
     """What a call whose answer failed a check is charged: its hold, within the per-call cap.
 
     The hold is the router's own upper bound of the call, already held in every budget, so the
     charge passes no limit the reserve did not allow. A call without a hold (a router without
-    budgets) is charged ``bounded_micros``: its figures held at their bounds and priced.
+    budgets) is charged ``bounded_units``: its figures held at their bounds and priced.
     """
-    charge = hold_micros if hold_micros is not None else bounded_micros
-    return min(max(charge, 0), MAX_CALL_MICROS)
+    charge = hold_units if hold_units is not None else bounded_units
+    return min(max(charge, 0), MAX_CALL_UNITS)

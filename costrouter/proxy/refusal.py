@@ -7,7 +7,7 @@ from typing import Any
 from litellm.proxy._types import ProxyException
 
 from costrouter.errors import BudgetExceededError
-from costrouter.money import micros_to_usd
+from costrouter.money import UNITS_PER_USD, units_to_usd
 
 ERROR_TYPE = "budget_exceeded"
 """The ``error.type`` of a refusal (LiteLLM's proxy uses the same for its own budgets)."""
@@ -24,7 +24,7 @@ def refusal_details(error: BudgetExceededError) -> dict[str, Any]:
         "window": error.window,
         "spent_usd": error.spent_usd,
         "held_usd": error.held_usd,
-        "remaining_usd": micros_to_usd(round(remaining * 1_000_000)),
+        "remaining_usd": units_to_usd(round(remaining * UNITS_PER_USD)),
         "estimate_usd": error.estimate_usd,
     }
 

@@ -243,7 +243,7 @@ def _csv(value: Any) -> str:
 
 
 def format_usd(value: float) -> str:
-    """``$0.012345``: six decimals, enough for the micro-dollar."""
+    """``$0.012345``: six decimals."""
     return f"${value:,.6f}"
 
 

@@ -39,7 +39,7 @@ from costrouter.config.image_key import ImageVariant
 from costrouter.config.reachability import reachable_group_sets
 from costrouter.context import Caller
 from costrouter.errors import BudgetExceededError, BudgetStoreError
-from costrouter.money import MAX_CALL_MICROS, micros_to_usd, usd_to_micros, usd_to_micros_ceil
+from costrouter.money import MAX_CALL_UNITS, attos_to_usd, units_to_usd, usd_to_units
 from costrouter.ops import Flow, RouteOp
 from costrouter.otel import semconv as sc
 from costrouter.otel.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
@@ -47,7 +47,7 @@ from costrouter.otel.models import ModelFacts, model_facts, primary_deployment_i
 from costrouter.otel.outcome import Outcome
 from costrouter.otel.telemetry import Telemetry
 from costrouter.pricing.cost import SettledCost, call_usage, price_call, provider_reported_cost
-from costrouter.pricing.prices import Price, PriceBook, WorstCase, estimate_usd, output_cap, response_cost_usd
+from costrouter.pricing.prices import Price, PriceBook, WorstCase, estimate_units, output_cap, response_cost_usd
 from costrouter.pricing.service_tiers import call_tier, reported_tier
 from costrouter.pricing.token_ratios import TokenRatios
 from costrouter.pricing.tokens import prompt_token_bound
@@ -56,7 +56,7 @@ from costrouter.pricing.usage_bounds import (
     bounded_count,
     choices_asked,
     deployment_limits,
-    implausible_charge_micros,
+    implausible_charge_units,
     implausible_figures,
     plausible_amount_usd,
 )
@@ -339,7 +339,7 @@ class CallPlanner:
         return kwargs
 
     # ---- budgets -----------------------------------------------------------------------
-    def _estimate_micros(self, policy: BudgetPolicy, call: RoutedCall, group: str) -> int:
+    def _estimate_units(self, policy: BudgetPolicy, call: RoutedCall, group: str) -> int:
         defaults = policy.defaults
         default_price = self._default_price()
         groups = self._reachable.get(group, frozenset((group,)))
@@ -357,8 +357,7 @@ class CallPlanner:
         if operation.usage_bound is not None:
             bound = operation.usage_bound(call.request, defaults)
             tier = call.request.get("service_tier")
-            estimate = estimate_usd(bound.prompt_tokens, bound.output_tokens, worst, bound.units, bound.variant, tier)
-            return usd_to_micros_ceil(estimate)
+            return estimate_units(bound.prompt_tokens, bound.output_tokens, worst, bound.units, bound.variant, tier)
         if call.prompt_tokens is None:
             call.prompt_tokens = operation.prompt_tokens(call.messages, call.request, defaults.prompt)
         ratio = self.ratios.ratio(deployment_ids)
@@ -372,7 +371,7 @@ class CallPlanner:
         prompt_bound = prompt_token_bound(call.prompt_tokens, ratio, defaults.prompt)
         output_bound = cap * operation.output_count(call.request)
         tier = call.request.get("service_tier")
-        return usd_to_micros_ceil(estimate_usd(prompt_bound, output_bound, worst, service_tier=tier))
+        return estimate_units(prompt_bound, output_bound, worst, service_tier=tier)
 
     def _reserve(self, call: RoutedCall) -> Flow[None]:
         call.operation.check(call.messages, call.request)
@@ -388,7 +387,7 @@ class CallPlanner:
         reservation_id = call.call_id
         downgraded_to: str | None = None
         while True:
-            amount = self._estimate_micros(policy, call, call.group)
+            amount = self._estimate_units(policy, call, call.group)
             reservation = Reservation(reservation_id, budgets, amount, downgraded_to=downgraded_to)
             call.reservation = reservation
             if self.guard is not None:
@@ -538,8 +537,9 @@ class CallPlanner:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cost_usd=settled.usd,
-            prompt_cost_usd=micros_to_usd(breakdown.prompt_micros) if breakdown is not None else None,
-            completion_cost_usd=micros_to_usd(breakdown.completion_micros) if breakdown is not None else None,
+            cost_units=settled.units,
+            prompt_cost_usd=attos_to_usd(breakdown.prompt_attos) if breakdown is not None else None,
+            completion_cost_usd=attos_to_usd(breakdown.completion_attos) if breakdown is not None else None,
             usage_source="estimated" if implausible else observed.usage_source,
             output_text=observed.output_text,
             error=error,
@@ -562,9 +562,10 @@ class CallPlanner:
     ) -> tuple[None, SettledCost]:
         """The charge of an answer that failed a plausibility check (its hold), logged."""
         reservation = call.reservation
-        hold = reservation.amount_micros if reservation is not None and reservation.outcome != "rejected" else None
-        bounded = usd_to_micros(priced.usd) if plausible_amount_usd(priced.usd) else MAX_CALL_MICROS
-        usd = micros_to_usd(implausible_charge_micros(hold, bounded))
+        hold = reservation.amount_units if reservation is not None and reservation.outcome != "rejected" else None
+        bounded = usd_to_units(priced.usd) if plausible_amount_usd(priced.usd) else MAX_CALL_UNITS
+        charge = implausible_charge_units(hold, bounded)
+        usd = units_to_usd(charge)
         logger.warning(
             "costrouter: deployment %s answered implausible %s; the call is charged $%.6f (%s)",
             observed.deployment_id,
@@ -572,7 +573,7 @@ class CallPlanner:
             usd,
             "its hold" if hold is not None else "its figures held at their bounds",
         )
-        return None, SettledCost(usd, "computed", usd, None, mismatch=False)
+        return None, SettledCost(usd, "computed", usd, None, mismatch=False, units=charge)
 
     def finish_flow(self, call: RoutedCall, outcome: Outcome, result: str | None = None) -> Flow[None]:
         """Settle the budgets with the actual cost, then write the span and the metrics."""
@@ -582,7 +583,7 @@ class CallPlanner:
         call.record.close_pending("failure" if outcome.error else "success", outcome.error)
         reservation = call.reservation
         if reservation is not None and reservation.outcome != "rejected":
-            amount = usd_to_micros(outcome.cost_usd)
+            amount = outcome.cost_units if outcome.cost_units is not None else usd_to_units(outcome.cost_usd)
             if self.renewer is not None:
                 self.renewer.forget(reservation.reservation_id)
             settled = yield from settle_flow(reservation, amount, self.guard)
@@ -593,7 +594,7 @@ class CallPlanner:
                 self.guard.note_lease_fault(call.span, settled)
             for budget, settle in zip(reservation.budgets, settled, strict=False):
                 for threshold in settle.alerts:
-                    self._alert(call, budget, threshold, settle.spent_micros, settle.window_id)
+                    self._alert(call, budget, threshold, settle.spent_units, settle.window_id)
                 if settle.unheld:
                     note_unheld_settle(call.span, self.telemetry.budget_unheld_settles, budget, settle)
             if outcome.usage_source == "reported":
@@ -622,31 +623,31 @@ class CallPlanner:
             outcome = charge_estimated(outcome, call.span, charge, mode)
         yield from self.finish_flow(call, outcome, "rejected" if rejected else "error")
 
-    def lease_alert(self, budget: BudgetRef, threshold: float, spent_micros: int, window: str) -> None:
+    def lease_alert(self, budget: BudgetRef, threshold: float, spent_units: int, window: str) -> None:
         """An alert a lease message found (off any call: no span event, the dispatcher and a log line)."""
-        self.alerts.submit(budget_alert(budget, threshold, spent_micros, window))
+        self.alerts.submit(budget_alert(budget, threshold, spent_units, window))
         logger.warning(
             "costrouter: budget %s for %s %r reached %.0f%% of its limit ($%.6f of $%.6f)",
             budget.name,
             budget.scope,
             budget.scope_id,
             threshold * 100,
-            micros_to_usd(spent_micros),
-            micros_to_usd(budget.limit_micros),
+            units_to_usd(spent_units),
+            units_to_usd(budget.limit_units),
         )
 
-    def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_micros: int, window: str) -> None:
+    def _alert(self, call: RoutedCall, budget: BudgetRef, threshold: float, spent_units: int, window: str) -> None:
         """An alert a call's settle found: a span event on the call, then what every alert gets."""
         attributes: dict[str, AttributeValue] = {
             "budget": budget.name,
             "scope": budget.scope,
             "scope_id": budget.scope_id,
             "threshold": threshold,
-            "spent_usd": micros_to_usd(spent_micros),
-            "limit_usd": micros_to_usd(budget.limit_micros),
+            "spent_usd": units_to_usd(spent_units),
+            "limit_usd": units_to_usd(budget.limit_units),
         }
         call.span.add_event(sc.EVENT_BUDGET_ALERT, attributes)
-        self.lease_alert(budget, threshold, spent_micros, window)
+        self.lease_alert(budget, threshold, spent_units, window)
 
     def _record_budget_metric(self, call: RoutedCall) -> None:
         reservation = call.reservation

@@ -29,7 +29,7 @@ from litellm.exceptions import Timeout as LiteLLMTimeout
 from opentelemetry.trace import Span
 
 from costrouter.budget.reserving import Reservation
-from costrouter.money import micros_to_usd
+from costrouter.money import units_to_usd
 from costrouter.otel import semconv as sc
 from costrouter.otel.attempts import Attempt
 from costrouter.otel.outcome import Outcome
@@ -74,32 +74,39 @@ def interrupted_call_charge(
     if not is_interruption(error) or never_sent(error):
         return None
     reached = reached_provider(attempts)
-    return reservation.amount_micros * reached if reached else None
+    return reservation.amount_units * reached if reached else None
 
 
 def interrupted_stream_charge(
-    error: BaseException | None, observed_micros: int, reservation: Reservation | None, mode: OnInterrupted
+    error: BaseException | None, observed_units: int, reservation: Reservation | None, mode: OnInterrupted
 ) -> int | None:
     """Micro-dollars to charge a stream that ended with ``error`` (``None``: what it delivered)."""
     if mode != "charge_hold" or error is None or reservation is None or not is_interruption(error):
         return None
-    return max(reservation.amount_micros, observed_micros)
+    return max(reservation.amount_units, observed_units)
 
 
-def charge_estimated(outcome: Outcome, span: Span, micros: int, mode: OnInterrupted) -> Outcome:
-    """``outcome`` charged ``micros`` as an estimate, with a span event and a log line saying why."""
+def charge_estimated(outcome: Outcome, span: Span, units: int, mode: OnInterrupted) -> Outcome:
+    """``outcome`` charged ``units`` as an estimate, with a span event and a log line saying why."""
     error = outcome.error
     reason = type(error).__name__ if error is not None else "interrupted"
     span.add_event(
         sc.EVENT_INTERRUPTED_CHARGE,
-        {"charged_usd": micros_to_usd(micros), "reason": reason, "on_interrupted": mode},
+        {"charged_usd": units_to_usd(units), "reason": reason, "on_interrupted": mode},
     )
     logger.warning(
         "costrouter: call interrupted by %s after a provider may have received it; charged $%.6f (the hold, "
         "on_interrupted: %s)",
         reason,
-        micros_to_usd(micros),
+        units_to_usd(units),
         mode,
     )
-    cost = micros_to_usd(micros)
-    return replace(outcome, cost_usd=cost, prompt_cost_usd=None, completion_cost_usd=None, usage_source="estimated")
+    cost = units_to_usd(units)
+    return replace(
+        outcome,
+        cost_usd=cost,
+        cost_units=units,
+        prompt_cost_usd=None,
+        completion_cost_usd=None,
+        usage_source="estimated",
+    )

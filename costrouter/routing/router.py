@@ -136,7 +136,7 @@ class CostRouter:
     def budgets(self) -> BudgetsView | None:
         """Spend, holds and remaining per scope and id (``None`` without a budget policy).
 
-        >>> router.budgets.status("session", "sess-1")[0].remaining_micros
+        >>> router.budgets.status("session", "sess-1")[0].remaining_units
         """
         if self.policy is None or self.store is None:
             return None

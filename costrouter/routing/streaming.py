@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from costrouter.config.budgets import PromptEstimate
-from costrouter.money import micros_to_usd, usd_to_micros
+from costrouter.money import units_to_usd, usd_to_units
 from costrouter.ops import Flow, through_cancellation
 from costrouter.otel import semconv as sc
 from costrouter.otel.outcome import Outcome
@@ -100,16 +100,25 @@ def stream_finish_flow(
     )
     outcome = planner.outcome_for(call, observed, error)
     if deployment_id not in planner.deployments and call.reservation is not None and error is not None:
-        outcome = _with_cost(outcome, micros_to_usd(call.reservation.amount_micros))
+        outcome = _with_cost(outcome, call.reservation.amount_units)
     mode = planner.policy.defaults.on_interrupted if planner.policy is not None else "release"
-    charge = interrupted_stream_charge(error, usd_to_micros(outcome.cost_usd), call.reservation, mode)
+    observed_units = outcome.cost_units if outcome.cost_units is not None else usd_to_units(outcome.cost_usd)
+    charge = interrupted_stream_charge(error, observed_units, call.reservation, mode)
     if charge is not None:
         outcome = charge_estimated(outcome, call.span, charge, mode)
     yield from planner.finish_flow(call, outcome)
 
 
-def _with_cost(outcome: Outcome, cost: float) -> Outcome:
-    return replace(outcome, cost_usd=cost, prompt_cost_usd=None, completion_cost_usd=None, breakdown=None, settled=None)
+def _with_cost(outcome: Outcome, units: int) -> Outcome:
+    return replace(
+        outcome,
+        cost_usd=units_to_usd(units),
+        cost_units=units,
+        prompt_cost_usd=None,
+        completion_cost_usd=None,
+        breakdown=None,
+        settled=None,
+    )
 
 
 class RoutedStream:

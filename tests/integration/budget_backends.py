@@ -115,6 +115,6 @@ def ref(
         scope="session",
         scope_id=scope_id,
         window=parse_window(window),
-        limit_micros=limit,
+        limit_units=limit,
         alert_at=alert_at,
     )

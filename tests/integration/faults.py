@@ -39,7 +39,7 @@ from typing import Any
 import redis
 
 from costrouter import BudgetExceededError, BudgetStoreError, CostRouter
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import Answer, Behaviour
@@ -93,14 +93,14 @@ def _absurd(answer: Answer) -> bool:
     return answer.completion_tokens >= HUGE_TOKENS or answer.prompt_tokens >= HUGE_TOKENS
 
 
-def provider_micros(provider: ProviderDouble) -> int:
+def provider_units(provider: ProviderDouble) -> int:
     """What the double billed for its plausible answers, priced per call at the answering deployment's prices."""
     total = 0
     for answer in provider.answers:
         if _absurd(answer):
             continue
         input_price, output_price = PRICES[MODEL_DEPLOYMENT[answer.model]]
-        total += usd_to_micros(answer.prompt_tokens * input_price + answer.completion_tokens * output_price)
+        total += usd_to_units(answer.prompt_tokens * input_price + answer.completion_tokens * output_price)
     return total
 
 
@@ -132,43 +132,43 @@ class Books:
 
     scenario: str
     outcomes: Outcomes
-    provider_micros: int
+    provider_units: int
     span_micros_by_session: dict[str, int]
     session_counters: dict[str, int]
     team_counter: int
     global_counter: int
-    held_micros: int
-    session_limit_micros: int
+    held_units: int
+    session_limit_units: int
     absurd_answers: int = 0
     flagged_spans: int = 0
-    flagged_holds_micros: int = 0
+    flagged_holds_units: int = 0
     """The holds charged for the calls whose answers were flagged implausible."""
 
     @property
-    def span_micros(self) -> int:
+    def span_units(self) -> int:
         return sum(self.span_micros_by_session.values())
 
     def row(self) -> str:
         """One line of the README's table."""
         return (
             f"| {self.scenario} | {self.outcomes.completed} | {self.outcomes.rejected} | "
-            f"{self.outcomes.store_errors} | {self.provider_micros + self.flagged_holds_micros} | {self.span_micros} | "
+            f"{self.outcomes.store_errors} | {self.provider_units + self.flagged_holds_units} | {self.span_units} | "
             f"{sum(self.session_counters.values())} | {self.team_counter} | {self.global_counter} | "
-            f"{max(self.session_counters.values(), default=0)} / {self.session_limit_micros} |"
+            f"{max(self.session_counters.values(), default=0)} / {self.session_limit_units} |"
         )
 
     def check(self) -> None:
         """provider = spans = sessions = team = global; no session counter past its limit; no hold left."""
         assert self.outcomes.other_errors == []
-        assert self.provider_micros > 0
+        assert self.provider_units > 0
         assert self.flagged_spans == self.absurd_answers
-        billed = self.provider_micros + self.flagged_holds_micros
-        assert self.span_micros == billed
+        billed = self.provider_units + self.flagged_holds_units
+        assert self.span_units == billed
         assert self.session_counters == self.span_micros_by_session
         assert self.team_counter == billed
         assert self.global_counter == billed
-        assert max(self.session_counters.values()) <= self.session_limit_micros
-        assert self.held_micros == 0
+        assert max(self.session_counters.values()) <= self.session_limit_units
+        assert self.held_units == 0
 
 
 Fault = Callable[[RedisServer, threading.Event], None]
@@ -304,8 +304,8 @@ def run_scenario(
 def _open_work(router: CostRouter, sessions: list[str]) -> tuple[int, int]:
     view = router.budgets
     assert view is not None
-    held = sum(view.status("session", session)[0].held_micros for session in sessions)
-    held += view.status("team", TEAM)[0].held_micros + view.status("global")[0].held_micros
+    held = sum(view.status("session", session)[0].held_units for session in sessions)
+    held += view.status("team", TEAM)[0].held_units + view.status("global")[0].held_units
     return len(view.pending_settles()), held
 
 
@@ -327,35 +327,35 @@ def read_books(
     """The books of a scenario, read from the double, the spans and the store."""
     view = router.budgets
     assert view is not None
-    span_micros: dict[str, int] = defaultdict(int)
+    span_units: dict[str, int] = defaultdict(int)
     flagged, flagged_holds = 0, 0
     for span in capture.call_spans():
         attributes = span.attributes or {}
         session = str(attributes.get(sc.SESSION_ID))
-        cost = usd_to_micros(float(attributes.get(sc.LLM_USAGE_COST_USD, 0.0)))  # type: ignore[arg-type]
-        span_micros[session] += cost
+        cost = usd_to_units(float(attributes.get(sc.LLM_USAGE_COST_USD, 0.0)))  # type: ignore[arg-type]
+        span_units[session] += cost
         if sc.ROUTER_USAGE_IMPLAUSIBLE in attributes:
             flagged += 1
-            flagged_holds += usd_to_micros(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
-            assert cost == usd_to_micros(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
-    session_counters = {session: view.status("session", session)[0].spent_micros for session in sessions}
+            flagged_holds += usd_to_units(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
+            assert cost == usd_to_units(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
+    session_counters = {session: view.status("session", session)[0].spent_units for session in sessions}
     team = view.status("team", TEAM)[0]
     global_ = view.status("global")[0]
-    held = sum(view.status("session", session)[0].held_micros for session in sessions)
-    held += team.held_micros + global_.held_micros
+    held = sum(view.status("session", session)[0].held_units for session in sessions)
+    held += team.held_units + global_.held_units
     return Books(
         scenario=name,
         outcomes=outcomes,
-        provider_micros=provider_micros(provider),
-        span_micros_by_session={session: span_micros.get(session, 0) for session in sessions},
+        provider_units=provider_units(provider),
+        span_micros_by_session={session: span_units.get(session, 0) for session in sessions},
         session_counters=session_counters,
-        team_counter=team.spent_micros,
-        global_counter=global_.spent_micros,
-        held_micros=held,
-        session_limit_micros=usd_to_micros(SESSION_LIMIT_USD),
+        team_counter=team.spent_units,
+        global_counter=global_.spent_units,
+        held_units=held,
+        session_limit_units=usd_to_units(SESSION_LIMIT_USD),
         absurd_answers=sum(1 for answer in provider.answers if _absurd(answer)),
         flagged_spans=flagged,
-        flagged_holds_micros=flagged_holds,
+        flagged_holds_units=flagged_holds,
     )
 
 
@@ -369,7 +369,7 @@ class LossBooks:
     outcomes_after: Outcomes
     counters_after: dict[str, int]
     held_after: int
-    spans_after_micros: int
+    spans_after_units: int
 
     def row(self) -> str:
         """One line: the scenario before, then what the calls after the loss got."""
@@ -385,7 +385,7 @@ class LossBooks:
         assert self.outcomes_after.other_errors == []
         assert self.requests_after == 0
         assert self.outcomes_after.completed == 0
-        assert self.spans_after_micros == 0
+        assert self.spans_after_units == 0
         assert set(self.counters_after.values()) == {0}
         assert self.held_after == 0
 
@@ -468,18 +468,18 @@ def run_restart_empty(
                 thread.join()
         spans_after = capture.call_spans()[spans_before:]
         spent_after = sum(
-            usd_to_micros(float((span.attributes or {}).get(sc.LLM_USAGE_COST_USD, 0.0)))  # type: ignore[arg-type]
+            usd_to_units(float((span.attributes or {}).get(sc.LLM_USAGE_COST_USD, 0.0)))  # type: ignore[arg-type]
             for span in spans_after
         )
         router.shutdown()
         reader = CostRouter(router_config(provider.base_url), budgets=budgets)
         view = reader.budgets
         assert view is not None
-        counters = {session: view.status("session", session)[0].spent_micros for session in names}
-        counters["team"] = view.status("team", TEAM)[0].spent_micros
-        counters["global"] = view.status("global")[0].spent_micros
-        held = sum(view.status("session", session)[0].held_micros for session in names)
-        held += view.status("team", TEAM)[0].held_micros + view.status("global")[0].held_micros
+        counters = {session: view.status("session", session)[0].spent_units for session in names}
+        counters["team"] = view.status("team", TEAM)[0].spent_units
+        counters["global"] = view.status("global")[0].spent_units
+        held = sum(view.status("session", session)[0].held_units for session in names)
+        held += view.status("team", TEAM)[0].held_units + view.status("global")[0].held_units
         reader.shutdown()
         capture.shutdown()
         return LossBooks(before, provider.request_count() - requests_before, after, counters, held, spent_after)
@@ -539,7 +539,7 @@ def run_full_journal_with_leases(
         settled(recovered, sessions)
         capture = TelemetryCapture()  # the worker's spans came back as figures: none here
         books = read_books("journal cannot grow, leases", recovered, capture, provider, sessions, outcomes)
-        books = replace(books, span_micros_by_session={s: int(report["span_micros"].get(s, 0)) for s in sessions})
+        books = replace(books, span_micros_by_session={s: int(report["span_units"].get(s, 0)) for s in sessions})
         recovered.shutdown()
         capture.shutdown()
         return FullJournalBooks(books, report)

@@ -32,7 +32,7 @@ def budget(scope: str, limit_calls: int) -> BudgetRef:
         scope=scope,
         scope_id=GLOBAL_SCOPE_ID if scope == "global" else "shared-session",
         window=parse_window("total"),
-        limit_micros=limit_calls * ESTIMATE,
+        limit_units=limit_calls * ESTIMATE,
     )
 
 
@@ -137,8 +137,8 @@ def run(
         scope=scope,
         limit_calls=limit_calls,
         processes=processes,
-        spent=status.spent_micros,
-        held=status.held_micros,
+        spent=status.spent_units,
+        held=status.held_units,
         charged=sum(b.charged for b in books),
         served=sum(b.served for b in books),
         refused=sum(b.refused for b in books),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from costrouter.budget import BudgetPolicy
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import BudgetStatus
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.testing import ProviderDouble, Reply
 from tests.workers.processes import run_workers
 
@@ -28,7 +28,7 @@ class SharedSessionRun:
     limit_usd: float
     completed: int
     rejected: int
-    settled_micros: list[int]
+    settled_units: list[int]
     requests_seen: int
     status: BudgetStatus
 
@@ -36,7 +36,7 @@ class SharedSessionRun:
         calls = PROCESSES * CALLS_PER_PROCESS
         return (
             f"{label}: {calls} calls, {self.completed} completed, {self.rejected} rejected, "
-            f"limit {usd_to_micros(self.limit_usd)} micro-USD, spent {self.status.spent_micros} micro-USD"
+            f"limit {usd_to_units(self.limit_usd)} micro-USD, spent {self.status.spent_units} micro-USD"
         )
 
 
@@ -70,7 +70,7 @@ def run_shared_session(
         limit_usd=limit_usd,
         completed=sum(result["completed"] for result in results),
         rejected=sum(result["rejected"] for result in results),
-        settled_micros=[amount for result in results for amount in result["settled_micros"]],
+        settled_units=[amount for result in results for amount in result["settled_units"]],
         requests_seen=requests_seen,
         status=status,
     )
@@ -82,7 +82,7 @@ def assert_books_balance(run: SharedSessionRun) -> None:
     assert run.completed > 0
     assert run.rejected > 0  # the limit really did bite
     assert run.requests_seen == run.completed  # every rejection happened before the provider
-    assert len(run.settled_micros) == run.completed
-    assert run.status.spent_micros == sum(run.settled_micros)  # nothing counted twice, nothing missed
-    assert run.status.spent_micros <= usd_to_micros(run.limit_usd)  # zero overspend
-    assert run.status.held_micros == 0
+    assert len(run.settled_units) == run.completed
+    assert run.status.spent_units == sum(run.settled_units)  # nothing counted twice, nothing missed
+    assert run.status.spent_units <= usd_to_units(run.limit_usd)  # zero overspend
+    assert run.status.held_units == 0

@@ -118,8 +118,8 @@ async def test_a_message_settles_to_the_micro_dollar(
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-settle")
-    assert status.spent_micros == 10 * 3 + 6 * 15  # 120 micro-dollars: hand-computed
-    assert status.held_micros == 0
+    assert status.spent_units == 10 * 3 + 6 * 15  # 120 micro-dollars: hand-computed
+    assert status.held_units == 0
     router.shutdown()
 
 
@@ -162,7 +162,7 @@ def test_the_sync_twin_retries_and_settles_like_the_async_one(
     assert attributes[sc.ROUTER_RETRIES] == 1
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-sync")
-    assert status.spent_micros == 10 * 3 + 6 * 15  # 120 micro-dollars: hand-computed
+    assert status.spent_units == 10 * 3 + 6 * 15  # 120 micro-dollars: hand-computed
     router.shutdown()
 
 

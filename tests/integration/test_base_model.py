@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from costrouter import CostRouter
 from costrouter.cli.commands import app
-from costrouter.money import MICROS_PER_USD, micros_to_usd
+from costrouter.money import UNITS_PER_USD, units_to_usd
 from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, TelemetryCapture
 from costrouter.testing.provider import count_prompt_tokens
@@ -59,7 +59,7 @@ def charged(entry: str, prompt_tokens: int, completion_tokens: int) -> float:
     exact = prompt_tokens * Decimal(repr(prices["input_cost_per_token"])) + completion_tokens * Decimal(
         repr(prices["output_cost_per_token"])
     )
-    return micros_to_usd(int((exact * MICROS_PER_USD).to_integral_value(ROUND_HALF_UP)))
+    return units_to_usd(int((exact * UNITS_PER_USD).to_integral_value(ROUND_HALF_UP)))
 
 
 @pytest.fixture

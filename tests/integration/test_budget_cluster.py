@@ -101,7 +101,7 @@ def _check(
     for call_id in sorted(ledger.to_retry):  # what a caller (or the settle journal) does after an error
         store.settle(budget, call_id, AMOUNT)
     settled = ledger.acked | ledger.to_retry
-    spent = store.status(budget).spent_micros
+    spent = store.status(budget).spent_units
     print(
         f"\nfailover: {len(settled)} settled calls ({len(ledger.to_retry)} retried after an error), "
         f"counter {spent} of {AMOUNT * len(settled)} micro-USD; {len(unconfirmed)} settles unconfirmed "

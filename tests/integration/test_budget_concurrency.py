@@ -30,7 +30,7 @@ def _one_call(store: BudgetStore, scope_id: str, call_id: str) -> tuple[bool, in
     budget = ref(LIMIT, scope_id=scope_id)
     if not store.reserve(budget, call_id, HOLD, enforce=True).granted:
         return False, 0
-    return True, store.settle(budget, call_id, _actual(call_id)).charged_micros
+    return True, store.settle(budget, call_id, _actual(call_id)).charged_units
 
 
 async def _many_calls(url: str, prefix: str, scope_id: str, worker: int) -> list[tuple[bool, int]]:
@@ -43,7 +43,7 @@ async def _many_calls(url: str, prefix: str, scope_id: str, worker: int) -> list
             if not (await store.areserve(budget, call_id, HOLD, enforce=True)).granted:
                 return False, 0
             await asyncio.sleep(0)
-            return True, (await store.asettle(budget, call_id, _actual(call_id))).charged_micros
+            return True, (await store.asettle(budget, call_id, _actual(call_id))).charged_units
 
         return await asyncio.gather(*(one(f"w{worker}-c{i}") for i in range(CALLS_PER_PROCESS)))
 
@@ -63,9 +63,9 @@ def _check(store: BudgetStore, scope_id: str, results: list[tuple[bool, int]]) -
     assert granted
     assert refused
     status = store.status(ref(LIMIT, scope_id=scope_id))
-    assert status.spent_micros == sum(granted)
-    assert status.spent_micros <= LIMIT
-    assert (status.held_micros, status.active_holds) == (0, 0)
+    assert status.spent_units == sum(granted)
+    assert status.spent_units <= LIMIT
+    assert (status.held_units, status.active_holds) == (0, 0)
 
 
 def test_redis_processes_share_one_budget_without_overspending(redis_url: str) -> None:

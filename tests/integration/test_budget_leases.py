@@ -42,13 +42,13 @@ def test_calls_after_the_first_send_no_message(redis_url: str) -> None:
             store.settle(budget, f"c{index}", 600)
         assert store.messages == 1
         status = store.status(budget)
-        assert status.spent_micros == 0  # not carried yet
-        assert status.held_micros == 1000 + 16 * 1000  # the lease shows as held: the call's need and its spare room
+        assert status.spent_units == 0  # not carried yet
+        assert status.held_units == 1000 + 16 * 1000  # the lease shows as held: the call's need and its spare room
     finally:
         store.close()
     with RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url) as plain:
         status = plain.status(budget)
-    assert (status.spent_micros, status.held_micros) == (6000, 0)
+    assert (status.spent_units, status.held_units) == (6000, 0)
 
 
 def test_near_the_limit_every_call_reserves_for_itself(redis_url: str) -> None:
@@ -57,7 +57,7 @@ def test_near_the_limit_every_call_reserves_for_itself(redis_url: str) -> None:
     store = _store(redis_url, prefix)
     try:
         assert store.reserve(budget, "a", 1000, enforce=True).granted
-        assert store.status(budget).held_micros == 1000  # a spare of 0.25 x 2000 is below 2 estimates: none
+        assert store.status(budget).held_units == 1000  # a spare of 0.25 x 2000 is below 2 estimates: none
         assert store.reserve(budget, "b", 1000, enforce=True).granted
         assert store.reserve(budget, "c", 1000, enforce=True).granted
         assert not store.reserve(budget, "d", 1000, enforce=True).granted
@@ -78,7 +78,7 @@ def test_a_refusal_needs_the_other_process_lease_to_be_short(redis_url: str) -> 
         while second.reserve(budget, f"b{taken}", 1000, enforce=True).granted:
             taken += 1
         # The second process was refused while the first one's spare room was idle: no more than that is lost.
-        unleased = 100_000 - taken * 1000 - first.status(budget).held_micros + 0
+        unleased = 100_000 - taken * 1000 - first.status(budget).held_units + 0
         assert unleased < 1000
         assert 100_000 - taken * 1000 < 1000 + 16 * 1000
     finally:
@@ -104,11 +104,11 @@ def test_a_dead_process_lease_returns_to_the_budget(redis_url: str) -> None:
     budget = ref(100_000)
     subprocess.run([sys.executable, "-c", _DIE_WITH_A_LEASE, redis_url, prefix], check=True, timeout=120)
     with RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url) as inner:
-        assert inner.status(budget).held_micros == 17_000
+        assert inner.status(budget).held_units == 17_000
         deadline = time.monotonic() + 30
-        while inner.status(budget).held_micros and time.monotonic() < deadline:
+        while inner.status(budget).held_units and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert inner.status(budget).held_micros == 0
+        assert inner.status(budget).held_units == 0
 
 
 @pytest.mark.parametrize("mode", ["unsent", "carried"])
@@ -122,7 +122,7 @@ def test_a_dead_process_leased_spend_is_charged_once(mode: str, redis_url: str, 
     cost = sum(died["priced"])
     # Settles no message carried (or whose done marks were lost) wait in the dead process's journal.
     assert died["pending"] >= 2
-    assert 0 < died["pending_micros"] <= 2 * cost
+    assert 0 < died["pending_units"] <= 2 * cost
 
     budgets = lease_then_die.policy(redis_url, prefix, str(tmp_path))
     with ProviderDouble() as provider:
@@ -133,12 +133,12 @@ def test_a_dead_process_leased_spend_is_charged_once(mode: str, redis_url: str, 
         assert view is not None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(
-            view.status(*scope)[0].held_micros for scope in (("session", "dying"), ("global",))
+            view.status(*scope)[0].held_units for scope in (("session", "dying"), ("global",))
         ):
             time.sleep(0.2)  # the dead process's leases return by their TTL
         for scope in (("session", "dying"), ("global",)):
             status = view.status(*scope)[0]
-            assert (status.spent_micros, status.held_micros) == (cost, 0), scope
+            assert (status.spent_units, status.held_units) == (cost, 0), scope
         router.shutdown()
 
 
@@ -168,7 +168,7 @@ def test_alerts_fire_once_when_a_message_carries_the_spend(redis_url: str) -> No
         # Fired by the message that carried the spend past half the limit, once; 0.9 never reached.
         assert [threshold for threshold, _, _ in fired] == [0.5]
         assert 5000 <= fired[0][1] <= 6000
-        assert store.status(budget).spent_micros == 6000
+        assert store.status(budget).spent_units == 6000
     finally:
         store.close()
 
@@ -187,7 +187,7 @@ def test_leases_on_a_redis_cluster(redis_cluster_url: str) -> None:
         assert store.messages == 1
         store.drain()
         status = store.status(budget)
-        assert (status.spent_micros, status.held_micros) == (3500, 0)
+        assert (status.spent_units, status.held_units) == (3500, 0)
         assert store.top(budget, 3) == [(budget.scope_id, 3500)]
     finally:
         store.close()

@@ -45,29 +45,29 @@ def store(backend: Backend) -> BudgetStore:
 def test_reserve_grants_up_to_the_limit_and_holds(store: BudgetStore) -> None:
     budget = ref(1000)
     first = store.reserve(budget, "c1", 600, enforce=True)
-    assert (first.granted, first.spent_micros, first.held_micros, first.replayed) == (True, 0, 0, False)
+    assert (first.granted, first.spent_units, first.held_units, first.replayed) == (True, 0, 0, False)
     assert first.window_id == "total"
     refused = store.reserve(budget, "c2", 401, enforce=True)
-    assert (refused.granted, refused.spent_micros, refused.held_micros) == (False, 0, 600)
+    assert (refused.granted, refused.spent_units, refused.held_units) == (False, 0, 600)
     exact = store.reserve(budget, "c3", 400, enforce=True)
-    assert (exact.granted, exact.held_micros) == (True, 600)
+    assert (exact.granted, exact.held_units) == (True, 600)
     status = store.status(budget)
-    assert (status.spent_micros, status.held_micros, status.active_holds, status.remaining_micros) == (0, 1000, 2, 0)
+    assert (status.spent_units, status.held_units, status.active_holds, status.remaining_units) == (0, 1000, 2, 0)
 
 
 def test_a_refused_reserve_holds_nothing(store: BudgetStore) -> None:
     budget = ref(100)
     assert not store.reserve(budget, "c1", 101, enforce=True).granted
     status = store.status(budget)
-    assert (status.held_micros, status.active_holds, status.remaining_micros) == (0, 0, 100)
+    assert (status.held_units, status.active_holds, status.remaining_units) == (0, 0, 100)
 
 
 def test_without_enforcement_reserve_always_holds(store: BudgetStore) -> None:
     budget = ref(100)
     assert store.reserve(budget, "c1", 80, enforce=False).granted
     over = store.reserve(budget, "c2", 80, enforce=False)
-    assert (over.granted, over.held_micros) == (False, 80)
-    assert store.status(budget).held_micros == 160
+    assert (over.granted, over.held_units) == (False, 80)
+    assert store.status(budget).held_units == 160
 
 
 def test_a_repeated_reserve_replays_the_decision_and_holds_once(store: BudgetStore) -> None:
@@ -75,14 +75,14 @@ def test_a_repeated_reserve_replays_the_decision_and_holds_once(store: BudgetSto
     first = store.reserve(budget, "c1", 700, enforce=True)
     again = store.reserve(budget, "c1", 700, enforce=True)
     assert again.replayed
-    assert (again.granted, again.spent_micros, again.held_micros) == (first.granted, 0, 0)
-    assert store.status(budget).held_micros == 700
+    assert (again.granted, again.spent_units, again.held_units) == (first.granted, 0, 0)
+    assert store.status(budget).held_units == 700
     refused = store.reserve(budget, "c2", 700, enforce=True)
     store.release(budget, "c1")
     replayed = store.reserve(budget, "c2", 700, enforce=True)
     assert not refused.granted
-    assert (replayed.granted, replayed.replayed, replayed.held_micros) == (False, True, 700)
-    assert store.status(budget).held_micros == 0
+    assert (replayed.granted, replayed.replayed, replayed.held_units) == (False, True, 700)
+    assert store.status(budget).held_units == 0
 
 
 def test_amounts_must_be_non_negative_integers(store: BudgetStore) -> None:
@@ -100,7 +100,7 @@ def test_settle_replaces_the_hold_with_the_actual_amount(store: BudgetStore) -> 
     store.reserve(budget, "c1", 600, enforce=True)
     store.reserve(budget, "c2", 300, enforce=True)
     outcome = store.settle(budget, "c1", 250)
-    assert (outcome.state, outcome.charged_micros, outcome.spent_micros, outcome.held_micros) == (
+    assert (outcome.state, outcome.charged_units, outcome.spent_units, outcome.held_units) == (
         "settled",
         250,
         250,
@@ -108,14 +108,14 @@ def test_settle_replaces_the_hold_with_the_actual_amount(store: BudgetStore) -> 
     )
     assert (outcome.window_id, outcome.replayed, outcome.alerts) == ("total", False, ())
     status = store.status(budget)
-    assert (status.spent_micros, status.held_micros, status.active_holds, status.remaining_micros) == (250, 300, 1, 450)
+    assert (status.spent_units, status.held_units, status.active_holds, status.remaining_units) == (250, 300, 1, 450)
 
 
 def test_settle_counts_spend_above_the_limit_and_then_reserve_refuses(store: BudgetStore) -> None:
     budget = ref(1000)
     store.reserve(budget, "c1", 500, enforce=True)
-    assert store.settle(budget, "c1", 1500).spent_micros == 1500
-    assert store.status(budget).remaining_micros == 0
+    assert store.settle(budget, "c1", 1500).spent_units == 1500
+    assert store.status(budget).remaining_units == 0
     assert not store.reserve(budget, "c2", 0, enforce=True).granted
 
 
@@ -125,16 +125,16 @@ def test_a_retried_settle_counts_once_and_replays_the_first_outcome(store: Budge
     first = store.settle(budget, "c1", 600)
     again = store.settle(budget, "c1", 999)
     assert again.replayed
-    assert (again.charged_micros, again.spent_micros, again.held_micros, again.alerts) == (600, 600, 0, (0.5,))
-    assert store.status(budget).spent_micros == 600
+    assert (again.charged_units, again.spent_units, again.held_units, again.alerts) == (600, 600, 0, (0.5,))
+    assert store.status(budget).spent_units == 600
     assert first.alerts == (0.5,)
 
 
 def test_a_settle_without_a_reserve_adds_the_spend(store: BudgetStore) -> None:
     budget = ref(1000, window="daily")
     outcome = store.settle(budget, "c1", 120)
-    assert (outcome.state, outcome.spent_micros, outcome.held_micros) == ("settled", 120, 0)
-    assert store.status(budget).spent_micros == 120
+    assert (outcome.state, outcome.spent_units, outcome.held_units) == ("settled", 120, 0)
+    assert store.status(budget).spent_units == 120
 
 
 def test_release_drops_the_hold_and_charges_nothing(store: BudgetStore) -> None:
@@ -142,7 +142,7 @@ def test_release_drops_the_hold_and_charges_nothing(store: BudgetStore) -> None:
     store.reserve(budget, "c1", 400, enforce=True)
     store.settle(budget, "c0", 100)
     released = store.release(budget, "c1")
-    assert (released.state, released.charged_micros, released.spent_micros, released.held_micros) == (
+    assert (released.state, released.charged_units, released.spent_units, released.held_units) == (
         "released",
         0,
         100,
@@ -151,13 +151,13 @@ def test_release_drops_the_hold_and_charges_nothing(store: BudgetStore) -> None:
     again = store.release(budget, "c1")
     assert (again.state, again.replayed) == ("released", True)
     late = store.settle(budget, "c1", 300)
-    assert (late.state, late.replayed, late.spent_micros) == ("released", True, 100)
-    assert store.status(budget).spent_micros == 100
+    assert (late.state, late.replayed, late.spent_units) == ("released", True, 100)
+    assert store.status(budget).spent_units == 100
 
 
 def test_release_without_a_reserve_is_harmless(store: BudgetStore) -> None:
     outcome = store.release(ref(), "never-reserved")
-    assert (outcome.state, outcome.charged_micros, outcome.spent_micros, outcome.held_micros) == ("released", 0, 0, 0)
+    assert (outcome.state, outcome.charged_units, outcome.spent_units, outcome.held_units) == ("released", 0, 0, 0)
 
 
 # --- holds expire ------------------------------------------------------------------------
@@ -167,10 +167,10 @@ def test_an_unsettled_hold_expires_after_its_ttl(backend: Backend) -> None:
     store = backend.store(hold_ttl_seconds=1)
     budget = ref(1000)
     store.reserve(budget, "c1", 700, enforce=True)
-    assert store.status(budget).held_micros == 700
+    assert store.status(budget).held_units == 700
     backend.advance(1.3)
     status = store.status(budget)
-    assert (status.held_micros, status.active_holds, status.spent_micros) == (0, 0, 0)
+    assert (status.held_units, status.active_holds, status.spent_units) == (0, 0, 0)
     assert store.reserve(budget, "c2", 1000, enforce=True).granted
 
 
@@ -181,10 +181,10 @@ def test_a_settle_after_the_hold_expired_still_charges_once(backend: Backend) ->
     backend.advance(1.3)
     store.reserve(budget, "c2", 200, enforce=True)
     outcome = store.settle(budget, "c1", 300)
-    assert (outcome.state, outcome.spent_micros, outcome.held_micros) == ("settled", 300, 200)
+    assert (outcome.state, outcome.spent_units, outcome.held_units) == ("settled", 300, 200)
     assert store.settle(budget, "c1", 300).replayed
     status = store.status(budget)
-    assert (status.spent_micros, status.held_micros, status.active_holds) == (300, 200, 1)
+    assert (status.spent_units, status.held_units, status.active_holds) == (300, 200, 1)
 
 
 # --- windows -----------------------------------------------------------------------------
@@ -198,10 +198,10 @@ def test_a_new_window_starts_empty_and_a_late_settle_lands_in_the_hold_window(ba
     fresh = store.reserve(budget, "c2", 900, enforce=True)
     assert fresh.granted
     assert fresh.window_id != held.window_id
-    assert (fresh.spent_micros, fresh.held_micros) == (0, 0)
+    assert (fresh.spent_units, fresh.held_units) == (0, 0)
     late = store.settle(budget, "c1", 500)
     assert late.window_id == held.window_id
-    assert (late.spent_micros, late.held_micros) == (500, 0)
+    assert (late.spent_units, late.held_units) == (500, 0)
 
 
 def test_memory_calendar_windows_roll_over_at_utc_midnight() -> None:
@@ -212,8 +212,8 @@ def test_memory_calendar_windows_roll_over_at_utc_midnight() -> None:
         store.settle(budget, "c1", 400)
     assert (store.status(daily).window_id, store.status(monthly).window_id) == ("2024-05-31", "2024-05")
     clock.advance(1)
-    assert (store.status(daily).window_id, store.status(daily).spent_micros) == ("2024-06-01", 0)
-    assert (store.status(monthly).window_id, store.status(monthly).spent_micros) == ("2024-06", 0)
+    assert (store.status(daily).window_id, store.status(daily).spent_units) == ("2024-06-01", 0)
+    assert (store.status(monthly).window_id, store.status(monthly).spent_units) == ("2024-06", 0)
 
 
 # --- alerts, reset, top -------------------------------------------------------------------
@@ -237,10 +237,10 @@ def test_reset_clears_the_window_and_a_live_hold_still_settles_once(store: Budge
     store.reserve(budget, "c2", 300, enforce=True)
     store.reset(budget)
     status = store.status(budget)
-    assert (status.spent_micros, status.held_micros, status.active_holds, status.remaining_micros) == (0, 0, 0, 1000)
+    assert (status.spent_units, status.held_units, status.active_holds, status.remaining_units) == (0, 0, 0, 1000)
     outcome = store.settle(budget, "c2", 250)
-    assert (outcome.spent_micros, outcome.held_micros) == (250, 0)
-    assert store.status(budget).held_micros == 0
+    assert (outcome.spent_units, outcome.held_units) == (250, 0)
+    assert store.status(budget).held_units == 0
 
 
 def test_top_lists_the_largest_spenders_of_the_scope(store: BudgetStore) -> None:
@@ -271,9 +271,9 @@ def test_the_async_methods_behave_like_the_sync_ones(store: BudgetStore) -> None
             await store.areset(budget)
             after = await store.astatus(budget)
         assert (granted.granted, refused.granted) == (True, False)
-        assert (settled.spent_micros, settled.alerts, released.state) == (600, (0.5,), "released")
-        assert (status.spent_micros, status.held_micros, top) == (600, 0, [("s1", 600)])
-        assert after.spent_micros == 0
+        assert (settled.spent_units, settled.alerts, released.state) == (600, (0.5,), "released")
+        assert (status.spent_units, status.held_units, top) == (600, 0, [("s1", 600)])
+        assert after.spent_units == 0
 
     asyncio.run(scenario())
 
@@ -283,13 +283,13 @@ def test_reserve_all_holds_in_order_and_stops_at_the_first_refusal(store: Budget
     budgets = [wide, warn, narrow, after]
     outcomes = store.reserve_all(budgets, "c1", 40, [True, False, True, True])
     assert [o.granted for o in outcomes] == [True, False, True, True]
-    assert [store.status(b).held_micros for b in budgets] == [40, 40, 40, 40]
+    assert [store.status(b).held_units for b in budgets] == [40, 40, 40, 40]
     refused = store.reserve_all(budgets, "c2", 40, [True, False, True, True])
     assert [o.granted for o in refused] == [True, False, False]  # stops at the narrow one; `after` untried
-    assert (refused[2].held_micros, store.status(after).held_micros) == (40, 40)
+    assert (refused[2].held_units, store.status(after).held_units) == (40, 40)
     replayed = store.reserve_all(budgets, "c1", 40, [True, False, True, True])
     assert [(o.granted, o.replayed) for o in replayed] == [(True, True), (False, True), (True, True), (True, True)]
-    assert [store.status(b).held_micros for b in budgets] == [80, 80, 40, 40]  # c2 held in the first two only
+    assert [store.status(b).held_units for b in budgets] == [80, 80, 40, 40]  # c2 held in the first two only
 
 
 def test_reserve_all_settles_like_separate_reserves(store: BudgetStore) -> None:
@@ -301,7 +301,7 @@ def test_reserve_all_settles_like_separate_reserves(store: BudgetStore) -> None:
             assert [o.granted for o in outcomes] == [True, True]
             for budget in budgets:
                 settled = await store.asettle(budget, "c1", 120)
-                assert (settled.spent_micros, settled.held_micros, settled.unheld) == (120, 0, False)
+                assert (settled.spent_units, settled.held_units, settled.unheld) == (120, 0, False)
 
     asyncio.run(scenario())
 
@@ -334,12 +334,12 @@ def test_random_sequences_keep_spent_and_held_exact(store: BudgetStore, steps: l
             result = store.settle(budget, call_id, amount) if operation == "settle" else store.release(budget, call_id)
             assert result.replayed == (call_id in done)
             if not result.replayed:
-                spent += result.charged_micros
+                spent += result.charged_units
                 live.pop(call_id, None)
                 done.add(call_id)
         status = store.status(budget)
-        assert status.spent_micros == spent
-        assert status.held_micros == sum(live.values())
+        assert status.spent_units == spent
+        assert status.held_units == sum(live.values())
         assert status.active_holds == len(live)
 
 
@@ -403,7 +403,7 @@ def test_holds_whose_call_index_is_gone_are_not_counted(redis_backend: Backend) 
             client.delete(f"{tag}:calls", f"{tag}:expiry")
             if heals == "status":
                 status = store.status(budget)
-                assert (status.held_micros, status.active_holds) == (0, 0)
+                assert (status.held_units, status.active_holds) == (0, 0)
             elif heals == "reserve":
                 assert store.reserve(budget, "next", 900, enforce=True).granted  # 600 stale + 900 > 1000
                 store.release(budget, "next")
@@ -427,7 +427,7 @@ def test_scripts_are_reloaded_after_script_flush(redis_backend: Backend) -> None
             async with store:
                 await store.astatus(budget)
                 client.script_flush()
-                return (await store.areserve(budget, "c3", 100, enforce=True)).held_micros
+                return (await store.areserve(budget, "c3", 100, enforce=True)).held_units
 
         assert asyncio.run(flushed_async()) == 200
     finally:
@@ -475,7 +475,7 @@ def test_an_unreachable_store_raises_budget_store_error_then_recovers(
     finally:
         redis_server.restart()
     assert store.reserve(budget, "c4", 100, enforce=True).granted
-    assert store.status(budget).held_micros == 100
+    assert store.status(budget).held_units == 100
 
 
 def test_a_server_that_never_answers_times_out_into_budget_store_error() -> None:
@@ -514,11 +514,11 @@ def test_a_hold_left_by_a_killed_process_is_freed_after_its_ttl(redis_backend: B
     assert process.exitcode == -signal.SIGKILL
     store = redis_backend.store(hold_ttl_seconds=1)
     budget = ref(1000, scope_id=scope_id)
-    assert store.status(budget).held_micros == 800
+    assert store.status(budget).held_units == 800
     assert not store.reserve(budget, "next", 800, enforce=True).granted
     redis_backend.advance(1.3)
     status = store.status(budget)
-    assert (status.held_micros, status.active_holds, status.spent_micros) == (0, 0, 0)
+    assert (status.held_units, status.active_holds, status.spent_units) == (0, 0, 0)
     assert store.reserve(budget, "after", 800, enforce=True).granted
 
 
@@ -532,7 +532,7 @@ def test_the_memory_store_forgets_ended_windows_and_old_call_records() -> None:
         store.settle(ref(1000, scope_id="busy", window="1h"), f"c{call}", 1)
     assert len(store._counters) == 1
     assert len(store._instances) == 1
-    assert store.status(ref(1000, scope_id="busy", window="1h")).spent_micros == 5000
+    assert store.status(ref(1000, scope_id="busy", window="1h")).spent_units == 5000
 
 
 @pytest.fixture

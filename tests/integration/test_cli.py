@@ -16,7 +16,7 @@ from costrouter.budget import RedisBudgetStore, load_policy
 from costrouter.budget.store import top_key
 from costrouter.cli.commands import app
 from costrouter.config.budget_ref import budget_key
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -335,8 +335,8 @@ def test_budget_status_top_and_reset_against_redis(
     with RedisBudgetStore(policy.store) as store:
         for session, amount in (("s1", 0.25), ("s2", 0.5)):
             ref = session_budget.ref(session)
-            store.reserve(ref, f"call-{session}", usd_to_micros(amount), enforce=True)
-            store.settle(ref, f"call-{session}", usd_to_micros(amount))
+            store.reserve(ref, f"call-{session}", usd_to_units(amount), enforce=True)
+            store.settle(ref, f"call-{session}", usd_to_units(amount))
 
     status = runner.invoke(app, ["budget", "status", "session", "s1", "--budgets", str(budgets)])
     assert status.exit_code == 0, status.output

@@ -99,8 +99,8 @@ def test_an_embedding_settles_to_the_micro_dollar(
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-settle")
-    assert status.spent_micros == WORDS  # 11 tokens x 1e-6 USD: hand-computed
-    assert status.held_micros == 0
+    assert status.spent_units == WORDS  # 11 tokens x 1e-6 USD: hand-computed
+    assert status.held_units == 0
     assert call_attributes(capture)[sc.BUDGET_SETTLED_USD] == pytest.approx(WORDS * 1e-6)
     router.shutdown()
 

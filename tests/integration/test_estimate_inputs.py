@@ -11,7 +11,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from costrouter import CostRouter
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from tests.routing import router_config
@@ -164,8 +164,8 @@ def test_every_content_type_is_held_for_at_one_and_a_half_times_tiktoken(
     (span,) = capture.call_spans()
     attributes = dict(span.attributes or {})
     assert attributes[sc.BUDGET_OUTCOME] == "allowed"
-    estimate = usd_to_micros(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
-    settled = usd_to_micros(float(attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type]
+    estimate = usd_to_units(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
+    settled = usd_to_units(float(attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type]
     assert 0 < settled <= estimate
 
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from costrouter import CostRouter
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from tests.routing import router_config
@@ -71,8 +71,8 @@ def test_estimate_covers_the_actual_cost(
 
     (span,) = capture.call_spans()
     attributes = dict(span.attributes or {})
-    estimate = usd_to_micros(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
-    settled = usd_to_micros(float(attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type]
+    estimate = usd_to_units(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
+    settled = usd_to_units(float(attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type]
     assert settled <= estimate
 
 
@@ -172,6 +172,6 @@ def test_every_content_type_is_covered_when_the_provider_counts_more(
 
     (span,) = capture.call_spans()
     attributes = dict(span.attributes or {})
-    estimate = usd_to_micros(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
-    settled = usd_to_micros(float(attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type]
+    estimate = usd_to_units(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
+    settled = usd_to_units(float(attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type]
     assert settled <= estimate

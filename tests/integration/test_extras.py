@@ -38,7 +38,7 @@ def assert_refused_before_anything(call: dict[str, Any], extra: str, modules: st
     assert call["error"]["extra"] == extra
     assert f"pip install 'costrouter-litellm[{extra}]'" in call["error"]["message"]
     assert modules in call["error"]["message"]
-    assert call["spent_micros"] == call["held_micros"] == 0
+    assert call["spent_units"] == call["held_units"] == 0
     assert call["call_spans"] == 0
 
 
@@ -74,8 +74,8 @@ def test_a_call_with_tools_needs_mcp_only_before_litellm_1_108_4(provider: Provi
     else:  # 1.108.4 on: the calls go through without mcp, and nothing imported it
         for call in result["calls"].values():
             assert call["error"] is None
-            assert call["spent_micros"] > 0
-            assert call["held_micros"] == 0
+            assert call["spent_units"] > 0
+            assert call["held_units"] == 0
             assert call["call_spans"] == 1
         assert len(provider.requests) == len(TOOL_CALLS)
     assert result["imported_blocked"] == []

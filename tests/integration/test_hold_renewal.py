@@ -20,7 +20,7 @@ import pytest
 from costrouter import BudgetExceededError, CostRouter
 from costrouter.budget import BudgetPolicy, BudgetRef, MemoryBudgetStore
 from costrouter.budget.renewal import HoldRenewer
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from tests.integration.budget_backends import BACKENDS, Backend, make_backend, ref
@@ -44,9 +44,9 @@ def test_a_renewed_hold_outlives_its_ttl(backend: Backend) -> None:
     # 1.8 s after the reserve, a second past the TTL: the hold still keeps the room.
     assert not store.reserve(budget, "other", 1, enforce=True).granted
     status = store.status(budget)
-    assert (status.held_micros, status.active_holds) == (100, 1)
+    assert (status.held_units, status.active_holds) == (100, 1)
     settled = store.settle(budget, "long", 60)
-    assert (settled.spent_micros, settled.held_micros, settled.unheld) == (60, 0, False)
+    assert (settled.spent_units, settled.held_units, settled.unheld) == (60, 0, False)
 
 
 def test_renew_is_idempotent_and_never_revives_a_finished_hold(backend: Backend) -> None:
@@ -61,7 +61,7 @@ def test_renew_is_idempotent_and_never_revives_a_finished_hold(backend: Backend)
     assert not store.renew(budget, "a")
     assert not store.renew(budget, "b")
     assert not store.renew(budget, "never-reserved")
-    assert store.status(budget).held_micros == 0
+    assert store.status(budget).held_units == 0
 
 
 async def test_async_renew_matches_sync(backend: Backend) -> None:
@@ -85,7 +85,7 @@ def test_a_settle_after_the_hold_expired_still_charges_and_is_counted(backend: B
     on_time = store.settle(budget, "other", 50)
     assert (late.unheld, on_time.unheld) == (True, False)
     status = store.status(budget)
-    assert (status.spent_micros, status.unheld_settles) == (120, 1)  # over the limit, and it says so
+    assert (status.spent_units, status.unheld_settles) == (120, 1)  # over the limit, and it says so
 
 
 def test_a_settle_with_no_hold_at_all_is_counted_as_unheld(backend: Backend) -> None:
@@ -138,7 +138,7 @@ def session(router: CostRouter, session_id: str) -> BudgetRef:
 def spent_and_held(router: CostRouter, session_id: str) -> tuple[int, int]:
     assert router.store is not None
     status = router.store.status(session(router, session_id))
-    return status.spent_micros, status.held_micros
+    return status.spent_units, status.held_units
 
 
 async def await_until(condition: Callable[[], bool]) -> None:
@@ -150,7 +150,7 @@ async def await_until(condition: Callable[[], bool]) -> None:
 
 
 def settled_on(span: Any) -> int:
-    return usd_to_micros(float(span.attributes[sc.BUDGET_SETTLED_USD]))
+    return usd_to_units(float(span.attributes[sc.BUDGET_SETTLED_USD]))
 
 
 async def test_an_async_call_longer_than_the_ttl_keeps_its_hold(
@@ -167,7 +167,7 @@ async def test_an_async_call_longer_than_the_ttl_keeps_its_hold(
     charged = [settled_on(span) for span in capture.call_spans() if sc.BUDGET_SETTLED_USD in (span.attributes or {})]
     assert len(charged) == 1
     assert spent_and_held(router, "s-long") == (charged[0], 0)
-    assert charged[0] <= session(router, "s-long").limit_micros
+    assert charged[0] <= session(router, "s-long").limit_units
 
 
 def test_a_sync_call_longer_than_the_ttl_keeps_its_hold(router: CostRouter, provider: ProviderDouble) -> None:
@@ -188,7 +188,7 @@ def test_a_sync_call_longer_than_the_ttl_keeps_its_hold(router: CostRouter, prov
     assert provider.request_count() == 1
     spent, held = spent_and_held(router, "s-sync")
     assert held == 0
-    assert 0 < spent <= session(router, "s-sync").limit_micros
+    assert 0 < spent <= session(router, "s-sync").limit_units
 
 
 async def test_a_stream_longer_than_the_ttl_keeps_its_hold(
@@ -227,8 +227,8 @@ async def test_a_hold_lost_mid_call_is_visible_on_span_log_metric_and_status(
     assert [point.value for _, point in capture.metric_points(sc.METRIC_BUDGET_UNHELD_SETTLES)] == [1]
     assert router.store is not None
     status = router.store.status(session(router, "s-lost"))
-    assert (status.unheld_settles, status.held_micros) == (1, 0)
-    assert status.spent_micros == settled_on(span)
+    assert (status.unheld_settles, status.held_units) == (1, 0)
+    assert status.spent_units == settled_on(span)
 
 
 def test_shutdown_stops_the_renewer(router: CostRouter) -> None:

@@ -24,7 +24,7 @@ from costrouter.budget.redis import RedisBudgetStore, _Call
 from costrouter.budget.store import BudgetStore
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.config.budgets import BudgetPolicy, StoreConfig
-from costrouter.money import MAX_COUNTER_MICROS, usd_to_micros
+from costrouter.money import MAX_COUNTER_UNITS, usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.routing.needs import litellm_version
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
@@ -55,7 +55,7 @@ def _router(provider: ProviderDouble, capture: TelemetryCapture, store: dict[str
 
 
 def _micros(span_attributes: Any, name: str) -> int:
-    return usd_to_micros(float(span_attributes[name]))
+    return usd_to_units(float(span_attributes[name]))
 
 
 def _spent(store: dict[str, Any], session: str) -> int:
@@ -65,7 +65,7 @@ def _spent(store: dict[str, Any], session: str) -> int:
     if config.backend == "memory":
         raise AssertionError("read a memory store through its router")
     with RedisBudgetStore(config) as reader:
-        return reader.status(ref).spent_micros
+        return reader.status(ref).spent_units
 
 
 @pytest.mark.parametrize("leases", [False, True], ids=["per-call", "leases"])
@@ -99,7 +99,7 @@ def test_an_absurd_completion_count_is_charged_its_hold_and_the_budget_still_ref
     charged = [_micros(span.attributes, sc.LLM_USAGE_COST_USD) for span in rest if span.attributes]
     spent = _spent(store, "s")
     assert spent == hold + sum(charged)  # never wrapped, never dropped: the books add up
-    assert 0 < spent <= usd_to_micros(LIMIT_USD)
+    assert 0 < spent <= usd_to_units(LIMIT_USD)
     assert admitted < 20  # the budget still refuses
     assert "answered implausible completion_tokens" in caplog.text
     ((labels, point),) = capture.metric_points(sc.METRIC_IMPLAUSIBLE_USAGE)
@@ -152,11 +152,11 @@ def test_every_hostile_figure_is_flagged_and_charged_the_hold(
     attributes = dict(capture.call_spans()[-1].attributes or {})
     if litellm_raises:  # LiteLLM's own exception passes through; the books hold no more than the hold
         assert attributes[sc.ERROR_TYPE] == "OverflowError"
-        assert 0 <= status.spent_micros <= _micros(attributes, sc.BUDGET_ESTIMATE_USD)
+        assert 0 <= status.spent_units <= _micros(attributes, sc.BUDGET_ESTIMATE_USD)
         return
     assert attributes[sc.ROUTER_USAGE_IMPLAUSIBLE] == flagged
     assert (
-        status.spent_micros == _micros(attributes, sc.BUDGET_ESTIMATE_USD) == _micros(attributes, sc.LLM_USAGE_COST_USD)
+        status.spent_units == _micros(attributes, sc.BUDGET_ESTIMATE_USD) == _micros(attributes, sc.LLM_USAGE_COST_USD)
     )
 
 
@@ -194,11 +194,11 @@ def _store(backend: str, redis_url: str) -> BudgetStore:
 def test_a_counter_saturates_at_the_ceiling_instead_of_wrapping(backend: str, redis_url: str) -> None:
     ref = _ref()
     with _store(backend, redis_url) as store:
-        assert store.settle(ref, "c1", 10**30).spent_micros == MAX_COUNTER_MICROS
-        assert store.settle(ref, "c2", MAX_COUNTER_MICROS).spent_micros == MAX_COUNTER_MICROS
+        assert store.settle(ref, "c1", 10**30).spent_units == MAX_COUNTER_UNITS
+        assert store.settle(ref, "c2", MAX_COUNTER_UNITS).spent_units == MAX_COUNTER_UNITS
         assert not store.reserve(ref, "c3", 1, enforce=True).granted
-        assert store.reserve(ref, "c4", 10**30, enforce=False).held_micros == 0
-        assert store.status(ref).held_micros == MAX_COUNTER_MICROS
+        assert store.reserve(ref, "c4", 10**30, enforce=False).held_units == 0
+        assert store.status(ref).held_units == MAX_COUNTER_UNITS
 
 
 def test_the_scripts_saturate_an_amount_given_past_the_ceiling(redis_url: str) -> None:
@@ -210,13 +210,13 @@ def test_the_scripts_saturate_an_amount_given_past_the_ceiling(redis_url: str) -
         args = call.settle("c1", 0, release=False)
         args[2] = str(10**30)
         reply = store.run_script("settle", "settle", call.settle_keys(), args)
-        assert (reply[1], reply[2]) == (MAX_COUNTER_MICROS, MAX_COUNTER_MICROS)
+        assert (reply[1], reply[2]) == (MAX_COUNTER_UNITS, MAX_COUNTER_UNITS)
         lease = ["l", "owner", "", "1", str(10**30), "0", "0", "1", "0", "0", "0", "60", "total", "0", "60", "60"]
-        lease += [str(ref.limit_micros), ref.scope_id]
+        lease += [str(ref.limit_units), ref.scope_id]
         reply = store.run_script("lease", "lease", call.settle_keys(), [call.base, *lease[1:]])
-        assert reply[2] == MAX_COUNTER_MICROS  # spent: saturated, the message applied (HINCRBY failed it)
+        assert reply[2] == MAX_COUNTER_UNITS  # spent: saturated, the message applied (HINCRBY failed it)
         client = redis.Redis.from_url(redis_url)
-        assert client.hget(f"{call.base}:w:total", "spent") == str(MAX_COUNTER_MICROS).encode()
+        assert client.hget(f"{call.base}:w:total", "spent") == str(MAX_COUNTER_UNITS).encode()
         client.close()
 
 

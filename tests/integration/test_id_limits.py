@@ -98,7 +98,7 @@ def test_the_limit_counts_utf8_bytes_and_an_id_at_the_limit_is_charged(
     assert provider.request_count() == 1
     assert on_redis.budgets is not None
     (status,) = on_redis.budgets.status("session", at_limit)
-    assert status.spent_micros > 0
+    assert status.spent_units > 0
     with pytest.raises(ValueError, match=f"at most {MAX_ID_BYTES}"):
         on_redis.route_completion("fast", MESSAGES, max_tokens=5, session_id=at_limit + "a")
     assert provider.request_count() == 1

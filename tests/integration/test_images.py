@@ -118,8 +118,8 @@ async def test_images_settle_to_the_micro_dollar(
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-img")
-    assert status.spent_micros == 240_000  # 3 x 0.08 USD (standard, 1792x1024): hand-computed
-    assert status.held_micros == 0
+    assert status.spent_units == 240_000  # 3 x 0.08 USD (standard, 1792x1024): hand-computed
+    assert status.held_units == 0
     router.shutdown()
 
 

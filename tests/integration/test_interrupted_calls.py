@@ -18,7 +18,7 @@ import pytest
 
 from costrouter import CostRouter
 from costrouter.budget import BudgetPolicy, BudgetRef
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.redis_server import free_port
@@ -86,13 +86,13 @@ def the_span_attributes(capture: TelemetryCapture) -> dict[str, Any]:
 
 
 def hold_of(attributes: dict[str, Any]) -> int:
-    return usd_to_micros(float(attributes[sc.BUDGET_ESTIMATE_USD]))
+    return usd_to_units(float(attributes[sc.BUDGET_ESTIMATE_USD]))
 
 
 def spent_and_held(router: CostRouter, session_id: str) -> tuple[int, int]:
     assert router.store is not None
     status = router.store.status(session(router, session_id))
-    return status.spent_micros, status.held_micros
+    return status.spent_units, status.held_units
 
 
 def wait_until(condition: Callable[[], bool]) -> None:
@@ -142,7 +142,7 @@ def assert_charged_hold(routers: Routers, router: CostRouter, session_id: str, h
     attributes = the_span_attributes(routers.capture)
     charge = hold_of(attributes) * holds
     assert attributes[sc.ROUTER_USAGE_SOURCE] == "estimated"
-    assert usd_to_micros(float(attributes[sc.BUDGET_SETTLED_USD])) == charge
+    assert usd_to_units(float(attributes[sc.BUDGET_SETTLED_USD])) == charge
     assert spent_and_held(router, session_id) == (charge, 0)
     (span,) = routers.capture.call_spans()
     assert any(event.name == sc.EVENT_INTERRUPTED_CHARGE for event in span.events)
@@ -326,7 +326,7 @@ async def test_release_policy_charges_a_cancelled_stream_what_it_delivered(route
         await task
     attributes = the_span_attributes(routers.capture)
     assert attributes[sc.ROUTER_USAGE_SOURCE] == "counted"
-    settled = usd_to_micros(float(attributes[sc.BUDGET_SETTLED_USD]))
+    settled = usd_to_units(float(attributes[sc.BUDGET_SETTLED_USD]))
     assert 0 < settled < hold_of(attributes)
     assert spent_and_held(router, "s-arel") == (settled, 0)
 

@@ -14,7 +14,7 @@ import pytest
 
 from costrouter import CostRouter
 from costrouter.budget import BudgetPolicy
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.pricing.cost import COMPONENTS
 from costrouter.testing import ProviderDouble, TelemetryCapture
@@ -49,7 +49,7 @@ class Case:
     model: str  # what the double sees
     deployment: dict[str, Any]
     reply: Reply
-    invoice_micros: int
+    invoice_units: int
     components: dict[str, int]
     tokens: dict[str, int] = field(default_factory=dict)
 
@@ -187,11 +187,11 @@ class Harness:
                 pass
         return response
 
-    def spent_micros(self, router: CostRouter, session_id: str) -> int:
+    def spent_units(self, router: CostRouter, session_id: str) -> int:
         assert isinstance(router.policy, BudgetPolicy)
         assert router.store is not None
         (ref,) = router.policy.budgets_for(session_id=session_id)
-        return router.store.status(ref).spent_micros
+        return router.store.status(ref).spent_units
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -207,10 +207,10 @@ def harness(request: pytest.FixtureRequest, provider: ProviderDouble, capture: T
 
 
 def _micros(attributes: dict[str, Any], name: str) -> int:
-    return usd_to_micros(float(attributes[name]))
+    return usd_to_units(float(attributes[name]))
 
 
-def _component_micros(attributes: dict[str, Any], name: str) -> int:
+def _component_units(attributes: dict[str, Any], name: str) -> int:
     """A token component is always written; a unit one only on a call billed by that unit."""
     key = f"{sc.ROUTER_COST_PREFIX}{name}"
     if name in sc.USAGE_UNIT_ATTRIBUTES:
@@ -229,23 +229,23 @@ def test_span_split_metric_and_budget_equal_the_invoice(harness: Harness, case: 
 
     (span,) = harness.capture.call_spans()
     attributes = dict(span.attributes or {})
-    assert _micros(attributes, sc.LLM_USAGE_COST_USD) == case.invoice_micros
-    assert _micros(attributes, sc.LLM_COST_TOTAL) == case.invoice_micros
-    assert _micros(attributes, sc.LLM_COST_PROMPT) + _micros(attributes, sc.LLM_COST_COMPLETION) == case.invoice_micros
-    components = {name: _component_micros(attributes, name) for name in COMPONENTS}
+    assert _micros(attributes, sc.LLM_USAGE_COST_USD) == case.invoice_units
+    assert _micros(attributes, sc.LLM_COST_TOTAL) == case.invoice_units
+    assert _micros(attributes, sc.LLM_COST_PROMPT) + _micros(attributes, sc.LLM_COST_COMPLETION) == case.invoice_units
+    components = {name: _component_units(attributes, name) for name in COMPONENTS}
     assert {name: value for name, value in components.items() if value} == case.components
-    assert sum(components.values()) == case.invoice_micros
+    assert sum(components.values()) == case.invoice_units
     for name, value in case.tokens.items():
         assert attributes[name] == value
     assert attributes[sc.ROUTER_COST_SOURCE] == "computed"
     # LiteLLM's own figure in a stream's usage.cost is not taken for the provider's.
     assert sc.ROUTER_COST_PROVIDER_USD not in attributes
     (cost_point,) = [point for _, point in harness.capture.metric_points(sc.METRIC_COST)]
-    assert usd_to_micros(cost_point.value) == case.invoice_micros
-    assert harness.spent_micros(router, session) == case.invoice_micros
+    assert usd_to_units(cost_point.value) == case.invoice_units
+    assert harness.spent_units(router, session) == case.invoice_units
     if not stream:
         # The prices reached LiteLLM's Router too: its own response_cost agrees.
-        assert usd_to_micros(response._hidden_params["response_cost"]) == case.invoice_micros
+        assert usd_to_units(response._hidden_params["response_cost"]) == case.invoice_units
 
 
 def test_token_usage_histogram_has_cache_and_reasoning_types(harness: Harness) -> None:
@@ -278,10 +278,10 @@ def test_proxy_prices_in_model_info_or_litellm_params_cost_as_the_native_file(ha
     harness.call(router, stream=False, session_id=f"s-{where}")
     (span,) = harness.capture.call_spans()
     attributes = dict(span.attributes or {})
-    components = {name: _component_micros(attributes, name) for name in COMPONENTS}
+    components = {name: _component_units(attributes, name) for name in COMPONENTS}
     assert {name: value for name, value in components.items() if value} == case.components
-    assert _micros(attributes, sc.LLM_USAGE_COST_USD) == case.invoice_micros
-    assert harness.spent_micros(router, f"s-{where}") == case.invoice_micros
+    assert _micros(attributes, sc.LLM_USAGE_COST_USD) == case.invoice_units
+    assert harness.spent_units(router, f"s-{where}") == case.invoice_units
 
 
 # ---- provider-reported cost ---------------------------------------------------------------------
@@ -291,7 +291,7 @@ OPENROUTER = "openrouter/claude-sonnet-4-5"  # OpenRouter bills in usage.cost
 
 @pytest.mark.parametrize("stream", [False, True], ids=["response", "stream"])
 @pytest.mark.parametrize(
-    ("model", "reply", "source", "settled_micros", "mismatch"),
+    ("model", "reply", "source", "settled_units", "mismatch"),
     [
         # OpenRouter's usage.cost agrees with the computed 26,250 within the 1% tolerance: computed settles.
         (
@@ -326,7 +326,7 @@ OPENROUTER = "openrouter/claude-sonnet-4-5"  # OpenRouter bills in usage.cost
     ids=["openrouter-agrees", "openrouter-settles", "proxy-header-settles"],
 )
 def test_provider_reported_cost_is_recorded_and_may_settle(
-    harness: Harness, model: str, reply: Reply, source: str, settled_micros: int, mismatch: bool, stream: bool
+    harness: Harness, model: str, reply: Reply, source: str, settled_units: int, mismatch: bool, stream: bool
 ) -> None:
     harness.provider.set_default("claude-sonnet-4-5", reply)
     config = _config(harness.provider.base_url, CASES[2], model)
@@ -341,8 +341,8 @@ def test_provider_reported_cost_is_recorded_and_may_settle(
     assert [event.name for event in span.events if event.name == sc.EVENT_COST_MISMATCH] == (
         [sc.EVENT_COST_MISMATCH] if mismatch else []
     )
-    assert _micros(attributes, sc.LLM_USAGE_COST_USD) == settled_micros
-    assert harness.spent_micros(router, "s-provider") == settled_micros
+    assert _micros(attributes, sc.LLM_USAGE_COST_USD) == settled_units
+    assert harness.spent_units(router, "s-provider") == settled_units
 
 
 # ---- a stream cut mid-way: the same cost function over the counted tokens -------------------------
@@ -363,4 +363,4 @@ def test_a_cut_stream_is_priced_by_the_same_function(harness: Harness) -> None:
     assert _micros(attributes, f"{sc.ROUTER_COST_PREFIX}input") == prompt * 3
     assert _micros(attributes, f"{sc.ROUTER_COST_PREFIX}output") == completion * 15
     assert _micros(attributes, sc.LLM_USAGE_COST_USD) == invoice
-    assert harness.spent_micros(router, "s-cut") == invoice
+    assert harness.spent_units(router, "s-cut") == invoice

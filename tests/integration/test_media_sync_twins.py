@@ -16,7 +16,7 @@ import pytest
 from litellm.types.llms.openai import HttpxBinaryResponseContent
 
 from costrouter import BudgetExceededError, CostRouter
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from tests.calltypes import (
@@ -129,8 +129,8 @@ def test_a_sync_call_is_held_and_settled_to_the_micro_dollar(
     try:
         call(router, "s-settle")
         (status,) = router.budgets.status("session", "s-settle")
-        assert status.spent_micros == usd_to_micros(cost)
-        assert status.held_micros == 0
+        assert status.spent_units == usd_to_units(cost)
+        assert status.held_units == 0
     finally:
         router.shutdown()
 

@@ -18,7 +18,7 @@ import pytest
 
 from costrouter.budget import BudgetPolicy
 from costrouter.budget.redis import RedisBudgetStore
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.otel.span_file import SpanRecord
 from costrouter.testing import Fail, ProviderDouble, Reply
@@ -84,13 +84,13 @@ def _client(proxy: ProxyServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=proxy.url, api_key=MASTER_KEY, max_retries=0)
 
 
-def _spent_micros(redis_url: str, prefix: str, session: str, limit: float = SESSION_LIMIT_USD) -> tuple[int, int]:
+def _spent_units(redis_url: str, prefix: str, session: str, limit: float = SESSION_LIMIT_USD) -> tuple[int, int]:
     """The session's (spent, held) micro-dollars in Redis."""
     policy = BudgetPolicy.model_validate(_policy(redis_url, prefix, limit))
     (budget,) = policy.budgets_for(session_id=session)
     with RedisBudgetStore(policy.store) as store:
         status = store.status(budget)
-    return status.spent_micros, status.held_micros
+    return status.spent_units, status.held_units
 
 
 def _call_spans(proxy: ProxyServer, session: str, count: int) -> list[SpanRecord]:
@@ -109,14 +109,14 @@ def _call_spans(proxy: ProxyServer, session: str, count: int) -> list[SpanRecord
         time.sleep(0.2)
 
 
-def _billed_micros(provider: ProviderDouble, model: str, since: int, price_in: float, price_out: float) -> int:
+def _billed_units(provider: ProviderDouble, model: str, since: int, price_in: float, price_out: float) -> int:
     """What the provider billed for ``model`` since its ``since``-th answer, in micro-dollars."""
     answers = [answer for answer in provider.answers[since:] if answer.model == model]
-    return sum(usd_to_micros(a.prompt_tokens * price_in + a.completion_tokens * price_out) for a in answers)
+    return sum(usd_to_units(a.prompt_tokens * price_in + a.completion_tokens * price_out) for a in answers)
 
 
-def _span_micros(spans: list[SpanRecord]) -> int:
-    return sum(usd_to_micros(float(span["attributes"][sc.LLM_USAGE_COST_USD])) for span in spans)
+def _span_units(spans: list[SpanRecord]) -> int:
+    return sum(usd_to_units(float(span["attributes"][sc.LLM_USAGE_COST_USD])) for span in spans)
 
 
 def test_a_sync_call_is_held_priced_and_traced_once(
@@ -144,10 +144,10 @@ def test_a_sync_call_is_held_priced_and_traced_once(
     assert attributes[sc.ROUTER_DEPLOYMENT_ID] == "chat-primary"
     assert attributes[sc.ROUTER_ATTEMPTS] == 1
     assert attributes[sc.LLM_TOKEN_COUNT_PROMPT] == response.usage.prompt_tokens
-    billed = _billed_micros(provider, "chat-model", since, CHAT_IN, CHAT_OUT)
+    billed = _billed_units(provider, "chat-model", since, CHAT_IN, CHAT_OUT)
     assert billed > 0
-    assert _span_micros([span]) == billed
-    assert _spent_micros(redis_server.url, prefix, session) == (billed, 0)
+    assert _span_units([span]) == billed
+    assert _spent_units(redis_server.url, prefix, session) == (billed, 0)
 
 
 def test_a_refusal_is_a_429_at_once_naming_the_budget(
@@ -178,7 +178,7 @@ def test_a_refusal_is_a_429_at_once_naming_the_budget(
     assert provider.request_count("chat-model") == requests_before  # never reached the provider
     (span,) = _call_spans(proxy, session, 1)
     assert span["attributes"][sc.BUDGET_OUTCOME] == "rejected"
-    assert _spent_micros(redis_server.url, prefix, session) == (0, 0)
+    assert _spent_units(redis_server.url, prefix, session) == (0, 0)
 
 
 def test_async_stream_settles_at_its_end(
@@ -201,9 +201,9 @@ def test_async_stream_settles_at_its_end(
     (span,) = _call_spans(proxy, session, 1)
     assert span["attributes"][sc.ROUTER_STREAM] is True
     assert span["attributes"][sc.ROUTER_STREAM_OUTCOME] == "completed"
-    billed = _billed_micros(provider, "chat-model", since, CHAT_IN, CHAT_OUT)
-    assert _span_micros([span]) == billed
-    assert _spent_micros(redis_server.url, prefix, session) == (billed, 0)
+    billed = _billed_units(provider, "chat-model", since, CHAT_IN, CHAT_OUT)
+    assert _span_units([span]) == billed
+    assert _spent_units(redis_server.url, prefix, session) == (billed, 0)
 
 
 def test_a_stream_cut_by_the_client_settles_what_was_delivered(
@@ -224,9 +224,9 @@ def test_a_stream_cut_by_the_client_settles_what_was_delivered(
     assert attributes[sc.ROUTER_STREAM_OUTCOME] == "closed_early"
     assert attributes[sc.ROUTER_USAGE_SOURCE] == "counted"
     assert 0 < int(attributes[sc.LLM_TOKEN_COUNT_COMPLETION]) < 200
-    charged = _span_micros([span])
-    assert 0 < charged < usd_to_micros(float(attributes[sc.BUDGET_ESTIMATE_USD]))
-    assert _spent_micros(redis_server.url, prefix, session) == (charged, 0)
+    charged = _span_units([span])
+    assert 0 < charged < usd_to_units(float(attributes[sc.BUDGET_ESTIMATE_USD]))
+    assert _spent_units(redis_server.url, prefix, session) == (charged, 0)
 
 
 def test_a_retry_and_a_fallback_are_attempts_on_one_span(
@@ -252,9 +252,9 @@ def test_a_retry_and_a_fallback_are_attempts_on_one_span(
     attempts = [s for s in proxy.spans() if s["parent_span_id"] == span["span_id"]]
     kinds = [s["attributes"][sc.ATTEMPT_KIND] for s in sorted(attempts, key=lambda s: s["start_time_ns"])]
     assert kinds == ["first", "retry", "fallback"]
-    billed = _billed_micros(provider, "chat-model", since, CHAT_IN, CHAT_OUT)  # the serving deployment's price
-    assert _span_micros([span]) == billed
-    assert _spent_micros(redis_server.url, prefix, session) == (billed, 0)
+    billed = _billed_units(provider, "chat-model", since, CHAT_IN, CHAT_OUT)  # the serving deployment's price
+    assert _span_units([span]) == billed
+    assert _spent_units(redis_server.url, prefix, session) == (billed, 0)
 
 
 def test_embeddings_and_responses_are_held_and_priced(
@@ -275,11 +275,11 @@ def test_embeddings_and_responses_are_held_and_priced(
     assert response.usage is not None
     spans = {span["name"]: span for span in _call_spans(proxy, session, 2)}
     assert set(spans) == {"router.embedding/embed", "router.responses/chat"}
-    embed_cost = usd_to_micros(embedding.usage.prompt_tokens * EMBED_IN)
-    respond_cost = usd_to_micros(response.usage.input_tokens * CHAT_IN + response.usage.output_tokens * CHAT_OUT)
-    assert _span_micros([spans["router.embedding/embed"]]) == embed_cost
-    assert _span_micros([spans["router.responses/chat"]]) == respond_cost
-    assert _spent_micros(redis_server.url, prefix, session) == (embed_cost + respond_cost, 0)
+    embed_cost = usd_to_units(embedding.usage.prompt_tokens * EMBED_IN)
+    respond_cost = usd_to_units(response.usage.input_tokens * CHAT_IN + response.usage.output_tokens * CHAT_OUT)
+    assert _span_units([spans["router.embedding/embed"]]) == embed_cost
+    assert _span_units([spans["router.responses/chat"]]) == respond_cost
+    assert _spent_units(redis_server.url, prefix, session) == (embed_cost + respond_cost, 0)
 
 
 def test_the_burst_on_two_proxies_never_passes_the_cap(provider: ProviderDouble, redis_server: RedisServer) -> None:
@@ -307,12 +307,12 @@ def test_the_burst_on_two_proxies_never_passes_the_cap(provider: ProviderDouble,
     assert sum(result["errors"] for result in results) == 0, [r["first_errors"] for r in results]
     assert completed + sum(result["rejected"] for result in results) == 200
     assert completed > 0
-    billed = _billed_micros(provider, "chat-model", since, CHAT_IN, CHAT_OUT)
-    assert billed <= usd_to_micros(cap)  # the provider's bill stays under the cap
-    assert _spent_micros(redis_server.url, prefix, session, cap) == (billed, 0)  # Redis = provider
+    billed = _billed_units(provider, "chat-model", since, CHAT_IN, CHAT_OUT)
+    assert billed <= usd_to_units(cap)  # the provider's bill stays under the cap
+    assert _spent_units(redis_server.url, prefix, session, cap) == (billed, 0)  # Redis = provider
     allowed = [span for span in spans if span["attributes"][sc.BUDGET_OUTCOME] == "allowed"]
     assert len(allowed) == completed
-    assert _span_micros(allowed) == billed  # spans = provider
+    assert _span_units(allowed) == billed  # spans = provider
 
 
 def test_a_bad_budget_file_stops_the_proxy_start_naming_it(provider: ProviderDouble) -> None:
@@ -355,8 +355,8 @@ def test_a_downgrade_rewrites_the_model_the_proxy_routes(
     (span,) = _call_spans(proxy, session, 1)
     assert span["attributes"][sc.BUDGET_OUTCOME] == "downgraded"
     assert span["attributes"][sc.ROUTER_SERVED_GROUP] == "cheap"
-    spent, held = _spent_micros(redis_server.url, prefix, session)
-    assert (spent, held) == (_span_micros([span]), 0)
+    spent, held = _spent_units(redis_server.url, prefix, session)
+    assert (spent, held) == (_span_units([span]), 0)
 
 
 def test_a_failed_request_releases_its_hold(
@@ -373,5 +373,5 @@ def test_a_failed_request_releases_its_hold(
     (span,) = _call_spans(proxy, session, 1)
     assert span["status"]["code"] == "ERROR"
     assert span["attributes"][sc.ROUTER_ATTEMPTS] == 2  # the first and its retry
-    assert _span_micros([span]) == 0
-    assert _spent_micros(redis_server.url, prefix, session) == (0, 0)
+    assert _span_units([span]) == 0
+    assert _spent_units(redis_server.url, prefix, session) == (0, 0)

@@ -33,7 +33,7 @@ def test_embeddings_spend_the_budget_a_later_answer_needs(provider: ProviderDoub
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "rag")
-    assert status.spent_micros == 150
+    assert status.spent_units == 150
     names = [span.name for span in capture.call_spans()]
     assert names == ["router.responses/answer", "router.embedding/embed", "router.responses/answer"]
     outcomes = [dict(span.attributes or {})[sc.BUDGET_OUTCOME] for span in capture.call_spans()]
@@ -78,6 +78,6 @@ async def test_one_session_budget_caps_embed_rerank_and_answer(
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "rag")
     costs = sum(round(dict(span.attributes or {})[sc.LLM_USAGE_COST_USD] * 1e6) for span in spans)
-    assert status.spent_micros == costs  # every settled step, to the micro-dollar
-    assert status.spent_micros <= 3500
+    assert status.spent_units == costs  # every settled step, to the micro-dollar
+    assert status.spent_units <= 3500
     router.shutdown()

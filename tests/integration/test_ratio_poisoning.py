@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from costrouter import CostRouter
 from costrouter.cli.commands import app
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from tests.routing import router_config
@@ -50,9 +50,9 @@ def _router(provider: ProviderDouble, capture: TelemetryCapture, policy: dict[st
     )
 
 
-def _last_hold_micros(capture: TelemetryCapture) -> int:
+def _last_hold_units(capture: TelemetryCapture) -> int:
     attributes = dict(capture.call_spans()[-1].attributes or {})
-    return usd_to_micros(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
+    return usd_to_units(float(attributes[sc.BUDGET_ESTIMATE_USD]))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("reported", [50_000_000, 5_000_000], ids=["past-the-usage-bound", "within-the-usage-bound"])
@@ -67,14 +67,14 @@ def test_one_inflated_prompt_count_refuses_no_later_call_here_or_in_a_fresh_rout
     fresh: CostRouter | None = None
     try:
         poisoned.route_completion("fast", PROMPT, max_tokens=5, session_id="attacker")
-        clean_hold = _last_hold_micros(capture)
+        clean_hold = _last_hold_units(capture)
         for index in range(3):  # fresh $1 sessions, in the same router
             poisoned.route_completion("fast", PROMPT, max_tokens=5, session_id=f"same-{index}")
-            assert _last_hold_micros(capture) <= 4 * clean_hold
+            assert _last_hold_units(capture) <= 4 * clean_hold
         fresh = _router(provider, capture, policy)  # a new process on the same Redis
         for index in range(3):
             fresh.route_completion("fast", PROMPT, max_tokens=5, session_id=f"fresh-{index}")
-            assert _last_hold_micros(capture) <= 4 * clean_hold
+            assert _last_hold_units(capture) <= 4 * clean_hold
         learned = fresh.budgets.token_ratios() if fresh.budgets is not None else {}
         assert all(ratio.ratio <= 8.0 for ratio in learned.values())
     finally:

@@ -23,7 +23,7 @@ from costrouter.budget import BudgetPolicy
 from costrouter.budget.redis import SCRIPT_NAMES, RedisBudgetStore, script_source
 from costrouter.config.budgets import StoreConfig
 from costrouter.errors import BudgetStoreError
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.testing import ProviderDouble, Reply
 from costrouter.testing.provider import count_prompt_tokens
 from costrouter.testing.redis_server import RedisServer
@@ -72,9 +72,9 @@ def test_bursts_of_256_calls_per_process_beside_a_cpu_hog_hold_with_the_default_
     first_errors = [error for result in results for error in result["first_errors"]]  # type: ignore[attr-defined]
     completed = sum(int(result["completed"]) for result in results)  # type: ignore[call-overload]
     rejected = sum(int(result["rejected"]) for result in results)  # type: ignore[call-overload]
-    settled = [amount for result in results for amount in result["settled_micros"]]  # type: ignore[attr-defined]
+    settled = [amount for result in results for amount in result["settled_units"]]  # type: ignore[attr-defined]
     priced = [
-        usd_to_micros(expected_cost("fast-primary", count_prompt_tokens(request.body["messages"]), COMPLETION_TOKENS))
+        usd_to_units(expected_cost("fast-primary", count_prompt_tokens(request.body["messages"]), COMPLETION_TOKENS))
         for request in answered
     ]
     policy = BudgetPolicy.model_validate(burst_policy(redis_url, prefix))
@@ -93,16 +93,16 @@ def test_bursts_of_256_calls_per_process_beside_a_cpu_hog_hold_with_the_default_
         f"\nburst: {PROCESSES} x {CALLS_PER_PROCESS} calls beside a CPU hog: {completed} completed, "
         f"{rejected} rejected by a session budget, {store_errors} store errors; "
         f"provider answered {len(answered)} calls, priced {sum(priced)} micro-USD; "
-        f"team counter {team_status.spent_micros}, global {global_status.spent_micros}"
+        f"team counter {team_status.spent_units}, global {global_status.spent_units}"
     )
     assert (store_errors, first_errors) == (0, []), first_errors
     assert completed + rejected == PROCESSES * CALLS_PER_PROCESS
     assert completed == len(answered) == len(settled)
     assert rejected > 0  # the session limits bit
-    assert sum(priced) == sum(settled) == team_status.spent_micros == global_status.spent_micros
-    assert sum(status.spent_micros for status in sessions) == sum(priced)
-    assert all(status.spent_micros <= status.limit_micros for status in sessions)  # no overspend
-    assert all(status.held_micros == 0 for status in [*sessions, team_status, global_status])
+    assert sum(priced) == sum(settled) == team_status.spent_units == global_status.spent_units
+    assert sum(status.spent_units for status in sessions) == sum(priced)
+    assert all(status.spent_units <= status.limit_units for status in sessions)  # no overspend
+    assert all(status.held_units == 0 for status in [*sessions, team_status, global_status])
 
 
 def _sha(name: str) -> str:

@@ -106,8 +106,8 @@ async def test_a_rerank_settles_to_the_micro_dollar(
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-settle")
-    assert status.spent_micros == 4000  # 2 search units (150 documents) x 0.002 USD: hand-computed
-    assert status.held_micros == 0
+    assert status.spent_units == 4000  # 2 search units (150 documents) x 0.002 USD: hand-computed
+    assert status.held_units == 0
     attributes = call_attributes(capture)
     assert attributes[sc.BUDGET_ESTIMATE_USD] == pytest.approx(0.004)
     assert attributes[sc.BUDGET_SETTLED_USD] == pytest.approx(0.004)

@@ -125,8 +125,8 @@ def test_a_streamed_response_settles_to_the_micro_dollar(
     assert events[-1].type == "response.completed"
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s1")
-    assert status.spent_micros == INPUT_TOKENS * 2 + 4 * 5  # 7 x 2 + 4 x 5 micro-dollars: hand-computed
-    assert status.held_micros == 0
+    assert status.spent_units == INPUT_TOKENS * 2 + 4 * 5  # 7 x 2 + 4 x 5 micro-dollars: hand-computed
+    assert status.held_units == 0
     attributes = call_attributes(capture)
     assert attributes[sc.ROUTER_STREAM_OUTCOME] == "completed"
     assert attributes[sc.ROUTER_USAGE_SOURCE] == "reported"

@@ -14,7 +14,7 @@ from opentelemetry.trace import StatusCode
 
 from costrouter import BudgetExceededError, BudgetStoreError, ConfigError, CostRouter
 from costrouter.budget import BudgetPolicy
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import Fail, ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import count_prompt_tokens
@@ -89,8 +89,8 @@ def test_allowed_call_holds_then_settles_the_actual_cost(harness: Harness) -> No
     assert attributes[sc.BUDGET_REMAINING_USD] == pytest.approx(1.0 - cost)
     assert router.store is not None
     status = router.store.status(session_ref(router, "sess-ok"))
-    assert status.spent_micros == usd_to_micros(cost)
-    assert status.held_micros == 0
+    assert status.spent_units == usd_to_units(cost)
+    assert status.held_units == 0
 
 
 def test_settled_costs_on_spans_sum_to_the_counter_exactly(harness: Harness) -> None:
@@ -99,11 +99,11 @@ def test_settled_costs_on_spans_sum_to_the_counter_exactly(harness: Harness) -> 
         harness.provider.script("fast-model", Reply(completion_tokens=tokens))
         router.route_completion("fast", MESSAGES, max_tokens=40, session_id="sess-sum")
     settled = sum(
-        usd_to_micros(float(span.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
+        usd_to_units(float(span.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
         for span in harness.capture.call_spans()
     )
     assert router.store is not None
-    assert router.store.status(session_ref(router, "sess-sum")).spent_micros == settled
+    assert router.store.status(session_ref(router, "sess-sum")).spent_units == settled
 
 
 def test_reject_raises_before_any_provider_is_called(harness: Harness) -> None:
@@ -127,7 +127,7 @@ def test_reject_raises_before_any_provider_is_called(harness: Harness) -> None:
     assert decisions == {"rejected"}
     assert router.store is not None
     status = router.store.status(session_ref(router, "sess-poor"))
-    assert (status.spent_micros, status.held_micros) == (0, 0)
+    assert (status.spent_units, status.held_units) == (0, 0)
 
 
 def test_every_applicable_budget_is_checked_and_a_refusal_releases_the_others(harness: Harness) -> None:
@@ -143,7 +143,7 @@ def test_every_applicable_budget_is_checked_and_a_refusal_releases_the_others(ha
     assert router.policy is not None
     for ref in router.policy.budgets_for(session_id="s-multi", user_id="u-multi"):
         status = router.store.status(ref)
-        assert (status.spent_micros, status.held_micros) == (0, 0), ref.name
+        assert (status.spent_units, status.held_units) == (0, 0), ref.name
 
 
 def test_downgrade_routes_to_the_cheaper_group(harness: Harness) -> None:
@@ -186,7 +186,7 @@ def test_a_failed_call_releases_its_hold(harness: Harness) -> None:
 
     assert router.store is not None
     status = router.store.status(session_ref(router, "s-fail"))
-    assert (status.spent_micros, status.held_micros) == (0, 0)
+    assert (status.spent_units, status.held_units) == (0, 0)
     (span,) = harness.capture.call_spans()
     assert span.attributes[sc.BUDGET_SETTLED_USD] == 0.0  # type: ignore[index]
 
@@ -202,11 +202,11 @@ def test_stream_settles_on_early_close(harness: Harness) -> None:
     stream.close()
 
     (span,) = harness.capture.call_spans()
-    settled = usd_to_micros(float(span.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
+    settled = usd_to_units(float(span.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
     assert settled > 0
     assert router.store is not None
     status = router.store.status(session_ref(router, "s-stream"))
-    assert (status.spent_micros, status.held_micros) == (settled, 0)
+    assert (status.spent_units, status.held_units) == (settled, 0)
 
 
 async def test_async_calls_settle_too(harness: Harness) -> None:
@@ -216,11 +216,11 @@ async def test_async_calls_settle_too(harness: Harness) -> None:
     async for _ in stream:
         pass
     settled = sum(
-        usd_to_micros(float(span.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
+        usd_to_units(float(span.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
         for span in harness.capture.call_spans()
     )
     assert router.store is not None
-    assert (await router.store.astatus(session_ref(router, "s-async"))).spent_micros == settled
+    assert (await router.store.astatus(session_ref(router, "s-async"))).spent_units == settled
 
 
 def test_alerts_fire_once_per_window(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
@@ -299,7 +299,7 @@ def test_store_down_fail_closed_raises_a_costrouter_error(
     down_redis.restart()
     router.route_completion("fast", MESSAGES, max_tokens=10, session_id="s-down")
     assert router.store is not None
-    assert router.store.status(session_ref(router, "s-down")).spent_micros > 0
+    assert router.store.status(session_ref(router, "s-down")).spent_units > 0
     router.shutdown()
 
 
@@ -328,7 +328,7 @@ def test_store_down_fail_open_proceeds_records_and_counts_right_once_back(
     router.route_completion("fast", MESSAGES, max_tokens=10, session_id="s-open")
     # The first call's settle waited in the journal; the second call's store ops wake its replay.
     settled = sum(
-        usd_to_micros(float(span.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
+        usd_to_units(float(span.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
         for span in capture.call_spans()
     )
     assert router.guard is not None
@@ -338,7 +338,7 @@ def test_store_down_fail_open_proceeds_records_and_counts_right_once_back(
         time.sleep(0.05)
     assert router.store is not None
     status = router.store.status(session_ref(router, "s-open"))
-    assert (status.spent_micros, status.held_micros) == (settled, 0)
+    assert (status.spent_units, status.held_units) == (settled, 0)
     router.shutdown()
 
 
@@ -353,20 +353,20 @@ def test_budgets_view_reads_status_top_and_resets_by_scope_and_id(harness: Harne
     view = router.budgets
     assert view is not None
     (session_status,) = view.status("session", "s-a")
-    cost = usd_to_micros(expected_cost("fast-primary", PROMPT_TOKENS, 8))
-    assert (session_status.budget, session_status.spent_micros, session_status.held_micros) == (
+    cost = usd_to_units(expected_cost("fast-primary", PROMPT_TOKENS, 8))
+    assert (session_status.budget, session_status.spent_units, session_status.held_units) == (
         "session-total",
         cost,
         0,
     )
-    assert session_status.remaining_micros == 1_000_000 - cost
+    assert session_status.remaining_units == 1_000_000 - cost
     (user_status,) = view.status("user", "u-1")
-    assert user_status.spent_micros == 2 * cost
+    assert user_status.spent_units == 2 * cost
     (global_status,) = view.status("global")
-    assert global_status.spent_micros == 3 * cost
+    assert global_status.spent_units == 3 * cost
     assert view.top("user", 5)["user-daily"] == [("u-1", 2 * cost), ("u-2", cost)]
     assert view.reset("user", "u-1") == ["user-daily"]
-    assert view.status("user", "u-1")[0].spent_micros == 0
+    assert view.status("user", "u-1")[0].spent_units == 0
     with pytest.raises(ValueError, match="unknown scope 'planet'"):
         view.status("planet", "x")
 

@@ -44,12 +44,12 @@ async def test_a_burst_of_reserves_shares_a_few_connections_and_each_gets_its_ow
         granted = [outcome for outcome in outcomes if outcome.granted]
         assert len(granted) == 100  # exactly what the limit admits, none over
         # each reply is its own: the holds seen before each grant are every step from 0 to the limit
-        assert sorted(outcome.held_micros for outcome in granted) == [7 * i for i in range(100)]
-        assert all(outcome.held_micros == 700 for outcome in outcomes if not outcome.granted)
+        assert sorted(outcome.held_units for outcome in granted) == [7 * i for i in range(100)]
+        assert all(outcome.held_units == 700 for outcome in outcomes if not outcome.granted)
         # the first reserve goes out alone, the 255 that find it in flight share pipelines
         assert store.connections <= 1 + -(-255 // MAX_BATCH)
         status = await store.astatus(budget)
-        assert (status.spent_micros, status.held_micros) == (0, 700)
+        assert (status.spent_units, status.held_units) == (0, 700)
     finally:
         await store.aclose()
 

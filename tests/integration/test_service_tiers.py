@@ -10,7 +10,7 @@ import litellm
 import pytest
 
 from costrouter import CostRouter
-from costrouter.money import MICROS_PER_USD, micros_to_usd, usd_to_micros
+from costrouter.money import UNITS_PER_USD, units_to_usd, usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.provider import count_prompt_tokens
@@ -30,7 +30,7 @@ def tier_cost(tier: str | None, prompt_tokens: int, completion_tokens: int) -> f
     input_price = Decimal(repr(GPT5[f"input_cost_per_token{suffix}"]))
     output_price = Decimal(repr(GPT5[f"output_cost_per_token{suffix}"]))
     exact = prompt_tokens * input_price + completion_tokens * output_price
-    return micros_to_usd(int((exact * MICROS_PER_USD).to_integral_value(ROUND_HALF_UP)))
+    return units_to_usd(int((exact * UNITS_PER_USD).to_integral_value(ROUND_HALF_UP)))
 
 
 def config(base_url: str, **litellm_params: Any) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def router(provider: ProviderDouble, capture: TelemetryCapture) -> Iterator[Cost
 def spent(router: CostRouter, session_id: str) -> int:
     assert router.budgets is not None
     (status,) = router.budgets.status("session", session_id)
-    return status.spent_micros
+    return status.spent_units
 
 
 def test_the_price_map_carries_flex_and_priority_for_gpt5() -> None:
@@ -79,7 +79,7 @@ def test_a_call_is_charged_the_price_of_the_tier_it_was_served_at(
     assert provider.requests[0].body["service_tier"] == tier
     assert attributes[sc.ROUTER_SERVICE_TIER] == tier
     assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(cost, rel=1e-9)
-    assert spent(router, f"s-{tier}") == usd_to_micros(cost)
+    assert spent(router, f"s-{tier}") == usd_to_units(cost)
 
 
 def test_a_priority_request_served_at_standard_is_charged_standard_but_held_at_priority(
@@ -123,7 +123,7 @@ def test_a_stream_is_charged_the_tier_its_chunks_report(router: CostRouter, capt
     attributes = dict(span.attributes or {})
     assert attributes[sc.ROUTER_SERVICE_TIER] == "flex"
     assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(tier_cost("flex", PROMPT_TOKENS, 8), rel=1e-9)
-    assert spent(router, "s-stream") == usd_to_micros(tier_cost("flex", PROMPT_TOKENS, 8))
+    assert spent(router, "s-stream") == usd_to_units(tier_cost("flex", PROMPT_TOKENS, 8))
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -143,7 +143,7 @@ def test_a_responses_call_is_charged_the_tier_the_response_reports(
     cost = tier_cost("priority", len(question.split()), 8)  # the double bills one token a word
     assert attributes[sc.ROUTER_SERVICE_TIER] == "priority"
     assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(cost, rel=1e-9)
-    assert spent(router, "s-r") == usd_to_micros(cost)
+    assert spent(router, "s-r") == usd_to_units(cost)
 
 
 def test_a_deployment_that_asks_for_priority_is_held_and_charged_at_priority(

@@ -87,8 +87,8 @@ async def test_speech_settles_to_the_micro_dollar(
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-settle")
-    assert status.spent_micros == 165  # 11 characters (the space counts) x 15 micro-dollars: hand-computed
-    assert status.held_micros == 0
+    assert status.spent_units == 165  # 11 characters (the space counts) x 15 micro-dollars: hand-computed
+    assert status.held_units == 0
     assert call_attributes(capture)[sc.BUDGET_ESTIMATE_USD] == pytest.approx(0.000165)  # exact before the call
     router.shutdown()
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from costrouter.config.budgets import MAX_LIMIT_USD, MAX_TTL_SECONDS, BudgetPolicy
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from tests.integration.budget_backends import BACKENDS, Backend, make_backend
 
 
@@ -22,11 +22,11 @@ def test_the_largest_ttls_window_and_limit_reserve_and_settle(backend: Backend) 
         {"budgets": [{"scope": "user", "limit_usd": MAX_LIMIT_USD, "window": f"{MAX_TTL_SECONDS // 86400}d"}]}
     )
     (budget,) = policy.budgets_for(user_id="big")
-    limit = usd_to_micros(MAX_LIMIT_USD)
+    limit = usd_to_units(MAX_LIMIT_USD)
 
     assert store.reserve(budget, "c1", limit, enforce=True).granted
     assert not store.reserve(budget, "c2", 1, enforce=True).granted
     settled = store.settle(budget, "c1", limit - 1)
-    assert (settled.spent_micros, settled.held_micros) == (limit - 1, 0)
+    assert (settled.spent_units, settled.held_units) == (limit - 1, 0)
     assert store.reserve(budget, "c3", 1, enforce=True).granted
-    assert store.status(budget).held_micros == 1
+    assert store.status(budget).held_units == 1

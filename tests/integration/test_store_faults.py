@@ -31,7 +31,7 @@ from costrouter.budget import BudgetPolicy, BudgetRef, RedisBudgetStore, StoreCo
 from costrouter.budget.journal import SettleJournal, journal_dir_for, new_entry, read_pending
 from costrouter.budget.settling import StoreLostError
 from costrouter.cli.commands import app
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.redis_server import RedisServer
@@ -102,7 +102,7 @@ def make_router(provider: ProviderDouble, capture: TelemetryCapture, budgets: di
 
 def priced(response: Any) -> int:
     usage = response.usage
-    return usd_to_micros(expected_cost("fast-primary", usage.prompt_tokens, usage.completion_tokens))
+    return usd_to_units(expected_cost("fast-primary", usage.prompt_tokens, usage.completion_tokens))
 
 
 def refs(router: CostRouter, session_id: str, team_id: str | None = None) -> list[BudgetRef]:
@@ -113,7 +113,7 @@ def refs(router: CostRouter, session_id: str, team_id: str | None = None) -> lis
 def spent_and_held(router: CostRouter, budget: BudgetRef) -> tuple[int, int]:
     assert router.store is not None
     status = router.store.status(budget)
-    return status.spent_micros, status.held_micros
+    return status.spent_units, status.held_units
 
 
 def journal_points(capture: TelemetryCapture) -> dict[str, int]:
@@ -202,7 +202,7 @@ def test_a_process_that_died_with_journaled_settles_has_them_replayed_at_the_nex
     assert worker.returncode == -9, worker.stderr.decode()[-3000:]
     died = json.loads(worker.stdout.decode().strip().splitlines()[-1])
     (cost,) = died["priced"]
-    assert (died["pending"], died["pending_micros"]) == (2, 2 * cost)  # session + global, never settled
+    assert (died["pending"], died["pending_units"]) == (2, 2 * cost)  # session + global, never settled
 
     refuse_scripts(fault_redis, refuse=False)
     provider.reset()
@@ -214,8 +214,8 @@ def test_a_process_that_died_with_journaled_settles_has_them_replayed_at_the_nex
     with RedisBudgetStore(config, url=fault_redis.url) as store:
         for budget in BudgetPolicy.model_validate(budgets).budgets_for(session_id="dying"):
             status = store.status(budget)
-            assert status.spent_micros == 0  # the settle never landed: only the journal has it
-            assert status.held_micros > 0
+            assert status.spent_units == 0  # the settle never landed: only the journal has it
+            assert status.held_units > 0
 
     router = make_router(provider, capture, budgets)  # adopts the dead file and replays it before returning
     assert router.guard is not None
@@ -407,7 +407,36 @@ def test_a_deeply_nested_journal_line_is_skipped_and_every_router_still_builds(
     assert spent_and_held(router, budget) == (55, 0)  # the good entry replayed, the forged amount not charged
     named = [r.getMessage() for r in caplog.records if str(dead) in r.getMessage()]
     assert any(f"line 2 of settle journal {dead}: nested deeper than 8 levels" in m for m in named)
-    assert any(f"line 3 of settle journal {dead}: amount_micros" in m for m in named)
+    assert any(f"line 3 of settle journal {dead}: amount_units" in m for m in named)
     router.route_completion("fast", MESSAGES, max_tokens=20, session_id="after")
     router.shutdown()
     second.shutdown()
+
+
+# ---- a journal written before the unit changed ---------------------------------------------------
+# A line exactly as costrouter before the unit change (2a7423a: micro-dollars, no line version) wrote
+# it: a settle of 428 micro-dollars into a $1 session budget.
+OLD_UNIT_LINES = (
+    b'{"kind":"pending","id":"bbfb2221d90044e8b674363ff52aa871","call_id":"call-1","state":"settle",'
+    b'"amount_micros":428,"at":1796529075.9267697,"budget":{"name":"session-total","scope":"session",'
+    b'"scope_id":"s-1","window":"total","limit_micros":1000000,"alert_at":[0.5],"on_exceeded":"reject",'
+    b'"downgrade_to":null}}\n'
+)
+
+
+def test_a_journal_written_in_micro_dollars_replays_at_the_same_dollars_after_the_upgrade(
+    provider: ProviderDouble,
+    capture: TelemetryCapture,
+    fault_redis: RedisServer,
+    tmp_path: Path,
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    budgets = policy(fault_redis.url, tmp_path, prefix)
+    (budget, *_) = BudgetPolicy.model_validate(budgets).budgets_for(session_id="s-1")
+    directory = journal_dir_for(tmp_path, fault_redis.url, prefix)
+    directory.mkdir(parents=True)
+    (directory / "journal-999999-0123456789ab.jsonl").write_bytes(OLD_UNIT_LINES)  # a dead 0.2 process's file
+
+    router = make_router(provider, capture, budgets)
+    assert spent_and_held(router, budget) == (usd_to_units(0.000428), 0)  # 428,000 units: $0.000428
+    router.shutdown()

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from costrouter.budget import RedisBudgetStore, load_policy
 from costrouter.cli.commands import app
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.report.summary import neutralise_cell
 from costrouter.report.terminal import printable
@@ -142,8 +142,8 @@ def hostile_budgets(tmp_path: Path, redis_url: str) -> Path:
     with RedisBudgetStore(policy.store) as store:
         for number, session in enumerate(HOSTILE, 1):
             ref = policy.budgets[0].ref(session)
-            store.reserve(ref, f"call-{number}", usd_to_micros(0.01 * number), enforce=True)
-            store.settle(ref, f"call-{number}", usd_to_micros(0.01 * number))
+            store.reserve(ref, f"call-{number}", usd_to_units(0.01 * number), enforce=True)
+            store.settle(ref, f"call-{number}", usd_to_units(0.01 * number))
     return budgets
 
 

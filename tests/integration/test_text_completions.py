@@ -91,8 +91,8 @@ async def test_a_text_completion_settles_to_the_micro_dollar(
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-settle")
-    assert status.spent_micros == PROMPT_TOKENS * 3 + 8 * 4  # 6 x 3 + 8 x 4 micro-dollars: hand-computed
-    assert status.held_micros == 0
+    assert status.spent_units == PROMPT_TOKENS * 3 + 8 * 4  # 6 x 3 + 8 x 4 micro-dollars: hand-computed
+    assert status.held_units == 0
     router.shutdown()
 
 
@@ -146,7 +146,7 @@ def test_the_sync_twin_falls_back_and_settles_to_the_micro_dollar(
     assert attributes[sc.ROUTER_SERVED_GROUP] == "text-backup"
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-sync")
-    assert status.spent_micros == PROMPT_TOKENS * 1.5 + 8 * 2  # the backup's half prices: 25 micro-dollars
+    assert status.spent_units == PROMPT_TOKENS * 1.5 + 8 * 2  # the backup's half prices: 25 micro-dollars
     router.shutdown()
 
 

@@ -14,7 +14,7 @@ from costrouter import CostRouter
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import BudgetStore, token_ratio_key
 from costrouter.config.budgets import StoreConfig
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.pricing.ratio_rule import RatioRule
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
@@ -114,8 +114,8 @@ def _estimate_and_settled(capture: TelemetryCapture) -> tuple[int, int]:
     span = capture.call_spans()[-1]
     attributes = dict(span.attributes or {})
     return (
-        usd_to_micros(float(attributes[sc.BUDGET_ESTIMATE_USD])),  # type: ignore[arg-type]
-        usd_to_micros(float(attributes[sc.BUDGET_SETTLED_USD])),  # type: ignore[arg-type]
+        usd_to_units(float(attributes[sc.BUDGET_ESTIMATE_USD])),  # type: ignore[arg-type]
+        usd_to_units(float(attributes[sc.BUDGET_SETTLED_USD])),  # type: ignore[arg-type]
     )
 
 

@@ -129,10 +129,10 @@ def test_names_are_derived_from_scope_id_and_window() -> None:
     assert [b.budget_name for b in loaded.budgets] == ["session-total", "team-research-monthly", "tag-1h", "vip"]
 
 
-def test_a_budget_ref_carries_the_limit_in_micros_and_the_parsed_window() -> None:
+def test_a_budget_ref_carries_the_limit_in_units_and_the_parsed_window() -> None:
     loaded = policy({"scope": "user", "limit_usd": 0.1 + 0.2, "window": "1h", "alert_at": [0.5]})
     (ref,) = loaded.budgets_for(user_id="u1")
-    assert ref.limit_micros == 300_000
+    assert ref.limit_units == 300_000_000
     assert (ref.window.kind, ref.window.seconds) == ("fixed", 3600)
     assert (ref.name, ref.scope, ref.scope_id, ref.alert_at) == ("user-1h", "user", "u1", (0.5,))
 
@@ -190,9 +190,13 @@ def test_the_order_is_the_store_key_order_whatever_the_input_order() -> None:
         ("defaults:\n  max_output_tokens: 1.0e+12\n", "defaults.max_output_tokens (line 2)", "1000000"),
         ("defaults:\n  output_cost_per_token: .inf\n", "defaults.output_cost_per_token (line 2)", "finite number"),
         ("defaults:\n  input_cost_per_token: 15\n", "defaults.input_cost_per_token", "less than or equal to 0.01"),
-        ("budgets:\n  - scope: user\n    limit_usd: 1.0e-9\n", "budgets[0].limit_usd (line 3)", "one micro-dollar"),
-        ("budgets:\n  - scope: user\n    limit_usd: 0.0000004\n", "budgets[0].limit_usd (line 3)", "one micro-dollar"),
-        ("budgets:\n  - scope: user\n    limit_usd: 1.0e+12\n", "budgets[0].limit_usd (line 3)", "1000000000"),
+        ("budgets:\n  - scope: user\n    limit_usd: 1.0e-10\n", "budgets[0].limit_usd (line 3)", "one nano-dollar"),
+        (
+            "budgets:\n  - scope: user\n    limit_usd: 0.0000000004\n",
+            "budgets[0].limit_usd (line 3)",
+            "one nano-dollar",
+        ),
+        ("budgets:\n  - scope: user\n    limit_usd: 1.0e+7\n", "budgets[0].limit_usd (line 3)", "9000000"),
         ("budgets:\n  - scope: user\n    limit_usd: .nan\n", "budgets[0].limit_usd (line 3)", "finite number"),
         ("budgets:\n  - scope: user\n    limit_usd: 1\n    window: 99999d\n", "budgets[0].window", "at most 3650d"),
         ("budgets:\n  - scope: user\n    limit_usd: 1\n    alert_at: [.nan]\n", "budgets[0].alert_at", "in (0, 1]"),
@@ -206,9 +210,9 @@ def test_every_number_is_range_checked_at_load(tmp_path: Path, yaml_text: str, f
 
 def test_the_bounds_themselves_load() -> None:
     loaded = policy(
-        {"scope": "user", "limit_usd": 0.000001, "window": "3650d"},
-        {"scope": "team", "limit_usd": 1e9},
+        {"scope": "user", "limit_usd": 1e-9, "window": "3650d"},
+        {"scope": "team", "limit_usd": 9e6},
         store={"hold_ttl_seconds": 315360000, "settle_record_ttl_seconds": 315360000},
         defaults={"max_output_tokens": 1_000_000, "input_cost_per_token": 0.01},
     )
-    assert [ref.limit_micros for ref in loaded.budgets_for(user_id="u", team_id="t")] == [10**15, 1]
+    assert [ref.limit_units for ref in loaded.budgets_for(user_id="u", team_id="t")] == [9 * 10**15, 1]

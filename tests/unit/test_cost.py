@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import replace
-from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from packaging.version import Version
 from costrouter.budget import load_policy
 from costrouter.config import price_fields as pf
 from costrouter.errors import ConfigError
-from costrouter.money import usd_to_micros
+from costrouter.money import ATTOS_PER_UNIT, attos_to_usd
 from costrouter.pricing.cost import (
     COMPONENTS,
     UPSTREAM_USAGE_COST,
@@ -105,26 +105,29 @@ def test_agrees_with_litellm_and_adds_up(price: Price, raw: dict[str, Any]) -> N
     )
     read = token_usage(usage)
     breakdown = compute_cost(price, read)
-    fee = price.rates.get(pf.REQUEST, 0.0)
-    prompt_usd = _as_litellm_109_bills(prompt_usd, read, price.decimal_tier(usage.prompt_tokens))
+    prompt_usd = _as_litellm_109_bills(prompt_usd, read, price.atto_tier(usage.prompt_tokens))
 
-    exact = breakdown.exact_usd
-    ours_prompt = float(sum(breakdown.tokens[n] * price.decimal_tier(usage.prompt_tokens)[r] for n, r in _INPUT_RATES))
+    attos = breakdown.components_attos
+    # LiteLLM bills no per-request fee: compare the rest, in floats (LiteLLM's arithmetic).
+    ours_prompt = attos_to_usd(breakdown.prompt_attos - attos["request"])
     assert math.isclose(ours_prompt, prompt_usd, rel_tol=1e-9, abs_tol=1e-15)
-    assert math.isclose(float(exact) - ours_prompt - fee, completion_usd, rel_tol=1e-9, abs_tol=1e-12)
-    # The total in micro-dollars is LiteLLM's total (+ the fee LiteLLM does not bill), rounded.
-    assert abs(breakdown.total_micros - usd_to_micros(prompt_usd + completion_usd + fee)) <= 1
-    # Every component is whole micro-dollars and they add up exactly to the total.
-    assert sum(breakdown.components_micros.values()) == breakdown.total_micros
-    assert breakdown.prompt_micros + breakdown.completion_micros == breakdown.total_micros
-    assert all(value >= 0 for value in breakdown.components_micros.values())
+    assert math.isclose(attos_to_usd(breakdown.completion_attos), completion_usd, rel_tol=1e-9, abs_tol=1e-12)
+    # Every component is an exact integer of atto-dollars: they add up to the total exactly.
+    assert sum(attos.values()) == breakdown.total_attos
+    assert breakdown.prompt_attos + breakdown.completion_attos == breakdown.total_attos
+    assert all(value >= 0 for value in attos.values())
+    # The total is each token at its integer price; the counter takes it rounded half to even.
+    expected = sum(breakdown.tokens[n] * price.atto_tier(usage.prompt_tokens)[r] for n, r in _INPUT_RATES)
+    assert breakdown.prompt_attos - attos["request"] == expected
+    assert breakdown.total_units == round(Fraction(breakdown.total_attos, ATTOS_PER_UNIT))
+    assert breakdown.total_usd == breakdown.total_attos / 10**18
 
 
-def _as_litellm_109_bills(prompt_usd: float, read: TokenUsage, rates: Mapping[str, Decimal]) -> float:
+def _as_litellm_109_bills(prompt_usd: float, read: TokenUsage, rates: Mapping[str, int]) -> float:
     """LiteLLM's prompt cost as 1.109 on bills it: before, it dropped the writes its split does not cover."""
     version = litellm_version()
     if version is not None and version < UNATTRIBUTED_WRITES_BILLED_SINCE:
-        prompt_usd += float(_unattributed_writes(read) * rates[pf.CACHE_CREATION])
+        prompt_usd += attos_to_usd(_unattributed_writes(read) * rates[pf.CACHE_CREATION])
     return prompt_usd
 
 
@@ -161,8 +164,8 @@ def test_cache_writes_the_lifetime_split_does_not_cover_bill_at_the_base_write_r
     breakdown = compute_cost(price, token_usage(usage))
     assert breakdown.tokens["cache_creation"] == 100 + 300  # the 5-minute writes and the 300 unattributed
     assert breakdown.tokens["cache_creation_1h"] == 200
-    assert breakdown.components_micros["cache_creation"] == 800
-    assert breakdown.components_micros["cache_creation_1h"] == 600
+    assert breakdown.component_usd("cache_creation") == 0.0008
+    assert breakdown.component_usd("cache_creation_1h") == 0.0006
 
 
 _INPUT_RATES = (
@@ -182,41 +185,50 @@ def test_issue_example_cache_read_split_adds_up() -> None:
         Usage(prompt_tokens=10_000, completion_tokens=1_000, prompt_tokens_details={"cached_tokens": 8_000})
     )
     breakdown = compute_cost(price, usage)
-    assert breakdown.components_micros["input"] == 2_000  # 2,000 uncached x $1/M
-    assert breakdown.components_micros["cache_read"] == 800  # 8,000 x $0.1/M
-    assert breakdown.components_micros["output"] == 4_000
-    assert (breakdown.prompt_micros, breakdown.completion_micros, breakdown.total_micros) == (2_800, 4_000, 6_800)
+    assert breakdown.component_usd("input") == 0.002  # 2,000 uncached x $1/M
+    assert breakdown.component_usd("cache_read") == 0.0008  # 8,000 x $0.1/M
+    assert breakdown.component_usd("output") == 0.004
+    assert (breakdown.prompt_attos, breakdown.completion_attos) == (2_800 * 10**12, 4_000 * 10**12)
+    assert breakdown.total_units == 6_800_000
 
 
-def test_components_share_rounding_by_largest_remainder() -> None:
-    # Three components of 0.4 micro-dollars each: the total rounds to 1, one component carries it.
-    price = Price(4e-7, 4e-7, None, "deployment", {pf.REASONING: 4e-7})
-    usage = TokenUsage(prompt_tokens=1, completion_tokens=2, reasoning_tokens=1)
-    breakdown = compute_cost(price, usage)
-    assert breakdown.total_micros == 1
-    assert sorted(breakdown.components_micros.values(), reverse=True)[:3] == [1, 0, 0]
-    assert set(breakdown.components_micros) == set(COMPONENTS)
+def test_a_cheap_call_is_exact_and_reaches_the_counter_rounded_half_to_even() -> None:
+    # The issue's example: 7 + 8 tokens at $1e-7 is $1.5e-6 (rounded to micro-dollars it was $2e-6),
+    # and 24 embedding tokens at $2e-8 are $4.8e-7 (it was $0).
+    chat = compute_cost(Price(1e-7, 1e-7, None, "deployment"), TokenUsage(7, 8))
+    assert (chat.total_usd, chat.total_units) == (1.5e-6, 1_500)
+    embedding = compute_cost(Price(2e-8, 0.0, None, "deployment"), TokenUsage(24, 0))
+    assert (embedding.total_usd, embedding.total_units) == (4.8e-7, 480)
+    # Three components of 0.4 nano-dollars: exact in atto-dollars, 1.2 units reach a counter as 1.
+    tiny = compute_cost(
+        Price(4e-10, 4e-10, None, "deployment", {pf.REASONING: 4e-10}), TokenUsage(1, 2, reasoning_tokens=1)
+    )
+    assert [tiny.components_attos[name] for name in ("input", "output", "reasoning")] == [4 * 10**8] * 3
+    assert (tiny.total_attos, tiny.total_units) == (12 * 10**8, 1)
+    assert set(tiny.components_attos) == set(COMPONENTS)
+    half = compute_cost(Price(2.5e-9, 0.0, None, "deployment"), TokenUsage(1, 0))
+    assert half.total_units == 2  # 2.5 units: half to even
 
 
 def test_threshold_price_applies_past_the_threshold_only() -> None:
     price = Price(1.25e-6, 1e-5, None, "deployment", {"input_cost_per_token_above_200k_tokens": 2.5e-6})
     at = compute_cost(price, TokenUsage(200_000, 0))
     past = compute_cost(price, TokenUsage(200_001, 0))
-    assert at.total_micros == 250_000
-    assert past.total_micros == 500_003  # every prompt token at the higher price (200,001 x $2.5/M)
+    assert at.total_usd == 0.25
+    assert past.total_usd == 0.5000025  # every prompt token at the higher price (200,001 x $2.5/M)
 
 
 def test_xai_bills_the_higher_tier_at_the_threshold() -> None:
     rates = {"input_cost_per_token_above_128k_tokens": 4e-6}
     price = Price(2e-6, 1e-5, None, "deployment", rates, inclusive_threshold=True)
-    assert compute_cost(price, TokenUsage(128_000, 0)).total_micros == 512_000
+    assert compute_cost(price, TokenUsage(128_000, 0)).total_usd == 0.512
 
 
 def test_request_fee_is_a_prompt_side_component() -> None:
     price = Price(1e-6, 1e-6, None, "deployment", {pf.REQUEST: 0.005})
     breakdown = compute_cost(price, TokenUsage(1_000, 0))
-    assert breakdown.components_micros["request"] == 5_000
-    assert breakdown.prompt_micros == breakdown.total_micros == 6_000
+    assert breakdown.component_usd("request") == 0.005
+    assert breakdown.prompt_attos == breakdown.total_attos == 6 * 10**15
 
 
 @pytest.mark.parametrize(
@@ -313,8 +325,10 @@ def tiered_prices(draw: st.DrawFn) -> Price:
 def test_a_service_tier_is_billed_as_litellm_bills_it(price: Price, raw: dict[str, Any], tier: str | None) -> None:
     usage = Usage(**raw)
     # LiteLLM 1.110 on a tier prices a one-hour cache write past a token threshold at the input
-    # rate, ignoring the file's threshold price for it (1.106 and costrouter use that price): a
-    # divergence named in the changelog, left out here until costrouter decides which to follow.
+    # rate, ignoring the file's threshold price for it. costrouter follows the published threshold
+    # price, as LiteLLM 1.106 does: a cache write is never billed at the input rate by a provider
+    # (Anthropic bills one-hour writes at twice the input price), and a budget must not under-count.
+    # So on 1.110 that corner is no agreement to test; docs/cost.md names the divergence.
     assume(not (_litellm_110_on() and tier is not None and _threshold_1h_writes(price, usage)))
     prompt_usd, completion_usd = generic_cost_per_token(
         model="any",
@@ -325,11 +339,9 @@ def test_a_service_tier_is_billed_as_litellm_bills_it(price: Price, raw: dict[st
     )
     billed = call_tier(tier, None)
     breakdown = compute_cost(price, replace(token_usage(usage), service_tier=billed))
-    fee = price.rates.get(pf.REQUEST, 0.0)
-
-    rates = price.decimal_tier(usage.prompt_tokens, billed)
+    rates = price.atto_tier(usage.prompt_tokens, billed)
     prompt_usd = _as_litellm_109_bills(prompt_usd, token_usage(usage), rates)
-    ours_prompt = float(sum(breakdown.tokens[n] * rates[r] for n, r in _INPUT_RATES))
+    ours_prompt = attos_to_usd(breakdown.prompt_attos - breakdown.components_attos["request"])
     assert math.isclose(ours_prompt, prompt_usd, rel_tol=1e-9, abs_tol=1e-15)
-    assert math.isclose(float(breakdown.exact_usd) - ours_prompt - fee, completion_usd, rel_tol=1e-9, abs_tol=1e-12)
-    assert sum(breakdown.components_micros.values()) == breakdown.total_micros
+    assert math.isclose(attos_to_usd(breakdown.completion_attos), completion_usd, rel_tol=1e-9, abs_tol=1e-12)
+    assert sum(breakdown.components_attos.values()) == breakdown.total_attos

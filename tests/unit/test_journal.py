@@ -25,7 +25,7 @@ from costrouter.budget.journal_lines import MAX_LINE_BYTES
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.config.budgets import default_journal_dir
 from costrouter.config.windows import parse_window
-from costrouter.money import MAX_CALL_MICROS
+from costrouter.money import MAX_CALL_UNITS
 
 BUDGET = BudgetRef("session-total", "session", "s-1", parse_window("total"), 1_000_000, (0.5,), "reject", None)
 
@@ -98,7 +98,7 @@ def test_the_bound_keeps_settles_before_releases(tmp_path: Path) -> None:
     assert journal.append(settle(20, "c2"))  # full: a settle takes the place of a release
     assert not journal.append(settle(30, "c3"))  # full of settles: refused, the caller says so loudly
     assert [e.call_id for e in journal.pending()] == ["c1", "c2"]
-    assert journal.pending_micros() == 30
+    assert journal.pending_units() == 30
     assert [e.call_id for e in read_pending(tmp_path)] == ["c1", "c2"]
     journal.close()
 
@@ -143,7 +143,7 @@ def line_of(entry: PendingSettle) -> bytes:
 
 
 def with_amount(amount: object) -> bytes:
-    return json.dumps({**settle(1, "bad").to_json(), "amount_micros": amount}).encode() + b"\n"
+    return json.dumps({**settle(1, "bad").to_json(), "amount_units": amount}).encode() + b"\n"
 
 
 @pytest.mark.parametrize(
@@ -151,11 +151,11 @@ def with_amount(amount: object) -> bytes:
     [
         (b"[" * 60_000 + b"\n", "nested deeper than 8 levels"),  # json.loads: RecursionError
         (b'{"kind": "pending", "x": "' + b"a" * (MAX_LINE_BYTES + 10) + b'"}\n', "longer than 65536 bytes"),
-        (with_amount(10**30), "amount_micros 1000000000000000000000000000000 is outside 0..10000000000"),
-        (with_amount(1e30), "amount_micros must be an integer, not 1e+30"),
-        (with_amount(-5), "amount_micros -5 is outside"),
-        (with_amount("5"), "amount_micros must be an integer, not '5'"),
-        (with_amount(MAX_CALL_MICROS + 1), "is outside 0..10000000000"),
+        (with_amount(10**30), "amount_units 1000000000000000000000000000000 is outside 0..10000000000"),
+        (with_amount(1e30), "amount_units must be an integer, not 1e+30"),
+        (with_amount(-5), "amount_units -5 is outside"),
+        (with_amount("5"), "amount_units must be an integer, not '5'"),
+        (with_amount(MAX_CALL_UNITS + 1), "is outside 0..10000000000"),
         (json.dumps({**settle(1).to_json(), "at": float("nan")}).encode() + b"\n", "NaN is not a number"),
         (b'{"kind": "pending", "id": 5}\n', "no field 'budget'"),
         (b'{"kind": "done", "id": {"a": 1}}\n', "id must be a string"),
@@ -194,8 +194,8 @@ def test_a_bad_line_of_a_dead_file_is_skipped_and_named(
 
 
 def test_the_largest_amount_one_call_is_charged_is_read(tmp_path: Path) -> None:
-    dead_file(tmp_path, line_of(settle(MAX_CALL_MICROS, "cap")))
-    assert [e.amount_micros for e in read_pending(tmp_path)] == [MAX_CALL_MICROS]
+    dead_file(tmp_path, line_of(settle(MAX_CALL_UNITS, "cap")))
+    assert [e.amount_units for e in read_pending(tmp_path)] == [MAX_CALL_UNITS]
 
 
 def test_a_torn_tail_is_never_an_entry_even_when_it_parses(tmp_path: Path) -> None:
@@ -274,3 +274,35 @@ def test_a_fault_marker_goes_with_its_file(tmp_path: Path) -> None:
     journal.adopt()
     assert read_faults(tmp_path) == []
     journal.close()
+
+
+# Exactly as costrouter before the unit change (2a7423a) wrote them: micro-dollars, no line version.
+OLD_SETTLE = (
+    b'{"kind":"pending","id":"bbfb2221d90044e8b674363ff52aa871","call_id":"call-1","state":"settle",'
+    b'"amount_micros":428,"at":1796529075.9267697,"budget":{"name":"session-total","scope":"session",'
+    b'"scope_id":"s-1","window":"total","limit_micros":1000000,"alert_at":[0.5],"on_exceeded":"reject",'
+    b'"downgrade_to":null}}\n'
+)
+OLD_LEASE_SETTLE = (
+    b'{"lease":"owner-1","seq":7,"window":"w","kind":"pending","id":"9d522d39fad145cfa794b468f70a0184",'
+    b'"call_id":"call-2","state":"settle","amount_micros":1500,"at":1796529075.9268816,"budget":{"name":'
+    b'"session-total","scope":"session","scope_id":"s-1","window":"total","limit_micros":1000000,'
+    b'"alert_at":[0.5],"on_exceeded":"reject","downgrade_to":null}}\n'
+)
+
+
+def test_a_line_written_in_micro_dollars_is_read_in_units(tmp_path: Path) -> None:
+    (tmp_path / "journal-999999-0123456789ab.jsonl").write_bytes(OLD_SETTLE + OLD_LEASE_SETTLE)
+    first, second = sorted(read_pending(tmp_path), key=lambda e: e.call_id)
+    assert (first.amount_units, first.budget.limit_units) == (428_000, 1_000_000_000)
+    assert (second.amount_units, second.lease, second.seq) == (1_500_000, "owner-1", 7)
+    assert first.to_json()["v"] == 2
+    assert first.to_json()["amount_units"] == 428_000  # rewritten in units when adopted
+
+
+def test_a_line_of_an_unknown_version_is_skipped_and_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "journal-999999-0123456789ab.jsonl"
+    path.write_bytes(json.dumps({**settle(5).to_json(), "v": 3}).encode() + b"\n")
+    with caplog.at_level(logging.ERROR, logger="costrouter"):
+        assert read_pending(tmp_path) == []
+    assert "unknown line version '3'" in caplog.text

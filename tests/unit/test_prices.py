@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from costrouter.config import price_fields as pf
 from costrouter.config.groups import parse_router_config
 from costrouter.errors import ConfigError
-from costrouter.money import usd_to_micros_ceil
+from costrouter.money import usd_to_units_ceil
 from costrouter.pricing.cost import TokenUsage, compute_cost
 from costrouter.pricing.prices import Price, PriceBook, WorstCase, deployment_price, estimate_usd
 from costrouter.pricing.service_tiers import servable_tiers
@@ -162,9 +162,9 @@ def test_the_estimate_is_an_upper_bound_under_every_dimension(
 ) -> None:
     usage = data.draw(consistent_usages(prompt, cap))
     other = data.draw(prices())
-    hold = usd_to_micros_ceil(estimate_usd(prompt, cap, WorstCase((price, other), None)))
-    assert hold >= compute_cost(price, usage).total_micros
-    assert hold >= compute_cost(other, usage).total_micros
+    hold = usd_to_units_ceil(estimate_usd(prompt, cap, WorstCase((price, other), None)))
+    assert hold >= compute_cost(price, usage).total_units
+    assert hold >= compute_cost(other, usage).total_units
 
 
 def test_worst_case_counts_unpriced_deployments_at_the_default() -> None:
@@ -266,8 +266,8 @@ def test_the_estimate_covers_every_tier_the_request_may_be_served_at(
     prompt_tokens = data.draw(st.integers(0, 300_000))
     max_output = data.draw(st.integers(0, 40_000))
     usage = data.draw(consistent_usages(prompt_tokens, max_output))
-    bound = usd_to_micros_ceil(
+    bound = usd_to_units_ceil(
         estimate_usd(prompt_tokens, max_output, WorstCase((price,), None), service_tier=requested)
     )
     for served in servable_tiers(requested):
-        assert compute_cost(price, replace(usage, service_tier=served)).total_micros <= bound
+        assert compute_cost(price, replace(usage, service_tier=served)).total_units <= bound

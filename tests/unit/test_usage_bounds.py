@@ -10,7 +10,7 @@ from litellm import Usage
 from pydantic import ValidationError
 
 from costrouter.config.budgets import PromptEstimate
-from costrouter.money import MAX_CALL_MICROS
+from costrouter.money import MAX_CALL_UNITS
 from costrouter.pricing.usage_bounds import (
     CONTEXT_MARGIN,
     DEFAULT_LIMITS,
@@ -19,7 +19,7 @@ from costrouter.pricing.usage_bounds import (
     bounded_count,
     choices_asked,
     deployment_limits,
-    implausible_charge_micros,
+    implausible_charge_units,
     implausible_figures,
     plausible_amount_usd,
     plausible_count,
@@ -97,10 +97,10 @@ def test_amounts_past_the_cap_or_not_finite_are_implausible() -> None:
 
 
 def test_an_implausible_answer_is_charged_its_hold_within_the_cap() -> None:
-    assert implausible_charge_micros(65, 10**9) == 65
-    assert implausible_charge_micros(None, 1_234) == 1_234
-    assert implausible_charge_micros(None, 10**30) == MAX_CALL_MICROS
-    assert implausible_charge_micros(10**30, 0) == MAX_CALL_MICROS
+    assert implausible_charge_units(65, 10**9) == 65
+    assert implausible_charge_units(None, 1_234) == 1_234
+    assert implausible_charge_units(None, 10**30) == MAX_CALL_UNITS
+    assert implausible_charge_units(10**30, 0) == MAX_CALL_UNITS
 
 
 def test_the_ratio_cap_is_never_below_the_prior() -> None:

@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from costrouter import BudgetExceededError, BudgetStoreError, CostRouter
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import TelemetryCapture
 from tests.routing import router_config
@@ -67,7 +67,7 @@ async def main(base_url: str, redis_url: str, prefix: str, calls: int, store: di
 
     outcomes = await asyncio.gather(*(one(i) for i in range(calls)))
     settled = [
-        usd_to_micros(float(span.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
+        usd_to_units(float(span.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
         for span in capture.call_spans()
         if span.attributes and span.attributes.get(sc.BUDGET_OUTCOME) == "allowed"
     ]
@@ -83,7 +83,7 @@ async def main(base_url: str, redis_url: str, prefix: str, calls: int, store: di
         "store_errors": outcomes.count("store_error"),
         "store_error_events": store_events,
         "first_errors": errors[:5],
-        "settled_micros": settled,
+        "settled_units": settled,
     }
 
 

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from costrouter import BudgetExceededError, CostRouter
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import TelemetryCapture
 from tests.routing import router_config
@@ -42,7 +42,7 @@ async def main(
 
     outcomes = await asyncio.gather(*(one() for _ in range(calls)))
     settled = [
-        usd_to_micros(float(span.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
+        usd_to_units(float(span.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
         for span in capture.call_spans()
         if span.attributes and span.attributes.get(sc.BUDGET_OUTCOME) == "allowed"
     ]
@@ -50,7 +50,7 @@ async def main(
     return {
         "completed": outcomes.count("completed"),
         "rejected": outcomes.count("rejected"),
-        "settled_micros": settled,
+        "settled_units": settled,
     }
 
 

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from costrouter import CostRouter
 from costrouter.budget.factory import leased_store_of
 from costrouter.cli.commands import app
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import TelemetryCapture
 from tests.integration.faults import TEAM, Outcomes, _route
@@ -46,17 +46,17 @@ def main(policy_file: str, provider_url: str, limit: int, threads: int, calls: i
     status = CliRunner().invoke(app, ["budget", "status", "team", TEAM, "--budgets", policy_file])
     leased = leased_store_of(router.store)
     spans = capture.call_spans()
-    span_micros: dict[str, int] = defaultdict(int)
+    span_units: dict[str, int] = defaultdict(int)
     for span in spans:
         attributes = span.attributes or {}
         cost = float(attributes.get(sc.LLM_USAGE_COST_USD, 0.0))  # type: ignore[arg-type]
-        span_micros[str(attributes.get(sc.SESSION_ID))] += usd_to_micros(cost)
+        span_units[str(attributes.get(sc.SESSION_ID))] += usd_to_units(cost)
     report = {
         "completed": outcomes.completed,
         "rejected": outcomes.rejected,
         "store_errors": outcomes.store_errors,
         "other_errors": outcomes.other_errors,
-        "span_micros": span_micros,
+        "span_units": span_units,
         "fault": None if leased is None else leased.fault,
         "degraded_events": sum(1 for s in spans for e in s.events if e.name == sc.EVENT_LEASE_DEGRADED),
         "spans_with_fault": sum(1 for s in spans if sc.BUDGET_LEASE_FAULT in (s.attributes or {})),

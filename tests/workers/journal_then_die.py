@@ -20,7 +20,7 @@ import time
 import redis
 
 from costrouter import CostRouter
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from tests.routing import expected_cost, router_config
 
@@ -42,7 +42,7 @@ def main(redis_url: str, prefix: str, journal_dir: str) -> None:
         def call() -> None:
             response = router.route_completion("fast", MESSAGES, max_tokens=20, session_id="dying")
             usage = response.usage
-            priced.append(usd_to_micros(expected_cost("fast-primary", usage.prompt_tokens, usage.completion_tokens)))
+            priced.append(usd_to_units(expected_cost("fast-primary", usage.prompt_tokens, usage.completion_tokens)))
 
         thread = threading.Thread(target=call)
         thread.start()
@@ -53,7 +53,7 @@ def main(redis_url: str, prefix: str, journal_dir: str) -> None:
         thread.join()
         assert router.guard is not None
         count, micros = router.guard.pending()
-        print(json.dumps({"priced": priced, "pending": count, "pending_micros": micros}), flush=True)
+        print(json.dumps({"priced": priced, "pending": count, "pending_units": micros}), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -18,7 +18,7 @@ import sys
 
 from costrouter import CostRouter
 from costrouter.budget.leases import LeasedStore
-from costrouter.money import usd_to_micros
+from costrouter.money import usd_to_units
 from costrouter.testing import ProviderDouble, Reply
 from tests.routing import expected_cost, router_config
 
@@ -47,7 +47,7 @@ def main(redis_url: str, prefix: str, journal_dir: str, mode: str) -> None:
         for _ in range(3):
             response = router.route_completion("fast", MESSAGES, max_tokens=20, session_id="dying")
             usage = response.usage
-            priced.append(usd_to_micros(expected_cost("fast-primary", usage.prompt_tokens, usage.completion_tokens)))
+            priced.append(usd_to_units(expected_cost("fast-primary", usage.prompt_tokens, usage.completion_tokens)))
         store = router.store
         assert isinstance(store, LeasedStore)
         if mode == "carried":
@@ -55,7 +55,7 @@ def main(redis_url: str, prefix: str, journal_dir: str, mode: str) -> None:
             store.drain()
         assert router.guard is not None
         count, micros = router.guard.pending()
-        print(json.dumps({"priced": priced, "pending": count, "pending_micros": micros}), flush=True)
+        print(json.dumps({"priced": priced, "pending": count, "pending_units": micros}), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -75,8 +75,8 @@ def _call(router: CostRouter, capture: TelemetryCapture, name: str) -> dict[str,
     (status,) = router.budgets.status("session", name)
     return {
         "error": error,
-        "spent_micros": status.spent_micros,
-        "held_micros": status.held_micros,
+        "spent_units": status.spent_units,
+        "held_units": status.held_units,
         "call_spans": len(capture.call_spans()) - spans_before,
     }
 

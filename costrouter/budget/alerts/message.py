@@ -11,7 +11,7 @@ from typing import Final
 from urllib.parse import quote
 
 from costrouter.config.budget_ref import BudgetRef
-from costrouter.money import micros_to_usd
+from costrouter.money import units_to_usd
 
 __all__ = [
     "ALERT_ID_HEADER",
@@ -99,7 +99,7 @@ def _slack_escaped(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
 
 
-def budget_alert(budget: BudgetRef, threshold: float, spent_micros: int, window_id: str) -> BudgetAlert:
+def budget_alert(budget: BudgetRef, threshold: float, spent_units: int, window_id: str) -> BudgetAlert:
     """The alert of ``budget`` crossing ``threshold`` in ``window_id``."""
     return BudgetAlert(
         budget=budget.name,
@@ -107,7 +107,7 @@ def budget_alert(budget: BudgetRef, threshold: float, spent_micros: int, window_
         scope_id=budget.scope_id,
         window_id=window_id,
         threshold=threshold,
-        spent_usd=micros_to_usd(spent_micros),
-        limit_usd=micros_to_usd(budget.limit_micros),
+        spent_usd=units_to_usd(spent_units),
+        limit_usd=units_to_usd(budget.limit_units),
         at=datetime.now(UTC).isoformat(timespec="seconds"),
     )

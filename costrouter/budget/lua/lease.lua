@@ -4,7 +4,7 @@
 -- largest-spender index base.
 -- ARGV: base, owner, lease window ('' for none), seq, charge, in flight, need, enforce (1/0),
 -- extra max, fraction (millionths), extra min, lease ttl, window kind, window seconds,
--- hold ttl, record ttl, limit, scope id, then pairs of alert threshold label and micros.
+-- hold ttl, record ttl, limit, scope id, then pairs of alert threshold label and units.
 -- A message whose seq is not above the lease's last applied seq was applied already (a
 -- retry after a timeout): it changes nothing and returns the lease as it stands.
 -- Sizing: free = limit - spent - held (every call hold and every other lease); the new hold

@@ -5,7 +5,7 @@
 --   base .. ':calls'        hash  call id -> record (see encode/decode below)
 --   base .. ':expiry'       zset  call id scored by when its hold (or its record) expires
 --   base .. ':w:' .. window hash  spent, held, holds (count), alert:<threshold> flags
--- Amounts are integers of micro-dollars.
+-- Amounts are integers of units (nano-dollars: costrouter.money).
 --
 -- Server time matters here (every budgeted call runs a reserve and a settle): each function a
 -- script carries is a closure Redis builds on every call of it, so scripts carry only those they
@@ -25,7 +25,7 @@ local function score_at(t, offset)
 end
 
 -- A counter's value held at the largest integer a Lua number keeps exactly (2^53 - 1, as
--- costrouter.money.MAX_COUNTER_MICROS): past it, %d and Redis's integer replies would wrap.
+-- costrouter.money.MAX_COUNTER_UNITS): past it, %d and Redis's integer replies would wrap.
 local function sat(x)
   if x > 9007199254740991 then
     return 9007199254740991

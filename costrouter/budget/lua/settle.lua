@@ -1,7 +1,7 @@
 -- Charge the actual amount of a call in place of its hold, or release the hold.
 -- KEYS: calls, expiry index, and (standalone Redis only) the largest-spender index base.
 -- ARGV: base, call id, amount, release (1/0), window kind, window seconds, hold ttl,
--- record ttl, scope id, then pairs of alert threshold label and micros.
+-- record ttl, scope id, then pairs of alert threshold label and units.
 -- Returns {state, charged, spent after, held after, window id, alerts (comma list),
 -- replayed, window expiry, unheld (1: a charge that found no live hold: expired, reset or
 -- never taken; counted in the window's 'unheld' field)}.
