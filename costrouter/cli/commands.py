@@ -254,9 +254,16 @@ _WILDCARD_CELLS = ("per model", "per model", "the model a call names")
 
 
 def _print_groups(console: Console, config: RouterConfig, *, show_all: bool = False) -> list[str]:
-    """Print the groups, their prices and endpoints; return the warnings of deployments priced $0 by mistake."""
+    """Print the groups, their prices and endpoints; return the warnings of their prices.
+
+    A deployment priced $0 by mistake, and one whose prices are finer than an atto-dollar (rounded).
+    """
     from costrouter.config.groups import WILDCARD
-    from costrouter.pricing.prices import deployment_price, free_warning  # LiteLLM's price map: only validate
+    from costrouter.pricing.prices import (  # LiteLLM's price map: only validate
+        deployment_price,
+        free_warning,
+        inexact_warning,
+    )
 
     warnings: list[str] = []
     groups = _table(console)
@@ -288,6 +295,8 @@ def _print_groups(console: Console, config: RouterConfig, *, show_all: bool = Fa
             price = None if WILDCARD in group else deployment_price(deployment)
             if price is not None and price.suspect_free:
                 warnings.append(free_warning(deployment_id, price))
+            if price is not None and price.inexact:
+                warnings.append(inexact_warning(deployment_id, price))
             groups.add_row(
                 group if position == 0 else "",
                 str(deployment.priority),

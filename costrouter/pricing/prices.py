@@ -61,7 +61,7 @@ class Price:
     units: Mapping[str, int] = field(init=False, repr=False, compare=False)
     """The price of each unit in atto-dollars (:func:`unit_rates`)."""
     inexact: tuple[str, ...] = field(init=False, repr=False, compare=False)
-    """The prices finer than an atto-dollar, rounded to one at load (:func:`costrouter.money.usd_to_attos`)."""
+    """The file's prices finer than an atto-dollar, rounded to one at load (:func:`costrouter.money.usd_to_attos`)."""
 
     def __post_init__(self) -> None:
         rates = {**self.rates, pf.INPUT: self.input_per_token, pf.OUTPUT: self.output_per_token}
@@ -95,8 +95,10 @@ class Price:
         object.__setattr__(self, "_all_thresholds", tuple(sorted(everything)))
         object.__setattr__(self, "_atto_tiers", {})
         object.__setattr__(self, "units", unit_rates(rates))
-        inexact = [key for key, value in rates.items() if usd_to_attos(value)[1]]
-        inexact += [f"image {key}" for key, value in self.image_rates.items() if usd_to_attos(value)[1]]
+        # The price map's own (LiteLLM's float noise such as 1.5000020000000002e-05) round silently.
+        inexact = [key for key, value in rates.items() if sources.get(key) != "price_map" and usd_to_attos(value)[1]]
+        if self.image_source != "price_map":
+            inexact += [f"image {key}" for key, value in self.image_rates.items() if usd_to_attos(value)[1]]
         object.__setattr__(self, "inexact", tuple(inexact))
 
     @property
@@ -325,6 +327,14 @@ def free_warning(deployment_id: str, price: Price) -> str:
     )
 
 
+def inexact_warning(deployment_id: str, price: Price) -> str:
+    """The load-time warning for prices finer than an atto-dollar (rounded to one: :attr:`Price.inexact`)."""
+    return (
+        f"deployment {deployment_id}: {', '.join(price.inexact)} carry more than 18 decimal places of a "
+        "dollar; costrouter prices in atto-dollars (1e-18 USD) and rounds them to the nearest one"
+    )
+
+
 def deployment_price(deployment: Deployment) -> Price | None:
     """Every price of ``deployment``, field by field: the file's layers, then the price map.
 
@@ -416,6 +426,14 @@ class PriceBook:
             free_warning(deployment_id, price)
             for deployment_id, price in self.prices.items()
             if price is not None and price.suspect_free
+        ]
+
+    def inexact(self) -> list[str]:
+        """Warnings for deployments whose prices were rounded to the atto-dollar (:func:`inexact_warning`)."""
+        return [
+            inexact_warning(deployment_id, price)
+            for deployment_id, price in self.prices.items()
+            if price is not None and price.inexact
         ]
 
     def worst_case(

@@ -199,7 +199,7 @@ class CallPlanner:
                 "estimates use the budget policy's default price",
                 ", ".join(unpriced),
             )
-        for warning in self.prices.suspect_free():
+        for warning in (*self.prices.suspect_free(), *self.prices.inexact()):
             logger.warning("costrouter: %s", warning)
 
     # ---- the whole call ----------------------------------------------------------------

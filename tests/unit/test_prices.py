@@ -271,3 +271,14 @@ def test_the_estimate_covers_every_tier_the_request_may_be_served_at(
     )
     for served in servable_tiers(requested):
         assert compute_cost(price, replace(usage, service_tier=served)).total_units <= bound
+
+
+def test_a_file_price_finer_than_an_atto_dollar_is_rounded_and_named() -> None:
+    price = Price(1.0000000000000001e-07, 2e-7, None, "deployment", {pf.REQUEST: 1.5e-18})
+    assert price.atto_tier(0)[pf.INPUT] == 10**11  # 1e-7 and 1e-22 more: the 1e-22 rounds away
+    assert price.atto_tier(0)[pf.REQUEST] == 2  # 1.5 atto-dollars, half to even
+    assert set(price.inexact) == {pf.INPUT, pf.REQUEST}
+    book = PriceBook({"d": price, "exact": Price(1e-7, 2e-7, None, "deployment")}, {"g": ["d", "exact"]})
+    (warning,) = book.inexact()
+    assert warning.startswith("deployment d: ")
+    assert "more than 18 decimal places" in warning
