@@ -78,6 +78,14 @@ def attos_to_usd(attos: int) -> float:
     return attos / ATTOS_PER_USD
 
 
+def per_million(usd_per_token: float) -> float:
+    """A price per token as a price per million tokens, exactly (``1e-07`` → ``0.1``, not ``0.09999999999999999``).
+
+    The nearest float to the exact product of the price's decimal form, for a backend priced per million.
+    """
+    return usd_to_attos(usd_per_token)[0] * 1_000_000 / ATTOS_PER_USD
+
+
 MAX_CALL_USD: Final = 10_000
 """The most one routed call is ever charged, per budget: a larger figure is an untrusted answer.
 

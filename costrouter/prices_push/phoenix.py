@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from costrouter.config import price_fields as pf
 from costrouter.errors import PushError
+from costrouter.money import per_million
 from costrouter.prices_push.plan import Change, ModelPrice, PushPlan, unchanged_or
 from costrouter.prices_push.transport import DEFAULT_TIMEOUT_SECONDS, excerpt, exchange, json_answer, where
 
@@ -85,7 +86,7 @@ def name_pattern(model: str) -> str:
 
 def _token_price(key: str, per_token: float) -> dict[str, Any]:
     kind, token_type = key.split(".", 1)
-    return {"tokenType": token_type, "kind": kind.upper(), "costPerMillionTokens": per_token * 1e6}
+    return {"tokenType": token_type, "kind": kind.upper(), "costPerMillionTokens": per_million(per_token)}
 
 
 class _TokenPrice(BaseModel):

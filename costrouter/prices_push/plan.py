@@ -13,6 +13,7 @@ from typing import Literal
 
 from costrouter.config.groups import RouterConfig
 from costrouter.config.redaction import mask_url
+from costrouter.money import per_million
 from costrouter.otel.models import model_facts
 
 Action = Literal["create", "update", "unchanged"]
@@ -93,7 +94,7 @@ class PushPlan:
 
 
 def _per_million(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1e6:.6g}"
+    return "-" if value is None else f"{per_million(value):.6g}"
 
 
 def model_prices(config: RouterConfig) -> tuple[list[ModelPrice], list[Conflict]]:

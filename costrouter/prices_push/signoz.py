@@ -22,6 +22,7 @@ from typing import Any, Final
 from costrouter.config import price_fields as pf
 from costrouter.config.outbound import url_problem
 from costrouter.errors import PushError
+from costrouter.money import per_million
 from costrouter.prices_push.plan import Change, ModelPrice, PushPlan
 from costrouter.prices_push.transport import DEFAULT_TIMEOUT_SECONDS, excerpt, exchange, where
 
@@ -29,22 +30,21 @@ PATH: Final = "/api/v1/llm_pricing_rules"
 """SigNoz's pricing-rule batch endpoint (PUT)."""
 API_KEY_ENV: Final = "SIGNOZ_API_KEY"
 """The environment variable holding the SigNoz API key the push sends as ``SIGNOZ-API-KEY``."""
-_PER_MILLION: Final = 1_000_000
 _SIGNOZ_FIELDS: Final = frozenset({pf.INPUT, pf.OUTPUT, pf.CACHE_READ, pf.CACHE_CREATION})
 
 
 def pricing_rule(model: str, provider: str, rates: Mapping[str, float]) -> dict[str, Any]:
     """One SigNoz rule for ``model`` from per-token ``rates`` under LiteLLM's price names."""
     pricing: dict[str, Any] = {
-        "input": rates[pf.INPUT] * _PER_MILLION,
-        "output": rates[pf.OUTPUT] * _PER_MILLION,
+        "input": per_million(rates[pf.INPUT]),
+        "output": per_million(rates[pf.OUTPUT]),
     }
     if pf.CACHE_READ in rates or pf.CACHE_CREATION in rates:
         # costrouter's input tokens include the cached ones (OpenAI-style): SigNoz's "subtract" mode.
         pricing["cache"] = {
             "mode": "subtract",
-            "read": rates.get(pf.CACHE_READ, rates[pf.INPUT]) * _PER_MILLION,
-            "write": rates.get(pf.CACHE_CREATION, rates[pf.INPUT]) * _PER_MILLION,
+            "read": per_million(rates.get(pf.CACHE_READ, rates[pf.INPUT])),
+            "write": per_million(rates.get(pf.CACHE_CREATION, rates[pf.INPUT])),
         }
     return {
         "modelName": model,
