@@ -1,7 +1,7 @@
 """What the cost computation adds per call, beside the rest of costrouter's layer.
 
 Times, in µs per call (median of repetitions of the median of a run): reading the usage block,
-the cost function with its exact micro-dollar split, the span attributes it adds, LiteLLM's own
+the cost function with its exact atto-dollar split, the span attributes it adds, LiteLLM's own
 ``generic_cost_per_token`` on the same usage and prices (for reference), and a whole routed call
 through costrouter with LiteLLM's work taken out (``layer_bench``'s stub Router, memory budget).
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import openai
 
-from costrouter.money import usd_to_units
+from costrouter.money import UNITS_PER_USD, usd_to_units
 from costrouter.testing import ProviderDouble, Reply
 from costrouter.testing.redis_server import RedisServer
 from tests.integration.proxy_server import MASTER_KEY, ProxyServer, proxy_config
@@ -47,7 +47,9 @@ def _groups(plugin: bool) -> dict[str, Any]:
 
 def _billed(provider: ProviderDouble, since: int) -> float:
     answers = provider.answers[since:]
-    return sum(usd_to_units(a.prompt_tokens * PRICE_IN + a.completion_tokens * PRICE_OUT) for a in answers) / 1e6
+    return (
+        sum(usd_to_units(a.prompt_tokens * PRICE_IN + a.completion_tokens * PRICE_OUT) for a in answers) / UNITS_PER_USD
+    )
 
 
 def burst(provider: ProviderDouble, redis_url: str, plugin: bool) -> dict[str, Any]:
