@@ -107,7 +107,7 @@ async def test_a_budget_refuses_a_message_before_the_provider(
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
-async def test_a_message_settles_to_the_micro_dollar(
+async def test_a_message_settles_to_the_unit(
     provider: ProviderDouble, capture: TelemetryCapture, backend: str, request: pytest.FixtureRequest
 ) -> None:
     store = store_config(backend, request)
@@ -118,7 +118,7 @@ async def test_a_message_settles_to_the_micro_dollar(
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-settle")
-    assert status.spent_units == 10 * 3 + 6 * 15  # 120 micro-dollars: hand-computed
+    assert status.spent_units == 10 * 3_000 + 6 * 15_000  # $0.00012: hand-computed, in nano-dollars
     assert status.held_units == 0
     router.shutdown()
 
@@ -162,7 +162,7 @@ def test_the_sync_twin_retries_and_settles_like_the_async_one(
     assert attributes[sc.ROUTER_RETRIES] == 1
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-sync")
-    assert status.spent_units == 10 * 3 + 6 * 15  # 120 micro-dollars: hand-computed
+    assert status.spent_units == 10 * 3_000 + 6 * 15_000  # $0.00012: hand-computed, in nano-dollars
     router.shutdown()
 
 
