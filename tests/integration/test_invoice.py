@@ -1,6 +1,6 @@
 """Invoice-exact cost end to end: each provider's real usage shape, priced from its published
 price sheet by hand, must come out the same on the span, in the split, in the metric and in
-the budget counter, to the micro-dollar, for responses and streams."""
+the budget counter, exactly, for responses and streams."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from costrouter import CostRouter
 from costrouter.budget import BudgetPolicy
-from costrouter.money import usd_to_units
+from costrouter.money import UNITS_PER_USD, usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.pricing.cost import COMPONENTS
 from costrouter.testing import ProviderDouble, TelemetryCapture
@@ -49,7 +49,7 @@ class Case:
     model: str  # what the double sees
     deployment: dict[str, Any]
     reply: Reply
-    invoice_units: int
+    invoice_micros: int
     components: dict[str, int]
     tokens: dict[str, int] = field(default_factory=dict)
 
@@ -206,8 +206,15 @@ def harness(request: pytest.FixtureRequest, provider: ProviderDouble, capture: T
         router.shutdown()
 
 
+MICRO = UNITS_PER_USD // 1_000_000
+"""The invoices below are worked out by hand in micro-dollars; counters count nano-dollars."""
+
+
 def _micros(attributes: dict[str, Any], name: str) -> int:
-    return usd_to_units(float(attributes[name]))
+    """An attribute in whole micro-dollars (every figure here is one: the exact product, not rounded)."""
+    units = usd_to_units(float(attributes[name]))
+    assert units % MICRO == 0, (name, attributes[name])
+    return units // MICRO
 
 
 def _component_units(attributes: dict[str, Any], name: str) -> int:
@@ -229,23 +236,23 @@ def test_span_split_metric_and_budget_equal_the_invoice(harness: Harness, case: 
 
     (span,) = harness.capture.call_spans()
     attributes = dict(span.attributes or {})
-    assert _micros(attributes, sc.LLM_USAGE_COST_USD) == case.invoice_units
-    assert _micros(attributes, sc.LLM_COST_TOTAL) == case.invoice_units
-    assert _micros(attributes, sc.LLM_COST_PROMPT) + _micros(attributes, sc.LLM_COST_COMPLETION) == case.invoice_units
+    assert _micros(attributes, sc.LLM_USAGE_COST_USD) == case.invoice_micros
+    assert _micros(attributes, sc.LLM_COST_TOTAL) == case.invoice_micros
+    assert _micros(attributes, sc.LLM_COST_PROMPT) + _micros(attributes, sc.LLM_COST_COMPLETION) == case.invoice_micros
     components = {name: _component_units(attributes, name) for name in COMPONENTS}
     assert {name: value for name, value in components.items() if value} == case.components
-    assert sum(components.values()) == case.invoice_units
+    assert sum(components.values()) == case.invoice_micros
     for name, value in case.tokens.items():
         assert attributes[name] == value
     assert attributes[sc.ROUTER_COST_SOURCE] == "computed"
     # LiteLLM's own figure in a stream's usage.cost is not taken for the provider's.
     assert sc.ROUTER_COST_PROVIDER_USD not in attributes
     (cost_point,) = [point for _, point in harness.capture.metric_points(sc.METRIC_COST)]
-    assert usd_to_units(cost_point.value) == case.invoice_units
-    assert harness.spent_units(router, session) == case.invoice_units
+    assert usd_to_units(cost_point.value) == case.invoice_micros * MICRO
+    assert harness.spent_units(router, session) == case.invoice_micros * MICRO
     if not stream:
         # The prices reached LiteLLM's Router too: its own response_cost agrees.
-        assert usd_to_units(response._hidden_params["response_cost"]) == case.invoice_units
+        assert usd_to_units(response._hidden_params["response_cost"]) == case.invoice_micros * MICRO
 
 
 def test_token_usage_histogram_has_cache_and_reasoning_types(harness: Harness) -> None:
@@ -280,8 +287,8 @@ def test_proxy_prices_in_model_info_or_litellm_params_cost_as_the_native_file(ha
     attributes = dict(span.attributes or {})
     components = {name: _component_units(attributes, name) for name in COMPONENTS}
     assert {name: value for name, value in components.items() if value} == case.components
-    assert _micros(attributes, sc.LLM_USAGE_COST_USD) == case.invoice_units
-    assert harness.spent_units(router, f"s-{where}") == case.invoice_units
+    assert _micros(attributes, sc.LLM_USAGE_COST_USD) == case.invoice_micros
+    assert harness.spent_units(router, f"s-{where}") == case.invoice_micros * MICRO
 
 
 # ---- provider-reported cost ---------------------------------------------------------------------
@@ -342,7 +349,7 @@ def test_provider_reported_cost_is_recorded_and_may_settle(
         [sc.EVENT_COST_MISMATCH] if mismatch else []
     )
     assert _micros(attributes, sc.LLM_USAGE_COST_USD) == settled_units
-    assert harness.spent_units(router, "s-provider") == settled_units
+    assert harness.spent_units(router, "s-provider") == settled_units * MICRO
 
 
 # ---- a stream cut mid-way: the same cost function over the counted tokens -------------------------
@@ -363,4 +370,4 @@ def test_a_cut_stream_is_priced_by_the_same_function(harness: Harness) -> None:
     assert _micros(attributes, f"{sc.ROUTER_COST_PREFIX}input") == prompt * 3
     assert _micros(attributes, f"{sc.ROUTER_COST_PREFIX}output") == completion * 15
     assert _micros(attributes, sc.LLM_USAGE_COST_USD) == invoice
-    assert harness.spent_units(router, "s-cut") == invoice
+    assert harness.spent_units(router, "s-cut") == invoice * MICRO
