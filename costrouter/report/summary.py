@@ -243,8 +243,10 @@ def _csv(value: Any) -> str:
 
 
 def format_usd(value: float) -> str:
-    """``$0.012345``: six decimals."""
-    return f"${value:,.6f}"
+    """``$0.012345``: six decimals, nine (the nano-dollar) when a figure has finer digits (``$0.000000480``)."""
+    if abs(value - round(value, 6)) < 1e-12:
+        return f"${value:,.6f}"
+    return f"${value:,.9f}"
 
 
 def _ms(value: float | None) -> str:

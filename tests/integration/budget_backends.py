@@ -109,7 +109,7 @@ def ref(
     alert_at: tuple[float, ...] = (),
     name: str = "session-total",
 ) -> BudgetRef:
-    """A session budget instance of ``limit`` micro-dollars."""
+    """A session budget instance of ``limit`` units."""
     return BudgetRef(
         name=name,
         scope="session",

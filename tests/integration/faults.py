@@ -11,7 +11,7 @@ not settle), and the books are read:
 * the cost on the routed calls' spans;
 * every budget counter (sessions, team, global) and its limit.
 
-The invariant: provider = spans = each counter family, to the micro-dollar, and no
+The invariant: provider = spans = each counter family, to the unit, and no
 counter of a ``reject`` budget above its limit. A scenario may script the provider's answers
 (``answers``): an answer with an absurd usage figure (:data:`HUGE_TOKENS`) is charged the hold
 of its call (see ``docs/budgets.md``), so "provider" then counts what the double billed for the
@@ -133,7 +133,7 @@ class Books:
     scenario: str
     outcomes: Outcomes
     provider_units: int
-    span_micros_by_session: dict[str, int]
+    span_units_by_session: dict[str, int]
     session_counters: dict[str, int]
     team_counter: int
     global_counter: int
@@ -146,7 +146,7 @@ class Books:
 
     @property
     def span_units(self) -> int:
-        return sum(self.span_micros_by_session.values())
+        return sum(self.span_units_by_session.values())
 
     def row(self) -> str:
         """One line of the README's table."""
@@ -164,7 +164,7 @@ class Books:
         assert self.flagged_spans == self.absurd_answers
         billed = self.provider_units + self.flagged_holds_units
         assert self.span_units == billed
-        assert self.session_counters == self.span_micros_by_session
+        assert self.session_counters == self.span_units_by_session
         assert self.team_counter == billed
         assert self.global_counter == billed
         assert max(self.session_counters.values()) <= self.session_limit_units
@@ -347,7 +347,7 @@ def read_books(
         scenario=name,
         outcomes=outcomes,
         provider_units=provider_units(provider),
-        span_micros_by_session={session: span_units.get(session, 0) for session in sessions},
+        span_units_by_session={session: span_units.get(session, 0) for session in sessions},
         session_counters=session_counters,
         team_counter=team.spent_units,
         global_counter=global_.spent_units,
@@ -539,7 +539,7 @@ def run_full_journal_with_leases(
         settled(recovered, sessions)
         capture = TelemetryCapture()  # the worker's spans came back as figures: none here
         books = read_books("journal cannot grow, leases", recovered, capture, provider, sessions, outcomes)
-        books = replace(books, span_micros_by_session={s: int(report["span_units"].get(s, 0)) for s in sessions})
+        books = replace(books, span_units_by_session={s: int(report["span_units"].get(s, 0)) for s in sessions})
         recovered.shutdown()
         capture.shutdown()
         return FullJournalBooks(books, report)

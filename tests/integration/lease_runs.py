@@ -22,7 +22,7 @@ from costrouter.config.windows import parse_window
 from tests.integration.budget_backends import worker_context
 
 ESTIMATE = 500
-"""Every call's hold, in micro-dollars."""
+"""Every call's hold, in units."""
 
 
 def budget(scope: str, limit_calls: int) -> BudgetRef:

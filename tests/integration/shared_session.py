@@ -36,7 +36,7 @@ class SharedSessionRun:
         calls = PROCESSES * CALLS_PER_PROCESS
         return (
             f"{label}: {calls} calls, {self.completed} completed, {self.rejected} rejected, "
-            f"limit {usd_to_units(self.limit_usd)} micro-USD, spent {self.status.spent_units} micro-USD"
+            f"limit {usd_to_units(self.limit_usd)} units, spent {self.status.spent_units} units"
         )
 
 

@@ -104,7 +104,7 @@ def _check(
     spent = store.status(budget).spent_units
     print(
         f"\nfailover: {len(settled)} settled calls ({len(ledger.to_retry)} retried after an error), "
-        f"counter {spent} of {AMOUNT * len(settled)} micro-USD; {len(unconfirmed)} settles unconfirmed "
+        f"counter {spent} of {AMOUNT * len(settled)} units; {len(unconfirmed)} settles unconfirmed "
         f"by a replica (after the failover its shard has none), {len(lost)} lost"
     )
     assert len(ledger.acked) >= 2 * AFTER

@@ -21,6 +21,7 @@ from costrouter.money import (
     usd_to_units,
     usd_to_units_ceil,
 )
+from costrouter.report.summary import format_usd
 
 
 @pytest.mark.parametrize(
@@ -81,3 +82,9 @@ def test_a_float_of_atto_dollars_is_the_nearest_double(attos: int) -> None:
 
 def test_a_counter_holds_about_nine_million_dollars() -> None:
     assert 9_000_000 < units_to_usd(MAX_COUNTER_UNITS) < 9_010_000
+
+
+def test_a_figure_finer_than_a_micro_dollar_shows_its_nano_dollars() -> None:
+    assert format_usd(4.8e-7) == "$0.000000480"  # 24 embedding tokens at $2e-8: not "$0.000000"
+    assert format_usd(0.000123) == "$0.000123"
+    assert format_usd(0.1 + 0.2) == "$0.300000"  # float noise is not a digit
