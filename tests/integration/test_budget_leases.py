@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from costrouter import CostRouter
+from costrouter.budget.lease_message import spare_room
 from costrouter.budget.leases import LeasedStore
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.config.budgets import LeaseSettings, StoreConfig
+from costrouter.money import MAX_COUNTER_UNITS
 from costrouter.testing import ProviderDouble
 from tests.integration import lease_runs
 from tests.integration.budget_backends import ref
@@ -49,6 +51,21 @@ def test_calls_after_the_first_send_no_message(redis_url: str) -> None:
     with RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url) as plain:
         status = plain.status(budget)
     assert (status.spent_units, status.held_units) == (6000, 0)
+
+
+def test_the_spare_room_of_a_large_budget_is_the_python_rule_to_the_unit(redis_url: str) -> None:
+    # $9M in nano-dollars: room x fraction (in millionths) passes 2^53, where a Lua double rounds.
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    limit, need = MAX_COUNTER_UNITS - 3, 10**13  # $10,000 a call; a double rounds room x 333,333 up past a unit
+    budget = ref(limit)
+    settings = LeaseSettings(enabled=True, max_calls=100_000, fraction=0.333333)
+    store = _store(redis_url, prefix, max_calls=100_000, fraction=0.333333)
+    try:
+        assert store.reserve(budget, "a", need, enforce=True).granted
+        expected = need + spare_room(settings, need, limit - need)
+        assert store.status(budget).held_units == expected
+    finally:
+        store.close()
 
 
 def test_near_the_limit_every_call_reserves_for_itself(redis_url: str) -> None:
@@ -88,8 +105,10 @@ def test_a_refusal_needs_the_other_process_lease_to_be_short(redis_url: str) -> 
 
 _DIE_WITH_A_LEASE = """
 import os, sys
+from costrouter.budget.lease_message import spare_room
 from costrouter.budget.leases import LeasedStore
 from costrouter.config.budgets import LeaseSettings, StoreConfig
+from costrouter.money import MAX_COUNTER_UNITS
 from costrouter.budget.redis import RedisBudgetStore
 from tests.integration.budget_backends import ref
 config = StoreConfig(backend="redis", key_prefix=sys.argv[2], lease=LeaseSettings(enabled=True, ttl_seconds=3))

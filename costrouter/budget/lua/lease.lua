@@ -81,7 +81,11 @@ local new_hold = inflight
 if granted or not enforce then
   new_hold = sat(inflight + need)
   if granted then
-    local extra = math.floor((free - inflight - need) * fraction / 1000000)
+    -- floor(room x fraction / 1e6) in two exact parts: room x fraction itself passes 2^53 (a
+    -- double's integers) once room is past 9e9 units ($9), and would round.
+    local room = free - inflight - need
+    local whole = math.floor(room / 1000000)
+    local extra = whole * fraction + math.floor((room - whole * 1000000) * fraction / 1000000)
     if extra > extra_max then extra = extra_max end
     if extra >= extra_min and extra > 0 then new_hold = sat(new_hold + extra) end
   end
