@@ -149,11 +149,11 @@ class Replayer:
                 landed += 1
                 self.guard.count(entry, "replayed")
                 logger.info(
-                    "costrouter: replayed the journaled %s of call %s on budget %s (%d micro-USD, %.0f s late)",
+                    "costrouter: replayed the journaled %s of call %s on budget %s ($%.9f, %.0f s late)",
                     entry.state,
                     entry.call_id,
                     entry.budget.name,
-                    entry.amount_units,
+                    units_to_usd(entry.amount_units),
                     time.time() - entry.at,
                 )
             if landed:
@@ -253,12 +253,12 @@ class StoreGuard:
         self.count(entry, "journaled" if kept else "dropped")
         if kept:
             logger.warning(
-                "costrouter: could not %s budget %s for call %s (%d micro-USD) after %d tries; journaled, "
+                "costrouter: could not %s budget %s for call %s ($%.9f) after %d tries; journaled, "
                 "replayed when the store answers: %s",
                 method,
                 budget.name,
                 call_id,
-                amount_units,
+                units_to_usd(amount_units),
                 tries,
                 error,
             )
@@ -267,13 +267,13 @@ class StoreGuard:
             reason = "no journal" if self.journal is None else f"the journal {journal_trouble(self.journal)}"
             logger.log(
                 level,
-                "costrouter: LOST the %s of budget %s %s %r for call %s (%d micro-USD): %s and the store fails: %s",
+                "costrouter: LOST the %s of budget %s %s %r for call %s ($%.9f): %s and the store fails: %s",
                 method,
                 budget.name,
                 budget.scope,
                 budget.scope_id,
                 call_id,
-                amount_units,
+                units_to_usd(amount_units),
                 reason,
                 error,
             )

@@ -89,7 +89,7 @@ def test_a_budget_refuses_a_large_embedding_before_the_provider(
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
-def test_an_embedding_settles_to_the_micro_dollar(
+def test_an_embedding_settles_to_the_unit(
     provider: ProviderDouble, capture: TelemetryCapture, backend: str, request: pytest.FixtureRequest
 ) -> None:
     store = store_config(backend, request)
@@ -99,7 +99,7 @@ def test_an_embedding_settles_to_the_micro_dollar(
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-settle")
-    assert status.spent_units == WORDS  # 11 tokens x 1e-6 USD: hand-computed
+    assert status.spent_units == WORDS * 1_000  # 11 tokens x 1e-6 USD, in nano-dollars: hand-computed
     assert status.held_units == 0
     assert call_attributes(capture)[sc.BUDGET_SETTLED_USD] == pytest.approx(WORDS * 1e-6)
     router.shutdown()

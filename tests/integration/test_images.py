@@ -109,7 +109,7 @@ async def test_a_budget_refuses_images_before_the_provider(provider: ProviderDou
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
-async def test_images_settle_to_the_micro_dollar(
+async def test_images_settle_to_the_unit(
     provider: ProviderDouble, capture: TelemetryCapture, backend: str, request: pytest.FixtureRequest
 ) -> None:
     router = budgeted_router(provider, capture, 1.0, store_config(backend, request))
@@ -118,7 +118,7 @@ async def test_images_settle_to_the_micro_dollar(
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-img")
-    assert status.spent_units == 240_000  # 3 x 0.08 USD (standard, 1792x1024): hand-computed
+    assert status.spent_units == 240_000_000  # 3 x 0.08 USD (standard, 1792x1024) in nano-dollars: hand-computed
     assert status.held_units == 0
     router.shutdown()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from costrouter import BudgetExceededError
+from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from tests.calltypes import calltypes_router, session_budget
@@ -33,7 +34,7 @@ def test_embeddings_spend_the_budget_a_later_answer_needs(provider: ProviderDoub
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "rag")
-    assert status.spent_units == 150
+    assert status.spent_units == 150_000  # 150 tokens x 1e-6 USD, in nano-dollars
     names = [span.name for span in capture.call_spans()]
     assert names == ["router.responses/answer", "router.embedding/embed", "router.responses/answer"]
     outcomes = [dict(span.attributes or {})[sc.BUDGET_OUTCOME] for span in capture.call_spans()]
@@ -77,7 +78,7 @@ async def test_one_session_budget_caps_embed_rerank_and_answer(
     assert provider.request_count("rerank-model") == 1
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "rag")
-    costs = sum(round(dict(span.attributes or {})[sc.LLM_USAGE_COST_USD] * 1e6) for span in spans)
-    assert status.spent_units == costs  # every settled step, to the micro-dollar
-    assert status.spent_units <= 3500
+    costs = sum(usd_to_units(dict(span.attributes or {})[sc.LLM_USAGE_COST_USD]) for span in spans)
+    assert status.spent_units == costs  # every settled step, to the unit
+    assert status.spent_units <= usd_to_units(0.0035)
     router.shutdown()

@@ -96,7 +96,7 @@ async def test_a_budget_refuses_a_rerank_before_the_provider(
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
-async def test_a_rerank_settles_to_the_micro_dollar(
+async def test_a_rerank_settles_to_the_unit(
     provider: ProviderDouble, capture: TelemetryCapture, backend: str, request: pytest.FixtureRequest
 ) -> None:
     router = budgeted_router(provider, capture, 1.0, store_config(backend, request))
@@ -106,7 +106,7 @@ async def test_a_rerank_settles_to_the_micro_dollar(
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-settle")
-    assert status.spent_units == 4000  # 2 search units (150 documents) x 0.002 USD: hand-computed
+    assert status.spent_units == 4_000_000  # 2 search units (150 documents) x 0.002 USD in nano-dollars
     assert status.held_units == 0
     attributes = call_attributes(capture)
     assert attributes[sc.BUDGET_ESTIMATE_USD] == pytest.approx(0.004)

@@ -113,7 +113,7 @@ def test_without_max_output_tokens_the_policy_cap_is_sent(provider: ProviderDoub
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
-def test_a_streamed_response_settles_to_the_micro_dollar(
+def test_a_streamed_response_settles_to_the_unit(
     provider: ProviderDouble, capture: TelemetryCapture, backend: str, request: pytest.FixtureRequest
 ) -> None:
     store = store_config(backend, request)
@@ -125,7 +125,7 @@ def test_a_streamed_response_settles_to_the_micro_dollar(
     assert events[-1].type == "response.completed"
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s1")
-    assert status.spent_units == INPUT_TOKENS * 2 + 4 * 5  # 7 x 2 + 4 x 5 micro-dollars: hand-computed
+    assert status.spent_units == INPUT_TOKENS * 2_000 + 4 * 5_000  # 7 x 2 + 4 x 5 micro-dollars, in nano-dollars
     assert status.held_units == 0
     attributes = call_attributes(capture)
     assert attributes[sc.ROUTER_STREAM_OUTCOME] == "completed"

@@ -359,7 +359,7 @@ def test_budgets_view_reads_status_top_and_resets_by_scope_and_id(harness: Harne
         cost,
         0,
     )
-    assert session_status.remaining_units == 1_000_000 - cost
+    assert session_status.remaining_units == 1_000_000_000 - cost  # $1 in nano-dollars
     (user_status,) = view.status("user", "u-1")
     assert user_status.spent_units == 2 * cost
     (global_status,) = view.status("global")

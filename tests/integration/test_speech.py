@@ -62,7 +62,7 @@ async def test_speech_falls_back_to_another_group(
     attributes = call_attributes(capture)
     assert attributes[sc.ROUTER_SERVED_GROUP] == "tts-backup"
     assert attributes[sc.ROUTER_DEPLOYMENT_ID] == "tts-backup"
-    assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(83e-6)  # 11 x 7.5 = 82.5 micro-dollars, rounded half up
+    assert attributes[sc.LLM_USAGE_COST_USD] == 82.5e-6  # 11 x 7.5 micro-dollars, exactly (not rounded)
 
 
 async def test_a_budget_refuses_long_speech_before_the_provider(
@@ -78,7 +78,7 @@ async def test_a_budget_refuses_long_speech_before_the_provider(
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
-async def test_speech_settles_to_the_micro_dollar(
+async def test_speech_settles_to_the_unit(
     provider: ProviderDouble, capture: TelemetryCapture, backend: str, request: pytest.FixtureRequest
 ) -> None:
     router = budgeted_router(provider, capture, 1.0, store_config(backend, request))
@@ -87,7 +87,7 @@ async def test_speech_settles_to_the_micro_dollar(
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-settle")
-    assert status.spent_units == 165  # 11 characters (the space counts) x 15 micro-dollars: hand-computed
+    assert status.spent_units == 165_000  # 11 characters (the space counts) x 15 micro-dollars, in nano-dollars
     assert status.held_units == 0
     assert call_attributes(capture)[sc.BUDGET_ESTIMATE_USD] == pytest.approx(0.000165)  # exact before the call
     router.shutdown()

@@ -432,11 +432,12 @@ def test_a_journal_written_in_micro_dollars_replays_at_the_same_dollars_after_th
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     budgets = policy(fault_redis.url, tmp_path, prefix)
-    (budget, *_) = BudgetPolicy.model_validate(budgets).budgets_for(session_id="s-1")
+    (budget,) = [b for b in BudgetPolicy.model_validate(budgets).budgets_for(session_id="s-1") if b.scope == "session"]
     directory = journal_dir_for(tmp_path, fault_redis.url, prefix)
     directory.mkdir(parents=True)
     (directory / "journal-999999-0123456789ab.jsonl").write_bytes(OLD_UNIT_LINES)  # a dead 0.2 process's file
 
-    router = make_router(provider, capture, budgets)
+    router = make_router(provider, capture, budgets)  # adopts the dead file and replays it before returning
     assert spent_and_held(router, budget) == (usd_to_units(0.000428), 0)  # 428,000 units: $0.000428
+    assert journal_points(capture) == {"replayed": 1}
     router.shutdown()

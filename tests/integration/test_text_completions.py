@@ -81,7 +81,7 @@ async def test_a_budget_holds_every_prompt_of_a_list(provider: ProviderDouble, c
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
-async def test_a_text_completion_settles_to_the_micro_dollar(
+async def test_a_text_completion_settles_to_the_unit(
     provider: ProviderDouble, capture: TelemetryCapture, backend: str, request: pytest.FixtureRequest
 ) -> None:
     store = store_config(backend, request)
@@ -91,7 +91,7 @@ async def test_a_text_completion_settles_to_the_micro_dollar(
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-settle")
-    assert status.spent_units == PROMPT_TOKENS * 3 + 8 * 4  # 6 x 3 + 8 x 4 micro-dollars: hand-computed
+    assert status.spent_units == PROMPT_TOKENS * 3_000 + 8 * 4_000  # 6 x 3 + 8 x 4 micro-dollars, in nano-dollars
     assert status.held_units == 0
     router.shutdown()
 
@@ -134,9 +134,7 @@ def test_the_sync_twin_retries_after_a_429(
     assert attributes[sc.LLM_USAGE_COST_USD] == pytest.approx(price(PROMPT_TOKENS, 3))
 
 
-def test_the_sync_twin_falls_back_and_settles_to_the_micro_dollar(
-    provider: ProviderDouble, capture: TelemetryCapture
-) -> None:
+def test_the_sync_twin_falls_back_and_settles_to_the_unit(provider: ProviderDouble, capture: TelemetryCapture) -> None:
     router = budgeted_router(provider, capture, 1.0, {"backend": "memory"})
     provider.set_default("tc-model", Fail(500))
 
@@ -146,7 +144,7 @@ def test_the_sync_twin_falls_back_and_settles_to_the_micro_dollar(
     assert attributes[sc.ROUTER_SERVED_GROUP] == "text-backup"
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-sync")
-    assert status.spent_units == PROMPT_TOKENS * 1.5 + 8 * 2  # the backup's half prices: 25 micro-dollars
+    assert status.spent_units == PROMPT_TOKENS * 1_500 + 8 * 2_000  # the backup's half prices: 25 micro-dollars
     router.shutdown()
 
 

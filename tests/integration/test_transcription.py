@@ -97,7 +97,7 @@ async def test_a_budget_refuses_a_long_recording_before_the_provider(
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
-async def test_a_transcription_settles_to_the_micro_dollar(
+async def test_a_transcription_settles_to_the_unit(
     provider: ProviderDouble, capture: TelemetryCapture, backend: str, request: pytest.FixtureRequest
 ) -> None:
     router = budgeted_router(provider, capture, 1.0, store_config(backend, request))
@@ -106,7 +106,7 @@ async def test_a_transcription_settles_to_the_micro_dollar(
 
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-settle")
-    assert status.spent_units == 300  # 3 s x 0.0001 USD: hand-computed
+    assert status.spent_units == 300_000  # 3 s x 0.0001 USD, in nano-dollars: hand-computed
     assert status.held_units == 0
     router.shutdown()
 
@@ -190,5 +190,5 @@ async def test_a_transcription_that_reports_tokens_is_billed_by_its_tokens(
     assert sc.ROUTER_USAGE_AUDIO_SECONDS not in attributes
     assert router.budgets is not None
     (status,) = router.budgets.status("session", "s-tok")
-    assert status.spent_units == 320  # 40 audio tokens x 6e-6 + 8 output tokens x 1e-5: hand-computed
+    assert status.spent_units == 320_000  # 40 audio tokens x 6e-6 + 8 output tokens x 1e-5, in nano-dollars
     router.shutdown()
