@@ -54,6 +54,7 @@ from costrouter.budget.store import (
     SettleOutcome,
     saturating_add,
 )
+from costrouter.budget.top_scan import window_key
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.errors import BudgetStoreError
 from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule
@@ -63,6 +64,9 @@ logger = logging.getLogger("costrouter.budget")
 CLOCK_MARGIN_SECONDS: Final = 1.0
 """A lease is used locally only until this long before its TTL or its window's end."""
 _WORKERS: Final = 8
+BATCH_SIZE: Final = 256
+"""Lease messages per pipeline of the background thread; more due at once go in several."""
+_GIVING_BACK: Final = frozenset({"give back", "close"})
 
 AlertSink = Callable[[BudgetRef, float, int, str], None]
 
@@ -86,6 +90,7 @@ class Lease:
     spare: int = 0
     last_used: float = 0.0
     last_message: float = 0.0
+    served: int = 0
     sending: bool = False
     unacked: tuple[LeaseMessage, list[str]] | None = None
     io: threading.Lock = field(default_factory=threading.Lock)
@@ -115,6 +120,8 @@ class LeasedStore(BudgetStore):
         self.alert_sink: AlertSink | None = None
         self.messages = 0
         """Lease messages sent (for tests and benchmarks)."""
+        self.batches = 0
+        """Pipelines of background messages sent (for tests and benchmarks)."""
         self._leases: dict[BudgetRef, Lease] = {}
         self._calls: dict[tuple[str, BudgetRef], int] = {}
         self._forgotten: set[tuple[str, BudgetRef]] = set()
@@ -152,6 +159,7 @@ class LeasedStore(BudgetStore):
             lease.estimate = max(lease.estimate, amount) if lease.estimate else amount
             if lease.usable(now) and lease.room() >= amount:
                 lease.inflight += amount
+                lease.served += 1
                 self._calls[key] = amount
                 if lease.room() < lease.spare // 2:
                     self._wake.set()
@@ -190,6 +198,7 @@ class LeasedStore(BudgetStore):
                     return self._outcome(lease, granted=True)
                 if lease.usable(time.monotonic()) and lease.room() >= amount:
                     lease.inflight += amount
+                    lease.served += 1
                     self._calls[key] = amount
                     return self._outcome(lease, granted=True)
             reply = self._send(lease, need=amount, enforce=enforce)
@@ -199,6 +208,7 @@ class LeasedStore(BudgetStore):
                         self._forgotten.discard(key)
                     else:
                         lease.inflight += amount
+                        lease.served += 1
                         self._calls[key] = amount
                 held_before = reply.held - (amount if reply.granted or not enforce else 0)
                 return ReserveOutcome(reply.granted, reply.spent, held_before, reply.window, replayed=False)
@@ -209,6 +219,18 @@ class LeasedStore(BudgetStore):
         if lease.unacked is not None:
             message, entries = lease.unacked
             self._apply(lease, message, entries, self._post(lease.budget, message), time.monotonic())
+        message, entries = self._prepare(lease, need=need, enforce=enforce, give_back=give_back)
+        sent_at = time.monotonic()
+        try:
+            reply = self._post(lease.budget, message)
+        finally:
+            with self._lock:
+                lease.sending = False
+        self._apply(lease, message, entries, reply, sent_at)
+        return reply
+
+    def _prepare(self, lease: Lease, *, need: int, enforce: bool, give_back: bool) -> tuple[LeaseMessage, list[str]]:
+        """The next message of ``lease``: from here until its reply no call takes from the lease."""
         with self._lock:
             lease.sending = True
             lease.seq += 1
@@ -227,14 +249,55 @@ class LeasedStore(BudgetStore):
             lease.settled = 0
             lease.hold = lease.inflight
             lease.unacked = (message, entries)
+        return message, entries
+
+    def _send_batch(self, due: list[tuple[Lease, str]]) -> int:
+        """Send the messages of several leases (each ``io`` held by the caller) in one pipeline.
+
+        A lease with an unanswered message resends that one; a message that fails stays
+        unanswered and goes again with the lease's next. Returns how many were answered.
+        """
+        sending: list[tuple[Lease, str, LeaseMessage, list[str]]] = []
+        for lease, reason in due:
+            if lease.unacked is not None:
+                sending.append((lease, reason, *lease.unacked))
+            else:
+                message, entries = self._prepare(lease, need=0, enforce=True, give_back=reason in _GIVING_BACK)
+                sending.append((lease, reason, message, entries))
         sent_at = time.monotonic()
         try:
-            reply = self._post(lease.budget, message)
+            replies = self._post_many([(lease.budget, message) for lease, _, message, _ in sending])
         finally:
             with self._lock:
-                lease.sending = False
-        self._apply(lease, message, entries, reply, sent_at)
-        return reply
+                for lease, _, _, _ in sending:
+                    lease.sending = False
+        answered = 0
+        for (lease, reason, message, entries), reply in zip(sending, replies, strict=True):
+            if isinstance(reply, BudgetStoreError):
+                logger.warning("costrouter: could not %s the lease on budget %s: %s", reason, lease.budget.name, reply)
+                continue
+            self._apply(lease, message, entries, reply, sent_at)
+            answered += 1
+        return answered
+
+    def _post_many(self, messages: list[tuple[BudgetRef, LeaseMessage]]) -> list[LeaseReply | BudgetStoreError]:
+        calls = []
+        for budget, message in messages:
+            base, keys = self.inner.script_keys(budget)
+            calls.append((keys, message.args(base, budget, self.config)))
+        self.messages += len(messages)
+        self.batches += 1
+        raw = self.inner.run_script_batch("lease", "lease", calls)
+        replies: list[LeaseReply | BudgetStoreError] = []
+        for (budget, message), answer in zip(messages, raw, strict=True):
+            if isinstance(answer, BudgetStoreError):
+                replies.append(answer)
+                continue
+            reply = parse_reply(budget, answer)
+            if not reply.replayed:
+                self.inner.add_to_index(budget, message.window or reply.window, message.charge)
+            replies.append(reply)
+        return replies
 
     def _post(self, budget: BudgetRef, message: LeaseMessage) -> LeaseReply:
         base, keys = self.inner.script_keys(budget)
@@ -346,7 +409,7 @@ class LeasedStore(BudgetStore):
     def lease_applied(self, budget: BudgetRef, window: str, owner: str) -> int:
         """The last message seq the store applied for ``owner``'s lease in ``window`` (0: none)."""
         base, _ = self.inner.script_keys(budget)
-        return applied_seq(self.inner.hget(f"{base}:w:{window}", f"l:{owner}"))
+        return applied_seq(self.inner.hget(window_key(base, window), f"l:{owner}"))
 
     # ---- the background ------------------------------------------------------------------
     def _start(self) -> None:
@@ -368,26 +431,35 @@ class LeasedStore(BudgetStore):
                 logger.exception("costrouter: tending the budget leases failed; retrying")
 
     def tend(self) -> int:
-        """Send the messages that are due (flush, renew, refill, give back); returns how many went."""
+        """Send the messages that are due (flush, renew, refill, give back), in pipelines; returns how many went."""
         now = time.monotonic()
-        sent = 0
         with self._lock:
             leases = list(self._leases.values())
+        due: list[tuple[Lease, str]] = []
         for lease in leases:
             reason = self._due(lease, now)
-            if reason is None or not lease.io.acquire(blocking=False):
-                continue
+            if reason is not None and lease.io.acquire(blocking=False):
+                due.append((lease, reason))
+        sent = 0
+        for start in range(0, len(due), BATCH_SIZE):
+            batch = due[start : start + BATCH_SIZE]
             try:
-                self._send(lease, give_back=reason == "give back")
-                sent += 1
+                sent += self._send_batch(batch)
             except BudgetStoreError as exc:
-                logger.warning("costrouter: could not %s the lease on budget %s: %s", reason, lease.budget.name, exc)
+                logger.warning("costrouter: could not send %d budget lease messages: %s", len(batch), exc)
             finally:
-                lease.io.release()
-            with self._lock:
-                if reason == "give back" and lease.hold == 0 and not lease.inflight and not lease.settled:
-                    self._leases.pop(lease.budget, None)
+                for lease, _ in batch:
+                    lease.io.release()
+            self._forget_returned(batch)
         return sent
+
+    def _forget_returned(self, batch: list[tuple[Lease, str]]) -> None:
+        """Drop the leases given back and not used since: the next call on them opens a new one."""
+        with self._lock:
+            for lease, reason in batch:
+                returned = reason in _GIVING_BACK and lease.unacked is None and lease.hold == 0
+                if returned and not lease.inflight and not lease.settled and self._leases.get(lease.budget) is lease:
+                    del self._leases[lease.budget]
 
     def _due(self, lease: Lease, now: float) -> str | None:
         settings = self.settings
@@ -397,6 +469,11 @@ class LeasedStore(BudgetStore):
             degraded = self.fault is not None
             reasons = (
                 ("resend", lease.unacked is not None),
+                # A lease that served one call (a short session) is charged and given back in one message.
+                (
+                    "close",
+                    lease.served <= 1 and not lease.inflight and now - lease.last_message >= settings.flush_seconds,
+                ),
                 ("give back", (degraded or now - lease.last_used >= settings.idle_seconds) and not lease.inflight),
                 ("flush", bool(lease.settled) and (degraded or now - lease.last_message >= settings.flush_seconds)),
                 ("renew", lease.valid_until - now < settings.ttl_seconds * 2 / 3),
@@ -413,18 +490,31 @@ class LeasedStore(BudgetStore):
             self._thread.join(timeout=5)
         with self._lock:
             leases = list(self._leases.values())
+        # Twice: a lease whose last message went unanswered resends it first, then gives back.
+        for _ in range(2):
+            self._give_back(leases)
+
+    def _give_back(self, leases: list[Lease]) -> None:
+        due: list[tuple[Lease, str]] = []
         for lease in leases:
-            with lease.io:
-                if lease.hold == 0 and not lease.settled and lease.unacked is None:
-                    continue
-                try:
-                    self._send(lease, give_back=True)
-                except BudgetStoreError as exc:
-                    logger.warning(
-                        "costrouter: could not give back the lease on budget %s (its settles stay journaled): %s",
-                        lease.budget.name,
-                        exc,
-                    )
+            lease.io.acquire()
+            if lease.hold == 0 and not lease.settled and lease.unacked is None:
+                lease.io.release()
+            else:
+                due.append((lease, "give back"))
+        for start in range(0, len(due), BATCH_SIZE):
+            batch = due[start : start + BATCH_SIZE]
+            try:
+                self._send_batch(batch)
+            except BudgetStoreError as exc:
+                logger.warning(
+                    "costrouter: could not give back %d budget leases (their settles stay journaled): %s",
+                    len(batch),
+                    exc,
+                )
+            finally:
+                for lease, _ in batch:
+                    lease.io.release()
 
     # ---- the rest goes to Redis -------------------------------------------------------------
     def status(self, budget: BudgetRef) -> BudgetStatus:
