@@ -122,6 +122,8 @@ class LeasedStore(BudgetStore):
         """Lease messages sent (for tests and benchmarks)."""
         self.batches = 0
         """Pipelines of background messages sent (for tests and benchmarks)."""
+        self.waits = 0
+        """Messages a call waited for (its reserve did not fit a lease), for tests and benchmarks."""
         self._leases: dict[BudgetRef, Lease] = {}
         self._calls: dict[tuple[str, BudgetRef], int] = {}
         self._forgotten: set[tuple[str, BudgetRef]] = set()
@@ -201,6 +203,7 @@ class LeasedStore(BudgetStore):
                     lease.served += 1
                     self._calls[key] = amount
                     return self._outcome(lease, granted=True)
+            self.waits += 1
             reply = self._send(lease, need=amount, enforce=enforce)
             with self._lock:
                 if reply.granted or not enforce:
