@@ -91,6 +91,7 @@ class Lease:
     last_used: float = 0.0
     last_message: float = 0.0
     served: int = 0
+    pool: int = 0
     sending: bool = False
     unacked: tuple[LeaseMessage, list[str]] | None = None
     io: threading.Lock = field(default_factory=threading.Lock)
@@ -101,9 +102,25 @@ class Lease:
 
     def usable(self, now: float) -> bool:
         """Whether the lease's hold is sure to live, in its window, and no message is out."""
-        if self.sending or self.unacked is not None or now >= self.valid_until:
+        return not self.sending and self.unacked is None and self.alive(now)
+
+    def alive(self, now: float) -> bool:
+        """Whether the lease's hold is sure to live, in its window."""
+        if now >= self.valid_until:
             return False
         return self.window_end == 0 or time.time() < self.window_end - CLOCK_MARGIN_SECONDS
+
+    def take(self, amount: int, now: float) -> bool:
+        """Take ``amount`` for a call without a message: from the room, or while a message is out from its pool."""
+        if self.usable(now) and self.room() >= amount:
+            pass
+        elif self.sending and self.pool >= amount and self.alive(now):
+            self.pool -= amount
+        else:
+            return False
+        self.inflight += amount
+        self.served += 1
+        return True
 
 
 class LeasedStore(BudgetStore):
@@ -125,6 +142,7 @@ class LeasedStore(BudgetStore):
         self.waits = 0
         """Messages a call waited for (its reserve did not fit a lease), for tests and benchmarks."""
         self._leases: dict[BudgetRef, Lease] = {}
+        self._seq = 0
         self._calls: dict[tuple[str, BudgetRef], int] = {}
         self._forgotten: set[tuple[str, BudgetRef]] = set()
         self._lock = threading.Lock()
@@ -159,9 +177,7 @@ class LeasedStore(BudgetStore):
                 return self._outcome(lease, granted=True)
             lease.last_used = now
             lease.estimate = max(lease.estimate, amount) if lease.estimate else amount
-            if lease.usable(now) and lease.room() >= amount:
-                lease.inflight += amount
-                lease.served += 1
+            if lease.take(amount, now):
                 self._calls[key] = amount
                 if lease.room() < lease.spare // 2:
                     self._wake.set()
@@ -191,30 +207,33 @@ class LeasedStore(BudgetStore):
         return await asyncio.wrap_future(future)
 
     def _slow(self, budget: BudgetRef, call_id: str, amount: int, enforce: bool) -> ReserveOutcome:
-        key = (call_id, budget)
-        with self._lock:
-            lease = self._leases.setdefault(budget, Lease(budget))
-        with lease.io:
+        while True:
             with self._lock:
-                if key in self._calls:
-                    return self._outcome(lease, granted=True)
-                if lease.usable(time.monotonic()) and lease.room() >= amount:
+                lease = self._leases.setdefault(budget, Lease(budget))
+            with lease.io:
+                if self._leases.get(budget) is lease:  # not given back and dropped while this call waited
+                    return self._slow_held(lease, call_id, amount, enforce)
+
+    def _slow_held(self, lease: Lease, call_id: str, amount: int, enforce: bool) -> ReserveOutcome:
+        key = (call_id, lease.budget)
+        with self._lock:
+            if key in self._calls:
+                return self._outcome(lease, granted=True)
+            if lease.take(amount, time.monotonic()):
+                self._calls[key] = amount
+                return self._outcome(lease, granted=True)
+        self.waits += 1
+        reply = self._send(lease, need=amount, enforce=enforce)
+        with self._lock:
+            if reply.granted or not enforce:
+                if key in self._forgotten:
+                    self._forgotten.discard(key)
+                else:
                     lease.inflight += amount
                     lease.served += 1
                     self._calls[key] = amount
-                    return self._outcome(lease, granted=True)
-            self.waits += 1
-            reply = self._send(lease, need=amount, enforce=enforce)
-            with self._lock:
-                if reply.granted or not enforce:
-                    if key in self._forgotten:
-                        self._forgotten.discard(key)
-                    else:
-                        lease.inflight += amount
-                        lease.served += 1
-                        self._calls[key] = amount
-                held_before = reply.held - (amount if reply.granted or not enforce else 0)
-                return ReserveOutcome(reply.granted, reply.spent, held_before, reply.window, replayed=False)
+            held_before = reply.held - (amount if reply.granted or not enforce else 0)
+            return ReserveOutcome(reply.granted, reply.spent, held_before, reply.window, replayed=False)
 
     # ---- messages ------------------------------------------------------------------------
     def _send(self, lease: Lease, *, need: int = 0, enforce: bool = True, give_back: bool = False) -> LeaseReply:
@@ -229,20 +248,26 @@ class LeasedStore(BudgetStore):
         finally:
             with self._lock:
                 lease.sending = False
+                lease.pool = 0
         self._apply(lease, message, entries, reply, sent_at)
         return reply
 
     def _prepare(self, lease: Lease, *, need: int, enforce: bool, give_back: bool) -> tuple[LeaseMessage, list[str]]:
         """The next message of ``lease``: from here until its reply no call takes from the lease."""
         with self._lock:
+            # Kept aside for the calls that come while the message is out: held by it as if in flight.
+            pool = 0 if give_back or not lease.alive(time.monotonic()) else min(max(0, lease.room()), lease.spare // 2)
             lease.sending = True
-            lease.seq += 1
+            lease.pool = pool
+            # One counter for every lease of the process: a lease dropped and opened again never reuses a number.
+            self._seq += 1
+            lease.seq = self._seq
             message = LeaseMessage(
                 owner=self.owner,
                 window=lease.window,
                 seq=lease.seq,
                 charge=lease.settled,
-                inflight=lease.inflight,
+                inflight=lease.inflight + pool,
                 need=need,
                 enforce=enforce,
                 estimate=max(lease.estimate, need, 1),
@@ -250,7 +275,7 @@ class LeasedStore(BudgetStore):
             )
             entries, lease.entries = lease.entries, []
             lease.settled = 0
-            lease.hold = lease.inflight
+            lease.hold = lease.inflight + pool
             lease.unacked = (message, entries)
         return message, entries
 
@@ -274,6 +299,8 @@ class LeasedStore(BudgetStore):
             with self._lock:
                 for lease, _, _, _ in sending:
                     lease.sending = False
+                    lease.pool = 0
+                lease.pool = 0
         answered = 0
         for (lease, reason, message, entries), reply in zip(sending, replies, strict=True):
             if isinstance(reply, BudgetStoreError):
@@ -451,9 +478,9 @@ class LeasedStore(BudgetStore):
             except BudgetStoreError as exc:
                 logger.warning("costrouter: could not send %d budget lease messages: %s", len(batch), exc)
             finally:
+                self._forget_returned(batch)  # while their io is held: a waiting call then sees them gone
                 for lease, _ in batch:
                     lease.io.release()
-            self._forget_returned(batch)
         return sent
 
     def _forget_returned(self, batch: list[tuple[Lease, str]]) -> None:
