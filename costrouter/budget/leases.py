@@ -10,14 +10,17 @@ call's amount from in flight to *settled*, written to the settle journal (withou
 A message drops the lease's old hold, charges the settled amount, and holds again
 ``in flight + need + spare`` (see :func:`~costrouter.budget.lease_message.spare_room`):
 the same check-and-hold as a call's own reserve, so no limit is passed that a reserve
-per call would not pass. While a message is out, no call takes from its lease (they
-wait for it), so the new hold always covers every call in flight.
+per call would not pass. While a message is out, calls take only from a *pool* the
+message holds as if in flight (at most half the spare room, part of the old hold); the
+others wait for it, so the new hold always covers every call in flight.
 
 Messages go out: when a call does not fit (that call waits for it; it is refused only
 when the budget's unleased remainder plus this lease cannot cover it), and from a
-background thread every ``flush_seconds`` while settled spend waits, a third of the
-TTL before the lease expires, when its spare room runs low, and to give back a lease
-idle for ``idle_seconds``. Each message has a sequence number; the script applies it
+background thread, all those due at one tick in one pipeline: every ``flush_seconds``
+while settled spend waits, a third of the TTL before the lease expires, when its spare
+room runs low, to give back a lease idle for ``idle_seconds``, and to *close* a lease
+that served one call (charge and give back in one message: a session of one call costs
+one message on its path and one in the background). Each message has a sequence number; the script applies it
 once (a retry after a timeout is answered, not applied again), and journaled settles
 carry the number of the message that charges them, so the replay of a dead process's
 journal charges only what its messages did not.
