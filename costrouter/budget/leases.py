@@ -256,7 +256,7 @@ class LeasedStore(BudgetStore):
         return reply
 
     def _prepare(self, lease: Lease, *, need: int, enforce: bool, give_back: bool) -> tuple[LeaseMessage, list[str]]:
-        """The next message of ``lease``: from here until its reply no call takes from the lease."""
+        """The next message of ``lease``: from here until its reply calls take only from its pool."""
         with self._lock:
             # Kept aside for the calls that come while the message is out: held by it as if in flight.
             pool = 0 if give_back or not lease.alive(time.monotonic()) else min(max(0, lease.room()), lease.spare // 2)
@@ -303,7 +303,6 @@ class LeasedStore(BudgetStore):
                 for lease, _, _, _ in sending:
                     lease.sending = False
                     lease.pool = 0
-                lease.pool = 0
         answered = 0
         for (lease, reason, message, entries), reply in zip(sending, replies, strict=True):
             if isinstance(reply, BudgetStoreError):
@@ -502,10 +501,14 @@ class LeasedStore(BudgetStore):
             degraded = self.fault is not None
             reasons = (
                 ("resend", lease.unacked is not None),
-                # A lease that served one call (a short session) is charged and given back in one message.
+                # A session's lease that served one call is charged and given back in one message; leases
+                # of shared instances (user, team, tag, global) wait for idle_seconds: the next session uses them.
                 (
                     "close",
-                    lease.served <= 1 and not lease.inflight and now - lease.last_message >= settings.flush_seconds,
+                    lease.budget.scope == "session"
+                    and lease.served <= 1
+                    and not lease.inflight
+                    and now - lease.last_message >= settings.flush_seconds,
                 ),
                 ("give back", (degraded or now - lease.last_used >= settings.idle_seconds) and not lease.inflight),
                 ("flush", bool(lease.settled) and (degraded or now - lease.last_message >= settings.flush_seconds)),

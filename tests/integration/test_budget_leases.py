@@ -16,8 +16,9 @@ from costrouter import CostRouter
 from costrouter.budget import store_from_config
 from costrouter.budget.leases import LeasedStore
 from costrouter.budget.redis import RedisBudgetStore
-from costrouter.config.budget_ref import BudgetRef
+from costrouter.config.budget_ref import GLOBAL_SCOPE_ID, BudgetRef
 from costrouter.config.budgets import LeaseSettings, StoreConfig
+from costrouter.config.windows import parse_window
 from costrouter.testing import ProviderDouble
 from tests.integration import lease_runs
 from tests.integration.budget_backends import ref
@@ -248,6 +249,29 @@ def test_a_session_that_calls_again_keeps_its_lease(redis_url: str) -> None:
         assert status.spent_micros == 1200  # carried by a flush
         assert status.held_micros > 0  # which kept the lease: the session's next call waits for nothing
         assert store.reserve(budget, "c2", 1000, enforce=True).granted
+        assert store.waits == 1
+    finally:
+        store.close()
+
+
+def test_a_shared_instance_keeps_its_lease_after_one_call(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    config = StoreConfig(backend="redis", key_prefix=prefix, journal_dir=None)
+    store = store_from_config(config, redis_url=redis_url)
+    assert isinstance(store, LeasedStore)
+    everyone = BudgetRef("everyone", "global", GLOBAL_SCOPE_ID, parse_window("total"), 1_000_000)
+    try:
+        assert store.reserve(everyone, "c0", 1000, enforce=True).granted
+        store.settle(everyone, "c0", 600)
+        with RedisBudgetStore(config, url=redis_url) as plain:
+            for _ in range(600):
+                if plain.status(everyone).spent_micros == 600:
+                    break
+                time.sleep(0.05)
+            status = plain.status(everyone)
+        assert status.spent_micros == 600  # flushed...
+        assert status.held_micros > 0  # ...not closed: the next session's call finds the lease
+        assert store.reserve(everyone, "c1", 1000, enforce=True).granted
         assert store.waits == 1
     finally:
         store.close()
