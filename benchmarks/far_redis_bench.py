@@ -91,13 +91,15 @@ async def _run(args: argparse.Namespace, base_url: str, far_url: str, direct: re
         messages, batches = store.messages, store.batches
         first: list[float] = []
         later: list[float] = []
-        first_waits = later_waits = 0
+        first_waits = later_waits = later_stalls = 0
         for index in range(args.sessions):
             session = f"s{index}"
             for call in range(args.calls):
                 bare = await _timed(plain, f"p{index}-{call}")
-                waits = store.waits
+                waits, stalled = store.waits, store.stalls
                 ours = await _timed(budgeted, session)
+                if call:
+                    later_stalls += store.stalls - stalled
                 (first if call == 0 else later).append(ours - bare)
                 if call == 0:
                     first_waits += store.waits - waits
@@ -121,6 +123,7 @@ async def _run(args: argparse.Namespace, base_url: str, far_url: str, direct: re
         "added_ms_first_call_p50": statistics.median(first) * 1000,
         "waits_per_first_call": first_waits / args.sessions,
         "waits_per_later_call": later_waits / (calls - args.sessions) if later else None,
+        "stalls_per_later_call": later_stalls / (calls - args.sessions) if later else None,
         "lease_messages_per_session": sent / args.sessions,
         "background_pipelines": pipelines,
         "redis_commands_per_call": commands / calls,

@@ -146,6 +146,8 @@ class LeasedStore(BudgetStore):
         """Messages a call waited for (its reserve did not fit a lease), for tests and benchmarks."""
         self._leases: dict[BudgetRef, Lease] = {}
         self._seq = 0
+        self.stalls = 0
+        """Calls that waited for another message of their lease, then took from it (for benchmarks)."""
         self._calls: dict[tuple[str, BudgetRef], int] = {}
         self._forgotten: set[tuple[str, BudgetRef]] = set()
         self._lock = threading.Lock()
@@ -223,6 +225,7 @@ class LeasedStore(BudgetStore):
             if key in self._calls:
                 return self._outcome(lease, granted=True)
             if lease.take(amount, time.monotonic()):
+                self.stalls += 1
                 self._calls[key] = amount
                 return self._outcome(lease, granted=True)
         self.waits += 1
