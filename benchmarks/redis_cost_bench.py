@@ -38,8 +38,9 @@ from typing import Any
 
 import redis
 
+from costrouter.budget import store_from_config
+from costrouter.budget.factory import leased_store_of, redis_store_of
 from costrouter.budget.leases import LeasedStore
-from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import BudgetStore
 from costrouter.config.budget_ref import GLOBAL_SCOPE_ID, BudgetRef
 from costrouter.config.budgets import LeaseSettings, StoreConfig
@@ -168,10 +169,14 @@ def measure(
 ) -> dict[str, float]:
     """One mode's figures per call and per session (with ``callgrind``, the server's instructions too)."""
     prefix = f"b{uuid.uuid4().hex[:8]}"
-    lease = LeaseSettings(enabled=mode == "leases")
-    config = StoreConfig(backend="redis", key_prefix=prefix, lease=lease, journal_dir=None, top_index=top_index)
-    inner = RedisBudgetStore(config, url=url)
-    store: BudgetStore = LeasedStore(inner) if mode == "leases" else inner
+    if mode == "defaults":  # no lease setting, no top_index: what users get (leases, index off)
+        config = StoreConfig(backend="redis", key_prefix=prefix, journal_dir=None)
+    else:
+        lease = LeaseSettings(enabled=mode == "leases")
+        config = StoreConfig(backend="redis", key_prefix=prefix, lease=lease, journal_dir=None, top_index=top_index)
+    store = store_from_config(config, redis_url=url)
+    inner = redis_store_of(store)
+    assert inner is not None
     warm = _budgets("warm-up")[1]
     inner.status(warm)  # loads the scripts and opens the pool outside the measurement
     client = redis.Redis.from_url(url)
@@ -188,8 +193,11 @@ def measure(
     store.close()
     client.close()
     total_calls = sessions * calls
-    # Standalone Redis: every command the store sends is a script; the rest ran inside them.
-    round_trips = sum(stats.get(name, {}).get("calls", 0) for name in SCRIPT_COMMANDS)
+    # Standalone Redis: every command the store sends is a script; the rest ran inside them. A lease
+    # holder sends its background messages in pipelines: a round trip each, whatever their scripts.
+    scripts = sum(stats.get(name, {}).get("calls", 0) for name in SCRIPT_COMMANDS)
+    leased = leased_store_of(store)
+    round_trips = scripts if leased is None else leased.waits + leased.batches
     server_usec = sum(stats.get(name, {}).get("usec", 0) for name in SCRIPT_COMMANDS)
     inner_calls = sum(v.get("calls", 0) for k, v in stats.items() if k not in (*SCRIPT_COMMANDS, "config|resetstat"))
     return {
@@ -197,6 +205,7 @@ def measure(
         "server_cpu_us_per_call": cpu / total_calls * 1e6,
         "server_instructions_per_call": instructions / total_calls,
         "round_trips_per_call": round_trips / total_calls,
+        "scripts_per_call": scripts / total_calls,
         "redis_calls_per_call": inner_calls / total_calls,
         "bytes_per_session": memory / sessions,
         "client_us_per_call": elapsed / total_calls * 1e6,
@@ -217,21 +226,21 @@ def main() -> None:
         print(
             "| mode | calls/session | top index | server µs/call | server CPU µs/call "
             + ("| server instructions/call " if callgrind else "")
-            + "| round trips/call | redis.calls/call | bytes/session | client µs/call |"
+            + "| round trips/call | scripts/call | redis.calls/call | bytes/session | client µs/call |"
         )
-        print("|---|---|---|---|---|" + ("---|" if callgrind else "") + "---|---|---|---|")
+        print("|---|---|---|---|---|" + ("---|" if callgrind else "") + "---|---|---|---|---|")
+        arms = (("per call", True), ("per call", False), ("leases", True), ("defaults", False))
         for calls in args.calls_per_session:
-            for mode in ("per call", "leases"):
-                for top_index in (True, False):
-                    figures = measure(server.url, mode, args.sessions, calls, top_index=top_index, callgrind=callgrind)
-                    instructions = f"{figures['server_instructions_per_call'] / 1000:,.1f} k | " if callgrind else ""
-                    print(
-                        f"| {mode} | {calls} | {'on' if top_index else 'off'} | "
-                        f"{figures['server_us_per_call']:.1f} | {figures['server_cpu_us_per_call']:.1f} | "
-                        f"{instructions}{figures['round_trips_per_call']:.2f} | "
-                        f"{figures['redis_calls_per_call']:.1f} | {figures['bytes_per_session']:.0f} | "
-                        f"{figures['client_us_per_call']:.0f} |"
-                    )
+            for mode, top_index in arms:
+                figures = measure(server.url, mode, args.sessions, calls, top_index=top_index, callgrind=callgrind)
+                instructions = f"{figures['server_instructions_per_call'] / 1000:,.1f} k | " if callgrind else ""
+                print(
+                    f"| {mode} | {calls} | {'on' if top_index else 'off'} | "
+                    f"{figures['server_us_per_call']:.1f} | {figures['server_cpu_us_per_call']:.1f} | "
+                    f"{instructions}{figures['round_trips_per_call']:.2f} | {figures['scripts_per_call']:.2f} | "
+                    f"{figures['redis_calls_per_call']:.1f} | {figures['bytes_per_session']:.0f} | "
+                    f"{figures['client_us_per_call']:.0f} |"
+                )
     finally:
         server.stop()
         if callgrind is not None:

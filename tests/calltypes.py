@@ -233,6 +233,9 @@ def store_config(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]
     store: dict[str, Any] = {"backend": backend, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
     if backend == "redis":
         store["redis_url"] = request.getfixturevalue("redis_url")
+        # The per-call path (leases are the default): these tests read the hold and the settle in
+        # Redis right after the call; leases are covered by test_budget_leases.py and the fault suite.
+        store["lease"] = {"enabled": False}
     return store
 
 

@@ -10,14 +10,17 @@ call's amount from in flight to *settled*, written to the settle journal (withou
 A message drops the lease's old hold, charges the settled amount, and holds again
 ``in flight + need + spare`` (see :func:`~costrouter.budget.lease_message.spare_room`):
 the same check-and-hold as a call's own reserve, so no limit is passed that a reserve
-per call would not pass. While a message is out, no call takes from its lease (they
-wait for it), so the new hold always covers every call in flight.
+per call would not pass. While a message is out, calls take only from a *pool* the
+message holds as if in flight (at most half the spare room, part of the old hold); the
+others wait for it, so the new hold always covers every call in flight.
 
 Messages go out: when a call does not fit (that call waits for it; it is refused only
 when the budget's unleased remainder plus this lease cannot cover it), and from a
-background thread every ``flush_seconds`` while settled spend waits, a third of the
-TTL before the lease expires, when its spare room runs low, and to give back a lease
-idle for ``idle_seconds``. Each message has a sequence number; the script applies it
+background thread, all those due at one tick in one pipeline: every ``flush_seconds``
+while settled spend waits, a third of the TTL before the lease expires, when its spare
+room runs low, to give back a lease idle for ``idle_seconds``, and to *close* a lease
+that served one call (charge and give back in one message: a session of one call costs
+one message on its path and one in the background). Each message has a sequence number; the script applies it
 once (a retry after a timeout is answered, not applied again), and journaled settles
 carry the number of the message that charges them, so the replay of a dead process's
 journal charges only what its messages did not.
@@ -54,6 +57,7 @@ from costrouter.budget.store import (
     SettleOutcome,
     saturating_add,
 )
+from costrouter.budget.top_scan import window_key
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.errors import BudgetStoreError
 from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule
@@ -63,6 +67,9 @@ logger = logging.getLogger("costrouter.budget")
 CLOCK_MARGIN_SECONDS: Final = 1.0
 """A lease is used locally only until this long before its TTL or its window's end."""
 _WORKERS: Final = 8
+BATCH_SIZE: Final = 256
+"""Lease messages per pipeline of the background thread; more due at once go in several."""
+_GIVING_BACK: Final = frozenset({"give back", "close"})
 
 AlertSink = Callable[[BudgetRef, float, int, str], None]
 
@@ -86,6 +93,8 @@ class Lease:
     spare: int = 0
     last_used: float = 0.0
     last_message: float = 0.0
+    served: int = 0
+    pool: int = 0
     sending: bool = False
     unacked: tuple[LeaseMessage, list[str]] | None = None
     io: threading.Lock = field(default_factory=threading.Lock)
@@ -96,9 +105,25 @@ class Lease:
 
     def usable(self, now: float) -> bool:
         """Whether the lease's hold is sure to live, in its window, and no message is out."""
-        if self.sending or self.unacked is not None or now >= self.valid_until:
+        return not self.sending and self.unacked is None and self.alive(now)
+
+    def alive(self, now: float) -> bool:
+        """Whether the lease's hold is sure to live, in its window."""
+        if now >= self.valid_until:
             return False
         return self.window_end == 0 or time.time() < self.window_end - CLOCK_MARGIN_SECONDS
+
+    def take(self, amount: int, now: float) -> bool:
+        """Take ``amount`` for a call without a message: from the room, or while a message is out from its pool."""
+        if self.usable(now) and self.room() >= amount:
+            pass
+        elif self.sending and self.pool >= amount and self.alive(now):
+            self.pool -= amount
+        else:
+            return False
+        self.inflight += amount
+        self.served += 1
+        return True
 
 
 class LeasedStore(BudgetStore):
@@ -115,7 +140,14 @@ class LeasedStore(BudgetStore):
         self.alert_sink: AlertSink | None = None
         self.messages = 0
         """Lease messages sent (for tests and benchmarks)."""
+        self.batches = 0
+        """Pipelines of background messages sent (for tests and benchmarks)."""
+        self.waits = 0
+        """Messages a call waited for (its reserve did not fit a lease), for tests and benchmarks."""
         self._leases: dict[BudgetRef, Lease] = {}
+        self._seq = 0
+        self.stalls = 0
+        """Calls that waited for another message of their lease, then took from it (for benchmarks)."""
         self._calls: dict[tuple[str, BudgetRef], int] = {}
         self._forgotten: set[tuple[str, BudgetRef]] = set()
         self._lock = threading.Lock()
@@ -150,8 +182,7 @@ class LeasedStore(BudgetStore):
                 return self._outcome(lease, granted=True)
             lease.last_used = now
             lease.estimate = max(lease.estimate, amount) if lease.estimate else amount
-            if lease.usable(now) and lease.room() >= amount:
-                lease.inflight += amount
+            if lease.take(amount, now):
                 self._calls[key] = amount
                 if lease.room() < lease.spare // 2:
                     self._wake.set()
@@ -181,27 +212,34 @@ class LeasedStore(BudgetStore):
         return await asyncio.wrap_future(future)
 
     def _slow(self, budget: BudgetRef, call_id: str, amount: int, enforce: bool) -> ReserveOutcome:
-        key = (call_id, budget)
+        while True:
+            with self._lock:
+                lease = self._leases.setdefault(budget, Lease(budget))
+            with lease.io:
+                if self._leases.get(budget) is lease:  # not given back and dropped while this call waited
+                    return self._slow_held(lease, call_id, amount, enforce)
+
+    def _slow_held(self, lease: Lease, call_id: str, amount: int, enforce: bool) -> ReserveOutcome:
+        key = (call_id, lease.budget)
         with self._lock:
-            lease = self._leases.setdefault(budget, Lease(budget))
-        with lease.io:
-            with self._lock:
-                if key in self._calls:
-                    return self._outcome(lease, granted=True)
-                if lease.usable(time.monotonic()) and lease.room() >= amount:
+            if key in self._calls:
+                return self._outcome(lease, granted=True)
+            if lease.take(amount, time.monotonic()):
+                self.stalls += 1
+                self._calls[key] = amount
+                return self._outcome(lease, granted=True)
+        self.waits += 1
+        reply = self._send(lease, need=amount, enforce=enforce)
+        with self._lock:
+            if reply.granted or not enforce:
+                if key in self._forgotten:
+                    self._forgotten.discard(key)
+                else:
                     lease.inflight += amount
+                    lease.served += 1
                     self._calls[key] = amount
-                    return self._outcome(lease, granted=True)
-            reply = self._send(lease, need=amount, enforce=enforce)
-            with self._lock:
-                if reply.granted or not enforce:
-                    if key in self._forgotten:
-                        self._forgotten.discard(key)
-                    else:
-                        lease.inflight += amount
-                        self._calls[key] = amount
-                held_before = reply.held - (amount if reply.granted or not enforce else 0)
-                return ReserveOutcome(reply.granted, reply.spent, held_before, reply.window, replayed=False)
+            held_before = reply.held - (amount if reply.granted or not enforce else 0)
+            return ReserveOutcome(reply.granted, reply.spent, held_before, reply.window, replayed=False)
 
     # ---- messages ------------------------------------------------------------------------
     def _send(self, lease: Lease, *, need: int = 0, enforce: bool = True, give_back: bool = False) -> LeaseReply:
@@ -209,15 +247,33 @@ class LeasedStore(BudgetStore):
         if lease.unacked is not None:
             message, entries = lease.unacked
             self._apply(lease, message, entries, self._post(lease.budget, message), time.monotonic())
+        message, entries = self._prepare(lease, need=need, enforce=enforce, give_back=give_back)
+        sent_at = time.monotonic()
+        try:
+            reply = self._post(lease.budget, message)
+        finally:
+            with self._lock:
+                lease.sending = False
+                lease.pool = 0
+        self._apply(lease, message, entries, reply, sent_at)
+        return reply
+
+    def _prepare(self, lease: Lease, *, need: int, enforce: bool, give_back: bool) -> tuple[LeaseMessage, list[str]]:
+        """The next message of ``lease``: from here until its reply calls take only from its pool."""
         with self._lock:
+            # Kept aside for the calls that come while the message is out: held by it as if in flight.
+            pool = 0 if give_back or not lease.alive(time.monotonic()) else min(max(0, lease.room()), lease.spare // 2)
             lease.sending = True
-            lease.seq += 1
+            lease.pool = pool
+            # One counter for every lease of the process: a lease dropped and opened again never reuses a number.
+            self._seq += 1
+            lease.seq = self._seq
             message = LeaseMessage(
                 owner=self.owner,
                 window=lease.window,
                 seq=lease.seq,
                 charge=lease.settled,
-                inflight=lease.inflight,
+                inflight=lease.inflight + pool,
                 need=need,
                 enforce=enforce,
                 estimate=max(lease.estimate, need, 1),
@@ -225,16 +281,58 @@ class LeasedStore(BudgetStore):
             )
             entries, lease.entries = lease.entries, []
             lease.settled = 0
-            lease.hold = lease.inflight
+            lease.hold = lease.inflight + pool
             lease.unacked = (message, entries)
+        return message, entries
+
+    def _send_batch(self, due: list[tuple[Lease, str]]) -> int:
+        """Send the messages of several leases (each ``io`` held by the caller) in one pipeline.
+
+        A lease with an unanswered message resends that one; a message that fails stays
+        unanswered and goes again with the lease's next. Returns how many were answered.
+        """
+        sending: list[tuple[Lease, str, LeaseMessage, list[str]]] = []
+        for lease, reason in due:
+            if lease.unacked is not None:
+                sending.append((lease, reason, *lease.unacked))
+            else:
+                message, entries = self._prepare(lease, need=0, enforce=True, give_back=reason in _GIVING_BACK)
+                sending.append((lease, reason, message, entries))
         sent_at = time.monotonic()
         try:
-            reply = self._post(lease.budget, message)
+            replies = self._post_many([(lease.budget, message) for lease, _, message, _ in sending])
         finally:
             with self._lock:
-                lease.sending = False
-        self._apply(lease, message, entries, reply, sent_at)
-        return reply
+                for lease, _, _, _ in sending:
+                    lease.sending = False
+                    lease.pool = 0
+        answered = 0
+        for (lease, reason, message, entries), reply in zip(sending, replies, strict=True):
+            if isinstance(reply, BudgetStoreError):
+                logger.warning("costrouter: could not %s the lease on budget %s: %s", reason, lease.budget.name, reply)
+                continue
+            self._apply(lease, message, entries, reply, sent_at)
+            answered += 1
+        return answered
+
+    def _post_many(self, messages: list[tuple[BudgetRef, LeaseMessage]]) -> list[LeaseReply | BudgetStoreError]:
+        calls = []
+        for budget, message in messages:
+            base, keys = self.inner.script_keys(budget)
+            calls.append((keys, message.args(base, budget, self.config)))
+        self.messages += len(messages)
+        self.batches += 1
+        raw = self.inner.run_script_batch("lease", "lease", calls)
+        replies: list[LeaseReply | BudgetStoreError] = []
+        for (budget, message), answer in zip(messages, raw, strict=True):
+            if isinstance(answer, BudgetStoreError):
+                replies.append(answer)
+                continue
+            reply = parse_reply(budget, answer)
+            if not reply.replayed:
+                self.inner.add_to_index(budget, message.window or reply.window, message.charge)
+            replies.append(reply)
+        return replies
 
     def _post(self, budget: BudgetRef, message: LeaseMessage) -> LeaseReply:
         base, keys = self.inner.script_keys(budget)
@@ -346,7 +444,7 @@ class LeasedStore(BudgetStore):
     def lease_applied(self, budget: BudgetRef, window: str, owner: str) -> int:
         """The last message seq the store applied for ``owner``'s lease in ``window`` (0: none)."""
         base, _ = self.inner.script_keys(budget)
-        return applied_seq(self.inner.hget(f"{base}:w:{window}", f"l:{owner}"))
+        return applied_seq(self.inner.hget(window_key(base, window), f"l:{owner}"))
 
     # ---- the background ------------------------------------------------------------------
     def _start(self) -> None:
@@ -368,26 +466,35 @@ class LeasedStore(BudgetStore):
                 logger.exception("costrouter: tending the budget leases failed; retrying")
 
     def tend(self) -> int:
-        """Send the messages that are due (flush, renew, refill, give back); returns how many went."""
+        """Send the messages that are due (flush, renew, refill, give back), in pipelines; returns how many went."""
         now = time.monotonic()
-        sent = 0
         with self._lock:
             leases = list(self._leases.values())
+        due: list[tuple[Lease, str]] = []
         for lease in leases:
             reason = self._due(lease, now)
-            if reason is None or not lease.io.acquire(blocking=False):
-                continue
+            if reason is not None and lease.io.acquire(blocking=False):
+                due.append((lease, reason))
+        sent = 0
+        for start in range(0, len(due), BATCH_SIZE):
+            batch = due[start : start + BATCH_SIZE]
             try:
-                self._send(lease, give_back=reason == "give back")
-                sent += 1
+                sent += self._send_batch(batch)
             except BudgetStoreError as exc:
-                logger.warning("costrouter: could not %s the lease on budget %s: %s", reason, lease.budget.name, exc)
+                logger.warning("costrouter: could not send %d budget lease messages: %s", len(batch), exc)
             finally:
-                lease.io.release()
-            with self._lock:
-                if reason == "give back" and lease.hold == 0 and not lease.inflight and not lease.settled:
-                    self._leases.pop(lease.budget, None)
+                self._forget_returned(batch)  # while their io is held: a waiting call then sees them gone
+                for lease, _ in batch:
+                    lease.io.release()
         return sent
+
+    def _forget_returned(self, batch: list[tuple[Lease, str]]) -> None:
+        """Drop the leases given back and not used since: the next call on them opens a new one."""
+        with self._lock:
+            for lease, reason in batch:
+                returned = reason in _GIVING_BACK and lease.unacked is None and lease.hold == 0
+                if returned and not lease.inflight and not lease.settled and self._leases.get(lease.budget) is lease:
+                    del self._leases[lease.budget]
 
     def _due(self, lease: Lease, now: float) -> str | None:
         settings = self.settings
@@ -397,6 +504,15 @@ class LeasedStore(BudgetStore):
             degraded = self.fault is not None
             reasons = (
                 ("resend", lease.unacked is not None),
+                # A session's lease that served one call is charged and given back in one message; leases
+                # of shared instances (user, team, tag, global) wait for idle_seconds: the next session uses them.
+                (
+                    "close",
+                    lease.budget.scope == "session"
+                    and lease.served <= 1
+                    and not lease.inflight
+                    and now - lease.last_message >= settings.flush_seconds,
+                ),
                 ("give back", (degraded or now - lease.last_used >= settings.idle_seconds) and not lease.inflight),
                 ("flush", bool(lease.settled) and (degraded or now - lease.last_message >= settings.flush_seconds)),
                 ("renew", lease.valid_until - now < settings.ttl_seconds * 2 / 3),
@@ -404,6 +520,30 @@ class LeasedStore(BudgetStore):
                 ("roll over", bool(lease.window_end) and time.time() >= lease.window_end - CLOCK_MARGIN_SECONDS),
             )
         return next((reason for reason, due in reasons if due), None)
+
+    def flush(self) -> int:
+        """Carry every lease's settled spend to Redis now (in pipelines), keeping the leases; returns how many went.
+
+        For a reader that must see ``spent`` without the lag (tests, a report at a cut-off).
+        """
+        with self._lock:
+            leases = list(self._leases.values())
+        due: list[tuple[Lease, str]] = []
+        for lease in leases:
+            lease.io.acquire()
+            if lease.settled or lease.unacked is not None:
+                due.append((lease, "flush"))
+            else:
+                lease.io.release()
+        sent = 0
+        for start in range(0, len(due), BATCH_SIZE):
+            batch = due[start : start + BATCH_SIZE]
+            try:
+                sent += self._send_batch(batch)
+            finally:
+                for lease, _ in batch:
+                    lease.io.release()
+        return sent
 
     def drain(self) -> None:
         """Carry every settled amount to Redis and give back every lease (at shutdown)."""
@@ -413,18 +553,31 @@ class LeasedStore(BudgetStore):
             self._thread.join(timeout=5)
         with self._lock:
             leases = list(self._leases.values())
+        # Twice: a lease whose last message went unanswered resends it first, then gives back.
+        for _ in range(2):
+            self._give_back(leases)
+
+    def _give_back(self, leases: list[Lease]) -> None:
+        due: list[tuple[Lease, str]] = []
         for lease in leases:
-            with lease.io:
-                if lease.hold == 0 and not lease.settled and lease.unacked is None:
-                    continue
-                try:
-                    self._send(lease, give_back=True)
-                except BudgetStoreError as exc:
-                    logger.warning(
-                        "costrouter: could not give back the lease on budget %s (its settles stay journaled): %s",
-                        lease.budget.name,
-                        exc,
-                    )
+            lease.io.acquire()
+            if lease.hold == 0 and not lease.settled and lease.unacked is None:
+                lease.io.release()
+            else:
+                due.append((lease, "give back"))
+        for start in range(0, len(due), BATCH_SIZE):
+            batch = due[start : start + BATCH_SIZE]
+            try:
+                self._send_batch(batch)
+            except BudgetStoreError as exc:
+                logger.warning(
+                    "costrouter: could not give back %d budget leases (their settles stay journaled): %s",
+                    len(batch),
+                    exc,
+                )
+            finally:
+                for lease, _ in batch:
+                    lease.io.release()
 
     # ---- the rest goes to Redis -------------------------------------------------------------
     def status(self, budget: BudgetRef) -> BudgetStatus:

@@ -24,6 +24,7 @@ The learned prompt-token ratios are one hash, ``{prefix:token-ratios}`` (deploym
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import redis
 import redis.asyncio
 
-from costrouter.budget import redis_clients, redis_durable
+from costrouter.budget import redis_clients, redis_durable, script_pipeline, top_scan
 from costrouter.budget.redis_batch import ScriptBatcher
 from costrouter.budget.store import (
     BudgetStatus,
@@ -338,6 +339,8 @@ class RedisBudgetStore(BudgetStore):
         self._async_scripts: dict[str, AsyncScript] = {}
         self._gate: redis_clients.AsyncGate | None = None
         self._batcher: ScriptBatcher | None = None
+        self.last_top_scan: top_scan.TopScan | None = None
+        """The last :meth:`top` built by a scan (``top_index`` off), for the CLI's note."""
 
     def _connected(self, connection: redis.Connection) -> None:
         self._connections += 1
@@ -383,6 +386,12 @@ class RedisBudgetStore(BudgetStore):
     def run_script(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
         """Run script ``name`` with the sync client (for :mod:`costrouter.budget.leases`)."""
         return self._run(operation, name, keys, args)
+
+    def run_script_batch(self, operation: str, name: str, calls: list[script_pipeline.Call]) -> list[Any]:
+        """Run script ``name`` once per ``(keys, args)`` in one pipeline: each reply or its store error."""
+        self._ensure_warm()
+        with wrap_errors(operation):
+            return script_pipeline.run_pipelined(self._client, self._scripts[name], calls, operation)
 
     def script_keys(self, budget: BudgetRef) -> tuple[str, list[str]]:
         """A budget instance's hash tag and the keys its settle script takes."""
@@ -439,11 +448,6 @@ class RedisBudgetStore(BudgetStore):
 
     def _index(self, budget: BudgetRef) -> str:
         return top_key(self.config.key_prefix, budget)
-
-    def _require_index(self) -> None:
-        if not self.config.top_index:
-            message = "top() needs the largest-spender index: set store.top_index to true"
-            raise ValueError(message)
 
     def reserve(self, budget: BudgetRef, call_id: str, amount_units: int, *, enforce: bool) -> ReserveOutcome:
         """See :meth:`BudgetStore.reserve`."""
@@ -505,9 +509,20 @@ class RedisBudgetStore(BudgetStore):
             self._client.zrem(f"{self._index(budget)}:{window}", budget.scope_id)
 
     def top(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
-        """See :meth:`BudgetStore.top`."""
-        self._require_index()
+        """See :meth:`BudgetStore.top`; without ``top_index``, a scan (:attr:`last_top_scan` says its size)."""
+        if not self.config.top_index:
+            return self.scan_top(budget, n).ranked
         return parse_top(self._run("top", "top", [self._index(budget)], [*_window_args(budget), str(n)]))
+
+    def scan_top(self, budget: BudgetRef, n: int) -> top_scan.TopScan:
+        """The largest spenders by a scan of the budget's window hashes (see :mod:`costrouter.budget.top_scan`)."""
+        self._ensure_warm()
+        with wrap_errors("top"):
+            seconds, micros = cast("tuple[int, int]", self._client.time())
+        window, _ = self.window_of(budget, seconds + micros / 1e6)
+        with wrap_errors("top"):
+            self.last_top_scan = top_scan.scan_top(self._client, self.config.key_prefix, budget, window, n)
+        return self.last_top_scan
 
     def window_of(self, budget: BudgetRef, at: float) -> tuple[str, int]:
         """The window id and end that the server's scripts compute for the moment ``at``."""
@@ -604,8 +619,9 @@ class RedisBudgetStore(BudgetStore):
             await self._agate().run(lambda: self._aclient().zrem(f"{self._index(budget)}:{window}", budget.scope_id))
 
     async def atop(self, budget: BudgetRef, n: int) -> list[tuple[str, int]]:
-        """See :meth:`BudgetStore.top`."""
-        self._require_index()
+        """See :meth:`BudgetStore.top` (the scan without ``top_index`` runs in a worker thread)."""
+        if not self.config.top_index:
+            return (await asyncio.to_thread(self.scan_top, budget, n)).ranked
         return parse_top(await self._arun("top", "top", [self._index(budget)], [*_window_args(budget), str(n)]))
 
     async def atoken_ratios(self) -> dict[str, LearnedRatio]:

@@ -6,7 +6,7 @@ import datetime
 from dataclasses import replace
 
 from costrouter.budget import BudgetPolicy, BudgetRef, BudgetStatus, BudgetStore
-from costrouter.budget.factory import journal_directory
+from costrouter.budget.factory import journal_directory, redis_store_of
 from costrouter.budget.journal import JournalFault, PendingSettle, read_faults, read_pending
 from costrouter.config.budget_ref import GLOBAL_SCOPE_ID
 from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule, aged_ratio
@@ -59,6 +59,27 @@ class BudgetsView:
                 "budget leases per call, and a settle the store refuses now is lost"
             )
         return lines
+
+    def lag_note(self) -> str | None:
+        """What ``status`` may not show yet, with routers on leases (the default on Redis); else ``None``."""
+        store = self.policy.store
+        if store.backend != "redis" or not store.lease.enabled:
+            return None
+        lag = 2 * store.lease.flush_seconds
+        return (
+            f"figures can lag: routers on budget leases carry settled spend to Redis within {lag:g} s "
+            "(2 x store.lease.flush_seconds, plus one round trip; longer while Redis fails), and a lease "
+            "shows as held until it is given back"
+        )
+
+    def top_scan_note(self) -> str | None:
+        """How the last ``top`` of a Redis store without ``top_index`` was built (keys scanned); else ``None``."""
+        redis_store = redis_store_of(self.store)
+        scan = None if redis_store is None else redis_store.last_top_scan
+        if scan is None:
+            return None
+        stopped = "" if scan.complete else ", stopped there (more keys remain)"
+        return f"built on demand: scanned {scan.scanned} window keys{stopped} (store.top_index is off)"
 
     def reset(self, scope: str, scope_id: str | None = None) -> list[str]:
         """Clear the current window's spend and holds; returns the names of the budgets reset."""

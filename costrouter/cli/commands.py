@@ -676,6 +676,7 @@ def status(
         table.add_column(column, justify="left" if column in ("budget", "window") else "right")
     with _open_store(policy, redis) as store, _store_errors():
         pending = _print_pending(console, policy, store)
+        _print_lag(console, policy, store)
         for budget in _matching(policy, scope, target, name):
             state = store.status(budget.ref(target))
             used = (state.spent_units + state.held_units) / state.limit_units if state.limit_units else 0.0
@@ -695,6 +696,14 @@ def status(
                 str(state.unheld_settles),
             )
     console.print(table)
+
+
+def _print_lag(console: Console, policy: BudgetPolicy, store: BudgetStore) -> None:
+    from costrouter.budget.view import BudgetsView
+
+    note = BudgetsView(policy, store).lag_note()
+    if note is not None:
+        console.print(note, markup=False)
 
 
 def _print_pending(console: Console, policy: BudgetPolicy, store: BudgetStore) -> list[PendingSettle]:
@@ -791,6 +800,8 @@ def top(
     """The largest spenders of SCOPE in the current window of each of its budgets."""
     if scope is Scope.global_:
         _fail("top ranks the ids of a scope; the global scope has a single one (use budget status global)")
+    from costrouter.budget.view import BudgetsView
+
     policy, _ = _load_budget_policy(budgets, redis)
     console = _console()
     with _open_store(policy, redis) as store, _store_errors():
@@ -804,6 +815,9 @@ def top(
                 share = units_to_usd(spent) / budget.limit_usd
                 table.add_row(str(rank), cell(scope_id), format_usd(units_to_usd(spent)), f"{share:.1%}")
             console.print(table)
+            note = BudgetsView(policy, store).top_scan_note()
+            if note is not None:
+                console.print(note, markup=False)
 
 
 def _age(seconds: float) -> str:

@@ -63,7 +63,13 @@ class LeaseSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = Field(default=False, description="Serve reserves and settles of Redis budgets from leases.")
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Serve reserves and settles of Redis budgets from leases (the default); false: a Redis "
+            "round trip per reserve and per settle."
+        ),
+    )
     max_calls: int = Field(
         default=16, ge=1, le=100_000, description="A lease's spare room is at most this many times the call's estimate."
     )
@@ -163,7 +169,11 @@ class StoreConfig(BaseModel):
         default=50, ge=1, le=60_000, description="How long a settle waits for its replicas before going on."
     )
     top_index: bool = Field(
-        default=True, description="Keep the largest-spender index of each window (costs memory per id)."
+        default=False,
+        description=(
+            "Keep a largest-spender index of each window (about 100 B per id; for fleets of millions of "
+            "sessions); off: `budget top` scans the budget's window hashes on demand."
+        ),
     )
     settle_attempts: int = Field(
         default=3, ge=1, le=10, description="Tries of a settle or release before it goes to the journal."
@@ -183,7 +193,8 @@ class StoreConfig(BaseModel):
         description="Pending settles the journal keeps; past that, logged and lost.",
     )
     lease: LeaseSettings = Field(
-        default_factory=LeaseSettings, description="Per-process leases on Redis budgets (off: a round trip per call)."
+        default_factory=LeaseSettings,
+        description="Per-process leases on Redis budgets (on by default; off: a round trip per call).",
     )
     on_store_lost: Literal["fail_closed", "warn"] = Field(
         default="fail_closed",

@@ -167,13 +167,15 @@ def test_two_routers_sharing_redis_send_each_threshold_once(
     assert first.alerts.stats.sent + second.alerts.stats.sent == 2
 
 
+@pytest.mark.parametrize("leases", ["1", "0"], ids=["leases", "per-call"])
 def test_two_os_processes_sharing_redis_send_each_threshold_once(
-    provider: ProviderDouble, hook: WebhookReceiver, redis_url: str
+    provider: ProviderDouble, hook: WebhookReceiver, redis_url: str, leases: str
 ) -> None:
     provider.reset()
     prefix = f"t{uuid.uuid4().hex[:10]}"
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    command = [sys.executable, "-m", "tests.workers.alert_calls", provider.base_url, redis_url, prefix, hook.url, "8"]
+    worker = "tests.workers.alert_calls"
+    command = [sys.executable, "-m", worker, provider.base_url, redis_url, prefix, hook.url, "8", leases]
     workers = [
         subprocess.Popen(
             command,

@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 
 from costrouter import CostRouter
+from costrouter.budget import store_from_config
 from costrouter.budget.lease_message import spare_room
 from costrouter.budget.leases import LeasedStore
 from costrouter.budget.redis import RedisBudgetStore
+from costrouter.config.budget_ref import GLOBAL_SCOPE_ID, BudgetRef
 from costrouter.config.budgets import LeaseSettings, StoreConfig
+from costrouter.config.windows import parse_window
 from costrouter.money import MAX_COUNTER_UNITS
 from costrouter.testing import ProviderDouble
 from tests.integration import lease_runs
@@ -208,5 +211,86 @@ def test_leases_on_a_redis_cluster(redis_cluster_url: str) -> None:
         status = store.status(budget)
         assert (status.spent_units, status.held_units) == (3500, 0)
         assert store.top(budget, 3) == [(budget.scope_id, 3500)]
+    finally:
+        store.close()
+
+
+def _settled(plain: RedisBudgetStore, budgets: list[BudgetRef], spent: int) -> bool:
+    statuses = [plain.status(budget) for budget in budgets]
+    return all((status.spent_units, status.held_units) == (spent, 0) for status in statuses)
+
+
+@pytest.mark.parametrize("kind", ["redis", "redis-cluster"])
+def test_one_call_sessions_pay_one_message_each_and_close_in_background_pipelines(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("redis_url" if kind == "redis" else "redis_cluster_url")
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    config = StoreConfig(backend="redis", key_prefix=prefix, cluster=kind == "redis-cluster", journal_dir=None)
+    store = store_from_config(config, redis_url=url)  # the defaults: leases
+    assert isinstance(store, LeasedStore)
+    sessions = [ref(1_000_000, scope_id=f"s{index}") for index in range(40)]
+    plain = RedisBudgetStore(config.model_copy(update={"lease": LeaseSettings(enabled=False)}), url=url)
+    try:
+        for index, budget in enumerate(sessions):
+            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
+            store.settle(budget, f"c{index}", 600)
+        assert store.waits == 40  # the session's first call: one message, which opened its lease
+        for _ in range(600):  # the background thread charges and gives back each lease: poll, no time asserted
+            if _settled(plain, sessions, 600):
+                break
+            time.sleep(0.05)
+        assert _settled(plain, sessions, 600)
+        assert store.messages == 80  # and one more each: the settle and the give-back together
+        assert store.batches <= 10  # carried many at a time, not one round trip a session
+        assert store.waits == 40
+    finally:
+        store.close()
+        plain.close()
+
+
+def test_a_session_that_calls_again_keeps_its_lease(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    config = StoreConfig(backend="redis", key_prefix=prefix, journal_dir=None)
+    store = store_from_config(config, redis_url=redis_url)
+    assert isinstance(store, LeasedStore)
+    budget = ref(1_000_000)
+    try:
+        for index in range(2):
+            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
+            store.settle(budget, f"c{index}", 600)
+        with RedisBudgetStore(config, url=redis_url) as plain:
+            for _ in range(600):
+                if plain.status(budget).spent_units == 1200:
+                    break
+                time.sleep(0.05)
+            status = plain.status(budget)
+        assert status.spent_units == 1200  # carried by a flush
+        assert status.held_units > 0  # which kept the lease: the session's next call waits for nothing
+        assert store.reserve(budget, "c2", 1000, enforce=True).granted
+        assert store.waits == 1
+    finally:
+        store.close()
+
+
+def test_a_shared_instance_keeps_its_lease_after_one_call(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    config = StoreConfig(backend="redis", key_prefix=prefix, journal_dir=None)
+    store = store_from_config(config, redis_url=redis_url)
+    assert isinstance(store, LeasedStore)
+    everyone = BudgetRef("everyone", "global", GLOBAL_SCOPE_ID, parse_window("total"), 1_000_000)
+    try:
+        assert store.reserve(everyone, "c0", 1000, enforce=True).granted
+        store.settle(everyone, "c0", 600)
+        with RedisBudgetStore(config, url=redis_url) as plain:
+            for _ in range(600):
+                if plain.status(everyone).spent_units == 600:
+                    break
+                time.sleep(0.05)
+            status = plain.status(everyone)
+        assert status.spent_units == 600  # flushed...
+        assert status.held_units > 0  # ...not closed: the next session's call finds the lease
+        assert store.reserve(everyone, "c1", 1000, enforce=True).granted
+        assert store.waits == 1
     finally:
         store.close()

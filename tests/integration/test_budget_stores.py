@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from costrouter.budget import store_from_config
+from costrouter.budget.leases import LeasedStore
 from costrouter.budget.memory import MemoryBudgetStore
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import BudgetStore
@@ -243,7 +244,9 @@ def test_reset_clears_the_window_and_a_live_hold_still_settles_once(store: Budge
     assert store.status(budget).held_units == 0
 
 
-def test_top_lists_the_largest_spenders_of_the_scope(store: BudgetStore) -> None:
+@pytest.mark.parametrize("top_index", [False, True], ids=["scan", "index"])
+def test_top_lists_the_largest_spenders_of_the_scope(backend: Backend, top_index: bool) -> None:
+    store = backend.store(top_index=top_index)
     for scope_id, amount in (("a", 300), ("b", 900), ("c", 500), ("d", 0)):
         store.settle(ref(scope_id=scope_id), f"call-{scope_id}", amount)
     store.settle(ref(scope_id="a", name="other"), "x", 5000)
@@ -357,14 +360,18 @@ def redis_backend(redis_url: str) -> Iterator[Backend]:
 
 def test_the_factory_builds_the_configured_backend(redis_url: str) -> None:
     assert isinstance(store_from_config(StoreConfig()), MemoryBudgetStore)
-    made = store_from_config(StoreConfig(backend="redis"), redis_url=redis_url)
-    assert isinstance(made, RedisBudgetStore)
-    assert made.url == redis_url
-    made.close()
+    leased = store_from_config(StoreConfig(backend="redis"), redis_url=redis_url)
+    assert isinstance(leased, LeasedStore)  # the default: leases
+    assert isinstance(leased.inner, RedisBudgetStore)
+    assert leased.url == redis_url
+    leased.close()
+    per_call = store_from_config(StoreConfig(backend="redis", lease={"enabled": False}), redis_url=redis_url)
+    assert isinstance(per_call, RedisBudgetStore)
+    per_call.close()
 
 
 def test_keys_of_one_budget_share_a_hash_tag_and_expire(redis_backend: Backend) -> None:
-    store = redis_backend.store()
+    store = redis_backend.store(top_index=True)
     fixed, total = ref(1000, window="1h", name="hourly", scope_id="s{1}:x"), ref(1000)
     for budget in (fixed, total):
         store.reserve(budget, "c1", 100, enforce=True)
@@ -543,8 +550,24 @@ def cluster_backend(redis_cluster_url: str) -> Iterator[Backend]:
 
 
 def test_on_a_cluster_the_client_keeps_the_top_index(cluster_backend: Backend) -> None:
-    store = cluster_backend.store()
+    store = cluster_backend.store(top_index=True)
     for scope_id, amount in (("a", 300), ("b", 900)):
         store.settle(ref(scope_id=scope_id), f"call-{scope_id}", amount)
     store.settle(ref(scope_id="a"), "call-a", 300)  # a replayed settle adds nothing
     assert store.top(ref(), 5) == [("b", 900), ("a", 300)]
+
+
+@pytest.mark.parametrize("kind", ["redis_backend", "cluster_backend"])
+def test_top_without_an_index_scans_the_window_hashes_and_counts_them(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    store = request.getfixturevalue(kind).store()
+    assert isinstance(store, RedisBudgetStore)
+    odd = ("s:1", "{t}", "a*b", "100%")
+    for number, scope_id in enumerate(odd, start=1):
+        store.settle(ref(scope_id=scope_id, name="we[ird]*"), f"call-{number}", number * 100)
+    store.settle(ref(scope_id="other", name="weird"), "x", 5000)  # another budget: not scanned
+    scan = store.scan_top(ref(name="we[ird]*"), 3)
+    assert scan.ranked == [("100%", 400), ("a*b", 300), ("{t}", 200)]
+    assert (scan.scanned, scan.complete) == (4, True)
+    assert store.last_top_scan == scan

@@ -314,13 +314,15 @@ def test_budget_usage_errors(runner: CliRunner) -> None:
     assert runner.invoke(app, ["budget", "top", "global", "--budgets", budgets]).exit_code == 1
 
 
+@pytest.mark.parametrize("top_index", [False, True], ids=["top-scan", "top-index"])
 @pytest.mark.parametrize("kind", ["redis", "redis-cluster"])
 def test_budget_status_top_and_reset_against_redis(
-    runner: CliRunner, tmp_path: Path, request: pytest.FixtureRequest, kind: str
+    runner: CliRunner, tmp_path: Path, request: pytest.FixtureRequest, kind: str, top_index: bool
 ) -> None:
     redis_url = request.getfixturevalue("redis_url" if kind == "redis" else "redis_cluster_url")
-    prefix = f"cli-test-{os.getpid()}"
+    prefix = f"cli-test-{os.getpid()}-{int(top_index)}"
     cluster = "  cluster: true\n" if kind == "redis-cluster" else ""
+    cluster += "  top_index: true\n" if top_index else ""
     budgets = write(
         tmp_path,
         "budgets.yaml",
@@ -342,10 +344,14 @@ def test_budget_status_top_and_reset_against_redis(
     assert status.exit_code == 0, status.output
     assert "$0.250000" in status.stdout
     assert "25.0%" in status.stdout
+    assert "figures can lag" in status.stdout  # leases, the default, carry settled spend in the background
+    assert "within 1 s" in status.stdout
 
     top = runner.invoke(app, ["budget", "top", "session", "-n", "5", "--budgets", str(budgets)])
     assert top.exit_code == 0, top.output
     assert top.stdout.index("s2") < top.stdout.index("s1")
+    # No top index by default: built on demand, and the output says what it read.
+    assert ("scanned 2 window keys" in top.stdout) is not top_index
 
     declined = runner.invoke(app, ["budget", "reset", "session", "s1", "--budgets", str(budgets)], input="n\n")
     assert declined.exit_code == 1

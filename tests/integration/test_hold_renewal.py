@@ -112,6 +112,9 @@ def store_section(request: pytest.FixtureRequest) -> dict[str, Any]:
     }
     if request.param == "redis":
         section["redis_url"] = request.getfixturevalue("redis_url")
+        # The per-call path (leases are the default): these tests read each hold and settle in Redis
+        # as the call makes it; test_budget_leases.py and the fault invariants cover leases.
+        section["lease"] = {"enabled": False}
     return section
 
 

@@ -19,6 +19,7 @@ import redis
 from packaging.version import Version
 
 from costrouter import BudgetExceededError, CostRouter
+from costrouter.budget.factory import leased_store_of
 from costrouter.budget.memory import MemoryBudgetStore
 from costrouter.budget.redis import RedisBudgetStore, _Call
 from costrouter.budget.store import BudgetStore
@@ -124,7 +125,7 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize(("usage", "flagged"), HOSTILE)
-@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.parametrize("backend", ["memory", "redis", "redis-leases"])
 def test_every_hostile_figure_is_flagged_and_charged_the_hold(
     provider: ProviderDouble,
     capture: TelemetryCapture,
@@ -135,9 +136,10 @@ def test_every_hostile_figure_is_flagged_and_charged_the_hold(
 ) -> None:
     provider.reset()
     provider.script("fast-model", Reply(completion_tokens=5, usage_details=usage))
-    store: dict[str, Any] = {"backend": backend, "key_prefix": f"h{uuid.uuid4().hex[:10]}"}
-    if backend == "redis":
+    store: dict[str, Any] = {"backend": backend.split("-", maxsplit=1)[0], "key_prefix": f"h{uuid.uuid4().hex[:10]}"}
+    if backend != "memory":
         store["redis_url"] = redis_url
+        store["lease"] = {"enabled": backend == "redis-leases"}
     router = _router(provider, capture, store)
     litellm_raises = "reasoning_tokens" in flagged and _litellm_refuses_huge_details()
     try:
@@ -146,6 +148,9 @@ def test_every_hostile_figure_is_flagged_and_charged_the_hold(
                 router.route_completion("fast", MESSAGES, max_tokens=5, session_id="s")
         else:
             router.route_completion("fast", MESSAGES, max_tokens=5, session_id="s")
+        leased = leased_store_of(router.store)
+        if leased is not None:
+            leased.flush()  # carry the leased spend now, not within flush_seconds
         (status,) = router.budgets.status("session", "s")  # type: ignore[union-attr]
     finally:
         router.shutdown()

@@ -16,6 +16,7 @@ import redis
 
 import costrouter
 from costrouter import CostRouter
+from costrouter.budget.factory import leased_store_of
 from costrouter.context import MAX_ID_BYTES
 from costrouter.testing import ProviderDouble, TelemetryCapture
 from tests.routing import router_config
@@ -97,6 +98,9 @@ def test_the_limit_counts_utf8_bytes_and_an_id_at_the_limit_is_charged(
     on_redis.route_completion("fast", MESSAGES, max_tokens=5, session_id=at_limit)
     assert provider.request_count() == 1
     assert on_redis.budgets is not None
+    leased = leased_store_of(on_redis.store)
+    assert leased is not None  # the default Redis store
+    leased.flush()  # carried now rather than within flush_seconds
     (status,) = on_redis.budgets.status("session", at_limit)
     assert status.spent_units > 0
     with pytest.raises(ValueError, match=f"at most {MAX_ID_BYTES}"):

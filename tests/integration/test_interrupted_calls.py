@@ -34,6 +34,9 @@ def store_section(request: pytest.FixtureRequest) -> dict[str, Any]:
     section: dict[str, Any] = {"backend": request.param, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
     if request.param == "redis":
         section["redis_url"] = request.getfixturevalue("redis_url")
+        # The per-call path (leases are the default): these tests read each hold and settle in Redis
+        # as the call makes it; test_budget_leases.py and the fault invariants cover leases.
+        section["lease"] = {"enabled": False}
     return section
 
 

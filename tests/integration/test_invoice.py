@@ -14,6 +14,7 @@ import pytest
 
 from costrouter import CostRouter
 from costrouter.budget import BudgetPolicy
+from costrouter.budget.factory import leased_store_of
 from costrouter.money import UNITS_PER_USD, usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.pricing.cost import COMPONENTS
@@ -191,15 +192,21 @@ class Harness:
         assert isinstance(router.policy, BudgetPolicy)
         assert router.store is not None
         (ref,) = router.policy.budgets_for(session_id=session_id)
+        leased = leased_store_of(router.store)
+        if leased is not None:
+            leased.flush()  # leases carry settled spend in the background: carry it now
         return router.store.status(ref).spent_units
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-leases"])
 def harness(request: pytest.FixtureRequest, provider: ProviderDouble, capture: TelemetryCapture) -> Iterator[Harness]:
     provider.reset()
-    store: dict[str, Any] = {"backend": request.param, "key_prefix": f"inv{uuid.uuid4().hex[:8]}"}
-    if request.param == "redis":
+    backend = "memory" if request.param == "memory" else "redis"
+    store: dict[str, Any] = {"backend": backend, "key_prefix": f"inv{uuid.uuid4().hex[:8]}"}
+    if backend == "redis":
         store["redis_url"] = request.getfixturevalue("redis_url")
+    if request.param == "redis":  # the per-call path; "redis-leases" is the default
+        store["lease"] = {"enabled": False}
     made = Harness(provider, capture, store)
     yield made
     for router in made.routers:

@@ -45,7 +45,8 @@ DOWNGRADE_TAG = "downgrade-me"
 
 def _policy(redis_url: str, prefix: str, session_limit: float = SESSION_LIMIT_USD) -> dict[str, Any]:
     return {
-        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
+        # The per-call path (leases are the default): these tests read Redis right after each request.
+        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix, "lease": {"enabled": False}},
         "budgets": [
             {"name": "per-session", "scope": "session", "limit_usd": session_limit, "window": "total"},
             {

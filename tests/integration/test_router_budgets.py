@@ -31,6 +31,9 @@ def store_section(request: pytest.FixtureRequest) -> dict[str, Any]:
     section: dict[str, Any] = {"backend": request.param, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
     if request.param == "redis":
         section["redis_url"] = request.getfixturevalue("redis_url")
+        # The per-call path (leases are the default): these tests read each hold and settle in Redis
+        # as the call makes it; test_budget_leases.py and the fault invariants cover leases.
+        section["lease"] = {"enabled": False}
     return section
 
 
@@ -270,6 +273,7 @@ def redis_policy(url: str, mode: str) -> dict[str, Any]:
             "key_prefix": f"t{uuid.uuid4().hex[:10]}",
             "on_store_error": mode,
             "timeout_seconds": 0.2,
+            "lease": {"enabled": False},  # a round trip per call: each call meets the outage
             # The server comes back empty (no persistence): these tests are about the outage, not the
             # lost data, which fail_closed (the default) would refuse; tests/integration/test_store_faults.py.
             "on_store_lost": "warn",

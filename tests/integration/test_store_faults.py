@@ -81,6 +81,9 @@ def wait_until(condition: Callable[[], bool]) -> None:
 
 
 def policy(url: str, journal_dir: Path, prefix: str, **store: Any) -> dict[str, Any]:
+    # The per-call path (leases are the default): each settle meets the fault as the call makes it.
+    # The same faults with leases: test_fault_invariants.py and test_budget_leases.py.
+    store = {"lease": {"enabled": False}, **store}
     return {
         "store": {"backend": "redis", "redis_url": url, "key_prefix": prefix, "journal_dir": str(journal_dir), **store},
         "budgets": [

@@ -30,13 +30,18 @@ def test_unknown_or_out_of_range_lease_keys_are_refused() -> None:
 def test_a_policy_takes_a_lease_block_under_store() -> None:
     policy = BudgetPolicy.model_validate(
         {
-            "store": {"backend": "redis", "lease": {"enabled": True, "max_calls": 8}},
+            "store": {"backend": "redis", "lease": {"enabled": False, "max_calls": 8}},
             "budgets": [{"scope": "global", "limit_usd": 1}],
         }
     )
-    assert policy.store.lease.enabled
+    assert not policy.store.lease.enabled
     assert policy.store.lease.max_calls == 8
-    assert not BudgetPolicy.model_validate({"budgets": []}).store.lease.enabled
+
+
+def test_leases_are_on_and_the_top_index_off_by_default() -> None:
+    store = BudgetPolicy.model_validate({"store": {"backend": "redis"}, "budgets": []}).store
+    assert store.lease.enabled
+    assert not store.top_index
 
 
 def test_the_applied_seq_of_a_lease_field() -> None:

@@ -1,6 +1,10 @@
 """A worker process: concurrent routed calls of one session whose budget alerts go to a webhook.
 
-Usage: python -m tests.workers.alert_calls BASE_URL REDIS_URL KEY_PREFIX HOOK_URL CALLS
+Usage: python -m tests.workers.alert_calls BASE_URL REDIS_URL KEY_PREFIX HOOK_URL CALLS LEASES
+
+LEASES is ``1`` for the default store (leases: alerts fire when a lease message carries the
+spend, so the store is closed, which carries it all, before the alerts are flushed) or ``0``
+for the per-call path (``lease.enabled: false``).
 
 Builds a router with :func:`alert_policy` (a Redis store shared by every worker of a key
 prefix), prints ``ready`` and waits for a line on stdin, so that the workers of a test start
@@ -27,10 +31,10 @@ LIMIT_USD = 0.0003
 """About ten calls of the provider double's answer: the calls of two workers cross every threshold."""
 
 
-def alert_policy(redis_url: str, prefix: str, hook_url: str) -> dict[str, Any]:
+def alert_policy(redis_url: str, prefix: str, hook_url: str, *, leases: bool = True) -> dict[str, Any]:
     """One session budget on Redis that alerts at each of :data:`THRESHOLDS` and lets calls go on."""
     return {
-        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
+        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix, "lease": {"enabled": leases}},
         "budgets": [
             {
                 "name": "shared",
@@ -44,12 +48,12 @@ def alert_policy(redis_url: str, prefix: str, hook_url: str) -> dict[str, Any]:
     }
 
 
-async def main(base_url: str, redis_url: str, prefix: str, hook_url: str, calls: int) -> dict[str, Any]:
+async def main(base_url: str, redis_url: str, prefix: str, hook_url: str, calls: int, leases: bool) -> dict[str, Any]:
     """Wait for the go line, make the calls, deliver the alerts; the delivery counts."""
     capture = TelemetryCapture()
     router = CostRouter(
         router_config(base_url),
-        budgets=alert_policy(redis_url, prefix, hook_url),
+        budgets=alert_policy(redis_url, prefix, hook_url, leases=leases),
         tracer_provider=capture.tracer_provider,
         meter_provider=capture.meter_provider,
     )
@@ -58,14 +62,14 @@ async def main(base_url: str, redis_url: str, prefix: str, hook_url: str, calls:
     await asyncio.gather(
         *(router.aroute_completion("fast", MESSAGES, max_tokens=20, session_id=SESSION) for _ in range(calls))
     )
-    delivered = router.alerts.flush()
-    stats = asdict(router.alerts.stats)
     if router.store is not None:
         await router.store.aclose()
+    delivered = router.alerts.flush()
+    stats = asdict(router.alerts.stats)
     router.shutdown()
     return {"flushed": delivered, **stats}
 
 
 if __name__ == "__main__":
-    base, url, key_prefix, hook, count = sys.argv[1:6]
-    print(json.dumps(asyncio.run(main(base, url, key_prefix, hook, int(count)))))
+    base, url, key_prefix, hook, count, lease = sys.argv[1:7]
+    print(json.dumps(asyncio.run(main(base, url, key_prefix, hook, int(count), lease == "1"))))

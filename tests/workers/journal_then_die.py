@@ -31,7 +31,13 @@ BLOCK_SCRIPTS = ("ACL", "SETUSER", "default", "-eval", "-evalsha", "-eval_ro", "
 def main(redis_url: str, prefix: str, journal_dir: str) -> None:
     capture = TelemetryCapture()
     policy = {
-        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix, "journal_dir": journal_dir},
+        "store": {
+            "backend": "redis",
+            "redis_url": redis_url,
+            "key_prefix": prefix,
+            "journal_dir": journal_dir,
+            "lease": {"enabled": False},  # the per-call path: each refused settle is journaled by its call
+        },
         "budgets": [{"scope": "session", "limit_usd": 1.0}, {"scope": "global", "limit_usd": 10.0}],
     }
     with ProviderDouble() as provider:
