@@ -14,6 +14,12 @@ from typing import Final
 MICROS_PER_USD: Final = 1_000_000
 """Micro-dollars in one US dollar."""
 
+UNITS_PER_USD: Final = MICROS_PER_USD
+"""The integer units of money in one US dollar, as stores and counters hold them."""
+
+LEGACY_UNITS_PER_USD: Final = 1_000_000
+"""The units per US dollar of the unversioned Redis layout of 0.2 (micro-dollars)."""
+
 
 def _decimal_usd(usd: float) -> Decimal:
     if not math.isfinite(usd):

@@ -38,6 +38,7 @@ import redis
 import redis.asyncio
 
 from costrouter.budget import redis_clients, redis_durable
+from costrouter.budget.layout import MIGRATED, layout_problem, legacy_epoch_keys
 from costrouter.budget.redis_batch import ScriptBatcher
 from costrouter.budget.store import (
     BudgetStatus,
@@ -338,6 +339,7 @@ class RedisBudgetStore(BudgetStore):
         self._async_scripts: dict[str, AsyncScript] = {}
         self._gate: redis_clients.AsyncGate | None = None
         self._batcher: ScriptBatcher | None = None
+        self._layout_ok = False
 
     def _connected(self, connection: redis.Connection) -> None:
         self._connections += 1
@@ -352,13 +354,39 @@ class RedisBudgetStore(BudgetStore):
         """See :attr:`BudgetStore.connections` (connections the store built; none for given clients)."""
         return self._connections
 
+    @property
+    def client(self) -> redis_clients.SyncClient:
+        """The sync client (for :mod:`costrouter.budget.migrate`)."""
+        return self._client
+
+    def _layout_checked(self, value: Any) -> None:
+        """Refuse a store that still holds the unversioned 0.2 layout (see :mod:`costrouter.budget.layout`)."""
+        problem = layout_problem(None if value is None else _text(value), self.url, self.config.key_prefix)
+        if problem is not None:
+            raise problem
+        self._layout_ok = value is not None and _text(value).startswith(MIGRATED)
+
     def epoch(self, candidate: str, known: str | None) -> EpochState:
-        """See :meth:`BudgetStore.epoch` (``lua/epoch.lua``, under its own hash tag)."""
+        """See :meth:`BudgetStore.epoch` (``lua/epoch.lua``, under its own hash tag).
+
+        Until the 0.2 layout's epoch key is seen absent or migrated, each check first reads it, and
+        raises :class:`~costrouter.errors.StoreLayoutError` while it is live.
+        """
+        if not self._layout_ok:
+            self._ensure_warm()
+            with wrap_errors("epoch"):
+                legacy = self._client.get(legacy_epoch_keys(self.config.key_prefix)[0])
+            self._layout_checked(legacy)
         current, lost = self._run("epoch", "epoch", epoch_keys(self.config.key_prefix), [candidate, known or ""])
         return EpochState(_text(current), bool(lost))
 
     async def aepoch(self, candidate: str, known: str | None) -> EpochState:
         """See :meth:`BudgetStore.epoch`."""
+        if not self._layout_ok:
+            client = self._aclient()
+            with wrap_errors("epoch"):
+                legacy = await self._agate().run(lambda: client.get(legacy_epoch_keys(self.config.key_prefix)[0]))
+            self._layout_checked(legacy)
         keys = epoch_keys(self.config.key_prefix)
         current, lost = await self._arun("epoch", "epoch", keys, [candidate, known or ""])
         return EpochState(_text(current), bool(lost))
