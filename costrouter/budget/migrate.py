@@ -339,31 +339,25 @@ class Migration:
                 keys.append(name)
             return str(keys.index(name) + 1)
 
-        scores = {_text(m): repr(score) for m, score in data.get(":expiry", ([], -1))[0]}
+        dues = {_text(m): f"{score:.6f}" for m, score in data.get(":expiry", ([], -1))[0]}
         for suffix, (content, expiry) in sorted(data.items()):
-            target = key_index(tag + suffix)
+            if suffix == ":expiry":
+                continue  # its scores are the records' dues
+            target = key_index(tag + (":c" if suffix == ":calls" else suffix))
             if group.kind == "top":
                 for member, score in content:
-                    args += ["zincr", target, scale(str(round(score))), _text(member), "", ""]
-            elif suffix == ":expiry":
-                pass  # its scores go with the records
+                    args += ["zincr", target, scale(str(round(score))), _text(member)]
             elif suffix == ":calls":
-                index = key_index(f"{tag}:expiry")
-                for call_id, record in content.items():
-                    name = _text(call_id)
-                    score = scores.pop(name, "0")
-                    args += ["record", target, name, convert_record(_text(record)), index, score]
+                records = [(dues.get(_text(i), "0"), _text(i), _text(r)) for i, r in content.items()]
+                for due, call_id, record in sorted(records, key=lambda item: float(item[0])):
+                    args += ["record", target, call_id, f"{convert_record(record)}|{due}"]
             elif group.kind == "ratios":
                 for name, record in content.items():
-                    args += ["hsetnx", target, _text(name), _text(record), "", ""]
+                    args += ["hsetnx", target, _text(name), _text(record)]
             else:
                 args += _window_operations(target, {_text(k): _text(v) for k, v in content.items()})
             if expiry >= 0:
-                args += ["expire", target, str(expiry), "", "", ""]
-        if scores:
-            index = key_index(f"{tag}:expiry")
-            for member, score in scores.items():
-                args += ["zaddnx", index, score, member, "", ""]
+                args += ["expire", target, str(expiry), ""]
         return keys, args
 
 
@@ -372,13 +366,13 @@ def _window_operations(target: str, fields: dict[str, str]) -> list[str]:
     args: list[str] = []
     for name, value in fields.items():
         if name in ("spent", "held", "lh"):
-            args += ["hadd", target, name, scale(value), "", ""]
+            args += ["hadd", target, name, scale(value)]
         elif name in ("holds", "unheld"):
-            args += ["hadd", target, name, value, "", ""]
+            args += ["hadd", target, name, value]
         elif name == "lx":
-            args += ["hmin", target, name, value, "", ""]
+            args += ["hmin", target, name, value]
         elif name.startswith("l:"):
-            args += ["hsetnx", target, name, convert_lease(value), "", ""]
+            args += ["hsetnx", target, name, convert_lease(value)]
         else:
-            args += ["hsetnx", target, name, value, "", ""]
+            args += ["hsetnx", target, name, value]
     return args

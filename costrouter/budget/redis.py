@@ -5,20 +5,23 @@ Each operation is one Lua script (``lua/*.lua``, one a file, with the functions 
 the sync and async clients run the same scripts. Window ids and expiries come from the
 server's clock (``TIME``), never the caller's.
 
-Key layout of one budget instance (all under one Redis Cluster hash tag)::
+Key layout of one budget instance (all under one Redis Cluster hash tag; ``v2`` is
+:data:`~costrouter.config.budget_ref.KEY_LAYOUT_VERSION`)::
 
-    {prefix:name:scope:id}:calls         hash  call id -> record (state, hold, window, outcome)
-    {prefix:name:scope:id}:expiry        zset  call id by when its hold / its record expires
-    {prefix:name:scope:id}:w:<window>    hash  spent, held, holds, alert:<threshold>
+    {prefix:v2:name:scope:id}:c            hash  call id -> record (state, hold, window, outcome,
+                                                 due), and the hold and retention queues that
+                                                 say which record is due next (``lua/lib.lua``)
+    {prefix:v2:name:scope:id}:w:<window>   hash  spent, held, holds, alert:<threshold>, leases
 
-``calls`` and ``expiry`` expire ``max(hold_ttl, settle_record_ttl)`` after their last
-write; a window's hash expires ``hold_ttl`` after the window ends (a ``total`` window's
-never does). The largest-spender index, ``{prefix:top:name}:<window>`` (a zset of scope
+The records hash expires 1.5 × ``max(hold_ttl, settle_record_ttl)`` after its TTL was last
+pushed (pushed again once half of that passed, so every record outlives its retention); a
+window's hash expires ``hold_ttl`` after the window ends (a ``total`` window's never does).
+The largest-spender index, ``{prefix:v2:top:name}:<window>`` (a zset of scope
 id by spend), lives under another hash tag, so the client updates it after a settle; it
 is a report, not a counter: a settle whose index update fails is logged, not failed.
 Several budgets of one call are reserved by one script (``lua/reserve_all.lua``) on
 standalone Redis; on a cluster their hash tags differ, so each has its own reserve script.
-The learned prompt-token ratios are one hash, ``{prefix:token-ratios}`` (deployment id ->
+The learned prompt-token ratios are one hash, ``{prefix:v2:token-ratios}`` (deployment id ->
 ``ratio|observations|updated at``, server time), with no expiry.
 """
 
@@ -179,7 +182,7 @@ class _Call:
 
     def __init__(self, config: StoreConfig, budget: BudgetRef) -> None:
         self.base = budget_key(config.key_prefix, budget)
-        self.keys = [f"{self.base}:calls", f"{self.base}:expiry"]
+        self.keys = [f"{self.base}:c"]
         self.config = config
         self.budget = budget
 
@@ -231,7 +234,7 @@ def reserve_all_call(
     args = [call_id, str(check_amount(amount)), str(config.hold_ttl_seconds), str(config.record_ttl_seconds)]
     for budget, enforcing in zip(budgets, enforce, strict=True):
         base = budget_key(config.key_prefix, budget)
-        keys += [f"{base}:calls", f"{base}:expiry"]
+        keys.append(f"{base}:c")
         args += [base, str(budget.limit_micros), "1" if enforcing else "0", *_window_args(budget)]
     return keys, args
 
