@@ -28,11 +28,21 @@ def legacy_epoch_keys(prefix: str) -> list[str]:
     return [base, f"{base}:lost", f"{base}:accepted"]
 
 
-def layout_problem(value: str | None, url: str, prefix: str) -> StoreLayoutError | None:
-    """The error for the 0.2 epoch ``value`` found on the store at ``url`` (``None``: none or migrated)."""
-    if value is None or value.startswith(MIGRATED):
+def layout_problem(value: str | None, accepted: str | None, url: str, prefix: str) -> StoreLayoutError | None:
+    """The error for the 0.2 epoch ``value`` (and its accepted epoch) on the store at ``url``; ``None``: fine.
+
+    Fine: no 0.2 epoch, or one a finished migration marked that no 0.2 process accepted since
+    (0.2's ``accept-loss`` on a migrated store would let 0.2 processes count there again).
+    """
+    if value is None or (value.startswith(MIGRATED) and accepted != value):
         return None
     shown = mask_url(url)
+    if value.startswith(MIGRATED):
+        return StoreLayoutError(
+            f"the store at {shown}: costrouter 0.2's `budget accept-loss` was run after the migration of key prefix "
+            f"{prefix!r} ({legacy_epoch_keys(prefix)[2]} is {value!r}), so 0.2 processes may count there again; "
+            f"stop them, then run `costrouter budget migrate --budgets <policy> --redis {shown}` again"
+        )
     if value.startswith(MIGRATING):
         what = (
             f"the store at {shown}: a migration of costrouter 0.2's key layout under key prefix {prefix!r} "

@@ -41,7 +41,7 @@ import redis
 import redis.asyncio
 
 from costrouter.budget import redis_clients, redis_durable
-from costrouter.budget.layout import MIGRATED, layout_problem, legacy_epoch_keys
+from costrouter.budget.layout import layout_problem, legacy_epoch_keys
 from costrouter.budget.redis_batch import ScriptBatcher
 from costrouter.budget.store import (
     BudgetStatus,
@@ -342,7 +342,6 @@ class RedisBudgetStore(BudgetStore):
         self._async_scripts: dict[str, AsyncScript] = {}
         self._gate: redis_clients.AsyncGate | None = None
         self._batcher: ScriptBatcher | None = None
-        self._layout_ok = False
 
     def _connected(self, connection: redis.Connection) -> None:
         self._connections += 1
@@ -362,34 +361,34 @@ class RedisBudgetStore(BudgetStore):
         """The sync client (for :mod:`costrouter.budget.migrate`)."""
         return self._client
 
-    def _layout_checked(self, value: Any) -> None:
+    def _layout_checked(self, reply: Sequence[Any]) -> None:
         """Refuse a store that still holds the unversioned 0.2 layout (see :mod:`costrouter.budget.layout`)."""
-        problem = layout_problem(None if value is None else _text(value), self.url, self.config.key_prefix)
+        value, accepted = (None if v is None else _text(v) for v in reply)
+        problem = layout_problem(value, accepted, self.url, self.config.key_prefix)
         if problem is not None:
             raise problem
-        self._layout_ok = value is not None and _text(value).startswith(MIGRATED)
 
     def epoch(self, candidate: str, known: str | None) -> EpochState:
         """See :meth:`BudgetStore.epoch` (``lua/epoch.lua``, under its own hash tag).
 
-        Until the 0.2 layout's epoch key is seen absent or migrated, each check first reads it, and
-        raises :class:`~costrouter.errors.StoreLayoutError` while it is live.
+        Each check first reads the 0.2 layout's epoch (one MGET) and raises
+        :class:`~costrouter.errors.StoreLayoutError` while 0.2 processes may count on the store.
         """
-        if not self._layout_ok:
-            self._ensure_warm()
-            with wrap_errors("epoch"):
-                legacy = self._client.get(legacy_epoch_keys(self.config.key_prefix)[0])
-            self._layout_checked(legacy)
+        epoch_key, _, accepted_key = legacy_epoch_keys(self.config.key_prefix)
+        self._ensure_warm()
+        with wrap_errors("epoch"):
+            legacy = self._client.mget([epoch_key, accepted_key])
+        self._layout_checked(legacy)
         current, lost = self._run("epoch", "epoch", epoch_keys(self.config.key_prefix), [candidate, known or ""])
         return EpochState(_text(current), bool(lost))
 
     async def aepoch(self, candidate: str, known: str | None) -> EpochState:
         """See :meth:`BudgetStore.epoch`."""
-        if not self._layout_ok:
-            client = self._aclient()
-            with wrap_errors("epoch"):
-                legacy = await self._agate().run(lambda: client.get(legacy_epoch_keys(self.config.key_prefix)[0]))
-            self._layout_checked(legacy)
+        epoch_key, _, accepted_key = legacy_epoch_keys(self.config.key_prefix)
+        client = self._aclient()
+        with wrap_errors("epoch"):
+            legacy = await self._agate().run(lambda: client.mget([epoch_key, accepted_key]))
+        self._layout_checked(legacy)
         keys = epoch_keys(self.config.key_prefix)
         current, lost = await self._arun("epoch", "epoch", keys, [candidate, known or ""])
         return EpochState(_text(current), bool(lost))

@@ -29,6 +29,7 @@ from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import epoch_keys
 from costrouter.cli import app
 from costrouter.config.budget_ref import BudgetRef
+from costrouter.config.budgets import StoreConfig
 from costrouter.errors import StoreLayoutError
 from costrouter.testing import ProviderDouble
 from tests.integration.legacy_process import legacy_tree, run_legacy
@@ -220,6 +221,25 @@ def test_a_02_process_refuses_after_the_migration(
     # The refused call left no spend and no hold under 0.2's layout (at most its call records).
     left = Migration(client, prefix, fence_wait=0).dry_run()
     assert (left.spent_micros, left.held_micros, left.live_holds) == (0, 0, 0)
+
+    # 0.2's accept-loss after the migration would let 0.2 count again: this version refuses then,
+    # and a second run fences 0.2 again.
+    accept = """
+import json, sys
+from costrouter.budget.redis import RedisBudgetStore
+from costrouter.config.budgets import StoreConfig
+store = RedisBudgetStore(StoreConfig(backend="redis", key_prefix=sys.argv[2]), url=sys.argv[1])
+print(json.dumps(store.accept_epoch()))
+"""
+    assert str(run_legacy(legacy, accept, redis_url, prefix)).startswith(MIGRATED)
+    config = StoreConfig(backend="redis", key_prefix=prefix, journal_dir=None)
+    with RedisBudgetStore(config, url=redis_url) as store:
+        with pytest.raises(StoreLayoutError, match="accept-loss` was run after the migration"):
+            store.epoch(uuid.uuid4().hex, None)
+        Migration(client, prefix, fence_wait=0).run()
+        assert store.epoch(uuid.uuid4().hex, seeded["epoch"]).lost is False
+    again = run_legacy(legacy, AFTER, redis_url, prefix, json.dumps(POLICY), seeded["epoch"], "http://127.0.0.1:9")
+    assert again["lost"] is True
 
 
 def test_a_run_stopped_after_applying_applies_nothing_twice(

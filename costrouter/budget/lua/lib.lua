@@ -219,7 +219,7 @@ end
 -- A queue's state from its 'hq'/'rq' field: {head, tail, head due (number or nil), head call
 -- id, head due as text}.
 local function queue(text)
-  if text then
+  if text and text ~= '0|0||' then
     local head, tail, due, id = string.match(text, '^(%d+)|(%d+)|([^|]*)|(.*)$')
     if head then
       return {tonumber(head), tonumber(tail), tonumber(due), id, due}
@@ -246,6 +246,17 @@ local function push(q, name, due, id, w)
   q[2] = q[2] + 1
 end
 
+-- push on a queue's state as text (what a reserve or settle read), without a table: the new text.
+local function push_text(text, name, due, id, w)
+  if not text or text == '0|0||' then
+    return '0|1|' .. due .. '|' .. id
+  end
+  local head, tail, rest = string.match(text, '^(%d+)|(%d+)|(.*)$')
+  w[#w + 1] = name .. tail
+  w[#w + 1] = due .. '|' .. id
+  return head .. '|' .. string.format('%d', tonumber(tail) + 1) .. '|' .. rest
+end
+
 -- Drop queue q's head; the next entry becomes the head (its field is read, and goes into `gone`).
 local function advance(rkey, q, name, gone)
   q[1] = q[1] + 1
@@ -259,20 +270,20 @@ local function advance(rkey, q, name, gone)
   q[3], q[4], q[5] = tonumber(due) or 0, id or '', due or '0'
 end
 
--- The text of the moment `offset` (whole seconds) after the TIME reply t, to the microsecond.
-local function due_at(t, offset)
+-- The text of the moment `offset` (whole seconds) after the TIME reply t, to the microsecond (a
+-- hold's expiry), or with `whole`, rounded up to the second (a retention: shorter to keep).
+local function due_at(t, offset, whole)
+  if whole then
+    return string.format('%d', tonumber(t[1]) + 1 + offset)
+  end
   return string.format('%d.', tonumber(t[1]) + offset) .. string.sub('00000' .. t[2], -6)
 end
 
 -- Pop what is due in the records hash's queues (up to 16 entries each): forget records past
 -- their retention, turn holds past their expiry into 'expired' records (dropped out of their
--- window's held). Returns true when it popped anything (the caller reads the hash again).
+-- window's held). `v`: the hash's {record, hq, rq, t} as read.
 local function sweep(rkey, base, v, now, record_ttl, t)
   local hq, rq = queue(v[2]), queue(v[3])
-  local hold_due, retain_due = hq[3] and hq[3] <= now, rq[3] and rq[3] <= now
-  if not hold_due and not retain_due then
-    return false
-  end
   local w, gone = {}, {}
   -- Retention first: the hold pass below writes retention entries, never due in this sweep.
   local n = 0
@@ -286,7 +297,7 @@ local function sweep(rkey, base, v, now, record_ttl, t)
     advance(rkey, rq, 'r', gone)
   end
   n = 0
-  local retained = due_at(t, record_ttl)
+  local retained = due_at(t, record_ttl, true)
   while hq[1] < hq[2] and hq[3] <= now and n < 16 do
     n = n + 1
     local id = hq[4]
@@ -309,14 +320,23 @@ local function sweep(rkey, base, v, now, record_ttl, t)
   w[#w + 1] = 'rq'
   w[#w + 1] = queue_text(rq)
   redis.call('HSET', rkey, unpack(w))
-  return true
+end
+
+-- Whether a queue's state (as text, or false) says its head is due at `now` (no table built).
+local function due_by(text, now)
+  if not text or text == '0|0||' then
+    return false
+  end
+  local due = tonumber(string.match(text, '^%d+|%d+|([^|]*)|'))
+  return due ~= nil and due <= now
 end
 
 -- The records hash's fields for call `id`: {record, hq, rq, t} (false when missing), after
 -- sweeping what is due.
 local function records(rkey, base, id, now, record_ttl, t)
   local v = redis.call('HMGET', rkey, 'c:' .. id, 'hq', 'rq', 't')
-  if sweep(rkey, base, v, now, record_ttl, t) then
+  if due_by(v[2], now) or due_by(v[3], now) then
+    sweep(rkey, base, v, now, record_ttl, t)
     v = redis.call('HMGET', rkey, 'c:' .. id, 'hq', 'rq', 't')
   end
   return v
@@ -372,23 +392,17 @@ local function reserve_one(base, call_id, amount, limit, enforce, kind, seconds,
   end
   local before = '|' .. window .. '|' .. (expiry > 0 and int(expiry) or '0') .. '|' .. (granted and '1' or '0')
     .. '|' .. (v[1] or '0') .. '|' .. held_text .. '|0|0|0||'
-  local w = {}
+  local w
   if granted or not enforce then
     redis.call('HSET', wkey, 'held', int(call_held + n), 'holds', int(holds + 1))
     expire_window(wkey, expiry)
-    local due, hq = due_at(t, hold_ttl), queue(rv[2])
-    push(hq, 'h', due, call_id, w)
-    w[#w + 1] = 'hq'
-    w[#w + 1] = queue_text(hq)
-    w[#w + 1] = 'c:' .. call_id
-    w[#w + 1] = 'held|' .. int(n) .. before .. due
+    local due = due_at(t, hold_ttl)
+    w = {'hq', false, 'c:' .. call_id, 'held|' .. int(n) .. before .. due}
+    w[2] = push_text(rv[2], 'h', due, call_id, w)
   else
-    local due, rq = due_at(t, record_ttl), queue(rv[3])
-    push(rq, 'r', due, call_id, w)
-    w[#w + 1] = 'rq'
-    w[#w + 1] = queue_text(rq)
-    w[#w + 1] = 'c:' .. call_id
-    w[#w + 1] = 'refused|0' .. before .. due
+    local due = due_at(t, record_ttl, true)
+    w = {'rq', false, 'c:' .. call_id, 'refused|0' .. before .. due}
+    w[2] = push_text(rv[3], 'r', due, call_id, w)
   end
   write_records(rkey, w, rv[4], now, record_ttl)
   return {granted and 1 or 0, sat(spent), sat(held), window, 0}

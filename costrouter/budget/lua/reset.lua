@@ -10,7 +10,7 @@ local window = window_of(kind, seconds, now)
 redis.call('DEL', base .. ':w:' .. window)
 local entries = redis.call('HGETALL', rkey)
 local w, rq, stamp = {}, nil, nil
-local due = due_at(t, record_ttl)
+local due = due_at(t, record_ttl, true)
 for i = 1, #entries, 2 do
   local name = entries[i]
   if name == 'rq' then

@@ -86,25 +86,17 @@ if KEYS[2] and charged > 0 then
   if expiry > 0 then redis.call('EXPIREAT', top, int(expiry)) end
 end
 
-local due = due_at(t, record_ttl)
+local due = due_at(t, record_ttl, true)
 local w = {'c:' .. call_id, state .. '|' .. (r and r[2] or '0') .. '|' .. window .. '|'
   .. (expiry > 0 and int(expiry) or '0') .. '|' .. granted .. '|' .. spent0 .. '|' .. held0 .. '|'
   .. (charged > 0 and amount_text or '0') .. '|' .. spent_text .. '|'
-  .. ((lease_held == 0 and held_text) or int(held)) .. '|' .. alerts .. '|' .. due}
-local rq = queue(rv[3])
-push(rq, 'r', due, call_id, w)
-w[#w + 1] = 'rq'
-w[#w + 1] = queue_text(rq)
--- The settled hold's own entry at the head of the hold queue (one call at a time) goes now.
-local hq = queue(rv[2])
-if live and hq[4] == call_id and hq[1] < hq[2] then
-  local gone = {}
-  advance(rkey, hq, 'h', gone)
-  if gone[1] then
-    redis.call('HDEL', rkey, gone[1])
-  end
+  .. ((lease_held == 0 and held_text) or int(held)) .. '|' .. alerts .. '|' .. due, 'rq', false}
+w[4] = push_text(rv[3], 'r', due, call_id, w)
+-- A hold queue of this call's entry alone is emptied now (a session's calls one at a time); an
+-- entry behind others is dropped when it comes due, its record no longer held.
+if live and rv[2] == '0|1|' .. r[12] .. '|' .. call_id then
   w[#w + 1] = 'hq'
-  w[#w + 1] = queue_text(hq)
+  w[#w + 1] = '0|0||'
 end
 write_records(rkey, w, rv[4], now, record_ttl)
 return {state, charged, spent, held, window, alerts, 0, expiry, unheld}
