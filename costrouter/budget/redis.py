@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import cache
@@ -377,7 +377,7 @@ class RedisBudgetStore(BudgetStore):
         epoch_key, _, accepted_key = legacy_epoch_keys(self.config.key_prefix)
         self._ensure_warm()
         with wrap_errors("epoch"):
-            legacy = self._client.mget([epoch_key, accepted_key])
+            legacy = cast("list[Any]", self._client.mget([epoch_key, accepted_key]))
         self._layout_checked(legacy)
         current, lost = self._run("epoch", "epoch", epoch_keys(self.config.key_prefix), [candidate, known or ""])
         return EpochState(_text(current), bool(lost))
@@ -387,7 +387,9 @@ class RedisBudgetStore(BudgetStore):
         epoch_key, _, accepted_key = legacy_epoch_keys(self.config.key_prefix)
         client = self._aclient()
         with wrap_errors("epoch"):
-            legacy = await self._agate().run(lambda: client.mget([epoch_key, accepted_key]))
+            legacy = await self._agate().run(
+                lambda: cast("Awaitable[list[Any]]", client.mget([epoch_key, accepted_key]))
+            )
         self._layout_checked(legacy)
         keys = epoch_keys(self.config.key_prefix)
         current, lost = await self._arun("epoch", "epoch", keys, [candidate, known or ""])
