@@ -52,9 +52,9 @@ from costrouter.budget.factory import store_from_config
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.pricing.ratio_rule import RatioRule
 
-url, prefix, policy_json = sys.argv[1], sys.argv[2], sys.argv[3]
-policy = BudgetPolicy.model_validate({**json.loads(policy_json),
-    "store": {"backend": "redis", "redis_url": url, "key_prefix": prefix, "journal_dir": None}})
+url, prefix, policy_json, cluster = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "cluster"
+policy = BudgetPolicy.model_validate({**json.loads(policy_json), "store": {
+    "backend": "redis", "redis_url": url, "key_prefix": prefix, "journal_dir": None, "cluster": cluster}})
 store = RedisBudgetStore(policy.store)
 epoch = store.epoch(uuid.uuid4().hex, None).epoch
 budgets = policy.budgets_for(session_id="s1")
@@ -122,8 +122,8 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
         yield connection
 
 
-def _seed(legacy: Path, redis_url: str, prefix: str) -> dict[str, Any]:
-    seeded = run_legacy(legacy, SEED, redis_url, prefix, json.dumps(POLICY))
+def _seed(legacy: Path, redis_url: str, prefix: str, *, cluster: bool = False) -> dict[str, Any]:
+    seeded = run_legacy(legacy, SEED, redis_url, prefix, json.dumps(POLICY), "cluster" if cluster else "standalone")
     assert seeded["file"].startswith(str(legacy))  # the 0.2 code ran, not this checkout's
     return dict(seeded)
 
@@ -160,10 +160,25 @@ def _expected(seeded: dict[str, Any]) -> dict[str, tuple[str, int, int, int, int
     }
 
 
+@pytest.fixture(params=["standalone", "cluster"])
+def target(request: pytest.FixtureRequest, prefix: str) -> Iterator[tuple[str, BudgetPolicy, Any]]:
+    """A Redis (standalone, or a cluster: every master scanned), the policy on it, and a client."""
+    cluster = request.param == "cluster"
+    url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
+    store = {"backend": "redis", "redis_url": url, "key_prefix": prefix, "journal_dir": None, "cluster": cluster}
+    policy = BudgetPolicy.model_validate({**POLICY, "store": store})
+    connection: Any = (redis.cluster.RedisCluster if cluster else redis.Redis).from_url(url, decode_responses=True)
+    try:
+        yield request.param, policy, connection
+    finally:
+        connection.close()
+
+
 def test_upgrade_from_02_keeps_the_books_to_the_unit(
-    legacy: Path, redis_url: str, prefix: str, policy: BudgetPolicy, client: redis.Redis
+    legacy: Path, prefix: str, target: tuple[str, BudgetPolicy, Any]
 ) -> None:
-    seeded = _seed(legacy, redis_url, prefix)
+    kind, policy, client = target
+    seeded = _seed(legacy, policy.store.redis_url, prefix, cluster=kind == "cluster")
     assert seeded["status"][f"{_session(policy, 's2').name}/s2"]["held_micros"] >= 70_000
 
     # Before the migration a router of this version refuses to start beside the 0.2 layout.
