@@ -216,34 +216,54 @@ local function drop_hold(base, r)
   end
 end
 
--- A queue's state from its 'hq'/'rq' field: {head, tail, head due (number or nil), head call
--- id, head due as text}.
-local function queue(text)
-  if text and text ~= '0|0||' then
-    local head, tail, due, id = string.match(text, '^(%d+)|(%d+)|([^|]*)|(.*)$')
-    if head then
-      return {tonumber(head), tonumber(tail), tonumber(due), id, due}
+-- The queue helpers (built only by the scripts that pop or rebuild a queue: a sweep, a reset,
+-- a migration; a reserve or settle pushes on the state's text with push_text):
+-- queue(text) -> q, queue_text(q) -> text, push(q, name, due, id, w), advance(rkey, q, name, gone).
+local function queue_tools()
+  -- A queue's state from its 'hq'/'rq' field: {head, tail, head due (number or nil), head call
+  -- id, head due as text}.
+  local function queue(text)
+    if text and text ~= '0|0||' then
+      local head, tail, due, id = string.match(text, '^(%d+)|(%d+)|([^|]*)|(.*)$')
+      if head then
+        return {tonumber(head), tonumber(tail), tonumber(due), id, due}
+      end
     end
+    return {0, 0, nil, '', ''}
   end
-  return {0, 0, nil, '', ''}
-end
 
--- The text of a queue's state.
-local function queue_text(q)
-  return string.format('%d|%d|', q[1], q[2]) .. q[5] .. '|' .. q[4]
-end
-
--- Add an entry (due: text of a time, see due_at) to queue q named `name` ('h' or 'r'): the
--- head lives in the queue's state only, every later entry in a field of its own, which goes
--- (with its value) into `w`, the fields of the HSET the script ends with.
-local function push(q, name, due, id, w)
-  if q[1] == q[2] then
-    q[3], q[4], q[5] = tonumber(due), id, due
-  else
-    w[#w + 1] = name .. string.format('%d', q[2])
-    w[#w + 1] = due .. '|' .. id
+  -- The text of a queue's state.
+  local function queue_text(q)
+    return string.format('%d|%d|', q[1], q[2]) .. q[5] .. '|' .. q[4]
   end
-  q[2] = q[2] + 1
+
+  -- Add an entry (due: text of a time, see due_at) to queue q named `name` ('h' or 'r'): the
+  -- head lives in the queue's state only, every later entry in a field of its own, which goes
+  -- (with its value) into `w`, the fields of the HSET the script ends with.
+  local function push(q, name, due, id, w)
+    if q[1] == q[2] then
+      q[3], q[4], q[5] = tonumber(due), id, due
+    else
+      w[#w + 1] = name .. string.format('%d', q[2])
+      w[#w + 1] = due .. '|' .. id
+    end
+    q[2] = q[2] + 1
+  end
+
+  -- Drop queue q's head; the next entry becomes the head (its field is read, and goes into `gone`).
+  local function advance(rkey, q, name, gone)
+    q[1] = q[1] + 1
+    if q[1] >= q[2] then
+      q[1], q[2], q[3], q[4], q[5] = 0, 0, nil, '', ''
+      return
+    end
+    local field = name .. string.format('%d', q[1])
+    local due, id = string.match(redis.call('HGET', rkey, field) or '', '^([^|]*)|(.*)$')
+    gone[#gone + 1] = field
+    q[3], q[4], q[5] = tonumber(due) or 0, id or '', due or '0'
+  end
+
+  return queue, queue_text, push, advance
 end
 
 -- push on a queue's state as text (what a reserve or settle read), without a table: the new text.
@@ -255,19 +275,6 @@ local function push_text(text, name, due, id, w)
   w[#w + 1] = name .. tail
   w[#w + 1] = due .. '|' .. id
   return head .. '|' .. string.format('%d', tonumber(tail) + 1) .. '|' .. rest
-end
-
--- Drop queue q's head; the next entry becomes the head (its field is read, and goes into `gone`).
-local function advance(rkey, q, name, gone)
-  q[1] = q[1] + 1
-  if q[1] >= q[2] then
-    q[1], q[2], q[3], q[4], q[5] = 0, 0, nil, '', ''
-    return
-  end
-  local field = name .. string.format('%d', q[1])
-  local due, id = string.match(redis.call('HGET', rkey, field) or '', '^([^|]*)|(.*)$')
-  gone[#gone + 1] = field
-  q[3], q[4], q[5] = tonumber(due) or 0, id or '', due or '0'
 end
 
 -- The text of the moment `offset` (whole seconds) after the TIME reply t, to the microsecond (a
@@ -283,6 +290,7 @@ end
 -- their retention, turn holds past their expiry into 'expired' records (dropped out of their
 -- window's held). `v`: the hash's {record, hq, rq, t} as read.
 local function sweep(rkey, base, v, now, record_ttl, t)
+  local queue, queue_text, push, advance = queue_tools()
   local hq, rq = queue(v[2]), queue(v[3])
   local w, gone = {}, {}
   -- Retention first: the hold pass below writes retention entries, never due in this sweep.

@@ -23,6 +23,7 @@ local existed = {}
 for i = 2, #KEYS do
   existed[i] = redis.call('EXISTS', KEYS[i]) == 1
 end
+local queue, queue_text, push = queue_tools()
 local queues = {}
 for i = 2, #ARGV, 4 do
   local op, key, a, b = ARGV[i], KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3]

@@ -13,12 +13,9 @@ if not r or r[1] ~= 'held' then
   return 0
 end
 local now, t = server_now()
-local due, hq, w = due_at(t, hold_ttl), queue(v[2]), {}
+local due = due_at(t, hold_ttl)
 r[12] = due
-push(hq, 'h', due, call_id, w)
-w[#w + 1] = 'hq'
-w[#w + 1] = queue_text(hq)
-w[#w + 1] = 'c:' .. call_id
-w[#w + 1] = encode(r)
+local w = {'c:' .. call_id, encode(r), 'hq', false}
+w[4] = push_text(v[2], 'h', due, call_id, w)
 write_records(rkey, w, v[3], now, record_ttl)
 return 1

@@ -5,6 +5,7 @@
 local rkey, base = KEYS[1], ARGV[1]
 local kind, seconds, record_ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 
+local queue, queue_text, push = queue_tools()
 local now, t = server_now()
 local window = window_of(kind, seconds, now)
 redis.call('DEL', base .. ':w:' .. window)
