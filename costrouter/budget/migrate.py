@@ -263,7 +263,8 @@ class Migration:
     def _carry(self, summary: MigrationSummary, group: LegacyGroup, suffixes: list[str]) -> None:
         run = group.staged
         if run is None:
-            run = self.run_id
+            # A snapshot id of its own: a later pass of this run may stage the same tag again.
+            run = uuid.uuid4().hex[:12]
             names = [group.tag + s for s in suffixes]
             staged = [self._staged_name(group.tag, run, s) for s in suffixes]
             done = [_text(n) for n in self._stage(keys=names, args=staged)]

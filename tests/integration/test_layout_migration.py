@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from costrouter import CostRouter
 from costrouter.budget import BudgetPolicy
 from costrouter.budget.layout import MIGRATED, legacy_epoch_keys
-from costrouter.budget.migrate import FACTOR, Migration
+from costrouter.budget.migrate import FACTOR, LegacyGroup, Migration
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import epoch_keys
 from costrouter.cli import app
@@ -120,6 +120,19 @@ def policy(redis_url: str, prefix: str) -> BudgetPolicy:
 def client(redis_url: str) -> Iterator[redis.Redis]:
     with redis.Redis.from_url(redis_url, decode_responses=True) as connection:
         yield connection
+
+
+# A 0.2 call in flight during a migration settles afterwards: 0.2 finds no record, charges unheld.
+LATE_SETTLE = """
+import json, sys
+from costrouter.budget import BudgetPolicy
+from costrouter.budget.redis import RedisBudgetStore
+url, prefix, policy_json = sys.argv[1:4]
+policy = BudgetPolicy.model_validate({**json.loads(policy_json),
+    "store": {"backend": "redis", "redis_url": url, "key_prefix": prefix, "journal_dir": None}})
+(session,) = [r for r in policy.budgets_for(session_id="s1") if r.scope == "session"]
+print(json.dumps(RedisBudgetStore(policy.store).settle(session, "a", 120_000).__dict__))
+"""
 
 
 def _seed(legacy: Path, redis_url: str, prefix: str, *, cluster: bool = False) -> dict[str, Any]:
@@ -310,17 +323,7 @@ def test_a_02_process_that_writes_after_staging_is_carried_over_by_the_next_run(
     seeded = _seed(legacy, redis_url, prefix)
     Migration(client, prefix, fence_wait=0).run()
     # A 0.2 call in flight during the run settles afterwards: 0.2 finds no record, charges unheld.
-    late = """
-import json, sys
-from costrouter.budget import BudgetPolicy
-from costrouter.budget.redis import RedisBudgetStore
-url, prefix, policy_json = sys.argv[1:4]
-policy = BudgetPolicy.model_validate({**json.loads(policy_json),
-    "store": {"backend": "redis", "redis_url": url, "key_prefix": prefix, "journal_dir": None}})
-(session,) = [r for r in policy.budgets_for(session_id="s1") if r.scope == "session"]
-print(json.dumps(RedisBudgetStore(policy.store).settle(session, "a", 120_000).__dict__))
-"""
-    run_legacy(legacy, late, redis_url, prefix, json.dumps(POLICY))
+    run_legacy(legacy, LATE_SETTLE, redis_url, prefix, json.dumps(POLICY))
     assert Migration(client, prefix, fence_wait=0).dry_run().instances == 1
     again = Migration(client, prefix, fence_wait=0).run()
     assert (again.instances, again.top_indexes, again.applied) == (1, 1, 2)
@@ -332,3 +335,26 @@ print(json.dumps(RedisBudgetStore(policy.store).settle(session, "a", 120_000).__
         # 0.2 settled call a after the first run copied its hold: the copy is dropped, not charged again.
         assert (status.held_micros, status.active_holds) == (0, 0)
         assert store.settle(session, "a", 120_000 * FACTOR).replayed
+
+
+def test_a_02_write_between_two_passes_of_one_run_is_carried_over_by_that_run(
+    legacy: Path, redis_url: str, prefix: str, policy: BudgetPolicy, client: redis.Redis
+) -> None:
+    seeded = _seed(legacy, redis_url, prefix)
+
+    class WritesDuringTheRun(Migration):
+        scans = 0
+
+        def scan(self) -> dict[LegacyGroup, list[str]]:
+            self.scans += 1
+            if self.scans == 2:  # after the first pass carried everything
+                run_legacy(legacy, LATE_SETTLE, redis_url, prefix, json.dumps(POLICY))
+            return super().scan()
+
+    summary = WritesDuringTheRun(client, prefix, fence_wait=0).run()
+    assert summary.problems == []
+    with RedisBudgetStore(policy.store) as store:
+        status = store.status(_session(policy, "s1"))
+        old = seeded["status"][f"{_session(policy, 's1').name}/s1"]
+        assert status.spent_micros == (old["spent_micros"] + 120_000) * FACTOR
+        assert (status.held_micros, status.active_holds) == (0, 0)
