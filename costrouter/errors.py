@@ -112,6 +112,13 @@ class BudgetStoreError(CostRouterError):
         return (type(self), (self.operation, self.cause))
 
 
+class StoreLayoutError(CostRouterError):
+    """The budget store holds another costrouter version's key layout: run ``costrouter budget migrate``.
+
+    Not a :class:`BudgetStoreError`: no ``on_store_error`` policy lets a call count beside it.
+    """
+
+
 class OutboundError(CostRouterError):
     """An HTTP request to a URL the configuration names failed; the message never shows the URL.
 

@@ -5,20 +5,23 @@ Each operation is one Lua script (``lua/*.lua``, one a file, with the functions 
 the sync and async clients run the same scripts. Window ids and expiries come from the
 server's clock (``TIME``), never the caller's.
 
-Key layout of one budget instance (all under one Redis Cluster hash tag)::
+Key layout of one budget instance (all under one Redis Cluster hash tag; ``v2`` is
+:data:`~costrouter.config.budget_ref.KEY_LAYOUT_VERSION`)::
 
-    {prefix:name:scope:id}:calls         hash  call id -> record (state, hold, window, outcome)
-    {prefix:name:scope:id}:expiry        zset  call id by when its hold / its record expires
-    {prefix:name:scope:id}:w:<window>    hash  spent, held, holds, alert:<threshold>
+    {prefix:v2:name:scope:id}:c            hash  call id -> record (state, hold, window, outcome,
+                                                 due), and the hold and retention queues that
+                                                 say which record is due next (``lua/lib.lua``)
+    {prefix:v2:name:scope:id}:w:<window>   hash  spent, held, holds, alert:<threshold>, leases
 
-``calls`` and ``expiry`` expire ``max(hold_ttl, settle_record_ttl)`` after their last
-write; a window's hash expires ``hold_ttl`` after the window ends (a ``total`` window's
-never does). The largest-spender index, ``{prefix:top:name}:<window>`` (a zset of scope
+The records hash expires 1.5 × ``max(hold_ttl, settle_record_ttl)`` after its TTL was last
+pushed (pushed again once half of that passed, so every record outlives its retention); a
+window's hash expires ``hold_ttl`` after the window ends (a ``total`` window's never does).
+The largest-spender index, ``{prefix:v2:top:name}:<window>`` (a zset of scope
 id by spend), lives under another hash tag, so the client updates it after a settle; it
 is a report, not a counter: a settle whose index update fails is logged, not failed.
 Several budgets of one call are reserved by one script (``lua/reserve_all.lua``) on
 standalone Redis; on a cluster their hash tags differ, so each has its own reserve script.
-The learned prompt-token ratios are one hash, ``{prefix:token-ratios}`` (deployment id ->
+The learned prompt-token ratios are one hash, ``{prefix:v2:token-ratios}`` (deployment id ->
 ``ratio|observations|updated at``, server time), with no expiry.
 """
 
@@ -28,7 +31,7 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import cache
@@ -39,6 +42,7 @@ import redis
 import redis.asyncio
 
 from costrouter.budget import redis_clients, redis_durable, script_pipeline, top_scan
+from costrouter.budget.layout import layout_problem, legacy_epoch_keys
 from costrouter.budget.redis_batch import ScriptBatcher
 from costrouter.budget.store import (
     BudgetStatus,
@@ -179,7 +183,7 @@ class _Call:
 
     def __init__(self, config: StoreConfig, budget: BudgetRef) -> None:
         self.base = budget_key(config.key_prefix, budget)
-        self.keys = [f"{self.base}:calls", f"{self.base}:expiry"]
+        self.keys = [f"{self.base}:c"]
         self.config = config
         self.budget = budget
 
@@ -231,7 +235,7 @@ def reserve_all_call(
     args = [call_id, str(check_amount(amount)), str(config.hold_ttl_seconds), str(config.record_ttl_seconds)]
     for budget, enforcing in zip(budgets, enforce, strict=True):
         base = budget_key(config.key_prefix, budget)
-        keys += [f"{base}:calls", f"{base}:expiry"]
+        keys.append(f"{base}:c")
         args += [base, str(budget.limit_units), "1" if enforcing else "0", *_window_args(budget)]
     return keys, args
 
@@ -355,13 +359,41 @@ class RedisBudgetStore(BudgetStore):
         """See :attr:`BudgetStore.connections` (connections the store built; none for given clients)."""
         return self._connections
 
+    @property
+    def client(self) -> redis_clients.SyncClient:
+        """The sync client (for :mod:`costrouter.budget.migrate`)."""
+        return self._client
+
+    def _layout_checked(self, reply: Sequence[Any]) -> None:
+        """Refuse a store that still holds the unversioned 0.2 layout (see :mod:`costrouter.budget.layout`)."""
+        value, accepted = (None if v is None else _text(v) for v in reply)
+        problem = layout_problem(value, accepted, self.url, self.config.key_prefix)
+        if problem is not None:
+            raise problem
+
     def epoch(self, candidate: str, known: str | None) -> EpochState:
-        """See :meth:`BudgetStore.epoch` (``lua/epoch.lua``, under its own hash tag)."""
+        """See :meth:`BudgetStore.epoch` (``lua/epoch.lua``, under its own hash tag).
+
+        Each check first reads the 0.2 layout's epoch (one MGET) and raises
+        :class:`~costrouter.errors.StoreLayoutError` while 0.2 processes may count on the store.
+        """
+        epoch_key, _, accepted_key = legacy_epoch_keys(self.config.key_prefix)
+        self._ensure_warm()
+        with wrap_errors("epoch"):
+            legacy = cast("list[Any]", self._client.mget([epoch_key, accepted_key]))
+        self._layout_checked(legacy)
         current, lost = self._run("epoch", "epoch", epoch_keys(self.config.key_prefix), [candidate, known or ""])
         return EpochState(_text(current), bool(lost))
 
     async def aepoch(self, candidate: str, known: str | None) -> EpochState:
         """See :meth:`BudgetStore.epoch`."""
+        epoch_key, _, accepted_key = legacy_epoch_keys(self.config.key_prefix)
+        client = self._aclient()
+        with wrap_errors("epoch"):
+            legacy = await self._agate().run(
+                lambda: cast("Awaitable[list[Any]]", client.mget([epoch_key, accepted_key]))
+            )
+        self._layout_checked(legacy)
         keys = epoch_keys(self.config.key_prefix)
         current, lost = await self._arun("epoch", "epoch", keys, [candidate, known or ""])
         return EpochState(_text(current), bool(lost))

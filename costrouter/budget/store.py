@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, Self
 
-from costrouter.config.budget_ref import BudgetRef, key_part
+from costrouter.config.budget_ref import BudgetRef, key_part, layout_prefix
 from costrouter.money import MAX_COUNTER_UNITS
 from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule
 
@@ -93,13 +93,13 @@ def make_status(budget: BudgetRef, window_id: str, spent: int, held: int, holds:
 
 
 def top_key(prefix: str, budget: BudgetRef) -> str:
-    """The hash tag of the largest-spender index of a budget: ``{prefix:top:name}``."""
-    return "{" + f"{prefix}:top:{key_part(budget.name)}" + "}"
+    """The hash tag of the largest-spender index of a budget: ``{prefix:v2:top:name}``."""
+    return "{" + f"{layout_prefix(prefix)}:top:{key_part(budget.name)}" + "}"
 
 
 def token_ratio_key(prefix: str) -> str:
-    """The hash of learned prompt-token ratios by deployment id: ``{prefix:token-ratios}``."""
-    return "{" + f"{prefix}:token-ratios" + "}"
+    """The hash of learned prompt-token ratios by deployment id: ``{prefix:v2:token-ratios}``."""
+    return "{" + f"{layout_prefix(prefix)}:token-ratios" + "}"
 
 
 def check_ratio(ratio: float, rule: RatioRule) -> None:
@@ -130,8 +130,8 @@ def parse_ratio_record(raw: str, now: float) -> LearnedRatio | None:
 
 
 def epoch_keys(prefix: str) -> list[str]:
-    """The epoch key, its lost flag and its accepted epoch: one hash tag, no budget's."""
-    base = "{" + f"{prefix}:epoch" + "}"
+    """The epoch key, its lost flag and its accepted epoch: one hash tag, no budget's (``{prefix:v2:epoch}``)."""
+    base = "{" + f"{layout_prefix(prefix)}:epoch" + "}"
     return [base, f"{base}:lost", f"{base}:accepted"]
 
 

@@ -756,6 +756,61 @@ def accept_loss(budgets: BudgetsOption = None, redis: RedisOption = None) -> Non
 @budget_app.command(
     epilog=(
         "Examples:\n\n"
+        "  costrouter budget migrate --budgets configs/budgets.yaml --dry-run\n\n"
+        "  costrouter budget migrate --budgets configs/budgets.yaml\n\n"
+        "Carries the budget keys of costrouter 0.2 (unversioned layout, micro-dollars) over to this\n"
+        "version's layout: spend, live holds, call records, leases, alert flags, top index, token ratios.\n"
+        "0.2 processes of the store refuse their calls from the start of the run; run it again at any\n"
+        "time (it carries over only what is new). See docs/budgets.md, 'Migrating from 0.2'.\n\n"
+        f"{_STORE_EPILOG}"
+    )
+)
+def migrate(
+    budgets: BudgetsOption = None,
+    redis: RedisOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be carried over; write nothing.")] = False,
+    fence_wait: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=3600,
+            help="Seconds to wait after fencing for running 0.2 processes to check their epoch (default 35).",
+        ),
+    ] = None,
+) -> None:
+    """Carry a store's costrouter 0.2 budget keys over to this version's layout and money unit."""
+    from costrouter.budget.factory import redis_store_of
+    from costrouter.budget.migrate import FENCE_WAIT_SECONDS, Migration
+    from costrouter.budget.redis import wrap_errors
+
+    policy, _ = _load_budget_policy(budgets, redis)
+    console = _console()
+    with _open_store(policy, redis) as store, _store_errors():
+        redis_store = redis_store_of(store)
+        if redis_store is None:
+            _fail(_MEMORY_STORE_NOTE, ExitCode.MEMORY_STORE)
+        prefix = policy.store.key_prefix
+        console.print(f"store: redis at {mask_url(redis_store.url)}, key prefix {prefix!r}", markup=False)
+        migration = Migration(
+            redis_store.client,
+            prefix,
+            fence_wait=FENCE_WAIT_SECONDS if fence_wait is None else fence_wait,
+            echo=lambda line: console.print(line, markup=False),
+        )
+        try:
+            with wrap_errors("migrate"):
+                summary = migration.dry_run() if dry_run else migration.run()
+        except ValueError as error:
+            _fail(f"migration stopped on a 0.2 key it cannot read (nothing of it was written): {error}")
+    for line in summary.lines(dry_run=dry_run):
+        console.print(line, markup=False)
+    if summary.problems:
+        raise typer.Exit(int(ExitCode.STORE_UNAVAILABLE))
+
+
+@budget_app.command(
+    epilog=(
+        "Examples:\n\n"
         "  costrouter budget reset session sess-42\n\n"
         "  costrouter budget reset user alice --name user-daily --yes\n\n"
         f"{_STORE_EPILOG}"

@@ -7,8 +7,17 @@ stores (:mod:`costrouter.budget`) keep each instance's spend and holds under :fu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from costrouter.config.windows import WindowSpec
+
+KEY_LAYOUT_VERSION: Final = "v2"
+"""The layout of costrouter's Redis keys, written after the user's prefix in every key.
+
+``v2`` (0.3): amounts in :data:`costrouter.money.UNITS_PER_USD` units. The unversioned layout
+of 0.2 held micro-dollars; ``costrouter budget migrate`` carries it over
+(:mod:`costrouter.budget.migrate`).
+"""
 
 GLOBAL_SCOPE_ID = "*"
 """The scope id of a ``global`` budget."""
@@ -33,7 +42,12 @@ def key_part(text: str) -> str:
     return text.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
 
 
+def layout_prefix(prefix: str) -> str:
+    """The user's key prefix followed by the key layout version: ``prefix:v2``."""
+    return f"{prefix}:{KEY_LAYOUT_VERSION}"
+
+
 def budget_key(prefix: str, budget: BudgetRef) -> str:
-    """The hash tag shared by every key of one budget instance: ``{prefix:name:scope:id}``."""
-    parts = (prefix, key_part(budget.name), budget.scope, key_part(budget.scope_id))
+    """The hash tag shared by every key of one budget instance: ``{prefix:v2:name:scope:id}``."""
+    parts = (layout_prefix(prefix), key_part(budget.name), budget.scope, key_part(budget.scope_id))
     return "{" + ":".join(parts) + "}"

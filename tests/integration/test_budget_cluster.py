@@ -79,7 +79,8 @@ def _unconfirmed(caplog: pytest.LogCaptureFixture) -> set[str]:
 def _lost(url: str, store: RedisBudgetStore, budget: BudgetRef, call_ids: set[str]) -> set[str]:
     """The acknowledged settles that the cluster (reached through a live node's ``url``) no longer has as settled."""
     client = redis.cluster.RedisCluster.from_url(url, decode_responses=True)
-    records = client.hmget(f"{budget_key(store.config.key_prefix, budget)}:calls", sorted(call_ids))
+    fields = [f"c:{call_id}" for call_id in sorted(call_ids)]
+    records = client.hmget(f"{budget_key(store.config.key_prefix, budget)}:c", fields)
     client.close()
     return {call_id for call_id, record in zip(sorted(call_ids), records, strict=True) if "settled" not in str(record)}
 
@@ -134,7 +135,7 @@ def test_threads_keep_exact_books_through_a_failover(
             thread.start()
         try:
             _wait_for(ledger, AFTER)
-            private_cluster.kill_master(f"{budget_key(prefix, budget)}:calls")  # mid-run, the budget's own slot
+            private_cluster.kill_master(f"{budget_key(prefix, budget)}:c")  # mid-run, the budget's own slot
             _wait_for(ledger, len(ledger.acked) + AFTER)
         finally:
             stop.set()
@@ -189,7 +190,7 @@ def test_async_tasks_keep_exact_books_through_a_failover(
             workers = [asyncio.create_task(worker(number)) for number in range(TASKS)]
             try:
                 await acked(AFTER)
-                await asyncio.to_thread(private_cluster.kill_master, f"{budget_key(prefix, budget)}:calls")
+                await asyncio.to_thread(private_cluster.kill_master, f"{budget_key(prefix, budget)}:c")
                 await acked(len(ledger.acked) + AFTER)
             finally:
                 stop.set()

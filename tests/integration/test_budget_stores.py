@@ -22,7 +22,7 @@ from costrouter.budget.leases import LeasedStore
 from costrouter.budget.memory import MemoryBudgetStore
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import BudgetStore
-from costrouter.config.budget_ref import budget_key
+from costrouter.config.budget_ref import KEY_LAYOUT_VERSION, budget_key
 from costrouter.config.budgets import StoreConfig
 from costrouter.config.windows import parse_window, window_at
 from costrouter.errors import BudgetStoreError
@@ -380,19 +380,20 @@ def test_keys_of_one_budget_share_a_hash_tag_and_expire(redis_backend: Backend) 
     try:
         keys = sorted(client.scan_iter(match=f"*{redis_backend.prefix}*"))
         tag = budget_key(redis_backend.prefix, fixed)
-        assert tag == "{" + f"{redis_backend.prefix}:hourly:session:s%7B1%7D%3Ax" + "}"
+        assert tag == "{" + f"{redis_backend.prefix}:{KEY_LAYOUT_VERSION}:hourly:session:s%7B1%7D%3Ax" + "}"
         window = store.status(fixed).window_id
         fixed_keys = [key for key in keys if key.startswith(tag)]
-        assert sorted(fixed_keys) == sorted([f"{tag}:calls", f"{tag}:expiry", f"{tag}:w:{window}"])
+        assert sorted(fixed_keys) == sorted([f"{tag}:c", f"{tag}:w:{window}"])
         assert len({key_slot(key.encode()) for key in fixed_keys}) == 1
         assert 0 < cast("int", client.ttl(f"{tag}:w:{window}")) <= 3600 + 300
-        assert 0 < cast("int", client.ttl(f"{tag}:calls")) <= 86400 + 1
+        # The records hash outlives its records' retention (24 h) by half of it at most.
+        assert 86400 < cast("int", client.ttl(f"{tag}:c")) <= 86400 * 3 // 2 + 1
         total_tag = budget_key(redis_backend.prefix, total)
         assert client.ttl(f"{total_tag}:w:total") == -1
         # c2 was settled without a hold: counted as an unheld settle.
         expected = {"spent": "100", "held": "100", "holds": "1", "unheld": "1"}
         assert client.hgetall(f"{total_tag}:w:total") == expected
-        assert f"{{{redis_backend.prefix}:top:hourly}}:{window}" in keys
+        assert f"{{{redis_backend.prefix}:{KEY_LAYOUT_VERSION}:top:hourly}}:{window}" in keys
     finally:
         client.close()
 
@@ -407,7 +408,7 @@ def test_holds_whose_call_index_is_gone_are_not_counted(redis_backend: Backend) 
     try:
         for heals in ("status", "reserve", "settle"):
             assert store.reserve(budget, f"held-{heals}", 600, enforce=True).granted
-            client.delete(f"{tag}:calls", f"{tag}:expiry")
+            client.delete(f"{tag}:c")
             if heals == "status":
                 status = store.status(budget)
                 assert (status.held_units, status.active_holds) == (0, 0)

@@ -19,8 +19,9 @@ def _defined(name: str) -> list[str]:
 def test_a_script_carries_what_it_calls_and_what_those_call() -> None:
     # window.lua calls window_of, which formats a fixed window's start with int, which saturates (sat).
     assert _defined("window") == ["sat", "int", "window_of"]
-    # renew.lua: the clock, a score, the record split and the expiry refresh; no window code.
-    assert _defined("renew") == ["server_now", "score_at", "sat", "int", "decode", "touch"]
+    # renew.lua: the clock, the record split and join, a push on the hold queue's text and the
+    # records' write; no window code, and none of the queue tools a sweep builds.
+    assert _defined("renew") == ["server_now", "decode", "encode", "push_text", "due_at", "write_records"]
 
 
 def test_a_script_that_calls_no_helper_carries_none() -> None:

@@ -1,6 +1,6 @@
 -- One message of a process's lease on a budget instance: charge what its calls settled,
 -- drop the old hold, and hold again what its calls in flight need plus a fresh slice.
--- KEYS: calls, expiry index (the call holds' sweep), and (standalone Redis only) the
+-- KEYS: the records hash (the call holds' sweep), and (standalone Redis only) the
 -- largest-spender index base.
 -- ARGV: base, owner, lease window ('' for none), seq, charge, in flight, need, enforce (1/0),
 -- extra max, fraction (millionths), extra min, lease ttl, window kind, window seconds,
@@ -13,7 +13,7 @@
 -- calls that asked for it). need is granted iff free - inflight >= need; inflight is always
 -- held (those calls were granted already).
 -- Returns {granted, hold, spent, held, window, window end, alerts (comma list), replayed}.
-local calls, index, base = KEYS[1], KEYS[2], ARGV[1]
+local rkey, base = KEYS[1], ARGV[1]
 local owner, old_window, seq = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local charge, inflight, need = sat(tonumber(ARGV[5])), sat(tonumber(ARGV[6])), sat(tonumber(ARGV[7]))
 local enforce = ARGV[8] == '1'
@@ -23,7 +23,7 @@ local hold_ttl, record_ttl, limit = tonumber(ARGV[15]), tonumber(ARGV[16]), tonu
 local field = 'l:' .. owner
 
 local now, t = server_now()
-sweep(calls, index, base, now, record_ttl, t)
+local rv = records(rkey, base, '', now, record_ttl, t)
 local window, window_end = window_of(kind, seconds, now)
 local wkey = base .. ':w:' .. window
 local expiry = 0
@@ -65,15 +65,15 @@ if charge > 0 then
       fired[#fired + 1] = ARGV[i]
     end
   end
-  if KEYS[3] then
-    local top = KEYS[3] .. ':' .. string.sub(ckey, #base + 4)
+  if KEYS[2] then
+    local top = KEYS[2] .. ':' .. string.sub(ckey, #base + 4)
     redis.call('ZINCRBY', top, int(charge), ARGV[18])
     if expiry > 0 then redis.call('EXPIREAT', top, expiry) end
   end
 end
 
 -- The new hold, in the current window.
-local spent, call_held, _, lease_held = window_state(index, wkey, now, record_ttl, false)
+local spent, call_held, _, lease_held = window_state(rv[4] and true or false, wkey, now, record_ttl)
 local held = sat(call_held + lease_held)
 local free = limit - spent - held
 local granted = free - inflight >= need

@@ -1,27 +1,36 @@
 -- Helpers shared by the budget scripts: costrouter/budget/redis.py puts the ones a script uses
 -- (this file holds only top-level local functions) in front of it before registering it.
 --
--- Keys of one budget instance, all under the hash tag {prefix:name:scope:id} (= base):
---   base .. ':calls'        hash  call id -> record (see encode/decode below)
---   base .. ':expiry'       zset  call id scored by when its hold (or its record) expires
---   base .. ':w:' .. window hash  spent, held, holds (count), alert:<threshold> flags
--- Amounts are integers of units (nano-dollars: costrouter.money).
+-- Keys of one budget instance, all under the hash tag {prefix:v2:name:scope:id} (= base):
+--   base .. ':c'            hash  the call records and their two expiry queues (see below)
+--   base .. ':w:' .. window hash  spent, held, holds (count), unheld, alert:<threshold> flags,
+--                                 and the process leases (see lease_decode)
+-- Amounts are integers of costrouter.money units (nano-dollars).
+--
+-- The records hash ':c' (one key: a call reads it with one HMGET and writes it with one HSET):
+--   'c:' .. call id   the call's record (see decode)
+--   'h' .. n          due|call id: the hold queue, one entry a hold taken or renewed
+--   'r' .. n          due|call id: the retention queue, one entry a record that is done
+--   'hq', 'rq'        head|tail|due|call id: the next entry to pop, the next to write, and the
+--                     head entry's due and call id (so that the HMGET alone says when one is
+--                     due; the head has no field of its own: a queue of one is its state only)
+--   't'               when the hash's TTL was last pushed (to 1.5 record ttl from then; pushed
+--                     again once half a record ttl passed, so a record outlives its retention)
+-- Every hold entry is written due now + hold ttl and every retention entry now + record ttl, so
+-- each queue is in due order and its head is its earliest: a sweep pops only what is due, up
+-- to 16 entries a queue, and reads nothing more while nothing is (the record's own due decides:
+-- an entry whose record was renewed, settled or rewritten since is dropped when popped).
 --
 -- Server time matters here (every budgeted call runs a reserve and a settle): each function a
 -- script carries is a closure Redis builds on every call of it, so scripts carry only those they
 -- use; what runs on every reserve and settle hands redis.call strings, not Lua numbers (Redis
--- formats a number argument with %.17g, a zset score with a fraction costing the most), and cuts
--- a record in one string.match, not a loop that grows a table.
+-- formats a number argument with %.17g), and cuts a record in one string.match, not a loop that
+-- grows a table.
 
 -- The server's clock: now (seconds, a number), and the TIME reply {seconds, microseconds}.
 local function server_now()
   local t = redis.call('TIME')
   return tonumber(t[1]) + tonumber(t[2]) / 1000000, t
-end
-
--- The text of now + `offset` (whole seconds) as a zset score, from the TIME reply.
-local function score_at(t, offset)
-  return string.format('%d.', tonumber(t[1]) + offset) .. string.sub('00000' .. t[2], -6)
 end
 
 -- A counter's value held at the largest integer a Lua number keeps exactly (2^53 - 1, as
@@ -90,17 +99,18 @@ local function window_of(kind, seconds, now)
   return string.format('%04d-%02d', y, m), days_from_civil(ny, nm, 1) * 86400
 end
 
--- A call record: state|hold|window|window_expiry|granted|spent0|held0|charged|spent1|held1|alerts
+-- A call record: state|hold|window|window_expiry|granted|spent0|held0|charged|spent1|held1|alerts|due
 -- state: held, refused, expired (hold dropped unsettled), settled, released;
 -- window_expiry: when the window's counters expire (0: never); spent0/held0: the window
--- before the reserve; charged/spent1/held1/alerts: the outcome of the settle or release.
+-- before the reserve; charged/spent1/held1/alerts: the outcome of the settle or release;
+-- due: when a held record's hold expires, else when the record may be forgotten.
 local function decode(raw)
-  local a, b, c, d, e, f, g, h, i, j, k = string.match(raw,
-    '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  local a, b, c, d, e, f, g, h, i, j, k, l = string.match(raw,
+    '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
   if a then
-    return {a, b, c, d, e, f, g, h, i, j, k}
+    return {a, b, c, d, e, f, g, h, i, j, k, l}
   end
-  -- Not a call record's 11 fields (a lease's 4): split on every '|'.
+  -- Not a call record's 12 fields (a lease's 4): split on every '|'.
   local r = {}
   for part in string.gmatch(raw .. '|', '([^|]*)|') do
     r[#r + 1] = part
@@ -177,16 +187,16 @@ local function counters(wkey, now, record_ttl)
   return num(v[1]), sat(num(v[2]) + num(v[4])), num(v[3])
 end
 
--- A window's counters for a reserve or settle, healed, in one read (plus one EXISTS only when
--- some call hold shows and the call index is not known to live): spent, call held, holds,
+-- A window's counters for a reserve or settle, healed, in one read: spent, call held, holds,
 -- lease held, whether the hash has any of these fields, and the HMGET reply (spent, held, holds,
--- lh, lx as stored; false when missing).
--- With no call index left, no hold is live: a counter still showing some is stale.
-local function window_state(index, wkey, now, record_ttl, index_live)
+-- lh, lx as stored; false when missing). `records_live`: the instance's records hash exists
+-- (its 't' field was read); with no records hash, no call hold is live, so a counter still
+-- showing some is stale.
+local function window_state(records_live, wkey, now, record_ttl)
   local v = read_window(wkey, now, record_ttl)
   -- Redis gives a missing field as false (num() inline: a field is mostly there, 'lh' mostly not).
   local held, holds = v[2] and tonumber(v[2]) or 0, v[3] and tonumber(v[3]) or 0
-  if (held ~= 0 or holds ~= 0) and not index_live and redis.call('EXISTS', index) == 0 then
+  if (held ~= 0 or holds ~= 0) and not records_live then
     redis.call('HSET', wkey, 'held', '0', 'holds', '0')
     held, holds = 0, 0
   end
@@ -206,35 +216,153 @@ local function drop_hold(base, r)
   end
 end
 
--- Drop up to 16 expired holds out of `held`; forget records past their retention.
--- `t` is the TIME reply that `now` was read from (see server_now).
-local function sweep(calls, index, base, now, record_ttl, t)
-  local due = redis.call('ZRANGEBYSCORE', index, '-inf', t[1] .. '.' .. string.sub('00000' .. t[2], -6),
-    'LIMIT', '0', '16')
-  if #due == 0 then
-    return
-  end
-  local retained = score_at(t, record_ttl)
-  for _, id in ipairs(due) do
-    local raw = redis.call('HGET', calls, id)
-    local r = raw and decode(raw)
-    if r and r[1] == 'held' then
-      drop_hold(base, r)
-      r[1] = 'expired'
-      redis.call('HSET', calls, id, table.concat(r, '|'))
-      redis.call('ZADD', index, retained, id)
-    else
-      redis.call('HDEL', calls, id)
-      redis.call('ZREM', index, id)
+-- The queue helpers (built only by the scripts that pop or rebuild a queue: a sweep, a reset,
+-- a migration; a reserve or settle pushes on the state's text with push_text):
+-- queue(text) -> q, queue_text(q) -> text, push(q, name, due, id, w), advance(rkey, q, name, gone).
+local function queue_tools()
+  -- A queue's state from its 'hq'/'rq' field: {head, tail, head due (number or nil), head call
+  -- id, head due as text}.
+  local function queue(text)
+    if text and text ~= '0|0||' then
+      local head, tail, due, id = string.match(text, '^(%d+)|(%d+)|([^|]*)|(.*)$')
+      if head then
+        return {tonumber(head), tonumber(tail), tonumber(due), id, due}
+      end
     end
+    return {0, 0, nil, '', ''}
   end
+
+  -- The text of a queue's state.
+  local function queue_text(q)
+    return string.format('%d|%d|', q[1], q[2]) .. q[5] .. '|' .. q[4]
+  end
+
+  -- Add an entry (due: text of a time, see due_at) to queue q named `name` ('h' or 'r'): the
+  -- head lives in the queue's state only, every later entry in a field of its own, which goes
+  -- (with its value) into `w`, the fields of the HSET the script ends with.
+  local function push(q, name, due, id, w)
+    if q[1] == q[2] then
+      q[3], q[4], q[5] = tonumber(due), id, due
+    else
+      w[#w + 1] = name .. string.format('%d', q[2])
+      w[#w + 1] = due .. '|' .. id
+    end
+    q[2] = q[2] + 1
+  end
+
+  -- Drop queue q's head; the next entry becomes the head (its field is read, and goes into `gone`).
+  local function advance(rkey, q, name, gone)
+    q[1] = q[1] + 1
+    if q[1] >= q[2] then
+      q[1], q[2], q[3], q[4], q[5] = 0, 0, nil, '', ''
+      return
+    end
+    local field = name .. string.format('%d', q[1])
+    local due, id = string.match(redis.call('HGET', rkey, field) or '', '^([^|]*)|(.*)$')
+    gone[#gone + 1] = field
+    q[3], q[4], q[5] = tonumber(due) or 0, id or '', due or '0'
+  end
+
+  return queue, queue_text, push, advance
 end
 
--- Keep the call records and their index for `record_ttl` (+ 1 s) after this write; `ttl` is
--- that text (int(record_ttl + 1)).
-local function touch(calls, index, ttl)
-  redis.call('EXPIRE', calls, ttl)
-  redis.call('EXPIRE', index, ttl)
+-- push on a queue's state as text (what a reserve or settle read), without a table: the new text.
+local function push_text(text, name, due, id, w)
+  if not text or text == '0|0||' then
+    return '0|1|' .. due .. '|' .. id
+  end
+  local head, tail, rest = string.match(text, '^(%d+)|(%d+)|(.*)$')
+  w[#w + 1] = name .. tail
+  w[#w + 1] = due .. '|' .. id
+  return head .. '|' .. string.format('%d', tonumber(tail) + 1) .. '|' .. rest
+end
+
+-- The text of the moment `offset` (whole seconds) after the TIME reply t, to the microsecond (a
+-- hold's expiry), or with `whole`, rounded up to the second (a retention: shorter to keep).
+local function due_at(t, offset, whole)
+  if whole then
+    return string.format('%d', tonumber(t[1]) + 1 + offset)
+  end
+  return string.format('%d.', tonumber(t[1]) + offset) .. string.sub('00000' .. t[2], -6)
+end
+
+-- Pop what is due in the records hash's queues (up to 16 entries each): forget records past
+-- their retention, turn holds past their expiry into 'expired' records (dropped out of their
+-- window's held). `v`: the hash's {record, hq, rq, t} as read.
+local function sweep(rkey, base, v, now, record_ttl, t)
+  local queue, queue_text, push, advance = queue_tools()
+  local hq, rq = queue(v[2]), queue(v[3])
+  local w, gone = {}, {}
+  -- Retention first: the hold pass below writes retention entries, never due in this sweep.
+  local n = 0
+  while rq[1] < rq[2] and rq[3] <= now and n < 16 do
+    n = n + 1
+    local raw = redis.call('HGET', rkey, 'c:' .. rq[4])
+    local r = raw and decode(raw)
+    if r and r[1] ~= 'held' and (tonumber(r[12]) or 0) <= now then
+      gone[#gone + 1] = 'c:' .. rq[4]
+    end
+    advance(rkey, rq, 'r', gone)
+  end
+  n = 0
+  local retained = due_at(t, record_ttl, true)
+  while hq[1] < hq[2] and hq[3] <= now and n < 16 do
+    n = n + 1
+    local id = hq[4]
+    local raw = redis.call('HGET', rkey, 'c:' .. id)
+    local r = raw and decode(raw)
+    if r and r[1] == 'held' and (tonumber(r[12]) or 0) <= now then
+      drop_hold(base, r)
+      r[1], r[12] = 'expired', retained
+      w[#w + 1] = 'c:' .. id
+      w[#w + 1] = encode(r)
+      push(rq, 'r', retained, id, w)
+    end
+    advance(rkey, hq, 'h', gone)
+  end
+  if #gone > 0 then
+    redis.call('HDEL', rkey, unpack(gone))
+  end
+  w[#w + 1] = 'hq'
+  w[#w + 1] = queue_text(hq)
+  w[#w + 1] = 'rq'
+  w[#w + 1] = queue_text(rq)
+  redis.call('HSET', rkey, unpack(w))
+end
+
+-- Whether a queue's state (as text, or false) says its head is due at `now` (no table built).
+local function due_by(text, now)
+  if not text or text == '0|0||' then
+    return false
+  end
+  local due = tonumber(string.match(text, '^%d+|%d+|([^|]*)|'))
+  return due ~= nil and due <= now
+end
+
+-- The records hash's fields for call `id`: {record, hq, rq, t} (false when missing), after
+-- sweeping what is due.
+local function records(rkey, base, id, now, record_ttl, t)
+  local v = redis.call('HMGET', rkey, 'c:' .. id, 'hq', 'rq', 't')
+  if due_by(v[2], now) or due_by(v[3], now) then
+    sweep(rkey, base, v, now, record_ttl, t)
+    v = redis.call('HMGET', rkey, 'c:' .. id, 'hq', 'rq', 't')
+  end
+  return v
+end
+
+-- Write the records hash's fields `w` (one HSET) and push its TTL when due: the hash lives 1.5
+-- record ttl (+ 1 s) past the push, pushed again once half a record ttl passed (`stamp`: the 't'
+-- field as read), so every record outlives its retention by that hash TTL alone.
+local function write_records(rkey, w, stamp, now, record_ttl)
+  local push_ttl = not stamp or now - tonumber(stamp) >= record_ttl / 2
+  if push_ttl then
+    w[#w + 1] = 't'
+    w[#w + 1] = string.format('%d', now)
+  end
+  redis.call('HSET', rkey, unpack(w))
+  if push_ttl then
+    redis.call('EXPIRE', rkey, string.format('%d', record_ttl * 1.5 + 1))
+  end
 end
 
 local function expire_window(wkey, expiry)
@@ -247,12 +375,10 @@ end
 -- reserve.lua); `t` is the TIME reply `now` was read from. Returns {granted, spent before,
 -- held before, window id, replayed}.
 local function reserve_one(base, call_id, amount, limit, enforce, kind, seconds, hold_ttl, record_ttl, now, t)
-  local calls, index = base .. ':calls', base .. ':expiry'
-  sweep(calls, index, base, now, record_ttl, t)
-
-  local raw = redis.call('HGET', calls, call_id)
-  if raw then
-    local r = decode(raw)
+  local rkey = base .. ':c'
+  local rv = records(rkey, base, call_id, now, record_ttl, t)
+  if rv[1] then
+    local r = decode(rv[1])
     return {tonumber(r[5]), tonumber(r[6]), tonumber(r[7]), r[3], 1}
   end
 
@@ -260,7 +386,7 @@ local function reserve_one(base, call_id, amount, limit, enforce, kind, seconds,
   local expiry = 0
   if window_end > 0 then expiry = window_end + hold_ttl end
   local wkey = base .. ':w:' .. window
-  local spent, call_held, holds, lease_held, _, v = window_state(index, wkey, now, record_ttl, false)
+  local spent, call_held, holds, lease_held, _, v = window_state(rv[4] and true or false, wkey, now, record_ttl)
   local held = call_held + lease_held
   local n = sat(tonumber(amount))
   local granted = spent + held + n <= limit
@@ -273,16 +399,19 @@ local function reserve_one(base, call_id, amount, limit, enforce, kind, seconds,
     held_text = v[2]
   end
   local before = '|' .. window .. '|' .. (expiry > 0 and int(expiry) or '0') .. '|' .. (granted and '1' or '0')
-    .. '|' .. (v[1] or '0') .. '|' .. held_text .. '|0|0|0|'
+    .. '|' .. (v[1] or '0') .. '|' .. held_text .. '|0|0|0||'
+  local w
   if granted or not enforce then
     redis.call('HSET', wkey, 'held', int(call_held + n), 'holds', int(holds + 1))
     expire_window(wkey, expiry)
-    redis.call('ZADD', index, score_at(t, hold_ttl), call_id)
-    redis.call('HSET', calls, call_id, 'held|' .. int(n) .. before)
+    local due = due_at(t, hold_ttl)
+    w = {'hq', false, 'c:' .. call_id, 'held|' .. int(n) .. before .. due}
+    w[2] = push_text(rv[2], 'h', due, call_id, w)
   else
-    redis.call('ZADD', index, score_at(t, record_ttl), call_id)
-    redis.call('HSET', calls, call_id, 'refused|0' .. before)
+    local due = due_at(t, record_ttl, true)
+    w = {'rq', false, 'c:' .. call_id, 'refused|0' .. before .. due}
+    w[2] = push_text(rv[3], 'r', due, call_id, w)
   end
-  touch(calls, index, int(record_ttl + 1))
+  write_records(rkey, w, rv[4], now, record_ttl)
   return {granted and 1 or 0, sat(spent), sat(held), window, 0}
 end

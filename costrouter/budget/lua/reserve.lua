@@ -1,5 +1,5 @@
 -- Check and hold an amount for one call.
--- KEYS: calls, expiry index (base .. ':calls', base .. ':expiry'). ARGV: base, call id,
+-- KEYS: the records hash (base .. ':c'). ARGV: base, call id,
 -- amount, limit, enforce (1/0), window kind, window seconds, hold ttl, record ttl.
 -- Returns {granted, spent before, held before, window id, replayed}.
 -- (The window seconds and ttls stay text: Lua's arithmetic converts them where used.)

@@ -2,7 +2,7 @@
 -- (standalone Redis: their keys may lie in different cluster slots). The same as one reserve
 -- script per budget run back to back: it stops after the first enforcing budget that refuses,
 -- and the client releases the holds taken before it, as it does after separate reserves.
--- KEYS: calls and expiry index of each budget, in order (2 a budget).
+-- KEYS: the records hash of each budget, in order.
 -- ARGV: call id, amount, hold ttl, record ttl, then per budget: base, limit, enforce (1/0),
 -- window kind, window seconds.
 -- Returns one reserve reply per budget tried (see reserve.lua).

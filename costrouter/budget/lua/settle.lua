@@ -1,11 +1,11 @@
 -- Charge the actual amount of a call in place of its hold, or release the hold.
--- KEYS: calls, expiry index, and (standalone Redis only) the largest-spender index base.
+-- KEYS: the records hash (base .. ':c'), and (standalone Redis only) the largest-spender index base.
 -- ARGV: base, call id, amount, release (1/0), window kind, window seconds, hold ttl,
 -- record ttl, scope id, then pairs of alert threshold label and units.
 -- Returns {state, charged, spent after, held after, window id, alerts (comma list),
 -- replayed, window expiry, unheld (1: a charge that found no live hold: expired, reset or
 -- never taken; counted in the window's 'unheld' field)}.
-local calls, index, base = KEYS[1], KEYS[2], ARGV[1]
+local rkey, base = KEYS[1], ARGV[1]
 local call_id, release = ARGV[2], ARGV[4] == '1'
 local amount = sat(tonumber(ARGV[3]))
 local amount_text = int(amount)
@@ -13,10 +13,8 @@ local kind, seconds = ARGV[5], ARGV[6]
 local hold_ttl, record_ttl = tonumber(ARGV[7]), tonumber(ARGV[8])
 
 local now, t = server_now()
-sweep(calls, index, base, now, record_ttl, t)
-
-local raw = redis.call('HGET', calls, call_id)
-local r = raw and decode(raw)
+local rv = records(rkey, base, call_id, now, record_ttl, t)
+local r = rv[1] and decode(rv[1])
 if r and (r[1] == 'settled' or r[1] == 'released') then
   return {r[1], tonumber(r[8]), tonumber(r[9]), tonumber(r[10]), r[3], r[11], 1, tonumber(r[4]), 0}
 end
@@ -33,8 +31,7 @@ else
 end
 local wkey = base .. ':w:' .. window
 local live = r and r[1] == 'held'
--- A live hold keeps its call id in the index: the index lives, no heal check needed.
-local spent, call_held, holds, lease_held, present = window_state(index, wkey, now, record_ttl, live)
+local spent, call_held, holds, lease_held, present = window_state(rv[4] and true or false, wkey, now, record_ttl)
 -- The window's counters after the settle, written in one HSET (a dropped hold and the charge).
 local dropped = false
 if live and r[3] == window then
@@ -83,16 +80,23 @@ end
 local granted, spent0, held0 = '0', '0', '0'
 if r then granted, spent0, held0 = r[5], r[6], r[7] end
 -- On Redis Cluster the index lives in another slot: the client updates it instead.
-if KEYS[3] and charged > 0 then
-  local top = KEYS[3] .. ':' .. window
+if KEYS[2] and charged > 0 then
+  local top = KEYS[2] .. ':' .. window
   redis.call('ZINCRBY', top, amount_text, ARGV[9])
   if expiry > 0 then redis.call('EXPIREAT', top, int(expiry)) end
 end
 
-redis.call('HSET', calls, call_id, state .. '|' .. (r and r[2] or '0') .. '|' .. window .. '|'
+local due = due_at(t, record_ttl, true)
+local w = {'c:' .. call_id, state .. '|' .. (r and r[2] or '0') .. '|' .. window .. '|'
   .. (expiry > 0 and int(expiry) or '0') .. '|' .. granted .. '|' .. spent0 .. '|' .. held0 .. '|'
   .. (charged > 0 and amount_text or '0') .. '|' .. spent_text .. '|'
-  .. ((lease_held == 0 and held_text) or int(held)) .. '|' .. alerts)
-redis.call('ZADD', index, score_at(t, record_ttl), call_id)
-touch(calls, index, int(record_ttl + 1))
+  .. ((lease_held == 0 and held_text) or int(held)) .. '|' .. alerts .. '|' .. due, 'rq', false}
+w[4] = push_text(rv[3], 'r', due, call_id, w)
+-- A hold queue of this call's entry alone is emptied now (a session's calls one at a time); an
+-- entry behind others is dropped when it comes due, its record no longer held.
+if live and rv[2] == '0|1|' .. r[12] .. '|' .. call_id then
+  w[#w + 1] = 'hq'
+  w[#w + 1] = '0|0||'
+end
+write_records(rkey, w, rv[4], now, record_ttl)
 return {state, charged, spent, held, window, alerts, 0, expiry, unheld}
