@@ -34,8 +34,8 @@ from costrouter.otel.attempts import CALL_ID_KEY, attempt_tracker
 from costrouter.proxy.payer import METADATA_KEYS, payer
 from costrouter.proxy.refusal import refusal_exception
 from costrouter.routing.calls import RoutedCall
+from costrouter.routing.engine import CallEngine
 from costrouter.routing.operations import CHAT, EMBEDDING, RESPONSES, TEXT_COMPLETION, Operation
-from costrouter.routing.router import CostRouter
 from costrouter.routing.streaming import StreamEnd, StreamTally, stream_finish_flow
 
 logger = logging.getLogger("costrouter")
@@ -96,12 +96,13 @@ def _call_id(data: Mapping[str, Any]) -> str | None:
 class CostRouterProxyHandler(CustomLogger):
     """Holds, prices and traces every request the LiteLLM proxy routes (see the module docstring).
 
-    Built on its first request from the proxy's ``config.yaml`` (its ``model_list`` and
-    ``router_settings``, read by the loader of :meth:`CostRouter.from_files`) and the
-    ``COSTROUTER_*`` settings; ``router`` is given in tests to skip that.
+    Built when the proxy loads its ``config.yaml`` (its ``model_list`` and ``router_settings``,
+    read by the loader of :meth:`CostRouter.from_files`) and the ``COSTROUTER_*`` settings, as a
+    :class:`CallEngine`: budgets, telemetry and pricing without a LiteLLM Router of its own (the
+    proxy's Router is the process's only one). ``router`` is given in tests to skip that.
     """
 
-    def __init__(self, router: CostRouter | None = None) -> None:
+    def __init__(self, router: CallEngine | None = None) -> None:
         super().__init__()
         self._router = router
         self._build_lock = threading.Lock()
@@ -112,7 +113,7 @@ class CostRouterProxyHandler(CustomLogger):
             self._router = self._build()
 
     @property
-    def router(self) -> CostRouter:
+    def router(self) -> CallEngine:
         """The costrouter the hooks run on (built from the proxy's config on first use)."""
         if self._router is None:
             with self._build_lock:
@@ -121,10 +122,10 @@ class CostRouterProxyHandler(CustomLogger):
         return self._router
 
     @staticmethod
-    def _build() -> CostRouter:
+    def _build() -> CallEngine:
         settings = Settings()
         path = config_path()
-        router = CostRouter.from_files(path, settings.budgets, settings=settings)
+        router = CallEngine.from_files(path, settings.budgets, settings=settings)
         logger.info("costrouter.proxy: holding and tracing the proxy's calls (%s)", path)
         return router
 
