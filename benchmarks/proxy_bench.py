@@ -7,6 +7,9 @@ Three runs of each, a fresh proxy process each run, the provider double upstream
   alone: a per-deployment ``max_budget``, the only cap it enforces without its database; with
   the plugin: a costrouter session budget in Redis). Completed calls, the provider's bill, the
   overspend, and how long refused requests waited for their answer;
+- the floor: the same burst on the proxy with a callback that refuses every request at once
+  (no Redis, no costrouter): how long the proxy itself, on this machine, takes to answer 200
+  concurrent refusals; and, for the plugin, its own refusal step (the rejected spans' durations);
 - refusals one at a time: after the burst, 20 sequential calls on the spent session, how long
   each refusal took (the proxy alone refuses only once its deployment budget is spent);
 - latency: 200 sequential calls (the provider answering at once), the p50 of each and the
@@ -30,6 +33,7 @@ from typing import Any
 import openai
 
 from costrouter.money import UNITS_PER_USD, usd_to_units
+from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply
 from costrouter.testing.redis_server import RedisServer
 from tests.integration.proxy_server import MASTER_KEY, ProxyServer, proxy_config
@@ -38,6 +42,19 @@ from tests.workers.processes import run_each_worker
 CAP_USD = 0.002
 PRICE_IN, PRICE_OUT = 2e-6, 4e-6
 RESULTS = Path(__file__).parent / "results" / "proxy_bench.md"
+REFUSE_ALL = """
+from litellm.integrations.custom_logger import CustomLogger
+from litellm.proxy._types import ProxyException
+
+
+class RefuseAll(CustomLogger):
+    async def async_pre_call_hook(self, user_api_key_dict, cache, data, call_type):
+        raise ProxyException("refused", "budget_exceeded", None, 429)
+
+
+handler = RefuseAll()
+"""
+"""A proxy callback that refuses every request at once: the floor of a refusal inside the burst."""
 
 
 def _groups(plugin: bool) -> dict[str, Any]:
@@ -68,7 +85,13 @@ def burst(provider: ProviderDouble, redis_url: str, plugin: bool) -> dict[str, A
         idle = _idle_refusals(px.url, prefix)
     provider.set_prompt_token_factor("chat-model", None)
     refused = [wait for result in results for wait in result["wait_ms"]["rejected"]]
+    steps = [
+        (span["end_time_ns"] - span["start_time_ns"]) / 1e6
+        for span in px.spans()
+        if span["attributes"].get(sc.BUDGET_OUTCOME) == "rejected"
+    ]
     return {
+        "refusal_step_p50_ms": statistics.median(steps) if steps else None,
         "completed": sum(result["completed"] for result in results),
         "refused": len(refused),
         "errors": sum(result["errors"] for result in results),
@@ -77,6 +100,18 @@ def burst(provider: ProviderDouble, redis_url: str, plugin: bool) -> dict[str, A
         "refused_p50_ms": statistics.median(refused) if refused else None,
         "refused_max_ms": max(refused) if refused else None,
     }
+
+
+def floor_burst(provider: ProviderDouble) -> dict[str, Any]:
+    """The burst on a proxy whose only callback refuses every request at once: refused waits."""
+    config = proxy_config(provider.base_url, _groups(True), plugin=False)
+    config["litellm_settings"]["callbacks"] = ["refuse_all.handler"]
+    px = ProxyServer(config, None)
+    (px.dir / "refuse_all.py").write_text(REFUSE_ALL, encoding="utf-8")  # the proxy loads it from its config's folder
+    with px:
+        results = run_each_worker("tests.workers.proxy_calls", [[px.url, MASTER_KEY, "floor", "50", "20"]] * 4)
+    refused = [wait for result in results for wait in result["wait_ms"]["rejected"]]
+    return {"refused": len(refused), "p50": statistics.median(refused), "max": max(refused)}
 
 
 def _idle_refusals(url: str, session: str, calls: int = 20) -> list[float]:
@@ -144,10 +179,11 @@ def main() -> None:
     redis.start()
     try:
         with ProviderDouble() as provider:
-            alone, plugin, p50_alone, p50_plugin = [], [], [], []
+            alone, plugin, floor, p50_alone, p50_plugin = [], [], [], [], []
             for _ in range(args.runs):  # interleaved, so a busy spell of the machine hits both
                 alone.append(burst(provider, redis.url, plugin=False))
                 plugin.append(burst(provider, redis.url, plugin=True))
+                floor.append(floor_burst(provider))
                 p50_alone.append(latency(provider, redis.url, plugin=False))
                 p50_plugin.append(latency(provider, redis.url, plugin=True))
     finally:
@@ -162,6 +198,20 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
         _row("LiteLLM proxy 1.106.12, per-deployment `max_budget`", alone),
         _row("LiteLLM proxy + costrouter plugin (Redis session budget)", plugin),
+        "",
+        "Inside the burst, where a refusal's wait goes, per run: the floor is the same burst on the proxy with a "
+        "callback that refuses every request at once (no Redis, no costrouter); the plugin's step is its "
+        "rejected spans' duration (the hold's Redis round trip, under the proxy's busy event loop).",
+        "",
+        "| refused in the burst, p50 (max), ms: the proxy refusing at once | the proxy + plugin "
+        "| the plugin's own refusal step, p50 ms |",
+        "|---|---|---|",
+        *(
+            f"| {f['p50']:.0f} ({f['max']:.0f}) | {p['refused_p50_ms']:.0f} ({p['refused_max_ms']:.0f}) "
+            f"| {p['refusal_step_p50_ms']:.0f} |"
+            for f, p in zip(floor, plugin, strict=True)
+            if p["refused_p50_ms"] is not None and p["refusal_step_p50_ms"] is not None
+        ),
         "",
         "Latency, 200 sequential calls (provider answers at once), p50 in ms per run:",
         "",

@@ -34,8 +34,18 @@ from costrouter.otel.attempts import CALL_ID_KEY, attempt_tracker
 from costrouter.proxy.payer import METADATA_KEYS, payer
 from costrouter.proxy.refusal import refusal_exception
 from costrouter.routing.calls import RoutedCall
-from costrouter.routing.operations import CHAT, EMBEDDING, RESPONSES, TEXT_COMPLETION, Operation
-from costrouter.routing.router import CostRouter
+from costrouter.routing.engine import CallEngine
+from costrouter.routing.operations import (
+    CHAT,
+    EMBEDDING,
+    IMAGE_GENERATION,
+    MESSAGES,
+    RERANK,
+    RESPONSES,
+    SPEECH,
+    TEXT_COMPLETION,
+    Operation,
+)
 from costrouter.routing.streaming import StreamEnd, StreamTally, stream_finish_flow
 
 logger = logging.getLogger("costrouter")
@@ -49,20 +59,34 @@ OPERATIONS: Mapping[str, Operation] = {
     "aresponses": RESPONSES,
     "text_completion": TEXT_COMPLETION,
     "atext_completion": TEXT_COMPLETION,
+    "image_generation": IMAGE_GENERATION,
+    "aimage_generation": IMAGE_GENERATION,
+    "speech": SPEECH,
+    "aspeech": SPEECH,
+    "rerank": RERANK,
+    "arerank": RERANK,
+    "anthropic_messages": MESSAGES,
 }
 """The proxy's call types costrouter holds, prices and traces; others pass through untouched."""
+
+SETTLED_BY_LOG = frozenset({SPEECH.name, RERANK.name})
+"""Operations whose proxy routes call no success hook: settled by LiteLLM's success log of the call."""
 
 _NOT_REQUEST_PARAMS = frozenset(
     {"model", "messages", "user", "proxy_server_request", "secret_fields", "mock_testing_fallbacks"}
 )
 
 
-def request_params(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The request's own parameters (``max_tokens``, ``input``, ``stream`` …), without the proxy's bookkeeping."""
+def request_params(data: Mapping[str, Any], operation: Operation = CHAT) -> dict[str, Any]:
+    """The request's own parameters (``max_tokens``, ``input``, ``stream`` …), without the proxy's bookkeeping.
+
+    ``messages`` is a parameter of Anthropic's ``/v1/messages`` (the chat operations take it
+    apart); on an image request it is the proxy's copy of the prompt, for its guardrails.
+    """
     return {
         key: value
         for key, value in data.items()
-        if key not in _NOT_REQUEST_PARAMS
+        if (key not in _NOT_REQUEST_PARAMS or (key == "messages" and operation is MESSAGES))
         and key not in METADATA_KEYS
         and not key.startswith(("litellm_", "user_api_key", "_"))
     }
@@ -93,15 +117,23 @@ def _call_id(data: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _logged_call_id(kwargs: Mapping[str, Any]) -> str | None:
+    """The call id in the keyword arguments LiteLLM gives a success log (its ``litellm_params``' metadata)."""
+    params = kwargs.get("litellm_params")
+    found = _call_id(params) if isinstance(params, Mapping) else None
+    return found or _call_id(kwargs)
+
+
 class CostRouterProxyHandler(CustomLogger):
     """Holds, prices and traces every request the LiteLLM proxy routes (see the module docstring).
 
-    Built on its first request from the proxy's ``config.yaml`` (its ``model_list`` and
-    ``router_settings``, read by the loader of :meth:`CostRouter.from_files`) and the
-    ``COSTROUTER_*`` settings; ``router`` is given in tests to skip that.
+    Built when the proxy loads its ``config.yaml`` (its ``model_list`` and ``router_settings``,
+    read by the loader of :meth:`CostRouter.from_files`) and the ``COSTROUTER_*`` settings, as a
+    :class:`CallEngine`: budgets, telemetry and pricing without a LiteLLM Router of its own (the
+    proxy's Router is the process's only one). ``router`` is given in tests to skip that.
     """
 
-    def __init__(self, router: CostRouter | None = None) -> None:
+    def __init__(self, router: CallEngine | None = None) -> None:
         super().__init__()
         self._router = router
         self._build_lock = threading.Lock()
@@ -112,7 +144,7 @@ class CostRouterProxyHandler(CustomLogger):
             self._router = self._build()
 
     @property
-    def router(self) -> CostRouter:
+    def router(self) -> CallEngine:
         """The costrouter the hooks run on (built from the proxy's config on first use)."""
         if self._router is None:
             with self._build_lock:
@@ -121,10 +153,10 @@ class CostRouterProxyHandler(CustomLogger):
         return self._router
 
     @staticmethod
-    def _build() -> CostRouter:
+    def _build() -> CallEngine:
         settings = Settings()
         path = config_path()
-        router = CostRouter.from_files(path, settings.budgets, settings=settings)
+        router = CallEngine.from_files(path, settings.budgets, settings=settings)
         logger.info("costrouter.proxy: holding and tracing the proxy's calls (%s)", path)
         return router
 
@@ -144,7 +176,8 @@ class CostRouterProxyHandler(CustomLogger):
         router = self.router
         caller = payer(data, user_api_key_dict.user_id, user_api_key_dict.team_id)
         messages = data.get("messages") if operation.takes_messages else ()
-        flow = router.planner.hold_flow(operation, data["model"], messages or (), caller, request_params(data))
+        params = request_params(data, operation)
+        flow = router.planner.hold_flow(operation, data["model"], messages or (), caller, params)
         try:
             call = await router.arun_flow(flow)
         except BudgetExceededError as exc:
@@ -195,6 +228,16 @@ class CostRouterProxyHandler(CustomLogger):
         self._calls.pop(call.call_id, None)
         await self.router.arun_flow(self.router.planner.response_flow(call, response))
         return response
+
+    @override
+    async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        """Settle a call whose proxy route runs no success hook (speech, rerank) from LiteLLM's success log."""
+        call_id = _logged_call_id(kwargs) if isinstance(kwargs, Mapping) else None
+        call = self._calls.get(call_id) if call_id is not None else None
+        if call is None or call.stream or call.operation.name not in SETTLED_BY_LOG:
+            return
+        if self._calls.pop(call.call_id, None) is not None:
+            await self.router.arun_flow(self.router.planner.response_flow(call, response_obj))
 
     @override
     async def async_post_call_failure_hook(

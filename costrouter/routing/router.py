@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from costrouter.budget import BudgetPolicy, BudgetStore, load_policy, store_from_config
-from costrouter.budget.alerts import AlertDispatcher
-from costrouter.budget.factory import leased_store_of
-from costrouter.budget.renewal import HoldRenewer
-from costrouter.budget.settling import build_guard
-from costrouter.budget.view import BudgetsView
-from costrouter.config.groups import RouterConfig, load_router_config, parse_router_config
-from costrouter.config.reader import validate
+from costrouter.budget import BudgetPolicy, BudgetStore
+from costrouter.config.groups import RouterConfig
 from costrouter.config.settings import Settings
 from costrouter.context import Caller, Id, Tags, resolve_caller
-from costrouter.ops import Flow, Op, RouteOp, SleepOp, WaitOp, adrive, await_wait, drive, wait
-from costrouter.otel.attempts import attempt_tracker
-from costrouter.otel.backends import backend as backend_preset
-from costrouter.otel.exporters import TelemetrySetup, configure_telemetry
-from costrouter.otel.telemetry import Telemetry
+from costrouter.ops import Op, RouteOp, adrive, drive
 from costrouter.routing.building import build_litellm_router
-from costrouter.routing.calls import CallPlanner
+from costrouter.routing.engine import CallEngine
 from costrouter.routing.loop_thread import shared_loop
 from costrouter.routing.operations import (
     CHAT,
@@ -45,16 +32,9 @@ from costrouter.routing.operations import (
 from costrouter.routing.streaming import AsyncRoutedStream, RoutedStream
 
 Messages = Sequence[Mapping[str, Any]]
-T = TypeVar("T")
 
 
-def _hold_ttl(store: BudgetStore, policy: BudgetPolicy) -> int:
-    """The TTL the store gives holds (a store passed in may have its own settings)."""
-    config = getattr(store, "config", None)
-    return int(getattr(config, "hold_ttl_seconds", policy.store.hold_ttl_seconds))
-
-
-class CostRouter:
+class CostRouter(CallEngine):
     """Routes calls through a LiteLLM Router, with a span, a price and budgets.
 
     Chat completions (``route_completion``), embeddings (``route_embedding``), the
@@ -67,6 +47,9 @@ class CostRouter:
     ones, so an application's own OpenTelemetry setup is respected; when neither is
     given and ``settings.exporter`` (``COSTROUTER_EXPORTER``) is not ``none``,
     costrouter sets up its own export (console, OTLP or a JSON-lines file).
+
+    The budgets, telemetry and call planner are :class:`~costrouter.routing.engine.CallEngine`'s;
+    this adds the LiteLLM Router (``litellm_router``) the calls go through.
 
     With a budget policy, ``guard`` retries settles, keeps the ones the store refuses in
     a journal on local disk and replays them, and refuses a store that lost its data
@@ -85,62 +68,19 @@ class CostRouter:
         source: str = "<config>",
         budgets_source: str = "<budgets>",
     ) -> None:
-        self.settings = settings or Settings()
-        self.config = parse_router_config(config, source)
-        self.policy = None if budgets is None else validate(BudgetPolicy, budgets, budgets_source)
-        if self.policy is not None:
-            self.policy.check_downgrade_targets(self.config.groups, budgets_source)
-        self.store = store
-        if self.store is None and self.policy is not None:
-            self.store = store_from_config(self.policy.store, redis_url=self.settings.redis_url)
+        super().__init__(
+            config,
+            budgets=budgets,
+            store=store,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            settings=settings,
+            source=source,
+            budgets_source=budgets_source,
+        )
         self.litellm_router = build_litellm_router(self.config, source)
-        self.telemetry_setup: TelemetrySetup | None = None
-        if tracer_provider is None and meter_provider is None and self.settings.exporter != "none":
-            self.telemetry_setup = configure_telemetry(self.settings)
-            tracer_provider = self.telemetry_setup.tracer_provider
-            meter_provider = self.telemetry_setup.meter_provider
-        self.telemetry = Telemetry(
-            tracer_provider,
-            meter_provider,
-            capture_content=self.settings.capture_content,
-            content_max_chars=self.settings.content_max_chars,
-            backend=backend_preset(self.settings.backend),
-            genai_cost=self.settings.genai_cost_attributes,
-        )
-        self._planner = CallPlanner(self.config, self.telemetry, attempt_tracker(), self.policy)
-        if self.store is not None and self.policy is not None:
-            self._planner.renewer = HoldRenewer(self.store, _hold_ttl(self.store, self.policy))
-        self.guard = (
-            None if self.policy is None or self.store is None else build_guard(self.policy, self.store, self.telemetry)
-        )
-        self._planner.guard = self.guard
-        leased = leased_store_of(self.store)
-        if leased is not None:
-            leased.alert_sink = self._planner.lease_alert
         self._loop = shared_loop()
         """Where the sync twins of async-only LiteLLM calls are awaited (:mod:`costrouter.loop_thread`)."""
-
-    @classmethod
-    def from_files(
-        cls,
-        router: str | Path,
-        budgets: str | Path | None = None,
-        **options: Any,
-    ) -> CostRouter:
-        """Build from a model-group YAML (either format) and an optional budget policy YAML."""
-        config = load_router_config(router)
-        policy = load_policy(budgets) if budgets is not None else None
-        return cls(config, budgets=policy, source=str(router), budgets_source=str(budgets), **options)
-
-    @property
-    def budgets(self) -> BudgetsView | None:
-        """Spend, holds and remaining per scope and id (``None`` without a budget policy).
-
-        >>> router.budgets.status("session", "sess-1")[0].remaining_units
-        """
-        if self.policy is None or self.store is None:
-            return None
-        return BudgetsView(self.policy, self.store)
 
     # ---- routed calls ------------------------------------------------------------------
     def route_completion(
@@ -510,20 +450,6 @@ class CostRouter:
         call, stream = result
         return AsyncRoutedStream(self._planner, call, stream, self._adrive, self._drive)
 
-    # ---- for routers that are not ours (the LiteLLM proxy's) -----------------------------
-    @property
-    def planner(self) -> CallPlanner:
-        """The decisions of this router's calls (estimates, budgets, attributes), for :mod:`costrouter.proxy`."""
-        return self._planner
-
-    async def arun_flow(self, flow: Flow[T]) -> T:
-        """Run one of the planner's flows, awaiting its store ops (:func:`costrouter.ops.adrive`)."""
-        return await adrive(flow, self._aexecute)
-
-    def run_flow(self, flow: Flow[T]) -> T:
-        """Run one of the planner's flows, blocking on its store ops (:func:`costrouter.ops.drive`)."""
-        return drive(flow, self._execute)
-
     # ---- I/O -----------------------------------------------------------------------------
     def _execute(self, op: Op) -> Any:
         if isinstance(op, RouteOp) and op.through_loop:
@@ -531,54 +457,9 @@ class CostRouter:
             return self._loop.iterate(response) if op.kwargs.get("stream") else response
         if isinstance(op, RouteOp):
             return getattr(self.litellm_router, op.method)(**op.kwargs)
-        if isinstance(op, SleepOp):
-            return time.sleep(op.seconds)
-        if isinstance(op, WaitOp):
-            return wait(op)
-        return getattr(self._store(), op.method)(*op.args, **op.kwargs)
+        return super()._execute(op)
 
     async def _aexecute(self, op: Op) -> Any:
         if isinstance(op, RouteOp):
             return await getattr(self.litellm_router, f"a{op.method}")(**op.kwargs)
-        if isinstance(op, SleepOp):
-            return await asyncio.sleep(op.seconds)
-        if isinstance(op, WaitOp):
-            return await await_wait(op)
-        return await getattr(self._store(), f"a{op.method}")(*op.args, **op.kwargs)
-
-    def _store(self) -> BudgetStore:
-        if self.store is None:
-            raise RuntimeError("a budget operation without a budget store")  # a flow bug, not a user error
-        return self.store
-
-    def _drive(self, flow: Any) -> None:
-        drive(flow, self._execute)
-
-    async def _adrive(self, flow: Any) -> None:
-        await adrive(flow, self._aexecute)
-
-    @property
-    def alerts(self) -> AlertDispatcher:
-        """The budget alert sender of this router (``flush()``, ``stats``)."""
-        return self._planner.alerts
-
-    def shutdown(self) -> None:
-        """Flush spans and metrics and close the budget store.
-
-        Providers costrouter set up from settings are shut down; an application's own
-        providers are only flushed (they are the application's to shut down).
-        """
-        if self.telemetry_setup is not None:
-            self.telemetry_setup.shutdown()
-        else:
-            for provider in (self.telemetry.tracer_provider, self.telemetry.meter_provider):
-                flush = getattr(provider, "force_flush", None)
-                if callable(flush):
-                    flush()
-        if self._planner.renewer is not None:
-            self._planner.renewer.stop()
-        if self.guard is not None:
-            self.guard.close()
-        self._planner.alerts.close()
-        if self.store is not None:
-            self.store.close()
+        return await super()._aexecute(op)

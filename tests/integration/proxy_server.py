@@ -36,20 +36,24 @@ def proxy_config(
 
     ``groups`` maps a group name to ``{"model": ..., "input": $/token, "output": $/token}``
     (one deployment each; a list under ``"deployments"`` for several; ``"params"`` are added
-    to its ``litellm_params``). ``plugin=False`` leaves costrouter out (the proxy alone).
+    to its ``litellm_params``, a ``"mode"`` to its ``model_info``; a model without a provider
+    prefix is ``openai/``). ``plugin=False`` leaves costrouter out (the proxy alone).
     """
     model_list = [
         {
             "model_name": name,
             "litellm_params": {
-                "model": f"openai/{deployment['model']}",
+                "model": deployment["model"] if "/" in deployment["model"] else f"openai/{deployment['model']}",
                 "api_base": provider_url,
                 "api_key": "sk-double",
                 "input_cost_per_token": deployment["input"],
                 "output_cost_per_token": deployment["output"],
                 **deployment.get("params", {}),
             },
-            "model_info": {"id": deployment.get("id", f"{name}-{deployment['model']}")},
+            "model_info": {
+                "id": deployment.get("id", f"{name}-{deployment['model']}"),
+                **({"mode": deployment["mode"]} if "mode" in deployment else {}),
+            },
         }
         for name, group in groups.items()
         for deployment in group.get("deployments", [group])
