@@ -13,6 +13,8 @@ from typing import Literal
 
 from opentelemetry.util.types import AttributeValue
 
+from costrouter.otel.conventions import Convention, convention_of
+
 Attributes = Mapping[str, AttributeValue]
 SpanHook = Callable[[Attributes], dict[str, AttributeValue]]
 EnvHook = Callable[[Mapping[str, str]], dict[str, str]]
@@ -35,6 +37,8 @@ class Backend:
     unset); ``paths`` the URL path of each signal it ingests (a signal it has no route for is
     absent and is not exported). ``headers`` and ``resource`` read secrets and ids from the
     environment; ``llm_span`` / ``step_span`` add the backend's own span attributes.
+    ``conventions`` are the naming conventions the backend reads
+    (:mod:`costrouter.otel.conventions`); its spans carry those names only. ``None``: every one.
     """
 
     name: str
@@ -47,6 +51,7 @@ class Backend:
     resource: EnvHook = _no_env
     llm_span: SpanHook = _nothing
     step_span: SpanHook = _nothing
+    conventions: frozenset[Convention] | None = None
 
     def exports(self, signal: Signal) -> bool:
         """Whether the backend has a route for ``signal``."""
@@ -58,6 +63,13 @@ class Backend:
         if not base or signal not in self.paths:
             return None
         return base.rstrip("/") + self.paths[signal]
+
+    def written(self, attributes: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+        """``attributes`` less the names of conventions the backend does not read (the same dict for every one)."""
+        conventions = self.conventions
+        if conventions is None:
+            return attributes
+        return {key: value for key, value in attributes.items() if convention_of(key) in conventions}
 
     def llm_span_attributes(self, attributes: Attributes) -> dict[str, AttributeValue]:
         """The backend's additions to the call's LLM span, from the attributes written so far."""
