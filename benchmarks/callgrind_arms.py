@@ -28,11 +28,14 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from costrouter import CostRouter
 from costrouter.config.groups import parse_router_config
+from costrouter.config.settings import Settings
 from costrouter.routing.building import build_litellm_router
 
 ARMS: tuple[tuple[str, str], ...] = (
     ("bare", "bare `Router.acompletion`"),
     ("costrouter", "costrouter, tracing only"),
+    ("costrouter_phoenix", "costrouter, tracing only, `COSTROUTER_BACKEND=phoenix`"),
+    ("costrouter_datadog", "costrouter, tracing only, `COSTROUTER_BACKEND=datadog`"),
     ("costrouter_memory", "costrouter + memory budget"),
     ("costrouter_redis", "costrouter + Redis budget"),
     ("openinference", "Router + OpenInference"),
@@ -40,6 +43,8 @@ ARMS: tuple[tuple[str, str], ...] = (
     ("openlit", "Router + OpenLIT"),
 )
 ARM_NAMES = tuple(name for name, _ in ARMS)
+PRESET_ARMS = {"costrouter_phoenix": "phoenix", "costrouter_datadog": "datadog"}
+"""Tracing-only arms with a backend preset: the span carries the conventions that backend reads."""
 LABELS = dict(ARMS)
 MOCK = {"mock_response": variants.MOCK_TEXT}
 
@@ -93,7 +98,7 @@ def build(name: str, redis_url: str | None, lease: int = 0) -> Arm:
         return _litellm_arm(name, _bare_router(), spans)
     if name == "openlit":
         return _litellm_arm(name, _openlit_router(provider), spans)
-    if name in ("costrouter", "costrouter_memory", "costrouter_redis"):
+    if name in ("costrouter", "costrouter_memory", "costrouter_redis", *PRESET_ARMS):
         return _costrouter_arm(name, redis_url, provider, spans, lease)
     raise ValueError(f"unknown arm {name!r}; known: {', '.join(ARM_NAMES)}")
 
@@ -139,6 +144,7 @@ def _costrouter_arm(name: str, redis_url: str | None, provider: Any, spans: Call
         budgets=budgets,
         tracer_provider=provider,
         meter_provider=meter_provider,
+        settings=Settings(backend=PRESET_ARMS[name]) if name in PRESET_ARMS else None,  # type: ignore[arg-type]
     )
 
     async def acall(i: int) -> Any:
