@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Final, Literal
 
 from costrouter.otel import semconv as sc
+from costrouter.pricing.cost import COMPONENTS
 
 Convention = Literal["costrouter", "genai", "openinference", "langfuse", "litellm", "general"]
 CONVENTIONS: Final[tuple[Convention, ...]] = ("costrouter", "genai", "openinference", "langfuse", "litellm", "general")
@@ -43,6 +44,18 @@ def convention_of(key: str) -> Convention:
     if key.startswith(_OPENINFERENCE_PREFIXES) or key in (sc.TAG_TAGS, sc.METADATA):
         return "openinference"
     return "general"
+
+
+KNOWN_NAMES: Final = frozenset(
+    value for name, value in vars(sc).items() if name.isupper() and isinstance(value, str) and not value.endswith(".")
+) | {f"{sc.ROUTER_COST_PREFIX}{component}" for component in COMPONENTS}
+"""Every fixed name :mod:`~costrouter.otel.semconv` holds (metric and event names too: they are never span
+keys) and the cost components' ``router.cost.*`` names."""
+
+
+def left_out(conventions: frozenset[Convention]) -> frozenset[str]:
+    """The fixed names of the conventions not in ``conventions``: what a preset removes from a span."""
+    return frozenset(key for key in KNOWN_NAMES if convention_of(key) not in conventions)
 
 
 def reads(*conventions: Convention) -> frozenset[Convention]:

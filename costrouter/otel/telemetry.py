@@ -130,7 +130,7 @@ class Telemetry:
         attributes = outcome_attributes(outcome, record, latency_s, written_model=started_model)
         if self.genai_cost:
             attributes.update(proposed_cost_attributes(outcome))
-        if self.backend is not NO_BACKEND:
+        if self.backend.adds_span_attributes:
             # A backend maps what the span carries: the start's model and caller included.
             seen = dict(attributes)
             if caller is not None:
@@ -140,6 +140,8 @@ class Telemetry:
             own = self.backend.llm_span_attributes(seen)
             attributes = self.backend.written(attributes)
             attributes.update(own)
+        elif self.backend is not NO_BACKEND:
+            attributes = self.backend.written(attributes)
         attempts = record.attempts
         single = len(attempts) == 1 and attempts[0].outcome == "success"
         if single:  # the one attempt that answered: carried on the parent, no child span

@@ -175,3 +175,17 @@ def test_a_preset_writes_the_conventions_its_backend_reads_and_costrouters_own(
 
 def test_a_collector_forwards_every_convention() -> None:
     assert backend("collector").conventions is None
+
+
+def test_names_built_at_run_time_are_kept_or_left_out_by_their_convention() -> None:
+    attributes: dict[str, object] = {
+        f"{sc.ROUTER_METADATA_PREFIX}team": "x",
+        f"{sc.LLM_INPUT_MESSAGES_PREFIX}.0.message.role": "user",
+        sc.GEN_AI_INPUT_MESSAGES: "[]",
+        f"{sc.ROUTER_COST_PREFIX}input": 1e-05,
+        sc.LLM_COST_PROMPT_INPUT: 1e-05,
+    }
+    kept = backend("datadog").written(dict(attributes))  # type: ignore[arg-type]
+    assert set(kept) == {f"{sc.ROUTER_METADATA_PREFIX}team", sc.GEN_AI_INPUT_MESSAGES, f"{sc.ROUTER_COST_PREFIX}input"}
+    kept = backend("phoenix").written(dict(attributes))  # type: ignore[arg-type]
+    assert set(kept) == set(attributes) - {sc.GEN_AI_INPUT_MESSAGES}

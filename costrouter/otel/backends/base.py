@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from opentelemetry.util.types import AttributeValue
 
-from costrouter.otel.conventions import Convention, convention_of
+from costrouter.otel.conventions import KNOWN_NAMES, Convention, convention_of, left_out
 
 Attributes = Mapping[str, AttributeValue]
 SpanHook = Callable[[Attributes], dict[str, AttributeValue]]
@@ -64,12 +65,30 @@ class Backend:
             return None
         return base.rstrip("/") + self.paths[signal]
 
+    @cached_property
+    def _left_out(self) -> frozenset[str]:
+        return left_out(self.conventions) if self.conventions is not None else frozenset()
+
+    @property
+    def adds_span_attributes(self) -> bool:
+        """Whether the preset adds attributes of its own to the call's LLM span."""
+        return self.llm_span is not _nothing
+
     def written(self, attributes: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
-        """``attributes`` less the names of conventions the backend does not read (the same dict for every one)."""
+        """``attributes`` less the names of conventions the backend does not read, removed in place.
+
+        Set operations over the keys: a fixed name is looked up in :attr:`_left_out`, and only a
+        name built at run time (metadata, message contents) is classified one by one.
+        """
         conventions = self.conventions
         if conventions is None:
             return attributes
-        return {key: value for key, value in attributes.items() if convention_of(key) in conventions}
+        for key in attributes.keys() & self._left_out:
+            del attributes[key]
+        for key in attributes.keys() - KNOWN_NAMES:
+            if convention_of(key) not in conventions:
+                del attributes[key]
+        return attributes
 
     def llm_span_attributes(self, attributes: Attributes) -> dict[str, AttributeValue]:
         """The backend's additions to the call's LLM span, from the attributes written so far."""
