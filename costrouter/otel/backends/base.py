@@ -83,10 +83,10 @@ class Backend:
         conventions = self.conventions
         if conventions is None:
             return attributes
-        for key in attributes.keys() & self._left_out:
+        for key in self._left_out.intersection(attributes):
             del attributes[key]
-        for key in attributes.keys() - KNOWN_NAMES:
-            if convention_of(key) not in conventions:
+        if not KNOWN_NAMES.issuperset(attributes):
+            for key in [key for key in attributes if key not in KNOWN_NAMES and convention_of(key) not in conventions]:
                 del attributes[key]
         return attributes
 
