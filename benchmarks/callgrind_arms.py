@@ -9,7 +9,9 @@ LiteLLM's ``mock_response`` (no HTTP) and exports to the same sink (an SDK
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,23 +21,30 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import litellm
 import variants
 from openinference.instrumentation.litellm import LiteLLMInstrumentor
-from opentelemetry import trace
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from costrouter import CostRouter
 from costrouter.config.groups import parse_router_config
+from costrouter.config.settings import Settings
 from costrouter.routing.building import build_litellm_router
 
 ARMS: tuple[tuple[str, str], ...] = (
     ("bare", "bare `Router.acompletion`"),
     ("costrouter", "costrouter, tracing only"),
+    ("costrouter_phoenix", "costrouter, tracing only, `COSTROUTER_BACKEND=phoenix`"),
+    ("costrouter_datadog", "costrouter, tracing only, `COSTROUTER_BACKEND=datadog`"),
     ("costrouter_memory", "costrouter + memory budget"),
     ("costrouter_redis", "costrouter + Redis budget"),
     ("openinference", "Router + OpenInference"),
     ("litellm_otel", 'Router + LiteLLM "otel"'),
+    ("openlit", "Router + OpenLIT"),
 )
 ARM_NAMES = tuple(name for name, _ in ARMS)
+PRESET_ARMS = {"costrouter_phoenix": "phoenix", "costrouter_datadog": "datadog"}
+"""Tracing-only arms with a backend preset: the span carries the conventions that backend reads."""
 LABELS = dict(ARMS)
 MOCK = {"mock_response": variants.MOCK_TEXT}
 
@@ -87,9 +96,34 @@ def build(name: str, redis_url: str | None, lease: int = 0) -> Arm:
         trace.set_tracer_provider(provider)
         litellm.callbacks = ["otel"]
         return _litellm_arm(name, _bare_router(), spans)
-    if name in ("costrouter", "costrouter_memory", "costrouter_redis"):
+    if name == "openlit":
+        return _litellm_arm(name, _openlit_router(provider), spans)
+    if name in ("costrouter", "costrouter_memory", "costrouter_redis", *PRESET_ARMS):
         return _costrouter_arm(name, redis_url, provider, spans, lease)
     raise ValueError(f"unknown arm {name!r}; known: {', '.join(ARM_NAMES)}")
+
+
+OPENLIT_PRICES = {"chat": {variants.MODEL: {"promptPrice": 1e-3, "completionPrice": 2e-3}}}
+"""OpenLIT's price table (USD per 1,000 tokens): the deployment's prices, so it prices the call as costrouter does.
+
+Without ``pricing_json`` OpenLIT downloads its table from the network at ``init``; this
+machine has none, and the call would be priced at $0 (its table has no ``bench-model``).
+"""
+
+
+def _openlit_router(provider: Any) -> Any:
+    """OpenLIT 1.45 as documented (``openlit.init()``), on this process's providers: it reuses the SDK
+    providers it finds, so spans reach the same sink, metrics an in-memory reader, events a
+    provider with no processor (else it would print them)."""
+    import openlit  # noqa: PLC0415 - in the bench-openlit group only (it pins OpenTelemetry to one release)
+
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    _logs.set_logger_provider(LoggerProvider())
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as table:
+        json.dump(OPENLIT_PRICES, table)
+    openlit.init(application_name="bench", pricing_json=table.name)
+    return _bare_router()
 
 
 def _costrouter_arm(name: str, redis_url: str | None, provider: Any, spans: Callable[[], int], lease: int) -> Arm:
@@ -110,6 +144,7 @@ def _costrouter_arm(name: str, redis_url: str | None, provider: Any, spans: Call
         budgets=budgets,
         tracer_provider=provider,
         meter_provider=meter_provider,
+        settings=Settings(backend=PRESET_ARMS[name]) if name in PRESET_ARMS else None,  # type: ignore[arg-type]
     )
 
     async def acall(i: int) -> Any:

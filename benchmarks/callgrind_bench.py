@@ -39,7 +39,7 @@ from costrouter.testing.redis_server import RedisServer
 HERE = Path(__file__).parent
 
 LAYER_FUNCTION = "cgmark_layer_{}"
-COSTROUTER_ARMS = ("costrouter", "costrouter_memory", "costrouter_redis")
+COSTROUTER_ARMS = ("costrouter", "costrouter_phoenix", "costrouter_datadog", "costrouter_memory", "costrouter_redis")
 
 
 def _worker_command(arms: list[str], args: argparse.Namespace, work: Path, redis_urls: list[str]) -> list[str]:

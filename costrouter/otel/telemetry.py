@@ -26,6 +26,7 @@ from costrouter.otel.cost_attributes import breakdown_attributes, settled_attrib
 from costrouter.otel.metrics import CallMetrics
 from costrouter.otel.models import ModelFacts
 from costrouter.otel.outcome import Outcome
+from costrouter.otel.span_attributes import BareStart, set_attributes
 
 INSTRUMENTATION_NAME = "costrouter"
 _MAX_METADATA_VALUE = 256
@@ -61,6 +62,7 @@ class Telemetry:
         self.budget_unheld_settles = self.metrics.budget_unheld_settles
         self.start_attributes: dict[str, AttributeValue] = {}
         """Attributes every call span starts with (``budget.outcome=unbudgeted`` on a router without budgets)."""
+        self._start_bare = BareStart(self.tracer)
         self.no_exemplar = trace.set_span_in_context(INVALID_SPAN, Context())
         """The context of every measurement but the duration: no span, so no exemplar offered.
 
@@ -96,9 +98,15 @@ class Telemetry:
         if self.capture_content:
             attributes.update(input_message_attributes(messages, self.content_max_chars))
         if self.backend is not NO_BACKEND:
-            attributes.update(self.backend.llm_span_attributes(attributes))
+            own = self.backend.llm_span_attributes(attributes)
+            attributes = self.backend.written(attributes)
+            attributes.update(own)
         name = f"{sc.CALL_SPAN_PREFIX}{operation[0]}/{group}"
-        return self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        if not self._start_bare():
+            return self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+        span = self.tracer.start_span(name, kind=SpanKind.CLIENT)
+        set_attributes(span, attributes)
+        return span
 
     def end_call_span(
         self,
@@ -122,14 +130,18 @@ class Telemetry:
         attributes = outcome_attributes(outcome, record, latency_s, written_model=started_model)
         if self.genai_cost:
             attributes.update(proposed_cost_attributes(outcome))
-        if self.backend is not NO_BACKEND:
+        if self.backend.adds_span_attributes:
             # A backend maps what the span carries: the start's model and caller included.
             seen = dict(attributes)
             if caller is not None:
                 seen = {**who_attributes(caller), **seen}
             if outcome.model is not None:
                 seen = {**model_attributes(outcome.model), **seen}
-            attributes.update(self.backend.llm_span_attributes(seen))
+            own = self.backend.llm_span_attributes(seen)
+            attributes = self.backend.written(attributes)
+            attributes.update(own)
+        elif self.backend is not NO_BACKEND:
+            attributes = self.backend.written(attributes)
         attempts = record.attempts
         single = len(attempts) == 1 and attempts[0].outcome == "success"
         if single:  # the one attempt that answered: carried on the parent, no child span
@@ -139,11 +151,11 @@ class Telemetry:
             attributes[sc.ATTEMPT_OUTCOME] = "success"
             attributes[sc.ATTEMPT_WAIT_MS] = attempt.wait_ns / 1e6
             attributes[sc.ATTEMPT_MODEL] = attempt.model
-        span.set_attributes(attributes)
+        set_attributes(span, attributes)
         if outcome.settled is not None and outcome.settled.mismatch:
             span.add_event(sc.EVENT_COST_MISMATCH, settled_attributes(outcome.settled))
         if self.capture_content and outcome.output_text is not None:
-            span.set_attributes(output_message_attributes(outcome, self.content_max_chars))
+            set_attributes(span, self.backend.written(output_message_attributes(outcome, self.content_max_chars)))
         if not single:
             self._attempt_spans(span, record, caller)
         if outcome.error is not None:
@@ -173,7 +185,9 @@ class Telemetry:
             }
             if attempt.error_type is not None:
                 attributes[sc.ERROR_TYPE] = attempt.error_type
-            attributes.update(self.backend.step_span_attributes(attributes))
+            own = self.backend.step_span_attributes(attributes)
+            attributes = self.backend.written(attributes)
+            attributes.update(own)
             child = self.tracer.start_span(
                 f"{sc.ATTEMPT_SPAN_NAME_PREFIX}/{attempt.deployment_id}",
                 context=context,
@@ -220,8 +234,8 @@ def request_attributes(
     if caller.team_id is not None:
         attributes[sc.TEAM_ID] = caller.team_id
     if caller.tags:
-        attributes[sc.ROUTER_TAGS] = list(caller.tags)
-        attributes[sc.TAG_TAGS] = list(caller.tags)
+        attributes[sc.ROUTER_TAGS] = tuple(caller.tags)
+        attributes[sc.TAG_TAGS] = tuple(caller.tags)
     if caller.metadata:
         attributes[sc.METADATA] = json.dumps(dict(caller.metadata), default=str, sort_keys=True)
         for key, value in caller.metadata.items():
@@ -356,9 +370,9 @@ def outcome_attributes(
     }
     attributes.update({key: value for key, value in optional.items() if value is not None})
     if outcome.implausible:
-        attributes[sc.ROUTER_USAGE_IMPLAUSIBLE] = list(outcome.implausible)
+        attributes[sc.ROUTER_USAGE_IMPLAUSIBLE] = tuple(outcome.implausible)
     if outcome.finish_reasons:
-        attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(outcome.finish_reasons)
+        attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(outcome.finish_reasons)
         attributes[sc.LLM_FINISH_REASON] = outcome.finish_reasons[0]
     if outcome.prompt_tokens is not None:
         attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = outcome.prompt_tokens

@@ -29,6 +29,7 @@ from tests.integration.phoenix_server import PhoenixServer
 
 PROJECT = "costrouter-phoenix-test"
 PROBE_PROJECT = "costrouter-phoenix-probe"
+PRESET_PROJECT = "costrouter-phoenix-preset"
 MESSAGES = [{"role": "user", "content": "what is the capital of France"}]
 
 
@@ -93,7 +94,9 @@ def _priced(span: dict[str, Any]) -> bool:
     return (summary.get("total") or {}).get("cost") is not None
 
 
-def _wait_for_llm_spans(phoenix: PhoenixServer, count: int, *, priced: bool = False) -> list[dict[str, Any]]:
+def _wait_for_llm_spans(
+    phoenix: PhoenixServer, count: int, *, priced: bool = False, project: str = PROJECT
+) -> list[dict[str, Any]]:
     """The project's LLM spans once ``count`` are in (and, with ``priced``, Phoenix has costed each).
 
     Phoenix writes a span's cost after the span itself, from its own insertion queue, so a span
@@ -101,7 +104,7 @@ def _wait_for_llm_spans(phoenix: PhoenixServer, count: int, *, priced: bool = Fa
     """
     deadline = time.monotonic() + 60
     while True:
-        spans = [span for span in phoenix.project_spans(PROJECT) if span["spanKind"] == "llm"]
+        spans = [span for span in phoenix.project_spans(project) if span["spanKind"] == "llm"]
         ready = len(spans) >= count and (not priced or all(_priced(span) for span in spans))
         if ready or time.monotonic() > deadline:
             return spans
@@ -176,6 +179,49 @@ def test_phoenix_shows_costrouters_cost_after_the_price_push(
     users = sorted(span["attributes"]["user"]["id"] for span in spans)
     assert users == ["alice", "alice", "bob", "bob"]
     assert phoenix.sessions(PROJECT) == {"sess-p": 2, "sess-q": 2}
+
+
+def test_the_phoenix_preset_writes_openinference_names_only_and_phoenix_shows_the_same(
+    phoenix: PhoenixServer, provider: ProviderDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``COSTROUTER_BACKEND=phoenix`` leaves the GenAI and LiteLLM names out.
+
+    Phoenix still shows the cost, the tokens, the session and the user of each call.
+    """
+    config = parse_router_config(phoenix_config(provider.base_url))
+    push_prices(config, "phoenix", phoenix.url, apply=True)  # a no-op when the test above pushed them
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", phoenix.url)
+    _wait_until_phoenix_applies_the_prices(phoenix, config)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+    monkeypatch.setenv("PHOENIX_COLLECTOR_ENDPOINT", phoenix.url)
+    monkeypatch.setenv("PHOENIX_PROJECT_NAME", PRESET_PROJECT)
+    settings = Settings(exporter="otlp", backend="phoenix")
+    setup = configure_telemetry(settings, set_global=False)
+    router = CostRouter(
+        config, tracer_provider=setup.tracer_provider, meter_provider=setup.meter_provider, settings=settings
+    )
+    provider.set_default("flaky-model", Fail(500))  # a fallback to custom: its attempts are CHAIN steps
+    for group in ("custom", "flaky"):
+        router.route_completion(group, MESSAGES, max_tokens=20, session_id="sess-r", user_id="carol")
+    assert setup.shutdown(timeout=30)
+
+    spans = _wait_for_llm_spans(phoenix, 2, priced=True, project=PRESET_PROJECT)
+    assert len(spans) == 2
+    everything = phoenix.project_spans(PRESET_PROJECT)
+    assert {span["spanKind"] for span in everything if span["name"].startswith(sc.ATTEMPT_SPAN_NAME_PREFIX)} == {
+        "chain"
+    }
+    for span in everything:
+        assert "gen_ai" not in span["attributes"], span["attributes"]["gen_ai"]
+    for span in spans:
+        attributes = span["attributes"]
+        ours = attributes["llm"]["usage"]["cost_usd"]
+        assert _priced(span), f"Phoenix did not price {span['name']} within 60 s: {span.get('costSummary')}"
+        assert abs(span["costSummary"]["total"]["cost"] - ours) <= 0.5e-6 + 1e-12, span["name"]
+        assert span["tokenCountPrompt"] == attributes["llm"]["token_count"]["prompt"] > 0
+        assert span["tokenCountCompletion"] == attributes["llm"]["token_count"]["completion"] > 0
+        assert attributes["user"]["id"] == "carol"
+    assert phoenix.sessions(PRESET_PROJECT) == {"sess-r": 2}
 
 
 def test_the_command_is_a_dry_run_until_apply(phoenix: PhoenixServer, tmp_path: Path) -> None:

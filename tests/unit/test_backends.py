@@ -12,6 +12,7 @@ from costrouter.otel.backends import BACKENDS, NO_BACKEND, backend
 from costrouter.otel.backends.export import exporter_options
 from costrouter.otel.backends.langsmith import llm_span as langsmith_llm
 from costrouter.otel.backends.langsmith import step_span as langsmith_step
+from costrouter.otel.conventions import convention_of
 
 CALL = {
     sc.SESSION_ID: "s-1",
@@ -107,3 +108,84 @@ def test_no_backend_adds_nothing() -> None:
     assert backend(None) is NO_BACKEND
     assert NO_BACKEND.llm_span_attributes(CALL) == {}
     assert NO_BACKEND.step_span_attributes(CALL) == {}
+
+
+def test_no_backend_writes_every_convention() -> None:
+    assert NO_BACKEND.conventions is None
+    attributes = dict(CALL)
+    assert NO_BACKEND.written(attributes) is attributes
+
+
+@pytest.mark.parametrize(
+    ("key", "convention"),
+    [
+        (sc.ROUTER_GROUP, "costrouter"),
+        (sc.BUDGET_OUTCOME, "costrouter"),
+        (sc.LLM_USAGE_COST_USD, "costrouter"),
+        (f"{sc.ROUTER_METADATA_PREFIX}team", "costrouter"),
+        (sc.GEN_AI_REQUEST_MODEL, "genai"),
+        (sc.SERVER_ADDRESS, "genai"),
+        (sc.GEN_AI_USAGE_COST, "langfuse"),
+        (sc.GEN_AI_COST_TOTAL, "litellm"),
+        (sc.LLM_COST_TOTAL, "openinference"),
+        (sc.OPENINFERENCE_SPAN_KIND, "openinference"),
+        (sc.TAG_TAGS, "openinference"),
+        (sc.METADATA, "openinference"),
+        (f"{sc.LLM_INPUT_MESSAGES_PREFIX}.0.message.role", "openinference"),
+        (sc.SESSION_ID, "general"),
+        (sc.USER_ID, "general"),
+        (sc.ERROR_TYPE, "general"),
+        ("langsmith.span.kind", "general"),
+    ],
+)
+def test_each_name_belongs_to_one_convention(key: str, convention: str) -> None:
+    assert convention_of(key) == convention
+
+
+@pytest.mark.parametrize(
+    ("name", "conventions"),
+    [
+        ("phoenix", {"openinference"}),
+        ("arthur", {"openinference"}),
+        ("langfuse", {"genai", "langfuse"}),
+        ("datadog", {"genai"}),
+        ("signoz", {"genai"}),
+        ("fiddler", {"genai"}),
+        ("langsmith", {"genai"}),
+    ],
+)
+def test_a_preset_writes_the_conventions_its_backend_reads_and_costrouters_own(
+    name: str, conventions: set[str]
+) -> None:
+    preset = backend(name)
+    assert preset.conventions == {"costrouter", "general", *conventions}
+    everything = dict.fromkeys(
+        (
+            sc.ROUTER_GROUP,
+            sc.GEN_AI_REQUEST_MODEL,
+            sc.LLM_MODEL_NAME,
+            sc.GEN_AI_USAGE_COST,
+            sc.GEN_AI_COST_TOTAL,
+            sc.SESSION_ID,
+        ),
+        1,
+    )
+    assert {convention_of(key) for key in preset.written(everything)} == preset.conventions
+
+
+def test_a_collector_forwards_every_convention() -> None:
+    assert backend("collector").conventions is None
+
+
+def test_names_built_at_run_time_are_kept_or_left_out_by_their_convention() -> None:
+    attributes: dict[str, object] = {
+        f"{sc.ROUTER_METADATA_PREFIX}team": "x",
+        f"{sc.LLM_INPUT_MESSAGES_PREFIX}.0.message.role": "user",
+        sc.GEN_AI_INPUT_MESSAGES: "[]",
+        f"{sc.ROUTER_COST_PREFIX}input": 1e-05,
+        sc.LLM_COST_PROMPT_INPUT: 1e-05,
+    }
+    kept = backend("datadog").written(dict(attributes))  # type: ignore[arg-type]
+    assert set(kept) == {f"{sc.ROUTER_METADATA_PREFIX}team", sc.GEN_AI_INPUT_MESSAGES, f"{sc.ROUTER_COST_PREFIX}input"}
+    kept = backend("phoenix").written(dict(attributes))  # type: ignore[arg-type]
+    assert set(kept) == set(attributes) - {sc.GEN_AI_INPUT_MESSAGES}

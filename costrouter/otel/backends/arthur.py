@@ -6,12 +6,14 @@ ingestion service, ``utils/trace.py``): the task comes from the resource attribu
 ``openinference.span.kind`` is ``LLM``, cost from ``llm.cost.*`` (else computed from
 ``llm.model_name``), and a trace's totals sum every LLM span. costrouter's call span is the
 only LLM span of a routed call and carries ``llm.cost.*``; attempt spans are ``CHAIN``, so
-nothing is counted twice. There is no metrics or logs route: neither is exported.
+nothing is counted twice. There is no metrics or logs route: neither is exported. Arthur reads
+OpenInference names only: the preset writes no GenAI or LiteLLM names.
 """
 
 from __future__ import annotations
 
 from costrouter.otel.backends.base import Backend, bearer, from_env
+from costrouter.otel.conventions import reads
 
 ARTHUR = Backend(
     "arthur",
@@ -19,5 +21,6 @@ ARTHUR = Backend(
     paths={"traces": "/api/v1/traces"},
     headers=bearer("ARTHUR_API_KEY", "authorization"),
     resource=from_env({"arthur.task": "ARTHUR_TASK_ID"}),
+    conventions=reads("openinference"),
 )
 """``ARTHUR_BASE_URL``, ``ARTHUR_API_KEY`` (Bearer), ``ARTHUR_TASK_ID`` (resource ``arthur.task``)."""

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from opentelemetry.util.types import AttributeValue
+
+from costrouter.otel.conventions import KNOWN_NAMES, Convention, convention_of, left_out
 
 Attributes = Mapping[str, AttributeValue]
 SpanHook = Callable[[Attributes], dict[str, AttributeValue]]
@@ -35,6 +38,8 @@ class Backend:
     unset); ``paths`` the URL path of each signal it ingests (a signal it has no route for is
     absent and is not exported). ``headers`` and ``resource`` read secrets and ids from the
     environment; ``llm_span`` / ``step_span`` add the backend's own span attributes.
+    ``conventions`` are the naming conventions the backend reads
+    (:mod:`costrouter.otel.conventions`); its spans carry those names only. ``None``: every one.
     """
 
     name: str
@@ -47,6 +52,7 @@ class Backend:
     resource: EnvHook = _no_env
     llm_span: SpanHook = _nothing
     step_span: SpanHook = _nothing
+    conventions: frozenset[Convention] | None = None
 
     def exports(self, signal: Signal) -> bool:
         """Whether the backend has a route for ``signal``."""
@@ -58,6 +64,31 @@ class Backend:
         if not base or signal not in self.paths:
             return None
         return base.rstrip("/") + self.paths[signal]
+
+    @cached_property
+    def _left_out(self) -> frozenset[str]:
+        return left_out(self.conventions) if self.conventions is not None else frozenset()
+
+    @property
+    def adds_span_attributes(self) -> bool:
+        """Whether the preset adds attributes of its own to the call's LLM span."""
+        return self.llm_span is not _nothing
+
+    def written(self, attributes: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+        """``attributes`` less the names of conventions the backend does not read, removed in place.
+
+        Set operations over the keys: a fixed name is looked up in :attr:`_left_out`, and only a
+        name built at run time (metadata, message contents) is classified one by one.
+        """
+        conventions = self.conventions
+        if conventions is None:
+            return attributes
+        for key in self._left_out.intersection(attributes):
+            del attributes[key]
+        if not KNOWN_NAMES.issuperset(attributes):
+            for key in [key for key in attributes if key not in KNOWN_NAMES and convention_of(key) not in conventions]:
+                del attributes[key]
+        return attributes
 
     def llm_span_attributes(self, attributes: Attributes) -> dict[str, AttributeValue]:
         """The backend's additions to the call's LLM span, from the attributes written so far."""

@@ -6,7 +6,8 @@ Read against docs.fiddler.ai/integrations/agentic-ai/otel-trace-export, /attribu
 ``agent``); ``gen_ai.usage.*``, ``gen_ai.request.model``, ``gen_ai.system`` on LLM spans;
 conversations from ``gen_ai.conversation.id``; any other attribute is kept only as
 ``fiddler.span.user.<key>``. Fiddler documents no cost attribute, so the cost goes out as the
-custom attribute ``fiddler.span.user.cost_usd`` (a number Fiddler keeps and can chart).
+custom attribute ``fiddler.span.user.cost_usd`` (a number Fiddler keeps and can chart). The preset
+writes the GenAI names and no OpenInference or LiteLLM ones.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from opentelemetry.util.types import AttributeValue
 
 from costrouter.otel import semconv as sc
 from costrouter.otel.backends.base import Attributes, Backend, bearer, combine, from_env
+from costrouter.otel.conventions import reads
 
 SPAN_TYPE: Final = "fiddler.span.type"
 USER_PREFIX: Final = "fiddler.span.user."
@@ -48,5 +50,6 @@ FIDDLER = Backend(
     resource=from_env({"application.id": "FIDDLER_APPLICATION_ID"}),
     llm_span=llm_span,
     step_span=step_span,
+    conventions=reads("genai"),
 )
 """``FIDDLER_URL``, ``FIDDLER_API_KEY`` (Bearer), ``FIDDLER_APPLICATION_ID`` (header and resource)."""

@@ -6,7 +6,8 @@ or ``gen_ai.operation.name``); ``langsmith.metadata.{key}`` becomes run metadata
 ``ls_provider`` price the run; ``session_id`` groups runs into a thread, and only runs that carry
 it join the thread); cost is taken from ``langsmith.usage_metadata`` (``input_cost``,
 ``output_cost``, ``total_cost``) rather than LangSmith's own price table. The project is the
-``Langsmith-Project`` header, the key ``x-api-key``.
+``Langsmith-Project`` header, the key ``x-api-key``. Besides its own names the preset writes the GenAI
+ones (the run type falls back to ``gen_ai.operation.name``), no OpenInference or LiteLLM ones.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from opentelemetry.util.types import AttributeValue
 
 from costrouter.otel import semconv as sc
 from costrouter.otel.backends.base import Attributes, Backend, from_env
+from costrouter.otel.conventions import reads
 
 SPAN_KIND: Final = "langsmith.span.kind"
 USAGE_METADATA: Final = "langsmith.usage_metadata"
@@ -90,5 +92,6 @@ LANGSMITH = Backend(
     headers=from_env({"x-api-key": "LANGSMITH_API_KEY", "Langsmith-Project": "LANGSMITH_PROJECT"}),
     llm_span=llm_span,
     step_span=step_span,
+    conventions=reads("genai"),
 )
 """``LANGSMITH_ENDPOINT`` (default the US cloud), ``LANGSMITH_API_KEY``, ``LANGSMITH_PROJECT``."""
