@@ -127,7 +127,10 @@ def _openlit_router(provider: Any) -> Any:
 
 
 def _costrouter_arm(name: str, redis_url: str | None, provider: Any, spans: Callable[[], int], lease: int) -> Arm:
-    """``lease`` > 0: the Redis store serves from per-process leases and ``lease`` calls share a session."""
+    """``lease`` > 0: the Redis store as configured by default (per-process leases), ``lease`` calls a session.
+
+    ``lease`` = 0: the per-call path (``store.lease.enabled: false``), one call a session.
+    """
     budgets = None
     if name == "costrouter_memory":
         budgets = variants.budget_policy("memory", None)
@@ -135,8 +138,8 @@ def _costrouter_arm(name: str, redis_url: str | None, provider: Any, spans: Call
         if redis_url is None:
             raise ValueError("the costrouter_redis arm needs --redis-url")
         budgets = variants.budget_policy("redis", redis_url)
-        if lease > 0:
-            budgets["store"]["lease"] = {"enabled": True}
+        if lease == 0:
+            budgets["store"]["lease"] = {"enabled": False}
     calls_per_session = max(lease, 1)
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     router = CostRouter(

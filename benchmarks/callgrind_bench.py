@@ -259,7 +259,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="callgrind", help="file stem of the outputs")
     parser.add_argument(
-        "--lease", type=int, default=0, help="the Redis arm with per-process leases on, N calls per session (0: off)"
+        "--lease",
+        type=int,
+        default=0,
+        help="the Redis arm with the default store (leases), N calls a session (0: the per-call path)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the callgrind.out files")
     parser.add_argument("--from-dir", type=Path, help="summarize the kept files of an earlier run instead of running")

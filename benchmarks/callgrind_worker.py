@@ -200,7 +200,12 @@ def main() -> None:
     parser.add_argument("--layer-calls", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--redis-url")
-    parser.add_argument("--lease", type=int, default=0, help="Redis arm: leases on, N calls per session")
+    parser.add_argument(
+        "--lease",
+        type=int,
+        default=0,
+        help="Redis arm: the default store (leases), N calls a session (0: the per-call path)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="the JSON file (--arm) or the directory (--arms)")
     args = parser.parse_args()
     if args.arms:
