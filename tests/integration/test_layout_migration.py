@@ -248,7 +248,7 @@ def test_a_02_process_refuses_after_the_migration(
     assert after["refused"].startswith("StoreLostError")
     # The refused call left no spend and no hold under 0.2's layout (at most its call records).
     left = Migration(client, prefix, fence_wait=0).dry_run()
-    assert (left.spent_units, left.held_units, left.live_holds) == (0, 0, 0)
+    assert (left.spent_legacy, left.held_legacy, left.live_holds) == (0, 0, 0)
 
     # 0.2's accept-loss after the migration would let 0.2 count again: this version refuses then,
     # and a second run fences 0.2 again.

@@ -59,7 +59,7 @@ def test_more_due_holds_than_one_sweep_takes_all_expire(redis_url: str) -> None:
         assert (status.held_units, status.active_holds) == (0, 0)
         # An expired hold's late settle charges once, as a charge without a live hold.
         late = store.settle(budget, "c7", 9)
-        assert (late.charged_micros, late.unheld, late.replayed) == (9, True, False)
+        assert (late.charged_units, late.unheld, late.replayed) == (9, True, False)
         assert store.settle(budget, "c7", 9).replayed
         assert store.status(budget).spent_units == 9
 

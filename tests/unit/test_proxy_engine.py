@@ -18,9 +18,14 @@ from costrouter.routing.engine import CallEngine
 from costrouter.routing.router import CostRouter
 
 
-def _routers() -> int:
+def _routers() -> list[litellm.Router]:
+    """Every live LiteLLM Router (a list holds them: none is collected between two counts)."""
     gc.collect()
-    return sum(1 for item in gc.get_objects() if isinstance(item, litellm.Router))
+    return [item for item in gc.get_objects() if isinstance(item, litellm.Router)]
+
+
+def _new(before: list[litellm.Router]) -> list[litellm.Router]:
+    return [router for router in _routers() if not any(router is old for old in before)]
 
 
 def test_the_plugin_built_from_the_proxy_config_holds_no_router(
@@ -51,7 +56,7 @@ def test_the_plugin_built_from_the_proxy_config_holds_no_router(
     assert type(handler.router) is CallEngine
     assert not hasattr(handler.router, "litellm_router")
     assert handler.router.planner.prices.group_deployments["chat"]
-    assert _routers() == before
+    assert _new(before) == []
     handler.router.shutdown()
 
 
@@ -63,5 +68,6 @@ def test_a_cost_router_is_an_engine_with_its_own_router() -> None:
 
     assert isinstance(router, CallEngine)
     assert isinstance(router.litellm_router, litellm.Router)
-    assert _routers() == before + 1
+    (new,) = _new(before)
+    assert new is router.litellm_router
     router.shutdown()
