@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import selectors
 import subprocess
 import sys
 import time
@@ -55,9 +55,12 @@ def _in_terminal(*args: str, timeout: float = 120.0) -> bytes:
     os.close(slave)
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
+    # A selector, not select.select: late in a long suite the terminal's descriptor can pass 1024.
+    selector = selectors.DefaultSelector()
+    selector.register(master, selectors.EVENT_READ)
     try:
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
+            ready = selector.select(0.5)
             if not ready:
                 if process.poll() is not None:
                     break
@@ -70,6 +73,7 @@ def _in_terminal(*args: str, timeout: float = 120.0) -> bytes:
                 break
             chunks.append(data)
     finally:
+        selector.close()
         os.close(master)
         process.wait(timeout=30)
     return b"".join(chunks)

@@ -85,7 +85,8 @@ def main(base_url: str, redis_url: str, prefix: str, calls: str, blocked: str) -
     blocker = Blocker([name for name in blocked.split(",") if name])
     sys.meta_path.insert(0, blocker)
     capture = TelemetryCapture()
-    store = {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix}
+    # The per-call path (leases are the default): the books are read right after each call.
+    store = {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix, "lease": {"enabled": False}}
     router = calltypes_router(base_url, capture, session_budget(1.0, store))
     results = {name: _call(router, capture, name) for name in calls.split(",")}
     router.shutdown()
