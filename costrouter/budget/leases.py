@@ -70,8 +70,20 @@ _WORKERS: Final = 8
 BATCH_SIZE: Final = 256
 """Lease messages per pipeline of the background thread; more due at once go in several."""
 _GIVING_BACK: Final = frozenset({"give back", "close"})
+OUTAGE_REMINDER_SECONDS: Final = 60.0
+"""While lease messages keep failing, the warning repeats at most this often (the flush retries every
+flush_seconds: a down store must not write a warning twice a second)."""
 
 AlertSink = Callable[[BudgetRef, float, int, str], None]
+
+
+@dataclass
+class _Outage:
+    """Lease messages failing since ``since`` (monotonic); the log says so once, then once a minute."""
+
+    since: float
+    last_warning: float
+    failures: int
 
 
 @dataclass
@@ -155,6 +167,7 @@ class LeasedStore(BudgetStore):
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._outage: _Outage | None = None
         self.fault: str | None = None
         """Why the leases fell back to per-call budgets (the journal refused a leased settle), else ``None``."""
 
@@ -285,11 +298,12 @@ class LeasedStore(BudgetStore):
             lease.unacked = (message, entries)
         return message, entries
 
-    def _send_batch(self, due: list[tuple[Lease, str]]) -> int:
+    def _send_batch(self, due: list[tuple[Lease, str]]) -> tuple[int, list[BudgetStoreError]]:
         """Send the messages of several leases (each ``io`` held by the caller) in one pipeline.
 
         A lease with an unanswered message resends that one; a message that fails stays
-        unanswered and goes again with the lease's next. Returns how many were answered.
+        unanswered and goes again with the lease's next. Returns how many were answered, and the
+        failures of the others.
         """
         sending: list[tuple[Lease, str, LeaseMessage, list[str]]] = []
         for lease, reason in due:
@@ -307,13 +321,15 @@ class LeasedStore(BudgetStore):
                     lease.sending = False
                     lease.pool = 0
         answered = 0
+        failed: list[BudgetStoreError] = []
         for (lease, reason, message, entries), reply in zip(sending, replies, strict=True):
             if isinstance(reply, BudgetStoreError):
-                logger.warning("costrouter: could not %s the lease on budget %s: %s", reason, lease.budget.name, reply)
+                logger.debug("costrouter: could not %s the lease on budget %s: %s", reason, lease.budget.name, reply)
+                failed.append(reply)
                 continue
             self._apply(lease, message, entries, reply, sent_at)
             answered += 1
-        return answered
+        return answered, failed
 
     def _post_many(self, messages: list[tuple[BudgetRef, LeaseMessage]]) -> list[LeaseReply | BudgetStoreError]:
         calls = []
@@ -479,14 +495,48 @@ class LeasedStore(BudgetStore):
         for start in range(0, len(due), BATCH_SIZE):
             batch = due[start : start + BATCH_SIZE]
             try:
-                sent += self._send_batch(batch)
+                answered, failed = self._send_batch(batch)
             except BudgetStoreError as exc:
-                logger.warning("costrouter: could not send %d budget lease messages: %s", len(batch), exc)
+                answered, failed = 0, [exc] * len(batch)
             finally:
                 self._forget_returned(batch)  # while their io is held: a waiting call then sees them gone
                 for lease, _ in batch:
                     lease.io.release()
+            sent += answered
+            if failed:
+                self._store_failed(len(failed), failed[0])
+            else:
+                self._store_answered()
         return sent
+
+    def _store_failed(self, messages: int, exc: BudgetStoreError) -> None:
+        now = time.monotonic()
+        outage = self._outage
+        if outage is None:
+            self._outage = _Outage(since=now, last_warning=now, failures=messages)
+            logger.warning(
+                "costrouter: could not send %d budget lease messages: %s; retrying every %gs",
+                messages,
+                exc,
+                self.settings.flush_seconds,
+            )
+            return
+        outage.failures += messages
+        if now - outage.last_warning >= OUTAGE_REMINDER_SECONDS:
+            outage.last_warning = now
+            logger.warning(
+                "costrouter: budget lease messages still failing after %.0fs (%d failed messages): %s",
+                now - outage.since,
+                outage.failures,
+                exc,
+            )
+
+    def _store_answered(self) -> None:
+        outage, self._outage = self._outage, None
+        if outage is not None:
+            logger.warning(
+                "costrouter: budget lease messages go through again after %.1fs", time.monotonic() - outage.since
+            )
 
     def _forget_returned(self, batch: list[tuple[Lease, str]]) -> None:
         """Drop the leases given back and not used since: the next call on them opens a new one."""
@@ -524,7 +574,9 @@ class LeasedStore(BudgetStore):
     def flush(self) -> int:
         """Carry every lease's settled spend to Redis now (in pipelines), keeping the leases; returns how many went.
 
-        For a reader that must see ``spent`` without the lag (tests, a report at a cut-off).
+        For a reader that must see ``spent`` without the lag (tests, a report at a cut-off). Raises
+        :class:`~costrouter.errors.BudgetStoreError` when a message could not go (after trying every
+        lease): its spend stays with its lease and goes with the next message.
         """
         with self._lock:
             leases = list(self._leases.values())
@@ -536,13 +588,20 @@ class LeasedStore(BudgetStore):
             else:
                 lease.io.release()
         sent = 0
+        failures: list[BudgetStoreError] = []
         for start in range(0, len(due), BATCH_SIZE):
             batch = due[start : start + BATCH_SIZE]
             try:
-                sent += self._send_batch(batch)
+                answered, failed = self._send_batch(batch)
+            except BudgetStoreError as exc:
+                answered, failed = 0, [exc]
             finally:
                 for lease, _ in batch:
                     lease.io.release()
+            sent += answered
+            failures += failed
+        if failures:
+            raise failures[0]
         return sent
 
     def drain(self) -> None:
@@ -568,16 +627,18 @@ class LeasedStore(BudgetStore):
         for start in range(0, len(due), BATCH_SIZE):
             batch = due[start : start + BATCH_SIZE]
             try:
-                self._send_batch(batch)
+                _, failed = self._send_batch(batch)
             except BudgetStoreError as exc:
-                logger.warning(
-                    "costrouter: could not give back %d budget leases (their settles stay journaled): %s",
-                    len(batch),
-                    exc,
-                )
+                failed = [exc] * len(batch)
             finally:
                 for lease, _ in batch:
                     lease.io.release()
+            if failed:
+                logger.warning(
+                    "costrouter: could not give back %d budget leases (their settles stay journaled): %s",
+                    len(failed),
+                    failed[0],
+                )
 
     # ---- the rest goes to Redis -------------------------------------------------------------
     def status(self, budget: BudgetRef) -> BudgetStatus:

@@ -109,6 +109,13 @@ class RedisServer:
         """
         if self._process is None:
             return
+        self.shutdown_keeping_data()
+        self.start()
+
+    def shutdown_keeping_data(self) -> None:
+        """Stop the server with ``SHUTDOWN SAVE``: it is down until :meth:`start` reads its snapshot back."""
+        if self._process is None:
+            return
         client = redis.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=1)
         try:
             client.shutdown(save=True)
@@ -118,7 +125,6 @@ class RedisServer:
             client.close()
         self._process.wait()
         self._process = None
-        self.start()
 
     def ensure_running(self) -> None:
         """Start the server again if a test killed it (no-op for an external one)."""

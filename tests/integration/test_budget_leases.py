@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from costrouter.money import MAX_COUNTER_UNITS
 from costrouter.testing import ProviderDouble
 from tests.integration import lease_runs
 from tests.integration.budget_backends import ref
+from tests.integration.faults import private_redis
 from tests.routing import router_config
 from tests.workers import lease_then_die
 
@@ -294,3 +296,34 @@ def test_a_shared_instance_keeps_its_lease_after_one_call(redis_url: str) -> Non
         assert store.waits == 1
     finally:
         store.close()
+
+
+def test_a_down_store_is_warned_of_once_then_once_a_minute_and_its_return_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    budget = ref(1_000_000)
+
+    def lines(text: str) -> list[str]:
+        return [record.getMessage() for record in caplog.records if text in record.getMessage()]
+
+    with private_redis() as server, caplog.at_level(logging.WARNING, logger="costrouter.budget"):
+        store = _store(server.url, f"t{uuid.uuid4().hex[:10]}", flush_seconds=0.01)
+        try:
+            assert store.reserve(budget, "c0", 1000, enforce=True).granted
+            store.settle(budget, "c0", 600)
+            server.shutdown_keeping_data()
+            while store.messages < 30:  # the background flush retries every 10 ms: many failed sends
+                time.sleep(0.05)
+            failing = lines("lease messages")
+            assert len(failing) == 1, failing
+            assert "could not send 1 budget lease messages" in failing[0]
+            assert "retrying every 0.01s" in failing[0]
+            server.start()
+            while not lines("go through again"):
+                time.sleep(0.05)
+            assert len(lines("lease messages")) == 2
+        finally:
+            store.close()
+        prefix = store.inner.config.key_prefix
+        with RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=server.url) as plain:
+            assert plain.status(budget).spent_units == 600
