@@ -1,4 +1,4 @@
-"""The ``costrouter`` command (``commands``: one module a command, ``output`` for what they print) and its demo (``demo``, ``demo_rag``).
+"""The ``costrouter`` command (``commands``; a module a command; ``output``) and its demo (``demo``, ``demo_rag``).
 
 Layer 6, the top: may import every layer below. Commands import what they need when they
 run, so ``costrouter --help`` and ``costrouter report`` start at once.

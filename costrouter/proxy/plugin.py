@@ -15,6 +15,7 @@ around it (:meth:`costrouter.routing.calls.CallPlanner.hold_flow`):
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import sys
@@ -157,6 +158,9 @@ class CostRouterProxyHandler(CustomLogger):
         settings = Settings()
         path = config_path()
         router = CallEngine.from_files(path, settings.budgets, settings=settings)
+        # When the proxy exits (SIGINT, see docs/proxy.md): the leases carry their settled spend to
+        # Redis and give back their room, the spans of the last interval go out.
+        atexit.register(router.shutdown)
         logger.info("costrouter.proxy: holding and tracing the proxy's calls (%s)", path)
         return router
 

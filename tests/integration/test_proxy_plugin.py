@@ -43,10 +43,14 @@ GROUPS["broken"] = {"model": "broken-model", "input": CHAT_IN, "output": CHAT_OU
 DOWNGRADE_TAG = "downgrade-me"
 
 
-def _policy(redis_url: str, prefix: str, session_limit: float = SESSION_LIMIT_USD) -> dict[str, Any]:
+def _policy(
+    redis_url: str, prefix: str, session_limit: float = SESSION_LIMIT_USD, *, leases: bool = False
+) -> dict[str, Any]:
+    # The per-call path unless asked (leases are the default): most of these tests read Redis right
+    # after each request, where a lease carries its spend within flush_seconds.
+    store = {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix}
     return {
-        # The per-call path (leases are the default): these tests read Redis right after each request.
-        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix, "lease": {"enabled": False}},
+        "store": store if leases else {**store, "lease": {"enabled": False}},
         "budgets": [
             {"name": "per-session", "scope": "session", "limit_usd": session_limit, "window": "total"},
             {
@@ -86,7 +90,7 @@ def _client(proxy: ProxyServer) -> openai.OpenAI:
 
 
 def _spent_units(redis_url: str, prefix: str, session: str, limit: float = SESSION_LIMIT_USD) -> tuple[int, int]:
-    """The session's (spent, held) micro-dollars in Redis."""
+    """The session's (spent, held) units (nano-dollars) in Redis."""
     policy = BudgetPolicy.model_validate(_policy(redis_url, prefix, limit))
     (budget,) = policy.budgets_for(session_id=session)
     with RedisBudgetStore(policy.store) as store:
@@ -111,7 +115,7 @@ def _call_spans(proxy: ProxyServer, session: str, count: int) -> list[SpanRecord
 
 
 def _billed_units(provider: ProviderDouble, model: str, since: int, price_in: float, price_out: float) -> int:
-    """What the provider billed for ``model`` since its ``since``-th answer, in micro-dollars."""
+    """What the provider billed for ``model`` since its ``since``-th answer, in units (nano-dollars)."""
     answers = [answer for answer in provider.answers[since:] if answer.model == model]
     return sum(usd_to_units(a.prompt_tokens * price_in + a.completion_tokens * price_out) for a in answers)
 
@@ -283,17 +287,22 @@ def test_embeddings_and_responses_are_held_and_priced(
     assert _spent_units(redis_server.url, prefix, session) == (embed_cost + respond_cost, 0)
 
 
-def test_the_burst_on_two_proxies_never_passes_the_cap(provider: ProviderDouble, redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("store", ["defaults (leases)", "per call"])
+def test_the_burst_on_two_proxies_never_passes_the_cap(
+    provider: ProviderDouble, redis_server: RedisServer, store: str
+) -> None:
     """4 client processes × 50 concurrent calls, one session, $0.002, billed at 1.5× tiktoken's count.
 
-    Two proxy processes share the session's budget in one Redis (two client processes each).
+    Two proxy processes share the session's budget in one Redis (two client processes each). With
+    the defaults each proxy leases the session's room; stopping them (SIGINT) carries the leased
+    spend to Redis and gives the rest back, so Redis then equals the provider's bill.
     """
     redis_server.ensure_running()
     cap, prefix, session = 0.002, f"b{uuid.uuid4().hex[:10]}", "burst-session"
     provider.set_default("chat-model", Reply(completion_tokens=20, delay=1.5))
     provider.set_prompt_token_factor("chat-model", 1.5)
     since = len(provider.answers)
-    policy = _policy(redis_server.url, prefix, cap)
+    policy = _policy(redis_server.url, prefix, cap, leases=store.startswith("defaults"))
     try:
         with ProxyServer(_config(provider), policy) as first, ProxyServer(_config(provider), policy) as second:
             urls = [first.url, first.url, second.url, second.url]
@@ -376,3 +385,27 @@ def test_a_failed_request_releases_its_hold(
     assert span["attributes"][sc.ROUTER_ATTEMPTS] == 2  # the first and its retry
     assert _span_units([span]) == 0
     assert _spent_units(redis_server.url, prefix, session) == (0, 0)
+
+
+def test_a_stopped_proxy_carries_its_leased_spend_and_gives_its_leases_back(
+    provider: ProviderDouble, redis_server: RedisServer
+) -> None:
+    """With the defaults (leases), a session's room is leased by the proxy; SIGINT ends it at once.
+
+    The lease would otherwise stay held in Redis until its TTL (30 s) and its last settles wait for
+    the next flush: the plugin's exit hook carries the spend and gives the room back.
+    """
+    redis_server.ensure_running()
+    prefix, session, limit = f"x{uuid.uuid4().hex[:10]}", f"s-{uuid.uuid4().hex[:8]}", 1.0
+    provider.set_default("chat-model", Reply(completion_tokens=7))
+    since = len(provider.answers)
+    with ProxyServer(_config(provider), _policy(redis_server.url, prefix, limit, leases=True)) as server:
+        for _ in range(3):
+            _client(server).chat.completions.create(
+                model="chat", messages=MESSAGES, max_tokens=20, extra_body={"litellm_session_id": session}
+            )
+        _, held = _spent_units(redis_server.url, prefix, session, limit)
+        assert held > 0  # the proxy's lease on the session: its room beyond the calls it served
+    billed = _billed_units(provider, "chat-model", since, CHAT_IN, CHAT_OUT)
+    assert billed > 0
+    assert _spent_units(redis_server.url, prefix, session, limit) == (billed, 0)
