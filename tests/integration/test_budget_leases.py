@@ -31,6 +31,7 @@ from tests.workers import lease_then_die
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE = LeaseSettings(enabled=True)
+_OUTAGE_WAIT_SECONDS = 120.0  # a safety net so that a broken flush fails the test instead of hanging it
 
 
 def _store(url: str, prefix: str, **lease: object) -> LeasedStore:
@@ -310,9 +311,11 @@ def test_a_down_store_is_warned_of_once_then_once_a_minute_and_its_return_is_log
         store = _store(server.url, f"t{uuid.uuid4().hex[:10]}", flush_seconds=0.01)
         try:
             assert store.reserve(budget, "c0", 1000, enforce=True).granted
-            store.settle(budget, "c0", 600)
             server.shutdown_keeping_data()
+            store.settle(budget, "c0", 600)  # settled in the lease: its flush is due, and fails from now on
+            deadline = time.monotonic() + _OUTAGE_WAIT_SECONDS
             while store.messages < 30:  # the background flush retries every 10 ms: many failed sends
+                assert time.monotonic() < deadline, f"only {store.messages} lease messages went out"
                 time.sleep(0.05)
             failing = lines("lease messages")
             assert len(failing) == 1, failing
@@ -320,6 +323,7 @@ def test_a_down_store_is_warned_of_once_then_once_a_minute_and_its_return_is_log
             assert "retrying every 0.01s" in failing[0]
             server.start()
             while not lines("go through again"):
+                assert time.monotonic() < deadline + _OUTAGE_WAIT_SECONDS, "the flush never went through again"
                 time.sleep(0.05)
             assert len(lines("lease messages")) == 2
         finally:
