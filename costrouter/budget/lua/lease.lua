@@ -13,25 +13,118 @@
 -- calls that asked for it). need is granted iff free - inflight >= need; inflight is always
 -- held (those calls were granted already).
 -- Returns {granted, hold, spent, held, window, window end, alerts (comma list), replayed}.
+-- The common message takes one read and one write of the lease's window hash (fast path):
+-- the lease in the current window, no lease expiry due ('lx'), and no call hold in the window
+-- (so the records hash has nothing for it to sweep or heal). Any other message takes the
+-- general path below, which sweeps the records hash and the leases first; both leave the same
+-- fields, and answer the same.
 local rkey, base = KEYS[1], ARGV[1]
-local owner, old_window, seq = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local owner, old_window, seq_text = ARGV[2], ARGV[3], ARGV[4]
+local seq = tonumber(seq_text)
 local charge, inflight, need = sat(tonumber(ARGV[5])), sat(tonumber(ARGV[6])), sat(tonumber(ARGV[7]))
 local enforce = ARGV[8] == '1'
-local extra_max, fraction, extra_min = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-local lease_ttl, kind, seconds = tonumber(ARGV[12]), ARGV[13], tonumber(ARGV[14])
-local hold_ttl, record_ttl, limit = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
+local limit = tonumber(ARGV[17])
 local field = 'l:' .. owner
 
 local now, t = server_now()
-local rv = records(rkey, base, '', now, record_ttl, t)
-local window, window_end = window_of(kind, seconds, now)
+local window, window_end = window_of(ARGV[13], ARGV[14], now)
 local wkey = base .. ':w:' .. window
 local expiry = 0
-if window_end > 0 then expiry = window_end + hold_ttl end
-
--- The lease as it was: in its own window's hash (the current one, or the one it was taken in).
+if window_end > 0 then expiry = window_end + tonumber(ARGV[15]) end
 local okey = wkey
 if old_window ~= '' then okey = base .. ':w:' .. old_window end
+
+-- spent, and the new hold's sizing from free (see the top): what both paths share.
+local function size(free)
+  local granted = free - inflight >= need
+  local new_hold = inflight
+  if granted or not enforce then
+    new_hold = sat(inflight + need)
+    if granted then
+      -- floor(room x fraction / 1e6) in two exact parts: room x fraction itself passes 2^53 (a
+      -- double's integers) once room is past 9e9 units ($9), and would round.
+      local extra_max, fraction, extra_min = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+      local room = free - inflight - need
+      local whole = math.floor(room / 1000000)
+      local extra = whole * fraction + math.floor((room - whole * 1000000) * fraction / 1000000)
+      if extra > extra_max then extra = extra_max end
+      if extra >= extra_min and extra > 0 then new_hold = sat(new_hold + extra) end
+    end
+  end
+  return granted, new_hold
+end
+
+-- Charge `charge` onto spent (as read: text or false) of key `ckey`: the new spent and the
+-- alert thresholds it fired (HSETNX of their flags), and the top index.
+local function charged(ckey, spent_text, fired)
+  -- Added in Lua, not by HINCRBY: the counter saturates (sat) where HINCRBY would fail the message.
+  local spent = sat(num(spent_text) + charge)
+  for i = 19, #ARGV, 2 do
+    if spent >= tonumber(ARGV[i + 1]) and redis.call('HSETNX', ckey, 'alert:' .. ARGV[i], 1) == 1 then
+      fired[#fired + 1] = ARGV[i]
+    end
+  end
+  if KEYS[2] then
+    local top = KEYS[2] .. ':' .. string.sub(ckey, #base + 4)
+    redis.call('ZINCRBY', top, int(charge), ARGV[18])
+    if expiry > 0 then redis.call('EXPIREAT', top, expiry) end
+  end
+  return spent
+end
+
+local v = redis.call('HMGET', wkey, field, 'spent', 'held', 'holds', 'lh', 'lx')
+local lx = v[6] and tonumber(v[6])
+if okey == wkey and not (lx and lx <= now) and (not v[3] or v[3] == '0') and (not v[4] or v[4] == '0') then
+  local raw = v[1]
+  local state, hold, applied = 'x', 0, 0
+  if raw then
+    local _
+    state, hold, _, applied = lease_decode(raw)
+  end
+  local lh = v[5] and tonumber(v[5]) or 0
+  if raw and seq <= applied then
+    local live = 0
+    if state == 'l' then live = hold end
+    return {1, live, num(v[2]), sat(lh), window, window_end, '', 1}
+  end
+  local w = {}
+  if state == 'l' then
+    lh = lh - hold
+    if lh < 0 then lh = 0 end
+    w[1], w[2] = 'lh', int(lh)
+  end
+  local fired = {}
+  local spent = num(v[2])
+  if charge > 0 then
+    spent = charged(wkey, v[2], fired)
+    w[#w + 1], w[#w + 2] = 'spent', int(spent)
+  end
+  local held = sat(lh)
+  local granted, new_hold = size(limit - spent - held)
+  if new_hold > 0 then
+    local until_ = now + tonumber(ARGV[12])
+    local until_text = int(until_)
+    w[#w + 1], w[#w + 2] = field, 'l|' .. int(new_hold) .. '|' .. until_text .. '|' .. seq_text
+    if state == 'l' then
+      w[2] = int(lh + new_hold)
+    else
+      w[#w + 1], w[#w + 2] = 'lh', int(lh + new_hold)
+    end
+    if not lx or until_ < lx then w[#w + 1], w[#w + 2] = 'lx', until_text end
+    held = sat(held + new_hold)
+  elseif raw or charge > 0 then
+    w[#w + 1], w[#w + 2] = field, 'x|0|' .. t[1] .. '|' .. seq_text
+  end
+  if #w > 0 then redis.call('HSET', wkey, unpack(w)) end
+  expire_window(wkey, expiry)
+  return {granted and 1 or 0, new_hold, spent, held, window, window_end, table.concat(fired, ','), 0}
+end
+
+-- The general path.
+local record_ttl = tonumber(ARGV[16])
+local rv = records(rkey, base, '', now, record_ttl, t)
+
+-- The lease as it was: in its own window's hash (the current one, or the one it was taken in).
 sweep_leases(okey, now, record_ttl)
 local raw = redis.call('HGET', okey, field)
 local state, hold, applied = 'x', 0, 0
@@ -57,45 +150,19 @@ if raw then
 end
 local fired = {}
 if charge > 0 then
-  -- Added in Lua, not by HINCRBY: the counter saturates (sat) where HINCRBY would fail the message.
-  local spent = sat(num(redis.call('HGET', ckey, 'spent')) + charge)
-  redis.call('HSET', ckey, 'spent', int(spent))
-  for i = 19, #ARGV, 2 do
-    if spent >= tonumber(ARGV[i + 1]) and redis.call('HSETNX', ckey, 'alert:' .. ARGV[i], 1) == 1 then
-      fired[#fired + 1] = ARGV[i]
-    end
-  end
-  if KEYS[2] then
-    local top = KEYS[2] .. ':' .. string.sub(ckey, #base + 4)
-    redis.call('ZINCRBY', top, int(charge), ARGV[18])
-    if expiry > 0 then redis.call('EXPIREAT', top, expiry) end
-  end
+  redis.call('HSET', ckey, 'spent', int(charged(ckey, redis.call('HGET', ckey, 'spent'), fired)))
 end
 
 -- The new hold, in the current window.
 local spent, call_held, _, lease_held = window_state(rv[4] and true or false, wkey, now, record_ttl)
 local held = sat(call_held + lease_held)
-local free = limit - spent - held
-local granted = free - inflight >= need
-local new_hold = inflight
-if granted or not enforce then
-  new_hold = sat(inflight + need)
-  if granted then
-    -- floor(room x fraction / 1e6) in two exact parts: room x fraction itself passes 2^53 (a
-    -- double's integers) once room is past 9e9 units ($9), and would round.
-    local room = free - inflight - need
-    local whole = math.floor(room / 1000000)
-    local extra = whole * fraction + math.floor((room - whole * 1000000) * fraction / 1000000)
-    if extra > extra_max then extra = extra_max end
-    if extra >= extra_min and extra > 0 then new_hold = sat(new_hold + extra) end
-  end
-end
+local granted, new_hold = size(limit - spent - held)
 if new_hold > 0 then
-  local until_ = now + lease_ttl
+  local until_ = now + tonumber(ARGV[12])
   redis.call('HSET', wkey, field, encode({'l', int(new_hold), int(until_), int(seq)}))
   redis.call('HSET', wkey, 'lh', int(num(redis.call('HGET', wkey, 'lh')) + new_hold))
-  local lx = tonumber(redis.call('HGET', wkey, 'lx'))
-  if not lx or until_ < lx then redis.call('HSET', wkey, 'lx', int(until_)) end
+  local lx_ = tonumber(redis.call('HGET', wkey, 'lx'))
+  if not lx_ or until_ < lx_ then redis.call('HSET', wkey, 'lx', int(until_)) end
   held = sat(held + new_hold)
 elseif raw or charge > 0 then
   redis.call('HSET', wkey, field, encode({'x', '0', int(now), int(seq)}))
