@@ -1,6 +1,7 @@
 """What budgets cost Redis: server time and commands per budgeted call, bytes per live session.
 
-    uv run --locked python benchmarks/redis_cost_bench.py [--sessions N] [--calls-per-session K] [--callgrind] [--modes ARM ...]
+    uv run --locked python benchmarks/redis_cost_bench.py [--sessions N] [--calls-per-session K]
+        [--callgrind] [--modes ARM ...]
 
 Each call holds a session budget and a global budget (two budget instances). The same
 sessions run per call (``RedisBudgetStore``: a reserve and a settle script per budget)

@@ -2,7 +2,7 @@
 -- drop the old hold, and hold again what its calls in flight need plus a fresh slice.
 -- KEYS: the records hash (the call holds' sweep), and (standalone Redis only) the
 -- largest-spender index base.
--- ARGV: base, owner, lease window ('' for none), seq, charge, in flight, need, enforce (1/0),
+-- ARGV: base, lease field ('l:' .. owner), lease window ('' for none), seq, charge, in flight, need, enforce (1/0),
 -- extra max, fraction (millionths), extra min, lease ttl, window kind, window seconds,
 -- hold ttl, record ttl, limit, scope id, then pairs of alert threshold label and units.
 -- A message whose seq is not above the lease's last applied seq was applied already (a
@@ -19,18 +19,18 @@
 -- general path below, which sweeps the records hash and the leases first; both leave the same
 -- fields, and answer the same.
 local rkey, base = KEYS[1], ARGV[1]
-local owner, old_window, seq_text = ARGV[2], ARGV[3], ARGV[4]
-local seq = tonumber(seq_text)
-local charge, inflight, need = sat(tonumber(ARGV[5])), sat(tonumber(ARGV[6])), sat(tonumber(ARGV[7]))
+-- Numbers are read as `text + 0` (one parse; tonumber parses twice): every ARGV number is ours.
+local field, old_window, seq_text = ARGV[2], ARGV[3], ARGV[4]
+local seq = seq_text + 0
+local charge, inflight, need = sat(ARGV[5] + 0), sat(ARGV[6] + 0), sat(ARGV[7] + 0)
 local enforce = ARGV[8] == '1'
-local limit = tonumber(ARGV[17])
-local field = 'l:' .. owner
+local limit = ARGV[17] + 0
 
 local now, t = server_now()
 local window, window_end = window_of(ARGV[13], ARGV[14], now)
 local wkey = base .. ':w:' .. window
 local expiry = 0
-if window_end > 0 then expiry = window_end + tonumber(ARGV[15]) end
+if window_end > 0 then expiry = window_end + ARGV[15] end
 local okey = wkey
 if old_window ~= '' then okey = base .. ':w:' .. old_window end
 
@@ -43,7 +43,7 @@ local function size(free)
     if granted then
       -- floor(room x fraction / 1e6) in two exact parts: room x fraction itself passes 2^53 (a
       -- double's integers) once room is past 9e9 units ($9), and would round.
-      local extra_max, fraction, extra_min = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+      local extra_max, fraction, extra_min = ARGV[9] + 0, ARGV[10] + 0, ARGV[11] + 0
       local room = free - inflight - need
       local whole = math.floor(room / 1000000)
       local extra = whole * fraction + math.floor((room - whole * 1000000) * fraction / 1000000)
@@ -54,11 +54,11 @@ local function size(free)
   return granted, new_hold
 end
 
--- Charge `charge` onto spent (as read: text or false) of key `ckey`: the new spent and the
--- alert thresholds it fired (HSETNX of their flags), and the top index.
-local function charged(ckey, spent_text, fired)
+-- Charge `charge` onto `spent` (a number, as read) of key `ckey`: the new spent, the alert
+-- thresholds it fired (HSETNX of their flags, into `fired`), and the top index.
+local function charged(ckey, spent, fired)
   -- Added in Lua, not by HINCRBY: the counter saturates (sat) where HINCRBY would fail the message.
-  local spent = sat(num(spent_text) + charge)
+  spent = sat(spent + charge)
   for i = 19, #ARGV, 2 do
     if spent >= tonumber(ARGV[i + 1]) and redis.call('HSETNX', ckey, 'alert:' .. ARGV[i], 1) == 1 then
       fired[#fired + 1] = ARGV[i]
@@ -73,19 +73,22 @@ local function charged(ckey, spent_text, fired)
 end
 
 local v = redis.call('HMGET', wkey, field, 'spent', 'held', 'holds', 'lh', 'lx')
-local lx = v[6] and tonumber(v[6])
-if okey == wkey and not (lx and lx <= now) and (not v[3] or v[3] == '0') and (not v[4] or v[4] == '0') then
-  local raw = v[1]
-  local state, hold, applied = 'x', 0, 0
-  if raw then
-    local _
-    state, hold, _, applied = lease_decode(raw)
-  end
-  local lh = v[5] and tonumber(v[5]) or 0
+local lx = v[6] and v[6] + 0
+local raw = v[1]
+local state, hold, applied = 'x', 0, 0
+if raw then
+  -- state|hold|expiry|seq (see lease_decode; anything else takes the general path)
+  local h, a
+  state, h, a = string.match(raw, '^([^|]*)|([^|]*)|[^|]*|([^|]*)$')
+  if state then hold, applied = h + 0, a + 0 end
+end
+if state and okey == wkey and not (lx and lx <= now) and (not v[3] or v[3] == '0') and (not v[4] or v[4] == '0') then
+  local lh = v[5] and v[5] + 0 or 0
+  local spent = v[2] and v[2] + 0 or 0
   if raw and seq <= applied then
     local live = 0
     if state == 'l' then live = hold end
-    return {1, live, num(v[2]), sat(lh), window, window_end, '', 1}
+    return {1, live, spent, sat(lh), window, window_end, '', 1}
   end
   local w = {}
   if state == 'l' then
@@ -94,15 +97,14 @@ if okey == wkey and not (lx and lx <= now) and (not v[3] or v[3] == '0') and (no
     w[1], w[2] = 'lh', int(lh)
   end
   local fired = {}
-  local spent = num(v[2])
   if charge > 0 then
-    spent = charged(wkey, v[2], fired)
+    spent = charged(wkey, spent, fired)
     w[#w + 1], w[#w + 2] = 'spent', int(spent)
   end
   local held = sat(lh)
   local granted, new_hold = size(limit - spent - held)
   if new_hold > 0 then
-    local until_ = now + tonumber(ARGV[12])
+    local until_ = now + ARGV[12]
     local until_text = int(until_)
     w[#w + 1], w[#w + 2] = field, 'l|' .. int(new_hold) .. '|' .. until_text .. '|' .. seq_text
     if state == 'l' then
@@ -120,7 +122,8 @@ if okey == wkey and not (lx and lx <= now) and (not v[3] or v[3] == '0') and (no
   return {granted and 1 or 0, new_hold, spent, held, window, window_end, table.concat(fired, ','), 0}
 end
 
--- The general path.
+-- The general path (a function of its own: the functions only it uses are built when it runs).
+--@deferred
 local record_ttl = tonumber(ARGV[16])
 local rv = records(rkey, base, '', now, record_ttl, t)
 
@@ -150,7 +153,7 @@ if raw then
 end
 local fired = {}
 if charge > 0 then
-  redis.call('HSET', ckey, 'spent', int(charged(ckey, redis.call('HGET', ckey, 'spent'), fired)))
+  redis.call('HSET', ckey, 'spent', int(charged(ckey, num(redis.call('HGET', ckey, 'spent')), fired)))
 end
 
 -- The new hold, in the current window.
