@@ -90,36 +90,39 @@ if state and okey == wkey and not (lx and lx <= now) and (not v[3] or v[3] == '0
     if state == 'l' then live = hold end
     return {1, live, spent, sat(lh), window, window_end, '', 1}
   end
-  local w = {}
+  -- The fields of the one HSET (the array part sized at once: no rehash while it fills).
+  local w, n = {false, false, false, false, false, false, false, false}, 0
   if state == 'l' then
     lh = lh - hold
     if lh < 0 then lh = 0 end
-    w[1], w[2] = 'lh', int(lh)
+    w[1], w[2] = 'lh', int(lh); n = 2
   end
-  local fired = {}
+  local fired, alerts = nil, ''
   if charge > 0 then
+    fired = {}
     spent = charged(wkey, spent, fired)
-    w[#w + 1], w[#w + 2] = 'spent', int(spent)
+    w[n + 1], w[n + 2] = 'spent', int(spent); n = n + 2
+    alerts = table.concat(fired, ',')
   end
   local held = sat(lh)
   local granted, new_hold = size(limit - spent - held)
   if new_hold > 0 then
     local until_ = now + ARGV[12]
     local until_text = int(until_)
-    w[#w + 1], w[#w + 2] = field, 'l|' .. int(new_hold) .. '|' .. until_text .. '|' .. seq_text
+    w[n + 1], w[n + 2] = field, 'l|' .. int(new_hold) .. '|' .. until_text .. '|' .. seq_text; n = n + 2
     if state == 'l' then
       w[2] = int(lh + new_hold)
     else
-      w[#w + 1], w[#w + 2] = 'lh', int(lh + new_hold)
+      w[n + 1], w[n + 2] = 'lh', int(lh + new_hold); n = n + 2
     end
-    if not lx or until_ < lx then w[#w + 1], w[#w + 2] = 'lx', until_text end
+    if not lx or until_ < lx then w[n + 1], w[n + 2] = 'lx', until_text; n = n + 2 end
     held = sat(held + new_hold)
   elseif raw or charge > 0 then
-    w[#w + 1], w[#w + 2] = field, 'x|0|' .. t[1] .. '|' .. seq_text
+    w[n + 1], w[n + 2] = field, 'x|0|' .. t[1] .. '|' .. seq_text; n = n + 2
   end
-  if #w > 0 then redis.call('HSET', wkey, unpack(w)) end
+  if n > 0 then redis.call('HSET', wkey, unpack(w, 1, n)) end
   expire_window(wkey, expiry)
-  return {granted and 1 or 0, new_hold, spent, held, window, window_end, table.concat(fired, ','), 0}
+  return {granted and 1 or 0, new_hold, spent, held, window, window_end, alerts, 0}
 end
 
 -- The general path (a function of its own: the functions only it uses are built when it runs).
