@@ -34,7 +34,7 @@ if window_end > 0 then expiry = window_end + ARGV[15] end
 local okey = wkey
 if old_window ~= '' then okey = base .. ':w:' .. old_window end
 
--- spent, and the new hold's sizing from free (see the top): what both paths share.
+-- The sizing rule (see the top) from free: whether need is granted, and the new hold.
 local function size(free)
   local granted = free - inflight >= need
   local new_hold = inflight
