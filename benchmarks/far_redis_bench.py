@@ -52,7 +52,7 @@ def _policy(redis_url: str, journal_dir: str) -> dict[str, Any]:
         "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": PREFIX, "journal_dir": journal_dir},
         "budgets": [
             {"scope": "session", "limit_usd": 1_000_000, "window": "total"},
-            {"scope": "global", "limit_usd": 1_000_000_000, "window": "total"},
+            {"scope": "global", "limit_usd": 9_000_000, "window": "total"},
         ],
     }
 

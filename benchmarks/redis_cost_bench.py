@@ -1,6 +1,7 @@
 """What budgets cost Redis: server time and commands per budgeted call, bytes per live session.
 
-    uv run --locked python benchmarks/redis_cost_bench.py [--sessions N] [--calls-per-session K] [--callgrind]
+    uv run --locked python benchmarks/redis_cost_bench.py [--sessions N] [--calls-per-session K]
+        [--callgrind] [--modes ARM ...]
 
 Each call holds a session budget and a global budget (two budget instances). The same
 sessions run per call (``RedisBudgetStore``: a reserve and a settle script per budget)
@@ -50,6 +51,14 @@ from costrouter.testing.redis_server import RedisServer, free_port
 ESTIMATE = 400
 ACTUAL = 250
 SCRIPT_COMMANDS = ("evalsha", "eval")
+ARMS = {
+    "per-call-top": ("per call", True),
+    "per-call": ("per call", False),
+    "leases-top": ("leases", True),
+    "defaults": ("defaults", False),
+}
+"""The arms (``--modes``): store mode and top index."""
+MODES = tuple(ARMS)
 
 
 def _budgets(session: str) -> list[BudgetRef]:
@@ -218,6 +227,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--calls-per-session", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--callgrind", action="store_true", help="run redis-server under callgrind")
+    parser.add_argument(
+        "--modes", nargs="+", choices=MODES, default=list(MODES), help="the arms to run (default: all four)"
+    )
     args = parser.parse_args()
     callgrind = CallgrindRedis() if args.callgrind else None
     server = RedisServer(callgrind.url if callgrind is not None else None)
@@ -229,7 +241,7 @@ def main() -> None:
             + "| round trips/call | scripts/call | redis.calls/call | bytes/session | client µs/call |"
         )
         print("|---|---|---|---|---|" + ("---|" if callgrind else "") + "---|---|---|---|---|")
-        arms = (("per call", True), ("per call", False), ("leases", True), ("defaults", False))
+        arms = [ARMS[name] for name in args.modes]
         for calls in args.calls_per_session:
             for mode, top_index in arms:
                 figures = measure(server.url, mode, args.sessions, calls, top_index=top_index, callgrind=callgrind)

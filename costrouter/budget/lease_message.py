@@ -39,7 +39,7 @@ class LeaseMessage:
         extra_min = lease.min_calls * self.estimate
         args = [
             base,
-            self.owner,
+            f"l:{self.owner}",
             self.window,
             str(self.seq),
             str(check_amount(self.charge)),

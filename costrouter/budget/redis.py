@@ -125,27 +125,45 @@ def _lib_functions(lib: str) -> list[tuple[str, str]]:
     return functions
 
 
-@cache
-def script_source(name: str) -> str:
-    """The text of script ``name``: the functions of ``lua/lib.lua`` it uses, then ``lua/<name>.lua``.
+DEFERRED: Final = "--@deferred\n"
+"""A line of a script after which comes a part that runs only when the part before reaches its end."""
 
-    Each function a script defines is a closure that Redis builds on every call of it, so a
-    script carries only the ones it calls, directly or through another (in ``lib.lua``'s order).
-    """
-    folder = files("costrouter.budget").joinpath("lua")
-    body = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    functions = _lib_functions(folder.joinpath("lib.lua").read_text(encoding="utf-8"))
+
+def _needed(functions: list[tuple[str, str]], code: str) -> set[str]:
+    """The lib functions ``code`` calls, directly or through another."""
     uses = {fname: _lua_words(text) for fname, text in functions}
     needed: set[str] = set()
-    called = _lua_words(body)
+    called = _lua_words(code)
     todo = [fname for fname, _ in functions if fname in called]
     while todo:
         fname = todo.pop()
         if fname not in needed:
             needed.add(fname)
             todo += [other for other, _ in functions if other != fname and other in uses[fname]]
+    return needed
+
+
+@cache
+def script_source(name: str) -> str:
+    """The text of script ``name``: the functions of ``lua/lib.lua`` it uses, then ``lua/<name>.lua``.
+
+    Each function a script defines is a closure that Redis builds on every call of it, so a
+    script carries only the ones it calls, directly or through another (in ``lib.lua``'s order).
+    A script with a :data:`DEFERRED` line runs what follows it as a function of its own, which
+    defines the lib functions only that part uses: they are built only when it runs (a common
+    path that returns before it builds none of them).
+    """
+    folder = files("costrouter.budget").joinpath("lua")
+    body = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    functions = _lib_functions(folder.joinpath("lib.lua").read_text(encoding="utf-8"))
+    head, marker, deferred = body.partition(DEFERRED)
+    needed = _needed(functions, head)
     kept = "".join(text + "\n" for fname, text in functions if fname in needed)
-    return f"-- costrouter budget script {name}: lua/lib.lua (the functions it uses), then lua/{name}.lua\n{kept}{body}"
+    if marker:
+        later = _needed(functions, deferred) - needed
+        inner = "".join(text + "\n" for fname, text in functions if fname in later)
+        head += f"local function deferred()\n{inner}{deferred}end\nreturn deferred()\n"
+    return f"-- costrouter budget script {name}: lua/lib.lua (the functions it uses), then lua/{name}.lua\n{kept}{head}"
 
 
 def _raised_in_redis(exc: BaseException) -> bool:

@@ -30,7 +30,7 @@
 -- The server's clock: now (seconds, a number), and the TIME reply {seconds, microseconds}.
 local function server_now()
   local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1000000, t
+  return t[1] + t[2] / 1000000, t
 end
 
 -- A counter's value held at the largest integer a Lua number keeps exactly (2^53 - 1, as
