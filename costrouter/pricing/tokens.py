@@ -164,9 +164,11 @@ def prompt_token_bound(counted: int, ratio: float, settings: PromptEstimate) -> 
 
 def requested_output_tokens(request: Mapping[str, Any]) -> int | None:
     """The larger of ``max_tokens`` and ``max_completion_tokens`` (reasoning models use the latter)."""
-    caps = [check_count(name, request.get(name)) for name in ("max_tokens", "max_completion_tokens")]
-    present = [cap for cap in caps if cap is not None]
-    return max(present) if present else None
+    max_tokens = check_count("max_tokens", request.get("max_tokens"))
+    max_completion_tokens = check_count("max_completion_tokens", request.get("max_completion_tokens"))
+    if max_completion_tokens is None:
+        return max_tokens
+    return max_completion_tokens if max_tokens is None else max(max_tokens, max_completion_tokens)
 
 
 def completions(request: Mapping[str, Any]) -> int:
