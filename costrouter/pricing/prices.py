@@ -564,6 +564,8 @@ def estimate_units(
     service_tier: str | None = None,
 ) -> int:
     """:func:`estimate_attos` in units, rounded up: the hold of a call."""
+    if not units:  # estimate_attos's own shortcut, one call fewer on every chat call's estimate
+        return attos_to_units_ceil(worst.hold_attos(prompt_tokens, max_output_tokens, service_tier))
     return attos_to_units_ceil(estimate_attos(prompt_tokens, max_output_tokens, worst, units, variant, service_tier))
 
 
