@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
@@ -392,11 +393,72 @@ def deployment_price(deployment: Deployment) -> Price | None:
 
 
 @dataclass(frozen=True)
+class HoldLine:
+    """One price's :meth:`Price.upper_bound_attos` without units, as integers looked up by reach.
+
+    ``thresholds`` are the price's (ascending); ``input_rates[k]`` and ``output_rates[k]`` the
+    dearest input-side and output-side prices of the tiers a call reaching ``k`` thresholds may
+    pay (the running maximum), ``fee`` the per-request fee: the bound of ``prompt`` and ``output``
+    tokens is ``prompt x input_rates[k] + output x output_rates[k] + fee`` with
+    ``k = bisect_right(thresholds, prompt + output)``, exactly :meth:`Price.upper_bound_attos`.
+    """
+
+    thresholds: tuple[int, ...]
+    input_rates: tuple[int, ...]
+    output_rates: tuple[int, ...]
+    fee: int
+
+    @classmethod
+    def of(cls, price: Price, served: tuple[str | None, ...]) -> HoldLine:
+        """The line of ``price`` for a call that may be served at the tiers ``served`` (:func:`servable_tiers`)."""
+        input_rates: list[int] = []
+        output_rates: list[int] = []
+        input_rate = output_rate = 0
+        for index, prompt in enumerate((0, *(threshold + 1 for threshold in price.thresholds))):
+            tiers = [price.atto_tier(prompt, tier) for tier in served]
+            reached_input = max(tier[key] for tier in tiers for key in _INPUT_SIDE)
+            reached_output = max(tier[key] for tier in tiers for key in _OUTPUT_SIDE)
+            input_rate = reached_input if index == 0 else max(input_rate, reached_input)
+            output_rate = reached_output if index == 0 else max(output_rate, reached_output)
+            input_rates.append(input_rate)
+            output_rates.append(output_rate)
+        fee = price.atto_tier(0, served[0])[pf.REQUEST]
+        return cls(price.thresholds, tuple(input_rates), tuple(output_rates), fee)
+
+    def attos(self, prompt_tokens: int, max_output_tokens: int) -> int:
+        """The bound of a call of ``prompt_tokens`` and ``max_output_tokens`` (no units), in atto-dollars."""
+        reached = bisect_right(self.thresholds, prompt_tokens + max_output_tokens) if self.thresholds else 0
+        return prompt_tokens * self.input_rates[reached] + max_output_tokens * self.output_rates[reached] + self.fee
+
+
+@dataclass(frozen=True)
 class WorstCase:
     """The prices a call may end up paying (every deployment it can reach), for its estimate."""
 
     prices: tuple[Price, ...]
     max_output_tokens: int | None
+    _lines: dict[tuple[str | None, ...] | None, tuple[HoldLine, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    """Each request tier's :class:`HoldLine` per price, keyed by :func:`servable_tiers` of the
+    request's tier (``None``: the request names none, each deployment's own applies). Prices
+    never change once loaded, so a line is computed once per worst case and tier."""
+
+    def hold_attos(self, prompt_tokens: int, max_output_tokens: int, service_tier: str | None = None) -> int:
+        """:func:`estimate_attos` of a call without units: the largest :class:`HoldLine` bound of the prices."""
+        if not self.prices:
+            return 0
+        key = servable_tiers(service_tier) if service_tier else None
+        lines = self._lines.get(key)
+        if lines is None:
+            lines = tuple(
+                HoldLine.of(price, key if key is not None else servable_tiers(price.service_tier))
+                for price in self.prices
+            )
+            self._lines[key] = lines
+        if len(lines) == 1:
+            return lines[0].attos(prompt_tokens, max_output_tokens)
+        return max(line.attos(prompt_tokens, max_output_tokens) for line in lines)
 
 
 @dataclass(frozen=True)
@@ -480,7 +542,10 @@ def estimate_attos(
     """Worst-case cost in atto-dollars: the highest upper bound (:meth:`Price.upper_bound_attos`) of the prices.
 
     ``service_tier`` is the request's (each deployment's own applies when the request names none).
+    Without units it is :meth:`WorstCase.hold_attos` (the same figure, from lines cached per tier).
     """
+    if not units:
+        return worst.hold_attos(prompt_tokens, max_output_tokens, service_tier)
     return max(
         (
             price.upper_bound_attos(prompt_tokens, max_output_tokens, units, variant, service_tier)
@@ -499,6 +564,8 @@ def estimate_units(
     service_tier: str | None = None,
 ) -> int:
     """:func:`estimate_attos` in units, rounded up: the hold of a call."""
+    if not units:  # estimate_attos's own shortcut, one call fewer on every chat call's estimate
+        return attos_to_units_ceil(worst.hold_attos(prompt_tokens, max_output_tokens, service_tier))
     return attos_to_units_ceil(estimate_attos(prompt_tokens, max_output_tokens, worst, units, variant, service_tier))
 
 

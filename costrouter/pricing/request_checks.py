@@ -117,7 +117,9 @@ def _check_content(where: str, content: object) -> None:
 def message_dicts(messages: Sequence[Any]) -> list[Any]:
     """The messages, with LiteLLM ``Message`` objects (pydantic models) as plain mappings."""
     return [
-        item.model_dump(exclude_none=True) if not isinstance(item, Mapping) and hasattr(item, "model_dump") else item
+        item
+        if type(item) is dict or isinstance(item, Mapping) or not hasattr(item, "model_dump")
+        else item.model_dump(exclude_none=True)
         for item in messages
     ]
 

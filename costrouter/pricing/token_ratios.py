@@ -59,7 +59,15 @@ class TokenRatios:
 
         One not learned yet counts the largest ratio learned for its model, else ``unlearned_ratio``.
         """
-        return max((self._ratio_of(deployment_id) for deployment_id in deployment_ids), default=self._unlearned)
+        ratios = self.ratios
+        largest: float | None = None
+        for deployment_id in deployment_ids:  # a loop, not max() over a generator: once per estimate
+            ratio = ratios.get(deployment_id)
+            if ratio is None:
+                ratio = self._ratio_of(deployment_id)
+            if largest is None or ratio > largest:
+                largest = ratio
+        return self.settings.unlearned_ratio if largest is None else largest
 
     @property
     def _unlearned(self) -> float:
@@ -70,9 +78,9 @@ class TokenRatios:
         if learned is not None:
             return learned
         model = self.models.get(deployment_id)
-        siblings = [
-            ratio for other, ratio in self.ratios.items() if model is not None and self.models.get(other) == model
-        ]
+        if model is None or not self.ratios:
+            return self.settings.unlearned_ratio
+        siblings = [ratio for other, ratio in self.ratios.items() if self.models.get(other) == model]
         return max(siblings, default=self._unlearned)
 
     def refresh_flow(self) -> Flow[None]:

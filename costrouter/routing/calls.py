@@ -341,18 +341,18 @@ class CallPlanner:
     # ---- budgets -----------------------------------------------------------------------
     def _estimate_units(self, policy: BudgetPolicy, call: RoutedCall, group: str) -> int:
         defaults = policy.defaults
-        default_price = self._default_price()
-        groups = self._reachable.get(group, frozenset((group,)))
+        groups = self._reachable.get(group) or frozenset((group,))
         reach = self._worst_by_reach.get(groups)
-        if reach is None:
+        if reach is None:  # the policy's default price is fixed with the planner: built on a miss only
             deployment_ids = tuple(d for g in groups for d in self.prices.group_deployments.get(g, ()))
-            reach = self._worst_by_reach[groups] = (self.prices.worst_case(groups, default_price), deployment_ids)
+            worst_case = self.prices.worst_case(groups, self._default_price())
+            reach = self._worst_by_reach[groups] = (worst_case, deployment_ids)
         worst, deployment_ids = reach
         wildcard = call.wildcard
         if wildcard is not None and group == wildcard.group:
             # The hold covers the model the caller named, not the pattern: priced per call.
             called = {d: self.resolver.price(d, model) for d, model in wildcard.models.items()}
-            worst = self.prices.worst_case(groups, default_price, called)
+            worst = self.prices.worst_case(groups, self._default_price(), called)
         operation = call.operation
         if operation.usage_bound is not None:
             bound = operation.usage_bound(call.request, defaults)

@@ -9,6 +9,9 @@ from typing import Any
 
 import litellm
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from litellm.litellm_core_utils import default_encoding
 from pydantic import BaseModel
 
 from costrouter.config.budgets import PromptEstimate
@@ -135,6 +138,12 @@ def test_output_tokens_take_the_larger_cap_and_every_choice() -> None:
     assert requested_output_tokens({}) is None
     assert requested_output_tokens({"max_tokens": 10}) == 10
     assert requested_output_tokens({"max_completion_tokens": 500, "max_tokens": 10}) == 500
+    assert requested_output_tokens({"max_completion_tokens": 5, "max_tokens": 10}) == 10
+    assert requested_output_tokens({"max_completion_tokens": 5}) == 5
+    with pytest.raises(ValueError, match="max_tokens"):
+        requested_output_tokens({"max_tokens": 0, "max_completion_tokens": "x"})
+    with pytest.raises(TypeError, match="max_completion_tokens"):
+        requested_output_tokens({"max_tokens": 3, "max_completion_tokens": True})
     assert completions({}) == 1
     assert completions({"n": 3}) == 3
 
@@ -147,3 +156,17 @@ def test_a_pydantic_response_format_counts_its_schema() -> None:
     messages = [{"role": "user", "content": "judge"}]
     with_schema = prompt_token_count(messages, {"response_format": Answer})
     assert with_schema >= prompt_token_count(messages) + count_text_tokens("confidence_of_the_reviewer")
+
+
+SPECIAL = ("<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|endofprompt|>")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.text(max_size=40) | st.sampled_from(SPECIAL) | st.sampled_from(["\ud800", " \n\t", "é日本"]), max_size=6
+    )
+)
+def test_text_counts_as_tiktoken_encodes_it_with_special_tokens_as_text(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert count_text_tokens(text) == len(default_encoding.encoding.encode(text, disallowed_special=()))
