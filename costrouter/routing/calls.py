@@ -69,6 +69,8 @@ from costrouter.routing.wildcards import GroupResolver, Resolved
 logger = logging.getLogger("costrouter")
 
 _MAX_DOWNGRADES = 3
+_BUDGET_SETS = 4096
+"""The most callers' budget instances :meth:`CallPlanner._budgets_of` keeps (then it starts over)."""
 
 
 @dataclass
@@ -159,6 +161,9 @@ class CallPlanner:
         if policy is None:  # written with the span's other start attributes, not by a call of its own
             telemetry.start_attributes[sc.BUDGET_OUTCOME] = "unbudgeted"
         self.prices = PriceBook.from_config(config)
+        self._policy_price = self._price_of_policy(policy)
+        self._budget_sets: dict[tuple[str | None, str | None, str | None, tuple[str, ...]], tuple[BudgetRef, ...]] = {}
+        """The budget instances of each caller's ids met (:meth:`_budgets_of`)."""
         self.resolver = GroupResolver(config)
         self.alerts = AlertDispatcher(policy.alerts if policy else AlertSettings(), telemetry.meter_provider)
         self._reachable = reachable_group_sets(config.fallback_graph())
@@ -379,10 +384,7 @@ class CallPlanner:
         if policy is None:  # budget.outcome=unbudgeted is a start attribute (__init__)
             return
         yield from self.ratios.refresh_flow()
-        caller = call.caller
-        budgets = policy.budgets_for(
-            session_id=caller.session_id, user_id=caller.user_id, team_id=caller.team_id, tags=caller.tags
-        )
+        budgets = self._budgets_of(policy, call.caller)
         tried = {call.group}
         reservation_id = call.call_id
         downgraded_to: str | None = None
@@ -551,11 +553,38 @@ class CallPlanner:
         )
 
     def _default_price(self) -> Price | None:
-        """The budget policy's price for a model no price list knows (``None`` without a policy)."""
-        if self.policy is None:
+        """The budget policy's price for a model no price list knows (``None`` without a policy).
+
+        Built once (the policy is frozen): a ``Price`` parses its rates when built, and every
+        budgeted call's estimate asks for it.
+        """
+        return self._policy_price
+
+    @staticmethod
+    def _price_of_policy(policy: BudgetPolicy | None) -> Price | None:
+        if policy is None:
             return None
-        defaults = self.policy.defaults
+        defaults = policy.defaults
         return Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
+
+    def _budgets_of(self, policy: BudgetPolicy, caller: Caller) -> list[BudgetRef]:
+        """The budget instances ``caller``'s calls are charged to (:meth:`BudgetPolicy.budgets_for`), memoized.
+
+        The policy is frozen, so the instances depend on the caller's ids alone; a session's calls
+        (and a user's, a team's) meet the same ones, built once. At most ``_BUDGET_SETS`` sets are kept.
+        """
+        key = (caller.session_id, caller.user_id, caller.team_id, caller.tags)
+        budgets = self._budget_sets.get(key)
+        if budgets is None:
+            budgets = tuple(
+                policy.budgets_for(
+                    session_id=caller.session_id, user_id=caller.user_id, team_id=caller.team_id, tags=caller.tags
+                )
+            )
+            if len(self._budget_sets) >= _BUDGET_SETS:
+                self._budget_sets.clear()
+            self._budget_sets[key] = budgets
+        return list(budgets)
 
     def _implausible(
         self, call: RoutedCall, observed: Observed, implausible: tuple[str, ...], priced: SettledCost
