@@ -45,6 +45,7 @@ from costrouter.otel import semconv as sc
 from costrouter.otel.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
 from costrouter.otel.models import ModelFacts, model_facts, primary_deployment_id
 from costrouter.otel.outcome import Outcome
+from costrouter.otel.span_attributes import set_attributes
 from costrouter.otel.telemetry import Telemetry
 from costrouter.pricing.cost import SettledCost, call_usage, price_call, provider_reported_cost
 from costrouter.pricing.prices import Price, PriceBook, WorstCase, estimate_units, output_cap, response_cost_usd
@@ -438,13 +439,13 @@ class CallPlanner:
                 call.span.add_event(
                     sc.EVENT_BUDGET_WARNING, {"budget": budget.name, "scope": budget.scope, "scope_id": budget.scope_id}
                 )
-        call.span.set_attributes(reservation.attributes())
+        set_attributes(call.span, reservation.attributes())
 
     def _on_store_error(self, call: RoutedCall, reservation: Reservation, error: BudgetStoreError, mode: str) -> None:
         reservation.outcome = "store_error"
         reservation.store_error = error
         call.span.add_event(sc.EVENT_STORE_ERROR, {"error": str(error), "on_store_error": mode})
-        call.span.set_attributes(reservation.attributes())
+        set_attributes(call.span, reservation.attributes())
         logger.warning("costrouter: budget store failed (%s): %s", mode, error)
         if mode == "fail_closed":
             raise error
@@ -616,7 +617,7 @@ class CallPlanner:
             if self.renewer is not None:
                 self.renewer.forget(reservation.reservation_id)
             settled = yield from settle_flow(reservation, amount, self.guard)
-            call.span.set_attributes(settle_attributes(reservation, settled, amount))
+            set_attributes(call.span, settle_attributes(reservation, settled, amount))
             for journaled in reservation.journaled:
                 call.span.add_event(sc.EVENT_SETTLE_JOURNALED, journaled.event_attributes())
             if self.guard is not None:
@@ -644,7 +645,7 @@ class CallPlanner:
         """
         rejected = isinstance(error, BudgetExceededError)
         if rejected and call.reservation is not None:
-            call.span.set_attributes(call.reservation.attributes())
+            set_attributes(call.span, call.reservation.attributes())
         outcome = self.outcome_for(call, Observed(litellm_cost=0.0), error)
         mode = self.policy.defaults.on_interrupted if self.policy is not None else "release"
         charge = interrupted_call_charge(error, call.record.attempts, call.reservation, mode)
