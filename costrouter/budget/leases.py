@@ -111,6 +111,8 @@ class Lease:
     sending: bool = False
     unacked: tuple[LeaseMessage, list[str]] | None = None
     io: threading.Lock = field(default_factory=threading.Lock)
+    keys: tuple[str, list[str]] | None = None
+    """The budget instance's hash tag and script keys (:meth:`LeasedStore._script_keys`)."""
 
     def room(self) -> int:
         """What a call may still take from the lease without a message."""
@@ -262,11 +264,11 @@ class LeasedStore(BudgetStore):
         """Send one message (the caller holds ``lease.io``); an unanswered earlier one goes first."""
         if lease.unacked is not None:
             message, entries = lease.unacked
-            self._apply(lease, message, entries, self._post(lease.budget, message), time.monotonic())
+            self._apply(lease, message, entries, self._post(lease, message), time.monotonic())
         message, entries = self._prepare(lease, need=need, enforce=enforce, give_back=give_back)
         sent_at = time.monotonic()
         try:
-            reply = self._post(lease.budget, message)
+            reply = self._post(lease, message)
         finally:
             with self._lock:
                 lease.sending = False
@@ -317,7 +319,7 @@ class LeasedStore(BudgetStore):
                 sending.append((lease, reason, message, entries))
         sent_at = time.monotonic()
         try:
-            replies = self._post_many([(lease.budget, message) for lease, _, message, _ in sending])
+            replies = self._post_many([(lease, message) for lease, _, message, _ in sending])
         finally:
             with self._lock:
                 for lease, _, _, _ in sending:
@@ -334,22 +336,22 @@ class LeasedStore(BudgetStore):
             answered += 1
         return answered, failed
 
-    def _post_many(self, messages: list[tuple[BudgetRef, LeaseMessage]]) -> list[LeaseReply | BudgetStoreError]:
+    def _post_many(self, messages: list[tuple[Lease, LeaseMessage]]) -> list[LeaseReply | BudgetStoreError]:
         calls = []
-        for budget, message in messages:
-            base, keys = self.inner.script_keys(budget)
-            calls.append((keys, message.args(base, budget, self.config)))
+        for lease, message in messages:
+            base, keys = self._script_keys(lease)
+            calls.append((keys, message.args(base, lease.budget, self.config)))
         self.messages += len(messages)
         self.batches += 1
         raw = self.inner.run_script_batch("lease", "lease", calls) if len(calls) > 1 else self._run_alone(*calls[0])
         replies: list[LeaseReply | BudgetStoreError] = []
-        for (budget, message), answer in zip(messages, raw, strict=True):
+        for (lease, message), answer in zip(messages, raw, strict=True):
             if isinstance(answer, BudgetStoreError):
                 replies.append(answer)
                 continue
-            reply = parse_reply(budget, answer)
+            reply = parse_reply(lease.budget, answer)
             if not reply.replayed:
-                self.inner.add_to_index(budget, message.window or reply.window, message.charge)
+                self.inner.add_to_index(lease.budget, message.window or reply.window, message.charge)
             replies.append(reply)
         return replies
 
@@ -364,8 +366,15 @@ class LeasedStore(BudgetStore):
         except BudgetStoreError as exc:
             return [exc]
 
-    def _post(self, budget: BudgetRef, message: LeaseMessage) -> LeaseReply:
-        base, keys = self.inner.script_keys(budget)
+    def _script_keys(self, lease: Lease) -> tuple[str, list[str]]:
+        """The hash tag and script keys of ``lease``'s budget instance (computed once a lease)."""
+        if lease.keys is None:
+            lease.keys = self.inner.script_keys(lease.budget)
+        return lease.keys
+
+    def _post(self, lease: Lease, message: LeaseMessage) -> LeaseReply:
+        budget = lease.budget
+        base, keys = self._script_keys(lease)
         self.messages += 1
         args = message.args(base, budget, self.config)
         reply = parse_reply(budget, self.inner.run_script("lease", "lease", keys, args))
