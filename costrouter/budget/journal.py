@@ -41,7 +41,9 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,6 +64,9 @@ _TORN_END = b"\x00\n"
 LINE_VERSION = 2
 """The journal line format this package writes: amounts in units (nano-dollars)."""
 _LEGACY_SCALE = UNITS_PER_USD // LEGACY_UNITS_PER_USD
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+"""One encoder for every line (``json.dumps`` with options builds a new one per call)."""
+_BUDGET_LINES = 4096
 
 
 def journal_dir_for(base: str | Path, redis_url: str, key_prefix: str) -> Path:
@@ -92,7 +97,10 @@ class PendingSettle:
 
     def to_json(self) -> dict[str, Any]:
         """The journal line of this entry."""
-        budget = self.budget
+        return {**self._head(), "budget": _budget_json(self.budget)}
+
+    def _head(self) -> dict[str, Any]:
+        """The line's fields but its budget."""
         lease = {"lease": self.lease, "seq": self.seq, "window": self.window} if self.lease is not None else {}
         return {
             **lease,
@@ -103,16 +111,6 @@ class PendingSettle:
             "state": self.state,
             "amount_units": self.amount_units,
             "at": self.at,
-            "budget": {
-                "name": budget.name,
-                "scope": budget.scope,
-                "scope_id": budget.scope_id,
-                "window": budget.window.text,
-                "limit_units": budget.limit_units,
-                "alert_at": list(budget.alert_at),
-                "on_exceeded": budget.on_exceeded,
-                "downgrade_to": budget.downgrade_to,
-            },
         }
 
     @classmethod
@@ -161,9 +159,28 @@ class PendingSettle:
         )
 
 
+def _budget_json(budget: BudgetRef) -> dict[str, Any]:
+    """A journal line's ``budget``."""
+    return {
+        "name": budget.name,
+        "scope": budget.scope,
+        "scope_id": budget.scope_id,
+        "window": budget.window.text,
+        "limit_units": budget.limit_units,
+        "alert_at": list(budget.alert_at),
+        "on_exceeded": budget.on_exceeded,
+        "downgrade_to": budget.downgrade_to,
+    }
+
+
+def done_line(entry_id: str) -> str:
+    """The line marking ``entry_id`` done, as ``_ENCODER`` writes ``{"kind": "done", "id": entry_id}``."""
+    return f'{{"kind":"done","id":{encode_basestring_ascii(entry_id)}}}'
+
+
 def new_entry(budget: BudgetRef, call_id: str, amount_units: int, state: SettleState) -> PendingSettle:
     """A fresh journal entry, stamped now."""
-    return PendingSettle(uuid.uuid4().hex, call_id, budget, amount_units, state, time.time())
+    return PendingSettle(os.urandom(16).hex(), call_id, budget, amount_units, state, time.time())
 
 
 def _parse_lines(path: Path) -> tuple[dict[str, PendingSettle], set[str]]:
@@ -272,6 +289,12 @@ class SettleJournal:
         self._torn = False
         self.fault: str | None = None
         """Why the last write failed (``File too large``, ``No space left on device``), else ``None``."""
+        self.own_lease: str | None = None
+        """The lease owner of this process's leasing store (:meth:`set_own_lease`)."""
+        self._own = 0
+        """How many pending entries are :attr:`own_lease`'s."""
+        self._budgets: dict[BudgetRef, str] = {}
+        """The encoded ``budget`` part of the lines of each budget instance met (at most ``_BUDGET_LINES``)."""
         self.path, self._fd = self._create_file()
 
     # ---- files ---------------------------------------------------------------------------
@@ -286,9 +309,21 @@ class SettleJournal:
         _fsync_dir(self.directory)
         return path, descriptor
 
-    def _write(self, lines: list[dict[str, Any]], *, sync: bool = True) -> None:
-        """Append ``lines`` whole, or raise OSError with the file as it was (see the module's docstring)."""
-        data = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
+    def _line(self, entry: PendingSettle) -> str:
+        """The line of ``entry``: as ``_ENCODER`` writes :meth:`PendingSettle.to_json`, its budget's part cached."""
+        budget = self._budgets.get(entry.budget)
+        if budget is None:
+            if len(self._budgets) >= _BUDGET_LINES:
+                self._budgets.clear()
+            budget = self._budgets[entry.budget] = _ENCODER.encode(_budget_json(entry.budget))
+        return f'{_ENCODER.encode(entry._head())[:-1]},"budget":{budget}}}'
+
+    def _write(self, lines: list[str], *, sync: bool = True) -> None:
+        """Append ``lines`` (encoded, no newline) whole, or raise OSError with the file as it was.
+
+        See the module's docstring.
+        """
+        data = "".join([f"{line}\n" for line in lines]).encode()
         if self._torn:
             data = _TORN_END + data
         start = os.fstat(self._fd).st_size
@@ -316,13 +351,13 @@ class SettleJournal:
 
     def _fault(self, error: OSError | None) -> None:
         """Record (or clear) that this file cannot grow, in :attr:`fault` and in its ``.fault`` marker."""
-        marker = self.path.with_name(self.path.name + _FAULT)
         if error is None:
             if self.fault is not None:
                 self.fault = None
                 with contextlib.suppress(OSError):
-                    marker.unlink()
+                    self.path.with_name(self.path.name + _FAULT).unlink()
             return
+        marker = self.path.with_name(self.path.name + _FAULT)
         reason = error.strerror or str(error)
         if self.fault != reason:
             self.fault = reason
@@ -365,8 +400,9 @@ class SettleJournal:
             with self._lock:
                 fresh = [e for i, e in entries.items() if i not in done and i not in self._pending]
                 if fresh:
-                    self._write([e.to_json() for e in fresh])
-                    self._pending.update((e.id, e) for e in fresh)
+                    self._write([self._line(e) for e in fresh])
+                    for entry in fresh:
+                        self._add(entry)
             path.unlink()
             with contextlib.suppress(FileNotFoundError):
                 path.with_name(path.name + _FAULT).unlink()
@@ -392,7 +428,7 @@ class SettleJournal:
         with self._lock:
             if self._closed:
                 return False
-            lines = [entry.to_json()]
+            lines = [self._line(entry)]
             evicted: PendingSettle | None = None
             if len(self._pending) >= self.max_entries:
                 if entry.state == "release":
@@ -400,31 +436,53 @@ class SettleJournal:
                 evicted = next((e for e in self._pending.values() if e.state == "release"), None)
                 if evicted is None:
                     return False
-                lines.append({"kind": "done", "id": evicted.id})
+                lines.append(done_line(evicted.id))
             try:
                 self._write(lines, sync=sync)
             except OSError as exc:
                 self._fault(exc)
                 return False
             self._fault(None)
-            self._pending[entry.id] = entry
+            self._add(entry)
             if evicted is not None:
-                del self._pending[evicted.id]
+                self._forget(evicted.id)
                 logger.warning(
                     "costrouter: settle journal full; dropped the release of call %s to keep a settle",
                     evicted.call_id,
                 )
             return True
 
+    def _add(self, entry: PendingSettle) -> None:
+        """Keep ``entry`` pending (the lock held)."""
+        self._forget(entry.id)
+        self._pending[entry.id] = entry
+        if entry.lease is not None and entry.lease == self.own_lease:
+            self._own += 1
+
+    def _forget(self, entry_id: str) -> bool:
+        """Drop ``entry_id`` from the pending entries (the lock held); ``False`` when it was not there."""
+        entry = self._pending.pop(entry_id, None)
+        if entry is None:
+            return False
+        if entry.lease is not None and entry.lease == self.own_lease:
+            self._own -= 1
+        return True
+
     def mark_done(self, entry_id: str) -> None:
         """Record that ``entry_id`` reached the store (not fsynced: see :meth:`sync`); compact when grown.
 
         Never raises: a mark the disk refuses only lets a restart replay an idempotent settle.
         """
+        self.mark_all_done((entry_id,))
+
+    def mark_all_done(self, entry_ids: Iterable[str]) -> None:
+        """:meth:`mark_done` of each of ``entry_ids``, their ``done`` lines in one write."""
         with self._lock:
-            if self._closed or entry_id not in self._pending:
+            if self._closed:
                 return
-            del self._pending[entry_id]
+            done = [entry_id for entry_id in entry_ids if self._forget(entry_id)]
+            if not done:
+                return
             try:
                 if not self._pending:
                     os.ftruncate(self._fd, 0)
@@ -432,7 +490,7 @@ class SettleJournal:
                     self._lines = 0
                     self._torn = False
                     return
-                self._write([{"kind": "done", "id": entry_id}], sync=False)
+                self._write([done_line(entry_id) for entry_id in done], sync=False)
                 if self._lines > 2 * self.max_entries:
                     self._compact()
             except OSError as exc:
@@ -445,7 +503,7 @@ class SettleJournal:
         self.path, self._fd = self._create_file()
         self._lines = 0
         try:
-            self._write([e.to_json() for e in self._pending.values()])
+            self._write([self._line(e) for e in self._pending.values()])
         except OSError:
             self.path.unlink()
             os.close(self._fd)
@@ -467,6 +525,20 @@ class SettleJournal:
     def pending_count(self) -> int:
         """How many entries wait (a cheap read, for the call path)."""
         return len(self._pending)
+
+    def set_own_lease(self, owner: str) -> None:
+        """Name this process's lease owner, whose entries never go through the replay.
+
+        Its lease messages carry them to the store (see :attr:`replayable_count`).
+        """
+        with self._lock:
+            self.own_lease = owner
+            self._own = sum(1 for entry in self._pending.values() if entry.lease == owner)
+
+    @property
+    def replayable_count(self) -> int:
+        """How many waiting entries the replay may carry: all but :attr:`own_lease`'s (a cheap read)."""
+        return len(self._pending) - self._own
 
     def pending_units(self) -> int:
         """The amount the pending settles will charge once replayed."""

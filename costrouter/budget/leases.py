@@ -38,13 +38,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from costrouter.budget.journal import PendingSettle, SettleJournal, journal_trouble
 from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_seq, parse_reply
@@ -110,6 +111,8 @@ class Lease:
     sending: bool = False
     unacked: tuple[LeaseMessage, list[str]] | None = None
     io: threading.Lock = field(default_factory=threading.Lock)
+    keys: tuple[str, list[str]] | None = None
+    """The budget instance's hash tag and script keys (:meth:`LeasedStore._script_keys`)."""
 
     def room(self) -> int:
         """What a call may still take from the lease without a message."""
@@ -227,7 +230,9 @@ class LeasedStore(BudgetStore):
     def _slow(self, budget: BudgetRef, call_id: str, amount: int, enforce: bool) -> ReserveOutcome:
         while True:
             with self._lock:
-                lease = self._leases.setdefault(budget, Lease(budget))
+                lease = self._leases.get(budget)
+                if lease is None:
+                    lease = self._leases[budget] = Lease(budget)
             with lease.io:
                 if self._leases.get(budget) is lease:  # not given back and dropped while this call waited
                     return self._slow_held(lease, call_id, amount, enforce)
@@ -259,11 +264,11 @@ class LeasedStore(BudgetStore):
         """Send one message (the caller holds ``lease.io``); an unanswered earlier one goes first."""
         if lease.unacked is not None:
             message, entries = lease.unacked
-            self._apply(lease, message, entries, self._post(lease.budget, message), time.monotonic())
+            self._apply(lease, message, entries, self._post(lease, message), time.monotonic())
         message, entries = self._prepare(lease, need=need, enforce=enforce, give_back=give_back)
         sent_at = time.monotonic()
         try:
-            reply = self._post(lease.budget, message)
+            reply = self._post(lease, message)
         finally:
             with self._lock:
                 lease.sending = False
@@ -314,7 +319,7 @@ class LeasedStore(BudgetStore):
                 sending.append((lease, reason, message, entries))
         sent_at = time.monotonic()
         try:
-            replies = self._post_many([(lease.budget, message) for lease, _, message, _ in sending])
+            replies = self._post_many([(lease, message) for lease, _, message, _ in sending])
         finally:
             with self._lock:
                 for lease, _, _, _ in sending:
@@ -331,27 +336,45 @@ class LeasedStore(BudgetStore):
             answered += 1
         return answered, failed
 
-    def _post_many(self, messages: list[tuple[BudgetRef, LeaseMessage]]) -> list[LeaseReply | BudgetStoreError]:
+    def _post_many(self, messages: list[tuple[Lease, LeaseMessage]]) -> list[LeaseReply | BudgetStoreError]:
         calls = []
-        for budget, message in messages:
-            base, keys = self.inner.script_keys(budget)
-            calls.append((keys, message.args(base, budget, self.config)))
+        for lease, message in messages:
+            base, keys = self._script_keys(lease)
+            calls.append((keys, message.args(base, lease.budget, self.config)))
         self.messages += len(messages)
         self.batches += 1
-        raw = self.inner.run_script_batch("lease", "lease", calls)
+        raw = self.inner.run_script_batch("lease", "lease", calls) if len(calls) > 1 else self._run_alone(*calls[0])
         replies: list[LeaseReply | BudgetStoreError] = []
-        for (budget, message), answer in zip(messages, raw, strict=True):
+        for (lease, message), answer in zip(messages, raw, strict=True):
             if isinstance(answer, BudgetStoreError):
                 replies.append(answer)
                 continue
-            reply = parse_reply(budget, answer)
+            reply = parse_reply(lease.budget, answer)
             if not reply.replayed:
-                self.inner.add_to_index(budget, message.window or reply.window, message.charge)
+                self.inner.add_to_index(lease.budget, message.window or reply.window, message.charge)
             replies.append(reply)
         return replies
 
-    def _post(self, budget: BudgetRef, message: LeaseMessage) -> LeaseReply:
-        base, keys = self.inner.script_keys(budget)
+    def _run_alone(self, keys: list[str], args: list[str]) -> list[Any]:
+        """A batch of one message as a plain EVALSHA: its reply or its store error.
+
+        A pipeline of one costs the client more, and redis-py asks the server whether the script
+        is loaded before each pipeline (a round trip of its own).
+        """
+        try:
+            return [self.inner.run_script("lease", "lease", keys, args)]
+        except BudgetStoreError as exc:
+            return [exc]
+
+    def _script_keys(self, lease: Lease) -> tuple[str, list[str]]:
+        """The hash tag and script keys of ``lease``'s budget instance (computed once a lease)."""
+        if lease.keys is None:
+            lease.keys = self.inner.script_keys(lease.budget)
+        return lease.keys
+
+    def _post(self, lease: Lease, message: LeaseMessage) -> LeaseReply:
+        budget = lease.budget
+        base, keys = self._script_keys(lease)
         self.messages += 1
         args = message.args(base, budget, self.config)
         reply = parse_reply(budget, self.inner.run_script("lease", "lease", keys, args))
@@ -373,9 +396,8 @@ class LeasedStore(BudgetStore):
                 lease.spare = max(0, reply.hold - message.inflight - message.need)
                 lease.valid_until = sent_at + self.settings.ttl_seconds - CLOCK_MARGIN_SECONDS
             lease.spent_seen, lease.held_seen = reply.spent, reply.held
-        if self.journal is not None:
-            for entry_id in entries:
-                self.journal.mark_done(entry_id)
+        if self.journal is not None and entries:
+            self.journal.mark_all_done(entries)
         if self.alert_sink is not None:
             for threshold in reply.alerts:
                 self.alert_sink(lease.budget, threshold, reply.spent, reply.window)
@@ -395,7 +417,7 @@ class LeasedStore(BudgetStore):
             if amount > 0:
                 lease.settled = saturating_add(lease.settled, amount)
                 entry = PendingSettle(
-                    uuid.uuid4().hex,
+                    os.urandom(16).hex(),  # 128 random bits, as uuid4 without building a UUID
                     call_id,
                     budget,
                     amount,
@@ -547,29 +569,35 @@ class LeasedStore(BudgetStore):
                     del self._leases[lease.budget]
 
     def _due(self, lease: Lease, now: float) -> str | None:
+        """Why ``lease`` needs a message now (the first reason that holds, in this order), else ``None``."""
         settings = self.settings
+        reason: str | None = None
         with self._lock:
-            if lease.sending or (lease.hold == 0 and not lease.settled and lease.unacked is None):
-                return None
             degraded = self.fault is not None
-            reasons = (
-                ("resend", lease.unacked is not None),
-                # A session's lease that served one call is charged and given back in one message; leases
-                # of shared instances (user, team, tag, global) wait for idle_seconds: the next session uses them.
-                (
-                    "close",
-                    lease.budget.scope == "session"
-                    and lease.served <= 1
-                    and not lease.inflight
-                    and now - lease.last_message >= settings.flush_seconds,
-                ),
-                ("give back", (degraded or now - lease.last_used >= settings.idle_seconds) and not lease.inflight),
-                ("flush", bool(lease.settled) and (degraded or now - lease.last_message >= settings.flush_seconds)),
-                ("renew", lease.valid_until - now < settings.ttl_seconds * 2 / 3),
-                ("refill", bool(lease.spare) and lease.room() < lease.spare // 2),
-                ("roll over", bool(lease.window_end) and time.time() >= lease.window_end - CLOCK_MARGIN_SECONDS),
-            )
-        return next((reason for reason, due in reasons if due), None)
+            if lease.sending or (lease.hold == 0 and not lease.settled and lease.unacked is None):
+                pass
+            elif lease.unacked is not None:
+                reason = "resend"
+            # A session's lease that served one call is charged and given back in one message; leases
+            # of shared instances (user, team, tag, global) wait for idle_seconds: the next session uses them.
+            elif (
+                lease.budget.scope == "session"
+                and lease.served <= 1
+                and not lease.inflight
+                and now - lease.last_message >= settings.flush_seconds
+            ):
+                reason = "close"
+            elif (degraded or now - lease.last_used >= settings.idle_seconds) and not lease.inflight:
+                reason = "give back"
+            elif lease.settled and (degraded or now - lease.last_message >= settings.flush_seconds):
+                reason = "flush"
+            elif lease.valid_until - now < settings.ttl_seconds * 2 / 3:
+                reason = "renew"
+            elif lease.spare and lease.room() < lease.spare // 2:
+                reason = "refill"
+            elif lease.window_end and time.time() >= lease.window_end - CLOCK_MARGIN_SECONDS:
+                reason = "roll over"
+        return reason
 
     def flush(self) -> int:
         """Carry every lease's settled spend to Redis now (in pipelines), keeping the leases; returns how many went.

@@ -62,8 +62,9 @@ class Reservation:
         """The decision as span attributes (tightest budget's limit and spend)."""
         attributes: dict[str, AttributeValue] = {
             sc.BUDGET_OUTCOME: self.outcome,
-            sc.BUDGET_SCOPES: sorted({budget.scope for budget in self.budgets}),
-            sc.BUDGET_NAMES: [budget.name for budget in self.budgets],
+            # Tuples, as the SDK keeps sequences: the span takes them as they are (set_attributes).
+            sc.BUDGET_SCOPES: tuple(sorted({budget.scope for budget in self.budgets})),
+            sc.BUDGET_NAMES: tuple(budget.name for budget in self.budgets),
             sc.BUDGET_ESTIMATE_USD: units_to_usd(self.amount_units),
         }
         if self.downgraded_to is not None:

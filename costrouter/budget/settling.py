@@ -94,8 +94,12 @@ class Replayer:
         self._start = threading.Lock()
 
     def kick(self) -> None:
-        """Wake the thread (starting it if needed) when entries wait: cheap, for the call path."""
-        if not self.journal.pending_count or self._stop.is_set():
+        """Wake the thread (starting it if needed) when entries it may replay wait: cheap, for the call path.
+
+        The settles of this process's live lease are not its own (its lease messages carry them): the
+        thread would only skip them, so they do not wake it (they did twice a call).
+        """
+        if not self.journal.replayable_count or self._stop.is_set():
             return
         if self._thread is None or not self._thread.is_alive():
             with self._start:
@@ -110,7 +114,7 @@ class Replayer:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            if self.journal.pending_count:
+            if self.journal.replayable_count:
                 try:
                     self.replay_once()
                 except Exception:  # a bug or a broken disk must not end the replays for good
@@ -429,6 +433,7 @@ def build_guard(policy: BudgetPolicy, store: BudgetStore, telemetry: Telemetry) 
     leased = leased_store_of(store)
     if journal is not None and leased is not None:
         leased.journal = journal  # a leasing store journals its calls' settles there
+        journal.set_own_lease(leased.owner)
     guard = StoreGuard(policy, store, telemetry, journal)
     guard.start()
     return guard

@@ -45,6 +45,7 @@ from costrouter.otel import semconv as sc
 from costrouter.otel.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
 from costrouter.otel.models import ModelFacts, model_facts, primary_deployment_id
 from costrouter.otel.outcome import Outcome
+from costrouter.otel.span_attributes import set_attributes
 from costrouter.otel.telemetry import Telemetry
 from costrouter.pricing.cost import SettledCost, call_usage, price_call, provider_reported_cost
 from costrouter.pricing.prices import Price, PriceBook, WorstCase, estimate_units, output_cap, response_cost_usd
@@ -69,6 +70,8 @@ from costrouter.routing.wildcards import GroupResolver, Resolved
 logger = logging.getLogger("costrouter")
 
 _MAX_DOWNGRADES = 3
+_BUDGET_SETS = 4096
+"""The most callers' budget instances :meth:`CallPlanner._budgets_of` keeps (then it starts over)."""
 
 
 @dataclass
@@ -159,6 +162,9 @@ class CallPlanner:
         if policy is None:  # written with the span's other start attributes, not by a call of its own
             telemetry.start_attributes[sc.BUDGET_OUTCOME] = "unbudgeted"
         self.prices = PriceBook.from_config(config)
+        self._policy_price = self._price_of_policy(policy)
+        self._budget_sets: dict[tuple[str | None, str | None, str | None, tuple[str, ...]], tuple[BudgetRef, ...]] = {}
+        """The budget instances of each caller's ids met (:meth:`_budgets_of`)."""
         self.resolver = GroupResolver(config)
         self.alerts = AlertDispatcher(policy.alerts if policy else AlertSettings(), telemetry.meter_provider)
         self._reachable = reachable_group_sets(config.fallback_graph())
@@ -379,10 +385,7 @@ class CallPlanner:
         if policy is None:  # budget.outcome=unbudgeted is a start attribute (__init__)
             return
         yield from self.ratios.refresh_flow()
-        caller = call.caller
-        budgets = policy.budgets_for(
-            session_id=caller.session_id, user_id=caller.user_id, team_id=caller.team_id, tags=caller.tags
-        )
+        budgets = self._budgets_of(policy, call.caller)
         tried = {call.group}
         reservation_id = call.call_id
         downgraded_to: str | None = None
@@ -436,13 +439,13 @@ class CallPlanner:
                 call.span.add_event(
                     sc.EVENT_BUDGET_WARNING, {"budget": budget.name, "scope": budget.scope, "scope_id": budget.scope_id}
                 )
-        call.span.set_attributes(reservation.attributes())
+        set_attributes(call.span, reservation.attributes())
 
     def _on_store_error(self, call: RoutedCall, reservation: Reservation, error: BudgetStoreError, mode: str) -> None:
         reservation.outcome = "store_error"
         reservation.store_error = error
         call.span.add_event(sc.EVENT_STORE_ERROR, {"error": str(error), "on_store_error": mode})
-        call.span.set_attributes(reservation.attributes())
+        set_attributes(call.span, reservation.attributes())
         logger.warning("costrouter: budget store failed (%s): %s", mode, error)
         if mode == "fail_closed":
             raise error
@@ -551,11 +554,38 @@ class CallPlanner:
         )
 
     def _default_price(self) -> Price | None:
-        """The budget policy's price for a model no price list knows (``None`` without a policy)."""
-        if self.policy is None:
+        """The budget policy's price for a model no price list knows (``None`` without a policy).
+
+        Built once (the policy is frozen): a ``Price`` parses its rates when built, and every
+        budgeted call's estimate asks for it.
+        """
+        return self._policy_price
+
+    @staticmethod
+    def _price_of_policy(policy: BudgetPolicy | None) -> Price | None:
+        if policy is None:
             return None
-        defaults = self.policy.defaults
+        defaults = policy.defaults
         return Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
+
+    def _budgets_of(self, policy: BudgetPolicy, caller: Caller) -> list[BudgetRef]:
+        """The budget instances ``caller``'s calls are charged to (:meth:`BudgetPolicy.budgets_for`), memoized.
+
+        The policy is frozen, so the instances depend on the caller's ids alone; a session's calls
+        (and a user's, a team's) meet the same ones, built once. At most ``_BUDGET_SETS`` sets are kept.
+        """
+        key = (caller.session_id, caller.user_id, caller.team_id, caller.tags)
+        budgets = self._budget_sets.get(key)
+        if budgets is None:
+            budgets = tuple(
+                policy.budgets_for(
+                    session_id=caller.session_id, user_id=caller.user_id, team_id=caller.team_id, tags=caller.tags
+                )
+            )
+            if len(self._budget_sets) >= _BUDGET_SETS:
+                self._budget_sets.clear()
+            self._budget_sets[key] = budgets
+        return list(budgets)
 
     def _implausible(
         self, call: RoutedCall, observed: Observed, implausible: tuple[str, ...], priced: SettledCost
@@ -587,7 +617,7 @@ class CallPlanner:
             if self.renewer is not None:
                 self.renewer.forget(reservation.reservation_id)
             settled = yield from settle_flow(reservation, amount, self.guard)
-            call.span.set_attributes(settle_attributes(reservation, settled, amount))
+            set_attributes(call.span, settle_attributes(reservation, settled, amount))
             for journaled in reservation.journaled:
                 call.span.add_event(sc.EVENT_SETTLE_JOURNALED, journaled.event_attributes())
             if self.guard is not None:
@@ -615,7 +645,7 @@ class CallPlanner:
         """
         rejected = isinstance(error, BudgetExceededError)
         if rejected and call.reservation is not None:
-            call.span.set_attributes(call.reservation.attributes())
+            set_attributes(call.span, call.reservation.attributes())
         outcome = self.outcome_for(call, Observed(litellm_cost=0.0), error)
         mode = self.policy.defaults.on_interrupted if self.policy is not None else "release"
         charge = interrupted_call_charge(error, call.record.attempts, call.reservation, mode)
