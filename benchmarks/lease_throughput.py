@@ -40,7 +40,7 @@ def _policy(redis_url: str, *, lease: bool) -> dict[str, Any]:
         "store": store,
         "budgets": [
             {"scope": "session", "limit_usd": 1_000_000, "window": "total"},
-            {"scope": "global", "limit_usd": 1_000_000_000, "window": "total"},
+            {"scope": "global", "limit_usd": 9_000_000, "window": "total"},
         ],
     }
 
