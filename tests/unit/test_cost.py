@@ -40,16 +40,8 @@ small_ = st.integers(min_value=0, max_value=60_000)
 UNATTRIBUTED_WRITES_BILLED_SINCE = Version("1.109.0")
 """LiteLLM bills cache writes its lifetime split does not cover at the base write rate from 1.109;
 before, it dropped them. costrouter bills them (``billed_tokens``) on every LiteLLM."""
-OPTIONAL = (
-    pf.CACHE_READ,
-    pf.CACHE_CREATION,
-    pf.CACHE_CREATION_1H,
-    pf.REASONING,
-    pf.INPUT_AUDIO,
-    pf.OUTPUT_AUDIO,
-    pf.INPUT_IMAGE,
-    pf.OUTPUT_IMAGE,
-)
+OPTIONAL = tuple(key for key in pf.PER_TOKEN_FIELDS if key not in (pf.INPUT, pf.OUTPUT))
+"""The per-token prices a deployment may set beside input and output."""
 
 
 def _price_rounding_slack(raw: Mapping[str, Any]) -> float:

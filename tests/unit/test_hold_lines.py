@@ -15,16 +15,8 @@ from costrouter.pricing.prices import Price, WorstCase, estimate_attos, estimate
 rates_ = st.floats(min_value=0, max_value=1e-4, allow_nan=False, allow_infinity=False)
 THRESHOLDS = ("1000", "2000", "128k", "200k")
 TIER_NAMES = (None, "", "auto", "default", "flex", "priority", "fast", "FLEX", "scale", "balanced", "ultrafast")
-OPTIONAL = (
-    pf.CACHE_READ,
-    pf.CACHE_CREATION,
-    pf.CACHE_CREATION_1H,
-    pf.REASONING,
-    pf.INPUT_AUDIO,
-    pf.OUTPUT_AUDIO,
-    pf.INPUT_IMAGE,
-    pf.OUTPUT_IMAGE,
-)
+OPTIONAL = tuple(key for key in pf.PER_TOKEN_FIELDS if key not in (pf.INPUT, pf.OUTPUT))
+"""The per-token prices a deployment may set beside input and output."""
 
 
 @st.composite
