@@ -514,22 +514,36 @@ class LeasedStore(BudgetStore):
             if reason is not None and lease.io.acquire(blocking=False):
                 due.append((lease, reason))
         sent = 0
-        for start in range(0, len(due), BATCH_SIZE):
-            batch = due[start : start + BATCH_SIZE]
-            try:
-                answered, failed = self._send_batch(batch)
-            except BudgetStoreError as exc:
-                answered, failed = 0, [exc] * len(batch)
-            finally:
-                self._forget_returned(batch)  # while their io is held: a waiting call then sees them gone
-                for lease, _ in batch:
-                    lease.io.release()
+        for answered, failed in self._send_due(due, forget_returned=True):
             sent += answered
             if failed:
                 self._store_failed(len(failed), failed[0])
             else:
                 self._store_answered()
         return sent
+
+    def _send_due(
+        self, due: list[tuple[Lease, str]], *, forget_returned: bool = False
+    ) -> list[tuple[int, list[BudgetStoreError]]]:
+        """Send the messages of ``due`` (each lease's ``io`` held by the caller) in pipelines of ``BATCH_SIZE``.
+
+        Releases every ``io``; returns each pipeline's answered count and failures (a pipeline that
+        failed whole fails each of its messages). ``forget_returned`` drops the leases given back
+        while their ``io`` is still held, so a waiting call then sees them gone.
+        """
+        results: list[tuple[int, list[BudgetStoreError]]] = []
+        for start in range(0, len(due), BATCH_SIZE):
+            batch = due[start : start + BATCH_SIZE]
+            try:
+                results.append(self._send_batch(batch))
+            except BudgetStoreError as exc:
+                results.append((0, [exc] * len(batch)))
+            finally:
+                if forget_returned:
+                    self._forget_returned(batch)
+                for lease, _ in batch:
+                    lease.io.release()
+        return results
 
     def _store_failed(self, messages: int, exc: BudgetStoreError) -> None:
         now = time.monotonic()
@@ -615,22 +629,11 @@ class LeasedStore(BudgetStore):
                 due.append((lease, "flush"))
             else:
                 lease.io.release()
-        sent = 0
-        failures: list[BudgetStoreError] = []
-        for start in range(0, len(due), BATCH_SIZE):
-            batch = due[start : start + BATCH_SIZE]
-            try:
-                answered, failed = self._send_batch(batch)
-            except BudgetStoreError as exc:
-                answered, failed = 0, [exc]
-            finally:
-                for lease, _ in batch:
-                    lease.io.release()
-            sent += answered
-            failures += failed
+        results = self._send_due(due)
+        failures = [exc for _, failed in results for exc in failed]
         if failures:
             raise failures[0]
-        return sent
+        return sum(answered for answered, _ in results)
 
     def drain(self) -> None:
         """Carry every settled amount to Redis and give back every lease (at shutdown)."""
@@ -652,15 +655,7 @@ class LeasedStore(BudgetStore):
                 lease.io.release()
             else:
                 due.append((lease, "give back"))
-        for start in range(0, len(due), BATCH_SIZE):
-            batch = due[start : start + BATCH_SIZE]
-            try:
-                _, failed = self._send_batch(batch)
-            except BudgetStoreError as exc:
-                failed = [exc] * len(batch)
-            finally:
-                for lease, _ in batch:
-                    lease.io.release()
+        for _, failed in self._send_due(due):
             if failed:
                 logger.warning(
                     "costrouter: could not give back %d budget leases (their settles stay journaled): %s",
