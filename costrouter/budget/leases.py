@@ -14,8 +14,9 @@ per call would not pass. While a message is out, calls take only from a *pool* t
 message holds as if in flight (at most half the spare room, part of the old hold); the
 others wait for it, so the new hold always covers every call in flight.
 
-Messages go out: when a call does not fit (that call waits for it; it is refused only
-when the budget's unleased remainder plus this lease cannot cover it), and from a
+Messages go out: when a call does not fit (that call waits for it, an async call on its own
+event loop, with no thread in between; it is refused only when the budget's unleased
+remainder plus this lease cannot cover it), and from a
 background thread, all those due at one tick in one pipeline: every ``flush_seconds``
 while settled spend waits, a third of the TTL before the lease expires, when its spare
 room runs low, to give back a lease idle for ``idle_seconds``, and to *close* a lease
@@ -42,10 +43,10 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar, cast
 
 from costrouter.budget.journal import PendingSettle, SettleJournal, journal_trouble
 from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_seq, parse_reply
@@ -70,12 +71,16 @@ CLOCK_MARGIN_SECONDS: Final = 1.0
 _WORKERS: Final = 8
 BATCH_SIZE: Final = 256
 """Lease messages per pipeline of the background thread; more due at once go in several."""
+_FORGOTTEN: Final = 10_000
 _GIVING_BACK: Final = frozenset({"give back", "close"})
 OUTAGE_REMINDER_SECONDS: Final = 60.0
 """While lease messages keep failing, the warning repeats at most this often (the flush retries every
 flush_seconds: a down store must not write a warning twice a second)."""
 
 AlertSink = Callable[[BudgetRef, float, int, str], None]
+T = TypeVar("T")
+_Exchange = Generator[LeaseMessage, LeaseReply, T]
+"""Lease work that yields the messages it sends and is sent their replies (run by ``_drive`` or ``_adrive``)."""
 
 
 @dataclass
@@ -164,7 +169,15 @@ class LeasedStore(BudgetStore):
         self.stalls = 0
         """Calls that waited for another message of their lease, then took from it (for benchmarks)."""
         self._calls: dict[tuple[str, BudgetRef], int] = {}
-        self._forgotten: set[tuple[str, BudgetRef]] = set()
+        self._forgotten: dict[tuple[str, BudgetRef], None] = {}
+        """Calls settled or released before their reserve's reply came (oldest first, at most ``_FORGOTTEN``)."""
+        self._alone: set[tuple[str, BudgetRef]] = set()
+        """Calls reserved per call because their lease stayed busy (:meth:`_reserve_alone`); settled per call."""
+        config = inner.config
+        # A message holding a lease's io: its earlier unanswered one, then itself (a full pool's wait aside:
+        # a call that stops waiting reserves per call, through that pool).
+        self._io_wait = 2 * (config.connect_timeout_seconds + config.timeout_seconds) + 1.0
+        self._io_warned = False
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="costrouter-lease")
         self._stop = threading.Event()
@@ -218,26 +231,75 @@ class LeasedStore(BudgetStore):
         return fast if fast is not None else self._slow(budget, call_id, amount_units, enforce)
 
     async def areserve(self, budget: BudgetRef, call_id: str, amount_units: int, *, enforce: bool) -> ReserveOutcome:
-        """See :meth:`BudgetStore.reserve` (a message, when needed, goes out from a worker thread)."""
+        """See :meth:`BudgetStore.reserve`: a message this call needs goes out on the caller's event loop.
+
+        Only when another message of the same lease is out does the call wait for it, in a worker
+        thread (the lease's ``io`` is a thread lock, which a coroutine must not wait on).
+        """
         if self.fault is not None:
             return await self.inner.areserve(budget, call_id, amount_units, enforce=enforce)
         fast = self._fast(budget, call_id, amount_units)
         if fast is not None:
             return fast
-        future = self._pool.submit(self._slow, budget, call_id, amount_units, enforce)
-        return await asyncio.wrap_future(future)
+        while True:
+            lease = self._lease_of(budget)
+            if not lease.io.acquire(blocking=False):
+                future = self._pool.submit(self._slow, budget, call_id, amount_units, enforce)
+                return await asyncio.wrap_future(future)
+            try:
+                if self._leases.get(budget) is lease:  # not given back and dropped meanwhile
+                    return await self._adrive(lease, self._reserve_held(lease, call_id, amount_units, enforce))
+            finally:
+                lease.io.release()
+
+    def _lease_of(self, budget: BudgetRef) -> Lease:
+        with self._lock:
+            lease = self._leases.get(budget)
+            if lease is None:
+                lease = self._leases[budget] = Lease(budget)
+            return lease
 
     def _slow(self, budget: BudgetRef, call_id: str, amount: int, enforce: bool) -> ReserveOutcome:
         while True:
-            with self._lock:
-                lease = self._leases.get(budget)
-                if lease is None:
-                    lease = self._leases[budget] = Lease(budget)
-            with lease.io:
-                if self._leases.get(budget) is lease:  # not given back and dropped while this call waited
-                    return self._slow_held(lease, call_id, amount, enforce)
+            lease = self._lease_of(budget)
+            if not self._wait_for_io(lease):
+                return self._reserve_alone(budget, call_id, amount, enforce)
+            try:
+                if self._leases.get(budget) is lease:
+                    return self._drive(lease, self._reserve_held(lease, call_id, amount, enforce))
+            finally:
+                lease.io.release()
 
-    def _slow_held(self, lease: Lease, call_id: str, amount: int, enforce: bool) -> ReserveOutcome:
+    def _wait_for_io(self, lease: Lease) -> bool:
+        """Take ``lease.io`` for a sync reserve: within :attr:`_io_wait`, and without waiting on a loop's thread.
+
+        A sync call made inside a coroutine runs on its event loop's thread: the message out may be
+        another coroutine of that loop, which cannot go on while this thread waits.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return lease.io.acquire(timeout=self._io_wait)
+        return lease.io.acquire(blocking=False)
+
+    def _reserve_alone(self, budget: BudgetRef, call_id: str, amount: int, enforce: bool) -> ReserveOutcome:
+        """Reserve per call, outside the lease, when a sync call could not take its ``io`` (:meth:`_wait_for_io`)."""
+        if not self._io_warned:
+            self._io_warned = True
+            logger.warning(
+                "costrouter: a sync call found budget %s's lease sending (from its own event loop's thread, or for "
+                "over %gs): it reserves per call, a Redis round trip (said once)",
+                budget.name,
+                self._io_wait,
+            )
+        outcome = self.inner.reserve(budget, call_id, amount, enforce=enforce)
+        if outcome.granted or not enforce:
+            with self._lock:
+                self._alone.add((call_id, budget))
+        return outcome
+
+    def _reserve_held(self, lease: Lease, call_id: str, amount: int, enforce: bool) -> _Exchange[ReserveOutcome]:
+        """A reserve that did not fit the lease (its ``io`` held): from the lease if it fits now, else a message."""
         key = (call_id, lease.budget)
         with self._lock:
             if key in self._calls:
@@ -247,11 +309,11 @@ class LeasedStore(BudgetStore):
                 self._calls[key] = amount
                 return self._outcome(lease, granted=True)
         self.waits += 1
-        reply = self._send(lease, need=amount, enforce=enforce)
+        reply = yield from self._exchange(lease, need=amount, enforce=enforce)
         with self._lock:
             if reply.granted or not enforce:
                 if key in self._forgotten:
-                    self._forgotten.discard(key)
+                    del self._forgotten[key]
                 else:
                     lease.inflight += amount
                     lease.served += 1
@@ -260,21 +322,52 @@ class LeasedStore(BudgetStore):
             return ReserveOutcome(reply.granted, reply.spent, held_before, reply.window, replayed=False)
 
     # ---- messages ------------------------------------------------------------------------
-    def _send(self, lease: Lease, *, need: int = 0, enforce: bool = True, give_back: bool = False) -> LeaseReply:
-        """Send one message (the caller holds ``lease.io``); an unanswered earlier one goes first."""
+    def _exchange(
+        self, lease: Lease, *, need: int = 0, enforce: bool = True, give_back: bool = False
+    ) -> _Exchange[LeaseReply]:
+        """One message of ``lease`` (its ``io`` held), an unanswered one first: yields each, is sent its reply."""
         if lease.unacked is not None:
             message, entries = lease.unacked
-            self._apply(lease, message, entries, self._post(lease, message), time.monotonic())
+            sent_at = time.monotonic()
+            self._apply(lease, message, entries, (yield message), sent_at)
         message, entries = self._prepare(lease, need=need, enforce=enforce, give_back=give_back)
         sent_at = time.monotonic()
         try:
-            reply = self._post(lease, message)
+            reply = yield message
         finally:
             with self._lock:
                 lease.sending = False
                 lease.pool = 0
         self._apply(lease, message, entries, reply, sent_at)
         return reply
+
+    def _drive(self, lease: Lease, exchange: _Exchange[T]) -> T:
+        """Run ``exchange``, posting its messages with the sync client."""
+        try:
+            message = next(exchange)
+            while True:
+                try:
+                    reply = self._post(lease, message)
+                except BaseException as exc:
+                    message = exchange.throw(exc)
+                else:
+                    message = exchange.send(reply)
+        except StopIteration as done:
+            return cast("T", done.value)
+
+    async def _adrive(self, lease: Lease, exchange: _Exchange[T]) -> T:
+        """Run ``exchange``, posting its messages with the async client on the running loop."""
+        try:
+            message = next(exchange)
+            while True:
+                try:
+                    reply = await self._apost(lease, message)
+                except BaseException as exc:
+                    message = exchange.throw(exc)
+                else:
+                    message = exchange.send(reply)
+        except StopIteration as done:
+            return cast("T", done.value)
 
     def _prepare(self, lease: Lease, *, need: int, enforce: bool, give_back: bool) -> tuple[LeaseMessage, list[str]]:
         """The next message of ``lease``: from here until its reply calls take only from its pool."""
@@ -373,14 +466,23 @@ class LeasedStore(BudgetStore):
         return lease.keys
 
     def _post(self, lease: Lease, message: LeaseMessage) -> LeaseReply:
-        budget = lease.budget
+        keys, args = self._message_call(lease, message)
+        reply = parse_reply(lease.budget, self.inner.run_script("lease", "lease", keys, args))
+        if not reply.replayed:
+            self.inner.add_to_index(lease.budget, message.window or reply.window, message.charge)
+        return reply
+
+    async def _apost(self, lease: Lease, message: LeaseMessage) -> LeaseReply:
+        keys, args = self._message_call(lease, message)
+        reply = parse_reply(lease.budget, await self.inner.arun_script("lease", "lease", keys, args))
+        if not reply.replayed:
+            await self.inner.aadd_to_index(lease.budget, message.window or reply.window, message.charge)
+        return reply
+
+    def _message_call(self, lease: Lease, message: LeaseMessage) -> tuple[list[str], list[str]]:
         base, keys = self._script_keys(lease)
         self.messages += 1
-        args = message.args(base, budget, self.config)
-        reply = parse_reply(budget, self.inner.run_script("lease", "lease", keys, args))
-        if not reply.replayed:
-            self.inner.add_to_index(budget, message.window or reply.window, message.charge)
-        return reply
+        return keys, message.args(base, lease.budget, self.config)
 
     def _apply(
         self, lease: Lease, message: LeaseMessage, entries: list[str], reply: LeaseReply, sent_at: float
@@ -409,8 +511,13 @@ class LeasedStore(BudgetStore):
         with self._lock:
             held = self._calls.pop(key, None)
             if held is None:
-                if len(self._forgotten) < 10_000:
-                    self._forgotten.add(key)
+                if key in self._alone:
+                    self._alone.discard(key)
+                else:
+                    # A reserve cancelled on the loop never replies: the oldest entries go, not the newest.
+                    if len(self._forgotten) >= _FORGOTTEN:
+                        del self._forgotten[next(iter(self._forgotten))]
+                    self._forgotten[key] = None
                 return None
             lease = self._leases[budget]
             lease.inflight -= held
@@ -623,14 +730,17 @@ class LeasedStore(BudgetStore):
         with self._lock:
             leases = list(self._leases.values())
         due: list[tuple[Lease, str]] = []
+        busy: list[BudgetStoreError] = []
         for lease in leases:
-            lease.io.acquire()
-            if lease.settled or lease.unacked is not None:
+            if not lease.io.acquire(timeout=self._io_wait):
+                stuck = TimeoutError(f"the lease on budget {lease.budget.name} stayed busy for {self._io_wait:g}s")
+                busy.append(BudgetStoreError("flush", stuck))
+            elif lease.settled or lease.unacked is not None:
                 due.append((lease, "flush"))
             else:
                 lease.io.release()
         results = self._send_due(due)
-        failures = [exc for _, failed in results for exc in failed]
+        failures = [exc for _, failed in results for exc in failed] + busy
         if failures:
             raise failures[0]
         return sum(answered for answered, _ in results)
@@ -650,8 +760,13 @@ class LeasedStore(BudgetStore):
     def _give_back(self, leases: list[Lease]) -> None:
         due: list[tuple[Lease, str]] = []
         for lease in leases:
-            lease.io.acquire()
-            if lease.hold == 0 and not lease.settled and lease.unacked is None:
+            if not lease.io.acquire(timeout=self._io_wait):
+                logger.warning(
+                    "costrouter: the lease on %s stayed busy for %gs: not given back (its settles stay journaled)",
+                    lease.budget.name,
+                    self._io_wait,
+                )
+            elif lease.hold == 0 and not lease.settled and lease.unacked is None:
                 lease.io.release()
             else:
                 due.append((lease, "give back"))

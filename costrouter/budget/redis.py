@@ -437,6 +437,10 @@ class RedisBudgetStore(BudgetStore):
         """Run script ``name`` with the sync client (for :mod:`costrouter.budget.leases`)."""
         return self._run(operation, name, keys, args)
 
+    async def arun_script(self, operation: str, name: str, keys: list[str], args: list[str]) -> Any:
+        """Run script ``name`` with the async client, in the running loop's pipelines (for leases)."""
+        return await self._arun(operation, name, keys, args)
+
     def run_script_batch(self, operation: str, name: str, calls: list[script_pipeline.Call]) -> list[Any]:
         """Run script ``name`` once per ``(keys, args)`` in one pipeline: each reply or its store error."""
         self._ensure_warm()
@@ -454,6 +458,17 @@ class RedisBudgetStore(BudgetStore):
             return
         try:
             self._client.zincrby(f"{self._index(budget)}:{window}", amount_units, budget.scope_id)
+        except (redis.RedisError, OSError):
+            logger.warning("could not update the top index of budget %s", budget.name, exc_info=True)
+
+    async def aadd_to_index(self, budget: BudgetRef, window: str, amount_units: int) -> None:
+        """Coroutine twin of :meth:`add_to_index`."""
+        if not (self.config.top_index and self.config.cluster) or amount_units <= 0:
+            return
+        try:
+            await self._agate().run(
+                lambda: self._aclient().zincrby(f"{self._index(budget)}:{window}", amount_units, budget.scope_id)
+            )
         except (redis.RedisError, OSError):
             logger.warning("could not update the top index of budget %s", budget.name, exc_info=True)
 

@@ -1,0 +1,120 @@
+"""A lease message an async call waits for goes out on the caller's own event loop.
+
+Through a worker thread, every call that opened a lease paid two hand-overs of the GIL to a thread
+that had to wait for a busy loop (throughput with one-call sessions fell to 0.78 of the bare Router,
+``benchmarks/lease_throughput.py``). These tests hold what the loop path must keep: no thread, the
+books exact when calls are cancelled mid-message, and a sync call made on a loop's own thread never
+waiting for a message of that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import uuid
+
+import pytest
+
+from costrouter.budget.leases import LeasedStore
+from costrouter.budget.redis import RedisBudgetStore
+from costrouter.config.budget_ref import BudgetRef
+from costrouter.config.budgets import LeaseSettings, StoreConfig
+from tests.integration.budget_backends import ref
+
+
+def _stores(url: str) -> tuple[LeasedStore, RedisBudgetStore, StoreConfig]:
+    config = StoreConfig(backend="redis", key_prefix=f"t{uuid.uuid4().hex[:10]}", journal_dir=None)
+    plain = RedisBudgetStore(config.model_copy(update={"lease": LeaseSettings(enabled=False)}), url=url)
+    return LeasedStore(RedisBudgetStore(config, url=url)), plain, config
+
+
+def _lease_workers() -> list[str]:
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith("costrouter-lease_")]
+
+
+async def test_a_call_that_opens_a_lease_sends_its_message_from_its_own_loop(redis_url: str) -> None:
+    store, plain, _ = _stores(redis_url)
+    sessions = [ref(1_000_000, scope_id=f"s{index}") for index in range(30)]
+    try:
+
+        async def call(index: int, budget: BudgetRef) -> None:
+            assert (await store.areserve(budget, f"c{index}", 1000, enforce=True)).granted
+            await store.asettle(budget, f"c{index}", 700)
+
+        await asyncio.gather(*(call(index, budget) for index, budget in enumerate(sessions)))
+        assert store.waits == 30  # each session's first call opened its lease with a message it waited for
+        assert _lease_workers() == []  # ... sent from this loop: no worker thread was ever started
+    finally:
+        await store.aclose()
+    assert sum(plain.status(budget).spent_units for budget in sessions) == 30 * 700
+    assert sum(plain.status(budget).held_units for budget in sessions) == 0
+    plain.close()
+
+
+async def test_calls_cancelled_while_their_lease_message_is_out_leave_the_books_exact(redis_url: str) -> None:
+    store, plain, _ = _stores(redis_url)
+    shared = ref(10**12, scope_id="shared", name="team-total")  # one lease, messages out while others wait on it
+    sessions = [ref(1_000_000, scope_id=f"s{index}") for index in range(60)]
+    settled: dict[str, int] = {}
+    rng = random.Random(7)
+    try:
+
+        async def call(index: int, budget: BudgetRef) -> None:
+            call_id = f"c{index}"
+            try:
+                for target in (budget, shared):
+                    assert (await store.areserve(target, call_id, 5000, enforce=True)).granted
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:  # as a routed call's flow does: release, shielded, then end
+                for target in (budget, shared):
+                    await asyncio.shield(store.arelease(target, call_id))
+                raise
+            for target in (budget, shared):
+                await store.asettle(target, call_id, 1000 + index)
+            settled[call_id] = 1000 + index
+
+        tasks = [asyncio.create_task(call(index, budget)) for index, budget in enumerate(sessions)]
+        for task in rng.sample(tasks, 30):  # at different points: opening, waiting on the shared lease, after
+            for _ in range(rng.randrange(0, 6)):
+                await asyncio.sleep(0)
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # A cancelled call settled nothing (it never reached its settle) or everything (cancelled after it).
+        assert 0 < len(settled) < len(sessions)
+    finally:
+        await store.aclose()  # resends what went unanswered, charges what was settled, gives every lease back
+    spent = {budget.scope_id: plain.status(budget).spent_units for budget in sessions}
+    assert sum(spent.values()) == sum(settled.values())
+    assert plain.status(shared).spent_units == sum(settled.values())
+    assert sum(plain.status(budget).held_units for budget in [*sessions, shared]) == 0
+    plain.close()
+
+
+async def test_a_sync_call_on_the_loop_thread_reserves_per_call_instead_of_waiting_for_that_loop(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store, plain, _ = _stores(redis_url)
+    budget = ref(1_000_000)
+    try:
+        opening = asyncio.create_task(store.areserve(budget, "async-call", 1000, enforce=True))
+        await asyncio.sleep(0)  # the task took the new lease's io and awaits its message's reply
+        with caplog.at_level(logging.WARNING, logger="costrouter.budget"):
+            # A sync reserve made inside this coroutine, on the loop's thread: waiting for the lease
+            # would wait for `opening`, which cannot run until this returns.
+            outcome = store.reserve(budget, "sync-call", 2000, enforce=True)
+            second = store.reserve(budget, "sync-call-2", 2000, enforce=True)
+        assert outcome.granted and second.granted
+        assert (await opening).granted
+        warnings = [record for record in caplog.records if "reserves per call" in record.getMessage()]
+        assert len(warnings) == 1  # said once, not per call
+        store.settle(budget, "sync-call", 1500)  # per call: in Redis at once, not waiting for a lease message
+        assert plain.status(budget).spent_units == 1500
+        store.settle(budget, "sync-call-2", 0)
+        await store.asettle(budget, "async-call", 800)
+    finally:
+        await store.aclose()
+    status = plain.status(budget)
+    assert (status.spent_units, status.held_units) == (1500 + 800, 0)
+    plain.close()
