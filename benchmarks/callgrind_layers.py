@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
+from costrouter.budget.leases import LeasedStore
 from costrouter.otel.attempts import AttemptTracker
 from costrouter.otel.telemetry import Telemetry
 from costrouter.routing.calls import CallPlanner
@@ -25,25 +27,37 @@ LAYERS: tuple[tuple[int, str, str], ...] = (
     (3, "store", "budget store ops (client side, from the call's coroutine)"),
     (4, "tracker", "attempt tracking (costrouter's LiteLLM callback)"),
     (5, "tokens", "prompt token counting (inside the estimate)"),
+    (6, "lease", "lease messages of the background thread (default store: tend, flush, give back)"),
+    (7, "lease_redis", "redis-py sending those messages and reading their replies (inside the lease messages)"),
 )
-TOP_LEVEL = (0, 1, 2, 3, 4)
-"""Layers that never nest in one another; ``tokens`` is a part of ``estimate``."""
+TOP_LEVEL = (0, 1, 2, 3, 4, 6)
+"""Layers that never nest in one another; ``tokens`` is a part of ``estimate``, ``lease_redis`` of ``lease``."""
+NESTED = (5, 7)
 
-_active: list[int] = []
+_threads = threading.local()
+
+
+def _active() -> list[int]:
+    """The layers running in this thread (the lease thread's run beside the call's)."""
+    active: list[int] | None = getattr(_threads, "active", None)
+    if active is None:
+        active = _threads.active = []
+    return active
 
 
 def _through(cgmark: Any, index: int, fn: Callable[..., Any]) -> Callable[..., Any]:
-    nested = index == 5
+    nested = index in NESTED
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if _active and not nested:
+        active = _active()
+        if (active and not nested) or (nested and index in active) or (index == 7 and 6 not in active):
             return fn(*args, **kwargs)
-        _active.append(index)
+        active.append(index)
         try:
             return cgmark.layer(index, functools.partial(fn, *args, **kwargs))
         finally:
-            _active.pop()
+            active.pop()
 
     return wrapper
 
@@ -60,13 +74,14 @@ class _Stepped:
         while True:
             step = self._coroutine.send if error is None else self._coroutine.throw
             argument = value if error is None else error
-            _active.append(self._index)
+            active = _active()
+            active.append(self._index)
             try:
                 yielded = self._cgmark.layer(self._index, step, argument)
             except StopIteration as done:
                 return done.value
             finally:
-                _active.pop()
+                active.pop()
             try:
                 value, error = (yield yielded), None
             except BaseException as exc:
@@ -92,6 +107,11 @@ def install(cgmark: Any, router: Any) -> None:
     for name in ("log_pre_api_call", "log_failure_event"):
         setattr(AttemptTracker, name, _through(cgmark, 4, getattr(AttemptTracker, name)))
     store = router.store
+    if isinstance(store, LeasedStore):
+        for name in ("tend", "flush", "drain"):
+            setattr(store, name, _through(cgmark, 6, getattr(store, name)))
+        store.inner.run_script = _through(cgmark, 7, store.inner.run_script)  # type: ignore[method-assign]
+        store.inner.run_script_batch = _through(cgmark, 7, store.inner.run_script_batch)  # type: ignore[method-assign]
     if store is not None:
         for name in dir(type(store)):
             method = getattr(store, name, None)
