@@ -241,9 +241,12 @@ class LeasedStore(BudgetStore):
         fast = self._fast(budget, call_id, amount_units)
         if fast is not None:
             return fast
+        # The async client serves the loop it was built in: from another (a router used across
+        # several asyncio.run calls), the message goes through a worker thread and the sync client.
+        on_loop = self.inner.async_client_fits_running_loop()
         while True:
             lease = self._lease_of(budget)
-            if not lease.io.acquire(blocking=False):
+            if not on_loop or not lease.io.acquire(blocking=False):
                 future = self._pool.submit(self._slow, budget, call_id, amount_units, enforce)
                 return await asyncio.wrap_future(future)
             try:

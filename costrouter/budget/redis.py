@@ -358,6 +358,8 @@ class RedisBudgetStore(BudgetStore):
         self._warm_lock = threading.Lock()
         self._warm = not self._owns_client
         self._async_client = async_client
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+        """The event loop the async client was built in (``None``: not built yet, or given)."""
         self._async_scripts: dict[str, AsyncScript] = {}
         self._gate: redis_clients.AsyncGate | None = None
         self._batcher: ScriptBatcher | None = None
@@ -482,7 +484,12 @@ class RedisBudgetStore(BudgetStore):
     def _aclient(self) -> redis_clients.AsyncClient:
         if self._async_client is None:
             self._async_client = redis_clients.async_client(self.url, self.config, self._aconnected)
+            self._async_loop = asyncio.get_running_loop()
         return self._async_client
+
+    def async_client_fits_running_loop(self) -> bool:
+        """Whether the async client may serve the running loop: built in it, not built yet, or given by the caller."""
+        return self._async_loop is None or self._async_loop is asyncio.get_running_loop()
 
     def _agate(self) -> redis_clients.AsyncGate:
         if self._gate is None:
@@ -709,6 +716,7 @@ class RedisBudgetStore(BudgetStore):
             self._anodes = None
             await self._async_client.aclose()
             self._async_client = None
+            self._async_loop = None
             self._async_scripts = {}
             self._gate = None
             self._batcher = None

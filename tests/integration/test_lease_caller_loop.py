@@ -105,7 +105,8 @@ async def test_a_sync_call_on_the_loop_thread_reserves_per_call_instead_of_waiti
             # would wait for `opening`, which cannot run until this returns.
             outcome = store.reserve(budget, "sync-call", 2000, enforce=True)
             second = store.reserve(budget, "sync-call-2", 2000, enforce=True)
-        assert outcome.granted and second.granted
+        assert outcome.granted
+        assert second.granted
         assert (await opening).granted
         warnings = [record for record in caplog.records if "reserves per call" in record.getMessage()]
         assert len(warnings) == 1  # said once, not per call
@@ -117,4 +118,24 @@ async def test_a_sync_call_on_the_loop_thread_reserves_per_call_instead_of_waiti
         await store.aclose()
     status = plain.status(budget)
     assert (status.spent_units, status.held_units) == (1500 + 800, 0)
+    plain.close()
+
+
+def test_a_store_used_from_one_event_loop_after_another_keeps_working(redis_url: str) -> None:
+    # A router used across several asyncio.run calls (a script, a notebook): the async client belongs
+    # to the first loop, closed by the time the next one runs; later loops send through a worker thread.
+    store, plain, _ = _stores(redis_url)
+    sessions = [ref(1_000_000, scope_id=f"s{index}") for index in range(3)]
+
+    async def call(index: int) -> bool:
+        granted = (await store.areserve(sessions[index], f"c{index}", 1000, enforce=True)).granted
+        await store.asettle(sessions[index], f"c{index}", 500)
+        return granted
+
+    try:
+        assert [asyncio.run(call(index)) for index in range(3)] == [True, True, True]
+    finally:
+        store.close()
+    assert [plain.status(budget).spent_units for budget in sessions] == [500, 500, 500]
+    assert sum(plain.status(budget).held_units for budget in sessions) == 0
     plain.close()
