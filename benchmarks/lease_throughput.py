@@ -1,13 +1,16 @@
 """Throughput with Redis budgets, per call and with the defaults (leases), against the bare Router in one process.
 
     uv run --locked python benchmarks/lease_throughput.py [--concurrency 64 256] [--seconds 3] [--pairs 3]
+        [--calls-per-session 1]
 
 The set-up of ``benchmarks/run.py`` (``variants.py``): the provider double in a process of
 its own, a throwaway ``redis-server``, one priced deployment, calls cycling over 1,000
-session ids, each call holding a session budget and a global budget. Each variant runs in a
-fresh process that alternates windows of the bare Router (the very LiteLLM ``Router`` that
-``CostRouter`` built, costrouter's callback switched off) and of costrouter; the ratio is
-taken within each pair, and the median of the pairs is printed. Async, closed loop.
+session ids (``--calls-per-session`` consecutive calls each; 1, the default, makes every call
+a session's only call within a lease's life), each call holding a session budget and a global
+budget. Each variant runs in a fresh process that alternates windows of the bare Router (the
+very LiteLLM ``Router`` that ``CostRouter`` built, costrouter's callback switched off) and of
+costrouter; the ratio is taken within each pair, and the median of the pairs is printed. Async,
+closed loop.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ async def _window(call: Callable[[int], Awaitable[Any]], concurrency: int, secon
 
 
 async def _worker(
-    base_url: str, redis_url: str, lease: bool, concurrency: list[int], seconds: float, pairs: int
+    base_url: str, redis_url: str, lease: bool, concurrency: list[int], seconds: float, pairs: int, per_session: int
 ) -> dict[str, Any]:
     router = CostRouter(router_config(base_url), budgets=_policy(redis_url, lease=lease))
     switch = CallbackSwitch(lambda value: isinstance(value, AttemptTracker))
@@ -81,7 +84,7 @@ async def _worker(
 
     async def ours(i: int) -> Any:
         return await router.aroute_completion(
-            GROUP, MESSAGES, session_id=f"session-{i % SESSIONS}", max_tokens=MAX_TOKENS
+            GROUP, MESSAGES, session_id=f"session-{(i // per_session) % SESSIONS}", max_tokens=MAX_TOKENS
         )
 
     async def bare(i: int) -> Any:
@@ -112,11 +115,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--calls-per-session", type=int, default=1)
     parser.add_argument("--worker", nargs=3, metavar=("BASE_URL", "REDIS_URL", "LEASE"))
     args = parser.parse_args()
     if args.worker:
         base_url, redis_url, lease = args.worker
-        result = asyncio.run(_worker(base_url, redis_url, lease == "1", args.concurrency, args.seconds, args.pairs))
+        result = asyncio.run(
+            _worker(
+                base_url, redis_url, lease == "1", args.concurrency, args.seconds, args.pairs, args.calls_per_session
+            )
+        )
         print(json.dumps(result))
         return
     server = RedisServer()
@@ -135,7 +143,8 @@ def main() -> None:
                     server.url,
                     lease,
                 ]
-                command += ["--seconds", str(args.seconds), "--pairs", str(args.pairs), "--concurrency"]
+                command += ["--seconds", str(args.seconds), "--pairs", str(args.pairs)]
+                command += ["--calls-per-session", str(args.calls_per_session), "--concurrency"]
                 command += [str(c) for c in args.concurrency]
                 finished = subprocess.run(command, check=False, capture_output=True, text=True)
                 if finished.returncode != 0:
