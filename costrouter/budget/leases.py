@@ -38,6 +38,7 @@ why; the call's span and ``costrouter budget status`` show it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -78,6 +79,13 @@ OUTAGE_REMINDER_SECONDS: Final = 60.0
 flush_seconds: a down store must not write a warning twice a second)."""
 
 AlertSink = Callable[[BudgetRef, float, int, str], None]
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 T = TypeVar("T")
 _Exchange = Generator[LeaseMessage, LeaseReply, T]
 """Lease work that yields the messages it sends and is sent their replies (run by ``_drive`` or ``_adrive``)."""
@@ -118,6 +126,8 @@ class Lease:
     io: threading.Lock = field(default_factory=threading.Lock)
     keys: tuple[str, list[str]] | None = None
     """The budget instance's hash tag and script keys (:meth:`LeasedStore._script_keys`)."""
+    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
+    """Coroutines waiting for ``io`` (woken by :meth:`LeasedStore._release_io`, from any thread)."""
 
     def room(self) -> int:
         """What a call may still take from the lease without a message."""
@@ -233,8 +243,8 @@ class LeasedStore(BudgetStore):
     async def areserve(self, budget: BudgetRef, call_id: str, amount_units: int, *, enforce: bool) -> ReserveOutcome:
         """See :meth:`BudgetStore.reserve`: a message this call needs goes out on the caller's event loop.
 
-        Only when another message of the same lease is out does the call wait for it, in a worker
-        thread (the lease's ``io`` is a thread lock, which a coroutine must not wait on).
+        When another message of the same lease is out (the calls of a new session arriving together),
+        the call waits for it on its loop, woken when it ends, and takes from the lease then.
         """
         if self.fault is not None:
             return await self.inner.areserve(budget, call_id, amount_units, enforce=enforce)
@@ -246,14 +256,42 @@ class LeasedStore(BudgetStore):
         on_loop = self.inner.async_client_fits_running_loop()
         while True:
             lease = self._lease_of(budget)
-            if not on_loop or not lease.io.acquire(blocking=False):
+            if on_loop and lease.io.acquire(blocking=False):
+                try:
+                    if self._leases.get(budget) is lease:  # not given back and dropped meanwhile
+                        return await self._adrive(lease, self._reserve_held(lease, call_id, amount_units, enforce))
+                finally:
+                    self._release_io(lease)
+                continue
+            if not on_loop or not await self._io_released(lease):
                 future = self._pool.submit(self._slow, budget, call_id, amount_units, enforce)
                 return await asyncio.wrap_future(future)
-            try:
-                if self._leases.get(budget) is lease:  # not given back and dropped meanwhile
-                    return await self._adrive(lease, self._reserve_held(lease, call_id, amount_units, enforce))
-            finally:
-                lease.io.release()
+            fast = self._fast(budget, call_id, amount_units)
+            if fast is not None:
+                return fast
+
+    async def _io_released(self, lease: Lease) -> bool:
+        """Wait until ``lease.io`` is released (``False``: not within :attr:`_io_wait`)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            lease.waiters.append((asyncio.get_running_loop(), waiter))
+        if not lease.io.locked():  # released before this waiter was listed: nobody will wake it
+            return True
+        try:
+            await asyncio.wait_for(waiter, self._io_wait)
+        except TimeoutError:
+            return False
+        return True
+
+    def _release_io(self, lease: Lease) -> None:
+        """Release ``lease.io`` and wake the coroutines waiting for it, on their own loops."""
+        lease.io.release()
+        if lease.waiters:
+            with self._lock:
+                waiters, lease.waiters = lease.waiters, []
+            for loop, waiter in waiters:
+                with contextlib.suppress(RuntimeError):  # its loop was closed meanwhile
+                    loop.call_soon_threadsafe(_wake, waiter)
 
     def _lease_of(self, budget: BudgetRef) -> Lease:
         with self._lock:
@@ -271,7 +309,7 @@ class LeasedStore(BudgetStore):
                 if self._leases.get(budget) is lease:
                     return self._drive(lease, self._reserve_held(lease, call_id, amount, enforce))
             finally:
-                lease.io.release()
+                self._release_io(lease)
 
     def _wait_for_io(self, lease: Lease) -> bool:
         """Take ``lease.io`` for a sync reserve: within :attr:`_io_wait`, and without waiting on a loop's thread.
@@ -652,7 +690,7 @@ class LeasedStore(BudgetStore):
                 if forget_returned:
                     self._forget_returned(batch)
                 for lease, _ in batch:
-                    lease.io.release()
+                    self._release_io(lease)
         return results
 
     def _store_failed(self, messages: int, exc: BudgetStoreError) -> None:
@@ -741,7 +779,7 @@ class LeasedStore(BudgetStore):
             elif lease.settled or lease.unacked is not None:
                 due.append((lease, "flush"))
             else:
-                lease.io.release()
+                self._release_io(lease)
         results = self._send_due(due)
         failures = [exc for _, failed in results for exc in failed] + busy
         if failures:
@@ -770,7 +808,7 @@ class LeasedStore(BudgetStore):
                     self._io_wait,
                 )
             elif lease.hold == 0 and not lease.settled and lease.unacked is None:
-                lease.io.release()
+                self._release_io(lease)
             else:
                 due.append((lease, "give back"))
         for _, failed in self._send_due(due):

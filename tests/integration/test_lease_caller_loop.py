@@ -53,6 +53,25 @@ async def test_a_call_that_opens_a_lease_sends_its_message_from_its_own_loop(red
     plain.close()
 
 
+async def test_calls_of_a_new_session_arriving_together_wait_for_its_opening_on_their_loop(redis_url: str) -> None:
+    store, plain, _ = _stores(redis_url)
+    budget = ref(1_000_000)
+    try:
+
+        async def call(index: int) -> None:
+            assert (await store.areserve(budget, f"c{index}", 1000, enforce=True)).granted
+            await store.asettle(budget, f"c{index}", 400)
+
+        await asyncio.gather(*(call(index) for index in range(12)))
+        assert store.waits == 1  # one opening message; the 11 others waited for it and took from the lease
+        assert _lease_workers() == []  # ... on this loop, woken when it ended, with no thread in between
+    finally:
+        await store.aclose()
+    status = plain.status(budget)
+    assert (status.spent_units, status.held_units) == (12 * 400, 0)
+    plain.close()
+
+
 async def test_calls_cancelled_while_their_lease_message_is_out_leave_the_books_exact(redis_url: str) -> None:
     store, plain, _ = _stores(redis_url)
     shared = ref(10**12, scope_id="shared", name="team-total")  # one lease, messages out while others wait on it
