@@ -128,6 +128,8 @@ class Lease:
     """The budget instance's hash tag and script keys (:meth:`LeasedStore._script_keys`)."""
     waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
     """Coroutines waiting for ``io`` (woken by :meth:`LeasedStore._release_io`, from any thread)."""
+    io_loop: asyncio.AbstractEventLoop | None = None
+    """The event loop whose coroutine holds ``io`` (``None``: a thread holds it, or nobody)."""
 
     def room(self) -> int:
         """What a call may still take from the lease without a message."""
@@ -257,10 +259,12 @@ class LeasedStore(BudgetStore):
         while True:
             lease = self._lease_of(budget)
             if on_loop and lease.io.acquire(blocking=False):
+                lease.io_loop = asyncio.get_running_loop()
                 try:
                     if self._leases.get(budget) is lease:  # not given back and dropped meanwhile
                         return await self._adrive(lease, self._reserve_held(lease, call_id, amount_units, enforce))
                 finally:
+                    lease.io_loop = None
                     self._release_io(lease)
                 continue
             if not on_loop or not await self._io_released(lease):
@@ -272,9 +276,10 @@ class LeasedStore(BudgetStore):
 
     async def _io_released(self, lease: Lease) -> bool:
         """Wait until ``lease.io`` is released (``False``: not within :attr:`_io_wait`)."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            lease.waiters.append((asyncio.get_running_loop(), waiter))
+            lease.waiters.append((loop, waiter))
         if not lease.io.locked():  # released before this waiter was listed: nobody will wake it
             return True
         try:
@@ -303,7 +308,7 @@ class LeasedStore(BudgetStore):
     def _slow(self, budget: BudgetRef, call_id: str, amount: int, enforce: bool) -> ReserveOutcome:
         while True:
             lease = self._lease_of(budget)
-            if not self._wait_for_io(lease):
+            if not self._take_io(lease):
                 return self._reserve_alone(budget, call_id, amount, enforce)
             try:
                 if self._leases.get(budget) is lease:
@@ -311,27 +316,35 @@ class LeasedStore(BudgetStore):
             finally:
                 self._release_io(lease)
 
-    def _wait_for_io(self, lease: Lease) -> bool:
-        """Take ``lease.io`` for a sync reserve: within :attr:`_io_wait`, and without waiting on a loop's thread.
+    def _take_io(self, lease: Lease) -> bool:
+        """Take ``lease.io`` from sync code, waiting at most :attr:`_io_wait`.
 
-        A sync call made inside a coroutine runs on its event loop's thread: the message out may be
-        another coroutine of that loop, which cannot go on while this thread waits.
+        Not at all when a coroutine of the event loop this thread runs holds it (a sync call or a
+        shutdown made inside a coroutine): that coroutine cannot go on while this thread waits.
         """
         try:
-            asyncio.get_running_loop()
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
-            return lease.io.acquire(timeout=self._io_wait)
-        return lease.io.acquire(blocking=False)
+            loop = None
+        if lease.io.acquire(blocking=False):
+            return True
+        if loop is not None and lease.io_loop is loop:
+            return False
+        return lease.io.acquire(timeout=self._io_wait)
+
+    @property
+    def _busy_why(self) -> str:
+        return f"by a coroutine of this thread's own event loop, or for over {self._io_wait:g}s"
 
     def _reserve_alone(self, budget: BudgetRef, call_id: str, amount: int, enforce: bool) -> ReserveOutcome:
-        """Reserve per call, outside the lease, when a sync call could not take its ``io`` (:meth:`_wait_for_io`)."""
+        """Reserve per call, outside the lease, when a sync call could not take its ``io`` (:meth:`_take_io`)."""
         if not self._io_warned:
             self._io_warned = True
             logger.warning(
-                "costrouter: a sync call found budget %s's lease sending (from its own event loop's thread, or for "
-                "over %gs): it reserves per call, a Redis round trip (said once)",
+                "costrouter: a sync call found budget %s's lease sending (%s): it reserves per call, a Redis "
+                "round trip (said once)",
                 budget.name,
-                self._io_wait,
+                self._busy_why,
             )
         outcome = self.inner.reserve(budget, call_id, amount, enforce=enforce)
         if outcome.granted or not enforce:
@@ -773,8 +786,8 @@ class LeasedStore(BudgetStore):
         due: list[tuple[Lease, str]] = []
         busy: list[BudgetStoreError] = []
         for lease in leases:
-            if not lease.io.acquire(timeout=self._io_wait):
-                stuck = TimeoutError(f"the lease on budget {lease.budget.name} stayed busy for {self._io_wait:g}s")
+            if not self._take_io(lease):
+                stuck = TimeoutError(f"budget {lease.budget.name}'s lease was sending ({self._busy_why})")
                 busy.append(BudgetStoreError("flush", stuck))
             elif lease.settled or lease.unacked is not None:
                 due.append((lease, "flush"))
@@ -801,11 +814,11 @@ class LeasedStore(BudgetStore):
     def _give_back(self, leases: list[Lease]) -> None:
         due: list[tuple[Lease, str]] = []
         for lease in leases:
-            if not lease.io.acquire(timeout=self._io_wait):
+            if not self._take_io(lease):
                 logger.warning(
-                    "costrouter: the lease on %s stayed busy for %gs: not given back (its settles stay journaled)",
+                    "costrouter: budget %s's lease was sending (%s): not given back (its settles stay journaled)",
                     lease.budget.name,
-                    self._io_wait,
+                    self._busy_why,
                 )
             elif lease.hold == 0 and not lease.settled and lease.unacked is None:
                 self._release_io(lease)
