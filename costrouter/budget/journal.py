@@ -37,6 +37,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -173,6 +174,15 @@ def _budget_json(budget: BudgetRef) -> dict[str, Any]:
     }
 
 
+def _float_text(value: float) -> str:
+    """``value`` as ``_ENCODER`` writes it (``Infinity`` and ``NaN`` for the values JSON lacks)."""
+    if math.isfinite(value):
+        return float.__repr__(value)
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
 def done_line(entry_id: str) -> str:
     """The line marking ``entry_id`` done, as ``_ENCODER`` writes ``{"kind": "done", "id": entry_id}``."""
     return f'{{"kind":"done","id":{encode_basestring_ascii(entry_id)}}}'
@@ -295,6 +305,8 @@ class SettleJournal:
         """How many pending entries are :attr:`own_lease`'s."""
         self._budgets: dict[BudgetRef, str] = {}
         """The encoded ``budget`` part of the lines of each budget instance met (at most ``_BUDGET_LINES``)."""
+        self._size = 0
+        """The file's length: only this process writes it (under its lock), so no ``fstat`` a write."""
         self.path, self._fd = self._create_file()
 
     # ---- files ---------------------------------------------------------------------------
@@ -310,13 +322,27 @@ class SettleJournal:
         return path, descriptor
 
     def _line(self, entry: PendingSettle) -> str:
-        """The line of ``entry``: as ``_ENCODER`` writes :meth:`PendingSettle.to_json`, its budget's part cached."""
+        """The line of ``entry``: what ``_ENCODER`` writes for :meth:`PendingSettle.to_json`, built directly.
+
+        Every leased settle writes one, so the line is put together from its fields (strings
+        escaped as the encoder escapes them, numbers as it writes them) and its budget's part cached.
+        """
         budget = self._budgets.get(entry.budget)
         if budget is None:
             if len(self._budgets) >= _BUDGET_LINES:
                 self._budgets.clear()
             budget = self._budgets[entry.budget] = _ENCODER.encode(_budget_json(entry.budget))
-        return f'{_ENCODER.encode(entry._head())[:-1]},"budget":{budget}}}'
+        lease = (
+            ""
+            if entry.lease is None
+            else f'"lease":{encode_basestring_ascii(entry.lease)},"seq":{int.__repr__(entry.seq)},'
+            f'"window":{encode_basestring_ascii(entry.window)},'
+        )
+        return (
+            f'{{{lease}"kind":"pending","v":{LINE_VERSION},"id":{encode_basestring_ascii(entry.id)},'
+            f'"call_id":{encode_basestring_ascii(entry.call_id)},"state":{encode_basestring_ascii(entry.state)},'
+            f'"amount_units":{int.__repr__(entry.amount_units)},"at":{_float_text(entry.at)},"budget":{budget}}}'
+        )
 
     def _write(self, lines: list[str], *, sync: bool = True) -> None:
         """Append ``lines`` (encoded, no newline) whole, or raise OSError with the file as it was.
@@ -326,7 +352,7 @@ class SettleJournal:
         data = "".join([f"{line}\n" for line in lines]).encode()
         if self._torn:
             data = _TORN_END + data
-        start = os.fstat(self._fd).st_size
+        start = self._size
         try:
             written = 0
             while written < len(data):  # a short write is followed by the error that cut it
@@ -340,13 +366,15 @@ class SettleJournal:
             self._cut_back(start)
             raise
         self._torn = False
+        self._size = start + len(data)
         self._lines += len(lines)
 
     def _cut_back(self, size: int) -> None:
         try:
             os.ftruncate(self._fd, size)
         except OSError:
-            self._torn = os.fstat(self._fd).st_size != size
+            self._size = os.fstat(self._fd).st_size
+            self._torn = self._size != size
             logger.exception("costrouter: could not cut a torn write off the settle journal %s", self.path)
 
     def _fault(self, error: OSError | None) -> None:
@@ -486,6 +514,7 @@ class SettleJournal:
             try:
                 if not self._pending:
                     os.ftruncate(self._fd, 0)
+                    self._size = 0
                     os.fsync(self._fd)
                     self._lines = 0
                     self._torn = False
@@ -499,15 +528,15 @@ class SettleJournal:
 
     def _compact(self) -> None:
         """Move the pending entries to a new file of this process, then drop the old one."""
-        old_path, old_fd, old_lines = self.path, self._fd, self._lines
+        old_path, old_fd, old_lines, old_size = self.path, self._fd, self._lines, self._size
         self.path, self._fd = self._create_file()
-        self._lines = 0
+        self._lines, self._size = 0, 0
         try:
             self._write([self._line(e) for e in self._pending.values()])
         except OSError:
             self.path.unlink()
             os.close(self._fd)
-            self.path, self._fd, self._lines = old_path, old_fd, old_lines
+            self.path, self._fd, self._lines, self._size = old_path, old_fd, old_lines, old_size
             raise
         self._torn = False
         old_path.unlink()

@@ -6,8 +6,8 @@ stores (:mod:`costrouter.budget`) keep each instance's spend and holds under :fu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from costrouter.config.windows import WindowSpec
 
@@ -35,6 +35,24 @@ class BudgetRef:
     alert_at: tuple[float, ...] = ()
     on_exceeded: str = "reject"
     downgrade_to: str | None = None
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Every reserve and settle looks an instance up several times: its hash is computed once.
+        fields = (self.name, self.scope, self.scope_id, self.window, self.limit_units, self.alert_at)
+        object.__setattr__(self, "_hash", hash((*fields, self.on_exceeded, self.downgrade_to)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_hash"]  # another process hashes strings with another seed
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
 
 
 def key_part(text: str) -> str:

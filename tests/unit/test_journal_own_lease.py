@@ -6,6 +6,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from costrouter.budget.journal import PendingSettle, SettleJournal, done_line, new_entry, read_pending
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.config.windows import parse_window
@@ -64,3 +67,51 @@ def test_lines_are_what_json_writes(tmp_path: Path) -> None:
     assert done_line('a"b\u00e9') == json.dumps({"kind": "done", "id": 'a"b\u00e9'}, separators=(",", ":"))
     journal.close()
     assert read_pending(tmp_path) == sorted([entries[0], entries[3]], key=lambda entry: entry.at)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    call_id=st.text(max_size=40),
+    lease=st.none() | st.text(max_size=20),
+    window=st.text(max_size=20),
+    seq=st.integers(min_value=0, max_value=2**63),
+    amount=st.integers(min_value=0, max_value=2**63),
+    at=st.floats(allow_nan=True, allow_infinity=True),
+    state=st.sampled_from(["settle", "release"]),
+)
+def test_a_built_line_is_what_json_writes_for_any_fields(
+    tmp_path: Path, call_id: str, lease: str | None, window: str, seq: int, amount: int, at: float, state: str
+) -> None:
+    journal = SettleJournal(tmp_path)
+    try:
+        entry = PendingSettle(new_entry(BUDGET, call_id, 0, "settle").id, call_id, BUDGET, amount, state, at)  # type: ignore[arg-type]
+        entry = replace(entry, lease=lease, seq=seq, window=window) if lease is not None else entry
+        assert journal._line(entry) == json.dumps(entry.to_json(), separators=(",", ":"))
+    finally:
+        journal.close()
+
+
+def test_the_tracked_length_follows_the_file(tmp_path: Path) -> None:
+    journal = SettleJournal(tmp_path, max_entries=4)
+    entries = [leased(f"c{index}", "me") for index in range(6)]
+
+    def length_is_the_files() -> None:
+        assert journal._size == journal.path.stat().st_size
+
+    first = journal.path
+    for entry in entries[:3]:
+        journal.append(entry, sync=False)
+        length_is_the_files()
+    journal.mark_all_done([entries[0].id])
+    length_is_the_files()
+    for entry in entries[3:]:  # past max_entries * 2 lines: compacted into a new file
+        journal.append(entry, sync=False)
+        journal.mark_all_done([entry.id])
+        length_is_the_files()
+    assert journal.path != first
+    journal.mark_all_done([entry.id for entry in entries])  # nothing pending: cut to nothing
+    length_is_the_files()
+    assert journal._size == 0
+    journal.append(entries[0], sync=False)
+    length_is_the_files()
+    journal.close()
