@@ -529,7 +529,7 @@ class LeasedStore(BudgetStore):
     async def _apost(self, lease: Lease, message: LeaseMessage) -> LeaseReply:
         keys, args = self._message_call(lease, message)
         reply = parse_reply(lease.budget, await self.inner.arun_script("lease", "lease", keys, args))
-        if not reply.replayed:
+        if not reply.replayed and self.inner.indexes_from_client(message.charge):
             await self.inner.aadd_to_index(lease.budget, message.window or reply.window, message.charge)
         return reply
 

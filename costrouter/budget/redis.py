@@ -454,9 +454,13 @@ class RedisBudgetStore(BudgetStore):
         call = _Call(self.config, budget)
         return call.base, call.settle_keys()
 
+    def indexes_from_client(self, amount_units: int) -> bool:
+        """Whether a charge goes to the top index from here (Redis Cluster; on standalone the scripts do it)."""
+        return self.config.top_index and self.config.cluster and amount_units > 0
+
     def add_to_index(self, budget: BudgetRef, window: str, amount_units: int) -> None:
-        """Add a charge to the largest-spender index (Redis Cluster; on standalone the scripts do it)."""
-        if not (self.config.top_index and self.config.cluster) or amount_units <= 0:
+        """Add a charge to the largest-spender index when :meth:`indexes_from_client` says so."""
+        if not self.indexes_from_client(amount_units):
             return
         try:
             self._client.zincrby(f"{self._index(budget)}:{window}", amount_units, budget.scope_id)
@@ -465,7 +469,7 @@ class RedisBudgetStore(BudgetStore):
 
     async def aadd_to_index(self, budget: BudgetRef, window: str, amount_units: int) -> None:
         """Coroutine twin of :meth:`add_to_index`."""
-        if not (self.config.top_index and self.config.cluster) or amount_units <= 0:
+        if not self.indexes_from_client(amount_units):
             return
         try:
             await self._agate().run(
