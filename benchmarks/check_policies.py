@@ -2,7 +2,8 @@
 
     uv run --locked --group bench python benchmarks/check_policies.py
 
-``.ci/run`` runs only ``run.py --quick``; the other benchmarks run by hand. When ``limit_usd``
+``.ci/run`` runs only ``run.py --quick``; the other benchmarks run by hand (every one with a budget policy is
+listed here, inline policies included). When ``limit_usd``
 became at most $9 M (nano-dollar counters), ``far_redis_bench.py`` and ``lease_throughput.py``
 still asked for $1e9 and failed at their first call, and nothing saw it until someone measured.
 This builds each policy as its benchmark does (a placeholder Redis URL and journal directory;
@@ -22,8 +23,9 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]  # the package-style benchmarks and
 
 import callgrind_store  # noqa: E402
 import journal_bench  # noqa: E402
+import renewal_bench  # noqa: E402
 
-from benchmarks import far_redis_bench, lease_throughput, variants  # noqa: E402
+from benchmarks import calltypes_bench, far_redis_bench, lease_throughput, proxy_bench, variants  # noqa: E402
 from costrouter.budget import BudgetPolicy  # noqa: E402
 
 URL = "redis://127.0.0.1:1/0"
@@ -39,6 +41,11 @@ POLICIES: dict[str, Callable[[], dict[str, Any]]] = {
         "store": {**callgrind_store.POLICY["store"], "redis_url": URL},
     },
     "journal_bench": lambda: journal_bench.POLICY,
+    "proxy_bench (burst)": lambda: proxy_bench._policy(URL, "bench", proxy_bench.CAP_USD),
+    "proxy_bench (latency)": lambda: proxy_bench._policy(URL, "lat", proxy_bench.LATENCY_LIMIT_USD),
+    "calltypes_bench": lambda: calltypes_bench.BUDGETS,
+    "renewal_bench (memory)": lambda: renewal_bench.MEMORY_POLICY,
+    "renewal_bench (redis)": lambda: renewal_bench.redis_policy(URL),
 }
 
 

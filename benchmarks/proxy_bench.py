@@ -40,6 +40,7 @@ from tests.integration.proxy_server import MASTER_KEY, ProxyServer, proxy_config
 from tests.workers.processes import run_each_worker
 
 CAP_USD = 0.002
+LATENCY_LIMIT_USD = 1000.0
 PRICE_IN, PRICE_OUT = 2e-6, 4e-6
 RESULTS = Path(__file__).parent / "results" / "proxy_bench.md"
 REFUSE_ALL = """
@@ -55,6 +56,14 @@ class RefuseAll(CustomLogger):
 handler = RefuseAll()
 """
 """A proxy callback that refuses every request at once: the floor of a refusal inside the burst."""
+
+
+def _policy(redis_url: str, prefix: str, limit_usd: float) -> dict[str, Any]:
+    """The plugin's budget policy: one session budget of ``limit_usd`` on the bench's Redis."""
+    return {
+        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
+        "budgets": [{"name": "per-session", "scope": "session", "limit_usd": limit_usd, "window": "total"}],
+    }
 
 
 def _groups(plugin: bool) -> dict[str, Any]:
@@ -74,10 +83,7 @@ def burst(provider: ProviderDouble, redis_url: str, plugin: bool) -> dict[str, A
     provider.set_default("chat-model", Reply(completion_tokens=20, delay=1.5))
     provider.set_prompt_token_factor("chat-model", 1.5)
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    policy = {
-        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
-        "budgets": [{"name": "per-session", "scope": "session", "limit_usd": CAP_USD, "window": "total"}],
-    }
+    policy = _policy(redis_url, prefix, CAP_USD)
     since = len(provider.answers)
     with ProxyServer(proxy_config(provider.base_url, _groups(plugin), plugin=plugin), policy if plugin else None) as px:
         results = run_each_worker("tests.workers.proxy_calls", [[px.url, MASTER_KEY, prefix, "50", "20"]] * 4)
@@ -136,10 +142,7 @@ def _idle_refusals(url: str, session: str, calls: int = 20) -> list[float]:
 def latency(provider: ProviderDouble, redis_url: str, plugin: bool, calls: int = 200) -> float:
     """The p50 in ms of ``calls`` sequential chat completions through a fresh proxy."""
     provider.set_default("chat-model", Reply(completion_tokens=20))
-    policy = {
-        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": f"lat{uuid.uuid4().hex[:8]}"},
-        "budgets": [{"name": "per-session", "scope": "session", "limit_usd": 1000.0, "window": "total"}],
-    }
+    policy = _policy(redis_url, f"lat{uuid.uuid4().hex[:8]}", LATENCY_LIMIT_USD)
     config = proxy_config(provider.base_url, _groups(True), plugin=plugin)
     with ProxyServer(config, policy if plugin else None) as px:
         client = openai.OpenAI(base_url=px.url, api_key=MASTER_KEY, max_retries=0)

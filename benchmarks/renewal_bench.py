@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from costrouter.budget import BudgetPolicy, BudgetStore, MemoryBudgetStore, RedisBudgetStore
 from costrouter.budget.renewal import HoldRenewer
@@ -61,18 +62,24 @@ def measure(name: str, store: BudgetStore, policy: BudgetPolicy) -> None:
     print(f"| {name} | {track_us:.2f} µs | {renew_us:.1f} µs | {pass_ms:.1f} ms |")
 
 
+MEMORY_POLICY: dict[str, Any] = {"budgets": [{"scope": "session", "limit_usd": 1000}]}
+
+
+def redis_policy(redis_url: str) -> dict[str, Any]:
+    """The Redis store's policy: one session budget under the bench's own key prefix."""
+    return {
+        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": "renewbench"},
+        "budgets": [{"scope": "session", "limit_usd": 1000}],
+    }
+
+
 def main() -> int:
     print("| store | track+forget per call | renew per hold | pass of 256 live holds |")
     print("|---|---|---|---|")
-    memory_policy = BudgetPolicy.model_validate({"budgets": [{"scope": "session", "limit_usd": 1000}]})
+    memory_policy = BudgetPolicy.model_validate(MEMORY_POLICY)
     measure("memory", MemoryBudgetStore(memory_policy.store), memory_policy)
     with RedisServer() as server:
-        policy = BudgetPolicy.model_validate(
-            {
-                "store": {"backend": "redis", "redis_url": server.url, "key_prefix": "renewbench"},
-                "budgets": [{"scope": "session", "limit_usd": 1000}],
-            }
-        )
+        policy = BudgetPolicy.model_validate(redis_policy(server.url))
         store = RedisBudgetStore(policy.store)
         measure("redis (loopback)", store, policy)
         store.close()
