@@ -322,12 +322,12 @@ class LeasedStore(BudgetStore):
         Not at all when a coroutine of the event loop this thread runs holds it (a sync call or a
         shutdown made inside a coroutine): that coroutine cannot go on while this thread waits.
         """
+        if lease.io.acquire(blocking=False):
+            return True
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if lease.io.acquire(blocking=False):
-            return True
         if loop is not None and lease.io_loop is loop:
             return False
         return lease.io.acquire(timeout=self._io_wait)
