@@ -46,11 +46,12 @@ import time
 import uuid
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar, cast
 
 from costrouter.budget.journal import PendingSettle, SettleJournal, journal_trouble
 from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_seq, parse_reply
+from costrouter.budget.lease_state import CLOCK_MARGIN_SECONDS, Lease, due_at, due_reason, sleep_seconds
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import (
     BudgetStatus,
@@ -67,8 +68,6 @@ from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule
 
 logger = logging.getLogger("costrouter.budget")
 
-CLOCK_MARGIN_SECONDS: Final = 1.0
-"""A lease is used locally only until this long before its TTL or its window's end."""
 _WORKERS: Final = 8
 BATCH_SIZE: Final = 256
 """Lease messages per pipeline of the background thread; more due at once go in several."""
@@ -98,64 +97,6 @@ class _Outage:
     since: float
     last_warning: float
     failures: int
-
-
-@dataclass
-class Lease:
-    """What this process knows of its lease on one budget instance."""
-
-    budget: BudgetRef
-    window: str = ""
-    window_end: float = 0.0
-    hold: int = 0
-    inflight: int = 0
-    settled: int = 0
-    entries: list[str] = field(default_factory=list)
-    seq: int = 0
-    valid_until: float = 0.0
-    spent_seen: int = 0
-    held_seen: int = 0
-    estimate: int = 0
-    spare: int = 0
-    last_used: float = 0.0
-    last_message: float = 0.0
-    served: int = 0
-    pool: int = 0
-    sending: bool = False
-    unacked: tuple[LeaseMessage, list[str]] | None = None
-    io: threading.Lock = field(default_factory=threading.Lock)
-    keys: tuple[str, list[str]] | None = None
-    """The budget instance's hash tag and script keys (:meth:`LeasedStore._script_keys`)."""
-    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
-    """Coroutines waiting for ``io`` (woken by :meth:`LeasedStore._release_io`, from any thread)."""
-    io_loop: asyncio.AbstractEventLoop | None = None
-    """The event loop whose coroutine holds ``io`` (``None``: a thread holds it, or nobody)."""
-
-    def room(self) -> int:
-        """What a call may still take from the lease without a message."""
-        return self.hold - self.inflight - self.settled
-
-    def usable(self, now: float) -> bool:
-        """Whether the lease's hold is sure to live, in its window, and no message is out."""
-        return not self.sending and self.unacked is None and self.alive(now)
-
-    def alive(self, now: float) -> bool:
-        """Whether the lease's hold is sure to live, in its window."""
-        if now >= self.valid_until:
-            return False
-        return self.window_end == 0 or time.time() < self.window_end - CLOCK_MARGIN_SECONDS
-
-    def take(self, amount: int, now: float) -> bool:
-        """Take ``amount`` for a call without a message: from the room, or while a message is out from its pool."""
-        if self.usable(now) and self.room() >= amount:
-            pass
-        elif self.sending and self.pool >= amount and self.alive(now):
-            self.pool -= amount
-        else:
-            return False
-        self.inflight += amount
-        self.served += 1
-        return True
 
 
 class LeasedStore(BudgetStore):
@@ -654,15 +595,29 @@ class LeasedStore(BudgetStore):
                     self._thread.start()
 
     def _run(self) -> None:
+        sleep = self.settings.flush_seconds
         while not self._stop.is_set():
-            self._wake.wait(self.settings.flush_seconds)
+            self._wake.wait(sleep)
             self._wake.clear()
             if self._stop.is_set():
                 return
+            sleep = self.settings.flush_seconds
             try:
                 self.tend()
+                sleep = self.next_wake()
             except Exception:  # a bug must not end the flushes for good
                 logger.exception("costrouter: tending the budget leases failed; retrying")
+
+    def next_wake(self) -> float:
+        """Seconds until the clock makes a lease due (:func:`~costrouter.budget.lease_clock.sleep_seconds`)."""
+        now, wall = time.monotonic(), time.time()
+        with self._lock:
+            leases = list(self._leases.values())
+        due_times = []
+        for lease in leases:  # the lock per lease, as in tend: calls wait at most one lease's look
+            with self._lock:
+                due_times.append(due_at(lease, self.settings, now, wall))
+        return sleep_seconds(due_times, self.settings, now)
 
     def tend(self) -> int:
         """Send the messages that are due (flush, renew, refill, give back), in pipelines; returns how many went."""
@@ -744,35 +699,9 @@ class LeasedStore(BudgetStore):
                     del self._leases[lease.budget]
 
     def _due(self, lease: Lease, now: float) -> str | None:
-        """Why ``lease`` needs a message now (the first reason that holds, in this order), else ``None``."""
-        settings = self.settings
-        reason: str | None = None
+        """Why ``lease`` needs a message now (:func:`~costrouter.budget.lease_clock.due_reason`), else ``None``."""
         with self._lock:
-            degraded = self.fault is not None
-            if lease.sending or (lease.hold == 0 and not lease.settled and lease.unacked is None):
-                pass
-            elif lease.unacked is not None:
-                reason = "resend"
-            # A session's lease that served one call is charged and given back in one message; leases
-            # of shared instances (user, team, tag, global) wait for idle_seconds: the next session uses them.
-            elif (
-                lease.budget.scope == "session"
-                and lease.served <= 1
-                and not lease.inflight
-                and now - lease.last_message >= settings.flush_seconds
-            ):
-                reason = "close"
-            elif (degraded or now - lease.last_used >= settings.idle_seconds) and not lease.inflight:
-                reason = "give back"
-            elif lease.settled and (degraded or now - lease.last_message >= settings.flush_seconds):
-                reason = "flush"
-            elif lease.valid_until - now < settings.ttl_seconds * 2 / 3:
-                reason = "renew"
-            elif lease.spare and lease.room() < lease.spare // 2:
-                reason = "refill"
-            elif lease.window_end and time.time() >= lease.window_end - CLOCK_MARGIN_SECONDS:
-                reason = "roll over"
-        return reason
+            return due_reason(lease, self.settings, now, time.time(), degraded=self.fault is not None)
 
     def flush(self) -> int:
         """Carry every lease's settled spend to Redis now (in pipelines), keeping the leases; returns how many went.

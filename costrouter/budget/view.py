@@ -65,11 +65,10 @@ class BudgetsView:
         store = self.policy.store
         if store.backend != "redis" or not store.lease.enabled:
             return None
-        lag = 2 * store.lease.flush_seconds
         return (
-            f"figures can lag: routers on budget leases carry settled spend to Redis within {lag:g} s "
-            "(2 x store.lease.flush_seconds, plus one round trip; longer while Redis fails), and a lease "
-            "shows as held until it is given back"
+            "figures can lag: routers on budget leases carry settled spend to Redis within "
+            f"{store.lease.flush_seconds:g} s (store.lease.flush_seconds, plus one round trip; longer while "
+            "Redis fails), and a lease shows as held until it is given back"
         )
 
     def top_scan_note(self) -> str | None:

@@ -90,11 +90,14 @@ class LeaseSettings(BaseModel):
         default=30, ge=3, le=MAX_TTL_SECONDS, description="A lease not renewed by then returns to the budget."
     )
     flush_seconds: float = Field(
-        default=0.5,
+        default=1.0,
         gt=0,
         le=60,
         allow_inf_nan=False,
-        description="How often settled spend is carried to Redis (alerts and status see it then).",
+        description=(
+            "Settled spend is carried to Redis this long after a lease's last message at the latest "
+            "(plus a round trip): alerts and status see it then."
+        ),
     )
     idle_seconds: float = Field(
         default=10,

@@ -1,0 +1,149 @@
+"""What a process knows of its lease on one budget instance, and when the clock makes the lease need a message.
+
+The background thread of :class:`~costrouter.budget.leases.LeasedStore` wakes at the earliest
+time a lease falls due (at most ``flush_seconds`` away, sooner when a call asks), not on a fixed
+tick: a lease's settled spend goes out ``flush_seconds`` after its last message, not at the first
+tick after that, which could come almost a period later.
+
+The functions read a lease's fields without locking; the caller holds the store's lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Final
+
+from costrouter.budget.lease_message import LeaseMessage
+from costrouter.config.budget_ref import BudgetRef
+from costrouter.config.budgets import LeaseSettings
+
+CLOCK_MARGIN_SECONDS: Final = 1.0
+"""A lease is used locally only until this long before its TTL or its window's end."""
+MIN_SLEEP_SECONDS: Final = 0.001
+"""The background thread never sleeps less (a due time met at once must not spin it)."""
+
+
+@dataclass
+class Lease:
+    """What this process knows of its lease on one budget instance."""
+
+    budget: BudgetRef
+    window: str = ""
+    window_end: float = 0.0
+    hold: int = 0
+    inflight: int = 0
+    settled: int = 0
+    entries: list[str] = field(default_factory=list)
+    seq: int = 0
+    valid_until: float = 0.0
+    spent_seen: int = 0
+    held_seen: int = 0
+    estimate: int = 0
+    spare: int = 0
+    last_used: float = 0.0
+    last_message: float = 0.0
+    served: int = 0
+    pool: int = 0
+    sending: bool = False
+    unacked: tuple[LeaseMessage, list[str]] | None = None
+    io: threading.Lock = field(default_factory=threading.Lock)
+    keys: tuple[str, list[str]] | None = None
+    """The budget instance's hash tag and script keys (:meth:`LeasedStore._script_keys`)."""
+    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
+    """Coroutines waiting for ``io`` (woken by :meth:`LeasedStore._release_io`, from any thread)."""
+    io_loop: asyncio.AbstractEventLoop | None = None
+    """The event loop whose coroutine holds ``io`` (``None``: a thread holds it, or nobody)."""
+
+    def room(self) -> int:
+        """What a call may still take from the lease without a message."""
+        return self.hold - self.inflight - self.settled
+
+    def usable(self, now: float) -> bool:
+        """Whether the lease's hold is sure to live, in its window, and no message is out."""
+        return not self.sending and self.unacked is None and self.alive(now)
+
+    def alive(self, now: float) -> bool:
+        """Whether the lease's hold is sure to live, in its window."""
+        if now >= self.valid_until:
+            return False
+        return self.window_end == 0 or time.time() < self.window_end - CLOCK_MARGIN_SECONDS
+
+    def take(self, amount: int, now: float) -> bool:
+        """Take ``amount`` for a call without a message: from the room, or while a message is out from its pool."""
+        if self.usable(now) and self.room() >= amount:
+            pass
+        elif self.sending and self.pool >= amount and self.alive(now):
+            self.pool -= amount
+        else:
+            return False
+        self.inflight += amount
+        self.served += 1
+        return True
+
+
+def renew_at(lease: Lease, settings: LeaseSettings) -> float:
+    """When ``lease``'s hold needs renewing: a third of its TTL before it would expire here."""
+    return lease.valid_until - settings.ttl_seconds * 2 / 3
+
+
+def closes_when_idle(lease: Lease) -> bool:
+    """Whether ``lease`` is a session's that served one call: charged and given back in one message."""
+    return lease.budget.scope == "session" and lease.served <= 1
+
+
+def due_reason(lease: Lease, settings: LeaseSettings, now: float, wall: float, *, degraded: bool) -> str | None:
+    """Why ``lease`` needs a message at monotonic ``now`` (Unix ``wall``): the first reason that holds, or ``None``."""
+    if lease.sending or (lease.hold == 0 and not lease.settled and lease.unacked is None):
+        return None
+    if lease.unacked is not None:
+        return "resend"
+    idle = not lease.inflight
+    flush_age = now - lease.last_message >= settings.flush_seconds
+    reasons = (
+        # A session's lease that served one call is charged and given back in one message; leases of
+        # shared instances (user, team, tag, global) wait for idle_seconds: the next session uses them.
+        ("close", closes_when_idle(lease) and idle and flush_age),
+        ("give back", idle and (degraded or now - lease.last_used >= settings.idle_seconds)),
+        ("flush", bool(lease.settled) and (degraded or flush_age)),
+        ("renew", now >= renew_at(lease, settings)),
+        ("refill", bool(lease.spare) and lease.room() < lease.spare // 2),
+        ("roll over", bool(lease.window_end) and wall >= lease.window_end - CLOCK_MARGIN_SECONDS),
+    )
+    return next((reason for reason, holds in reasons if holds), None)
+
+
+def due_at(lease: Lease, settings: LeaseSettings, now: float, wall: float) -> float:
+    """The monotonic time the clock alone makes ``lease`` due (``inf``: only a call or a message's end can).
+
+    A lease with a message out, or one with an unanswered message (retried at every wake),
+    has none: the background thread's longest sleep (``flush_seconds``) covers them.
+    """
+    if lease.sending or lease.unacked is not None or (lease.hold == 0 and not lease.settled):
+        return math.inf
+    times = [renew_at(lease, settings)]
+    if lease.settled:
+        times.append(lease.last_message + settings.flush_seconds)
+    if not lease.inflight:
+        if closes_when_idle(lease):
+            times.append(lease.last_message + settings.flush_seconds)
+        times.append(lease.last_used + settings.idle_seconds)
+    if lease.window_end:
+        times.append(now + (lease.window_end - CLOCK_MARGIN_SECONDS - wall))
+    return min(times)
+
+
+def sleep_seconds(due_times: list[float], settings: LeaseSettings, now: float) -> float:
+    """How long the background thread sleeps at monotonic ``now``: until the earliest due time still ahead.
+
+    At most ``flush_seconds`` (a lease whose first settle since its last message came after the
+    thread last looked is carried at the next wake, ``flush_seconds`` after that message at the
+    latest), at least :data:`MIN_SLEEP_SECONDS`; due times already passed (a lease whose
+    message could not go now) wait for the longest sleep, so a failing store is retried every
+    ``flush_seconds``, not in a loop.
+    """
+    ahead = [at - now for at in due_times if at > now]
+    return max(MIN_SLEEP_SECONDS, min([settings.flush_seconds, *ahead]))

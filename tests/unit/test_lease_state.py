@@ -1,0 +1,108 @@
+"""When the clock makes a lease need a message, and how long the background thread sleeps."""
+
+from __future__ import annotations
+
+import math
+
+from costrouter.budget.lease_state import (
+    CLOCK_MARGIN_SECONDS,
+    MIN_SLEEP_SECONDS,
+    Lease,
+    due_at,
+    due_reason,
+    sleep_seconds,
+)
+from costrouter.config.budget_ref import BudgetRef
+from costrouter.config.budgets import LeaseSettings
+from costrouter.config.windows import parse_window
+
+SETTINGS = LeaseSettings(flush_seconds=1.0, idle_seconds=10, ttl_seconds=30)
+NOW = 1000.0
+WALL = 1_800_000_000.0
+
+
+def _lease(scope: str = "user", **fields: object) -> Lease:
+    budget = BudgetRef("b", scope, "id", parse_window("total"), 10**12)
+    lease = Lease(budget, hold=500, valid_until=NOW + 29, last_message=NOW - 0.2, last_used=NOW - 0.1, served=5)
+    for name, value in fields.items():
+        setattr(lease, name, value)
+    return lease
+
+
+def test_the_default_carries_settled_spend_within_a_second() -> None:
+    assert LeaseSettings().flush_seconds == 1.0
+
+
+def test_settled_spend_falls_due_a_flush_period_after_the_last_message() -> None:
+    lease = _lease(settled=40)
+    assert due_at(lease, SETTINGS, NOW, WALL) == NOW - 0.2 + 1.0
+    assert due_reason(lease, SETTINGS, NOW, WALL, degraded=False) is None
+    assert due_reason(lease, SETTINGS, NOW + 0.8, WALL, degraded=False) == "flush"
+
+
+def test_a_lease_with_nothing_settled_is_due_only_to_renew_or_give_back() -> None:
+    lease = _lease(inflight=100)  # a call in flight: not idle, so no give back
+    assert due_at(lease, SETTINGS, NOW, WALL) == NOW + 29 - 20  # a third of the TTL before it expires
+    idle = _lease()
+    assert due_at(idle, SETTINGS, NOW, WALL) == NOW + 9  # the give back, before the renewal
+    assert due_reason(idle, SETTINGS, NOW + 9.9, WALL, degraded=False) == "give back"
+
+
+def test_a_one_call_session_closes_a_flush_period_after_its_opening() -> None:
+    lease = _lease("session", served=1, settled=40)
+    assert due_at(lease, SETTINGS, NOW, WALL) == NOW + 0.8
+    assert due_reason(lease, SETTINGS, NOW + 0.8, WALL, degraded=False) == "close"
+    busier = _lease("session", served=2, settled=40)
+    assert due_reason(busier, SETTINGS, NOW + 0.8, WALL, degraded=False) == "flush"
+
+
+def test_a_window_that_ends_soon_rolls_the_lease_over_before_its_end() -> None:
+    lease = _lease(window_end=WALL + 5)
+    assert due_at(lease, SETTINGS, NOW, WALL) == NOW + 5 - CLOCK_MARGIN_SECONDS
+    assert due_reason(lease, SETTINGS, NOW + 4, WALL + 4, degraded=False) == "roll over"
+
+
+def test_a_lease_sending_or_unanswered_has_no_due_time_of_its_own() -> None:
+    assert due_at(_lease(settled=40, sending=True), SETTINGS, NOW, WALL) == math.inf
+    unanswered = _lease(settled=40)
+    unanswered.unacked = (None, [])  # type: ignore[assignment]
+    assert due_at(unanswered, SETTINGS, NOW, WALL) == math.inf
+    assert due_reason(unanswered, SETTINGS, NOW, WALL, degraded=False) == "resend"
+    assert due_at(_lease(hold=0), SETTINGS, NOW, WALL) == math.inf  # given back: nothing to send
+
+
+def test_a_degraded_store_sends_what_waits_at_once() -> None:
+    assert due_reason(_lease(settled=40), SETTINGS, NOW, WALL, degraded=True) == "give back"
+    assert due_reason(_lease(settled=40, inflight=5), SETTINGS, NOW, WALL, degraded=True) == "flush"
+
+
+def test_the_thread_sleeps_until_the_earliest_due_time_ahead() -> None:
+    assert sleep_seconds([NOW + 0.25, NOW + 5], SETTINGS, NOW) == 0.25
+    assert sleep_seconds([NOW + 5, math.inf], SETTINGS, NOW) == SETTINGS.flush_seconds  # never longer
+    assert sleep_seconds([], SETTINGS, NOW) == SETTINGS.flush_seconds
+
+
+def test_due_times_already_passed_do_not_spin_the_thread() -> None:
+    # A lease due now whose message could not go (the store fails, its io is busy) is retried at
+    # the longest sleep, not in a loop.
+    assert sleep_seconds([NOW - 3, NOW], SETTINGS, NOW) == SETTINGS.flush_seconds
+    assert sleep_seconds([NOW + 1e-9], SETTINGS, NOW) == MIN_SLEEP_SECONDS
+
+
+def test_spend_settled_after_the_thread_looked_waits_at_most_one_flush_period() -> None:
+    """The bound docs/budgets.md states: within ``flush_seconds`` of the settle (plus the round trip).
+
+    The thread looked at ``NOW`` (nothing settled, so it slept the longest), a call settled just
+    after; whenever the last message was, the wake after the sleep either sends the flush or
+    sleeps exactly until it is due, and both are at most ``flush_seconds`` after the settle.
+    """
+    for last_message in (NOW - 5, NOW - 0.5, NOW, NOW + 0.01):
+        settle = max(NOW, last_message) + 0.01
+        lease = _lease(settled=40, last_message=last_message, valid_until=NOW + 29)
+        wake = NOW + SETTINGS.flush_seconds  # the sleep chosen when nothing was settled
+        if due_reason(lease, SETTINGS, wake, WALL, degraded=False) == "flush":
+            sent = wake
+        else:
+            sent = wake + sleep_seconds([due_at(lease, SETTINGS, wake, WALL)], SETTINGS, wake)
+            assert due_reason(lease, SETTINGS, sent, WALL, degraded=False) == "flush"
+        assert sent - settle <= SETTINGS.flush_seconds
