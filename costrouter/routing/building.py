@@ -45,8 +45,6 @@ def build_model_list(config: RouterConfig, source: str = "<config>") -> list[dic
             optional = {
                 "api_base": deployment.api_base,
                 "api_key": deployment.api_key,
-                "input_cost_per_token": deployment.input_cost_per_token,
-                "output_cost_per_token": deployment.output_cost_per_token,
                 "timeout": deployment.timeout,
                 "stream_timeout": deployment.stream_timeout,
             }
@@ -55,9 +53,13 @@ def build_model_list(config: RouterConfig, source: str = "<config>") -> list[dic
                 params["order"] = orders[deployment.priority]
             params = resolve_secrets(params, location, source, problems)
             deployment_id = deployment_id_of(group_name, index, deployment)
-            # Every resolved price reaches LiteLLM too, so its response_cost uses the same prices.
+            # Every resolved price reaches LiteLLM too, so its response_cost uses the same prices: in
+            # model_info only, which the Router registers once under the deployment's id. A price in
+            # litellm_params makes LiteLLM register it again on every call, and each registration
+            # clears LiteLLM's model-info caches for every call of the process.
             price = deployment_price(deployment)
             rates = dict(price.rates) if price is not None else {}
+            params = {key: value for key, value in params.items() if key not in rates}
             model_info = {**deployment.model_info, **rates, "id": deployment_id}
             model_list.append({"model_name": group_name, "litellm_params": params, "model_info": model_info})
     if problems:
