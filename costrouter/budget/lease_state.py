@@ -23,8 +23,8 @@ from costrouter.config.budgets import LeaseSettings
 
 CLOCK_MARGIN_SECONDS: Final = 1.0
 """A lease is used locally only until this long before its TTL or its window's end."""
-MIN_SLEEP_SECONDS: Final = 0.001
-"""The background thread never sleeps less (a due time met at once must not spin it)."""
+SLACK_SHARE: Final = 0.25
+"""A lease due within this share of ``flush_seconds`` goes with the messages due now (:func:`wake_slack`)."""
 
 
 @dataclass
@@ -85,6 +85,15 @@ class Lease:
         return True
 
 
+def wake_slack(settings: LeaseSettings) -> float:
+    """How early a lease's message may go, so that leases due close together share one wake and one pipeline.
+
+    Also the background thread's shortest sleep. Early only: a flush goes at most this long
+    before ``flush_seconds`` after the lease's last message, never after.
+    """
+    return settings.flush_seconds * SLACK_SHARE
+
+
 def renew_at(lease: Lease, settings: LeaseSettings) -> float:
     """When ``lease``'s hold needs renewing: a third of its TTL before it would expire here."""
     return lease.valid_until - settings.ttl_seconds * 2 / 3
@@ -95,23 +104,29 @@ def closes_when_idle(lease: Lease) -> bool:
     return lease.budget.scope == "session" and lease.served <= 1
 
 
-def due_reason(lease: Lease, settings: LeaseSettings, now: float, wall: float, *, degraded: bool) -> str | None:
-    """Why ``lease`` needs a message at monotonic ``now`` (Unix ``wall``): the first reason that holds, or ``None``."""
+def due_reason(
+    lease: Lease, settings: LeaseSettings, now: float, wall: float, *, degraded: bool, slack: float = 0.0
+) -> str | None:
+    """Why ``lease`` needs a message at monotonic ``now`` (Unix ``wall``): the first reason that holds, or ``None``.
+
+    A reason the clock brings counts when it holds within ``slack`` seconds (:func:`wake_slack`).
+    """
     if lease.sending or (lease.hold == 0 and not lease.settled and lease.unacked is None):
         return None
     if lease.unacked is not None:
         return "resend"
+    ahead = now + slack
     idle = not lease.inflight
-    flush_age = now - lease.last_message >= settings.flush_seconds
+    flush_age = ahead - lease.last_message >= settings.flush_seconds
     reasons = (
         # A session's lease that served one call is charged and given back in one message; leases of
         # shared instances (user, team, tag, global) wait for idle_seconds: the next session uses them.
         ("close", closes_when_idle(lease) and idle and flush_age),
-        ("give back", idle and (degraded or now - lease.last_used >= settings.idle_seconds)),
+        ("give back", idle and (degraded or ahead - lease.last_used >= settings.idle_seconds)),
         ("flush", bool(lease.settled) and (degraded or flush_age)),
-        ("renew", now >= renew_at(lease, settings)),
+        ("renew", ahead >= renew_at(lease, settings)),
         ("refill", bool(lease.spare) and lease.room() < lease.spare // 2),
-        ("roll over", bool(lease.window_end) and wall >= lease.window_end - CLOCK_MARGIN_SECONDS),
+        ("roll over", bool(lease.window_end) and wall + slack >= lease.window_end - CLOCK_MARGIN_SECONDS),
     )
     return next((reason for reason, holds in reasons if holds), None)
 
@@ -141,9 +156,9 @@ def sleep_seconds(due_times: list[float], settings: LeaseSettings, now: float) -
 
     At most ``flush_seconds`` (a lease whose first settle since its last message came after the
     thread last looked is carried at the next wake, ``flush_seconds`` after that message at the
-    latest), at least :data:`MIN_SLEEP_SECONDS`; due times already passed (a lease whose
-    message could not go now) wait for the longest sleep, so a failing store is retried every
-    ``flush_seconds``, not in a loop.
+    latest), at least :func:`wake_slack` (what falls due within it goes at the wake before). Due
+    times already passed (a lease whose message could not go now) wait for the longest sleep,
+    so a failing store is retried every ``flush_seconds``, not in a loop.
     """
     ahead = [at - now for at in due_times if at > now]
-    return max(MIN_SLEEP_SECONDS, min([settings.flush_seconds, *ahead]))
+    return max(wake_slack(settings), min([settings.flush_seconds, *ahead]))

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import threading
@@ -51,7 +52,7 @@ from typing import Any, Final, Literal, TypeVar, cast
 
 from costrouter.budget.journal import PendingSettle, SettleJournal, journal_trouble
 from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_seq, parse_reply
-from costrouter.budget.lease_state import CLOCK_MARGIN_SECONDS, Lease, due_at, due_reason, sleep_seconds
+from costrouter.budget.lease_state import CLOCK_MARGIN_SECONDS, Lease, due_at, due_reason, sleep_seconds, wake_slack
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.budget.store import (
     BudgetStatus,
@@ -109,6 +110,10 @@ class LeasedStore(BudgetStore):
         self.url = inner.url
         self.settings = inner.config.lease
         self.owner = uuid.uuid4().hex[:12]
+        # Journal entry ids: 96 random bits once, then a counter. os.urandom per settle released the
+        # GIL on every call, a hand-over to any thread waiting for it (LiteLLM's, under load).
+        self._entry_prefix = os.urandom(12).hex() + "-"
+        self._entry_numbers = itertools.count()
         self.journal: SettleJournal | None = None
         self.alert_sink: AlertSink | None = None
         self.messages = 0
@@ -131,6 +136,7 @@ class LeasedStore(BudgetStore):
         # a call that stops waiting reserves per call, through that pool).
         self._io_wait = 2 * (config.connect_timeout_seconds + config.timeout_seconds) + 1.0
         self._io_warned = False
+        self._slack = wake_slack(self.settings)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="costrouter-lease")
         self._stop = threading.Event()
@@ -415,13 +421,18 @@ class LeasedStore(BudgetStore):
                     lease.pool = 0
         answered = 0
         failed: list[BudgetStoreError] = []
+        carried: list[str] = []
         for (lease, reason, message, entries), reply in zip(sending, replies, strict=True):
             if isinstance(reply, BudgetStoreError):
                 logger.debug("costrouter: could not %s the lease on budget %s: %s", reason, lease.budget.name, reply)
                 failed.append(reply)
                 continue
-            self._apply(lease, message, entries, reply, sent_at)
+            self._apply(lease, message, entries, reply, sent_at, mark_done=False)
+            carried += entries
             answered += 1
+        if self.journal is not None and carried:
+            # One write for the pipeline: each write lets go of the GIL, a hand-over to a busy loop.
+            self.journal.mark_all_done(carried)
         return answered, failed
 
     def _post_many(self, messages: list[tuple[Lease, LeaseMessage]]) -> list[LeaseReply | BudgetStoreError]:
@@ -480,7 +491,14 @@ class LeasedStore(BudgetStore):
         return keys, message.args(base, lease.budget, self.config)
 
     def _apply(
-        self, lease: Lease, message: LeaseMessage, entries: list[str], reply: LeaseReply, sent_at: float
+        self,
+        lease: Lease,
+        message: LeaseMessage,
+        entries: list[str],
+        reply: LeaseReply,
+        sent_at: float,
+        *,
+        mark_done: bool = True,
     ) -> None:
         with self._lock:
             lease.unacked = None
@@ -493,7 +511,7 @@ class LeasedStore(BudgetStore):
                 lease.spare = max(0, reply.hold - message.inflight - message.need)
                 lease.valid_until = sent_at + self.settings.ttl_seconds - CLOCK_MARGIN_SECONDS
             lease.spent_seen, lease.held_seen = reply.spent, reply.held
-        if self.journal is not None and entries:
+        if mark_done and self.journal is not None and entries:
             self.journal.mark_all_done(entries)
         if self.alert_sink is not None:
             for threshold in reply.alerts:
@@ -519,7 +537,7 @@ class LeasedStore(BudgetStore):
             if amount > 0:
                 lease.settled = saturating_add(lease.settled, amount)
                 entry = PendingSettle(
-                    os.urandom(16).hex(),  # 128 random bits, as uuid4 without building a UUID
+                    f"{self._entry_prefix}{next(self._entry_numbers):x}",
                     call_id,
                     budget,
                     amount,
@@ -701,7 +719,9 @@ class LeasedStore(BudgetStore):
     def _due(self, lease: Lease, now: float) -> str | None:
         """Why ``lease`` needs a message now (:func:`~costrouter.budget.lease_clock.due_reason`), else ``None``."""
         with self._lock:
-            return due_reason(lease, self.settings, now, time.time(), degraded=self.fault is not None)
+            return due_reason(
+                lease, self.settings, now, time.time(), degraded=self.fault is not None, slack=self._slack
+            )
 
     def flush(self) -> int:
         """Carry every lease's settled spend to Redis now (in pipelines), keeping the leases; returns how many went.

@@ -6,11 +6,11 @@ import math
 
 from costrouter.budget.lease_state import (
     CLOCK_MARGIN_SECONDS,
-    MIN_SLEEP_SECONDS,
     Lease,
     due_at,
     due_reason,
     sleep_seconds,
+    wake_slack,
 )
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.config.budgets import LeaseSettings
@@ -77,7 +77,7 @@ def test_a_degraded_store_sends_what_waits_at_once() -> None:
 
 
 def test_the_thread_sleeps_until_the_earliest_due_time_ahead() -> None:
-    assert sleep_seconds([NOW + 0.25, NOW + 5], SETTINGS, NOW) == 0.25
+    assert sleep_seconds([NOW + 0.5, NOW + 5], SETTINGS, NOW) == 0.5
     assert sleep_seconds([NOW + 5, math.inf], SETTINGS, NOW) == SETTINGS.flush_seconds  # never longer
     assert sleep_seconds([], SETTINGS, NOW) == SETTINGS.flush_seconds
 
@@ -86,7 +86,18 @@ def test_due_times_already_passed_do_not_spin_the_thread() -> None:
     # A lease due now whose message could not go (the store fails, its io is busy) is retried at
     # the longest sleep, not in a loop.
     assert sleep_seconds([NOW - 3, NOW], SETTINGS, NOW) == SETTINGS.flush_seconds
-    assert sleep_seconds([NOW + 1e-9], SETTINGS, NOW) == MIN_SLEEP_SECONDS
+    assert sleep_seconds([NOW + 1e-9], SETTINGS, NOW) == wake_slack(SETTINGS)
+
+
+def test_leases_due_close_together_share_one_wake() -> None:
+    """A lease due within the slack goes with those due now: one pipeline, not one wake per lease."""
+    slack = wake_slack(SETTINGS)
+    assert slack == SETTINGS.flush_seconds / 4
+    soon = _lease(settled=40, last_message=NOW - 0.9)  # its flush is due in 0.1 s
+    assert due_reason(soon, SETTINGS, NOW, WALL, degraded=False) is None
+    assert due_reason(soon, SETTINGS, NOW, WALL, degraded=False, slack=slack) == "flush"
+    later = _lease(settled=40, last_message=NOW - 0.5)  # due in 0.5 s: beyond the slack
+    assert due_reason(later, SETTINGS, NOW, WALL, degraded=False, slack=slack) is None
 
 
 def test_spend_settled_after_the_thread_looked_waits_at_most_one_flush_period() -> None:
@@ -96,13 +107,12 @@ def test_spend_settled_after_the_thread_looked_waits_at_most_one_flush_period() 
     after; whenever the last message was, the wake after the sleep either sends the flush or
     sleeps exactly until it is due, and both are at most ``flush_seconds`` after the settle.
     """
-    for last_message in (NOW - 5, NOW - 0.5, NOW, NOW + 0.01):
+    slack = wake_slack(SETTINGS)
+    for last_message in (NOW - 5, NOW - 0.5, NOW - 0.1, NOW, NOW + 0.01, NOW + 0.9):
         settle = max(NOW, last_message) + 0.01
         lease = _lease(settled=40, last_message=last_message, valid_until=NOW + 29)
         wake = NOW + SETTINGS.flush_seconds  # the sleep chosen when nothing was settled
-        if due_reason(lease, SETTINGS, wake, WALL, degraded=False) == "flush":
-            sent = wake
-        else:
-            sent = wake + sleep_seconds([due_at(lease, SETTINGS, wake, WALL)], SETTINGS, wake)
-            assert due_reason(lease, SETTINGS, sent, WALL, degraded=False) == "flush"
-        assert sent - settle <= SETTINGS.flush_seconds
+        while due_reason(lease, SETTINGS, wake, WALL, degraded=False, slack=slack) != "flush":
+            wake += sleep_seconds([due_at(lease, SETTINGS, wake, WALL)], SETTINGS, wake)
+        assert wake - settle <= SETTINGS.flush_seconds
+        assert wake + slack >= last_message + SETTINGS.flush_seconds  # early by the slack at most
