@@ -3,9 +3,11 @@
 The lease holder's background thread carries the settles and give-backs of many leases at once
 (:mod:`costrouter.budget.leases`): one pipeline of the same script with each instance's keys and
 arguments. Each script stays atomic on its own, as when sent alone, and each gets its own reply
-or error. redis-py loads the script before a pipeline runs. On a Redis Cluster there is one
-pipeline per node that holds the keys (its own client); a reply saying the slot moved, or a
-script the node lacks, is run again on its own by the cluster client, which follows the move.
+or error. The pipeline sends ``EVALSHA`` alone (no ``SCRIPT EXISTS`` before it); a reply saying
+the script is missing (a Redis restarted or flushed) is run again on its own, which loads it. On
+a Redis Cluster there is one pipeline per node that holds the keys (its own client); a reply
+saying the slot moved, or a script the node lacks, is run again on its own by the cluster
+client, which follows the move.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ def run_pipelined(client: SyncClient, script: Script, calls: Sequence[Call], ope
         pipe = node_client.pipeline(transaction=False)
         for index in indexes:
             keys, args = calls[index]
-            script(keys=keys, args=args, client=pipe)
+            # EVALSHA by hand: a Script in a pipeline makes redis-py ask SCRIPT EXISTS first, a round
+            # trip of its own each time; a node without the script answers NOSCRIPT, run again alone.
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
         for index, reply in zip(indexes, pipe.execute(raise_on_error=False), strict=True):
             replies[index] = reply
     for index, reply in enumerate(replies):

@@ -331,3 +331,29 @@ def test_a_down_store_is_warned_of_once_then_once_a_minute_and_its_return_is_log
         prefix = store.inner.config.key_prefix
         with RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=server.url) as plain:
             assert plain.status(budget).spent_units == 600
+
+
+def test_a_pipeline_of_lease_messages_reloads_scripts_a_flushed_redis_lost(redis_url: str) -> None:
+    """The background pipeline sends EVALSHA alone (no SCRIPT EXISTS first): a NOSCRIPT reply runs again, loaded."""
+    import redis  # noqa: PLC0415
+
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    budgets = [BudgetRef("b", "user", f"u{index}", parse_window("total"), 1_000_000) for index in range(3)]
+    store = _store(redis_url, prefix, flush_seconds=60, idle_seconds=3600)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for index, budget in enumerate(budgets):
+            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
+            store.settle(budget, f"c{index}", 100 * (index + 1))
+        client.script_flush()
+        assert store.flush() == 3  # one pipeline of three messages, each answered
+        assert store.batches == 1
+        assert [store.status(budget).spent_units for budget in budgets] == [100, 200, 300]
+        for budget, amount in ((budgets[0], 7), (budgets[1], 8)):  # loaded again: the next pipeline goes through
+            assert store.reserve(budget, "late", 1000, enforce=True).granted
+            store.settle(budget, "late", amount)
+        assert store.flush() == 2
+        assert [store.status(budget).spent_units for budget in budgets[:2]] == [107, 208]
+    finally:
+        client.close()
+        store.close()
