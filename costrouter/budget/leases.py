@@ -17,8 +17,10 @@ others wait for it, so the new hold always covers every call in flight.
 Messages go out: when a call does not fit (that call waits for it, an async call on its own
 event loop, with no thread in between; it is refused only when the budget's unleased
 remainder plus this lease cannot cover it), and from a
-background thread, all those due at one tick in one pipeline: every ``flush_seconds``
-while settled spend waits, a third of the TTL before the lease expires, when its spare
+background thread, all those due at one wake in one pipeline (the thread wakes when the first
+lease falls due, and takes with it those due within a quarter of ``flush_seconds``:
+:mod:`~costrouter.budget.lease_state`): ``flush_seconds`` after a lease's last message while
+settled spend waits, a third of the TTL before the lease expires, when its spare
 room runs low, to give back a lease idle for ``idle_seconds``, and to *close* a lease
 that served one call (charge and give back in one message: a session of one call costs
 one message on its path and one in the background). Each message has a sequence number; the script applies it
