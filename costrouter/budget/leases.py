@@ -629,7 +629,7 @@ class LeasedStore(BudgetStore):
                 logger.exception("costrouter: tending the budget leases failed; retrying")
 
     def next_wake(self) -> float:
-        """Seconds until the clock makes a lease due (:func:`~costrouter.budget.lease_clock.sleep_seconds`)."""
+        """Seconds until the clock makes a lease due (:func:`~costrouter.budget.lease_state.sleep_seconds`)."""
         now, wall = time.monotonic(), time.time()
         with self._lock:
             leases = list(self._leases.values())
@@ -719,7 +719,7 @@ class LeasedStore(BudgetStore):
                     del self._leases[lease.budget]
 
     def _due(self, lease: Lease, now: float) -> str | None:
-        """Why ``lease`` needs a message now (:func:`~costrouter.budget.lease_clock.due_reason`), else ``None``."""
+        """Why ``lease`` needs a message now (:func:`~costrouter.budget.lease_state.due_reason`), else ``None``."""
         with self._lock:
             return due_reason(
                 lease, self.settings, now, time.time(), degraded=self.fault is not None, slack=self._slack
