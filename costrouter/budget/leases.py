@@ -55,7 +55,7 @@ from typing import Any, Final, Literal, TypeVar, cast
 from costrouter.budget.journal import PendingSettle, SettleJournal, journal_trouble
 from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_seq, parse_reply
 from costrouter.budget.lease_state import CLOCK_MARGIN_SECONDS, Lease, due_at, due_reason, sleep_seconds, wake_slack
-from costrouter.budget.redis import RedisBudgetStore
+from costrouter.budget.redis import RedisBudgetStore, timed_out
 from costrouter.budget.store import (
     BudgetStatus,
     BudgetStore,
@@ -124,6 +124,8 @@ class LeasedStore(BudgetStore):
         """Pipelines of background messages sent (for tests and benchmarks)."""
         self.waits = 0
         """Messages a call waited for (its reserve did not fit a lease), for tests and benchmarks."""
+        self.resends = 0
+        """Lease messages a call sent again after a timeout (:meth:`_answer`), for tests."""
         self._leases: dict[BudgetRef, Lease] = {}
         self._seq = 0
         self.stalls = 0
@@ -134,9 +136,10 @@ class LeasedStore(BudgetStore):
         self._alone: set[tuple[str, BudgetRef]] = set()
         """Calls reserved per call because their lease stayed busy (:meth:`_reserve_alone`); settled per call."""
         config = inner.config
-        # A message holding a lease's io: its earlier unanswered one, then itself (a full pool's wait aside:
-        # a call that stops waiting reserves per call, through that pool).
-        self._io_wait = 2 * (config.connect_timeout_seconds + config.timeout_seconds) + 1.0
+        # A message holding a lease's io: its earlier unanswered one, then itself, each sent again once after
+        # a timeout (a new connection: the timed-out one is dropped). A full pool's wait aside: a call that
+        # stops waiting reserves per call, through that pool.
+        self._io_wait = 2 * config.connect_timeout_seconds + 4 * config.timeout_seconds + 1.0
         self._io_warned = False
         self._slack = wake_slack(self.settings)
         self._lock = threading.Lock()
@@ -332,17 +335,34 @@ class LeasedStore(BudgetStore):
         if lease.unacked is not None:
             message, entries = lease.unacked
             sent_at = time.monotonic()
-            self._apply(lease, message, entries, (yield message), sent_at)
+            self._apply(lease, message, entries, (yield from self._answer(message)), sent_at)
         message, entries = self._prepare(lease, need=need, enforce=enforce, give_back=give_back)
         sent_at = time.monotonic()
         try:
-            reply = yield message
+            reply = yield from self._answer(message)
         finally:
             with self._lock:
                 lease.sending = False
                 lease.pool = 0
         self._apply(lease, message, entries, reply, sent_at)
         return reply
+
+    def _answer(self, message: LeaseMessage) -> _Exchange[LeaseReply]:
+        """The reply to ``message``, sent once more when the first send timed out.
+
+        A timeout says nothing of whether the script ran (a reply can be late because the store,
+        the network or this process's event loop was slow); the resend is answered, not applied
+        again, with the grant the message had (``lua/lease.lua``). A loaded machine then costs the
+        call a wait, not a refusal.
+        """
+        try:
+            return (yield message)
+        except BudgetStoreError as exc:
+            if not timed_out(exc):
+                raise
+            logger.debug("costrouter: a lease message timed out (%s); sending it again", exc)
+        self.resends += 1
+        return (yield message)
 
     def _drive(self, lease: Lease, exchange: _Exchange[T]) -> T:
         """Run ``exchange``, posting its messages with the sync client."""

@@ -188,6 +188,11 @@ def wrap_errors(operation: str) -> Iterator[None]:
         raise BudgetStoreError(operation, exc) from exc
 
 
+def timed_out(error: BudgetStoreError) -> bool:
+    """Whether ``error`` is a command that got no answer in time: it may have run, or not."""
+    return isinstance(error.cause, redis.TimeoutError | TimeoutError)
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 

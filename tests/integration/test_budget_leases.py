@@ -357,3 +357,41 @@ def test_a_pipeline_of_lease_messages_reloads_scripts_a_flushed_redis_lost(redis
     finally:
         client.close()
         store.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_lease_message_that_times_out_is_sent_again_within_the_call(mode: str) -> None:
+    """A reply later than ``timeout_seconds`` (a loaded machine, a slow store) costs the call a wait, not a refusal.
+
+    ``CLIENT PAUSE WRITE`` holds every script past the default 1 s timeout; the message is sent
+    again on a new connection and answered when the pause ends (or, had the first run, replayed).
+    """
+    import asyncio  # noqa: PLC0415
+
+    import redis  # noqa: PLC0415
+
+    budget = ref(1_000_000)
+    with private_redis() as server:
+        prefix = f"t{uuid.uuid4().hex[:10]}"
+        store = _store(server.url, prefix, flush_seconds=60, idle_seconds=3600)
+        client = redis.Redis.from_url(server.url)
+        try:
+            assert store.reserve(budget, "c0", 1000, enforce=True).granted  # the lease opens
+            store.settle(budget, "c0", 300)
+            big = 200_000  # more than the lease's spare room: this reserve needs a message
+            client.client_pause(1800, all=False)  # WRITE: scripts wait, this client's own commands do not
+            if mode == "sync":
+                outcome = store.reserve(budget, "c1", big, enforce=True)
+            else:
+                outcome = asyncio.run(store.areserve(budget, "c1", big, enforce=True))
+            assert outcome.granted
+            assert store.resends == 1
+            store.settle(budget, "c1", 150_000)
+            assert store.flush() == 1
+            status = store.status(budget)
+            assert status.spent_units == 150_300  # each settle charged once, the resent message's too
+        finally:
+            client.close()
+            store.close()
+        with RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=server.url) as plain:
+            assert (plain.status(budget).spent_units, plain.status(budget).held_units) == (150_300, 0)

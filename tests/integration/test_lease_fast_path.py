@@ -139,3 +139,18 @@ def test_a_fixed_window_sets_the_hash_expiry(client: redis.Redis) -> None:
     pair.send(need=ESTIMATE)
     pair.send(charge=300, inflight=ESTIMATE, need=ESTIMATE)
     pair.send(charge=300, give_back=True)
+
+
+def test_a_replay_answers_the_grant_its_message_had(client: redis.Redis) -> None:
+    """A message resent after a timeout may have run: its answer must say what the first send was told."""
+    pair = Pair(client, ref(2_000))
+    granted, hold, _, _, replayed = pair.send(need=1_500)
+    assert (granted, replayed) == (True, False)
+    assert pair.resend(pair.last) == (True, hold, 0, hold, True)
+    assert pair.send(inflight=1_500, need=1_000)[0] is False
+    assert pair.resend(pair.last) == (False, 1_500, 0, 1_500, True)  # refused: only in flight is held
+    assert pair.send(charge=1_500, give_back=True)[:2] == (True, 0)
+    assert pair.send(need=1_000)[:2] == (False, 0)  # refused with nothing in flight: no hold at all
+    assert pair.resend(pair.last) == (False, 0, 1_500, 0, True)
+    assert pair.send(need=1_000, enforce=False)[:2] == (False, 1_000)  # not enforced: held anyway
+    assert pair.resend(pair.last)[:2] == (True, 1_000)  # the replay cannot tell; the call is counted either way

@@ -6,7 +6,8 @@
 -- extra max, fraction (millionths), extra min, lease ttl, window kind, window seconds,
 -- hold ttl, record ttl, limit, scope id, then pairs of alert threshold label and units.
 -- A message whose seq is not above the lease's last applied seq was applied already (a
--- retry after a timeout): it changes nothing and returns the lease as it stands.
+-- resend after a timeout): it changes nothing and returns the lease as it stands, with the
+-- grant the message had (see `replay`).
 -- Sizing: free = limit - spent - held (every call hold and every other lease); the new hold
 -- is inflight + need + extra with extra = min(extra max, floor((free - inflight - need) *
 -- fraction)), and 0 when that is below extra min (near the limit a lease covers only the
@@ -54,6 +55,15 @@ local function size(free)
   return granted, new_hold
 end
 
+-- The answer to a message applied already. Its grant is read off the hold it left: granted,
+-- the hold covers in flight and need; refused, at most in flight (nothing when that is 0).
+-- A lease expired since holds nothing and answers refused, the safe side. Not enforced, the
+-- need was held either way, and the answer says granted.
+local function replay(live, spent, held)
+  local granted = need == 0 or live >= sat(inflight + need)
+  return {granted and 1 or 0, live, spent, held, window, window_end, '', 1}
+end
+
 -- Charge `charge` onto `spent` (a number, as read) of key `ckey`: the new spent, the alert
 -- thresholds it fired (HSETNX of their flags, into `fired`), and the top index.
 local function charged(ckey, spent, fired)
@@ -88,7 +98,7 @@ if state and okey == wkey and not (lx and lx <= now) and (not v[3] or v[3] == '0
   if raw and seq <= applied then
     local live = 0
     if state == 'l' then live = hold end
-    return {1, live, spent, sat(lh), window, window_end, '', 1}
+    return replay(live, spent, sat(lh))
   end
   -- The fields of the one HSET (the array part sized at once: no rehash while it fills).
   local w, n = {false, false, false, false, false, false, false, false}, 0
@@ -142,7 +152,7 @@ if raw and seq <= applied then
   local spent, held = counters(wkey, now, record_ttl)
   local live = 0
   if okey == wkey and state == 'l' then live = hold end
-  return {1, live, spent, held, window, window_end, '', 1}
+  return replay(live, spent, held)
 end
 
 -- Charge the settled spend where the lease was (its window's counters live), else here.
