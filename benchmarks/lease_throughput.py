@@ -11,6 +11,11 @@ budget. Each variant runs in a fresh process that alternates windows of the bare
 very LiteLLM ``Router`` that ``CostRouter`` built, costrouter's callback switched off) and of
 costrouter; the ratio is taken within each pair, and the median of the pairs is printed. Async,
 closed loop.
+
+Beside each ratio, the worker's CPU seconds per call (``time.process_time``: every thread of
+the process) in the two arms, and their ratio. The worker is CPU-bound on this machine, so the
+two ratios agree pair by pair: what costrouter costs in throughput is what it adds in CPU per
+call, whichever thread spends it.
 """
 
 from __future__ import annotations
@@ -48,8 +53,9 @@ def _policy(redis_url: str, *, lease: bool) -> dict[str, Any]:
     }
 
 
-async def _window(call: Callable[[int], Awaitable[Any]], concurrency: int, seconds: float) -> float:
-    """Calls per second of ``concurrency`` callers back to back, over ``seconds`` after a warm-up."""
+async def _window(call: Callable[[int], Awaitable[Any]], concurrency: int, seconds: float) -> tuple[float, float]:
+    """Calls per second of ``concurrency`` callers back to back, over ``seconds`` after a warm-up, and the
+    process's CPU seconds per call (every thread: the loop, LiteLLM's, the lease thread)."""
     done = 0
     counting = False
     stop = False
@@ -67,12 +73,14 @@ async def _window(call: Callable[[int], Awaitable[Any]], concurrency: int, secon
     await asyncio.sleep(min(1.0, seconds / 2))
     counting = True
     started = time.perf_counter()
+    cpu_started = time.process_time()
     await asyncio.sleep(seconds)
     counting = False
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     stop = True
     await asyncio.gather(*tasks)
-    return done / elapsed
+    return done / elapsed, cpu / max(done, 1)
 
 
 async def _worker(
@@ -92,19 +100,29 @@ async def _worker(
 
     results: dict[str, Any] = {}
     for c in concurrency:
-        ratios = []
+        ratios: list[float] = []
+        cpu_ratios: list[float] = []
+        cpu_us: dict[str, list[float]] = {"bare": [], "ours": []}
         for pair in range(pairs):
             order = ("bare", "ours") if pair % 2 == 0 else ("ours", "bare")
             rates: dict[str, float] = {}
+            cpus: dict[str, float] = {}
             for which in order:
                 if which == "bare":
                     switch.off()
-                    rates[which] = await _window(bare, c, seconds)
+                    rates[which], cpus[which] = await _window(bare, c, seconds)
                     switch.on()
                 else:
-                    rates[which] = await _window(ours, c, seconds)
+                    rates[which], cpus[which] = await _window(ours, c, seconds)
+                cpu_us[which].append(cpus[which] * 1e6)
             ratios.append(rates["ours"] / rates["bare"])
-        results[str(c)] = {"ratio": statistics.median(ratios), "ratios": ratios}
+            cpu_ratios.append(cpus["bare"] / cpus["ours"])
+        results[str(c)] = {
+            "ratio": statistics.median(ratios),
+            "ratios": ratios,
+            "cpu_ratio": statistics.median(cpu_ratios),
+            "cpu_us": {which: statistics.median(values) for which, values in cpu_us.items()},
+        }
     router.shutdown()
     return results
 
@@ -131,8 +149,11 @@ def main() -> None:
     server.start()
     try:
         with ProviderProcess() as provider:
-            print("| Redis budgets | concurrency | throughput / bare Router (median) | pairs |")
-            print("|---|---|---|---|")
+            print(
+                "| Redis budgets | concurrency | throughput / bare Router (median) | pairs "
+                "| CPU per call, bare → costrouter (median) | bare's CPU per call / costrouter's (median) |"
+            )
+            print("|---|---|---|---|---|---|")
             for lease in ("0", "1"):
                 command = [
                     sys.executable,
@@ -155,7 +176,11 @@ def main() -> None:
                 for c, figures in result.items():
                     name = "defaults (leases)" if lease == "1" else "per call (`lease.enabled: false`)"
                     spread = ", ".join(f"{r:.3f}" for r in figures["ratios"])
-                    print(f"| {name} | {c} | {figures['ratio']:.3f} | {spread} |")
+                    cpu = figures["cpu_us"]
+                    print(
+                        f"| {name} | {c} | {figures['ratio']:.3f} | {spread} "
+                        f"| {cpu['bare'] / 1000:.2f} → {cpu['ours'] / 1000:.2f} ms | {figures['cpu_ratio']:.3f} |"
+                    )
     finally:
         server.stop()
 
