@@ -33,6 +33,7 @@ from costrouter.errors import BudgetExceededError, BudgetStoreError, ConfigError
 from costrouter.ops import through_cancellation
 from costrouter.otel.attempts import CALL_ID_KEY, attempt_tracker
 from costrouter.proxy.payer import METADATA_KEYS, payer
+from costrouter.proxy.price_advice import advice
 from costrouter.proxy.refusal import refusal_exception
 from costrouter.routing.calls import RoutedCall
 from costrouter.routing.engine import CallEngine
@@ -158,6 +159,9 @@ class CostRouterProxyHandler(CustomLogger):
         settings = Settings()
         path = config_path()
         router = CallEngine.from_files(path, settings.budgets, settings=settings)
+        slow_prices = advice(router.config, str(path))
+        if slow_prices is not None:
+            logger.warning(slow_prices)
         # When the proxy exits (SIGINT, see docs/proxy.md): the leases carry their settled spend to
         # Redis and give back their room, the spans of the last interval go out.
         atexit.register(router.shutdown)
