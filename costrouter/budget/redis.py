@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from functools import cache
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import redis
 import redis.asyncio
@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from redis.commands.core import AsyncScript, Script
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCRIPT_NAMES: Final = (
     "reserve",
@@ -191,6 +192,32 @@ def wrap_errors(operation: str) -> Iterator[None]:
 def timed_out(error: BudgetStoreError) -> bool:
     """Whether ``error`` is a command that got no answer in time: it may have run, or not."""
     return isinstance(error.cause, redis.TimeoutError | TimeoutError)
+
+
+def resent_once(send: Callable[[], T]) -> T:
+    """``send()``, and once more when it timed out: for a script a replay answers, never applies twice.
+
+    A reply later than ``timeout_seconds`` is most often the caller's own loop or machine reading it
+    late; a reserve that fails on it refuses a call (``fail_closed``) the store would have granted.
+    """
+    try:
+        return send()
+    except BudgetStoreError as error:
+        if not timed_out(error):
+            raise
+        logger.debug("costrouter: a budget script timed out (%s); sending it again", error)
+    return send()
+
+
+async def aresent_once(send: Callable[[], Awaitable[T]]) -> T:
+    """The asyncio twin of :func:`resent_once`."""
+    try:
+        return await send()
+    except BudgetStoreError as error:
+        if not timed_out(error):
+            raise
+        logger.debug("costrouter: a budget script timed out (%s); sending it again", error)
+    return await send()
 
 
 def _text(value: Any) -> str:
@@ -534,7 +561,8 @@ class RedisBudgetStore(BudgetStore):
         """See :meth:`BudgetStore.reserve`."""
         call = _Call(self.config, budget)
         args = call.reserve(call_id, amount_units, enforce=enforce)
-        return parse_reserve(self._run("reserve", "reserve", call.keys, args))
+        # A reserve replayed by call id answers the decision its first run took (lib.lua's reserve_one).
+        return parse_reserve(resent_once(lambda: self._run("reserve", "reserve", call.keys, args)))
 
     def reserve_all(
         self, budgets: Sequence[BudgetRef], call_id: str, amount_units: int, enforce: Sequence[bool]
@@ -543,7 +571,8 @@ class RedisBudgetStore(BudgetStore):
         if self.config.cluster or len(budgets) < 2:  # one budget: the plain reserve
             return super().reserve_all(budgets, call_id, amount_units, enforce)
         keys, args = reserve_all_call(self.config, budgets, call_id, amount_units, enforce)
-        return [parse_reserve(reply) for reply in self._run("reserve", "reserve_all", keys, args)]
+        replies = resent_once(lambda: self._run("reserve", "reserve_all", keys, args))
+        return [parse_reserve(reply) for reply in replies]
 
     def _settle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
         call = _Call(self.config, budget)
@@ -646,7 +675,7 @@ class RedisBudgetStore(BudgetStore):
         """See :meth:`BudgetStore.reserve`."""
         call = _Call(self.config, budget)
         args = call.reserve(call_id, amount_units, enforce=enforce)
-        return parse_reserve(await self._arun("reserve", "reserve", call.keys, args))
+        return parse_reserve(await aresent_once(lambda: self._arun("reserve", "reserve", call.keys, args)))
 
     async def areserve_all(
         self, budgets: Sequence[BudgetRef], call_id: str, amount_units: int, enforce: Sequence[bool]
@@ -655,7 +684,8 @@ class RedisBudgetStore(BudgetStore):
         if self.config.cluster or len(budgets) < 2:  # one budget: the plain reserve
             return await super().areserve_all(budgets, call_id, amount_units, enforce)
         keys, args = reserve_all_call(self.config, budgets, call_id, amount_units, enforce)
-        return [parse_reserve(reply) for reply in await self._arun("reserve", "reserve_all", keys, args)]
+        replies = await aresent_once(lambda: self._arun("reserve", "reserve_all", keys, args))
+        return [parse_reserve(reply) for reply in replies]
 
     async def _asettle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
         call = _Call(self.config, budget)

@@ -444,3 +444,41 @@ def test_a_journal_written_in_micro_dollars_replays_at_the_same_dollars_after_th
     assert spent_and_held(router, budget) == (usd_to_units(0.000428), 0)  # 428,000 units: $0.000428
     assert journal_points(capture) == {"replayed": 1}
     router.shutdown()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("budgets", [1, 2])
+def test_a_per_call_reserve_that_times_out_is_sent_again_and_held_once(
+    fault_redis: RedisServer, mode: str, budgets: int
+) -> None:
+    """``lease.enabled: false``: a reserve whose reply is later than the default 1 s timeout is resent, not refused.
+
+    ``CLIENT PAUSE WRITE`` holds every script past the timeout; the resend is answered when the
+    pause ends, and a replay by call id (had the first one run) answers the first decision.
+    """
+    import asyncio  # noqa: PLC0415
+
+    from tests.integration.budget_backends import ref  # noqa: PLC0415
+
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    refs = [ref(10_000, scope_id=f"s{index}", name=f"b{index}") for index in range(budgets)]
+    config = StoreConfig(backend="redis", key_prefix=prefix, lease={"enabled": False}, journal_dir=None)
+    store = RedisBudgetStore(config, url=fault_redis.url)
+    try:
+        store.status(refs[0])  # connected and warm: the pause below holds the reserve itself
+        admin(fault_redis, "CLIENT", "PAUSE", 1800, "WRITE")
+        if mode == "sync":
+            outcomes = store.reserve_all(refs, "call-1", 4_000, [True] * budgets)
+        else:
+
+            async def reserve() -> list[Any]:
+                try:
+                    return await store.areserve_all(refs, "call-1", 4_000, [True] * budgets)
+                finally:
+                    await store.aclose()
+
+            outcomes = asyncio.run(reserve())
+        assert [outcome.granted for outcome in outcomes] == [True] * budgets
+        assert [store.status(budget).held_units for budget in refs] == [4_000] * budgets  # held once
+    finally:
+        store.close()
