@@ -154,7 +154,8 @@ def test_a_slow_store_is_detected_by_the_command_timeout_not_the_pool_wait(priva
     """Under CLIENT PAUSE every queued call fails with the command's timeout, one pool round after another."""
     config = StoreConfig(backend="redis", key_prefix=f"t{uuid.uuid4().hex[:8]}")
     calls = 2 * config.max_connections  # two rounds of the pool, each failing within connect + command timeout
-    rounds_seconds = calls / config.max_connections * (config.timeout_seconds + config.connect_timeout_seconds)
+    sends = 2  # a reserve that timed out is sent once more (redis.resent_once)
+    rounds_seconds = calls / config.max_connections * sends * (config.timeout_seconds + config.connect_timeout_seconds)
     sleep_seconds = 3 * rounds_seconds  # a margin for a busy machine: no call may outlive the sleep
 
     async def during_sleep() -> list[object]:
