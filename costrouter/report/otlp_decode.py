@@ -215,10 +215,11 @@ def decode_groups(line: bytes) -> list[SpanGroup] | None:
         if not line.isascii():
             line.decode()  # msgspec does not check the UTF-8 of strings it passes over
         data = _decode_line(line)
-        return [
-            (_attributes(resource_spans.resource.attributes), scope_spans.scope.name, scope_spans.spans)
-            for resource_spans in data.resource_spans
-            for scope_spans in resource_spans.scope_spans
-        ]
+        groups: list[SpanGroup] = []
+        for resource_spans in data.resource_spans:
+            # Read even when it has no scope, as the checked path reads it: a bad value refuses the line there.
+            resource = _attributes(resource_spans.resource.attributes)
+            groups += [(resource, scope.scope.name, scope.spans) for scope in resource_spans.scope_spans]
+        return groups
     except NOT_DECODED:
         return None
