@@ -11,9 +11,13 @@ from costrouter.otel.models import ModelFacts
 from costrouter.pricing.cost import CostBreakdown, SettledCost
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
-    """What is known about a routed call when it ends (success or not)."""
+    """What is known about a routed call when it ends (success or not).
+
+    A value: derive a changed one with ``dataclasses.replace``. Not frozen, because it is built on every
+    call and a frozen dataclass sets each field through ``object.__setattr__``.
+    """
 
     served_group: str | None = None
     deployment_id: str | None = None

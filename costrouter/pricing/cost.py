@@ -58,9 +58,13 @@ _RATE_OF: Final = {
 CostSource = Literal["computed", "provider"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TokenUsage:
-    """The token counts of one call as the provider reported them (details are parts of the totals)."""
+    """The token counts of one call as the provider reported them (details are parts of the totals).
+
+    A value: derive a changed one with ``dataclasses.replace``. Not frozen, because it is built on every
+    call and a frozen dataclass sets each field through ``object.__setattr__``.
+    """
 
     prompt_tokens: int
     completion_tokens: int
@@ -192,7 +196,7 @@ def billed_tokens(usage: TokenUsage) -> dict[str, int | Decimal]:
     }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CostBreakdown:
     """A call's cost: the exact total in atto-dollars and its components, which add up to it."""
 
@@ -254,7 +258,7 @@ def compute_cost(price: Price, usage: TokenUsage) -> CostBreakdown:
     return CostBreakdown(usage, tokens, components, sum(components.values()))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SettledCost:
     """What a call is charged and why: the computed cost, the provider's, which one settles."""
 

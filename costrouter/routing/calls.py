@@ -101,9 +101,13 @@ class RoutedCall:
     """How a wildcard group serves this call (the model each of its deployments calls), else ``None``."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Observed:
-    """What a response or a stream showed of the call."""
+    """What a response or a stream showed of the call.
+
+    A value: derive a changed one with ``dataclasses.replace``. Not frozen, because it is built on every
+    call and a frozen dataclass sets each field through ``object.__setattr__``.
+    """
 
     deployment_id: str | None = None
     response_model: str | None = None

@@ -12,7 +12,7 @@ from costrouter.config.image_key import ImageVariant
 from costrouter.pricing.tokens import completions
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reading:
     """What a response (or a finished stream) reports, in chat terms for the price model.
 
