@@ -41,3 +41,16 @@ def field_of(obj: Any, name: str) -> Any:
     if extra is _NOT_PYDANTIC:
         return getattr(obj, name, None)
     return extra.get(name) if extra else None
+
+
+def hidden_params(obj: Any) -> Any:
+    """``obj._hidden_params`` (LiteLLM's private response metadata), or ``None``.
+
+    On LiteLLM's pydantic responses it is a pydantic private attribute, read from
+    ``__pydantic_private__`` directly: ``getattr`` gets there through pydantic's Python
+    ``__getattr__`` (about 19 k instructions against 4 k). Untrusted: the caller checks the type.
+    """
+    private = getattr(obj, "__pydantic_private__", None)
+    if type(private) is dict and "_hidden_params" in private:
+        return private["_hidden_params"]
+    return getattr(obj, "_hidden_params", None)

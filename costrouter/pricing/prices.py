@@ -13,6 +13,7 @@ import litellm
 from costrouter.config import price_fields as pf
 from costrouter.config.groups import Deployment, RouterConfig
 from costrouter.money import attos_to_units_ceil, attos_to_usd, usd_to_attos
+from costrouter.pricing.fields import hidden_params
 from costrouter.pricing.image_prices import ImageVariant, price_map_variants, variant_rate
 from costrouter.pricing.service_tiers import servable_tiers
 
@@ -583,6 +584,6 @@ def estimate_usd(
 
 def response_cost_usd(response: Any) -> float | None:
     """The cost LiteLLM computed for ``response`` with the deployment's own prices."""
-    hidden = getattr(response, "_hidden_params", None) or {}
-    cost = hidden.get("response_cost")
+    hidden = hidden_params(response)
+    cost = hidden.get("response_cost") if isinstance(hidden, Mapping) else None
     return float(cost) if isinstance(cost, (int, float)) else None

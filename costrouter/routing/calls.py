@@ -48,6 +48,7 @@ from costrouter.otel.outcome import Outcome
 from costrouter.otel.span_attributes import set_attributes
 from costrouter.otel.telemetry import Telemetry
 from costrouter.pricing.cost import SettledCost, call_usage, price_call, provider_reported_cost
+from costrouter.pricing.fields import hidden_params
 from costrouter.pricing.prices import Price, PriceBook, WorstCase, estimate_units, output_cap, response_cost_usd
 from costrouter.pricing.service_tiers import call_tier, reported_tier
 from costrouter.pricing.token_ratios import TokenRatios
@@ -457,7 +458,7 @@ class CallPlanner:
     # ---- the end of a call ---------------------------------------------------------------
     def _outcome_from_response(self, call: RoutedCall, response: Any) -> Outcome:
         reading = call.operation.read(response)
-        hidden = reading.hidden_params or getattr(response, "_hidden_params", None) or {}
+        hidden = reading.hidden_params or hidden_params(response) or {}
         call.record.finish(hidden.get("litellm_call_id"), "success")
         attempts = call.record.attempts
         observed = Observed(

@@ -16,6 +16,7 @@ from costrouter.ops import Flow, through_cancellation
 from costrouter.otel import semconv as sc
 from costrouter.otel.outcome import Outcome
 from costrouter.pricing.cost import UPSTREAM_USAGE_COST
+from costrouter.pricing.fields import hidden_params
 from costrouter.pricing.service_tiers import reported_tier
 from costrouter.pricing.tokens import count_text_tokens
 from costrouter.routing.calls import CallPlanner, Observed, RoutedCall
@@ -45,7 +46,7 @@ class StreamTally:
         usage = getattr(chunk, "usage", None)
         if usage is not None and getattr(usage, "completion_tokens", None) is not None:
             self.usage = usage
-            hidden = getattr(chunk, "_hidden_params", None)
+            hidden = hidden_params(chunk)
             if isinstance(hidden, Mapping) and UPSTREAM_USAGE_COST in hidden:
                 self.usage_hidden = {UPSTREAM_USAGE_COST: hidden[UPSTREAM_USAGE_COST]}
         for choice in getattr(chunk, "choices", None) or []:
@@ -68,7 +69,7 @@ def stream_finish_flow(
     is charged its whole hold, and so is a stream cancelled or interrupted while it
     ran, unless the policy's ``defaults.on_interrupted`` is ``release``.
     """
-    hidden = getattr(stream, "_hidden_params", None) or {}
+    hidden = hidden_params(stream) or {}
     deployment_id = hidden.get("model_id")
     text = "".join(tally.parts)
     call.extra_attributes[sc.ROUTER_STREAM_OUTCOME] = end

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from costrouter.config.budgets import Defaults
+from costrouter.pricing.fields import hidden_params
 from costrouter.routing.operations.audio_file import audio_seconds_bound, read_audio_file, wav_seconds
 from costrouter.routing.operations.base import Operation, Reading, UsageBound
 
@@ -62,7 +63,7 @@ def transcription_units(request: Mapping[str, Any], response: Any) -> dict[str, 
     usage = _field(response, "usage")
     if _field(usage, "type") == "tokens":
         return {}
-    hidden = getattr(response, "_hidden_params", None) or {}
+    hidden = hidden_params(response) or {}
     candidates = (
         _field(response, "duration"),
         _field(usage, "seconds") if _field(usage, "type") == "duration" else None,
