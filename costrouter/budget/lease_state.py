@@ -47,13 +47,17 @@ class Lease:
     last_used: float = 0.0
     last_message: float = 0.0
     served: int = 0
+    served_at_message: int = 0
+    """``served`` when the lease's last message went out: the calls served since are part of its demand."""
+    woken: int = 0
+    """Coroutines woken when ``io`` was last released (they take from the lease, or wait again): demand too."""
     pool: int = 0
     sending: bool = False
     unacked: tuple[LeaseMessage, list[str]] | None = None
     io: threading.Lock = field(default_factory=threading.Lock)
     keys: tuple[str, list[str]] | None = None
     """The budget instance's hash tag and script keys (:meth:`LeasedStore._script_keys`)."""
-    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
+    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]]] = field(default_factory=list)
     """Coroutines waiting for ``io`` (woken by :meth:`LeasedStore._release_io`, from any thread)."""
     io_loop: asyncio.AbstractEventLoop | None = None
     """The event loop whose coroutine holds ``io`` (``None``: a thread holds it, or nobody)."""

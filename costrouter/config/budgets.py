@@ -55,8 +55,10 @@ class LeaseSettings(BaseModel):
     """Per-process leases on Redis budgets: a slice reserved in one round trip, spent locally.
 
     A lease message holds ``in flight + need + extra`` for this process, where
-    ``extra = min(max_calls x estimate, floor(fraction x (free - in flight - need)))`` and
-    ``extra = 0`` when that is below ``min_calls x estimate``: near the limit every call
+    ``extra = min(calls x estimate, floor(fraction x (free - in flight - need)))`` and
+    ``extra = 0`` when that is below ``min_calls x estimate``, where ``calls`` is 16, or the lease's
+    demand (the calls it served since its last message plus those waiting for it) when more, at most
+    ``max_calls``: near the limit every call
     reserves (through the lease script) for itself alone. ``free`` is the limit less the
     spend, the call holds and the other processes' leases. See the budgets documentation.
     """
@@ -71,7 +73,13 @@ class LeaseSettings(BaseModel):
         ),
     )
     max_calls: int = Field(
-        default=16, ge=1, le=100_000, description="A lease's spare room is at most this many times the call's estimate."
+        default=256,
+        ge=1,
+        le=100_000,
+        description=(
+            "A lease's spare room is at most this many times the call's estimate: 16 estimates, or the calls "
+            "the lease served since its last message plus those waiting for it, when more."
+        ),
     )
     fraction: float = Field(
         default=0.25,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from costrouter.budget.lease_message import applied_seq, spare_room
+from costrouter.budget.lease_message import BASE_SPARE_CALLS, LeaseMessage, applied_seq, spare_calls, spare_room
 from costrouter.config.budgets import BudgetPolicy, LeaseSettings
 
 
@@ -16,6 +16,35 @@ def test_the_spare_is_capped_by_calls_then_by_the_free_share() -> None:
     assert spare_room(settings, 100, 800) == 200  # still two estimates
     assert spare_room(settings, 100, 799) == 0  # below min_calls estimates: the call reserves alone
     assert spare_room(settings, 100, -5) == 0
+
+
+def test_the_spare_follows_the_lease_demand_up_to_max_calls() -> None:
+    settings = LeaseSettings()  # the defaults: 16 estimates, up to 256 when the lease's calls need more
+    assert spare_calls(settings, 0) == BASE_SPARE_CALLS == 16
+    assert spare_calls(settings, 9) == 16  # a session's ten calls fit the base slice
+    assert spare_calls(settings, 120) == 120  # a shared lease under load: its calls between two messages
+    assert spare_calls(settings, 5_000) == settings.max_calls == 256
+    assert spare_room(settings, 100, 10_000_000, demand=120) == 12_000
+    assert spare_room(settings, 100, 40_000, demand=120) == 10_000  # still at most a quarter of what is free
+    explicit = LeaseSettings(max_calls=8)  # an explicit cap below the base slice is kept as it was
+    assert spare_calls(explicit, 0) == spare_calls(explicit, 500) == 8
+
+
+def test_a_message_asks_the_script_for_its_demand_in_estimates() -> None:
+    policy = BudgetPolicy.model_validate(
+        {"store": {"backend": "redis"}, "budgets": [{"scope": "global", "limit_usd": 1}]}
+    )
+    budget = policy.budgets_for()[0]
+    extra_max_at = 8  # ARGV index of ``extra max`` (lua/lease.lua)
+
+    def extra_max(demand: int, *, give_back: bool = False) -> str:
+        message = LeaseMessage("o", "", 1, 0, 0, 100, True, 100, give_back=give_back, demand=demand)
+        return message.args("base", budget, policy.store)[extra_max_at]
+
+    assert extra_max(0) == "1600"
+    assert extra_max(40) == "4000"
+    assert extra_max(10_000) == "25600"
+    assert extra_max(40, give_back=True) == "0"
 
 
 def test_unknown_or_out_of_range_lease_keys_are_refused() -> None:
