@@ -84,14 +84,10 @@ flush_seconds: a down store must not write a warning twice a second)."""
 AlertSink = Callable[[BudgetRef, float, int, str], None]
 
 
-def _wake(waiter: asyncio.Future[bool]) -> None:
+def _resolve(waiter: asyncio.Future[bool], released: bool) -> None:
+    """End a wait for a lease's ``io``: ``True`` when it was released, ``False`` when the wait timed out."""
     if not waiter.done():
-        waiter.set_result(True)
-
-
-def _expire(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.done():
-        waiter.set_result(False)
+        waiter.set_result(released)
 
 
 T = TypeVar("T")
@@ -242,7 +238,7 @@ class LeasedStore(BudgetStore):
             return True
         # A timer of the loop's own, not asyncio.wait_for: under load many calls wait for one lease's
         # message, and wait_for's task and futures cost each of them about 30 Python calls more.
-        timer = loop.call_later(self._io_wait, _expire, waiter)
+        timer = loop.call_later(self._io_wait, _resolve, waiter, False)
         try:
             return await waiter
         finally:
@@ -258,10 +254,10 @@ class LeasedStore(BudgetStore):
             running = asyncio_running_loop()
             for loop, waiter in waiters:
                 if loop is running:  # this thread's loop: no wake-up write, no hand-over of the GIL
-                    loop.call_soon(_wake, waiter)
+                    loop.call_soon(_resolve, waiter, True)
                     continue
                 with contextlib.suppress(RuntimeError):  # its loop was closed meanwhile
-                    loop.call_soon_threadsafe(_wake, waiter)
+                    loop.call_soon_threadsafe(_resolve, waiter, True)
 
     def _lease_of(self, budget: BudgetRef) -> Lease:
         with self._lock:
