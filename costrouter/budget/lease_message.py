@@ -34,7 +34,7 @@ class LeaseMessage:
     estimate: int
     give_back: bool = False
     demand: int = 0
-    """The calls the lease served since its last message plus those waiting for it now (:func:`spare_calls`)."""
+    """The calls the lease served since its last message plus those waiting for it (or woken by its last release)."""
 
     def args(self, base: str, budget: BudgetRef, config: StoreConfig) -> list[str]:
         """The script's ARGV (see ``lua/lease.lua``)."""
