@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -79,8 +80,21 @@ class CostRouter(CallEngine):
             budgets_source=budgets_source,
         )
         self.litellm_router = build_litellm_router(self.config, source)
+        self._unhook = weakref.finalize(self, self.litellm_router.discard)
+        """Takes the LiteLLM Router's hooks out of LiteLLM's lists at shutdown, or when this router is collected."""
         self._loop = shared_loop()
         """Where the sync twins of async-only LiteLLM calls are awaited (:mod:`costrouter.loop_thread`)."""
+
+    def shutdown(self) -> None:
+        """Flush spans and metrics, close the budget store, and unhook the LiteLLM Router.
+
+        A LiteLLM Router puts its own success and failure hooks in LiteLLM's process-wide
+        callback lists; until ``Router.discard()`` takes them out, every later call in the
+        process, through any router, runs them (each a copy of the model's price entry). A
+        router dropped without a shutdown is unhooked when it is collected.
+        """
+        super().shutdown()
+        self._unhook()
 
     # ---- routed calls ------------------------------------------------------------------
     def route_completion(

@@ -32,14 +32,16 @@ def capture() -> Iterator[TelemetryCapture]:
 
 
 @pytest.fixture
-def router(provider: ProviderDouble, capture: TelemetryCapture) -> CostRouter:
-    """A CostRouter over ``tests.routing``'s groups, on the module's provider double (reset)."""
+def router(provider: ProviderDouble, capture: TelemetryCapture) -> Iterator[CostRouter]:
+    """A CostRouter over ``tests.routing``'s groups, on the module's provider double (reset), shut down after."""
     provider.reset()
-    return CostRouter(
+    routed = CostRouter(
         router_config(provider.base_url),
         tracer_provider=capture.tracer_provider,
         meter_provider=capture.meter_provider,
     )
+    yield routed
+    routed.shutdown()
 
 
 @pytest.fixture
