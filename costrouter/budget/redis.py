@@ -362,9 +362,11 @@ class RedisBudgetStore(BudgetStore):
     ``url`` wins over ``config.redis_url``. Pass ready ``client`` / ``async_client``
     objects to reuse connection pools (they are then not closed by the store); else
     clients are built from the URL (see :mod:`costrouter.budget.redis_clients`: bounded
-    pools, warmed at first use), the async one on first use (use it from one event
-    loop, and close it with :meth:`aclose`). A broken connection is retried once, so
-    the store works again as soon as Redis does.
+    pools, warmed at first use), the async one on first use, in the event loop that first
+    uses it (close it with :meth:`aclose`). A coroutine running in any other loop (a
+    second ``asyncio.run``, another thread's loop) goes through the sync client in a
+    worker thread: an async connection belongs to the loop it was made in. A broken
+    connection is retried once, so the store works again as soon as Redis does.
     """
 
     def __init__(
@@ -439,6 +441,8 @@ class RedisBudgetStore(BudgetStore):
 
     async def aepoch(self, candidate: str, known: str | None) -> EpochState:
         """See :meth:`BudgetStore.epoch`."""
+        if self._in_thread():
+            return await asyncio.to_thread(self.epoch, candidate, known)
         epoch_key, _, accepted_key = legacy_epoch_keys(self.config.key_prefix)
         client = self._aclient()
         with wrap_errors("epoch"):
@@ -503,6 +507,9 @@ class RedisBudgetStore(BudgetStore):
         """Coroutine twin of :meth:`add_to_index`."""
         if not self.indexes_from_client(amount_units):
             return
+        if self._in_thread():
+            await asyncio.to_thread(self.add_to_index, budget, window, amount_units)
+            return
         try:
             await self._agate().run(
                 lambda: self._aclient().zincrby(f"{self._index(budget)}:{window}", amount_units, budget.scope_id)
@@ -523,6 +530,10 @@ class RedisBudgetStore(BudgetStore):
             self._async_loop = asyncio.get_running_loop()
         return self._async_client
 
+    def _in_thread(self) -> bool:
+        """Whether the running loop must go through the sync client: the async one was built in another loop."""
+        return self._async_loop is not None and self._async_loop is not asyncio.get_running_loop()
+
     def async_client_fits_running_loop(self) -> bool:
         """Whether the async client may serve the running loop: built in it, not built yet, or given by the caller."""
         return self._async_loop is None or self._async_loop is asyncio.get_running_loop()
@@ -535,6 +546,8 @@ class RedisBudgetStore(BudgetStore):
         return self._gate
 
     async def _arun(self, operation: str, name: str, keys: list[str], args: list[str], *, confirm: bool = False) -> Any:
+        if self._in_thread():
+            return await asyncio.to_thread(self._run, operation, name, keys, args, confirm=confirm)
         client = self._aclient()
         if not self._async_scripts:
             self._async_scripts = {name: redis_clients.aregister(client, script_source(name)) for name in SCRIPT_NAMES}
@@ -688,6 +701,8 @@ class RedisBudgetStore(BudgetStore):
         return [parse_reserve(reply) for reply in replies]
 
     async def _asettle(self, budget: BudgetRef, call_id: str, amount: int, *, release: bool) -> SettleOutcome:
+        if self._in_thread():
+            return await asyncio.to_thread(self._settle, budget, call_id, amount, release=release)
         call = _Call(self.config, budget)
         operation = "release" if release else "settle"
         reply = await self._arun(
@@ -724,6 +739,9 @@ class RedisBudgetStore(BudgetStore):
 
     async def areset(self, budget: BudgetRef) -> None:
         """See :meth:`BudgetStore.reset`."""
+        if self._in_thread():
+            await asyncio.to_thread(self.reset, budget)
+            return
         call = _Call(self.config, budget)
         window = _text(await self._arun("reset", "reset", call.keys, call.window()))
         with wrap_errors("reset"):
