@@ -48,6 +48,7 @@ from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, Literal
 
+from costrouter import forks
 from costrouter.budget.journal_lines import JournalLineError, decode_line, integer, read_lines, real, text
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.config.windows import parse_window
@@ -308,6 +309,29 @@ class SettleJournal:
         self._size = 0
         """The file's length: only this process writes it (under its lock), so no ``fstat`` a write."""
         self.path, self._fd = self._create_file()
+        forks.renew_in_child(self, first=True)
+
+    def renew_after_fork(self) -> None:
+        """In a forked child: a file of the child's own; the parent's entries stay the parent's to replay.
+
+        The inherited descriptor is closed here (the parent's lock lives on in the parent's). A
+        child that cannot create its file has a closed journal: its leases fall back to per-call
+        budgets (see :attr:`fault`), and nothing it settles is lost.
+        """
+        self._lock = threading.Lock()
+        if self._closed:
+            return
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        self._pending = {}
+        self._lines = self._own = self._size = 0
+        self._torn = False
+        self.fault = self.own_lease = None
+        try:
+            self.path, self._fd = self._create_file()
+        except OSError as exc:
+            self._closed = True
+            self.fault = f"could not open a journal file for forked process {os.getpid()}: {exc.strerror or exc}"
 
     # ---- files ---------------------------------------------------------------------------
     def _create_file(self) -> tuple[Path, int]:

@@ -53,6 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar, cast
 
+from costrouter import forks
 from costrouter.budget.journal import PendingSettle, SettleJournal, journal_trouble
 from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_seq, parse_reply
 from costrouter.budget.lease_state import CLOCK_MARGIN_SECONDS, Lease, due_at, due_reason, sleep_seconds, wake_slack
@@ -152,6 +153,35 @@ class LeasedStore(BudgetStore):
         self._outage: _Outage | None = None
         self.fault: str | None = None
         """Why the leases fell back to per-call budgets (the journal refused a leased settle), else ``None``."""
+        forks.renew_in_child(self)
+
+    def renew_after_fork(self) -> None:
+        """In a forked child: a lease owner of its own and no leases; the parent's leases stay the parent's.
+
+        Under the parent's owner the child's messages would read as replays of the parent's (each
+        applied once by sequence number) and their spend would be lost; spending from the parent's
+        leases in memory would spend their room twice.
+        """
+        self.owner = uuid.uuid4().hex[:12]
+        self._entry_prefix = os.urandom(12).hex() + "-"
+        self._entry_numbers = itertools.count()
+        self._leases = {}
+        self._seq = 0
+        self._calls = {}
+        self._forgotten = {}
+        self._alone = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="costrouter-lease")
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = None
+        self._outage = None
+        self.fault = None
+        if self.journal is not None:
+            self.journal.set_own_lease(self.owner)
+            if self.journal.fault is not None:  # no thread started here: the child's first call does that
+                self.fault = f"the settle journal {self.journal.fault}"
+                logger.error("costrouter: %s: budget leases fall back to per-call reserves and settles", self.fault)
 
     def _degrade(self, reason: str) -> None:
         """Fall back to per-call budgets for good: the journal cannot keep what leases hold in memory."""

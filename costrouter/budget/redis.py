@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 import redis
 import redis.asyncio
 
+from costrouter import forks
 from costrouter.budget import redis_clients, redis_durable, script_pipeline, top_scan
 from costrouter.budget.layout import layout_problem, legacy_epoch_keys
 from costrouter.budget.redis_batch import ScriptBatcher
@@ -399,6 +400,24 @@ class RedisBudgetStore(BudgetStore):
         self._batcher: ScriptBatcher | None = None
         self.last_top_scan: top_scan.TopScan | None = None
         """The last :meth:`top` built by a scan (``top_index`` off), for the CLI's note."""
+        self._parents: list[object] = []
+        """Async clients a forked child inherited: never used, never closed (their sockets are the parent's)."""
+        forks.renew_in_child(self)
+
+    def renew_after_fork(self) -> None:
+        """In a forked child: the async client is the parent loop's; the child's first loop builds its own.
+
+        redis-py's sync pools notice the new process themselves and open new connections.
+        """
+        self._warm_lock = threading.Lock()
+        if self._owns_async_client and self._async_client is not None:
+            self._parents.append(self._async_client)
+            self._async_client = None
+            self._async_loop = None
+            self._async_scripts = {}
+            self._anodes = None
+            self._gate = None
+            self._batcher = None
 
     def _connected(self, connection: redis.Connection) -> None:
         self._connections += 1

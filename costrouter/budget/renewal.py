@@ -18,6 +18,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 
+from costrouter import forks
 from costrouter.budget.store import BudgetStore
 from costrouter.config.budget_ref import BudgetRef
 from costrouter.errors import BudgetStoreError
@@ -40,6 +41,14 @@ class HoldRenewer:
         """Renewals that found their hold live (for tests and benchmarks)."""
         self.lost = 0
         """Holds found gone while their call was still running."""
+        forks.renew_in_child(self)
+
+    def renew_after_fork(self) -> None:
+        """In a forked child: no calls to renew (the parent's are the parent's), no thread yet."""
+        self._live = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = None
 
     def track(self, call_id: str, budgets: Sequence[BudgetRef]) -> None:
         """Keep renewing ``call_id``'s holds in ``budgets`` until :meth:`forget`."""

@@ -32,6 +32,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
+from costrouter import forks
 from costrouter._version import __version__
 from costrouter.budget import BudgetPolicy, BudgetRef, BudgetStore, SettleOutcome
 from costrouter.budget.epoch_watch import EpochWatch
@@ -92,6 +93,14 @@ class Replayer:
         self._pass = threading.Lock()
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
+        forks.renew_in_child(self)
+
+    def renew_after_fork(self) -> None:
+        """In a forked child: no thread yet, and locks no thread of the parent can hold."""
+        self._wake = threading.Event()
+        self._pass = threading.Lock()
+        self._start = threading.Lock()
+        self._thread = None
 
     def kick(self) -> None:
         """Wake the thread (starting it if needed) when entries it may replay wait: cheap, for the call path.

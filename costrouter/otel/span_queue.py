@@ -20,6 +20,8 @@ from opentelemetry.sdk.environment_variables import OTEL_BSP_MAX_EXPORT_BATCH_SI
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from costrouter import forks
+
 _DEFAULT_BATCH_SIZE = 512
 _DEFAULT_SCHEDULE_DELAY_MS = 5000
 
@@ -50,6 +52,16 @@ class QueuedSpanProcessor(SpanProcessor):
         self.shutdown_timeout_seconds = 5.0
         self._worker = threading.Thread(target=self._run, name="costrouter-span-export", daemon=True)
         self._worker.start()
+        forks.renew_in_child(self)
+
+    def renew_after_fork(self) -> None:
+        """In a forked child: its own export thread; the spans the parent queued are the parent's to export."""
+        self._queue = deque()
+        self._condition = threading.Condition()
+        self._export_lock = threading.Lock()
+        if not self._closed:
+            self._worker = threading.Thread(target=self._run, name="costrouter-span-export", daemon=True)
+            self._worker.start()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do when a span starts."""

@@ -15,7 +15,14 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "costrouter"
 
-FOUNDATION = ("costrouter._version", "costrouter.errors", "costrouter.money", "costrouter.context", "costrouter.ops")
+FOUNDATION = (
+    "costrouter._version",
+    "costrouter.errors",
+    "costrouter.money",
+    "costrouter.context",
+    "costrouter.ops",
+    "costrouter.forks",
+)
 """Modules at the top of the package that every layer may use; they import nothing of costrouter's."""
 
 FACE = ("costrouter", "costrouter.__main__", "costrouter.exporters", "costrouter.settings")

@@ -36,6 +36,7 @@ from typing import Final
 from opentelemetry import metrics
 from opentelemetry.metrics import Counter, MeterProvider
 
+from costrouter import forks
 from costrouter._version import __version__
 from costrouter.budget.alerts.message import (
     ALERT_ID_HEADER,
@@ -112,6 +113,15 @@ class _SinkWorker:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._current: asyncio.Task[None] | None = None
+        self._stopping = threading.Event()
+
+    def renew_after_fork(self, lock: threading.Lock) -> None:
+        """See :meth:`AlertDispatcher.renew_after_fork`."""
+        self.queue = queue.Queue(maxsize=self.settings.queue_size)
+        self._lock = lock
+        self._thread = None
+        self._loop = None
+        self._current = None
         self._stopping = threading.Event()
 
     def put(self, alert: BudgetAlert) -> None:
@@ -236,6 +246,13 @@ class AlertDispatcher:
         meter = (meter_provider or metrics.get_meter_provider()).get_meter("costrouter", __version__)
         counter = meter.create_counter(sc.METRIC_ALERTS, unit="{alert}", description="Budget alert deliveries.")
         self._workers = [_SinkWorker(sink, settings, counter, self._lock) for sink in settings.sinks]
+        forks.renew_in_child(self)
+
+    def renew_after_fork(self) -> None:
+        """In a forked child: empty queues and no threads; the alerts the parent queued are the parent's to send."""
+        self._lock = threading.Lock()
+        for worker in self._workers:
+            worker.renew_after_fork(self._lock)
 
     @property
     def enabled(self) -> bool:
