@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from costrouter import forks
 from costrouter.budget.store import (
     BudgetStatus,
     BudgetStore,
@@ -84,6 +85,11 @@ class MemoryBudgetStore(BudgetStore):
         self._operations = 0
         self._token_ratios: dict[str, tuple[float, int, float]] = {}
         """Deployment id -> (ratio, observations, when last taught)."""
+        forks.renew_in_child(self)
+
+    def renew_after_fork(self) -> None:
+        """In a forked child: a lock no thread of the parent can hold (the counters are the child's copy)."""
+        self._lock = threading.Lock()
 
     def _counter(self, base: str, window: str, now: float) -> _Counter | None:
         counter = self._counters.get((base, window))
