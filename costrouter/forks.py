@@ -11,9 +11,12 @@ code runs (journals first: a leasing store names its new owner in its renewed jo
 
 from __future__ import annotations
 
+import logging
 import os
 import weakref
 from typing import Protocol
+
+logger = logging.getLogger("costrouter")
 
 
 class RenewedAfterFork(Protocol):
@@ -35,7 +38,10 @@ def renew_in_child(item: RenewedAfterFork, *, first: bool = False) -> None:
 def _after_fork_in_child() -> None:
     for items in (_FIRST, _THEN):
         for item in list(items):
-            item.renew_after_fork()
+            try:
+                item.renew_after_fork()
+            except Exception:  # one object that cannot renew must not leave the others the parent's
+                logger.exception("costrouter: %r could not renew itself in forked process %d", item, os.getpid())
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
