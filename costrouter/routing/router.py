@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -33,6 +33,15 @@ from costrouter.routing.operations import (
 from costrouter.routing.streaming import AsyncRoutedStream, RoutedStream
 
 Messages = Sequence[Mapping[str, Any]]
+
+
+def _unhooking(router: Any) -> Callable[[], None]:
+    """LiteLLM's call that takes ``router``'s hooks out of its process-wide lists, the router still serving.
+
+    ``Router.retire()`` from LiteLLM 1.110 (where ``discard()`` is its deprecated alias), ``discard()`` before.
+    """
+    retire = getattr(router, "retire", None)
+    return cast("Callable[[], None]", retire if callable(retire) else router.discard)
 
 
 class CostRouter(CallEngine):
@@ -80,7 +89,7 @@ class CostRouter(CallEngine):
             budgets_source=budgets_source,
         )
         self.litellm_router = build_litellm_router(self.config, source)
-        self._unhook = weakref.finalize(self, self.litellm_router.discard)
+        self._unhook = weakref.finalize(self, _unhooking(self.litellm_router))
         """Takes the LiteLLM Router's hooks out of LiteLLM's lists at shutdown, or when this router is collected."""
         self._loop = shared_loop()
         """Where the sync twins of async-only LiteLLM calls are awaited (:mod:`costrouter.loop_thread`)."""
@@ -89,9 +98,10 @@ class CostRouter(CallEngine):
         """Flush spans and metrics, close the budget store, and unhook the LiteLLM Router.
 
         A LiteLLM Router puts its own success and failure hooks in LiteLLM's process-wide
-        callback lists; until ``Router.discard()`` takes them out, every later call in the
-        process, through any router, runs them (each a copy of the model's price entry). A
-        router dropped without a shutdown is unhooked when it is collected.
+        callback lists; until ``Router.retire()`` (``discard()`` before LiteLLM 1.110) takes
+        them out, every later call in the process, through any router, runs them (each a copy
+        of the model's price entry). A router dropped without a shutdown is unhooked when it
+        is collected.
         """
         super().shutdown()
         self._unhook()
