@@ -5,134 +5,111 @@ replays of one another's (each applied once by sequence number), and two childre
 put 10 calls' spend in Redis; with a call in the parent before the fork, only the parent's. The
 child also appended to the parent's journal file, and its threads (the lease flusher, the span
 export) did not exist. Now each child renews them (:mod:`costrouter.forks`).
+
+Each case runs in a fresh worker process (``tests/workers/forked_calls.py``): LiteLLM 1.110's
+native core refuses calls in a child forked after the parent made one, so a fork from this
+test process, which has made many, could only show that.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
-import select
-import warnings
+import subprocess
+import sys
 from typing import Any
 
+import pytest
+
 from costrouter import CostRouter
-from costrouter.config.settings import Settings
+from costrouter.budget.store import BudgetStatus
 from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
-from costrouter.otel.exporters import configure_telemetry
-from costrouter.testing import OtlpReceiver, ProviderDouble, TelemetryCapture
+from costrouter.testing import OtlpReceiver, ProviderDouble
 from tests.routing import router_config
+from tests.workers.forked_calls import CALLS, CHILDREN, fork_policy
 
-MESSAGES = [{"role": "user", "content": "hello"}]
-CHILDREN = 2
-CALLS = 3  # sync calls, then as many async ones, in each child
-
-
-def _policy(redis_url: str, prefix: str) -> dict[str, Any]:
-    return {
-        "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},  # leases: the default
-        "budgets": [
-            {"scope": "global", "limit_usd": 100, "window": "total"},
-            {"scope": "session", "limit_usd": 10, "window": "total"},
-        ],
-    }
+LITELLM_LATE_FORK_ERROR = "ForkedAfterNativeRuntimeStarted"
+"""LiteLLM 1.110: a child forked after the parent's first LiteLLM call cannot call (its runtime threads are gone)."""
+WORKER_TIMEOUT_SECONDS = 120
+Worker = subprocess.Popen[str]
 
 
-def _child(router: CostRouter, index: int, parent_journal: str | None) -> int:
-    """The child's work; its exit code says what went wrong (0: nothing)."""
-    guard = router.guard
-    shared_journal = guard is None or guard.journal is None or str(guard.journal.path) == parent_journal
-    for _ in range(CALLS):
-        router.route_completion("fast", MESSAGES, max_tokens=5, session_id=f"child-{index}")
-
-    async def calls() -> None:
-        for _ in range(CALLS):
-            await router.aroute_completion("fast", MESSAGES, max_tokens=5, session_id=f"child-{index}")
-
-    asyncio.run(calls())
-    router.shutdown()
-    return 3 if shared_journal else 0
-
-
-def _fork_children(router: CostRouter, parent_journal: str | None) -> list[int]:
-    pids = []
-    for index in range(CHILDREN):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: forking a process with threads
-            pid = os.fork()
-        if pid == 0:  # the child: never back into pytest
-            code = 4
-            try:
-                code = _child(router, index, parent_journal)
-            finally:
-                os._exit(code)
-        pids.append(pid)
-    return pids
-
-
-def test_forked_children_each_keep_their_own_books(
-    redis_url: str, provider: ProviderDouble, capture: TelemetryCapture
-) -> None:
-    provider.reset()
-    policy = _policy(redis_url, f"fork{os.getpid()}")
-    router = CostRouter(
-        router_config(provider.base_url),
-        budgets=policy,
-        tracer_provider=capture.tracer_provider,
-        meter_provider=capture.meter_provider,
+def _start(
+    provider: ProviderDouble, redis_url: str, prefix: str, parent_calls: int, *extra: str
+) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "tests.workers.forked_calls", provider.base_url, redis_url, prefix]
+    return subprocess.Popen(
+        [*command, str(parent_calls), *extra], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
-    try:
-        router.route_completion("fast", MESSAGES, max_tokens=5, session_id="parent")  # the parent holds leases
-        (span,) = capture.call_spans()
-        per_call = usd_to_units(float(span.attributes[sc.LLM_USAGE_COST_USD]))  # type: ignore[arg-type,index]
-        journal = router.guard.journal.path if router.guard and router.guard.journal else None
-        codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in _fork_children(router, str(journal))]
-    finally:
-        router.shutdown()
 
-    reader = CostRouter(router_config(provider.base_url), budgets=policy)
+
+def _line(worker: Worker, tag: str) -> Any:
+    assert worker.stdout is not None
+    for line in worker.stdout:
+        if line.startswith(tag + " "):
+            return json.loads(line[len(tag) + 1 :])
+    raise AssertionError(f"the worker ended without a {tag!r} line (exit {worker.wait(WORKER_TIMEOUT_SECONDS)})")
+
+
+def _books(provider: ProviderDouble, redis_url: str, prefix: str) -> tuple[BudgetStatus, list[BudgetStatus]]:
+    reader = CostRouter(router_config(provider.base_url), budgets=fork_policy(redis_url, prefix))
     try:
         budgets = reader.budgets
         assert budgets is not None
         (total,) = budgets.status("global")
-        children = [budgets.status("session", f"child-{index}")[0] for index in range(CHILDREN)]
+        return total, [budgets.status("session", f"child-{index}")[0] for index in range(CHILDREN)]
     finally:
         reader.shutdown()
-    calls = 1 + CHILDREN * 2 * CALLS
-    assert (total.spent_units, total.held_units, total.active_holds) == (calls * per_call, 0, 0)
-    assert [child.spent_units for child in children] == [2 * CALLS * per_call] * CHILDREN
-    assert len(provider.requests) == calls
-    assert codes == [0] * CHILDREN, "3: a child wrote to the parent's journal file"
 
 
-def test_a_forked_child_exports_its_spans_from_its_own_thread(otlp_env: OtlpReceiver) -> None:
-    setup = configure_telemetry(Settings(exporter="otlp", metric_export_interval_seconds=60), set_global=False)
-    with ProviderDouble() as provider:
-        router = CostRouter(
-            router_config(provider.base_url), tracer_provider=setup.tracer_provider, meter_provider=setup.meter_provider
-        )
-        go_on, told = os.pipe()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:  # the child: two calls, then wait for the parent, and exit without a shutdown
-            code = 4
-            try:
-                for _ in range(2):
-                    router.route_completion("fast", MESSAGES, max_tokens=5, session_id="forked-child")
-                ready, _, _ = select.select([go_on], [], [], 60)
-                code = 0 if ready else 5
-            finally:
-                os._exit(code)
-        try:
-            spans = otlp_env.wait_for_spans(2)
-        finally:
-            os.write(told, b"x")
-            code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-            os.close(go_on)
-            os.close(told)
-            router.shutdown()
-            setup.shutdown()
-    assert code == 0
+@pytest.mark.parametrize("parent_calls", [0, 1], ids=["fork-before-any-call", "fork-after-a-parent-call"])
+def test_forked_children_each_keep_their_own_books(redis_url: str, provider: ProviderDouble, parent_calls: int) -> None:
+    provider.reset()
+    prefix = f"fork{os.getpid()}-{parent_calls}"
+    worker = _start(provider, redis_url, prefix, parent_calls)
+    children = _line(worker, "children")
+    done = _line(worker, "done")
+    assert worker.wait(WORKER_TIMEOUT_SECONDS) == 0
+    assert done["codes"] == [0] * CHILDREN
+    assert [child["own_journal"] for child in children] == [True] * CHILDREN
+
+    total, sessions = _books(provider, redis_url, prefix)
+    errors = {child["error"] for child in children}
+    if parent_calls:
+        # LiteLLM 1.110's native core refuses calls in a child forked after the parent's first
+        # one; 1.106 serves them. Either way the books must be exact: a refused call was held,
+        # then released, and is charged nothing.
+        assert errors in ({None}, {LITELLM_LATE_FORK_ERROR}), errors
+    else:
+        assert errors == {None}
+    for child, session in zip(children, sessions, strict=True):
+        assert session.spent_units == child["charged"]
+        assert (child["charged"] > 0) == (child["error"] is None)
+    charged = done["parent_charged"] + sum(child["charged"] for child in children)
+    assert (total.spent_units, total.held_units, total.active_holds) == (charged, 0, 0)
+    assert [session.held_units for session in sessions] == [0] * CHILDREN
+
+
+def test_forked_children_export_their_spans_from_their_own_threads(
+    redis_url: str, provider: ProviderDouble, otlp_receiver: OtlpReceiver
+) -> None:
+    provider.reset()
+    worker = _start(provider, redis_url, f"forkspans{os.getpid()}", 0, otlp_receiver.endpoint)
+    try:
+        children = _line(worker, "children")
+        assert [child["error"] for child in children] == [None] * CHILDREN
+        # The children are alive and not shut down: only their own export threads can send these.
+        spans = otlp_receiver.wait_for_spans(CHILDREN * 2 * CALLS)
+    finally:
+        assert worker.stdin is not None
+        worker.stdin.write("go on\n")
+        worker.stdin.flush()
+    done = _line(worker, "done")
+    assert worker.wait(WORKER_TIMEOUT_SECONDS) == 0
+    assert done["codes"] == [0] * CHILDREN
     calls = [span for span in spans if span.name == "router.completion/fast"]
-    assert [span.attributes[sc.SESSION_ID] for span in calls] == ["forked-child"] * 2
+    by_session = sorted(span.attributes[sc.SESSION_ID] for span in calls)
+    assert by_session == sorted(f"child-{index}" for index in range(CHILDREN) for _ in range(2 * CALLS))
+    charged = sum(usd_to_units(float(span.attributes[sc.LLM_USAGE_COST_USD])) for span in calls)
+    assert charged > 0
