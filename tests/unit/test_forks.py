@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import warnings
 
 from costrouter import forks
+from tests.workers.forked_calls import fork
 
 ORDER: list[str] = []
 
@@ -22,9 +22,7 @@ class Item:
 
 
 def _in_child(check: object) -> int:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: forking a process with threads
-        pid = os.fork()
+    pid = fork()
     if pid == 0:
         code = 2
         try:

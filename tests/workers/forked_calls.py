@@ -48,6 +48,13 @@ def fork_policy(redis_url: str, prefix: str) -> dict[str, Any]:
     }
 
 
+def fork() -> int:
+    """``os.fork()``, without Python 3.12's warning about forking a process that has threads (here on purpose)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return os.fork()
+
+
 def _charged(capture: TelemetryCapture | None) -> int:
     if capture is None:
         return 0
@@ -92,9 +99,7 @@ def main() -> None:
     reports, gates, pids = os.pipe(), [], []
     for index in range(CHILDREN):
         gate = os.pipe()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: forking a process with threads
-            pid = os.fork()
+        pid = fork()
         if pid == 0:
             code = 4
             try:
