@@ -103,8 +103,10 @@ class CostRouter(CallEngine):
         of the model's price entry). A router dropped without a shutdown is unhooked when it
         is collected.
         """
-        super().shutdown()
-        self._unhook()
+        try:
+            super().shutdown()
+        finally:
+            self._unhook()
 
     # ---- routed calls ------------------------------------------------------------------
     def route_completion(
