@@ -114,11 +114,6 @@ class LeasedStore(BudgetStore):
         self.config = inner.config
         self.url = inner.url
         self.settings = inner.config.lease
-        self.owner = uuid.uuid4().hex[:12]
-        # Journal entry ids: 96 random bits once, then a counter. os.urandom per settle released the
-        # GIL on every call, a hand-over to any thread waiting for it (LiteLLM's, under load).
-        self._entry_prefix = os.urandom(12).hex() + "-"
-        self._entry_numbers = itertools.count()
         self.journal: SettleJournal | None = None
         self.alert_sink: AlertSink | None = None
         self.messages = 0
@@ -129,15 +124,8 @@ class LeasedStore(BudgetStore):
         """Messages a call waited for (its reserve did not fit a lease), for tests and benchmarks."""
         self.resends = 0
         """Lease messages a call sent again after a timeout (:meth:`_answer`), for tests."""
-        self._leases: dict[BudgetRef, Lease] = {}
-        self._seq = 0
         self.stalls = 0
         """Calls that waited for another message of their lease, then took from it (for benchmarks)."""
-        self._calls: dict[tuple[str, BudgetRef], int] = {}
-        self._forgotten: dict[tuple[str, BudgetRef], None] = {}
-        """Calls settled or released before their reserve's reply came (oldest first, at most ``_FORGOTTEN``)."""
-        self._alone: set[tuple[str, BudgetRef]] = set()
-        """Calls reserved per call because their lease stayed busy (:meth:`_reserve_alone`); settled per call."""
         config = inner.config
         # A message holding a lease's io: its earlier unanswered one, then itself, each sent again once after
         # a timeout (a new connection: the timed-out one is dropped). A full pool's wait aside: a call that
@@ -145,6 +133,23 @@ class LeasedStore(BudgetStore):
         self._io_wait = 2 * config.connect_timeout_seconds + 4 * config.timeout_seconds + 1.0
         self._io_warned = False
         self._slack = wake_slack(self.settings)
+        self._begin_process()
+        forks.renew_in_child(self)
+
+    def _begin_process(self) -> None:
+        """The state that belongs to this process: its lease owner, leases, calls, lock, threads."""
+        self.owner = uuid.uuid4().hex[:12]
+        # Journal entry ids: 96 random bits once, then a counter. os.urandom per settle released the
+        # GIL on every call, a hand-over to any thread waiting for it (LiteLLM's, under load).
+        self._entry_prefix = os.urandom(12).hex() + "-"
+        self._entry_numbers = itertools.count()
+        self._leases: dict[BudgetRef, Lease] = {}
+        self._seq = 0
+        self._calls: dict[tuple[str, BudgetRef], int] = {}
+        self._forgotten: dict[tuple[str, BudgetRef], None] = {}
+        """Calls settled or released before their reserve's reply came (oldest first, at most ``_FORGOTTEN``)."""
+        self._alone: set[tuple[str, BudgetRef]] = set()
+        """Calls reserved per call because their lease stayed busy (:meth:`_reserve_alone`); settled per call."""
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="costrouter-lease")
         self._stop = threading.Event()
@@ -153,7 +158,6 @@ class LeasedStore(BudgetStore):
         self._outage: _Outage | None = None
         self.fault: str | None = None
         """Why the leases fell back to per-call budgets (the journal refused a leased settle), else ``None``."""
-        forks.renew_in_child(self)
 
     def renew_after_fork(self) -> None:
         """In a forked child: a lease owner of its own and no leases; the parent's leases stay the parent's.
@@ -162,21 +166,7 @@ class LeasedStore(BudgetStore):
         applied once by sequence number) and their spend would be lost; spending from the parent's
         leases in memory would spend their room twice.
         """
-        self.owner = uuid.uuid4().hex[:12]
-        self._entry_prefix = os.urandom(12).hex() + "-"
-        self._entry_numbers = itertools.count()
-        self._leases = {}
-        self._seq = 0
-        self._calls = {}
-        self._forgotten = {}
-        self._alone = set()
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="costrouter-lease")
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = None
-        self._outage = None
-        self.fault = None
+        self._begin_process()
         if self.journal is not None:
             self.journal.set_own_lease(self.owner)
             if self.journal.fault is not None:  # no thread started here: the child's first call does that
