@@ -20,6 +20,8 @@ from typing import Any, Final
 
 MAX_ID_BYTES: Final = 256
 """The longest session, user, team or tag id, in bytes of UTF-8."""
+_SHORT_ID_CHARS: Final = MAX_ID_BYTES // 4
+"""Ids of at most this many characters are within :data:`MAX_ID_BYTES` whatever the characters."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ def check_id(name: str, value: object) -> str | None:
     """``value`` as an id string (``None`` stays ``None``); a clear error when it cannot be one."""
     if value is None:
         return None
+    if value.__class__ is str and 0 < len(value) <= _SHORT_ID_CHARS and value.isprintable() and not value.isspace():
+        return value  # the usual id: no character of category Cc (isprintable), at most 4 bytes a character
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         message = f"{name} must be a string or an int, not {type(value).__name__} ({value!r})"
         raise TypeError(message)
@@ -100,6 +104,8 @@ def _merged(
     metadata: Mapping[str, Any] | None,
 ) -> Caller:
     session, user, team = check_id("session_id", session_id), check_id("user_id", user_id), check_id("team_id", team_id)
+    if base is _NOBODY and tags is None and not metadata:  # no context block: nothing to merge
+        return Caller(session, user, team)
     merged_tags = tuple(dict.fromkeys([*base.tags, *check_tags(tags)]))
     return replace(
         base,

@@ -14,7 +14,7 @@ from costrouter.money import ATTOS_PER_USD, attos_to_usd
 from costrouter.otel import semconv as sc
 from costrouter.pricing.cost import COMPONENTS, CostBreakdown, SettledCost
 
-_OPENINFERENCE_COST: Final = {
+OPENINFERENCE_COST: Final = {  # what breakdown_attributes sums into each of these
     sc.LLM_COST_PROMPT_INPUT: ("input",),
     sc.LLM_COST_PROMPT_CACHE_READ: ("cache_read",),
     sc.LLM_COST_PROMPT_CACHE_WRITE: ("cache_creation", "cache_creation_1h"),
@@ -26,8 +26,6 @@ _OPENINFERENCE_COST: Final = {
 _TOKEN_COMPONENTS: Final = tuple(name for name in COMPONENTS if name not in sc.USAGE_UNIT_ATTRIBUTES)
 """The components every call writes (units are written only when the call is billed by them)."""
 _TOKEN_COMPONENT_ATTRIBUTES: Final = tuple(f"{sc.ROUTER_COST_PREFIX}{name}" for name in _TOKEN_COMPONENTS)
-_OPENINFERENCE_ATTRIBUTES: Final = tuple(_OPENINFERENCE_COST)
-_OPENINFERENCE_NAMES: Final = tuple(_OPENINFERENCE_COST.values())
 
 
 def breakdown_attributes(breakdown: CostBreakdown) -> dict[str, AttributeValue]:
@@ -54,13 +52,14 @@ def breakdown_attributes(breakdown: CostBreakdown) -> dict[str, AttributeValue]:
         attributes[sc.ROUTER_SERVICE_TIER] = usage.service_tier
     for name in usage.units:  # a unit the call is billed by (none for a token call)
         attributes[f"{sc.ROUTER_COST_PREFIX}{name}"] = attos_to_usd(attos[name])
-    attributes.update(
-        zip(
-            _OPENINFERENCE_ATTRIBUTES,
-            [sum(map(attos.__getitem__, names)) / ATTOS_PER_USD for names in _OPENINFERENCE_NAMES],
-            strict=True,
-        )
-    )
+    # OpenInference's cost details, summed from the components as OPENINFERENCE_COST names them
+    attributes[sc.LLM_COST_PROMPT_INPUT] = attos["input"] / ATTOS_PER_USD
+    attributes[sc.LLM_COST_PROMPT_CACHE_READ] = attos["cache_read"] / ATTOS_PER_USD
+    attributes[sc.LLM_COST_PROMPT_CACHE_WRITE] = (attos["cache_creation"] + attos["cache_creation_1h"]) / ATTOS_PER_USD
+    attributes[sc.LLM_COST_PROMPT_AUDIO] = attos["input_audio"] / ATTOS_PER_USD
+    attributes[sc.LLM_COST_COMPLETION_OUTPUT] = attos["output"] / ATTOS_PER_USD
+    attributes[sc.LLM_COST_COMPLETION_REASONING] = attos["reasoning"] / ATTOS_PER_USD
+    attributes[sc.LLM_COST_COMPLETION_AUDIO] = attos["output_audio"] / ATTOS_PER_USD
     return attributes
 
 

@@ -40,6 +40,25 @@ OVERFLOW_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = {"otel.metric.overflo
 OVERFLOW_KEY: Final = tuple(OVERFLOW_ATTRIBUTES.items())
 
 
+class AttributeSet(dict[str, AttributeValue]):
+    """A metric attribute set built once and recorded many times, with its key computed once.
+
+    Never changed after it is built: ``key`` is the tuple of its items that
+    :meth:`InProcessHistogram.record` and the summed counters would otherwise build on every record.
+    """
+
+    __slots__ = ("key",)
+
+    def __init__(self, attributes: Mapping[str, AttributeValue]) -> None:
+        super().__init__(attributes)
+        self.key: _Key = tuple(self.items())
+
+
+def key_of(attributes: Mapping[str, AttributeValue]) -> _Key:
+    """The cell key of ``attributes``: its items in order (kept on an :class:`AttributeSet`)."""
+    return attributes.key if attributes.__class__ is AttributeSet else tuple(attributes.items())
+
+
 class _Exemplar:
     __slots__ = ("attributes", "span_id", "time_ns", "trace_id", "value")
 
@@ -109,7 +128,7 @@ class InProcessHistogram:
             sampling == "trace" and span is not INVALID_SPAN and span.get_span_context().trace_flags.sampled
         ):
             exemplar = _Exemplar(value, attributes, span)
-        key = tuple(attributes.items())
+        key = key_of(attributes)
         with self._lock:
             for state in self._states.values():
                 cell = state.cells.get(key)

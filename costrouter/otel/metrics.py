@@ -28,7 +28,7 @@ from opentelemetry.util.types import AttributeValue
 from costrouter.otel import semconv as sc
 from costrouter.otel.attempts import CallRecord
 from costrouter.otel.cost_attributes import detail_token_counts
-from costrouter.otel.histograms import CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTES, OVERFLOW_KEY
+from costrouter.otel.histograms import CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTES, OVERFLOW_KEY, AttributeSet, key_of
 from costrouter.otel.metric_producer import in_process_histograms
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class SummedCounter:
         """Add ``amount`` (finite, >= 0, as the API's counter requires) to the set ``attributes``."""
         if not amount >= 0 or amount == float("inf"):
             return
-        key = tuple(attributes.items())
+        key = key_of(attributes)
         with self._lock:
             cell = self._cells.get(key)
             if cell is None:
@@ -267,26 +267,28 @@ class _GroupSets:
 
     def __init__(self, group: str, outcome: Outcome, operation: str) -> None:
         self.base = metric_attributes(group, outcome, operation)
-        self.duration = dict(self.base)
+        self.duration = AttributeSet(self.base)
         self._served = outcome.served_group or group
         self._response_model = outcome.response_model or ""
         self._by_key: dict[tuple[str, str | None], dict[str, AttributeValue]] = {}
 
     def failed(self, error_type: str) -> dict[str, AttributeValue]:
-        return self._set(("error", error_type), lambda: {**self.base, sc.ERROR_TYPE: error_type})
+        return self._set(("error", error_type), lambda: AttributeSet({**self.base, sc.ERROR_TYPE: error_type}))
 
     def tokens(self, token_type: str) -> dict[str, AttributeValue]:
-        return self._set(("tokens", token_type), lambda: {**self.base, sc.GEN_AI_TOKEN_TYPE: token_type})
+        return self._set(("tokens", token_type), lambda: AttributeSet({**self.base, sc.GEN_AI_TOKEN_TYPE: token_type}))
 
     def cost(self, deployment_id: str | None) -> dict[str, AttributeValue]:
         return self._set(
             ("cost", deployment_id),
-            lambda: {
-                sc.ROUTER_GROUP: self._served,
-                sc.ROUTER_MODEL_GROUP: self._served,
-                sc.ROUTER_DEPLOYMENT_ID: deployment_id or "",
-                sc.GEN_AI_RESPONSE_MODEL: self._response_model,
-            },
+            lambda: AttributeSet(
+                {
+                    sc.ROUTER_GROUP: self._served,
+                    sc.ROUTER_MODEL_GROUP: self._served,
+                    sc.ROUTER_DEPLOYMENT_ID: deployment_id or "",
+                    sc.GEN_AI_RESPONSE_MODEL: self._response_model,
+                }
+            ),
         )
 
     def _set(
@@ -325,12 +327,14 @@ class _MetricAttributes:
         attributes = self._calls.get(key)
         if attributes is None:
             self._room()
-            attributes = self._calls[key] = {
-                sc.ROUTER_GROUP: group,
-                sc.ROUTER_MODEL_GROUP: group,
-                sc.CALL_OUTCOME: result,
-                sc.GEN_AI_OPERATION_NAME: operation,
-            }
+            attributes = self._calls[key] = AttributeSet(
+                {
+                    sc.ROUTER_GROUP: group,
+                    sc.ROUTER_MODEL_GROUP: group,
+                    sc.CALL_OUTCOME: result,
+                    sc.GEN_AI_OPERATION_NAME: operation,
+                }
+            )
         return attributes
 
     def attempt(self, group: str, deployment_id: str, kind: str, outcome: str) -> dict[str, AttributeValue]:
@@ -338,13 +342,15 @@ class _MetricAttributes:
         attributes = self._attempts.get(key)
         if attributes is None:
             self._room()
-            attributes = self._attempts[key] = {
-                sc.ROUTER_GROUP: group,
-                sc.ROUTER_MODEL_GROUP: group,
-                sc.ROUTER_DEPLOYMENT_ID: deployment_id,
-                sc.ATTEMPT_KIND: kind,
-                sc.ATTEMPT_OUTCOME: outcome,
-            }
+            attributes = self._attempts[key] = AttributeSet(
+                {
+                    sc.ROUTER_GROUP: group,
+                    sc.ROUTER_MODEL_GROUP: group,
+                    sc.ROUTER_DEPLOYMENT_ID: deployment_id,
+                    sc.ATTEMPT_KIND: kind,
+                    sc.ATTEMPT_OUTCOME: outcome,
+                }
+            )
         return attributes
 
 

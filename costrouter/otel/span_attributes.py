@@ -68,12 +68,17 @@ def plain(attributes: Mapping[str, AttributeValue]) -> bool:
     """Whether every key is a non-empty ``str`` and every value one the SDK would store unchanged."""
     if "" in attributes or not set(map(type, attributes)) <= _STR:
         return False
-    kinds = set(map(type, attributes.values()))
+    values = attributes.values()
+    kinds = set(map(type, values))
     if kinds <= _PLAIN:
         return True
     if not kinds <= _PLAIN_OR_TUPLE:
         return False
-    return all(type(item) in _PLAIN for value in attributes.values() if type(value) is tuple for item in value)
+    items: set[type] = set()
+    for value in values:
+        if value.__class__ is tuple:
+            items.update(map(type, value))
+    return items <= _PLAIN
 
 
 def _target(span: Any, count: int) -> dict[str, Any] | None:

@@ -331,6 +331,24 @@ def _attribute_value(value: Any) -> AttributeValue:
     return json.dumps(value, default=str)[:_MAX_METADATA_VALUE]
 
 
+def _write_served(attributes: dict[str, AttributeValue], outcome: Outcome) -> None:
+    """Where the call was served and what it cost each side, where known (``None`` is left out)."""
+    if outcome.served_group is not None:
+        attributes[sc.ROUTER_SERVED_GROUP] = outcome.served_group
+    if outcome.deployment_id is not None:
+        attributes[sc.ROUTER_DEPLOYMENT_ID] = outcome.deployment_id
+    if outcome.provider is not None:
+        attributes[sc.LLM_PROVIDER] = attributes[sc.LLM_SYSTEM] = outcome.provider
+    if outcome.response_id is not None:
+        attributes[sc.GEN_AI_RESPONSE_ID] = outcome.response_id
+    if outcome.usage_source is not None:
+        attributes[sc.ROUTER_USAGE_SOURCE] = outcome.usage_source
+    if outcome.prompt_cost_usd is not None:
+        attributes[sc.LLM_COST_PROMPT] = attributes[sc.GEN_AI_COST_PROMPT] = outcome.prompt_cost_usd
+    if outcome.completion_cost_usd is not None:
+        attributes[sc.LLM_COST_COMPLETION] = attributes[sc.GEN_AI_COST_COMPLETION] = outcome.completion_cost_usd
+
+
 def outcome_attributes(
     outcome: Outcome, record: CallRecord, latency_s: float, *, written_model: ModelFacts | None = None
 ) -> dict[str, AttributeValue]:
@@ -338,17 +356,19 @@ def outcome_attributes(
 
     The serving model's attributes are left out when they are ``written_model``'s (already on the span).
     """
+    cost = outcome.cost_usd
     attributes: dict[str, AttributeValue] = {
         sc.ROUTER_ATTEMPTS: len(record.attempts),
         sc.ROUTER_RETRIES: record.retries,
         sc.ROUTER_FALLBACKS: record.fallbacks,
         sc.LLM_LATENCY_MS: latency_s * 1000.0,
-        sc.LLM_USAGE_COST_USD: outcome.cost_usd,
-        sc.LLM_COST_TOTAL: outcome.cost_usd,
-        sc.GEN_AI_USAGE_COST: outcome.cost_usd,
-        sc.GEN_AI_COST_TOTAL: outcome.cost_usd,
-        **outcome.extra,
+        sc.LLM_USAGE_COST_USD: cost,
+        sc.LLM_COST_TOTAL: cost,
+        sc.GEN_AI_USAGE_COST: cost,
+        sc.GEN_AI_COST_TOTAL: cost,
     }
+    if outcome.extra:
+        attributes.update(outcome.extra)
     if outcome.model is not None and outcome.model is not written_model:
         attributes.update(model_attributes(outcome.model, response_model=False))
     served = outcome.model or written_model
@@ -356,19 +376,7 @@ def outcome_attributes(
     response_model = outcome.response_model or (served.model if served is not None else None)
     if response_model:
         attributes[sc.GEN_AI_RESPONSE_MODEL] = response_model
-    optional: dict[str, AttributeValue | None] = {
-        sc.ROUTER_SERVED_GROUP: outcome.served_group,
-        sc.ROUTER_DEPLOYMENT_ID: outcome.deployment_id,
-        sc.LLM_PROVIDER: outcome.provider,
-        sc.LLM_SYSTEM: outcome.provider,
-        sc.GEN_AI_RESPONSE_ID: outcome.response_id,
-        sc.ROUTER_USAGE_SOURCE: outcome.usage_source,
-        sc.LLM_COST_PROMPT: outcome.prompt_cost_usd,
-        sc.GEN_AI_COST_PROMPT: outcome.prompt_cost_usd,
-        sc.LLM_COST_COMPLETION: outcome.completion_cost_usd,
-        sc.GEN_AI_COST_COMPLETION: outcome.completion_cost_usd,
-    }
-    attributes.update({key: value for key, value in optional.items() if value is not None})
+    _write_served(attributes, outcome)
     if outcome.implausible:
         attributes[sc.ROUTER_USAGE_IMPLAUSIBLE] = tuple(outcome.implausible)
     if outcome.finish_reasons:

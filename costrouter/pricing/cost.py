@@ -20,7 +20,7 @@ from costrouter.config import price_fields as pf
 from costrouter.config.budgets import CostSettings
 from costrouter.config.image_key import ImageVariant
 from costrouter.money import ATTOS_PER_USD, attos_to_units, attos_to_usd
-from costrouter.pricing.fields import field_of, is_mapping
+from costrouter.pricing.fields import field_of, fields_of
 from costrouter.pricing.prices import UNITS, Price
 
 INPUT_COMPONENTS: Final = (
@@ -88,20 +88,21 @@ class TokenUsage:
 
 
 _field = field_of
+_NO_FIELDS: Final[Mapping[str, Any]] = {}
 
 
-def _count(obj: Any, *names: str) -> int:
-    if obj is None:  # a details block the provider did not send
+def _number(value: Any) -> int:
+    """A usage figure as an int: 0 for a missing, zero, non-numeric or boolean one."""
+    if value.__class__ is int:  # the usual case, checked first
+        return value
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or not value:
         return 0
-    mapping = is_mapping(obj)
-    for name in names:
-        value = obj.get(name) if mapping else field_of(obj, name)
-        if value.__class__ is int:  # the usual case, checked first: 18 reads a call
-            if value:
-                return int(value)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value:
-            return int(value)
-    return 0
+    return int(value)
+
+
+def _fields_or_none(obj: Any) -> Mapping[str, Any]:
+    fields = fields_of(obj)
+    return _NO_FIELDS if fields is None else fields
 
 
 def token_usage(usage: Any) -> TokenUsage:
@@ -111,25 +112,29 @@ def token_usage(usage: Any) -> TokenUsage:
     ``completion_tokens_details.reasoning_tokens``, Anthropic's ``cache_read_input_tokens`` /
     ``cache_creation_input_tokens`` (``prompt_tokens`` holding them, as LiteLLM reports it),
     audio and image details, and Gemini's thinking tokens (as LiteLLM maps them to reasoning).
+    Each block's fields are read through one mapping (:func:`fields_of`), never by raising.
     """
-    prompt_details = _field(usage, "prompt_tokens_details")
-    completion_details = _field(usage, "completion_tokens_details")
-    ttl = _field(prompt_details, "cache_creation_token_details") or _field(usage, "cache_creation")
+    top = _fields_or_none(usage)
+    prompt = _fields_or_none(top.get("prompt_tokens_details"))
+    completion = _fields_or_none(top.get("completion_tokens_details"))
+    ttl_block = prompt.get("cache_creation_token_details") or top.get("cache_creation")
+    ttl = fields_of(ttl_block) if ttl_block is not None else None
     return TokenUsage(
-        prompt_tokens=_count(usage, "prompt_tokens"),
-        completion_tokens=_count(usage, "completion_tokens"),
-        cache_read_tokens=_count(prompt_details, "cached_tokens") or _count(usage, "cache_read_input_tokens"),
-        cache_creation_tokens=_count(prompt_details, "cache_write_tokens", "cache_creation_tokens")
-        or _count(usage, "cache_creation_input_tokens"),
-        cache_creation_5m_tokens=_count(ttl, "ephemeral_5m_input_tokens") if ttl is not None else None,
-        cache_creation_1h_tokens=_count(ttl, "ephemeral_1h_input_tokens") if ttl is not None else None,
-        prompt_text_tokens=_count(prompt_details, "text_tokens"),
-        prompt_audio_tokens=_count(prompt_details, "audio_tokens"),
-        prompt_image_tokens=_count(prompt_details, "image_tokens"),
-        reasoning_tokens=_count(completion_details, "reasoning_tokens"),
-        completion_text_tokens=_count(completion_details, "text_tokens"),
-        completion_audio_tokens=_count(completion_details, "audio_tokens"),
-        completion_image_tokens=_count(completion_details, "image_tokens"),
+        prompt_tokens=_number(top.get("prompt_tokens")),
+        completion_tokens=_number(top.get("completion_tokens")),
+        cache_read_tokens=_number(prompt.get("cached_tokens")) or _number(top.get("cache_read_input_tokens")),
+        cache_creation_tokens=_number(prompt.get("cache_write_tokens"))
+        or _number(prompt.get("cache_creation_tokens"))
+        or _number(top.get("cache_creation_input_tokens")),
+        cache_creation_5m_tokens=_number(ttl.get("ephemeral_5m_input_tokens")) if ttl is not None else None,
+        cache_creation_1h_tokens=_number(ttl.get("ephemeral_1h_input_tokens")) if ttl is not None else None,
+        prompt_text_tokens=_number(prompt.get("text_tokens")),
+        prompt_audio_tokens=_number(prompt.get("audio_tokens")),
+        prompt_image_tokens=_number(prompt.get("image_tokens")),
+        reasoning_tokens=_number(completion.get("reasoning_tokens")),
+        completion_text_tokens=_number(completion.get("text_tokens")),
+        completion_audio_tokens=_number(completion.get("audio_tokens")),
+        completion_image_tokens=_number(completion.get("image_tokens")),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 _NOT_PYDANTIC: Final = object()
@@ -41,6 +41,47 @@ def field_of(obj: Any, name: str) -> Any:
     if extra is _NOT_PYDANTIC:
         return getattr(obj, name, None)
     return extra.get(name) if extra else None
+
+
+class _Attributes(Mapping[str, Any]):
+    """A plain object's attributes read as a mapping (``get`` without raising on a miss)."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: object) -> None:
+        self._obj = obj
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return getattr(self._obj, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self._obj, name, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def fields_of(obj: Any) -> Mapping[str, Any] | None:
+    """``obj``'s fields as one mapping whose ``get`` answers as :func:`field_of` does; ``None`` for ``None``.
+
+    For reading many fields of one object: a mapping as it is, a pydantic model's instance
+    ``__dict__`` (with its extra fields under it), any other object through ``getattr``.
+    """
+    if obj is None:
+        return None
+    if is_mapping(obj):
+        return obj  # type: ignore[no-any-return]
+    fields = getattr(obj, "__dict__", None)
+    extra: Any = getattr(obj, "__pydantic_extra__", _NOT_PYDANTIC)
+    if extra is _NOT_PYDANTIC or type(fields) is not dict:
+        return _Attributes(obj)
+    return {**extra, **fields} if extra else fields
 
 
 def hidden_params(obj: Any) -> Any:

@@ -43,6 +43,7 @@ from costrouter.money import MAX_CALL_UNITS, attos_to_usd, units_to_usd, usd_to_
 from costrouter.ops import Flow, RouteOp
 from costrouter.otel import semconv as sc
 from costrouter.otel.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
+from costrouter.otel.histograms import AttributeSet
 from costrouter.otel.models import ModelFacts, model_facts, primary_deployment_id
 from costrouter.otel.outcome import Outcome
 from costrouter.otel.span_attributes import set_attributes
@@ -199,6 +200,8 @@ class CallPlanner:
             group: self.models[primary_deployment_id(config, group)] for group, _, _ in config.deployments()
         }
         """Each group's first-priority deployment's model (what a call span starts naming)."""
+        self._decision_sets: dict[tuple[str, str], AttributeSet] = {}
+        """The budget-decision metric's attribute sets (a few scopes and outcomes: never many)."""
         self._mode_checked: set[tuple[str, str]] = set()
         """(operation, group) pairs whose deployments' modes were found to serve the operation."""
         model_names = {deployment_id: facts.model for deployment_id, facts in self.deployments.items()}
@@ -689,6 +692,10 @@ class CallPlanner:
         if reservation is None:
             return
         for scope in sorted({budget.scope for budget in reservation.budgets}) or ["none"]:
-            self.telemetry.budget_decisions.add(
-                1, {sc.BUDGET_SCOPE: scope, sc.BUDGET_OUTCOME: reservation.outcome}, self.telemetry.no_exemplar
-            )
+            key = (scope, reservation.outcome)
+            attributes = self._decision_sets.get(key)
+            if attributes is None:
+                attributes = self._decision_sets[key] = AttributeSet(
+                    {sc.BUDGET_SCOPE: scope, sc.BUDGET_OUTCOME: reservation.outcome}
+                )
+            self.telemetry.budget_decisions.add(1, attributes, self.telemetry.no_exemplar)

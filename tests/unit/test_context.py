@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from costrouter import context
-from costrouter.context import current_caller, resolve_caller
+from costrouter.context import MAX_ID_BYTES, Caller, check_id, current_caller, resolve_caller
 
 
 def resolve(**ids: Any) -> Any:
@@ -78,3 +80,36 @@ def test_none_means_inherit_from_the_active_context() -> None:
     with context(session_id="outer", tags=["a"]):
         caller = resolve(tags="b")
     assert (caller.session_id, caller.tags) == ("outer", ("a", "b"))
+
+
+def _refused(text: str) -> bool:
+    """The definition the fast path must agree with: blank, over MAX_ID_BYTES, or a Cc character."""
+    return (
+        not text.strip()
+        or len(text.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES
+        or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
+    )
+
+
+@given(st.text(max_size=80) | st.text(alphabet=st.characters(codec="utf-8"), min_size=60, max_size=70))
+def test_an_id_is_kept_exactly_when_the_definition_allows_it(text: str) -> None:
+    if _refused(text):
+        with pytest.raises(ValueError, match="session_id"):
+            check_id("session_id", text)
+    else:
+        assert check_id("session_id", text) is text
+
+
+@pytest.mark.parametrize("text", ["\u00a0", "\u3000 ", "a\u200bb", "x\u2028y", "\U0001f600" * 64, "é" * 64])
+def test_printable_edge_ids_follow_the_definition(text: str) -> None:
+    if _refused(text):
+        with pytest.raises(ValueError, match="session_id"):
+            check_id("session_id", text)
+    else:
+        assert check_id("session_id", text) == text
+
+
+def test_a_caller_without_a_context_block_is_just_its_ids() -> None:
+    caller = resolve(session_id="s", user_id=7, team_id="t")
+    assert caller == Caller("s", "7", "t")
+    assert resolve(session_id="s", metadata={}).metadata == {}

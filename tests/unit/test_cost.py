@@ -21,6 +21,7 @@ from costrouter.budget import load_policy
 from costrouter.config import price_fields as pf
 from costrouter.errors import ConfigError
 from costrouter.money import ATTOS_PER_UNIT, attos_to_usd
+from costrouter.otel.cost_attributes import OPENINFERENCE_COST, breakdown_attributes
 from costrouter.pricing.cost import (
     COMPONENTS,
     UPSTREAM_USAGE_COST,
@@ -356,3 +357,62 @@ def test_a_service_tier_is_billed_as_litellm_bills_it(price: Price, raw: dict[st
     assert math.isclose(ours_prompt, prompt_usd, rel_tol=1e-9, abs_tol=_price_rounding_slack(raw))
     assert math.isclose(attos_to_usd(breakdown.completion_attos), completion_usd, rel_tol=1e-9, abs_tol=1e-12)
     assert sum(breakdown.components_attos.values()) == breakdown.total_attos
+
+
+class _SlottedDetails:
+    __slots__ = ("cached_tokens",)
+
+    def __init__(self, cached_tokens: object) -> None:
+        self.cached_tokens = cached_tokens
+
+
+class _PlainUsage:
+    def __init__(self, **fields: object) -> None:
+        self.__dict__.update(fields)
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        pytest.param(
+            _PlainUsage(prompt_tokens=100, completion_tokens=5.0, prompt_tokens_details=_SlottedDetails(30)),
+            TokenUsage(100, 5, cache_read_tokens=30),
+            id="plain-objects",
+        ),
+        pytest.param(
+            Usage(prompt_tokens=100, completion_tokens=5, cache_read_input_tokens=40),
+            TokenUsage(100, 5, cache_read_tokens=40),
+            id="pydantic-extra-field",
+        ),
+        pytest.param(
+            {"prompt_tokens": True, "completion_tokens": "7", "prompt_tokens_details": {"cached_tokens": [3]}},
+            TokenUsage(0, 0),
+            id="non-numbers-read-as-zero",
+        ),
+        pytest.param(None, TokenUsage(0, 0), id="no-usage"),
+    ],
+)
+def test_token_usage_reads_any_shape_without_raising(usage: object, expected: TokenUsage) -> None:
+    assert token_usage(usage) == expected
+
+
+def test_openinference_cost_details_sum_the_components_they_name() -> None:
+    rates = {pf.CACHE_READ: 1e-7, pf.CACHE_CREATION: 2e-6, pf.CACHE_CREATION_1H: 3e-6, pf.INPUT_AUDIO: 5e-6}
+    price = Price(1e-6, 4e-6, None, "deployment", {**rates, pf.REASONING: 6e-6, pf.OUTPUT_AUDIO: 7e-6})
+    usage = TokenUsage(
+        5_000,
+        900,
+        cache_read_tokens=1_000,
+        cache_creation_tokens=600,
+        cache_creation_5m_tokens=100,
+        cache_creation_1h_tokens=200,
+        prompt_audio_tokens=50,
+        reasoning_tokens=300,
+        completion_audio_tokens=20,
+        completion_text_tokens=580,
+    )
+    breakdown = compute_cost(price, usage)
+    attributes = breakdown_attributes(breakdown)
+    for name, components in OPENINFERENCE_COST.items():
+        assert attributes[name] == sum(breakdown.components_attos[c] for c in components) / 10**18, name
+    assert all(attributes[name] > 0 for name in OPENINFERENCE_COST)
