@@ -167,9 +167,13 @@ class BareStart:
         return self._quiet
 
 
-def set_attributes(span: Span, attributes: Mapping[str, AttributeValue]) -> None:
-    """``span.set_attributes(attributes)``, without the SDK's per-value checks where they change nothing."""
-    store = _target(span, len(attributes)) if plain(attributes) else None
+def set_attributes(span: Span, attributes: Mapping[str, AttributeValue], *, plain_values: bool = False) -> None:
+    """``span.set_attributes(attributes)``, without the SDK's per-value checks where they change nothing.
+
+    ``plain_values``: the caller built every key and value plain (:func:`plain` holds by construction),
+    so the scan is skipped.
+    """
+    store = _target(span, len(attributes)) if plain_values or plain(attributes) else None
     if store is None:
         span.set_attributes(attributes)
         return

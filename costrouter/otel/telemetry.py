@@ -31,6 +31,8 @@ from costrouter.otel.span_attributes import BareStart, set_attributes
 INSTRUMENTATION_NAME = "costrouter"
 _MAX_METADATA_VALUE = 256
 _OK = Status(StatusCode.OK)
+_MAX_START_BASES = 1024
+"""Start-attribute bases kept (a wildcard group's models come from callers); then the cache starts over."""
 
 
 class Telemetry:
@@ -63,6 +65,7 @@ class Telemetry:
         self.start_attributes: dict[str, AttributeValue] = {}
         """Attributes every call span starts with (``budget.outcome=unbudgeted`` on a router without budgets)."""
         self._start_bare = BareStart(self.tracer)
+        self._start_bases: dict[tuple[object, ...], dict[str, AttributeValue]] = {}
         self.no_exemplar = trace.set_span_in_context(INVALID_SPAN, Context())
         """The context of every measurement but the duration: no span, so no exemplar offered.
 
@@ -89,12 +92,8 @@ class Telemetry:
         ``model`` is the group's first-priority deployment; the serving one replaces it at the end.
         ``operation`` is the span's operation and its ``gen_ai.operation.name``.
         """
-        attributes = request_attributes(group, messages, caller, request, call_id, stream=stream)
-        attributes[sc.GEN_AI_OPERATION_NAME] = operation[1]
-        if self.start_attributes:
-            attributes.update(self.start_attributes)
-        if model is not None:  # the response model is written once, at the end (the provider may name another)
-            attributes.update(model_attributes(model, response_model=False))
+        attributes = self._start_base(group, operation[1], model).copy()
+        _write_call_attributes(attributes, messages, caller, request, call_id, stream=stream)
         if self.capture_content:
             attributes.update(input_message_attributes(messages, self.content_max_chars))
         if self.backend is not NO_BACKEND:
@@ -105,8 +104,28 @@ class Telemetry:
         if not self._start_bare():
             return self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
         span = self.tracer.start_span(name, kind=SpanKind.CLIENT)
-        set_attributes(span, attributes)
+        # Without a backend's own attributes every value here is built plain (checked ids, the file's facts).
+        set_attributes(span, attributes, plain_values=self.backend is NO_BACKEND)
         return span
+
+    def _start_base(self, group: str, operation: str, model: ModelFacts | None) -> dict[str, AttributeValue]:
+        """The start attributes every call of ``group`` naming ``model`` shares, built once (then copied)."""
+        key = (group, operation, model, tuple(self.start_attributes.items()))
+        base = self._start_bases.get(key)
+        if base is None:
+            base = {
+                sc.ROUTER_GROUP: group,
+                sc.ROUTER_MODEL_GROUP: group,
+                sc.GEN_AI_OPERATION_NAME: operation,
+                sc.OPENINFERENCE_SPAN_KIND: "LLM",
+                **self.start_attributes,
+            }
+            if model is not None:  # the response model is written once, at the end (the provider may name another)
+                base.update(model_attributes(model, response_model=False))
+            if len(self._start_bases) >= _MAX_START_BASES:
+                self._start_bases.clear()
+            self._start_bases[key] = base
+        return base
 
     def end_call_span(
         self,
@@ -220,27 +239,44 @@ def request_attributes(
     attributes: dict[str, AttributeValue] = {
         sc.ROUTER_GROUP: group,
         sc.ROUTER_MODEL_GROUP: group,
-        sc.ROUTER_MESSAGE_COUNT: len(messages),
-        sc.ROUTER_CALL_ID: call_id,
-        sc.ROUTER_STREAM: stream,
         sc.GEN_AI_OPERATION_NAME: "chat",
         sc.OPENINFERENCE_SPAN_KIND: "LLM",
     }
-    if isinstance(request.get("max_tokens"), int):
-        attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = request["max_tokens"]
-    if isinstance(request.get("temperature"), (int, float)):
-        attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = float(request["temperature"])
-    attributes.update(who_attributes(caller))
+    _write_call_attributes(attributes, messages, caller, request, call_id, stream=stream)
+    return attributes
+
+
+def _write_call_attributes(
+    attributes: dict[str, AttributeValue],
+    messages: Sequence[Mapping[str, Any]],
+    caller: Caller,
+    request: Mapping[str, Any],
+    call_id: str,
+    *,
+    stream: bool,
+) -> None:
+    """The attributes of this one call: its id, its request's parameters, who pays (all plain values)."""
+    attributes[sc.ROUTER_MESSAGE_COUNT] = len(messages)
+    attributes[sc.ROUTER_CALL_ID] = call_id
+    attributes[sc.ROUTER_STREAM] = stream
+    max_tokens = request.get("max_tokens")
+    if max_tokens.__class__ is int:
+        attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    temperature = request.get("temperature")
+    if isinstance(temperature, (int, float)):
+        attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = float(temperature)
+    if caller.session_id is not None:
+        attributes[sc.SESSION_ID] = attributes[sc.GEN_AI_CONVERSATION_ID] = caller.session_id
+    if caller.user_id is not None:
+        attributes[sc.USER_ID] = caller.user_id
     if caller.team_id is not None:
         attributes[sc.TEAM_ID] = caller.team_id
     if caller.tags:
-        attributes[sc.ROUTER_TAGS] = tuple(caller.tags)
-        attributes[sc.TAG_TAGS] = tuple(caller.tags)
+        attributes[sc.ROUTER_TAGS] = attributes[sc.TAG_TAGS] = tuple(caller.tags)
     if caller.metadata:
         attributes[sc.METADATA] = json.dumps(dict(caller.metadata), default=str, sort_keys=True)
         for key, value in caller.metadata.items():
             attributes[f"{sc.ROUTER_METADATA_PREFIX}{key}"] = _attribute_value(value)
-    return attributes
 
 
 def who_attributes(caller: Caller) -> dict[str, AttributeValue]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -21,7 +23,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
-from costrouter.context import Caller
+from costrouter.context import Caller, resolve_caller
 from costrouter.otel import semconv as sc
 from costrouter.otel import span_attributes
 from costrouter.otel.models import ModelFacts
@@ -191,3 +193,50 @@ def test_a_call_span_starts_bare_only_while_no_processor_reads_it_at_start() -> 
     read = _call_span(provider, exporter)
     assert reader.started[-1] == dict(read.attributes or {})  # the whole start set, at start
     assert dict(quiet.attributes or {}) == dict(read.attributes or {})
+
+
+_IDS = st.none() | st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), min_size=1, max_size=20
+)
+_METADATA = st.dictionaries(
+    st.text(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | st.lists(st.integers(), max_size=3),
+    max_size=4,
+)
+
+
+@given(
+    session=_IDS,
+    user=_IDS,
+    tags=st.lists(st.text(alphabet="abc-", min_size=1, max_size=5), max_size=3),
+    metadata=_METADATA,
+    request=st.fixed_dictionaries(
+        {},
+        optional={
+            "max_tokens": st.integers() | st.booleans() | st.text(max_size=3),
+            "temperature": st.floats() | st.integers() | st.none() | st.text(max_size=3),
+        },
+    ),
+)
+def test_a_call_span_starts_with_plain_values_by_construction(
+    session: str | None, user: str | None, tags: list[str], metadata: dict[str, Any], request: dict[str, Any]
+) -> None:
+    # start_call_span skips the plain() scan without a backend: whatever the caller passed, it must hold.
+    provider, _ = _spans()
+    telemetry = Telemetry(provider, MeterProvider())
+    caller = resolve_caller(
+        session if session and session.strip() else None, user if user and user.strip() else None, None, tags, metadata
+    )
+    span = telemetry.start_call_span(
+        "bench",
+        [{"role": "user", "content": "hi"}],
+        caller,
+        request,
+        "c1",
+        stream=False,
+        model=ModelFacts("m", "p", "h", 1),
+    )
+    started = dict(span.attributes or {})  # type: ignore[attr-defined]
+    span.end()
+    assert plain(started)
+    assert started[sc.ROUTER_CALL_ID] == "c1"
