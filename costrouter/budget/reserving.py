@@ -59,7 +59,7 @@ class Reservation:
     journaled: list[Journaled] = field(default_factory=list)
 
     def attributes(self) -> dict[str, AttributeValue]:
-        """The decision as span attributes (tightest budget's limit and spend)."""
+        """The decision as span attributes (tightest budget's limit and spend), every value plain."""
         attributes: dict[str, AttributeValue] = {
             sc.BUDGET_OUTCOME: self.outcome,
             # Tuples, as the SDK keeps sequences: the span takes them as they are (set_attributes).
@@ -164,7 +164,7 @@ def settle_flow(
 
 
 def settle_attributes(reservation: Reservation, settled: Sequence[SettleOutcome], amount_units: int) -> dict[str, Any]:
-    """Settled cost and the remaining amount of the tightest budget."""
+    """Settled cost and the remaining amount of the tightest budget, every value plain."""
     attributes: dict[str, Any] = {sc.BUDGET_SETTLED_USD: units_to_usd(amount_units)}
     remaining = [
         budget.limit_units - result.spent_units - result.held_units

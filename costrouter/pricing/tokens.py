@@ -32,13 +32,31 @@ TOKENS_PER_TOOL: Final = 10
 _DEFAULT_SETTINGS: Final = PromptEstimate()
 
 
+_COUNTED: dict[tuple[int, int], int] = {}
+"""Token counts of texts met before, by the text's hash and length (the text itself is not kept)."""
+_MAX_COUNTED: Final = 16_384
+"""Texts whose counts are kept (about 1.5 MB); past this many the cache starts over."""
+
+
 def count_text_tokens(text: str) -> int:
-    """Tokens of ``text`` in cl100k_base (also used for a stream that ended before its usage chunk)."""
+    """Tokens of ``text`` in cl100k_base (also used for a stream that ended before its usage chunk).
+
+    A conversation sends its history again with every call, and a system prompt opens every
+    conversation: each text's count is kept by its (process-salted) hash and length, so a text
+    met again costs a dict lookup instead of a tokenization.
+    """
     if not text:
         return 0
-    # encode_ordinary is tiktoken's encode(text, disallowed_special=()) (special tokens counted as the
-    # text they are) without the special-token search: a fifth of the instructions on a short text.
-    return len(default_encoding.encoding.encode_ordinary(text))
+    key = (hash(text), len(text))
+    tokens = _COUNTED.get(key)
+    if tokens is None:
+        # encode_ordinary is tiktoken's encode(text, disallowed_special=()) (special tokens counted as the
+        # text they are) without the special-token search: a fifth of the instructions on a short text.
+        tokens = len(default_encoding.encoding.encode_ordinary(text))
+        if len(_COUNTED) >= _MAX_COUNTED:
+            _COUNTED.clear()
+        _COUNTED[key] = tokens
+    return tokens
 
 
 def _json_tokens(value: object) -> int:

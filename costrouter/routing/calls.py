@@ -447,7 +447,7 @@ class CallPlanner:
                 call.span.add_event(
                     sc.EVENT_BUDGET_WARNING, {"budget": budget.name, "scope": budget.scope, "scope_id": budget.scope_id}
                 )
-        set_attributes(call.span, reservation.attributes())
+        set_attributes(call.span, reservation.attributes(), plain_values=True)
 
     def _on_store_error(self, call: RoutedCall, reservation: Reservation, error: BudgetStoreError, mode: str) -> None:
         reservation.outcome = "store_error"
@@ -625,7 +625,7 @@ class CallPlanner:
             if self.renewer is not None:
                 self.renewer.forget(reservation.reservation_id)
             settled = yield from settle_flow(reservation, amount, self.guard)
-            set_attributes(call.span, settle_attributes(reservation, settled, amount))
+            set_attributes(call.span, settle_attributes(reservation, settled, amount), plain_values=True)
             for journaled in reservation.journaled:
                 call.span.add_event(sc.EVENT_SETTLE_JOURNALED, journaled.event_attributes())
             if self.guard is not None:

@@ -15,6 +15,7 @@ from litellm.litellm_core_utils import default_encoding
 from pydantic import BaseModel
 
 from costrouter.config.budgets import PromptEstimate
+from costrouter.pricing import tokens as tokens_module
 from costrouter.pricing.media_tokens import UNKNOWN_IMAGE_TOKENS, anthropic_image_tokens, openai_image_tokens
 from costrouter.pricing.tokens import (
     TOOL_PROMPT_TOKENS,
@@ -170,3 +171,13 @@ SPECIAL = ("<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>"
 def test_text_counts_as_tiktoken_encodes_it_with_special_tokens_as_text(pieces: list[str]) -> None:
     text = "".join(pieces)
     assert count_text_tokens(text) == len(default_encoding.encoding.encode(text, disallowed_special=()))
+
+
+def test_a_text_met_again_counts_the_same_and_the_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens_module, "_MAX_COUNTED", 8)
+    monkeypatch.setattr(tokens_module, "_COUNTED", {})
+    texts = [f"message number {i} " * (i + 1) for i in range(20)]
+    first = [count_text_tokens(text) for text in texts]
+    again = [count_text_tokens("".join(list(text))) for text in texts]  # equal texts, other objects
+    assert first == again == [len(default_encoding.encoding.encode(t, disallowed_special=())) for t in texts]
+    assert 0 < len(tokens_module._COUNTED) <= 8
