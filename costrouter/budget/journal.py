@@ -81,9 +81,13 @@ def journal_dir_for(base: str | Path, redis_url: str, key_prefix: str) -> Path:
     return Path(base) / digest
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PendingSettle:
-    """A settle (or release) of one budget instance that the store has not taken yet."""
+    """A settle (or release) of one budget instance that the store has not taken yet.
+
+    A value: derive a changed one with ``dataclasses.replace``. Not frozen, because every leased
+    settle builds one and a frozen dataclass sets each field through ``object.__setattr__``.
+    """
 
     id: str
     call_id: str

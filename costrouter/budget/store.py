@@ -24,9 +24,13 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ReserveOutcome:
-    """The decision of a reserve; amounts are the window's state before this hold."""
+    """The decision of a reserve; amounts are the window's state before this hold.
+
+    A value: derive a changed one with ``dataclasses.replace``. Not frozen, because every budget of
+    every call builds one and a frozen dataclass sets each field through ``object.__setattr__``.
+    """
 
     granted: bool
     spent_units: int
@@ -35,9 +39,12 @@ class ReserveOutcome:
     replayed: bool
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SettleOutcome:
-    """The result of a settle or release; amounts are the window's state after it."""
+    """The result of a settle or release; amounts are the window's state after it.
+
+    A value, not frozen, as :class:`ReserveOutcome`.
+    """
 
     state: Literal["settled", "released"]
     charged_units: int
