@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
@@ -26,11 +26,12 @@ from costrouter.otel.cost_attributes import breakdown_attributes, settled_attrib
 from costrouter.otel.metrics import CallMetrics
 from costrouter.otel.models import ModelFacts
 from costrouter.otel.outcome import Outcome
-from costrouter.otel.span_attributes import BareStart, set_attributes
+from costrouter.otel.span_attributes import BareStart, plain, set_attributes
 
 INSTRUMENTATION_NAME = "costrouter"
 _MAX_METADATA_VALUE = 256
 _OK = Status(StatusCode.OK)
+_STR_ONLY: Final = frozenset({str})
 _MAX_START_BASES = 1024
 """Start-attribute bases kept (a wildcard group's models come from callers); then the cache starts over."""
 
@@ -163,14 +164,21 @@ class Telemetry:
             attributes = self.backend.written(attributes)
         attempts = record.attempts
         single = len(attempts) == 1 and attempts[0].outcome == "success"
+        answered_model = None
         if single:  # the one attempt that answered: carried on the parent, no child span
             attempt = attempts[0]
+            answered_model = attempt.model
             attributes[sc.ATTEMPT_INDEX] = attempt.index
             attributes[sc.ATTEMPT_KIND] = attempt.kind
             attributes[sc.ATTEMPT_OUTCOME] = "success"
             attributes[sc.ATTEMPT_WAIT_MS] = attempt.wait_ns / 1e6
-            attributes[sc.ATTEMPT_MODEL] = attempt.model
-        set_attributes(span, attributes)
+            attributes[sc.ATTEMPT_MODEL] = answered_model
+        # Without a backend's own attributes, the only values not built plain are those the answer decides.
+        set_attributes(
+            span,
+            attributes,
+            plain_values=self.backend is NO_BACKEND and _answer_plain(outcome, answered_model),
+        )
         if outcome.settled is not None and outcome.settled.mismatch:
             span.add_event(sc.EVENT_COST_MISMATCH, settled_attributes(outcome.settled))
         if self.capture_content and outcome.output_text is not None:
@@ -365,6 +373,31 @@ def _attribute_value(value: Any) -> AttributeValue:
     if isinstance(value, (bool, int, float, str)):
         return value
     return json.dumps(value, default=str)[:_MAX_METADATA_VALUE]
+
+
+_TEXT_OR_NONE: Final = (str, type(None))
+_COUNT_OR_NONE: Final = (int, type(None))
+
+
+def _answer_plain(outcome: Outcome, attempt_model: object) -> bool:
+    """Whether the end write's values that come from the provider's answer or LiteLLM are plain.
+
+    Every other value :func:`outcome_attributes` writes is built plain: the file's facts, costrouter's
+    own counts and constants, floats of integer money. These are the rest; one of another type sends
+    the whole write through the SDK's checks (:func:`~costrouter.otel.span_attributes.set_attributes`).
+    """
+    model = outcome.model
+    return (
+        outcome.response_model.__class__ in _TEXT_OR_NONE
+        and outcome.response_id.__class__ in _TEXT_OR_NONE
+        and outcome.deployment_id.__class__ in _TEXT_OR_NONE
+        and outcome.prompt_tokens.__class__ in _COUNT_OR_NONE
+        and outcome.completion_tokens.__class__ in _COUNT_OR_NONE
+        and attempt_model.__class__ in _TEXT_OR_NONE
+        and (model is None or model.model.__class__ is str)
+        and (not outcome.finish_reasons or set(map(type, outcome.finish_reasons)) <= _STR_ONLY)
+        and (not outcome.extra or plain(outcome.extra))
+    )
 
 
 def _write_served(attributes: dict[str, AttributeValue], outcome: Outcome) -> None:

@@ -31,7 +31,7 @@ from costrouter.pricing.cost import (
     settle_cost,
     token_usage,
 )
-from costrouter.pricing.prices import Price
+from costrouter.pricing.prices import UNITS, Price
 from costrouter.pricing.service_tiers import call_tier
 from costrouter.routing.needs import litellm_version
 
@@ -416,3 +416,13 @@ def test_openinference_cost_details_sum_the_components_they_name() -> None:
     for name, components in OPENINFERENCE_COST.items():
         assert attributes[name] == sum(breakdown.components_attos[c] for c in components) / 10**18, name
     assert all(attributes[name] > 0 for name in OPENINFERENCE_COST)
+
+
+def test_every_token_component_is_written_as_its_cost() -> None:
+    price = Price(1e-6, 4e-6, None, "deployment", {pf.CACHE_READ: 1e-7, pf.REQUEST: 1e-3})
+    breakdown = compute_cost(price, TokenUsage(5_000, 900, cache_read_tokens=1_000))
+    attributes = breakdown_attributes(breakdown)
+    written = {
+        key.removeprefix("router.cost."): value for key, value in attributes.items() if key.startswith("router.cost.")
+    }
+    assert written == {name: attos / 10**18 for name, attos in breakdown.components_attos.items() if name not in UNITS}

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import litellm
+import pytest
 from litellm.types.utils import Usage
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
 from costrouter.context import Caller
 from costrouter.otel import semconv as sc
+from costrouter.otel import span_attributes
 from costrouter.otel.attempts import CallRecord, attempt_tracker
 from costrouter.otel.models import ModelFacts
 from costrouter.otel.outcome import Outcome
@@ -102,3 +105,44 @@ def test_the_attempt_tracker_is_only_in_the_lists_of_the_hooks_it_implements() -
         assert hooks.count(tracker) == 1
     for hooks in (litellm.callbacks, litellm.success_callback, litellm._async_success_callback):
         assert tracker not in hooks
+
+
+_HOSTILE = [
+    {"response_model": ["gpt", "4o"]},
+    {"response_id": 12345},
+    {"deployment_id": {"id": "x"}},
+    {"prompt_tokens": 12.5},
+    {"completion_tokens": True},
+    {"finish_reasons": ("stop", 3)},
+    {"extra": {"router.stream.outcome": ["cut"]}},
+]
+
+
+@pytest.mark.parametrize("hostile", _HOSTILE, ids=[next(iter(h)) for h in _HOSTILE])
+def test_an_answer_value_of_another_type_takes_the_sdks_checks(
+    hostile: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outcome = Outcome(
+        response_model="m", response_id="r", deployment_id="d", prompt_tokens=3, completion_tokens=4, model=MODEL
+    )
+    bad = replace(outcome, **hostile)
+    direct = _span_writes(bad).ended
+    monkeypatch.setattr(span_attributes, "_FAST", False)  # every write through the SDK's set_attributes
+    assert direct == _span_writes(bad).ended
+    assert _span_writes(outcome).ended != direct
+
+
+def test_a_plain_answer_is_written_as_the_sdk_writes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    outcome = Outcome(
+        response_model="m",
+        response_id="r",
+        deployment_id="d",
+        prompt_tokens=3,
+        completion_tokens=4,
+        finish_reasons=("stop",),
+        cost_usd=1e-6,
+        model=MODEL,
+    )
+    direct = _span_writes(outcome).ended
+    monkeypatch.setattr(span_attributes, "_FAST", False)
+    assert direct == _span_writes(outcome).ended
