@@ -247,6 +247,8 @@ def journal_trouble(journal: SettleJournal) -> str:
     """Why ``journal`` refused an entry, for a log line: it cannot grow, or it is full."""
     if journal.fault is not None:
         return f"cannot grow ({journal.fault})"
+    if journal.closed:
+        return "is closed (the router was shut down)"
     return f"is full ({journal.max_entries} entries wait)"
 
 
@@ -601,6 +603,11 @@ class SettleJournal:
         """The amount the pending settles will charge once replayed."""
         with self._lock:
             return sum(e.amount_units for e in self._pending.values() if e.state == "settle")
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ran: the journal takes no more entries."""
+        return self._closed
 
     def close(self) -> None:
         """Unlock the file (left for the next process when entries wait, removed when not)."""

@@ -50,7 +50,7 @@ import uuid
 from asyncio.events import _get_running_loop as asyncio_running_loop  # None outside a loop, unlike get_running_loop
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal, TypeVar, cast
 
 from costrouter import forks
@@ -150,6 +150,8 @@ class LeasedStore(BudgetStore):
         """Calls settled or released before their reserve's reply came (oldest first, at most ``_FORGOTTEN``)."""
         self._alone: set[tuple[str, BudgetRef]] = set()
         """Calls reserved per call because their lease stayed busy (:meth:`_reserve_alone`); settled per call."""
+        self._outlived: set[tuple[str, BudgetRef]] = set()
+        """Calls held by a lease that :meth:`drain` gave back before they ended: settled per call."""
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="costrouter-lease")
         self._stop = threading.Event()
@@ -211,7 +213,7 @@ class LeasedStore(BudgetStore):
 
     def reserve(self, budget: BudgetRef, call_id: str, amount_units: int, *, enforce: bool) -> ReserveOutcome:
         """See :meth:`BudgetStore.reserve`: from the lease, else after a message for this call."""
-        if self.fault is not None:
+        if self.fault is not None or self._stop.is_set():
             return self.inner.reserve(budget, call_id, amount_units, enforce=enforce)
         fast = self._fast(budget, call_id, amount_units)
         return fast if fast is not None else self._slow(budget, call_id, amount_units, enforce)
@@ -222,7 +224,7 @@ class LeasedStore(BudgetStore):
         When another message of the same lease is out (the calls of a new session arriving together),
         the call waits for it on its loop, woken when it ends, and takes from the lease then.
         """
-        if self.fault is not None:
+        if self.fault is not None or self._stop.is_set():
             return await self.inner.areserve(budget, call_id, amount_units, enforce=enforce)
         fast = self._fast(budget, call_id, amount_units)
         if fast is not None:
@@ -588,6 +590,12 @@ class LeasedStore(BudgetStore):
                 return None
             lease = self._leases[budget]
             lease.inflight -= held
+            if self._stop.is_set():
+                # Drained (shut down): no thread will carry this lease's spend again, and the journal
+                # is closing. The call settles in Redis itself; its hold stays in the given-back lease
+                # until the lease's TTL returns it.
+                self._outlived.add(key)
+                return None
             if amount > 0:
                 lease.settled = saturating_add(lease.settled, amount)
                 entry = PendingSettle(
@@ -622,22 +630,61 @@ class LeasedStore(BudgetStore):
     def settle(self, budget: BudgetRef, call_id: str, amount_units: int) -> SettleOutcome:
         """See :meth:`BudgetStore.settle`: in memory for a leased call, else in Redis."""
         local = self._local_settle(budget, call_id, amount_units)
-        return local if local is not None else self.inner.settle(budget, call_id, amount_units)
+        if local is not None:
+            return local
+        outcome = self.inner.settle(budget, call_id, amount_units)
+        return self._outlived_ends(budget, call_id, outcome, self._give_back)
 
     def release(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """See :meth:`BudgetStore.release`."""
         local = self._local_settle(budget, call_id, 0)
-        return local if local is not None else self.inner.release(budget, call_id)
+        if local is not None:
+            return local
+        return self._outlived_ends(budget, call_id, self.inner.release(budget, call_id), self._give_back)
 
     async def asettle(self, budget: BudgetRef, call_id: str, amount_units: int) -> SettleOutcome:
         """See :meth:`BudgetStore.settle`."""
         local = self._local_settle(budget, call_id, amount_units)
-        return local if local is not None else await self.inner.asettle(budget, call_id, amount_units)
+        if local is not None:
+            return local
+        outcome = await self.inner.asettle(budget, call_id, amount_units)
+        leases: list[Lease] = []
+        outcome = self._outlived_ends(budget, call_id, outcome, leases.extend)
+        if leases:
+            await asyncio.to_thread(self._give_back, leases)
+        return outcome
 
     async def arelease(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """See :meth:`BudgetStore.release`."""
         local = self._local_settle(budget, call_id, 0)
-        return local if local is not None else await self.inner.arelease(budget, call_id)
+        if local is not None:
+            return local
+        outcome = await self.inner.arelease(budget, call_id)
+        leases: list[Lease] = []
+        outcome = self._outlived_ends(budget, call_id, outcome, leases.extend)
+        if leases:
+            await asyncio.to_thread(self._give_back, leases)
+        return outcome
+
+    def _outlived_ends(
+        self, budget: BudgetRef, call_id: str, outcome: SettleOutcome, give_back: Callable[[list[Lease]], None]
+    ) -> SettleOutcome:
+        """A per-call settle's outcome, as the call's lease would have answered it.
+
+        A call that outlived its lease (:meth:`drain` gave it back while the call ran) is not unheld:
+        the lease held it. Once the last such call of a lease has ended, ``give_back`` returns the
+        hold the lease kept for them.
+        """
+        key = (call_id, budget)
+        if key not in self._outlived:
+            return outcome
+        with self._lock:
+            self._outlived.discard(key)
+            lease = self._leases.get(budget)
+            last = lease is not None and lease.inflight == 0 and not any(k[1] == budget for k in self._outlived)
+        if last and lease is not None:
+            give_back([lease])
+        return replace(outcome, unheld=False) if outcome.unheld else outcome
 
     def renew(self, budget: BudgetRef, call_id: str) -> bool:
         """See :meth:`BudgetStore.renew`: a leased call lives as long as its lease, renewed in the background."""

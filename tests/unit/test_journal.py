@@ -17,6 +17,7 @@ from costrouter.budget.journal import (
     PendingSettle,
     SettleJournal,
     journal_dir_for,
+    journal_trouble,
     new_entry,
     read_faults,
     read_pending,
@@ -306,3 +307,14 @@ def test_a_line_of_an_unknown_version_is_skipped_and_named(tmp_path: Path, caplo
     with caplog.at_level(logging.ERROR, logger="costrouter"):
         assert read_pending(tmp_path) == []
     assert "unknown line version '3'" in caplog.text
+
+
+def test_a_refusal_says_whether_the_journal_is_full_or_closed(tmp_path: Path) -> None:
+    journal = SettleJournal(tmp_path, max_entries=1)
+    assert journal.append(settle(10, "c1"))
+    assert not journal.append(settle(20, "c2"))
+    assert journal_trouble(journal) == "is full (1 entries wait)"
+    journal.close()
+    assert journal.closed
+    assert not journal.append(settle(30, "c3"))
+    assert journal_trouble(journal) == "is closed (the router was shut down)"
