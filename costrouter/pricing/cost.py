@@ -88,6 +88,7 @@ class TokenUsage:
 
 
 _field = field_of
+_NO_UNITS: Final[Mapping[str, int]] = dict.fromkeys(UNITS, 0)
 _NO_FIELDS: Final[Mapping[str, Any]] = {}
 
 
@@ -197,7 +198,7 @@ def billed_tokens(usage: TokenUsage) -> dict[str, int | Decimal]:
         "reasoning": reasoning,
         "output_audio": out_audio,
         "output_image": out_image,
-        **{name: usage.units.get(name, 0) for name in UNITS},
+        **({name: usage.units.get(name, 0) for name in UNITS} if usage.units else _NO_UNITS),
     }
 
 
@@ -256,10 +257,11 @@ def compute_cost(price: Price, usage: TokenUsage) -> CostBreakdown:
     rates = price.atto_tier(usage.prompt_tokens, usage.service_tier)
     unit_rates = price.unit_rates_for(usage.image_variant)
     tokens = billed_tokens(usage)
-    components = {
-        name: _billed(count, unit_rates[name] if name in unit_rates else rates[_RATE_OF[name]]) if count else 0
-        for name, count in tokens.items()
-    }
+    components = dict.fromkeys(tokens, 0)
+    for name, count in tokens.items():
+        if count:  # a few components a call; the rest stay 0
+            rate = unit_rates[name] if name in unit_rates else rates[_RATE_OF[name]]
+            components[name] = count * rate if count.__class__ is int else _billed(count, rate)
     return CostBreakdown(usage, tokens, components, sum(components.values()))
 
 
