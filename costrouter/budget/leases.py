@@ -592,8 +592,8 @@ class LeasedStore(BudgetStore):
             lease.inflight -= held
             if self._stop.is_set():
                 # Drained (shut down): no thread will carry this lease's spend again, and the journal
-                # is closing. The call settles in Redis itself; its hold stays in the given-back lease
-                # until the lease's TTL returns it.
+                # is closing. The call settles in Redis itself (_outlived_ends), and the lease's last
+                # such call gives back the hold the lease kept for them.
                 self._outlived.add(key)
                 return None
             if amount > 0:

@@ -234,26 +234,6 @@ class Telemetry:
         self.metrics.record(group, outcome, record, latency_s, result, operation)
 
 
-def request_attributes(
-    group: str,
-    messages: Sequence[Mapping[str, Any]],
-    caller: Caller,
-    request: Mapping[str, Any],
-    call_id: str,
-    *,
-    stream: bool,
-) -> dict[str, AttributeValue]:
-    """Attributes known before the call: group, request parameters, who pays."""
-    attributes: dict[str, AttributeValue] = {
-        sc.ROUTER_GROUP: group,
-        sc.ROUTER_MODEL_GROUP: group,
-        sc.GEN_AI_OPERATION_NAME: "chat",
-        sc.OPENINFERENCE_SPAN_KIND: "LLM",
-    }
-    _write_call_attributes(attributes, messages, caller, request, call_id, stream=stream)
-    return attributes
-
-
 def _write_call_attributes(
     attributes: dict[str, AttributeValue],
     messages: Sequence[Mapping[str, Any]],
@@ -273,10 +253,7 @@ def _write_call_attributes(
     temperature = request.get("temperature")
     if isinstance(temperature, (int, float)):
         attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = float(temperature)
-    if caller.session_id is not None:
-        attributes[sc.SESSION_ID] = attributes[sc.GEN_AI_CONVERSATION_ID] = caller.session_id
-    if caller.user_id is not None:
-        attributes[sc.USER_ID] = caller.user_id
+    _write_who(attributes, caller)
     if caller.team_id is not None:
         attributes[sc.TEAM_ID] = caller.team_id
     if caller.tags:
@@ -290,12 +267,15 @@ def _write_call_attributes(
 def who_attributes(caller: Caller) -> dict[str, AttributeValue]:
     """The session and the user, as every span of the call carries them."""
     attributes: dict[str, AttributeValue] = {}
+    _write_who(attributes, caller)
+    return attributes
+
+
+def _write_who(attributes: dict[str, AttributeValue], caller: Caller) -> None:
     if caller.session_id is not None:
-        attributes[sc.SESSION_ID] = caller.session_id
-        attributes[sc.GEN_AI_CONVERSATION_ID] = caller.session_id
+        attributes[sc.SESSION_ID] = attributes[sc.GEN_AI_CONVERSATION_ID] = caller.session_id
     if caller.user_id is not None:
         attributes[sc.USER_ID] = caller.user_id
-    return attributes
 
 
 def model_attributes(model: ModelFacts, *, response_model: bool = True) -> dict[str, AttributeValue]:
