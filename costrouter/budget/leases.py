@@ -592,7 +592,7 @@ class LeasedStore(BudgetStore):
             lease.inflight -= held
             if self._stop.is_set():
                 # Drained (shut down): no thread will carry this lease's spend again, and the journal
-                # is closing. The call settles in Redis itself (_outlived_ends), and the lease's last
+                # is closing. The call settles in Redis itself (_ended), and the lease's last
                 # such call gives back the hold the lease kept for them.
                 self._outlived.add(key)
                 return None
@@ -630,61 +630,62 @@ class LeasedStore(BudgetStore):
     def settle(self, budget: BudgetRef, call_id: str, amount_units: int) -> SettleOutcome:
         """See :meth:`BudgetStore.settle`: in memory for a leased call, else in Redis."""
         local = self._local_settle(budget, call_id, amount_units)
-        if local is not None:
-            return local
-        outcome = self.inner.settle(budget, call_id, amount_units)
-        return self._outlived_ends(budget, call_id, outcome, self._give_back)
+        return (
+            local
+            if local is not None
+            else self._ended(budget, call_id, self.inner.settle(budget, call_id, amount_units))
+        )
 
     def release(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """See :meth:`BudgetStore.release`."""
         local = self._local_settle(budget, call_id, 0)
-        if local is not None:
-            return local
-        return self._outlived_ends(budget, call_id, self.inner.release(budget, call_id), self._give_back)
+        return local if local is not None else self._ended(budget, call_id, self.inner.release(budget, call_id))
 
     async def asettle(self, budget: BudgetRef, call_id: str, amount_units: int) -> SettleOutcome:
         """See :meth:`BudgetStore.settle`."""
         local = self._local_settle(budget, call_id, amount_units)
         if local is not None:
             return local
-        outcome = await self.inner.asettle(budget, call_id, amount_units)
-        leases: list[Lease] = []
-        outcome = self._outlived_ends(budget, call_id, outcome, leases.extend)
-        if leases:
-            await asyncio.to_thread(self._give_back, leases)
-        return outcome
+        return await self._aended(budget, call_id, await self.inner.asettle(budget, call_id, amount_units))
 
     async def arelease(self, budget: BudgetRef, call_id: str) -> SettleOutcome:
         """See :meth:`BudgetStore.release`."""
         local = self._local_settle(budget, call_id, 0)
         if local is not None:
             return local
-        outcome = await self.inner.arelease(budget, call_id)
-        leases: list[Lease] = []
-        outcome = self._outlived_ends(budget, call_id, outcome, leases.extend)
-        if leases:
-            await asyncio.to_thread(self._give_back, leases)
+        return await self._aended(budget, call_id, await self.inner.arelease(budget, call_id))
+
+    def _ended(self, budget: BudgetRef, call_id: str, outcome: SettleOutcome) -> SettleOutcome:
+        """A per-call settle's outcome (:meth:`_outlived_ends`), its lease given back when it was the last."""
+        outcome, lease = self._outlived_ends(budget, call_id, outcome)
+        if lease is not None:
+            self._give_back([lease])
+        return outcome
+
+    async def _aended(self, budget: BudgetRef, call_id: str, outcome: SettleOutcome) -> SettleOutcome:
+        """:meth:`_ended`, the give-back (a blocking message) in a worker thread."""
+        outcome, lease = self._outlived_ends(budget, call_id, outcome)
+        if lease is not None:
+            await asyncio.to_thread(self._give_back, [lease])
         return outcome
 
     def _outlived_ends(
-        self, budget: BudgetRef, call_id: str, outcome: SettleOutcome, give_back: Callable[[list[Lease]], None]
-    ) -> SettleOutcome:
-        """A per-call settle's outcome, as the call's lease would have answered it.
+        self, budget: BudgetRef, call_id: str, outcome: SettleOutcome
+    ) -> tuple[SettleOutcome, Lease | None]:
+        """A per-call settle's outcome as the call's lease would have answered it, and the lease to give back.
 
         A call that outlived its lease (:meth:`drain` gave it back while the call ran) is not unheld:
-        the lease held it. Once the last such call of a lease has ended, ``give_back`` returns the
-        hold the lease kept for them.
+        the lease held it. Once the last such call of a lease has ended, the lease comes back with
+        the outcome, to return the hold it kept for them.
         """
         key = (call_id, budget)
         if key not in self._outlived:
-            return outcome
+            return outcome, None
         with self._lock:
             self._outlived.discard(key)
             lease = self._leases.get(budget)
             last = lease is not None and lease.inflight == 0 and not any(k[1] == budget for k in self._outlived)
-        if last and lease is not None:
-            give_back([lease])
-        return replace(outcome, unheld=False) if outcome.unheld else outcome
+        return (replace(outcome, unheld=False) if outcome.unheld else outcome), (lease if last else None)
 
     def renew(self, budget: BudgetRef, call_id: str) -> bool:
         """See :meth:`BudgetStore.renew`: a leased call lives as long as its lease, renewed in the background."""

@@ -92,6 +92,8 @@ def settled_attributes(settled: SettledCost) -> dict[str, AttributeValue]:
 def detail_token_counts(breakdown: CostBreakdown) -> dict[str, int]:
     """Token-usage histogram points beyond ``input``/``output``, by ``gen_ai.token.type`` (non-zero only)."""
     usage = breakdown.usage
+    if not (usage.cache_read_tokens or usage.cache_creation_tokens or usage.reasoning_tokens):
+        return {}  # the usual call: no dict to build and filter
     counts = {
         sc.TOKEN_TYPE_CACHE_READ: usage.cache_read_tokens,
         sc.TOKEN_TYPE_CACHE_CREATION: usage.cache_creation_tokens,

@@ -197,13 +197,8 @@ class CallMetrics:
             token_usage(outcome.prompt_tokens, sets.tokens("input"), INVALID_SPAN)
         if outcome.completion_tokens is not None:
             token_usage(outcome.completion_tokens, sets.tokens("output"), INVALID_SPAN)
-        breakdown = outcome.breakdown
-        if breakdown is not None and (
-            breakdown.usage.cache_read_tokens
-            or breakdown.usage.cache_creation_tokens
-            or breakdown.usage.reasoning_tokens
-        ):
-            for token_type, count in detail_token_counts(breakdown).items():
+        if outcome.breakdown is not None:
+            for token_type, count in detail_token_counts(outcome.breakdown).items():
                 token_usage(count, sets.tokens(token_type), INVALID_SPAN)
         if outcome.cost_usd:
             self.cost.add(outcome.cost_usd, sets.cost(outcome.deployment_id))
