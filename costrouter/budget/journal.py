@@ -248,7 +248,7 @@ def journal_trouble(journal: SettleJournal) -> str:
     if journal.fault is not None:
         return f"cannot grow ({journal.fault})"
     if journal.closed:
-        return "is closed (the router was shut down)"
+        return "is closed (the router was shut down) and could not leave it for the next start"
     return f"is full ({journal.max_entries} entries wait)"
 
 
@@ -485,7 +485,7 @@ class SettleJournal:
         """
         with self._lock:
             if self._closed:
-                return False
+                return self._leave(entry)
             lines = [self._line(entry)]
             evicted: PendingSettle | None = None
             if len(self._pending) >= self.max_entries:
@@ -509,6 +509,38 @@ class SettleJournal:
                     evicted.call_id,
                 )
             return True
+
+    def _leave(self, entry: PendingSettle) -> bool:
+        """Keep an entry that came after :meth:`close` in a file of its own, left for the next start to adopt.
+
+        A call still running at shutdown settles afterwards; when the store refuses that settle,
+        its spend waits in this file (unlocked once written, as a dead process's) rather than being
+        lost. The lock held; ``False`` when the disk refuses the file.
+        """
+        try:
+            path, descriptor = self._create_file()
+        except OSError as exc:
+            self.fault = exc.strerror or str(exc)
+            return False
+        try:
+            data = f"{self._line(entry)}\n".encode()
+            if os.write(descriptor, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fsync(descriptor)
+        except OSError as exc:
+            self.fault = exc.strerror or str(exc)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return False
+        finally:
+            os.close(descriptor)
+        logger.warning(
+            "costrouter: the %s of call %s after shutdown waits in %s for the next start to replay",
+            entry.state,
+            entry.call_id,
+            path.name,
+        )
+        return True
 
     def _add(self, entry: PendingSettle) -> None:
         """Keep ``entry`` pending (the lock held)."""

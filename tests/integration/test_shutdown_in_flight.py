@@ -1,4 +1,7 @@
-"""A call still running when ``shutdown()`` gives back the leases is charged in Redis, not left in a journal."""
+"""A call still running when ``shutdown()`` gives back the leases is charged in Redis, not left in a journal.
+
+When Redis refuses that late settle, the spend is left in a journal file for the next start, not lost.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,22 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import pytest
+import redis
 
 from costrouter import CostRouter
 from costrouter.budget import BudgetPolicy
+from costrouter.budget.journal import journal_dir_for, read_pending
 from costrouter.budget.redis import RedisBudgetStore
 from costrouter.config.budgets import StoreConfig
 from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
+from costrouter.testing.redis_server import RedisServer
 from tests.routing import router_config
 
 MESSAGES = [{"role": "user", "content": "summarise the quarterly report in three bullets"}]
@@ -91,3 +101,57 @@ async def test_an_async_call_in_flight_at_shutdown_and_a_call_after_it_are_charg
     settled = _settled_units(capture)
     assert _spent(redis_url, prefix, router, "s-2") == (settled, settled, 0)
     assert not list(tmp_path.rglob("journal-*"))
+
+
+@pytest.fixture(scope="module")
+def refusing_redis() -> Iterator[RedisServer]:
+    """A private redis-server whose scripts this module refuses (ACL), so the shared one stays untouched."""
+    with RedisServer() as private:
+        yield private
+
+
+def _scripts(server: RedisServer, *, refused: bool) -> None:
+    commands = ("-eval", "-evalsha") if refused else ("+eval", "+evalsha")
+    client = redis.Redis.from_url(server.url)
+    try:
+        client.execute_command("ACL", "SETUSER", "default", *commands)
+    finally:
+        client.close()
+
+
+def test_a_call_that_outlives_shutdown_while_redis_refuses_is_left_for_the_next_start(
+    provider: ProviderDouble, capture: TelemetryCapture, refusing_redis: RedisServer, tmp_path: Path
+) -> None:
+    provider.reset()
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    router = _router(provider, capture, refusing_redis.url, prefix, str(tmp_path))
+    router.route_completion("fast", MESSAGES, max_tokens=40, session_id="s-3")
+    provider.script("fast-model", Reply(completion_tokens=9, delay=1.5))
+    answered: list[Any] = []
+    call = threading.Thread(
+        target=lambda: answered.append(router.route_completion("fast", MESSAGES, max_tokens=40, session_id="s-3"))
+    )
+    call.start()
+    time.sleep(0.5)
+    router.shutdown()
+    _scripts(refusing_redis, refused=True)  # the late call's settle meets a store that refuses it
+    try:
+        call.join(timeout=60)
+        assert answered, "the call in flight did not finish"
+    finally:
+        _scripts(refusing_redis, refused=False)
+    directory = journal_dir_for(tmp_path, refusing_redis.url, prefix)
+    left = read_pending(directory)
+    second = capture.call_spans()[-1]
+    late = usd_to_units(float(second.attributes[sc.BUDGET_SETTLED_USD]))  # type: ignore[arg-type,index]
+    assert sorted(entry.amount_units for entry in left) == [late, late]  # the session's and the global budget's
+    before = _spent(refusing_redis.url, prefix, router, "s-3")
+    assert before[0] == before[1] == _settled_units(capture) - late
+
+    later = _router(provider, capture, refusing_redis.url, prefix, str(tmp_path))  # adopts and replays the file
+    try:
+        assert read_pending(directory) == []
+        spent_session, spent_global, _ = _spent(refusing_redis.url, prefix, later, "s-3")
+        assert spent_session == spent_global == _settled_units(capture)
+    finally:
+        later.shutdown()

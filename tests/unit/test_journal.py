@@ -316,5 +316,40 @@ def test_a_refusal_says_whether_the_journal_is_full_or_closed(tmp_path: Path) ->
     assert journal_trouble(journal) == "is full (1 entries wait)"
     journal.close()
     assert journal.closed
+    for leftover in tmp_path.iterdir():
+        leftover.unlink()
+    tmp_path.rmdir()  # nowhere left to write
     assert not journal.append(settle(30, "c3"))
-    assert journal_trouble(journal) == "is closed (the router was shut down)"
+    assert journal_trouble(journal) == "cannot grow (No such file or directory)"
+
+
+def test_an_entry_after_close_is_left_in_a_file_of_its_own_for_the_next_start(tmp_path: Path) -> None:
+    journal = SettleJournal(tmp_path)
+    assert journal.append(settle(10, "before"))
+    journal.close()  # the router shut down with one settle waiting
+    assert journal.append(settle(30, "after"))  # a call that outlived the shutdown, its store failing
+    assert journal.append(release("after-release"))
+    files = sorted(tmp_path.glob("journal-*.jsonl"))
+    assert len(files) == 3  # the closed file and one file a late entry
+    assert sorted((e.call_id, e.amount_units) for e in read_pending(tmp_path)) == [
+        ("after", 30),
+        ("after-release", 0),
+        ("before", 10),
+    ]
+    later = SettleJournal(tmp_path)  # the next start adopts every file: none is locked
+    assert later.adopt() == 3
+    assert sorted(e.call_id for e in later.pending()) == ["after", "after-release", "before"]
+    assert [p.name for p in tmp_path.glob("journal-*.jsonl")] == [later.path.name]
+    later.close()
+
+
+def test_a_closed_journal_says_why_it_refused_when_it_cannot_leave_the_entry(tmp_path: Path) -> None:
+    directory = tmp_path / "journal"
+    journal = SettleJournal(directory)
+    journal.close()
+    directory.rmdir()  # the closed journal left nothing; now there is nowhere to leave a file
+    journal.fault = None
+    assert not journal.append(settle(30, "c3"))
+    assert journal.fault is not None
+    journal.fault = None
+    assert journal_trouble(journal) == "is closed (the router was shut down) and could not leave it for the next start"
