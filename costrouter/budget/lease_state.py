@@ -108,7 +108,7 @@ def closes_when_idle(lease: Lease) -> bool:
     return lease.budget.scope == "session" and lease.served <= 1
 
 
-def due_reason(
+def due_reason(  # noqa: PLR0911 - the reasons in their order, the first that holds returned
     lease: Lease, settings: LeaseSettings, now: float, wall: float, *, degraded: bool, slack: float = 0.0
 ) -> str | None:
     """Why ``lease`` needs a message at monotonic ``now`` (Unix ``wall``): the first reason that holds, or ``None``.
@@ -120,19 +120,23 @@ def due_reason(
     if lease.unacked is not None:
         return "resend"
     ahead = now + slack
-    idle = not lease.inflight
     flush_age = ahead - lease.last_message >= settings.flush_seconds
-    reasons = (
+    if not lease.inflight:
         # A session's lease that served one call is charged and given back in one message; leases of
         # shared instances (user, team, tag, global) wait for idle_seconds: the next session uses them.
-        ("close", closes_when_idle(lease) and idle and flush_age),
-        ("give back", idle and (degraded or ahead - lease.last_used >= settings.idle_seconds)),
-        ("flush", bool(lease.settled) and (degraded or flush_age)),
-        ("renew", ahead >= renew_at(lease, settings)),
-        ("refill", bool(lease.spare) and lease.room() < lease.spare // 2),
-        ("roll over", bool(lease.window_end) and wall + slack >= lease.window_end - CLOCK_MARGIN_SECONDS),
-    )
-    return next((reason for reason, holds in reasons if holds), None)
+        if flush_age and closes_when_idle(lease):
+            return "close"
+        if degraded or ahead - lease.last_used >= settings.idle_seconds:
+            return "give back"
+    if lease.settled and (degraded or flush_age):
+        return "flush"
+    if ahead >= renew_at(lease, settings):
+        return "renew"
+    if lease.spare and lease.room() < lease.spare // 2:
+        return "refill"
+    if lease.window_end and wall + slack >= lease.window_end - CLOCK_MARGIN_SECONDS:
+        return "roll over"
+    return None
 
 
 def due_at(lease: Lease, settings: LeaseSettings, now: float, wall: float) -> float:
@@ -143,16 +147,15 @@ def due_at(lease: Lease, settings: LeaseSettings, now: float, wall: float) -> fl
     """
     if lease.sending or lease.unacked is not None or (lease.hold == 0 and not lease.settled):
         return math.inf
-    times = [renew_at(lease, settings)]
-    if lease.settled:
-        times.append(lease.last_message + settings.flush_seconds)
-    if not lease.inflight:
-        if closes_when_idle(lease):
-            times.append(lease.last_message + settings.flush_seconds)
-        times.append(lease.last_used + settings.idle_seconds)
-    if lease.window_end:
-        times.append(now + (lease.window_end - CLOCK_MARGIN_SECONDS - wall))
-    return min(times)
+    at = renew_at(lease, settings)
+    flush_at = lease.last_message + settings.flush_seconds
+    if flush_at < at and (lease.settled or (not lease.inflight and closes_when_idle(lease))):
+        at = flush_at
+    if not lease.inflight and lease.last_used + settings.idle_seconds < at:
+        at = lease.last_used + settings.idle_seconds
+    if lease.window_end and now + (lease.window_end - CLOCK_MARGIN_SECONDS - wall) < at:
+        at = now + (lease.window_end - CLOCK_MARGIN_SECONDS - wall)
+    return at
 
 
 def sleep_seconds(due_times: list[float], settings: LeaseSettings, now: float) -> float:

@@ -723,30 +723,29 @@ class LeasedStore(BudgetStore):
                 return
             sleep = self.settings.flush_seconds
             try:
-                self.tend()
-                sleep = self.next_wake()
+                sleep = self.tend()[1]
             except Exception:  # a bug must not end the flushes for good
                 logger.exception("costrouter: tending the budget leases failed; retrying")
 
-    def next_wake(self) -> float:
-        """Seconds until the clock makes a lease due (:func:`~costrouter.budget.lease_state.sleep_seconds`)."""
+    def tend(self) -> tuple[int, float]:
+        """Send the messages that are due (flush, renew, refill, give back), in pipelines.
+
+        Returns how many went, and how long the thread may sleep then
+        (:func:`~costrouter.budget.lease_state.sleep_seconds`). Each lease is looked at once, under
+        the lock as a call takes it (calls wait at most one lease's look): why it is due now, else
+        when the clock makes it due. The leases sent are looked at again once their messages ended.
+        """
         now, wall = time.monotonic(), time.time()
         with self._lock:
             leases = list(self._leases.values())
-        due_times = []
-        for lease in leases:  # the lock per lease, as in tend: calls wait at most one lease's look
-            with self._lock:
-                due_times.append(due_at(lease, self.settings, now, wall))
-        return sleep_seconds(due_times, self.settings, now)
-
-    def tend(self) -> int:
-        """Send the messages that are due (flush, renew, refill, give back), in pipelines; returns how many went."""
-        now = time.monotonic()
-        with self._lock:
-            leases = list(self._leases.values())
+        settings, slack = self.settings, self._slack
         due: list[tuple[Lease, str]] = []
+        due_times: list[float] = []
         for lease in leases:
-            reason = self._due(lease, now)
+            with self._lock:
+                reason = due_reason(lease, settings, now, wall, degraded=self.fault is not None, slack=slack)
+                if reason is None:
+                    due_times.append(due_at(lease, settings, now, wall))
             if reason is not None and lease.io.acquire(blocking=False):
                 due.append((lease, reason))
         sent = 0
@@ -756,7 +755,11 @@ class LeasedStore(BudgetStore):
                 self._store_failed(len(failed), failed[0])
             else:
                 self._store_answered()
-        return sent
+        now, wall = time.monotonic(), time.time()
+        for lease, _ in due:
+            with self._lock:
+                due_times.append(due_at(lease, settings, now, wall))
+        return sent, sleep_seconds(due_times, settings, now)
 
     def _send_due(
         self, due: list[tuple[Lease, str]], *, forget_returned: bool = False
@@ -817,13 +820,6 @@ class LeasedStore(BudgetStore):
                 returned = reason in _GIVING_BACK and lease.unacked is None and lease.hold == 0
                 if returned and not lease.inflight and not lease.settled and self._leases.get(lease.budget) is lease:
                     del self._leases[lease.budget]
-
-    def _due(self, lease: Lease, now: float) -> str | None:
-        """Why ``lease`` needs a message now (:func:`~costrouter.budget.lease_state.due_reason`), else ``None``."""
-        with self._lock:
-            return due_reason(
-                lease, self.settings, now, time.time(), degraded=self.fault is not None, slack=self._slack
-            )
 
     def flush(self) -> int:
         """Carry every lease's settled spend to Redis now (in pipelines), keeping the leases; returns how many went.

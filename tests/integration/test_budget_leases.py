@@ -395,3 +395,23 @@ def test_a_lease_message_that_times_out_is_sent_again_within_the_call(mode: str)
             store.close()
         with RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=server.url) as plain:
             assert (plain.status(budget).spent_units, plain.status(budget).held_units) == (150_300, 0)
+
+
+def test_one_look_gives_what_is_due_and_how_long_the_thread_sleeps(redis_url: str) -> None:
+    store = _store(redis_url, f"t{uuid.uuid4().hex[:10]}", flush_seconds=2, idle_seconds=3600)
+    store._start = lambda: None  # type: ignore[method-assign]  # this test looks in the thread's place
+    settled, unsettled = ref(1_000_000, scope_id="a"), ref(1_000_000, scope_id="b")
+    try:
+        for budget in (settled, unsettled):
+            assert store.reserve(budget, "c", 1000, enforce=True).granted
+        store.settle(settled, "c", 600)
+        sent, sleep = store.tend()
+        assert sent == 0
+        assert 0.5 <= sleep <= 2.0  # the settled lease's flush, 2 s after its message (the other: renew, later)
+        time.sleep(sleep)
+        sent, sleep = store.tend()  # the flush is due within the slack: it goes, and the next wake is later
+        assert sent == 1
+        assert store.status(settled).spent_units == 600
+        assert 0.5 <= sleep <= 2.0
+    finally:
+        store.close()
