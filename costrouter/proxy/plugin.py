@@ -35,7 +35,6 @@ from costrouter.otel.attempts import CALL_ID_KEY, attempt_tracker
 from costrouter.proxy.payer import METADATA_KEYS, payer
 from costrouter.proxy.price_advice import advice
 from costrouter.proxy.refusal import refusal_exception
-from costrouter.routing.calls import RoutedCall
 from costrouter.routing.engine import CallEngine
 from costrouter.routing.operations import (
     CHAT,
@@ -48,6 +47,7 @@ from costrouter.routing.operations import (
     TEXT_COMPLETION,
     Operation,
 )
+from costrouter.routing.routed_call import RoutedCall
 from costrouter.routing.streaming import StreamEnd, StreamTally, stream_finish_flow
 
 logger = logging.getLogger("costrouter")

@@ -2,6 +2,7 @@
 
 - ``router``: :class:`CostRouter`, its ``route_*`` methods and their async twins;
 - ``calls``: the call flow, a generator that decides and yields only I/O (:mod:`costrouter.ops`);
+  ``routed_call``: the state of one call while it runs; ``answers``: an answer read, bounded and priced;
 - ``streaming``, ``interruptions``: streams and cancelled calls finishing their routed call;
 - ``needs``: the extras a call needs on the installed LiteLLM, checked before its hold;
 - ``operations``: one description per kind of call; ``building``: the LiteLLM ``Router``

@@ -10,17 +10,14 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import Any
 
 import litellm
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
-from costrouter.budget import BudgetPolicy, BudgetRef, CostSettings, ReserveOutcome
+from costrouter.budget import BudgetPolicy, BudgetRef, ReserveOutcome
 from costrouter.budget.alerts import AlertDispatcher, AlertSettings
 from costrouter.budget.alerts.message import budget_alert
 from costrouter.budget.renewal import HoldRenewer
@@ -33,110 +30,39 @@ from costrouter.budget.reserving import (
     settle_flow,
 )
 from costrouter.budget.settling import StoreGuard
-from costrouter.config.budgets import Defaults, PromptEstimate
+from costrouter.config.budgets import PromptEstimate
 from costrouter.config.groups import RouterConfig
-from costrouter.config.image_key import ImageVariant
 from costrouter.config.reachability import reachable_group_sets
 from costrouter.context import Caller
 from costrouter.errors import BudgetExceededError, BudgetStoreError
-from costrouter.money import MAX_CALL_UNITS, attos_to_usd, units_to_usd, usd_to_units
+from costrouter.money import units_to_usd, usd_to_units
 from costrouter.ops import Flow, RouteOp
 from costrouter.otel import semconv as sc
-from costrouter.otel.attempts import CALL_ID_KEY, AttemptTracker, CallRecord
+from costrouter.otel.attempts import CALL_ID_KEY, AttemptTracker
 from costrouter.otel.histograms import AttributeSet
-from costrouter.otel.models import ModelFacts, model_facts, primary_deployment_id
+from costrouter.otel.models import model_facts, primary_deployment_id
 from costrouter.otel.outcome import Outcome
 from costrouter.otel.span_attributes import set_attributes
 from costrouter.otel.telemetry import Telemetry
-from costrouter.pricing.cost import SettledCost, call_usage, price_call, provider_reported_cost
-from costrouter.pricing.fields import hidden_params
-from costrouter.pricing.prices import Price, PriceBook, WorstCase, estimate_units, output_cap, response_cost_usd
-from costrouter.pricing.service_tiers import call_tier, reported_tier
+from costrouter.pricing.prices import PriceBook, WorstCase, estimate_units, output_cap
 from costrouter.pricing.token_ratios import TokenRatios
 from costrouter.pricing.tokens import prompt_token_bound
 from costrouter.pricing.usage_bounds import (
-    DEFAULT_LIMITS,
-    bounded_count,
-    choices_asked,
     deployment_limits,
-    implausible_charge_units,
-    implausible_figures,
-    plausible_amount_usd,
 )
+from costrouter.routing.answers import AnswerPricer, DeploymentFacts, Observed
 from costrouter.routing.interruptions import charge_estimated, interrupted_call_charge
 from costrouter.routing.needs import check_extras
-from costrouter.routing.operations import CHAT, Operation, Reading
+from costrouter.routing.operations import CHAT, Operation
 from costrouter.routing.operations.modes import check_mode, deployment_mode
-from costrouter.routing.wildcards import GroupResolver, Resolved
+from costrouter.routing.routed_call import RoutedCall
+from costrouter.routing.wildcards import GroupResolver
 
 logger = logging.getLogger("costrouter")
 
 _MAX_DOWNGRADES = 3
 _BUDGET_SETS = 4096
 """The most callers' budget instances :meth:`CallPlanner._budgets_of` keeps (then it starts over)."""
-
-
-@dataclass
-class RoutedCall:
-    """The state of one routed call while it runs."""
-
-    call_id: str
-    requested_group: str
-    group: str
-    messages: Sequence[Mapping[str, Any]]
-    request: dict[str, Any]
-    caller: Caller
-    stream: bool
-    span: Span
-    record: CallRecord
-    started: float
-    prompt_tokens: int | None = None
-    reservation: Reservation | None = None
-    finished: bool = False
-    extra_attributes: dict[str, Any] = field(default_factory=dict)
-    operation: Operation = CHAT
-    model: ModelFacts | None = None
-    """The model the span's start named (the group's first-priority deployment)."""
-    routed_name: str = ""
-    """The name LiteLLM is called with: the group's, or the model a caller named for a wildcard group."""
-    wildcard: Resolved | None = None
-    """How a wildcard group serves this call (the model each of its deployments calls), else ``None``."""
-
-
-@dataclass(slots=True)
-class Observed:
-    """What a response or a stream showed of the call.
-
-    A value: derive a changed one with ``dataclasses.replace``. Not frozen, because it is built on every
-    call and a frozen dataclass sets each field through ``object.__setattr__``.
-    """
-
-    deployment_id: str | None = None
-    response_model: str | None = None
-    response_id: str | None = None
-    finish_reasons: tuple[str, ...] = ()
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    litellm_cost: float | None = None
-    usage_source: str | None = None
-    output_text: str | None = None
-    usage: Any = None
-    hidden_params: Mapping[str, Any] = field(default_factory=dict)
-    units: Mapping[str, Decimal] = field(default_factory=dict)
-    variant: ImageVariant | None = None
-    service_tier: str | None = None
-    """The service tier the provider reported (:func:`costrouter.pricing.service_tiers.reported_tier`)."""
-
-
-@dataclass(frozen=True)
-class DeploymentFacts:
-    """What the router knows of a deployment beyond LiteLLM's view."""
-
-    group: str
-    model: str
-    provider: str
-    price: Price | None
-    mode: str | None = None
 
 
 def _provider_of(model: str) -> str:
@@ -168,7 +94,6 @@ class CallPlanner:
         if policy is None:  # written with the span's other start attributes, not by a call of its own
             telemetry.start_attributes[sc.BUDGET_OUTCOME] = "unbudgeted"
         self.prices = PriceBook.from_config(config)
-        self._policy_price = self._price_of_policy(policy)
         self._budget_sets: dict[tuple[str | None, str | None, str | None, tuple[str, ...]], tuple[BudgetRef, ...]] = {}
         """The budget instances of each caller's ids met (:meth:`_budgets_of`)."""
         self.resolver = GroupResolver(config)
@@ -196,6 +121,8 @@ class CallPlanner:
             for _, deployment_id, deployment in config.deployments()
         }
         """Each deployment's largest plausible usage figures (:mod:`costrouter.pricing.usage_bounds`)."""
+        self.answers = AnswerPricer(self.deployments, self.models, self.usage_limits, self.resolver, policy)
+        """Prices each call's answer (:meth:`AnswerPricer.outcome_for`)."""
         self._primary_models = {
             group: self.models[primary_deployment_id(config, group)] for group, _, _ in config.deployments()
         }
@@ -252,7 +179,7 @@ class CallPlanner:
                 raise
             if call.stream:
                 return call, response
-            yield from self.finish_flow(call, self._outcome_from_response(call, response))
+            yield from self.finish_flow(call, self.answers.outcome_of_response(call, response))
             return response
         finally:
             otel_context.detach(token)
@@ -283,7 +210,7 @@ class CallPlanner:
 
     def response_flow(self, call: RoutedCall, response: Any) -> Flow[None]:
         """Settle and record a call held by :meth:`hold_flow` from the response the Router returned."""
-        yield from self.finish_flow(call, self._outcome_from_response(call, response))
+        yield from self.finish_flow(call, self.answers.outcome_of_response(call, response))
 
     def _begin(
         self,
@@ -359,14 +286,14 @@ class CallPlanner:
         reach = self._worst_by_reach.get(groups)
         if reach is None:  # the policy's default price is fixed with the planner: built on a miss only
             deployment_ids = tuple(d for g in groups for d in self.prices.group_deployments.get(g, ()))
-            worst_case = self.prices.worst_case(groups, self._default_price())
+            worst_case = self.prices.worst_case(groups, self.answers.default_price)
             reach = self._worst_by_reach[groups] = (worst_case, deployment_ids)
         worst, deployment_ids = reach
         wildcard = call.wildcard
         if wildcard is not None and group == wildcard.group:
             # The hold covers the model the caller named, not the pattern: priced per call.
             called = {d: self.resolver.price(d, model) for d, model in wildcard.models.items()}
-            worst = self.prices.worst_case(groups, self._default_price(), called)
+            worst = self.prices.worst_case(groups, self.answers.default_price, called)
         operation = call.operation
         if operation.usage_bound is not None:
             bound = operation.usage_bound(call.request, defaults)
@@ -458,124 +385,6 @@ class CallPlanner:
         if mode == "fail_closed":
             raise error
 
-    # ---- the end of a call ---------------------------------------------------------------
-    def _outcome_from_response(self, call: RoutedCall, response: Any) -> Outcome:
-        reading = call.operation.read(response)
-        hidden = reading.hidden_params or hidden_params(response) or {}
-        call.record.finish(hidden.get("litellm_call_id"), "success")
-        attempts = call.record.attempts
-        observed = Observed(
-            # A binary response (speech) carries no hidden params: the last attempt served it.
-            deployment_id=hidden.get("model_id") or (attempts[-1].deployment_id if attempts else None) or None,
-            response_model=reading.response_model or getattr(response, "model", None),
-            response_id=reading.response_id or getattr(response, "id", None),
-            finish_reasons=reading.finish_reasons,
-            prompt_tokens=reading.prompt_tokens,
-            completion_tokens=reading.completion_tokens,
-            litellm_cost=response_cost_usd(response),
-            usage_source="reported" if reading.prompt_tokens is not None else None,
-            output_text=reading.output_text,
-            usage=reading.usage,
-            hidden_params=hidden,
-            units=self._units(call, response, reading),
-            variant=call.operation.variant(call.request, response) if call.operation.variant else None,
-            service_tier=reported_tier(response, reading.usage, hidden),
-        )
-        return self.outcome_for(call, observed)
-
-    def _units(self, call: RoutedCall, response: Any, reading: Reading) -> Mapping[str, Decimal]:
-        """The units a call consumed; a response that reports neither units nor tokens is charged its bound."""
-        operation = call.operation
-        units = operation.units(call.request, response) if operation.units is not None else {}
-        if not units and reading.prompt_tokens is None and operation.usage_bound is not None:
-            units = operation.usage_bound(call.request, self.policy.defaults if self.policy else Defaults()).units
-        return units
-
-    def outcome_for(self, call: RoutedCall, observed: Observed, error: BaseException | None = None) -> Outcome:
-        """Price what the deployment did (:func:`costrouter.cost.compute_cost`), else LiteLLM's cost.
-
-        An answer with an implausible figure (:mod:`costrouter.pricing.usage_bounds`) is charged its hold.
-        """
-        facts = self.deployments.get(observed.deployment_id or "")
-        limits = self.usage_limits.get(observed.deployment_id or "", DEFAULT_LIMITS)
-        limits = limits.for_choices(choices_asked(call.request))  # a refused request (n: 0) ends here too
-        implausible = implausible_figures(
-            observed.usage, observed.prompt_tokens, observed.completion_tokens, observed.units, limits
-        )
-        if implausible:  # nothing of the answer is read but its counts, held at their bounds
-            observed = replace(
-                observed,
-                prompt_tokens=bounded_count(observed.prompt_tokens, limits.prompt_tokens),
-                completion_tokens=bounded_count(observed.completion_tokens, limits.completion_tokens),
-                usage=None,
-                units={},
-                litellm_cost=None,
-                hidden_params={},
-            )
-        prompt_tokens, completion_tokens = observed.prompt_tokens, observed.completion_tokens
-        provider = facts.provider if facts else None
-        price = facts.price if facts else None
-        model = self.models.get(observed.deployment_id or "")
-        called = call.wildcard.models.get(observed.deployment_id or "") if call.wildcard is not None else None
-        if called is not None and observed.deployment_id is not None:
-            price = self.resolver.price(observed.deployment_id, called) or self._default_price()
-            model = self.resolver.facts(observed.deployment_id, called, provider)
-        usage = call_usage(observed.usage, prompt_tokens, completion_tokens, observed.units, observed.variant)
-        requested = call.request.get("service_tier") or (price.service_tier if price is not None else None)
-        if usage is not None and (requested is not None or observed.service_tier is not None):
-            usage = replace(usage, service_tier=call_tier(requested, observed.service_tier))
-        provider_usd = provider_reported_cost(observed.usage, observed.hidden_params, provider)
-        if not plausible_amount_usd(provider_usd):
-            implausible, provider_usd = (*implausible, "provider_cost"), None
-        breakdown, settled = price_call(
-            price,
-            usage,
-            observed.litellm_cost,
-            provider_usd,
-            self.policy.cost if self.policy is not None else CostSettings(),
-        )
-        if not plausible_amount_usd(settled.usd):
-            implausible = (*implausible, "cost")
-        if implausible:
-            breakdown, settled = self._implausible(call, observed, implausible, settled)
-        return Outcome(
-            served_group=facts.group if facts else call.group,
-            deployment_id=observed.deployment_id,
-            provider=facts.provider if facts else None,
-            response_model=observed.response_model,
-            response_id=observed.response_id,
-            finish_reasons=observed.finish_reasons,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost_usd=settled.usd,
-            cost_units=settled.units,
-            prompt_cost_usd=attos_to_usd(breakdown.prompt_attos) if breakdown is not None else None,
-            completion_cost_usd=attos_to_usd(breakdown.completion_attos) if breakdown is not None else None,
-            usage_source="estimated" if implausible else observed.usage_source,
-            output_text=observed.output_text,
-            error=error,
-            extra=call.extra_attributes,
-            breakdown=breakdown,
-            settled=settled,
-            model=model,
-            implausible=implausible,
-        )
-
-    def _default_price(self) -> Price | None:
-        """The budget policy's price for a model no price list knows (``None`` without a policy).
-
-        Built once (the policy is frozen): a ``Price`` parses its rates when built, and every
-        budgeted call's estimate asks for it.
-        """
-        return self._policy_price
-
-    @staticmethod
-    def _price_of_policy(policy: BudgetPolicy | None) -> Price | None:
-        if policy is None:
-            return None
-        defaults = policy.defaults
-        return Price(defaults.input_cost_per_token, defaults.output_cost_per_token, None, "default")
-
     def _budgets_of(self, policy: BudgetPolicy, caller: Caller) -> list[BudgetRef]:
         """The budget instances ``caller``'s calls are charged to (:meth:`BudgetPolicy.budgets_for`), memoized.
 
@@ -595,24 +404,7 @@ class CallPlanner:
             self._budget_sets[key] = budgets
         return list(budgets)
 
-    def _implausible(
-        self, call: RoutedCall, observed: Observed, implausible: tuple[str, ...], priced: SettledCost
-    ) -> tuple[None, SettledCost]:
-        """The charge of an answer that failed a plausibility check (its hold), logged."""
-        reservation = call.reservation
-        hold = reservation.amount_units if reservation is not None and reservation.outcome != "rejected" else None
-        bounded = usd_to_units(priced.usd) if plausible_amount_usd(priced.usd) else MAX_CALL_UNITS
-        charge = implausible_charge_units(hold, bounded)
-        usd = units_to_usd(charge)
-        logger.warning(
-            "costrouter: deployment %s answered implausible %s; the call is charged $%.6f (%s)",
-            observed.deployment_id,
-            ", ".join(implausible),
-            usd,
-            "its hold" if hold is not None else "its figures held at their bounds",
-        )
-        return None, SettledCost(usd, "computed", usd, None, mismatch=False, units=charge)
-
+    # ---- the end of a call ---------------------------------------------------------------
     def finish_flow(self, call: RoutedCall, outcome: Outcome, result: str | None = None) -> Flow[None]:
         """Settle the budgets with the actual cost, then write the span and the metrics."""
         if call.finished:
@@ -654,7 +446,7 @@ class CallPlanner:
         rejected = isinstance(error, BudgetExceededError)
         if rejected and call.reservation is not None:
             set_attributes(call.span, call.reservation.attributes())
-        outcome = self.outcome_for(call, Observed(litellm_cost=0.0), error)
+        outcome = self.answers.outcome_for(call, Observed(litellm_cost=0.0), error)
         mode = self.policy.defaults.on_interrupted if self.policy is not None else "release"
         charge = interrupted_call_charge(error, call.record.attempts, call.reservation, mode)
         if charge is not None:

@@ -19,8 +19,10 @@ from costrouter.pricing.cost import UPSTREAM_USAGE_COST
 from costrouter.pricing.fields import hidden_params
 from costrouter.pricing.service_tiers import reported_tier
 from costrouter.pricing.tokens import count_text_tokens
-from costrouter.routing.calls import CallPlanner, Observed, RoutedCall
+from costrouter.routing.answers import Observed
+from costrouter.routing.calls import CallPlanner
 from costrouter.routing.interruptions import charge_estimated, interrupted_stream_charge, is_interruption
+from costrouter.routing.routed_call import RoutedCall
 
 StreamEnd = Literal["completed", "closed_early", "failed"]
 
@@ -99,7 +101,7 @@ def stream_finish_flow(
         hidden_params={**hidden, **getattr(tally, "usage_hidden", {})},
         service_tier=getattr(tally, "service_tier", None),
     )
-    outcome = planner.outcome_for(call, observed, error)
+    outcome = planner.answers.outcome_for(call, observed, error)
     if deployment_id not in planner.deployments and call.reservation is not None and error is not None:
         outcome = _with_cost(outcome, call.reservation.amount_units)
     mode = planner.policy.defaults.on_interrupted if planner.policy is not None else "release"
