@@ -1,6 +1,6 @@
 """A budgeted call behind a far Redis (20 ms round trip), with the defaults, against an unbudgeted one.
 
-    uv run --locked python -m benchmarks.far_redis_bench [--sessions 30] [--calls 6] [--delay-ms 10]
+    uv run --locked python -m benchmarks.far_redis_bench [--sessions 30] [--calls 6] [--delay-ms 10] [--gap-seconds 0]
 
 The provider double in a process of its own, a throwaway ``redis-server``, and between
 costrouter and Redis a loopback proxy that delays each direction by ``--delay-ms``
@@ -9,7 +9,9 @@ without budgets (tracing only), one with a session and a global Redis budget and
 defaults** (no lease setting, no tuning). Sessions run one after the other, each of
 ``--calls`` calls, sequential (async, concurrency 1); each call of the budgeted router is
 paired with a call of the unbudgeted one. One warm-up session first (it opens the global
-budget's lease and the connection pool, once per process). Reports:
+budget's lease and the connection pool, once per process). ``--gap-seconds`` waits that long
+before each pair after a session's first (a chat whose user reads and types between turns; the
+results file keeps the default, back-to-back run only). Reports:
 
 * the median added latency of a session's later calls, and of its first call;
 * the messages a call waited for (``LeasedStore.waits``), first calls and later calls;
@@ -95,6 +97,8 @@ async def _run(args: argparse.Namespace, base_url: str, far_url: str, direct: re
         for index in range(args.sessions):
             session = f"s{index}"
             for call in range(args.calls):
+                if call and args.gap_seconds:
+                    await asyncio.sleep(args.gap_seconds)
                 bare = await _timed(plain, f"p{index}-{call}")
                 waits, stalled = store.waits, store.stalls
                 ours = await _timed(budgeted, session)
@@ -119,6 +123,7 @@ async def _run(args: argparse.Namespace, base_url: str, far_url: str, direct: re
         "delay_ms_each_way": args.delay_ms,
         "sessions": args.sessions,
         "calls_per_session": args.calls,
+        "gap_seconds": args.gap_seconds,
         "added_ms_later_calls_p50": statistics.median(later) * 1000 if later else None,
         "added_ms_first_call_p50": statistics.median(first) * 1000,
         "waits_per_first_call": first_waits / args.sessions,
@@ -138,6 +143,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=30)
     parser.add_argument("--calls", type=int, default=6)
     parser.add_argument("--delay-ms", type=float, default=10.0)
+    parser.add_argument("--gap-seconds", type=float, default=0.0, help="wait between a session's calls")
     parser.add_argument("--verbose", action="store_true", help="print the server's command counts")
     args = parser.parse_args()
     server = RedisServer()
@@ -152,8 +158,9 @@ def main() -> None:
         server.stop()
     line = json.dumps(result)
     print(line)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(line + "\n")
+    if not args.gap_seconds:
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(line + "\n")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,9 @@ class Lease:
     """Coroutines waiting for ``io`` (woken by :meth:`LeasedStore._release_io`, from any thread)."""
     io_loop: asyncio.AbstractEventLoop | None = None
     """The event loop whose coroutine holds ``io`` (``None``: a thread holds it, or nobody)."""
+    returning: bool = False
+    """A session's lease opened again within ``idle_seconds`` of its closing: the session is one of many
+    calls, so this lease waits for ``idle_seconds`` like a shared one instead of closing after one call."""
 
     def room(self) -> int:
         """What a call may still take from the lease without a message."""
@@ -104,8 +107,11 @@ def renew_at(lease: Lease, settings: LeaseSettings) -> float:
 
 
 def closes_when_idle(lease: Lease) -> bool:
-    """Whether ``lease`` is a session's that served one call: charged and given back in one message."""
-    return lease.budget.scope == "session" and lease.served <= 1
+    """Whether ``lease`` is a session's that served one call: charged and given back in one message.
+
+    Not a returning session's (:attr:`Lease.returning`): its next call would open it again, a round trip.
+    """
+    return lease.budget.scope == "session" and lease.served <= 1 and not lease.returning
 
 
 def due_reason(  # noqa: PLR0911 - the reasons in their order, the first that holds returned

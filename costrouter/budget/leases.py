@@ -23,7 +23,11 @@ lease falls due, and takes with it those due within a quarter of ``flush_seconds
 settled spend waits, a third of the TTL before the lease expires, when its spare
 room runs low, to give back a lease idle for ``idle_seconds``, and to *close* a lease
 that served one call (charge and give back in one message: a session of one call costs
-one message on its path and one in the background). Each message has a sequence number; the script applies it
+one message on its path and one in the background). A session that calls again within
+``idle_seconds`` of such a close is a session of many calls: its new lease waits for
+``idle_seconds`` like a shared one, so its next calls find it (no round trip each).
+
+Each message has a sequence number; the script applies it
 once (a retry after a timeout is answered, not applied again), and journaled settles
 carry the number of the message that charges them, so the replay of a dead process's
 journal charges only what its messages did not.
@@ -77,6 +81,8 @@ _WORKERS: Final = 8
 BATCH_SIZE: Final = 256
 """Lease messages per pipeline of the background thread; more due at once go in several."""
 _FORGOTTEN: Final = 10_000
+_CLOSED_SESSIONS: Final = 10_000
+"""The most closed session leases remembered (:meth:`LeasedStore._lease_of`); then the oldest go."""
 _GIVING_BACK: Final = frozenset({"give back", "close"})
 OUTAGE_REMINDER_SECONDS: Final = 60.0
 """While lease messages keep failing, the warning repeats at most this often (the flush retries every
@@ -152,6 +158,8 @@ class LeasedStore(BudgetStore):
         """Calls reserved per call because their lease stayed busy (:meth:`_reserve_alone`); settled per call."""
         self._outlived: set[tuple[str, BudgetRef]] = set()
         """Calls held by a lease that :meth:`drain` gave back before they ended: settled per call."""
+        self._closed: dict[BudgetRef, float] = {}
+        """When each session lease closed after one call (monotonic; oldest first, at most ``_CLOSED_SESSIONS``)."""
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="costrouter-lease")
         self._stop = threading.Event()
@@ -194,7 +202,7 @@ class LeasedStore(BudgetStore):
         with self._lock:
             lease = self._leases.get(budget)
             if lease is None:
-                lease = self._leases[budget] = Lease(budget)
+                lease = self._new_lease(budget)
             if key in self._calls:
                 return self._outcome(lease, granted=True)
             lease.last_used = now
@@ -284,9 +292,14 @@ class LeasedStore(BudgetStore):
     def _lease_of(self, budget: BudgetRef) -> Lease:
         with self._lock:
             lease = self._leases.get(budget)
-            if lease is None:
-                lease = self._leases[budget] = Lease(budget)
-            return lease
+            return self._new_lease(budget) if lease is None else lease
+
+    def _new_lease(self, budget: BudgetRef) -> Lease:
+        """A lease on ``budget``, not yet opened (the lock held); returning when its session's closed lately."""
+        closed_at = self._closed.pop(budget, None) if self._closed else None
+        returning = closed_at is not None and time.monotonic() - closed_at < self.settings.idle_seconds
+        lease = self._leases[budget] = Lease(budget, returning=returning)
+        return lease
 
     def _slow(self, budget: BudgetRef, call_id: str, amount: int, enforce: bool) -> ReserveOutcome:
         while True:
@@ -820,6 +833,10 @@ class LeasedStore(BudgetStore):
                 returned = reason in _GIVING_BACK and lease.unacked is None and lease.hold == 0
                 if returned and not lease.inflight and not lease.settled and self._leases.get(lease.budget) is lease:
                     del self._leases[lease.budget]
+                    if reason == "close":
+                        if len(self._closed) >= _CLOSED_SESSIONS:
+                            del self._closed[next(iter(self._closed))]
+                        self._closed[lease.budget] = time.monotonic()
 
     def flush(self) -> int:
         """Carry every lease's settled spend to Redis now (in pipelines), keeping the leases; returns how many went.

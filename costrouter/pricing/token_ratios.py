@@ -2,7 +2,10 @@
 
 The ratios live in the budget store, so every process that shares it learns from every
 answered call. A process keeps a copy and reads the store again at most once per
-``ratio_refresh_seconds``; the common call makes no extra round trip.
+``ratio_refresh_seconds``; the common call makes no extra round trip. Only the process's first
+read is on a call's path (its estimate needs the ratios); with :attr:`TokenRatios.background`
+set (a remote store), later reads and every lesson go through it, off the callers' path, and
+the copy takes the store's answer when it comes.
 
 Learning goes up fast and down slowly, by the rule of :mod:`costrouter.pricing.ratio_rule`:
 an observation above the known ratio is sent immediately and raises it, at most
@@ -22,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 from costrouter.config.budgets import PromptEstimate
 from costrouter.errors import BudgetStoreError
@@ -29,6 +33,20 @@ from costrouter.ops import Flow, StoreOp
 from costrouter.pricing.ratio_rule import LearnedRatio, RatioRule, aged_ratio, next_token_ratio
 
 logger = logging.getLogger("costrouter.budget")
+
+
+class RatioStore(Protocol):
+    """The part of a budget store the ratios use (its sync API, from a background thread)."""
+
+    def token_ratios(self) -> dict[str, LearnedRatio]:
+        """Every learned ratio in the store."""
+
+    def observe_token_ratio(self, deployment_id: str, ratio: float, rule: RatioRule) -> float:
+        """Teach the store one observation; its ratio after the lesson."""
+
+
+Background = Callable[[Callable[[RatioStore], None]], bool]
+"""Runs a store call off the callers' path (:class:`costrouter.budget.background.StoreWorker`)."""
 
 
 class TokenRatios:
@@ -53,6 +71,8 @@ class TokenRatios:
         self._read_at: float | None = None
         self._pending: dict[str, float] = {}
         self._sent_at: dict[str, float] = {}
+        self.background: Background | None = None
+        """Where store calls go after the first read (``None``: on the call's path, as ops)."""
 
     def ratio(self, deployment_ids: Iterable[str]) -> float:
         """The largest ratio over ``deployment_ids``.
@@ -84,20 +104,38 @@ class TokenRatios:
         return max(siblings, default=self._unlearned)
 
     def refresh_flow(self) -> Flow[None]:
-        """Read the store's ratios when the copy is older than ``ratio_refresh_seconds``."""
+        """Read the store's ratios when the copy is older than ``ratio_refresh_seconds``.
+
+        The first read is on the call's path; later ones go to :attr:`background` when set.
+        """
         now = self.clock()
         if self._read_at is not None and now - self._read_at < self.settings.ratio_refresh_seconds:
             return
+        first = self._read_at is None
         self._read_at = now  # concurrent calls keep the old copy meanwhile: one read per period
+        if self.background is not None and not first:
+            self.background(self._read)
+            return
         try:
             stored: dict[str, LearnedRatio] = yield StoreOp("token_ratios", ())
         except BudgetStoreError as exc:
-            logger.warning("costrouter: could not read the learned token ratios: %s", exc)
+            _read_failed(exc)
             return
+        self._adopt(stored)
+
+    def _read(self, store: RatioStore) -> None:
+        try:
+            stored = store.token_ratios()
+        except BudgetStoreError as exc:
+            _read_failed(exc)
+            return
+        self._adopt(stored)
+
+    def _adopt(self, stored: Mapping[str, LearnedRatio]) -> None:
         self.ratios = {d: aged_ratio(learned.ratio, learned.age_seconds, self.rule) for d, learned in stored.items()}
 
     def observe_flow(self, deployment_id: str | None, reported: int | None, counted: int | None) -> Flow[None]:
-        """Learn from a call the provider answered with its own ``prompt_tokens``."""
+        """Learn from a call the provider answered with its own ``prompt_tokens`` (through :attr:`background`)."""
         if not self.settings.learn or deployment_id is None or not reported or not counted:
             return
         observed = reported / counted
@@ -113,9 +151,28 @@ class TokenRatios:
                 None if known is None else LearnedRatio(known, 1, 0.0), observed, self.rule
             )
         self._sent_at[deployment_id] = now
+        if self.background is not None:
+            self.background(lambda store: self._teach(store, deployment_id, observed))
+            return
         try:
             stored: float = yield StoreOp("observe_token_ratio", (deployment_id, observed, self.rule))
         except BudgetStoreError as exc:
-            logger.warning("costrouter: could not store the token ratio of %s: %s", deployment_id, exc)
+            _teach_failed(deployment_id, exc)
             return
         self.ratios[deployment_id] = stored
+
+    def _teach(self, store: RatioStore, deployment_id: str, observed: float) -> None:
+        try:
+            stored = store.observe_token_ratio(deployment_id, observed, self.rule)
+        except BudgetStoreError as exc:
+            _teach_failed(deployment_id, exc)
+            return
+        self.ratios[deployment_id] = stored
+
+
+def _read_failed(error: BudgetStoreError) -> None:
+    logger.warning("costrouter: could not read the learned token ratios: %s", error)
+
+
+def _teach_failed(deployment_id: str, error: BudgetStoreError) -> None:
+    logger.warning("costrouter: could not store the token ratio of %s: %s", deployment_id, error)

@@ -17,8 +17,9 @@ from typing import Any, Self, TypeVar
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from costrouter.budget import BudgetPolicy, BudgetStore, load_policy, store_from_config
+from costrouter.budget import BudgetPolicy, BudgetStore, MemoryBudgetStore, load_policy, store_from_config
 from costrouter.budget.alerts import AlertDispatcher
+from costrouter.budget.background import StoreWorker
 from costrouter.budget.factory import leased_store_of
 from costrouter.budget.renewal import HoldRenewer
 from costrouter.budget.settling import build_guard
@@ -91,6 +92,14 @@ class CallEngine:
             None if self.policy is None or self.store is None else build_guard(self.policy, self.store, self.telemetry)
         )
         self._planner.guard = self.guard
+        self.store_worker: StoreWorker | None = None
+        """Store calls no caller waits for (the learned token ratios after the first read), on a remote store.
+
+        ``store_worker.wait()`` returns once those submitted have landed (for a reader that must see them).
+        """
+        if self.store is not None and self.policy is not None and not isinstance(self.store, MemoryBudgetStore):
+            self.store_worker = StoreWorker(self.store)
+            self._planner.ratios.background = self.store_worker.submit
         leased = leased_store_of(self.store)
         if leased is not None:
             leased.alert_sink = self._planner.lease_alert
@@ -180,6 +189,8 @@ class CallEngine:
                     flush()
         if self._planner.renewer is not None:
             self._planner.renewer.stop()
+        if self.store_worker is not None:
+            self.store_worker.close()
         if self.guard is not None:
             self.guard.close()
         self._planner.alerts.close()

@@ -276,6 +276,43 @@ def test_a_session_that_calls_again_keeps_its_lease(redis_url: str) -> None:
         store.close()
 
 
+def test_a_session_that_calls_again_after_its_lease_closed_keeps_the_next_one(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    config = StoreConfig(backend="redis", key_prefix=prefix, journal_dir=None)
+    store = store_from_config(config, redis_url=redis_url)  # the defaults: leases
+    assert isinstance(store, LeasedStore)
+    budget = ref(1_000_000)
+    plain = RedisBudgetStore(config.model_copy(update={"lease": LeaseSettings(enabled=False)}), url=redis_url)
+
+    def closed_after(spent: int) -> None:
+        for _ in range(600):  # the background thread's message: poll, no time asserted
+            status = plain.status(budget)
+            if (status.spent_units, status.held_units) == (spent, 0):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the lease was not closed: {plain.status(budget)}")
+
+    try:
+        assert store.reserve(budget, "c0", 1000, enforce=True).granted
+        store.settle(budget, "c0", 600)
+        closed_after(600)  # one call: charged and given back in one message
+        assert store.reserve(budget, "c1", 1000, enforce=True).granted  # the session calls again: it opens again
+        store.settle(budget, "c1", 600)
+        assert store.waits == 2
+        for _ in range(600):
+            if plain.status(budget).spent_units == 1200:
+                break
+            time.sleep(0.05)
+        status = plain.status(budget)
+        assert status.spent_units == 1200  # carried by a flush...
+        assert status.held_units > 0  # ...that kept this lease: a session of many calls
+        assert store.reserve(budget, "c2", 1000, enforce=True).granted
+        assert store.waits == 2  # its next call waits for nothing
+    finally:
+        store.close()
+        plain.close()
+
+
 def test_a_shared_instance_keeps_its_lease_after_one_call(redis_url: str) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     config = StoreConfig(backend="redis", key_prefix=prefix, journal_dir=None)

@@ -37,6 +37,9 @@ def capture() -> Iterator[TelemetryCapture]:
     telemetry.shutdown()
 
 
+_PATIENCE_SECONDS = 60.0  # a bound for a loaded machine, not a measured time
+
+
 def _policy(redis_url: str, prefix: str) -> dict[str, Any]:
     return {
         "store": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix},
@@ -71,6 +74,8 @@ def test_one_inflated_prompt_count_refuses_no_later_call_here_or_in_a_fresh_rout
         for index in range(3):  # fresh $1 sessions, in the same router
             poisoned.route_completion("fast", PROMPT, max_tokens=5, session_id=f"same-{index}")
             assert _last_hold_units(capture) <= 4 * clean_hold
+        assert poisoned.store_worker is not None
+        assert poisoned.store_worker.wait(_PATIENCE_SECONDS)  # what it learned has reached Redis
         fresh = _router(provider, capture, policy)  # a new process on the same Redis
         for index in range(3):
             fresh.route_completion("fast", PROMPT, max_tokens=5, session_id=f"fresh-{index}")

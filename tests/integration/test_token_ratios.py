@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -133,6 +134,8 @@ def test_a_ratio_learned_by_one_router_bounds_the_next_call_of_another(
         first.route_completion("fast", messages, max_tokens=5, session_id="a")
         cold_estimate, cold_settled = _estimate_and_settled(capture)
         assert cold_settled > cold_estimate  # what a fresh deployment with an unusual tokenizer costs once
+        assert first.store_worker is not None
+        assert first.store_worker.wait(60)  # the lesson went to Redis off the call's path; it has landed
 
         second.route_completion("fast", messages, max_tokens=5, session_id="b")
         warm_estimate, warm_settled = _estimate_and_settled(capture)
@@ -141,4 +144,46 @@ def test_a_ratio_learned_by_one_router_bounds_the_next_call_of_another(
     finally:
         first.shutdown()
         second.shutdown()
+        provider.set_prompt_token_factor("fast-model", None)
+
+
+def test_after_the_first_read_ratios_make_no_round_trip_on_a_call_path(
+    provider: ProviderDouble, capture: TelemetryCapture, redis_url: str
+) -> None:
+    provider.reset()
+    provider.set_prompt_token_factor("fast-model", 3.0)
+    provider.set_default("fast-model", Reply(completion_tokens=5))
+    store = {"backend": "redis", "redis_url": redis_url, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
+    router = _router(provider, capture, store)
+    on_path: list[str] = []
+    budget_store = router.store
+    assert budget_store is not None
+    assert router.store_worker is not None
+    for name in ("atoken_ratios", "aobserve_token_ratio", "token_ratios", "observe_token_ratio"):
+        method = getattr(budget_store, name)
+
+        def counted(*args: Any, _method: Any = method, _name: str = name, **kwargs: Any) -> Any:
+            if threading.current_thread().name.startswith("costrouter-store-worker"):
+                return _method(*args, **kwargs)
+            on_path.append(_name)
+            return _method(*args, **kwargs)
+
+        setattr(budget_store, name, counted)
+    clock = [0.0]
+    router.planner.ratios.clock = lambda: clock[0]
+    messages = [{"role": "user", "content": "Summarise the attached quarterly report in three bullets. " * 10}]
+
+    async def calls() -> None:
+        for _ in range(4):
+            await router.aroute_completion("fast", messages, max_tokens=5, session_id="s")
+            clock[0] += 60  # every later call comes after a refresh period: a read and a lesson are due
+
+    try:
+        asyncio.run(calls())
+        assert on_path == ["atoken_ratios"]  # the process's first read only
+        assert router.store_worker.wait(60)
+        learned = budget_store.token_ratios()["fast-primary"].ratio
+        assert learned == router.planner.ratios.ratios["fast-primary"] > 2.0
+    finally:
+        router.shutdown()
         provider.set_prompt_token_factor("fast-model", None)

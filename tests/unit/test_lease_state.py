@@ -54,6 +54,11 @@ def test_a_one_call_session_closes_a_flush_period_after_its_opening() -> None:
     assert due_reason(lease, SETTINGS, NOW + 0.8, WALL, degraded=False) == "close"
     busier = _lease("session", served=2, settled=40)
     assert due_reason(busier, SETTINGS, NOW + 0.8, WALL, degraded=False) == "flush"
+    returning = _lease("session", served=1, settled=40, returning=True)  # its session called after a close
+    assert due_reason(returning, SETTINGS, NOW + 0.8, WALL, degraded=False) == "flush"
+    assert due_at(returning, SETTINGS, NOW, WALL) == NOW + 0.8  # the flush; the give back waits for idle
+    returning.settled = 0
+    assert due_at(returning, SETTINGS, NOW, WALL) == NOW + 9  # no close: its renewal, then a give back when idle
 
 
 def test_a_window_that_ends_soon_rolls_the_lease_over_before_its_end() -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
+import pytest
+
+from costrouter.budget.background import MAX_WAITING, StoreWorker
 from costrouter.budget.memory import MemoryBudgetStore
 from costrouter.config.budgets import PromptEstimate
 from costrouter.errors import BudgetStoreError
@@ -147,3 +152,68 @@ def test_the_local_raise_takes_the_same_bounded_step_as_the_store() -> None:
     store.failing = True
     drive(ratios.observe_flow("a", 50_000_000, 15), store)
     assert ratios.ratios["a"] == 8.0  # the store is down: the local copy still stops at the cap
+
+
+class FailingStore(MemoryBudgetStore):
+    """A store whose ratio calls fail as a remote store's do when it is down."""
+
+    def token_ratios(self) -> dict[str, LearnedRatio]:
+        raise BudgetStoreError("token_ratios", ConnectionError("down"))
+
+    def observe_token_ratio(self, deployment_id: str, ratio: float, rule: RatioRule) -> float:
+        raise BudgetStoreError("observe_token_ratio", ConnectionError("down"))
+
+
+def test_with_a_background_only_the_first_read_is_on_the_call_path() -> None:
+    ratios, path, clock = make(ratio_refresh_seconds=5, ratio_decay=0.5)
+    worker = StoreWorker(path.store)
+    ratios.background = worker.submit
+    path.store.observe_token_ratio("a", 1.4, RatioRule())
+    drive(ratios.refresh_flow(), path)  # the process's first read: its estimate needs it
+    assert path.ops == ["token_ratios"]
+    assert ratios.ratio(["a"]) == 1.4
+
+    drive(ratios.observe_flow("a", 200, 100), path)  # higher: raised here at once, taught in the background
+    assert ratios.ratios["a"] == 2.0
+    path.store.observe_token_ratio("b", 1.1, RatioRule())  # another process taught the store meanwhile
+    clock.now += 5
+    drive(ratios.refresh_flow(), path)
+    assert worker.wait(10)
+    assert path.ops == ["token_ratios"]  # nothing more on the call's path
+    assert path.store.token_ratios()["a"].ratio == 2.0
+    assert ratios.ratio(["b"]) == 1.1  # the background read took the store's copy
+    worker.close()
+    assert not worker.submit(lambda store: None)  # closed: nothing more runs
+
+
+def test_a_background_call_that_fails_keeps_the_local_raise_and_the_worker_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ratios, path, clock = make(ratio_refresh_seconds=5)
+    worker = StoreWorker(FailingStore())
+    ratios.background = worker.submit
+    drive(ratios.refresh_flow(), path)
+    clock.now += 5
+    with caplog.at_level(logging.WARNING, logger="costrouter.budget"):
+        drive(ratios.refresh_flow(), path)
+        drive(ratios.observe_flow("a", 300, 100), path)
+        worker.submit(lambda store: 1 / 0)  # type: ignore[func-returns-value]  # a bug in one piece of work
+        drive(ratios.observe_flow("b", 300, 100), path)
+        assert worker.wait(10)
+    assert ratios.ratios["a"] == ratios.ratios["b"] == 3.0
+    assert "could not read the learned token ratios" in caplog.text
+    assert "could not store the token ratio of b" in caplog.text
+    assert "a background budget store call failed" in caplog.text
+    worker.close()
+
+
+def test_the_worker_drops_what_does_not_fit_and_says_so() -> None:
+    gate = threading.Event()
+    worker = StoreWorker(MemoryBudgetStore())
+    assert worker.submit(lambda store: gate.wait(10) and None)
+    accepted = sum(worker.submit(lambda store: None) for _ in range(MAX_WAITING + 10))
+    assert accepted == MAX_WAITING - 1
+    assert worker.dropped == 11
+    gate.set()
+    assert worker.wait(10)
+    worker.close()
