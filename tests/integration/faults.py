@@ -61,6 +61,24 @@ MODEL_DEPLOYMENT = {
 }
 
 
+SCRIPT_COMMANDS = ("-eval", "-evalsha", "-eval_ro", "-evalsha_ro")
+
+
+def admin(server: RedisServer, *command: Any) -> Any:
+    """Run one command on a connection of its own (the budget scripts may be refused, ACL is not)."""
+    client = redis.Redis.from_url(server.url, socket_timeout=30)
+    try:
+        return client.execute_command(*command)
+    finally:
+        client.close()
+
+
+def refuse_scripts(server: RedisServer, *, refuse: bool) -> None:
+    """Make the store refuse every budget script (NOPERM) without losing data, or take them back."""
+    commands = SCRIPT_COMMANDS if refuse else tuple(c.replace("-", "+") for c in SCRIPT_COMMANDS)
+    admin(server, "ACL", "SETUSER", "default", *commands)
+
+
 def policy(redis_url: str, prefix: str, journal_dir: Path, **store: Any) -> dict[str, Any]:
     """Session, team and global budgets on Redis, with the store's defaults unless given."""
     return {

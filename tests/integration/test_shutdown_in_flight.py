@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from costrouter import CostRouter
 from costrouter.budget import BudgetPolicy
@@ -25,6 +24,7 @@ from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.redis_server import RedisServer
+from tests.integration.faults import refuse_scripts
 from tests.routing import router_config
 
 MESSAGES = [{"role": "user", "content": "summarise the quarterly report in three bullets"}]
@@ -110,15 +110,6 @@ def refusing_redis() -> Iterator[RedisServer]:
         yield private
 
 
-def _scripts(server: RedisServer, *, refused: bool) -> None:
-    commands = ("-eval", "-evalsha") if refused else ("+eval", "+evalsha")
-    client = redis.Redis.from_url(server.url)
-    try:
-        client.execute_command("ACL", "SETUSER", "default", *commands)
-    finally:
-        client.close()
-
-
 def test_a_call_that_outlives_shutdown_while_redis_refuses_is_left_for_the_next_start(
     provider: ProviderDouble, capture: TelemetryCapture, refusing_redis: RedisServer, tmp_path: Path
 ) -> None:
@@ -134,12 +125,12 @@ def test_a_call_that_outlives_shutdown_while_redis_refuses_is_left_for_the_next_
     call.start()
     time.sleep(0.5)
     router.shutdown()
-    _scripts(refusing_redis, refused=True)  # the late call's settle meets a store that refuses it
+    refuse_scripts(refusing_redis, refuse=True)  # the late call's settle meets a store that refuses it
     try:
         call.join(timeout=60)
         assert answered, "the call in flight did not finish"
     finally:
-        _scripts(refusing_redis, refused=False)
+        refuse_scripts(refusing_redis, refuse=False)
     directory = journal_dir_for(tmp_path, refusing_redis.url, prefix)
     left = read_pending(directory)
     second = capture.call_spans()[-1]

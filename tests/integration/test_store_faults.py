@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from opentelemetry.trace import StatusCode
 from typer.testing import CliRunner
 
@@ -35,11 +34,11 @@ from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
 from costrouter.testing.redis_server import RedisServer
+from tests.integration.faults import admin, refuse_scripts
 from tests.routing import expected_cost, router_config
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = [{"role": "user", "content": "count me once, whatever the store does"}]
-SCRIPT_COMMANDS = ("-eval", "-evalsha", "-eval_ro", "-evalsha_ro")
 _PATIENCE_SECONDS = 60.0  # a bound for polling on a loaded machine, not a measured time
 
 
@@ -56,21 +55,6 @@ def fault_redis(server: RedisServer) -> Iterator[RedisServer]:
     yield server
     server.ensure_running()
     refuse_scripts(server, refuse=False)
-
-
-def admin(server: RedisServer, *command: Any) -> Any:
-    """Run one command on a connection of its own (the budget scripts may be refused, ACL is not)."""
-    client = redis.Redis.from_url(server.url, socket_timeout=30)
-    try:
-        return client.execute_command(*command)
-    finally:
-        client.close()
-
-
-def refuse_scripts(server: RedisServer, *, refuse: bool) -> None:
-    """Make the store refuse every budget script (NOPERM) without losing data, or take them back."""
-    commands = SCRIPT_COMMANDS if refuse else tuple(c.replace("-", "+") for c in SCRIPT_COMMANDS)
-    admin(server, "ACL", "SETUSER", "default", *commands)
 
 
 def wait_until(condition: Callable[[], bool]) -> None:
