@@ -80,6 +80,8 @@ def test_one_inflated_prompt_count_refuses_no_later_call_here_or_in_a_fresh_rout
         for index in range(3):
             fresh.route_completion("fast", PROMPT, max_tokens=5, session_id=f"fresh-{index}")
             assert _last_hold_units(capture) <= 4 * clean_hold
+        assert fresh.store_worker is not None
+        assert fresh.store_worker.wait(_PATIENCE_SECONDS)  # its own lessons have landed too
         learned = fresh.budgets.token_ratios() if fresh.budgets is not None else {}
         assert all(ratio.ratio <= 8.0 for ratio in learned.values())
     finally:
@@ -137,6 +139,8 @@ def test_budget_ratios_shows_and_resets_what_the_routers_learned(
         assert fresh.budgets is not None
         assert fresh.budgets.token_ratios() == {}
         fresh.route_completion("fast", PROMPT, max_tokens=5, session_id="c")
+        assert fresh.store_worker is not None
+        assert fresh.store_worker.wait(_PATIENCE_SECONDS)  # the call's lesson goes to Redis off its path
         assert fresh.budgets.reset_token_ratios() == ["fast-primary"]
     finally:
         fresh.shutdown()
