@@ -3,8 +3,9 @@
 The learned token ratios (:mod:`costrouter.pricing.token_ratios`) are read again every
 ``ratio_refresh_seconds`` and taught by answered calls. On a remote store each is a round trip;
 on the caller's path, a process whose calls come seconds apart paid two of them a call (a
-refresh before the hold, a lesson after the answer). They go here instead: a daemon thread
-calls the store's sync API, and the ratios take the store's answer when it comes. A store call
+refresh before the hold, a lesson after the answer). They go here instead: a worker thread
+(a ``ThreadPoolExecutor``'s of one, joined at interpreter exit: a call out finishes within the
+store's timeouts) calls the store's sync API, and the ratios take the store's answer when it comes. A store call
 that fails is logged by the work itself; one that raises anything else is logged here, and the
 worker goes on. At most :data:`MAX_WAITING` calls wait; past that a new one is dropped (the
 next refresh period sends it again).
