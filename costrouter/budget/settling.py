@@ -9,7 +9,8 @@
 * The store's epoch (``lua/epoch.lua``) is checked before and after a reserve whenever
   the store opened a new connection (a reconnect), every ``EPOCH_CHECK_SECONDS`` and at
   start (see :mod:`~costrouter.budget.epoch_watch`; callers meeting a check in flight wait
-  for its verdict); a store that lost its data is refused (``on_store_lost: fail_closed``)
+  for its verdict; on a remote store the interval's check runs on the store worker, off
+  the call's path); a store that lost its data is refused (``on_store_lost: fail_closed``)
   or warned about (``warn``), never silently taken as a fresh budget.
 
 The flows here yield store ops like the rest of the call (see :mod:`costrouter.ops`);
@@ -23,9 +24,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -39,7 +41,7 @@ from costrouter.budget.epoch_watch import EpochWatch
 from costrouter.budget.factory import journal_directory, leased_store_of
 from costrouter.budget.journal import PendingSettle, SettleJournal, journal_trouble, new_entry
 from costrouter.budget.store import EpochState
-from costrouter.errors import BudgetStoreError
+from costrouter.errors import BudgetStoreError, StoreLayoutError
 from costrouter.money import units_to_usd
 from costrouter.ops import Flow, SleepOp, StoreOp, WaitOp
 from costrouter.otel import semconv as sc
@@ -205,6 +207,8 @@ class StoreGuard:
         self.journal = journal
         self.epoch = EpochWatch(None if journal is None else journal.directory / _MARKER)
         self.replayer = None if journal is None else Replayer(store, journal, self)
+        self.background: Callable[[Callable[[BudgetStore], None]], bool] | None = None
+        """Runs an epoch check no caller waits for (:class:`~costrouter.budget.background.StoreWorker`)."""
         meter = telemetry.meter_provider.get_meter(INSTRUMENTATION_NAME, __version__)
         self._journal_counter = meter.create_counter(
             sc.METRIC_SETTLE_JOURNAL,
@@ -314,10 +318,18 @@ class StoreGuard:
         """Check the store's epoch when due; raise BudgetStoreError on a loss under fail_closed.
 
         While another call's check is in flight, wait for its verdict (no Redis round trip);
-        a wait past the store's longest answer time checks here instead.
+        a wait past the store's longest answer time checks here instead. With :attr:`background`,
+        a check the interval alone makes due goes there and the call goes on; a loss it finds
+        makes the next call check again on its path, and refuse under fail_closed.
         """
         fail_closed = self.config.on_store_lost == "fail_closed"
         watch = self.epoch
+        if self.background is not None:
+            check = watch.claim_background(self.store.connections, fail_closed=fail_closed)
+            if check is not None:
+                if self.background(partial(self._check_in_background, check=check)):
+                    return
+                watch.finish(check, None)  # the worker is closed or full: this caller checks
         while True:
             claimed = watch.claim(self.store.connections, fail_closed=fail_closed)
             if claimed is None:
@@ -360,19 +372,46 @@ class StoreGuard:
             if check is not None:
                 watch.finish(check, state)
         if newly:
-            self._lost_counter.add(1, {sc.BUDGET_ON_STORE_LOST: self.config.on_store_lost})
-            logger.error(
-                "costrouter: the budget store lost its data (epoch %s, this machine knew %s): its counters "
-                "restarted from zero; on_store_lost: %s%s",
-                state.epoch,
-                watch.known,
-                self.config.on_store_lost,
-                "; calls are refused until `costrouter budget accept-loss`"
-                if self.config.on_store_lost == "fail_closed"
-                else "",
-            )
+            self._report_loss(state)
         if state.lost:
             self._refuse_if_lost(span, state)
+
+    def _check_in_background(self, store: BudgetStore, check: Future[EpochState | None]) -> None:
+        """Run a claimed check with the store's sync API (on :attr:`background`'s thread)."""
+        watch = self.epoch
+        connections = watch.check_connections
+        state: EpochState | None = None
+        try:
+            state = store.epoch(uuid.uuid4().hex, watch.known)
+            if state is None:
+                watch.seen_connections, watch.checked_at = connections, float("inf")
+                return
+            newly = watch.observe(state, connections)
+        except BudgetStoreError:
+            return  # not checked: due again at the next call, whose store ops meet the failure too
+        except StoreLayoutError:
+            # A 0.2 process counts on this store now: the next call's check runs on its path, and
+            # raises this to it (no on_store_error lets a call count beside another layout).
+            watch.seen_connections = -1
+            return
+        finally:
+            watch.finish(check, state)
+        if newly:
+            self._report_loss(state)
+
+    def _report_loss(self, state: EpochState) -> None:
+        """A loss newly found: counted and logged once, whichever check found it."""
+        self._lost_counter.add(1, {sc.BUDGET_ON_STORE_LOST: self.config.on_store_lost})
+        logger.error(
+            "costrouter: the budget store lost its data (epoch %s, this machine knew %s): its counters "
+            "restarted from zero; on_store_lost: %s%s",
+            state.epoch,
+            self.epoch.known,
+            self.config.on_store_lost,
+            "; calls are refused until `costrouter budget accept-loss`"
+            if self.config.on_store_lost == "fail_closed"
+            else "",
+        )
 
     def _refuse_if_lost(self, span: Span | None, state: EpochState) -> None:
         """A verdict of loss: a span event, and under fail_closed the error that refuses the call."""

@@ -93,13 +93,16 @@ class CallEngine:
         )
         self._planner.guard = self.guard
         self.store_worker: StoreWorker | None = None
-        """Store calls no caller waits for (the learned token ratios after the first read), on a remote store.
+        """Store calls no caller waits for, on a remote store: the learned token ratios after the first read, and
+        the epoch check the interval makes due.
 
         ``store_worker.wait()`` returns once those submitted have landed (for a reader that must see them).
         """
         if self.store is not None and self.policy is not None and not isinstance(self.store, MemoryBudgetStore):
             self.store_worker = StoreWorker(self.store)
             self._planner.ratios.background = self.store_worker.submit
+            if self.guard is not None:
+                self.guard.background = self.store_worker.submit
         leased = leased_store_of(self.store)
         if leased is not None:
             leased.alert_sink = self._planner.lease_alert

@@ -27,9 +27,13 @@ from typer.testing import CliRunner
 
 from costrouter import BudgetStoreError, CostRouter
 from costrouter.budget import BudgetPolicy, BudgetRef, RedisBudgetStore, StoreConfig
+from costrouter.budget.epoch_watch import EPOCH_CHECK_SECONDS
 from costrouter.budget.journal import SettleJournal, journal_dir_for, new_entry, read_pending
+from costrouter.budget.layout import legacy_epoch_keys
 from costrouter.budget.settling import StoreLostError
+from costrouter.budget.store import epoch_keys
 from costrouter.cli.commands import app
+from costrouter.errors import StoreLayoutError
 from costrouter.money import usd_to_units
 from costrouter.otel import semconv as sc
 from costrouter.testing import ProviderDouble, Reply, TelemetryCapture
@@ -321,6 +325,80 @@ def test_a_redis_restarted_empty_is_refused_by_this_and_new_routers_until_accept
     assert provider.request_count() == 3
     router.shutdown()
     restarted.shutdown()
+
+
+def test_the_interval_epoch_check_leaves_the_call_path_and_a_loss_it_finds_refuses_the_next_call(
+    provider: ProviderDouble, capture: TelemetryCapture, fault_redis: RedisServer, tmp_path: Path
+) -> None:
+    provider.reset()
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    router = make_router(provider, capture, policy(fault_redis.url, tmp_path / "journal", prefix, lease={}))
+    assert router.store is not None
+    assert router.guard is not None
+    assert router.store_worker is not None
+    store, watch = router.store, router.guard.epoch
+    checks: list[str] = []  # the thread each epoch check ran on
+    sync_epoch, async_epoch = store.epoch, store.aepoch
+
+    def epoch(candidate: str, known: str | None) -> Any:
+        checks.append(threading.current_thread().name)
+        return sync_epoch(candidate, known)
+
+    async def aepoch(candidate: str, known: str | None) -> Any:
+        checks.append(threading.current_thread().name)
+        return await async_epoch(candidate, known)
+
+    store.epoch, store.aepoch = epoch, aepoch  # type: ignore[method-assign]
+    router.route_completion("fast", MESSAGES, max_tokens=20, session_id="a")
+    router.store_worker.wait()
+    checks.clear()
+
+    watch.checked_at -= EPOCH_CHECK_SECONDS  # the interval passed; nothing else is new
+    router.route_completion("fast", MESSAGES, max_tokens=20, session_id="a")
+    router.store_worker.wait()
+    assert len(checks) == 1
+    assert checks[0].startswith("costrouter-store-worker")  # on the caller's thread before the fix
+    assert watch.lost is None
+
+    # The store loses its data (its epoch key gone) behind connections that stay open: only the
+    # interval's check can see it, and it runs in the background.
+    admin(fault_redis, "DEL", *epoch_keys(prefix))
+    watch.checked_at -= EPOCH_CHECK_SECONDS
+    router.route_completion("fast", MESSAGES, max_tokens=20, session_id="a")
+    router.store_worker.wait()
+    assert watch.lost is not None
+    (point,) = capture.metric_points(sc.METRIC_STORE_LOST)
+    assert point[1].value == 1
+    answered = provider.request_count()
+    with pytest.raises(BudgetStoreError) as raised:  # fail_closed: the next call checks on its path, refuses
+        router.route_completion("fast", MESSAGES, max_tokens=20, session_id="a")
+    assert isinstance(raised.value.__cause__, StoreLostError)
+    assert provider.request_count() == answered
+    assert any(event.name == sc.EVENT_STORE_LOST for event in capture.call_spans()[-1].events)
+    router.shutdown()
+
+
+def test_a_0_2_process_a_background_epoch_check_finds_stops_the_next_call(
+    provider: ProviderDouble, capture: TelemetryCapture, fault_redis: RedisServer, tmp_path: Path
+) -> None:
+    provider.reset()
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    router = make_router(provider, capture, policy(fault_redis.url, tmp_path / "journal", prefix, lease={}))
+    assert router.guard is not None
+    assert router.store_worker is not None
+    router.route_completion("fast", MESSAGES, max_tokens=20, session_id="a")
+    admin(fault_redis, "SET", legacy_epoch_keys(prefix)[0], "a-0.2-epoch")  # a 0.2 process starts on the prefix
+    router.guard.epoch.checked_at -= EPOCH_CHECK_SECONDS
+    router.route_completion("fast", MESSAGES, max_tokens=20, session_id="a")  # its check runs in the background
+    router.store_worker.wait()
+    answered = provider.request_count()
+    for _ in range(2):  # every later call is refused, as an on-path check refused them before
+        with pytest.raises(StoreLayoutError, match=r"0\.2's key layout"):
+            router.route_completion("fast", MESSAGES, max_tokens=20, session_id="a")
+    assert provider.request_count() == answered
+    admin(fault_redis, "DEL", legacy_epoch_keys(prefix)[0])
+    router.route_completion("fast", MESSAGES, max_tokens=20, session_id="a")
+    router.shutdown()
 
 
 def test_a_redis_restarted_empty_under_warn_logs_marks_the_span_and_goes_on(
