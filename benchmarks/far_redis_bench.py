@@ -13,10 +13,13 @@ budget's lease and the connection pool, once per process). ``--gap-seconds`` wai
 before each pair after a session's first (a chat whose user reads and types between turns; the
 results file keeps the default, back-to-back run only). Reports:
 
-* the median added latency of a session's later calls, and of its first call;
+* the median added latency of a session's later calls, and of its first call; the later calls'
+  90th percentile and how many added more than half a round trip (``--delay-ms``: a call that
+  waited for Redis);
 * the messages a call waited for (``LeasedStore.waits``), first calls and later calls;
-* Redis server time per call (``INFO commandstats``, every script and command, background
-  ones included, measured on the real server) and round trips the store sent per call;
+* Redis server time per call (``INFO commandstats``: each script's run once, the commands it
+  runs inside it, plus every command sent outside a script; background ones included, measured
+  on the real server), the commands per call (every command, those inside scripts included);
 * bytes per session (``MEMORY USAGE`` over the run's keys after every lease was given back).
 
 Prints one JSON line and keeps it in ``benchmarks/results/far_redis_bench.json``.
@@ -65,11 +68,42 @@ async def _timed(router: CostRouter, session: str) -> float:
     return time.perf_counter() - started
 
 
+IN_SCRIPTS = frozenset(
+    [
+        "del",
+        "exists",
+        "expire",
+        "expireat",
+        "get",
+        "hdel",
+        "hget",
+        "hgetall",
+        "hincrby",
+        "hmget",
+        "hset",
+        "hsetnx",
+        "pexpireat",
+        "pexpiretime",
+        "rename",
+        "set",
+        "time",
+        "zincrby",
+        "zrevrange",
+    ]
+)
+"""The commands costrouter's scripts run: their time is inside the script's (``EVALSHA``), counted once."""
+
+
 def _server_usec(client: redis.Redis) -> tuple[int, int]:
-    stats = client.info("commandstats")
-    usec = sum(int(v["usec"]) for k, v in stats.items() if k != "cmdstat_config")
-    calls = sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_config")
+    """Server µs (each script's whole run once, plus the commands sent outside scripts) and commands (all)."""
+    stats = {name.removeprefix("cmdstat_"): value for name, value in client.info("commandstats").items()}
+    usec = sum(int(v["usec"]) for k, v in stats.items() if k not in IN_SCRIPTS and k not in ("config", "info"))
+    calls = sum(int(v["calls"]) for k, v in stats.items() if k not in ("config", "info"))
     return usec, calls
+
+
+def _p90(values: list[float]) -> float:
+    return sorted(values)[min(len(values) - 1, int(0.9 * len(values)))]
 
 
 def _memory(client: redis.Redis) -> int:
@@ -125,6 +159,9 @@ async def _run(args: argparse.Namespace, base_url: str, far_url: str, direct: re
         "calls_per_session": args.calls,
         "gap_seconds": args.gap_seconds,
         "added_ms_later_calls_p50": statistics.median(later) * 1000 if later else None,
+        "added_ms_later_calls_p90": _p90(later) * 1000 if later else None,
+        "later_calls_over_half_rtt": sum(added > args.delay_ms / 1000 for added in later),
+        "later_calls": len(later),
         "added_ms_first_call_p50": statistics.median(first) * 1000,
         "waits_per_first_call": first_waits / args.sessions,
         "waits_per_later_call": later_waits / (calls - args.sessions) if later else None,
