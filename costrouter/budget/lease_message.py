@@ -35,11 +35,17 @@ class LeaseMessage:
     give_back: bool = False
     demand: int = 0
     """The calls the lease served since its last message plus those waiting for it (or woken by its last release)."""
+    park: bool = False
+    """Keep ``need`` (one estimate) held and nothing spare, for ``park_seconds`` more than a lease lives."""
+
+    def ttl_seconds(self, settings: LeaseSettings) -> int:
+        """How long the hold lives unrenewed: a parked one ``park_seconds`` longer."""
+        return settings.ttl_seconds + settings.park_seconds if self.park else settings.ttl_seconds
 
     def args(self, base: str, budget: BudgetRef, config: StoreConfig) -> list[str]:
         """The script's ARGV (see ``lua/lease.lua``)."""
         lease = config.lease
-        extra_max = 0 if self.give_back else spare_calls(lease, self.demand) * self.estimate
+        extra_max = 0 if self.give_back or self.park else spare_calls(lease, self.demand) * self.estimate
         extra_min = lease.min_calls * self.estimate
         args = [
             base,
@@ -53,7 +59,7 @@ class LeaseMessage:
             str(extra_max),
             str(round(lease.fraction * FRACTION_SCALE)),
             str(extra_min),
-            str(lease.ttl_seconds),
+            str(self.ttl_seconds(lease)),
             budget.window.kind,
             str(budget.window.seconds),
             str(config.hold_ttl_seconds),

@@ -64,6 +64,12 @@ class Lease:
     returning: bool = False
     """A session's lease opened again within ``idle_seconds`` of its closing: the session is one of many
     calls, so this lease waits for ``idle_seconds`` like a shared one instead of closing after one call."""
+    parked: bool = False
+    """Its last message parked it: idle, one estimate held for ``park_seconds`` (:func:`due_reason`)."""
+
+    def used_since_parked(self) -> bool:
+        """Whether a call took from the lease after its park message: its spare room is due again."""
+        return self.parked and self.last_used > self.last_message
 
     def room(self) -> int:
         """What a call may still take from the lease without a message."""
@@ -129,16 +135,24 @@ def due_reason(  # noqa: PLR0911 - the reasons in their order, the first that ho
     flush_age = ahead - lease.last_message >= settings.flush_seconds
     if not lease.inflight:
         # A session's lease that served one call is charged and given back in one message; leases of
-        # shared instances (user, team, tag, global) wait for idle_seconds: the next session uses them.
+        # shared instances (user, team, tag, global) and of returning sessions wait for idle_seconds
+        # (the next call uses them), then park: one estimate held for park_seconds, for the next
+        # call after a pause; then they are given back.
         if flush_age and closes_when_idle(lease):
             return "close"
-        if degraded or ahead - lease.last_used >= settings.idle_seconds:
+        if degraded:
             return "give back"
+        idle = ahead - lease.last_used
+        if lease.parked:
+            if idle >= settings.idle_seconds + settings.park_seconds:
+                return "give back"
+        elif idle >= settings.idle_seconds:
+            return "park" if settings.park_seconds else "give back"
     if lease.settled and (degraded or flush_age):
         return "flush"
     if ahead >= renew_at(lease, settings):
         return "renew"
-    if lease.spare and lease.room() < lease.spare // 2:
+    if (lease.spare and lease.room() < lease.spare // 2) or lease.used_since_parked():
         return "refill"
     if lease.window_end and wall + slack >= lease.window_end - CLOCK_MARGIN_SECONDS:
         return "roll over"
@@ -153,12 +167,15 @@ def due_at(lease: Lease, settings: LeaseSettings, now: float, wall: float) -> fl
     """
     if lease.sending or lease.unacked is not None or (lease.hold == 0 and not lease.settled):
         return math.inf
+    if lease.used_since_parked():
+        return now
     at = renew_at(lease, settings)
     flush_at = lease.last_message + settings.flush_seconds
     if flush_at < at and (lease.settled or (not lease.inflight and closes_when_idle(lease))):
         at = flush_at
-    if not lease.inflight and lease.last_used + settings.idle_seconds < at:
-        at = lease.last_used + settings.idle_seconds
+    idle_until = lease.last_used + settings.idle_seconds + (settings.park_seconds if lease.parked else 0)
+    if not lease.inflight and idle_until < at:
+        at = idle_until
     if lease.window_end and now + (lease.window_end - CLOCK_MARGIN_SECONDS - wall) < at:
         at = now + (lease.window_end - CLOCK_MARGIN_SECONDS - wall)
     return at

@@ -84,6 +84,7 @@ _FORGOTTEN: Final = 10_000
 _CLOSED_SESSIONS: Final = 10_000
 """The most closed session leases remembered (:meth:`LeasedStore._lease_of`); then the oldest go."""
 _GIVING_BACK: Final = frozenset({"give back", "close"})
+_PARKING_OR_BACK: Final = _GIVING_BACK | {"park"}
 OUTAGE_REMINDER_SECONDS: Final = 60.0
 """While lease messages keep failing, the warning repeats at most this often (the flush retries every
 flush_seconds: a down store must not write a warning twice a second)."""
@@ -209,8 +210,8 @@ class LeasedStore(BudgetStore):
             lease.estimate = max(lease.estimate, amount) if lease.estimate else amount
             if lease.take(amount, now):
                 self._calls[key] = amount
-                if lease.room() < lease.spare // 2:
-                    self._wake.set()
+                if lease.room() < lease.spare // 2 or lease.parked:
+                    self._wake.set()  # a refill (a parked lease's spare room comes back off the call's path)
                 return self._outcome(lease, granted=True)
         self._start()
         return None
@@ -295,9 +296,16 @@ class LeasedStore(BudgetStore):
             return self._new_lease(budget) if lease is None else lease
 
     def _new_lease(self, budget: BudgetRef) -> Lease:
-        """A lease on ``budget``, not yet opened (the lock held); returning when its session's closed lately."""
+        """A lease on ``budget``, not yet opened (the lock held); returning when its session's closed lately.
+
+        Lately: within ``idle_seconds`` + ``park_seconds``, as long as a lease of many calls waits for its
+        next call (a chat whose second turn came after a pause parks from then on).
+        """
         closed_at = self._closed.pop(budget, None) if self._closed else None
-        returning = closed_at is not None and time.monotonic() - closed_at < self.settings.idle_seconds
+        settings = self.settings
+        returning = (
+            closed_at is not None and time.monotonic() - closed_at < settings.idle_seconds + settings.park_seconds
+        )
         lease = self._leases[budget] = Lease(budget, returning=returning)
         return lease
 
@@ -436,11 +444,19 @@ class LeasedStore(BudgetStore):
         except StopIteration as done:
             return cast("T", done.value)
 
-    def _prepare(self, lease: Lease, *, need: int, enforce: bool, give_back: bool) -> tuple[LeaseMessage, list[str]]:
-        """The next message of ``lease``: from here until its reply calls take only from its pool."""
+    def _prepare(
+        self, lease: Lease, *, need: int, enforce: bool, give_back: bool, park: bool = False
+    ) -> tuple[LeaseMessage, list[str]]:
+        """The next message of ``lease``: from here until its reply calls take only from its pool.
+
+        ``park``: an idle lease keeps one estimate held (``need``), nothing spare, for ``park_seconds``.
+        """
         with self._lock:
+            if park:
+                need = max(lease.estimate, 1)
             # Kept aside for the calls that come while the message is out: held by it as if in flight.
-            pool = 0 if give_back or not lease.alive(time.monotonic()) else min(max(0, lease.room()), lease.spare // 2)
+            still = not give_back and not park and lease.alive(time.monotonic())
+            pool = min(max(0, lease.room()), lease.spare // 2) if still else 0
             lease.sending = True
             lease.pool = pool
             demand = lease.served - lease.served_at_message + max(len(lease.waiters), lease.woken)
@@ -459,6 +475,7 @@ class LeasedStore(BudgetStore):
                 estimate=max(lease.estimate, need, 1),
                 give_back=give_back,
                 demand=demand,
+                park=park,
             )
             entries, lease.entries = lease.entries, []
             lease.settled = 0
@@ -478,7 +495,9 @@ class LeasedStore(BudgetStore):
             if lease.unacked is not None:
                 sending.append((lease, reason, *lease.unacked))
             else:
-                message, entries = self._prepare(lease, need=0, enforce=True, give_back=reason in _GIVING_BACK)
+                message, entries = self._prepare(
+                    lease, need=0, enforce=True, give_back=reason in _GIVING_BACK, park=reason == "park"
+                )
                 sending.append((lease, reason, message, entries))
         sent_at = time.monotonic()
         try:
@@ -578,7 +597,8 @@ class LeasedStore(BudgetStore):
             lease.window_end = float(reply.window_end)
             if not reply.replayed:
                 lease.spare = max(0, reply.hold - message.inflight - message.need)
-                lease.valid_until = sent_at + self.settings.ttl_seconds - CLOCK_MARGIN_SECONDS
+                lease.valid_until = sent_at + message.ttl_seconds(self.settings) - CLOCK_MARGIN_SECONDS
+            lease.parked = message.park
             lease.spent_seen, lease.held_seen = reply.spent, reply.held
         if mark_done and self.journal is not None and entries:
             self.journal.mark_all_done(entries)
@@ -714,6 +734,15 @@ class LeasedStore(BudgetStore):
                 return True
         return await self.inner.arenew(budget, call_id)
 
+    def lease_hold(self, budget: BudgetRef) -> int:
+        """What this process's lease on ``budget`` holds in Redis as last answered (0: no lease).
+
+        A parked lease holds one estimate for ``park_seconds``: ``budget status`` counts it in ``held``.
+        """
+        with self._lock:
+            lease = self._leases.get(budget)
+            return 0 if lease is None else lease.hold
+
     def lease_applied(self, budget: BudgetRef, window: str, owner: str) -> int:
         """The last message seq the store applied for ``owner``'s lease in ``window`` (0: none)."""
         base, _ = self.inner.script_keys(budget)
@@ -830,7 +859,8 @@ class LeasedStore(BudgetStore):
         """Drop the leases given back and not used since: the next call on them opens a new one."""
         with self._lock:
             for lease, reason in batch:
-                returned = reason in _GIVING_BACK and lease.unacked is None and lease.hold == 0
+                # A park refused (no room left for one estimate) holds nothing either: the lease goes.
+                returned = reason in _PARKING_OR_BACK and lease.unacked is None and lease.hold == 0
                 if returned and not lease.inflight and not lease.settled and self._leases.get(lease.budget) is lease:
                     del self._leases[lease.budget]
                     if reason == "close":

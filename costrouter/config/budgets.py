@@ -112,7 +112,17 @@ class LeaseSettings(BaseModel):
         gt=0,
         le=3600,
         allow_inf_nan=False,
-        description="A lease no call used for this long is given back.",
+        description="A lease no call used for this long is parked (see park_seconds), else given back.",
+    )
+    park_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=3600,
+        description=(
+            "An idle lease (a session that called more than once, or a shared budget's) keeps one estimate "
+            "held this long more, so the next call after a pause (a chat's next turn) takes it without a "
+            "round trip; the hold lives park_seconds + ttl_seconds unrenewed. 0: given back when idle."
+        ),
     )
 
 

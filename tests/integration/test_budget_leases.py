@@ -313,6 +313,97 @@ def test_a_session_that_calls_again_after_its_lease_closed_keeps_the_next_one(re
         plain.close()
 
 
+@pytest.mark.parametrize("scope", ["session", "global"])
+def test_a_chat_whose_next_turn_comes_after_idle_seconds_takes_its_parked_lease_without_a_message(
+    redis_url: str, scope: str
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    # Short periods so the test runs in seconds; park_seconds as the default's rule, scaled down.
+    store = _store(redis_url, prefix, flush_seconds=0.1, idle_seconds=0.5, park_seconds=2)
+    budget = (
+        ref(1_000_000, scope_id="chat")
+        if scope == "session"
+        else BudgetRef("everyone", "global", GLOBAL_SCOPE_ID, parse_window("total"), 1_000_000)
+    )
+    plain = RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url)
+
+    def until(spent: int, held: int) -> None:
+        for _ in range(600):  # the background thread's messages: poll, no time asserted
+            status = plain.status(budget)
+            if (status.spent_units, status.held_units) == (spent, held):
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"wanted spent {spent} held {held}: {plain.status(budget)}")
+
+    try:
+        for index in range(2):  # a session of more than one call (a shared instance: any)
+            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
+            store.settle(budget, f"c{index}", 600)
+        assert store.waits == 1
+        until(1200, 1000)  # idle: parked, one estimate held and nothing spare
+        assert store.lease_hold(budget) == 1000
+        messages = store.messages
+        assert store.reserve(budget, "c2", 1000, enforce=True).granted  # the chat's next turn, after the pause
+        assert store.waits == 1  # before parking: given back when idle, this call opened a lease again
+        store.settle(budget, "c2", 600)
+        until(1800, 1000)  # its spare room came back off the call's path, the spend went, then it parked again
+        assert store.messages >= messages + 2  # the refill and the park at least (the flush may ride the refill)
+        until(1800, 0)  # no call for park_seconds: given back
+        assert store.lease_hold(budget) == 0
+        assert store.reserve(budget, "c3", 1000, enforce=True).granted
+        assert store.waits == 2  # the pause outlived the parked lease: this call opened a new one
+    finally:
+        store.close()
+        plain.close()
+
+
+def test_a_chat_whose_turns_all_come_after_pauses_pays_a_round_trip_on_its_first_two_only(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    store = _store(redis_url, prefix, flush_seconds=0.1, idle_seconds=0.3, park_seconds=30)
+    budget = ref(1_000_000, scope_id="chat")
+    plain = RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url)
+
+    def until(spent: int, held: int) -> None:
+        for _ in range(600):  # the background thread's messages: poll, no time asserted
+            status = plain.status(budget)
+            if (status.spent_units, status.held_units) == (spent, held):
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"wanted spent {spent} held {held}: {plain.status(budget)}")
+
+    try:
+        for turn in range(4):
+            assert store.reserve(budget, f"c{turn}", 1000, enforce=True).granted
+            store.settle(budget, f"c{turn}", 600)
+            # The pause: the first turn's lease closes (one call); from the second on, the lease parks.
+            until(600 * (turn + 1), 0 if turn == 0 else 1000)
+            time.sleep(0.4)  # longer than idle_seconds (the window a closed session counted as returning)
+        assert store.waits == 2  # before: the second turn's lease closed after it too, and every turn waited
+    finally:
+        store.close()
+        plain.close()
+
+
+def test_a_lease_parked_near_the_limit_goes_back_and_the_next_call_reserves_for_itself(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    store = _store(redis_url, prefix, flush_seconds=0.1, idle_seconds=0.3, park_seconds=60)
+    budget = ref(2_000, scope_id="chat")
+    plain = RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url)
+    try:
+        for index in range(2):
+            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
+            store.settle(budget, f"c{index}", 600)
+        for _ in range(600):  # 800 left, less than one estimate: the park is refused and the lease goes
+            if store.lease_hold(budget) == 0 and plain.status(budget).spent_units == 1200:
+                break
+            time.sleep(0.02)
+        assert (plain.status(budget).spent_units, plain.status(budget).held_units) == (1200, 0)
+        assert not store.reserve(budget, "c2", 1000, enforce=True).granted  # no parked hold, no overspend
+    finally:
+        store.close()
+        plain.close()
+
+
 def test_a_shared_instance_keeps_its_lease_after_one_call(redis_url: str) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     config = StoreConfig(backend="redis", key_prefix=prefix, journal_dir=None)

@@ -40,12 +40,29 @@ def test_settled_spend_falls_due_a_flush_period_after_the_last_message() -> None
     assert due_reason(lease, SETTINGS, NOW + 0.8, WALL, degraded=False) == "flush"
 
 
-def test_a_lease_with_nothing_settled_is_due_only_to_renew_or_give_back() -> None:
-    lease = _lease(inflight=100)  # a call in flight: not idle, so no give back
+def test_a_lease_with_nothing_settled_is_due_only_to_renew_or_park() -> None:
+    lease = _lease(inflight=100)  # a call in flight: not idle, so no park
     assert due_at(lease, SETTINGS, NOW, WALL) == NOW + 29 - 20  # a third of the TTL before it expires
     idle = _lease()
-    assert due_at(idle, SETTINGS, NOW, WALL) == NOW + 9  # the give back, before the renewal
-    assert due_reason(idle, SETTINGS, NOW + 9.9, WALL, degraded=False) == "give back"
+    assert due_at(idle, SETTINGS, NOW, WALL) == NOW + 9  # the park, before the renewal
+    assert due_reason(idle, SETTINGS, NOW + 9.9, WALL, degraded=False) == "park"
+    unparked = LeaseSettings(flush_seconds=1.0, idle_seconds=10, ttl_seconds=30, park_seconds=0)
+    assert due_reason(idle, unparked, NOW + 9.9, WALL, degraded=False) == "give back"
+
+
+def test_a_parked_lease_waits_park_seconds_for_a_call_then_goes_back() -> None:
+    assert LeaseSettings().park_seconds == 300
+    parked_at = NOW + 10
+    # The park message's reply: one estimate held, nothing spare, alive park_seconds + ttl_seconds.
+    parked = _lease(hold=50, spare=0, parked=True, last_message=parked_at, valid_until=parked_at + 330 - 1)
+    assert due_reason(parked, SETTINGS, parked_at + 1, WALL, degraded=False) is None
+    assert due_at(parked, SETTINGS, parked_at, WALL) == NOW - 0.1 + 10 + 300  # before its renewal
+    assert due_reason(parked, SETTINGS, NOW - 0.1 + 310, WALL, degraded=False) == "give back"
+    assert parked.take(50, parked_at + 200)  # the next turn of the chat: no message on its path
+    parked.last_used = parked_at + 200
+    assert parked.used_since_parked()
+    assert due_at(parked, SETTINGS, parked_at + 200, WALL) == parked_at + 200  # its spare room, at once
+    assert due_reason(parked, SETTINGS, parked_at + 200, WALL, degraded=False) == "refill"
 
 
 def test_a_one_call_session_closes_a_flush_period_after_its_opening() -> None:
