@@ -313,6 +313,16 @@ def test_a_session_that_calls_again_after_its_lease_closed_keeps_the_next_one(re
         plain.close()
 
 
+def _until(plain: RedisBudgetStore, budget: BudgetRef, spent: int, held: int) -> None:
+    """Wait until Redis shows ``budget`` at ``spent`` and ``held`` (the background thread's messages)."""
+    for _ in range(600):  # poll, no time asserted
+        status = plain.status(budget)
+        if (status.spent_units, status.held_units) == (spent, held):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"wanted spent {spent} held {held}: {plain.status(budget)}")
+
+
 @pytest.mark.parametrize("scope", ["session", "global"])
 def test_a_chat_whose_next_turn_comes_after_idle_seconds_takes_its_parked_lease_without_a_message(
     redis_url: str, scope: str
@@ -327,14 +337,6 @@ def test_a_chat_whose_next_turn_comes_after_idle_seconds_takes_its_parked_lease_
     )
     plain = RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url)
 
-    def until(spent: int, held: int) -> None:
-        for _ in range(600):  # the background thread's messages: poll, no time asserted
-            status = plain.status(budget)
-            if (status.spent_units, status.held_units) == (spent, held):
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"wanted spent {spent} held {held}: {plain.status(budget)}")
-
     def held_here(held: int) -> None:  # the reply Redis answered is applied here a moment later
         for _ in range(600):
             if store.lease_hold(budget) == held:
@@ -347,15 +349,15 @@ def test_a_chat_whose_next_turn_comes_after_idle_seconds_takes_its_parked_lease_
             assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
             store.settle(budget, f"c{index}", 600)
         assert store.waits == 1
-        until(1200, 1000)  # idle: parked, one estimate held and nothing spare
+        _until(plain, budget, 1200, 1000)  # idle: parked, one estimate held and nothing spare
         held_here(1000)
         messages = store.messages
         assert store.reserve(budget, "c2", 1000, enforce=True).granted  # the chat's next turn, after the pause
         assert store.waits == 1  # before parking: given back when idle, this call opened a lease again
         store.settle(budget, "c2", 600)
-        until(1800, 1000)  # its spare room came back off the call's path, the spend went, then it parked again
+        _until(plain, budget, 1800, 1000)  # refilled off the call's path, its spend carried, parked again
         assert store.messages >= messages + 2  # the refill and the park at least (the flush may ride the refill)
-        until(1800, 0)  # no call for park_seconds: given back
+        _until(plain, budget, 1800, 0)  # no call for park_seconds: given back
         held_here(0)
         assert store.reserve(budget, "c3", 1000, enforce=True).granted
         assert store.waits == 2  # the pause outlived the parked lease: this call opened a new one
@@ -370,20 +372,12 @@ def test_a_chat_whose_turns_all_come_after_pauses_pays_a_round_trip_on_its_first
     budget = ref(1_000_000, scope_id="chat")
     plain = RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url)
 
-    def until(spent: int, held: int) -> None:
-        for _ in range(600):  # the background thread's messages: poll, no time asserted
-            status = plain.status(budget)
-            if (status.spent_units, status.held_units) == (spent, held):
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"wanted spent {spent} held {held}: {plain.status(budget)}")
-
     try:
         for turn in range(4):
             assert store.reserve(budget, f"c{turn}", 1000, enforce=True).granted
             store.settle(budget, f"c{turn}", 600)
             # The pause: the first turn's lease closes (one call); from the second on, the lease parks.
-            until(600 * (turn + 1), 0 if turn == 0 else 1000)
+            _until(plain, budget, 600 * (turn + 1), 0 if turn == 0 else 1000)
             time.sleep(0.4)  # longer than idle_seconds (the window a closed session counted as returning)
         assert store.waits == 2  # before: the second turn's lease closed after it too, and every turn waited
     finally:
