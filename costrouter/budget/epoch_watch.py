@@ -106,12 +106,16 @@ class EpochWatch:
         """The store's connection count when the check in flight began (what its verdict covers)."""
         return self._check_connections
 
-    def observe(self, state: EpochState, connections: int) -> bool:
+    def observe(self, state: EpochState | None, connections: int) -> bool:
         """Take a check's answer; ``True`` when this check newly found the store lost.
 
         ``connections`` is the count when the check began: a connection opened meanwhile
         may have met a restarted store the check did not see, so it makes a check due again.
+        ``None``: a store that keeps no epoch, never checked again.
         """
+        if state is None:
+            self.seen_connections, self.checked_at = connections, float("inf")
+            return False
         self.seen_connections = connections
         self.checked_at = time.monotonic()
         if state.lost:

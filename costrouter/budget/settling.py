@@ -362,15 +362,14 @@ class StoreGuard:
         state: EpochState | None = None
         try:
             state = yield StoreOp("epoch", (uuid.uuid4().hex, watch.known))
-            if state is None:  # a store that keeps no epoch: nothing to check, ever
-                watch.seen_connections, watch.checked_at = connections, float("inf")
-                return
             newly = watch.observe(state, connections)
         except BudgetStoreError:
             return  # the reserve meets the same failure and applies on_store_error
         finally:
             if check is not None:
                 watch.finish(check, state)
+        if state is None:
+            return
         if newly:
             self._report_loss(state)
         if state.lost:
@@ -383,9 +382,6 @@ class StoreGuard:
         state: EpochState | None = None
         try:
             state = store.epoch(uuid.uuid4().hex, watch.known)
-            if state is None:
-                watch.seen_connections, watch.checked_at = connections, float("inf")
-                return
             newly = watch.observe(state, connections)
         except BudgetStoreError:
             return  # not checked: due again at the next call, whose store ops meet the failure too
@@ -396,7 +392,7 @@ class StoreGuard:
             return
         finally:
             watch.finish(check, state)
-        if newly:
+        if newly and state is not None:
             self._report_loss(state)
 
     def _report_loss(self, state: EpochState) -> None:
