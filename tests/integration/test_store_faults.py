@@ -328,6 +328,15 @@ def test_a_redis_restarted_empty_is_refused_by_this_and_new_routers_until_accept
     restarted.shutdown()
 
 
+def leased_router(
+    provider: ProviderDouble, capture: TelemetryCapture, server: RedisServer, tmp_path: Path
+) -> tuple[str, CostRouter]:
+    """A router on a key prefix of its own with the store's defaults (leases), and that prefix."""
+    provider.reset()
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    return prefix, make_router(provider, capture, policy(server.url, tmp_path / "journal", prefix, lease={}))
+
+
 def quiet_connections(router: CostRouter, session: str) -> None:
     """Route until every connection the store opened is one an epoch check saw, and nothing is out.
 
@@ -351,9 +360,7 @@ def quiet_connections(router: CostRouter, session: str) -> None:
 def test_the_interval_epoch_check_leaves_the_call_path_and_a_loss_it_finds_refuses_the_next_call(
     provider: ProviderDouble, capture: TelemetryCapture, fault_redis: RedisServer, tmp_path: Path
 ) -> None:
-    provider.reset()
-    prefix = f"t{uuid.uuid4().hex[:10]}"
-    router = make_router(provider, capture, policy(fault_redis.url, tmp_path / "journal", prefix, lease={}))
+    prefix, router = leased_router(provider, capture, fault_redis, tmp_path)
     assert router.store is not None
     assert router.guard is not None
     assert router.store_worker is not None
@@ -403,9 +410,7 @@ def test_the_interval_epoch_check_leaves_the_call_path_and_a_loss_it_finds_refus
 def test_a_0_2_process_a_background_epoch_check_finds_stops_the_next_call(
     provider: ProviderDouble, capture: TelemetryCapture, fault_redis: RedisServer, tmp_path: Path
 ) -> None:
-    provider.reset()
-    prefix = f"t{uuid.uuid4().hex[:10]}"
-    router = make_router(provider, capture, policy(fault_redis.url, tmp_path / "journal", prefix, lease={}))
+    prefix, router = leased_router(provider, capture, fault_redis, tmp_path)
     assert router.guard is not None
     assert router.store_worker is not None
     router.route_completion("fast", MESSAGES, max_tokens=20, session_id="a")
