@@ -66,6 +66,10 @@ class Lease:
     calls, so this lease waits for ``idle_seconds`` like a shared one instead of closing after one call."""
     parked: bool = False
     """Its last message parked it: idle, one estimate held for ``park_seconds`` (:func:`due_reason`)."""
+    quiet_until: float = 0.0
+    """A parked lease's due time (:func:`due_at`), as the background thread found it after the message of
+    ``quiet_since``: until a call takes from the lease or another message goes, nothing else makes it due."""
+    quiet_since: float = -1.0
 
     def used_since_parked(self) -> bool:
         """Whether a call took from the lease after its park message: its spare room is due again."""
@@ -179,6 +183,28 @@ def due_at(lease: Lease, settings: LeaseSettings, now: float, wall: float) -> fl
     if lease.window_end and now + (lease.window_end - CLOCK_MARGIN_SECONDS - wall) < at:
         at = now + (lease.window_end - CLOCK_MARGIN_SECONDS - wall)
     return at
+
+
+def quiet_due(lease: Lease, ahead: float, *, degraded: bool) -> float | None:
+    """A parked lease's remembered due time, when it still holds and lies beyond monotonic ``ahead``; else ``None``.
+
+    Spares the background thread's look at each parked lease (:func:`due_reason`, :func:`due_at`) at every
+    wake: a process that served many chats in the last ``park_seconds`` holds a parked lease for each.
+    """
+    if (
+        lease.quiet_since == lease.last_message
+        and lease.quiet_until > ahead
+        and lease.last_used <= lease.last_message
+        and not (degraded or lease.sending or lease.unacked is not None)
+    ):
+        return lease.quiet_until
+    return None
+
+
+def remember_quiet(lease: Lease, at: float) -> None:
+    """Keep ``at``, the due time :func:`due_at` found, when ``lease`` is parked and no call took from it since."""
+    if lease.parked and lease.last_used <= lease.last_message and not lease.sending and lease.unacked is None:
+        lease.quiet_since, lease.quiet_until = lease.last_message, at
 
 
 def sleep_seconds(due_times: list[float], settings: LeaseSettings, now: float) -> float:

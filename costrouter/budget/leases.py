@@ -60,7 +60,16 @@ from typing import Any, Final, Literal, TypeVar, cast
 from costrouter import forks
 from costrouter.budget.journal import PendingSettle, SettleJournal, journal_trouble
 from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_seq, parse_reply
-from costrouter.budget.lease_state import CLOCK_MARGIN_SECONDS, Lease, due_at, due_reason, sleep_seconds, wake_slack
+from costrouter.budget.lease_state import (
+    CLOCK_MARGIN_SECONDS,
+    Lease,
+    due_at,
+    due_reason,
+    quiet_due,
+    remember_quiet,
+    sleep_seconds,
+    wake_slack,
+)
 from costrouter.budget.redis import RedisBudgetStore, timed_out
 from costrouter.budget.store import (
     BudgetStatus,
@@ -781,13 +790,20 @@ class LeasedStore(BudgetStore):
         with self._lock:
             leases = list(self._leases.values())
         settings, slack = self.settings, self._slack
+        degraded, ahead = self.fault is not None, now + slack
         due: list[tuple[Lease, str]] = []
         due_times: list[float] = []
         for lease in leases:
             with self._lock:
-                reason = due_reason(lease, settings, now, wall, degraded=self.fault is not None, slack=slack)
+                quiet_until = quiet_due(lease, ahead, degraded=degraded)
+                if quiet_until is not None:
+                    due_times.append(quiet_until)
+                    continue
+                reason = due_reason(lease, settings, now, wall, degraded=degraded, slack=slack)
                 if reason is None:
-                    due_times.append(due_at(lease, settings, now, wall))
+                    at = due_at(lease, settings, now, wall)
+                    remember_quiet(lease, at)
+                    due_times.append(at)
             if reason is not None and lease.io.acquire(blocking=False):
                 due.append((lease, reason))
         sent = 0
@@ -800,7 +816,9 @@ class LeasedStore(BudgetStore):
         now, wall = time.monotonic(), time.time()
         for lease, _ in due:
             with self._lock:
-                due_times.append(due_at(lease, settings, now, wall))
+                at = due_at(lease, settings, now, wall)
+                remember_quiet(lease, at)
+                due_times.append(at)
         return sent, sleep_seconds(due_times, settings, now)
 
     def _send_due(
