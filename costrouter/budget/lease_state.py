@@ -70,10 +70,15 @@ class Lease:
     """A parked lease's due time (:func:`due_at`), as the background thread found it after the message of
     ``quiet_since``: until a call takes from the lease or another message goes, nothing else makes it due."""
     quiet_since: float = -1.0
+    """``last_message`` when ``quiet_until`` was found (:func:`remember_quiet`): a later message makes it stale."""
 
     def used_since_parked(self) -> bool:
         """Whether a call took from the lease after its park message: its spare room is due again."""
         return self.parked and self.last_used > self.last_message
+
+    def untouched_parked(self) -> bool:
+        """Whether the lease is parked, no call took from it since, and no message of it is out."""
+        return self.parked and self.last_used <= self.last_message and not self.sending and self.unacked is None
 
     def room(self) -> int:
         """What a call may still take from the lease without a message."""
@@ -191,19 +196,13 @@ def quiet_due(lease: Lease, ahead: float, *, degraded: bool) -> float | None:
     Spares the background thread's look at each parked lease (:func:`due_reason`, :func:`due_at`) at every
     wake: a process that served many chats in the last ``park_seconds`` holds a parked lease for each.
     """
-    if (
-        lease.quiet_since == lease.last_message
-        and lease.quiet_until > ahead
-        and lease.last_used <= lease.last_message
-        and not (degraded or lease.sending or lease.unacked is not None)
-    ):
-        return lease.quiet_until
-    return None
+    remembered = lease.quiet_since == lease.last_message and lease.quiet_until > ahead
+    return lease.quiet_until if remembered and not degraded and lease.untouched_parked() else None
 
 
 def remember_quiet(lease: Lease, at: float) -> None:
     """Keep ``at``, the due time :func:`due_at` found, when ``lease`` is parked and no call took from it since."""
-    if lease.parked and lease.last_used <= lease.last_message and not lease.sending and lease.unacked is None:
+    if lease.untouched_parked():
         lease.quiet_since, lease.quiet_until = lease.last_message, at
 
 
