@@ -70,7 +70,7 @@ class Lease:
     """A parked lease's due time (:func:`due_at`), as the background thread found it after the message of
     ``quiet_since``: until a call takes from the lease or another message goes, nothing else makes it due."""
     quiet_since: float = -1.0
-    """``last_message`` when ``quiet_until`` was found (:func:`remember_quiet`): a later message makes it stale."""
+    """``last_message`` when ``quiet_until`` was found (:func:`due_at_remembered`): a later message makes it stale."""
 
     def used_since_parked(self) -> bool:
         """Whether a call took from the lease after its park message: its spare room is due again."""
@@ -200,10 +200,12 @@ def quiet_due(lease: Lease, ahead: float, *, degraded: bool) -> float | None:
     return lease.quiet_until if remembered and not degraded and lease.untouched_parked() else None
 
 
-def remember_quiet(lease: Lease, at: float) -> None:
-    """Keep ``at``, the due time :func:`due_at` found, when ``lease`` is parked and no call took from it since."""
+def due_at_remembered(lease: Lease, settings: LeaseSettings, now: float, wall: float) -> float:
+    """:func:`due_at`, kept for :func:`quiet_due` when ``lease`` is parked and no call took from it since."""
+    at = due_at(lease, settings, now, wall)
     if lease.untouched_parked():
         lease.quiet_since, lease.quiet_until = lease.last_message, at
+    return at
 
 
 def sleep_seconds(due_times: list[float], settings: LeaseSettings, now: float) -> float:

@@ -63,10 +63,9 @@ from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_se
 from costrouter.budget.lease_state import (
     CLOCK_MARGIN_SECONDS,
     Lease,
-    due_at,
+    due_at_remembered,
     due_reason,
     quiet_due,
-    remember_quiet,
     sleep_seconds,
     wake_slack,
 )
@@ -801,9 +800,7 @@ class LeasedStore(BudgetStore):
                     continue
                 reason = due_reason(lease, settings, now, wall, degraded=degraded, slack=slack)
                 if reason is None:
-                    at = due_at(lease, settings, now, wall)
-                    remember_quiet(lease, at)
-                    due_times.append(at)
+                    due_times.append(due_at_remembered(lease, settings, now, wall))
             if reason is not None and lease.io.acquire(blocking=False):
                 due.append((lease, reason))
         sent = 0
@@ -816,9 +813,7 @@ class LeasedStore(BudgetStore):
         now, wall = time.monotonic(), time.time()
         for lease, _ in due:
             with self._lock:
-                at = due_at(lease, settings, now, wall)
-                remember_quiet(lease, at)
-                due_times.append(at)
+                due_times.append(due_at_remembered(lease, settings, now, wall))
         return sent, sleep_seconds(due_times, settings, now)
 
     def _send_due(

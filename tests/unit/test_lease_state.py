@@ -8,9 +8,9 @@ from costrouter.budget.lease_state import (
     CLOCK_MARGIN_SECONDS,
     Lease,
     due_at,
+    due_at_remembered,
     due_reason,
     quiet_due,
-    remember_quiet,
     sleep_seconds,
     wake_slack,
 )
@@ -71,8 +71,8 @@ def test_a_parked_lease_is_looked_at_once_until_a_call_takes_from_it_or_its_time
     parked_at = NOW + 10
     parked = _lease(hold=50, spare=0, parked=True, last_message=parked_at, valid_until=parked_at + 330 - 1)
     assert quiet_due(parked, parked_at + 1, degraded=False) is None  # not looked at yet
-    give_back = due_at(parked, SETTINGS, parked_at, WALL)
-    remember_quiet(parked, give_back)
+    give_back = due_at_remembered(parked, SETTINGS, parked_at, WALL)
+    assert give_back == due_at(parked, SETTINGS, parked_at, WALL)
     assert quiet_due(parked, parked_at + 1, degraded=False) == give_back
     assert quiet_due(parked, give_back, degraded=False) is None  # its give-back is due: looked at again
     assert quiet_due(parked, parked_at + 1, degraded=True) is None  # a degraded store gives every lease back
@@ -82,7 +82,7 @@ def test_a_parked_lease_is_looked_at_once_until_a_call_takes_from_it_or_its_time
     assert parked.take(50, parked_at + 200)
     parked.last_used = parked_at + 200
     assert quiet_due(parked, parked_at + 200, degraded=False) is None  # taken from: due for a refill at once
-    remember_quiet(parked, parked_at + 200)
+    assert due_at_remembered(parked, SETTINGS, parked_at + 200, WALL) == parked_at + 200
     assert parked.quiet_until == give_back  # a used lease's due time is not remembered
     parked.last_message, parked.last_used = parked_at + 201, parked_at + 200  # the refill's reply: a new message
     assert quiet_due(parked, parked_at + 202, degraded=False) is None  # what was remembered was the park's
@@ -90,7 +90,7 @@ def test_a_parked_lease_is_looked_at_once_until_a_call_takes_from_it_or_its_time
 
 def test_an_open_lease_due_time_is_not_remembered() -> None:
     lease = _lease(settled=40)
-    remember_quiet(lease, NOW + 5)
+    assert due_at_remembered(lease, SETTINGS, NOW, WALL) == NOW - 0.2 + 1.0
     assert quiet_due(lease, NOW, degraded=False) is None
 
 
