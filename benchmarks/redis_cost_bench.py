@@ -1,7 +1,7 @@
 """What budgets cost Redis: server time and commands per budgeted call, bytes per live session.
 
     uv run --locked python benchmarks/redis_cost_bench.py [--sessions N] [--calls-per-session K]
-        [--callgrind] [--modes ARM ...]
+        [--callgrind] [--modes ARM ...] [--gap-seconds G]
 
 Each call holds a session budget and a global budget (two budget instances). The same
 sessions run per call (``RedisBudgetStore``: a reserve and a settle script per budget)
@@ -14,6 +14,10 @@ event loop included, and not inflated by time the machine gave other processes, 
 time ``commandstats`` counts is), and ``MEMORY USAGE`` summed over the run's keys (the sessions'
 keys stay live: records of per-call settles for 24 h, lease tombstones, window hashes, the top
 index). Also the client's wall time per call (reserve + settle of both budgets, sync).
+
+``--gap-seconds G`` runs the sessions as chats: each turn every session calls once, and the next turn
+comes ``G`` seconds later (the client µs column leaves the pauses out). The lease thread's
+messages between turns (flushes, renewals, parks) are then part of each call's figures.
 
 ``--callgrind`` runs ``redis-server`` under ``valgrind --tool=callgrind`` and adds the server's
 instructions per call (counters zeroed before a mode's calls, dumped after them), counted inside
@@ -158,23 +162,49 @@ def _memory(client: redis.Redis, prefix: str) -> int:
     return total
 
 
-def _run(store: BudgetStore, sessions: int, calls: int, finish: Callable[[], None]) -> float:
-    started = time.perf_counter()
-    for s in range(sessions):
-        budgets = _budgets(f"session-{s}")
+def _call(store: BudgetStore, budgets: list[BudgetRef], call_id: str) -> None:
+    for budget in budgets:
+        store.reserve(budget, call_id, ESTIMATE, enforce=True)
+    for budget in budgets:
+        store.settle(budget, call_id, ACTUAL)
+
+
+def _run(store: BudgetStore, sessions: int, calls: int, finish: Callable[[], None], gap: float = 0.0) -> float:
+    """Every session's calls; returns the seconds spent calling (pauses left out).
+
+    ``gap`` 0: each session's calls back to back, session after session. Above 0, chats: each turn
+    every session calls once, then the run pauses ``gap`` seconds (the next turn of each chat comes
+    ``gap`` seconds after its last, and the background thread's clock-driven messages land in between).
+    """
+    elapsed = 0.0
+    if gap <= 0:
+        started = time.perf_counter()
+        for s in range(sessions):
+            budgets = _budgets(f"session-{s}")
+            for c in range(calls):
+                _call(store, budgets, f"{s}-{c}-{uuid.uuid4().hex[:6]}")
+        elapsed = time.perf_counter() - started
+    else:
+        chats = [_budgets(f"session-{s}") for s in range(sessions)]
         for c in range(calls):
-            call_id = f"{s}-{c}-{uuid.uuid4().hex[:6]}"
-            for budget in budgets:
-                store.reserve(budget, call_id, ESTIMATE, enforce=True)
-            for budget in budgets:
-                store.settle(budget, call_id, ACTUAL)
-    elapsed = time.perf_counter() - started
+            started = time.perf_counter()
+            for s, budgets in enumerate(chats):
+                _call(store, budgets, f"{s}-{c}-{uuid.uuid4().hex[:6]}")
+            elapsed += time.perf_counter() - started
+            time.sleep(gap)
     finish()
     return elapsed
 
 
-def measure(
-    url: str, mode: str, sessions: int, calls: int, *, top_index: bool, callgrind: CallgrindRedis | None = None
+def measure(  # noqa: PLR0913 - the arm, its workload and the optional instruments
+    url: str,
+    mode: str,
+    sessions: int,
+    calls: int,
+    *,
+    top_index: bool,
+    callgrind: CallgrindRedis | None = None,
+    gap: float = 0.0,
 ) -> dict[str, float]:
     """One mode's figures per call and per session (with ``callgrind``, the server's instructions too)."""
     prefix = f"b{uuid.uuid4().hex[:8]}"
@@ -194,7 +224,7 @@ def measure(
     cpu = _cpu_seconds(client)
     if callgrind is not None:
         callgrind.zero()
-    elapsed = _run(store, sessions, calls, finish)
+    elapsed = _run(store, sessions, calls, finish, gap)
     instructions = callgrind.dump() if callgrind is not None else 0
     cpu = _cpu_seconds(client) - cpu
     stats = _stats(client)  # before MEMORY USAGE and SCAN, which would count themselves
@@ -228,6 +258,12 @@ def main() -> None:
     parser.add_argument("--calls-per-session", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--callgrind", action="store_true", help="run redis-server under callgrind")
     parser.add_argument(
+        "--gap-seconds",
+        type=float,
+        default=0.0,
+        help="chats: every session calls once a turn, turns this many seconds apart (default 0: back to back)",
+    )
+    parser.add_argument(
         "--modes", nargs="+", choices=MODES, default=list(MODES), help="the arms to run (default: all four)"
     )
     args = parser.parse_args()
@@ -236,18 +272,20 @@ def main() -> None:
     server.start()
     try:
         print(
-            "| mode | calls/session | top index | server µs/call | server CPU µs/call "
+            "| mode | calls/session | pause between calls | top index | server µs/call | server CPU µs/call "
             + ("| server instructions/call " if callgrind else "")
             + "| round trips/call | scripts/call | redis.calls/call | bytes/session | client µs/call |"
         )
-        print("|---|---|---|---|---|" + ("---|" if callgrind else "") + "---|---|---|---|---|")
+        print("|---|---|---|---|---|---|" + ("---|" if callgrind else "") + "---|---|---|---|---|")
         arms = [ARMS[name] for name in args.modes]
         for calls in args.calls_per_session:
             for mode, top_index in arms:
-                figures = measure(server.url, mode, args.sessions, calls, top_index=top_index, callgrind=callgrind)
+                figures = measure(
+                    server.url, mode, args.sessions, calls, top_index=top_index, callgrind=callgrind, gap=args.gap_seconds
+                )
                 instructions = f"{figures['server_instructions_per_call'] / 1000:,.1f} k | " if callgrind else ""
                 print(
-                    f"| {mode} | {calls} | {'on' if top_index else 'off'} | "
+                    f"| {mode} | {calls} | {args.gap_seconds:g} s | {'on' if top_index else 'off'} | "
                     f"{figures['server_us_per_call']:.1f} | {figures['server_cpu_us_per_call']:.1f} | "
                     f"{instructions}{figures['round_trips_per_call']:.2f} | {figures['scripts_per_call']:.2f} | "
                     f"{figures['redis_calls_per_call']:.1f} | {figures['bytes_per_session']:.0f} | "
