@@ -37,10 +37,13 @@ class LeaseMessage:
     """The calls the lease served since its last message plus those waiting for it (or woken by its last release)."""
     park: bool = False
     """Keep ``need`` (one estimate) held and nothing spare, for ``park_seconds`` more than a lease lives."""
+    linger: bool = False
+    """A session's lease going quiet (nothing in flight, nothing asked): its hold, spare room included,
+    lives ``park_seconds`` more than a lease does, so no park message follows when it idles."""
 
     def ttl_seconds(self, settings: LeaseSettings) -> int:
-        """How long the hold lives unrenewed: a parked one ``park_seconds`` longer."""
-        return settings.ttl_seconds + settings.park_seconds if self.park else settings.ttl_seconds
+        """How long the hold lives unrenewed: a parked or lingering one ``park_seconds`` longer."""
+        return settings.ttl_seconds + settings.park_seconds if self.park or self.linger else settings.ttl_seconds
 
     def args(self, base: str, budget: BudgetRef, config: StoreConfig) -> list[str]:
         """The script's ARGV (see ``lua/lease.lua``)."""

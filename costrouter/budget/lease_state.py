@@ -66,6 +66,9 @@ class Lease:
     calls, so this lease waits for ``idle_seconds`` like a shared one instead of closing after one call."""
     parked: bool = False
     """Its last message parked it: idle, one estimate held for ``park_seconds`` (:func:`due_reason`)."""
+    lingering: bool = False
+    """Its last message lingered (:attr:`LeaseMessage.linger`): a session's lease, quiet, its room held
+    ``park_seconds`` longer; idle, it needs no park message, and its next call finds its room."""
     quiet_until: float = 0.0
     """A parked lease's due time (:func:`due_at`), as the background thread found it after the message of
     ``quiet_since``: until a call takes from the lease or another message goes, nothing else makes it due."""
@@ -77,8 +80,18 @@ class Lease:
         return self.parked and self.last_used > self.last_message
 
     def untouched_parked(self) -> bool:
-        """Whether the lease is parked, no call took from it since, and no message of it is out."""
-        return self.parked and self.last_used <= self.last_message and not self.sending and self.unacked is None
+        """Whether the lease is parked or lingering, no call took from it since, and no message of it is out."""
+        return (
+            (self.parked or self.lingering)
+            and self.last_used <= self.last_message
+            and not self.sending
+            and self.unacked is None
+        )
+
+    def idle_due(self, settings: LeaseSettings) -> float:
+        """When, unused until then, it falls due idle: to park, or (parked or lingering) to be given back."""
+        waits = settings.idle_seconds + (settings.park_seconds if self.parked or self.lingering else 0)
+        return self.last_used + waits
 
     def room(self) -> int:
         """What a call may still take from the lease without a message."""
@@ -117,7 +130,14 @@ def wake_slack(settings: LeaseSettings) -> float:
 
 
 def renew_at(lease: Lease, settings: LeaseSettings) -> float:
-    """When ``lease``'s hold needs renewing: a third of its TTL before it would expire here."""
+    """When ``lease``'s hold needs renewing: two thirds of its TTL before it would expire here.
+
+    Never (``inf``) when nothing is in flight and its idle message (park, give back) falls due while a
+    third of its TTL is still left: that message renews or ends the hold. A chat's lease used to be
+    renewed a second before it parked, a message a turn for nothing.
+    """
+    if not lease.inflight and lease.idle_due(settings) <= lease.valid_until - settings.ttl_seconds / 3:
+        return math.inf
     return lease.valid_until - settings.ttl_seconds * 2 / 3
 
 
@@ -143,19 +163,18 @@ def due_reason(  # noqa: PLR0911 - the reasons in their order, the first that ho
     ahead = now + slack
     flush_age = ahead - lease.last_message >= settings.flush_seconds
     if not lease.inflight:
-        # A session's lease that served one call is charged and given back in one message; leases of
-        # shared instances (user, team, tag, global) and of returning sessions wait for idle_seconds
-        # (the next call uses them), then park: one estimate held for park_seconds, for the next
-        # call after a pause; then they are given back.
+        # A session's lease that served one call is charged and given back in one message. Leases of
+        # shared instances (user, team, tag, global) wait for idle_seconds (the next call uses them),
+        # then park: one estimate held for park_seconds, for the next call after a pause; then they
+        # are given back. A returning session's lease lingers instead (its last message kept its room
+        # for park_seconds more): given back after idle_seconds + park_seconds, no park message.
         if flush_age and closes_when_idle(lease):
             return "close"
         if degraded:
             return "give back"
-        idle = ahead - lease.last_used
-        if lease.parked:
-            if idle >= settings.idle_seconds + settings.park_seconds:
+        if ahead >= lease.idle_due(settings):
+            if lease.parked or lease.lingering:
                 return "give back"
-        elif idle >= settings.idle_seconds:
             return "park" if settings.park_seconds else "give back"
     if lease.settled and (degraded or flush_age):
         return "flush"
@@ -182,7 +201,7 @@ def due_at(lease: Lease, settings: LeaseSettings, now: float, wall: float) -> fl
     flush_at = lease.last_message + settings.flush_seconds
     if flush_at < at and (lease.settled or (not lease.inflight and closes_when_idle(lease))):
         at = flush_at
-    idle_until = lease.last_used + settings.idle_seconds + (settings.park_seconds if lease.parked else 0)
+    idle_until = lease.idle_due(settings)
     if not lease.inflight and idle_until < at:
         at = idle_until
     if lease.window_end and now + (lease.window_end - CLOCK_MARGIN_SECONDS - wall) < at:

@@ -63,6 +63,7 @@ from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_se
 from costrouter.budget.lease_state import (
     CLOCK_MARGIN_SECONDS,
     Lease,
+    closes_when_idle,
     due_at_remembered,
     due_reason,
     quiet_due,
@@ -465,6 +466,7 @@ class LeasedStore(BudgetStore):
             # Kept aside for the calls that come while the message is out: held by it as if in flight.
             still = not give_back and not park and lease.alive(time.monotonic())
             pool = min(max(0, lease.room()), lease.spare // 2) if still else 0
+            linger = still and not need and not lease.inflight and self._lingers(lease)
             lease.sending = True
             lease.pool = pool
             demand = lease.served - lease.served_at_message + max(len(lease.waiters), lease.woken)
@@ -484,12 +486,22 @@ class LeasedStore(BudgetStore):
                 give_back=give_back,
                 demand=demand,
                 park=park,
+                linger=linger,
             )
             entries, lease.entries = lease.entries, []
             lease.settled = 0
             lease.hold = lease.inflight + pool
             lease.unacked = (message, entries)
         return message, entries
+
+    def _lingers(self, lease: Lease) -> bool:
+        """Whether ``lease``'s messages, sent with nothing in flight, keep its room ``park_seconds`` longer.
+
+        A session's lease of many calls (a chat): only its own calls use its room, so it keeps it through
+        a pause, and the next turn needs no message before it (a parked lease's refill) nor one after
+        (its park). Shared instances' leases still park to one estimate: their room is other processes' too.
+        """
+        return bool(self.settings.park_seconds) and lease.budget.scope == "session" and not closes_when_idle(lease)
 
     def _send_batch(self, due: list[tuple[Lease, str]]) -> tuple[int, list[BudgetStoreError]]:
         """Send the messages of several leases (each ``io`` held by the caller) in one pipeline.
@@ -607,6 +619,7 @@ class LeasedStore(BudgetStore):
                 lease.spare = max(0, reply.hold - message.inflight - message.need)
                 lease.valid_until = sent_at + message.ttl_seconds(self.settings) - CLOCK_MARGIN_SECONDS
             lease.parked = message.park
+            lease.lingering = message.linger
             lease.spent_seen, lease.held_seen = reply.spent, reply.held
         if mark_done and self.journal is not None and entries:
             self.journal.mark_all_done(entries)
@@ -745,7 +758,8 @@ class LeasedStore(BudgetStore):
     def lease_hold(self, budget: BudgetRef) -> int:
         """What this process's lease on ``budget`` holds in Redis as last answered (0: no lease).
 
-        A parked lease holds one estimate for ``park_seconds``: ``budget status`` counts it in ``held``.
+        A parked lease holds one estimate for ``park_seconds``, a lingering one its room: ``budget status``
+        counts either in ``held``.
         """
         with self._lock:
             lease = self._leases.get(budget)

@@ -112,16 +112,19 @@ class LeaseSettings(BaseModel):
         gt=0,
         le=3600,
         allow_inf_nan=False,
-        description="A lease no call used for this long is parked (see park_seconds), else given back.",
+        description=(
+            "A shared budget's lease no call used for this long is parked (see park_seconds), else given back."
+        ),
     )
     park_seconds: int = Field(
         default=300,
         ge=0,
         le=3600,
         description=(
-            "An idle lease (a session that called more than once, or a shared budget's) keeps one estimate "
-            "held this long more, so the next call after a pause (a chat's next turn) takes it without a "
-            "round trip; the hold lives park_seconds + ttl_seconds unrenewed. 0: given back when idle."
+            "An idle lease keeps room this long after idle_seconds, so the next call after a pause takes "
+            "it without a round trip: a session's that called more than once (a chat) keeps its whole "
+            "room (its quiet messages make it live park_seconds + ttl_seconds unrenewed: no park message), "
+            "a shared budget's is parked to one estimate. 0: given back when idle."
         ),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -313,39 +314,72 @@ def test_a_session_that_calls_again_after_its_lease_closed_keeps_the_next_one(re
         plain.close()
 
 
-def _until(plain: RedisBudgetStore, budget: BudgetRef, spent: int, held: int) -> None:
-    """Wait until Redis shows ``budget`` at ``spent`` and ``held`` (the background thread's messages)."""
+def _until(plain: RedisBudgetStore, budget: BudgetRef, spent: int, held: int | None) -> int:
+    """Wait until Redis shows ``budget`` at ``spent`` and ``held`` (``None``: any hold above 0), the
+    background thread's messages; returns the hold."""
     for _ in range(600):  # poll, no time asserted
         status = plain.status(budget)
-        if (status.spent_units, status.held_units) == (spent, held):
-            return
+        if status.spent_units == spent and (status.held_units == held or (held is None and status.held_units > 0)):
+            return status.held_units
         time.sleep(0.02)
     raise AssertionError(f"wanted spent {spent} held {held}: {plain.status(budget)}")
 
 
-@pytest.mark.parametrize("scope", ["session", "global"])
-def test_a_chat_whose_next_turn_comes_after_idle_seconds_takes_its_parked_lease_without_a_message(
-    redis_url: str, scope: str
-) -> None:
+def _held_here(store: LeasedStore, budget: BudgetRef, held: int) -> None:
+    """Wait until this process's lease holds ``held`` (the reply Redis answered is applied a moment later)."""
+    for _ in range(600):
+        if store.lease_hold(budget) == held:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"this process's lease holds {store.lease_hold(budget)}, not {held}")
+
+
+def test_a_chat_whose_next_turn_comes_after_idle_seconds_finds_its_lingering_lease(redis_url: str) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     # Short periods so the test runs in seconds; park_seconds as the default's rule, scaled down.
     store = _store(redis_url, prefix, flush_seconds=0.1, idle_seconds=0.5, park_seconds=2)
-    budget = (
-        ref(1_000_000, scope_id="chat")
-        if scope == "session"
-        else BudgetRef("everyone", "global", GLOBAL_SCOPE_ID, parse_window("total"), 1_000_000)
-    )
+    budget = ref(1_000_000, scope_id="chat")
     plain = RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url)
+    try:
+        for index in range(2):  # a session of more than one call: its lease lingers
+            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
+            store.settle(budget, f"c{index}", 600)
+        assert store.waits == 1
+        room = _until(plain, budget, 1200, None)  # flushed with nothing in flight: its whole room kept
+        assert room > 1000
+        messages = store.messages
+        time.sleep(0.7)  # longer than idle_seconds: a parked lease would have shrunk to one estimate by now
+        assert store.messages == messages  # no park message, and no renewal before it
+        assert plain.status(budget).held_units == room
+        # The chat's next turn, after the pause: an agent's two calls, both from the room kept.
+        for index in (2, 3):
+            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
+        for index in (2, 3):
+            store.settle(budget, f"c{index}", 600)
+        assert store.waits == 1
+        assert _until(plain, budget, 2400, None) > 1000  # the turn's spend carried, the room still kept...
+        # ...by the flush alone: no refill before it, no park after it (two flushes only if the thread woke
+        # between the two settles).
+        assert store.messages - messages in (1, 2)
+        _until(plain, budget, 2400, 0)  # no call for idle_seconds + park_seconds: given back
+        _held_here(store, budget, 0)
+        assert store.reserve(budget, "c4", 1000, enforce=True).granted
+        assert store.waits == 2  # the pause outlived the lease: this call opened a new one
+    finally:
+        store.close()
+        plain.close()
 
-    def held_here(held: int) -> None:  # the reply Redis answered is applied here a moment later
-        for _ in range(600):
-            if store.lease_hold(budget) == held:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"this process's lease holds {store.lease_hold(budget)}, not {held}")
+
+def test_a_shared_budget_whose_next_call_comes_after_idle_seconds_takes_its_parked_lease(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    # Short periods so the test runs in seconds; park_seconds as the default's rule, scaled down.
+    store = _store(redis_url, prefix, flush_seconds=0.1, idle_seconds=0.5, park_seconds=2)
+    budget = BudgetRef("everyone", "global", GLOBAL_SCOPE_ID, parse_window("total"), 1_000_000)
+    plain = RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url)
+    held_here = functools.partial(_held_here, store, budget)
 
     try:
-        for index in range(2):  # a session of more than one call (a shared instance: any)
+        for index in range(2):
             assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
             store.settle(budget, f"c{index}", 600)
         assert store.waits == 1
@@ -376,8 +410,8 @@ def test_a_chat_whose_turns_all_come_after_pauses_pays_a_round_trip_on_its_first
         for turn in range(4):
             assert store.reserve(budget, f"c{turn}", 1000, enforce=True).granted
             store.settle(budget, f"c{turn}", 600)
-            # The pause: the first turn's lease closes (one call); from the second on, the lease parks.
-            _until(plain, budget, 600 * (turn + 1), 0 if turn == 0 else 1000)
+            # The pause: the first turn's lease closes (one call); from the second on, the lease lingers.
+            _until(plain, budget, 600 * (turn + 1), 0 if turn == 0 else None)
             time.sleep(0.4)  # longer than idle_seconds (the window a closed session counted as returning)
         assert store.waits == 2  # before: the second turn's lease closed after it too, and every turn waited
     finally:
@@ -385,16 +419,25 @@ def test_a_chat_whose_turns_all_come_after_pauses_pays_a_round_trip_on_its_first
         plain.close()
 
 
-def test_a_lease_parked_near_the_limit_goes_back_and_the_next_call_reserves_for_itself(redis_url: str) -> None:
+@pytest.mark.parametrize("scope", ["session", "global"])
+def test_a_lease_idle_near_the_limit_goes_back_and_the_next_call_reserves_for_itself(
+    redis_url: str, scope: str
+) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     store = _store(redis_url, prefix, flush_seconds=0.1, idle_seconds=0.3, park_seconds=60)
-    budget = ref(2_000, scope_id="chat")
+    budget = (
+        ref(2_000, scope_id="chat")
+        if scope == "session"
+        else BudgetRef("everyone", "global", GLOBAL_SCOPE_ID, parse_window("total"), 2_000)
+    )
     plain = RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url)
     try:
         for index in range(2):
             assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
             store.settle(budget, f"c{index}", 600)
-        for _ in range(600):  # 800 left, less than one estimate: the park is refused and the lease goes
+        # 800 left, less than one estimate: the park is refused and the lease goes; a chat's lease keeps
+        # no room (its spare slice is below min_calls estimates)
+        for _ in range(600):
             if store.lease_hold(budget) == 0 and plain.status(budget).spent_units == 1200:
                 break
             time.sleep(0.02)

@@ -46,7 +46,8 @@ def test_a_lease_with_nothing_settled_is_due_only_to_renew_or_park() -> None:
     lease = _lease(inflight=100)  # a call in flight: not idle, so no park
     assert due_at(lease, SETTINGS, NOW, WALL) == NOW + 29 - 20  # a third of the TTL before it expires
     idle = _lease()
-    assert due_at(idle, SETTINGS, NOW, WALL) == NOW + 9  # the park, before the renewal
+    assert due_at(idle, SETTINGS, NOW, WALL) == NOW - 0.1 + 10  # the park: no renewal a second before it
+    assert due_reason(idle, SETTINGS, NOW + 9.5, WALL, degraded=False) is None
     assert due_reason(idle, SETTINGS, NOW + 9.9, WALL, degraded=False) == "park"
     unparked = LeaseSettings(flush_seconds=1.0, idle_seconds=10, ttl_seconds=30, park_seconds=0)
     assert due_reason(idle, unparked, NOW + 9.9, WALL, degraded=False) == "give back"
@@ -104,7 +105,7 @@ def test_a_one_call_session_closes_a_flush_period_after_its_opening() -> None:
     assert due_reason(returning, SETTINGS, NOW + 0.8, WALL, degraded=False) == "flush"
     assert due_at(returning, SETTINGS, NOW, WALL) == NOW + 0.8  # the flush; the give back waits for idle
     returning.settled = 0
-    assert due_at(returning, SETTINGS, NOW, WALL) == NOW + 9  # no close: its renewal, then a give back when idle
+    assert due_at(returning, SETTINGS, NOW, WALL) == NOW - 0.1 + 10  # no close: its idle message, no renewal before
 
 
 def test_a_window_that_ends_soon_rolls_the_lease_over_before_its_end() -> None:
@@ -167,3 +168,34 @@ def test_spend_settled_after_the_thread_looked_waits_at_most_one_flush_period() 
             wake += sleep_seconds([due_at(lease, SETTINGS, wake, WALL)], SETTINGS, wake)
         assert wake - settle <= SETTINGS.flush_seconds
         assert wake + slack >= last_message + SETTINGS.flush_seconds  # early by the slack at most
+
+
+def test_an_idle_lease_is_not_renewed_when_its_idle_message_comes_first() -> None:
+    # Nothing in flight, the park due (NOW + 9.9) while a third of the TTL is left (valid until NOW + 29):
+    # the park renews the hold, a renewal just before it would be a message for nothing.
+    idle = _lease()
+    assert due_reason(idle, SETTINGS, NOW + 9.5, WALL, degraded=False) is None
+    # A call in flight keeps the lease from idling: it is renewed as before.
+    busy = _lease(inflight=100)
+    assert due_reason(busy, SETTINGS, NOW + 9.5, WALL, degraded=False) == "renew"
+    # An idle message due later than that (a long idle_seconds) leaves the renewal as it was.
+    patient = LeaseSettings(flush_seconds=1.0, idle_seconds=600, ttl_seconds=30)
+    assert due_at(idle, patient, NOW, WALL) == NOW + 29 - 20
+    assert due_reason(idle, patient, NOW + 9.5, WALL, degraded=False) == "renew"
+
+
+def test_a_lingering_lease_is_given_back_after_its_pause_without_a_park_message() -> None:
+    # A chat's lease whose last message (after its call's use) kept its room park_seconds longer.
+    used, sent = NOW - 0.3, NOW - 0.2
+    lingering = _lease(
+        scope="session", spare=400, lingering=True, last_used=used, last_message=sent, valid_until=sent + 330 - 1
+    )
+    assert due_reason(lingering, SETTINGS, NOW + 10, WALL, degraded=False) is None  # no park
+    assert due_reason(lingering, SETTINGS, NOW + 200, WALL, degraded=False) is None  # no renewal either
+    assert due_at(lingering, SETTINGS, NOW, WALL) == used + 10 + 300
+    assert due_reason(lingering, SETTINGS, used + 310, WALL, degraded=False) == "give back"
+    # Untouched, its due time is remembered like a parked lease's; a call taking from it makes it stale.
+    assert due_at_remembered(lingering, SETTINGS, NOW, WALL) == used + 310
+    assert quiet_due(lingering, NOW + 1, degraded=False) == used + 310
+    lingering.last_used = NOW + 5
+    assert quiet_due(lingering, NOW + 6, degraded=False) is None
