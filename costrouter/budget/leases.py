@@ -93,7 +93,6 @@ _FORGOTTEN: Final = 10_000
 _CLOSED_SESSIONS: Final = 10_000
 """The most closed session leases remembered (:meth:`LeasedStore._lease_of`); then the oldest go."""
 _GIVING_BACK: Final = frozenset({"give back", "close"})
-_PARKING_OR_BACK: Final = _GIVING_BACK | {"park"}
 OUTAGE_REMINDER_SECONDS: Final = 60.0
 """While lease messages keep failing, the warning repeats at most this often (the flush retries every
 flush_seconds: a down store must not write a warning twice a second)."""
@@ -883,11 +882,16 @@ class LeasedStore(BudgetStore):
             )
 
     def _forget_returned(self, batch: list[tuple[Lease, str]]) -> None:
-        """Drop the leases given back and not used since: the next call on them opens a new one."""
+        """Drop the leases that hold nothing after their message and were not used since.
+
+        The next call on such a budget instance opens a new lease. Given back, or a park refused (no
+        room left for one estimate), or any message near the limit that left nothing to hold (a
+        session that spent its budget): such a lease was kept before, for the life of the process,
+        and looked at every wake.
+        """
         with self._lock:
             for lease, reason in batch:
-                # A park refused (no room left for one estimate) holds nothing either: the lease goes.
-                returned = reason in _PARKING_OR_BACK and lease.unacked is None and lease.hold == 0
+                returned = lease.unacked is None and lease.hold == 0
                 if returned and not lease.inflight and not lease.settled and self._leases.get(lease.budget) is lease:
                     del self._leases[lease.budget]
                     if reason == "close":
@@ -1026,6 +1030,12 @@ class LeasedStore(BudgetStore):
     def connections(self) -> int:
         """See :attr:`BudgetStore.connections`."""
         return self.inner.connections
+
+    @property
+    def live_leases(self) -> int:
+        """How many budget instances this process holds a lease on (opened, not yet given back)."""
+        with self._lock:
+            return len(self._leases)
 
     def __repr__(self) -> str:
         return f"LeasedStore({self.inner!r})"
