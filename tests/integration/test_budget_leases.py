@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -39,6 +38,13 @@ def _store(url: str, prefix: str, **lease: object) -> LeasedStore:
     settings = LeaseSettings(enabled=True, **lease)  # type: ignore[arg-type]
     config = StoreConfig(backend="redis", key_prefix=prefix, lease=settings, journal_dir=None)
     return LeasedStore(RedisBudgetStore(config, url=url))
+
+
+def _two_calls(store: LeasedStore, budget: BudgetRef) -> None:
+    """Two calls of 1000 estimated and 600 spent: a lease of more than one call (a session's lingers)."""
+    for index in range(2):
+        assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
+        store.settle(budget, f"c{index}", 600)
 
 
 def test_calls_after_the_first_send_no_message(redis_url: str) -> None:
@@ -260,9 +266,7 @@ def test_a_session_that_calls_again_keeps_its_lease(redis_url: str) -> None:
     assert isinstance(store, LeasedStore)
     budget = ref(1_000_000)
     try:
-        for index in range(2):
-            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
-            store.settle(budget, f"c{index}", 600)
+        _two_calls(store, budget)
         with RedisBudgetStore(config, url=redis_url) as plain:
             for _ in range(600):
                 if plain.status(budget).spent_units == 1200:
@@ -341,9 +345,7 @@ def test_a_chat_whose_next_turn_comes_after_idle_seconds_finds_its_lingering_lea
     budget = ref(1_000_000, scope_id="chat")
     plain = RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url)
     try:
-        for index in range(2):  # a session of more than one call: its lease lingers
-            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
-            store.settle(budget, f"c{index}", 600)
+        _two_calls(store, budget)  # a session of more than one call: its lease lingers
         assert store.waits == 1
         room = _until(plain, budget, 1200, None)  # flushed with nothing in flight: its whole room kept
         assert room > 1000
@@ -376,15 +378,11 @@ def test_a_shared_budget_whose_next_call_comes_after_idle_seconds_takes_its_park
     store = _store(redis_url, prefix, flush_seconds=0.1, idle_seconds=0.5, park_seconds=2)
     budget = BudgetRef("everyone", "global", GLOBAL_SCOPE_ID, parse_window("total"), 1_000_000)
     plain = RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url)
-    held_here = functools.partial(_held_here, store, budget)
-
     try:
-        for index in range(2):
-            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
-            store.settle(budget, f"c{index}", 600)
+        _two_calls(store, budget)
         assert store.waits == 1
         _until(plain, budget, 1200, 1000)  # idle: parked, one estimate held and nothing spare
-        held_here(1000)
+        _held_here(store, budget, 1000)
         messages = store.messages
         assert store.reserve(budget, "c2", 1000, enforce=True).granted  # the chat's next turn, after the pause
         assert store.waits == 1  # before parking: given back when idle, this call opened a lease again
@@ -392,7 +390,7 @@ def test_a_shared_budget_whose_next_call_comes_after_idle_seconds_takes_its_park
         _until(plain, budget, 1800, 1000)  # refilled off the call's path, its spend carried, parked again
         assert store.messages >= messages + 2  # the refill and the park at least (the flush may ride the refill)
         _until(plain, budget, 1800, 0)  # no call for park_seconds: given back
-        held_here(0)
+        _held_here(store, budget, 0)
         assert store.reserve(budget, "c3", 1000, enforce=True).granted
         assert store.waits == 2  # the pause outlived the parked lease: this call opened a new one
     finally:
@@ -432,9 +430,7 @@ def test_a_lease_idle_near_the_limit_goes_back_and_the_next_call_reserves_for_it
     )
     plain = RedisBudgetStore(StoreConfig(backend="redis", key_prefix=prefix), url=redis_url)
     try:
-        for index in range(2):
-            assert store.reserve(budget, f"c{index}", 1000, enforce=True).granted
-            store.settle(budget, f"c{index}", 600)
+        _two_calls(store, budget)
         # 800 left, less than one estimate: the park is refused and the lease goes; a chat's lease keeps
         # no room (its spare slice is below min_calls estimates)
         for _ in range(600):
