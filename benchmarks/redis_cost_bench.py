@@ -196,7 +196,7 @@ def _run(store: BudgetStore, sessions: int, calls: int, finish: Callable[[], Non
     return elapsed
 
 
-def measure(  # noqa: PLR0913 - the arm, its workload and the optional instruments
+def measure(
     url: str,
     mode: str,
     sessions: int,
@@ -281,7 +281,13 @@ def main() -> None:
         for calls in args.calls_per_session:
             for mode, top_index in arms:
                 figures = measure(
-                    server.url, mode, args.sessions, calls, top_index=top_index, callgrind=callgrind, gap=args.gap_seconds
+                    server.url,
+                    mode,
+                    args.sessions,
+                    calls,
+                    top_index=top_index,
+                    callgrind=callgrind,
+                    gap=args.gap_seconds,
                 )
                 instructions = f"{figures['server_instructions_per_call'] / 1000:,.1f} k | " if callgrind else ""
                 print(
