@@ -70,7 +70,7 @@ class Lease:
     """Its last message lingered (:attr:`LeaseMessage.linger`): a session's lease, quiet, its room held
     ``park_seconds`` longer; idle, it needs no park message, and its next call finds its room."""
     quiet_until: float = 0.0
-    """A parked lease's due time (:func:`due_at`), as the background thread found it after the message of
+    """A parked or lingering lease's due time (:func:`due_at`), as the background thread found it after the message of
     ``quiet_since``: until a call takes from the lease or another message goes, nothing else makes it due."""
     quiet_since: float = -1.0
     """``last_message`` when ``quiet_until`` was found (:func:`due_at_remembered`): a later message makes it stale."""
@@ -210,7 +210,7 @@ def due_at(lease: Lease, settings: LeaseSettings, now: float, wall: float) -> fl
 
 
 def quiet_due(lease: Lease, ahead: float, *, degraded: bool) -> float | None:
-    """A parked lease's remembered due time, when it still holds and lies beyond monotonic ``ahead``; else ``None``.
+    """A parked or lingering lease's remembered due time, when it still holds and lies beyond ``ahead``; else ``None``.
 
     Spares the background thread's look at each parked lease (:func:`due_reason`, :func:`due_at`) at every
     wake: a process that served many chats in the last ``park_seconds`` holds a parked lease for each.
@@ -220,7 +220,7 @@ def quiet_due(lease: Lease, ahead: float, *, degraded: bool) -> float | None:
 
 
 def due_at_remembered(lease: Lease, settings: LeaseSettings, now: float, wall: float) -> float:
-    """:func:`due_at`, kept for :func:`quiet_due` when ``lease`` is parked and no call took from it since."""
+    """:func:`due_at`, kept for :func:`quiet_due` when ``lease`` is parked or lingering and untouched since."""
     at = due_at(lease, settings, now, wall)
     if lease.untouched_parked():
         lease.quiet_since, lease.quiet_until = lease.last_message, at
