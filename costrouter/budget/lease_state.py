@@ -79,18 +79,19 @@ class Lease:
         """Whether a call took from the lease after its park message: its spare room is due again."""
         return self.parked and self.last_used > self.last_message
 
+    def kept_for_pause(self) -> bool:
+        """Whether its last message kept it ``park_seconds`` longer: parked, or lingering."""
+        return self.parked or self.lingering
+
     def untouched_parked(self) -> bool:
         """Whether the lease is parked or lingering, no call took from it since, and no message of it is out."""
         return (
-            (self.parked or self.lingering)
-            and self.last_used <= self.last_message
-            and not self.sending
-            and self.unacked is None
+            self.kept_for_pause() and self.last_used <= self.last_message and not self.sending and self.unacked is None
         )
 
     def idle_due(self, settings: LeaseSettings) -> float:
         """When, unused until then, it falls due idle: to park, or (parked or lingering) to be given back."""
-        waits = settings.idle_seconds + (settings.park_seconds if self.parked or self.lingering else 0)
+        waits = settings.idle_seconds + (settings.park_seconds if self.kept_for_pause() else 0)
         return self.last_used + waits
 
     def room(self) -> int:
@@ -149,6 +150,16 @@ def closes_when_idle(lease: Lease) -> bool:
     return lease.budget.scope == "session" and lease.served <= 1 and not lease.returning
 
 
+def lingers(lease: Lease, settings: LeaseSettings) -> bool:
+    """Whether ``lease``'s messages, sent with nothing in flight, keep its room ``park_seconds`` longer.
+
+    A session's lease of many calls (a chat): only its own calls use its room, so it keeps it through
+    a pause, and the next turn needs no message before it (a parked lease's refill) nor one after
+    (its park). Shared instances' leases still park to one estimate: their room is other processes' too.
+    """
+    return bool(settings.park_seconds) and lease.budget.scope == "session" and not closes_when_idle(lease)
+
+
 def due_reason(  # noqa: PLR0911 - the reasons in their order, the first that holds returned
     lease: Lease, settings: LeaseSettings, now: float, wall: float, *, degraded: bool, slack: float = 0.0
 ) -> str | None:
@@ -173,7 +184,7 @@ def due_reason(  # noqa: PLR0911 - the reasons in their order, the first that ho
         if degraded:
             return "give back"
         if ahead >= lease.idle_due(settings):
-            if lease.parked or lease.lingering:
+            if lease.kept_for_pause():
                 return "give back"
             return "park" if settings.park_seconds else "give back"
     if lease.settled and (degraded or flush_age):

@@ -63,9 +63,9 @@ from costrouter.budget.lease_message import LeaseMessage, LeaseReply, applied_se
 from costrouter.budget.lease_state import (
     CLOCK_MARGIN_SECONDS,
     Lease,
-    closes_when_idle,
     due_at_remembered,
     due_reason,
+    lingers,
     quiet_due,
     sleep_seconds,
     wake_slack,
@@ -465,7 +465,7 @@ class LeasedStore(BudgetStore):
             # Kept aside for the calls that come while the message is out: held by it as if in flight.
             still = not give_back and not park and lease.alive(time.monotonic())
             pool = min(max(0, lease.room()), lease.spare // 2) if still else 0
-            linger = still and not need and not lease.inflight and self._lingers(lease)
+            linger = still and not need and not lease.inflight and lingers(lease, self.settings)
             lease.sending = True
             lease.pool = pool
             demand = lease.served - lease.served_at_message + max(len(lease.waiters), lease.woken)
@@ -492,15 +492,6 @@ class LeasedStore(BudgetStore):
             lease.hold = lease.inflight + pool
             lease.unacked = (message, entries)
         return message, entries
-
-    def _lingers(self, lease: Lease) -> bool:
-        """Whether ``lease``'s messages, sent with nothing in flight, keep its room ``park_seconds`` longer.
-
-        A session's lease of many calls (a chat): only its own calls use its room, so it keeps it through
-        a pause, and the next turn needs no message before it (a parked lease's refill) nor one after
-        (its park). Shared instances' leases still park to one estimate: their room is other processes' too.
-        """
-        return bool(self.settings.park_seconds) and lease.budget.scope == "session" and not closes_when_idle(lease)
 
     def _send_batch(self, due: list[tuple[Lease, str]]) -> tuple[int, list[BudgetStoreError]]:
         """Send the messages of several leases (each ``io`` held by the caller) in one pipeline.

@@ -10,6 +10,7 @@ from costrouter.budget.lease_state import (
     due_at,
     due_at_remembered,
     due_reason,
+    lingers,
     quiet_due,
     sleep_seconds,
     wake_slack,
@@ -199,3 +200,12 @@ def test_a_lingering_lease_is_given_back_after_its_pause_without_a_park_message(
     assert quiet_due(lingering, NOW + 1, degraded=False) == used + 310
     lingering.last_used = NOW + 5
     assert quiet_due(lingering, NOW + 6, degraded=False) is None
+
+
+def test_only_a_chat_s_lease_lingers() -> None:
+    assert lingers(_lease("session", served=2), SETTINGS)  # a session of many calls
+    assert lingers(_lease("session", served=1, returning=True), SETTINGS)  # its session called after a close
+    assert not lingers(_lease("session", served=1), SETTINGS)  # one call: it closes instead
+    assert not lingers(_lease("user", served=2), SETTINGS)  # a shared instance parks to one estimate
+    unparked = LeaseSettings(flush_seconds=1.0, idle_seconds=10, ttl_seconds=30, park_seconds=0)
+    assert not lingers(_lease("session", served=2), unparked)  # park_seconds 0: given back when idle
